@@ -1,0 +1,118 @@
+"""slugify, redirect_outputs, copy_outputs (in real subprocesses) and the logger."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from execo_engine.utils import slugify
+
+PRINTER = textwrap.dedent("""
+    import os, subprocess, sys
+    from execo_engine.utils import {function}
+    {function}({out!r}, {err!r})
+    print("python out 1")
+    print("python err 1", file=sys.stderr)
+    subprocess.run([sys.executable, "-c",
+                    "import sys; print('child out'); print('child err', file=sys.stderr)"])
+    os.system("echo shell out; echo shell err >&2")
+    print("python out last", end="")
+    sys.stderr.write("python err last")
+""")
+OUT_LINES = ["python out 1", "child out", "shell out", "python out last"]
+ERR_LINES = ["python err 1", "child err", "shell err", "python err last"]
+
+
+def run_printer(tmp_path, function, out, err):
+    script = PRINTER.format(function=function, out=str(tmp_path / out) if out else None,
+                            err=str(tmp_path / err) if err else None)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+
+
+def lines(path):
+    return path.read_text().replace("last", "last\n").split()  # "last" lines lack a newline
+
+
+def words(text):
+    return text.replace("last", "last\n").split()
+
+
+def as_words(expected):
+    return " ".join(expected).split()
+
+
+@pytest.mark.parametrize("value,slug", [
+    ("Hello World!", "hello-world"), ("  Élan -- Vital ", "elan-vital"),
+    ("../../etc/passwd", "etcpasswd"), ("a\\b/c", "abc"), ({"x": 1}, "x-1"), ("___", "___")])
+def test_slugify(value, slug):
+    assert slugify(value) == slug
+
+
+def test_slugify_separator():
+    assert slugify("Hello  World", separator="_") == "hello_world"
+    with pytest.raises(ValueError, match="path separator"):
+        slugify("x", separator="/")
+
+
+def test_redirect_outputs_separate_files(tmp_path):
+    result = run_printer(tmp_path, "redirect_outputs", "out.txt", "err.txt")
+    assert result.stdout == "" and result.stderr == ""
+    assert lines(tmp_path / "out.txt") == as_words(OUT_LINES)
+    assert lines(tmp_path / "err.txt") == as_words(ERR_LINES)
+
+
+def test_redirect_outputs_merged(tmp_path):
+    run_printer(tmp_path, "redirect_outputs", "both.txt", "both.txt")
+    merged = lines(tmp_path / "both.txt")
+    assert sorted(merged) == sorted(as_words(OUT_LINES + ERR_LINES))
+
+
+def test_copy_outputs_files_and_terminal(tmp_path):
+    result = run_printer(tmp_path, "copy_outputs", "out.txt", "err.txt")
+    assert lines(tmp_path / "out.txt") == as_words(OUT_LINES)
+    assert lines(tmp_path / "err.txt") == as_words(ERR_LINES)
+    assert words(result.stdout) == as_words(OUT_LINES)
+    assert words(result.stderr) == as_words(ERR_LINES)
+
+
+def test_copy_outputs_merged_keeps_each_stream_in_order(tmp_path):
+    result = run_printer(tmp_path, "copy_outputs", "both.txt", "both.txt")
+    merged = lines(tmp_path / "both.txt")
+    assert sorted(merged) == sorted(as_words(OUT_LINES + ERR_LINES))
+    out_words, err_words = set(as_words(OUT_LINES)), set(as_words(ERR_LINES))
+    assert [w for w in merged if w in out_words and w not in err_words] == \
+        [w for w in as_words(OUT_LINES) if w not in err_words]
+    assert words(result.stdout) == as_words(OUT_LINES)
+    assert words(result.stderr) == as_words(ERR_LINES)
+
+
+def test_copy_outputs_keeps_output_of_a_killed_process(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, sys
+        from execo_engine.utils import copy_outputs
+        copy_outputs({str(tmp_path / "out.txt")!r}, None)
+        for i in range(1000):
+            print("line", i)
+        sys.stdout.flush()
+        os._exit(0)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    expected = [f"line {i}" for i in range(1000)]
+    # the copier outlives the process and drains the pipe; wait for it through the terminal copy
+    assert result.stdout.splitlines() == expected
+    assert (tmp_path / "out.txt").read_text().splitlines() == expected
+
+
+def test_logger_does_not_duplicate_when_application_configures_logging():
+    script = textwrap.dedent("""
+        import logging
+        logging.basicConfig(format="%(name)s:%(message)s")
+        from execo_engine.log import logger
+        logger.warning("once")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stderr.splitlines() == ["execo_engine:once"]
