@@ -1,0 +1,120 @@
+"""Canonical text encoding of sweep elements: one compact JSON document per element.
+
+The same element always encodes to the same text, in every process (no ``hash()``, sorted
+keys), and decodes to an equal value of the same types:
+
+- ``str``, ``int``, ``float``, ``bool``, ``None`` and ``list`` are plain JSON;
+- a :class:`HashableDict` whose keys are all strings is a plain JSON object (the common case,
+  readable in the files); every JSON object decodes to a ``HashableDict``;
+- other types are a one-key object whose key is a tag: ``{"__tuple__": [...]}``,
+  ``{"__dict__": [[k, v], ...]}`` (a plain dict), ``{"__hdict__": [[k, v], ...]}`` (a
+  HashableDict with non-string keys), ``{"__frozenset__": [...]}``, ``{"__bytes__": "base64"}``
+  and, only when the user opted in, ``{"__pickle__": "base64"}``. A HashableDict whose only key
+  is a tag name is written in the ``__hdict__`` form, so a tag is never ambiguous.
+
+Anything else (a ``set``, an ``IntEnum``, a custom class) is an :class:`UnsupportedValueError`
+naming the value, unless ``allow_pickle=True``. Decoding never unpickles unless
+``allow_pickle=True`` either: a pickled value in a file is a :class:`PickleNotAllowedError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+from execo_engine.sweep import HashableDict
+
+_PLAIN = (str, int, float, bool, type(None))
+_TAGS = frozenset({"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__",
+                   "__pickle__"})
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+class UnsupportedValueError(TypeError):
+    """A value the text codec cannot carry (and pickle was not allowed)."""
+
+
+class PickleNotAllowedError(ValueError):
+    """A file holds a pickled value and the reader did not opt in to unpickling."""
+
+
+class Codec:
+    """Encodes elements to canonical JSON text and back.
+
+    ``allow_pickle=True`` lets values the text form cannot carry be pickled (and such records be
+    unpickled when read): only for directories written by people you trust.
+    """
+
+    def __init__(self, allow_pickle: bool = False) -> None:
+        self.allow_pickle = allow_pickle
+
+    def encode(self, element: Any) -> str:
+        """The canonical one-line JSON text of ``element``."""
+        return _dumps(self._to_json(element))
+
+    def decode(self, text: str | bytes) -> Any:
+        """The element whose text is ``text``; ``ValueError`` if it is not valid."""
+        return json.loads(text, object_pairs_hook=self._from_object)
+
+    def decode_lines(self, lines: list[bytes]) -> list[Any]:
+        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid."""
+        if not lines:
+            return []
+        return json.loads(b"[" + b",".join(lines) + b"]", object_pairs_hook=self._from_object)
+
+    def _to_json(self, value: Any) -> Any:
+        kind = type(value)
+        if kind in _PLAIN:
+            return value
+        if kind is HashableDict:
+            if all(type(key) is str for key in value) and not (len(value) == 1 and
+                                                               next(iter(value)) in _TAGS):
+                return {key: self._to_json(item) for key, item in value.items()}
+            return {"__hdict__": self._pairs(value)}
+        if kind is list:
+            return [self._to_json(item) for item in value]
+        if kind is tuple:
+            return {"__tuple__": [self._to_json(item) for item in value]}
+        if kind is dict:
+            return {"__dict__": self._pairs(value)}
+        if kind is frozenset:
+            return {"__frozenset__": self._sorted(self._to_json(item) for item in value)}
+        if kind is bytes:
+            return {"__bytes__": base64.b64encode(value).decode("ascii")}
+        if self.allow_pickle:
+            return {"__pickle__": base64.b64encode(pickle.dumps(value, protocol=4)).decode()}
+        raise UnsupportedValueError(
+            f"cannot store {value!r} (type {kind.__module__}.{kind.__qualname__}) as text: "
+            f"use str, int, float, bool, None, tuple, list, dict, frozenset or bytes values, "
+            f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory")
+
+    def _pairs(self, mapping: dict[Any, Any]) -> list[list[Any]]:
+        return self._sorted([self._to_json(key), self._to_json(item)]
+                            for key, item in mapping.items())
+
+    @staticmethod
+    def _sorted(items: Iterable[Any]) -> list[Any]:
+        return sorted(items, key=_dumps)
+
+    def _from_object(self, pairs: list[tuple[str, Any]]) -> Any:
+        if len(pairs) != 1 or pairs[0][0] not in _TAGS:
+            return HashableDict(pairs)
+        tag, payload = pairs[0]
+        if tag == "__tuple__":
+            return tuple(payload)
+        if tag == "__dict__":
+            return {key: item for key, item in payload}
+        if tag == "__hdict__":
+            return HashableDict((key, item) for key, item in payload)
+        if tag == "__frozenset__":
+            return frozenset(payload)
+        if tag == "__bytes__":
+            return base64.b64decode(payload)
+        if not self.allow_pickle:
+            raise PickleNotAllowedError(
+                "record holds a pickled value: refusing to unpickle it (it could run code); "
+                "pass allow_pickle=True only if you trust whoever writes this directory")
+        return pickle.loads(base64.b64decode(payload))

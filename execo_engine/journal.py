@@ -1,0 +1,184 @@
+"""An append-only file of newline-terminated records, read incrementally.
+
+A record is complete only with its final newline. A torn last record (a writer crashed in the
+middle of its append) is ignored on read, and cut off when the reader holds the directory lock
+(``repair=True``): no live writer can then be in the middle of an append. The file may be
+replaced atomically (compaction: temporary file + rename) or deleted by a user; a reader notices
+(another inode, a shorter file, no file) and starts over from the beginning of what is there.
+
+Every method except :meth:`Journal.read_new` with ``repair=False`` must be called with the
+directory lock held, and :meth:`Journal.append` right after :meth:`Journal.read_new` in the same
+locked section (the journal must be read to its end before anything is appended).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from execo_engine.log import logger
+
+_NEWLINE = b"\n"
+_PICKLE_START = b"\x80"
+
+
+class CorruptRecordError(ValueError):
+    """A complete record in the middle of a journal that cannot be decoded."""
+
+
+@dataclass
+class Batch:
+    """What :meth:`Journal.read_new` found: records, and whether reading started over."""
+
+    records: list[bytes] = field(default_factory=list)
+    restarted: bool = False
+    first_offset: int = 0
+
+
+def fsync_directory(directory: str) -> None:
+    """Make the creation or renaming of entries in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def replace_atomically(path: str, data: bytes) -> None:
+    """Make ``path`` hold ``data``, durably, so that readers see the old or the new content."""
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(os.path.dirname(path) or ".")
+
+
+def corrupt_record_error(path: str, batch: Batch,
+                         decode: Callable[[bytes], object]) -> CorruptRecordError:
+    """The error naming ``path`` and the byte offset of the first record ``decode`` rejects."""
+    offset = batch.first_offset
+    for record in batch.records:
+        try:
+            decode(record)
+        except ValueError as error:
+            reason = str(error)
+            break
+        offset += len(record) + 1
+    else:
+        record, reason = b"", "undecodable batch"
+    if offset == 0 and record.startswith(_PICKLE_START):
+        reason = ("this looks like a pickle file written by execo 2.x, which this version never "
+                  "unpickles: move the directory away, or start a new one")
+    return CorruptRecordError(f"{path}: corrupt record at byte offset {offset}: "
+                              f"{record[:80]!r} ({reason})")
+
+
+class Journal:
+    """One journal file ``name`` in ``directory``."""
+
+    def __init__(self, directory: str, name: str) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, name)
+        self.records = 0  #: complete records in the file, as far as this reader knows
+        self._fd: int | None = None
+        self._inode: int | None = None
+        self._offset = 0
+        self._restart_pending = False
+
+    def restart(self) -> None:
+        """Forget what was read: the next :meth:`read_new` reads the whole file again and
+        says it ``restarted``."""
+        self._forget()
+        self._restart_pending = True
+
+    def _forget(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = self._inode = None
+        self._offset = self.records = 0
+
+    def _open(self, create: bool) -> int:
+        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
+
+    def read_new(self, repair: bool) -> Batch:
+        """The complete records appended since the last call (or the whole file, restarted)."""
+        batch = Batch(restarted=self._restart_pending)
+        self._restart_pending = False
+        try:
+            inode_now = os.stat(self.path, follow_symlinks=False).st_ino
+        except FileNotFoundError:  # deleted (or never written)
+            batch.restarted |= self._inode is not None
+            self._forget()
+            return batch
+        if inode_now != self._inode:  # replaced (or first read)
+            batch.restarted |= self._inode is not None
+            self._forget()
+            self._fd = self._open(create=False)
+            self._inode = os.fstat(self._fd).st_ino
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        if size < self._offset:  # truncated by hand: read it all again
+            batch.restarted = True
+            self._offset = self.records = 0
+        if size == self._offset:
+            return batch
+        data = os.pread(self._fd, size - self._offset, self._offset)
+        end = data.rfind(_NEWLINE) + 1
+        if end < len(data) and repair:
+            logger.warning("%s: cut off a torn last record at byte offset %d (%d bytes, written "
+                           "by a process that crashed mid-append)", self.path,
+                           self._offset + end, len(data) - end)
+            os.ftruncate(self._fd, self._offset + end)
+        batch.first_offset = self._offset
+        batch.records = data[:end].split(_NEWLINE)[:-1]
+        self._offset += end
+        self.records += len(batch.records)
+        return batch
+
+    def append(self, data: bytes) -> None:
+        """Append complete records (``data`` ends with a newline), under the lock.
+
+        If the write fails midway (disk full), the partial record is cut off again.
+        """
+        created = self._fd is None
+        if created:
+            self._fd = self._open(create=True)
+            self._inode = os.fstat(self._fd).st_ino
+        assert self._fd is not None
+        try:
+            write_all(self._fd, data)
+        except BaseException:
+            os.ftruncate(self._fd, self._offset)
+            raise
+        self._offset += len(data)
+        self.records += data.count(_NEWLINE)
+        if created:
+            fsync_directory(self.directory)
+
+    def sync_handle(self) -> int:
+        """A new descriptor of the journal, to ``os.fsync`` (then close) outside the lock."""
+        assert self._fd is not None
+        return os.dup(self._fd)
+
+    def rewrite(self, data: bytes) -> None:
+        """Replace the whole journal atomically by ``data`` (temporary file + rename)."""
+        replace_atomically(self.path, data)
+        self._forget()
+        self._fd = self._open(create=False)
+        self._inode = os.fstat(self._fd).st_ino
+        self._offset = len(data)
+        self.records = data.count(_NEWLINE)
