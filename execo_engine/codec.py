@@ -63,7 +63,10 @@ class Codec:
         """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid."""
         if not lines:
             return []
-        return json.loads(b"[" + b",".join(lines) + b"]", object_pairs_hook=self._from_object)
+        data = b"[" + b",".join(lines) + b"]"
+        # Without any tag in the text, every object is a HashableDict: build them directly.
+        hook = self._from_object if b'"__' in data else HashableDict
+        return json.loads(data, object_pairs_hook=hook)
 
     def _to_json(self, value: Any) -> Any:
         kind = type(value)

@@ -3,8 +3,9 @@
 Files (all text, one JSON record a line, see :mod:`execo_engine.codec`):
 
 - ``done``: one element a record, appended and fsync'd, never rewritten;
-- ``inprogress``: claim events, ``["+",[host,pid,start],element]`` when an element is taken and
-  ``["-",element]`` when it is given back (done, skipped, cancelled, owner dead). It is
+- ``inprogress``: claim events, ``["+",[host,pid,start],element,position]`` when an element is
+  taken (position: where it stands in the claimer's sweeps, a hint) and ``["-",element]`` when
+  it is given back (done, skipped, cancelled, owner dead). It is
   compacted (rewritten with the live claims only, atomically) when mostly made of finished
   claims. Deleting it releases every claim;
 - ``sweeps`` (when saved): the elements to iterate on, in order, written atomically;
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from execo_engine.codec import Codec, PickleNotAllowedError
@@ -28,21 +29,26 @@ from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner
 
 CLAIM, RELEASE = "+", "-"
-ClaimEvent = tuple[str, Owner | None, Any]
+#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None)
+ClaimEvent = tuple[str, Owner | None, Any, int | None]
 
 
-def _claim_prefix(owner: Owner) -> str:
-    return f'["{CLAIM}",{json.dumps(list(owner), separators=(",", ":"))},'
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
 class Changes:
-    """What other writers (and crashed ones) did since the last :meth:`DirectoryStore.read`."""
+    """What other writers (and crashed ones) did since the last :meth:`DirectoryStore.read`.
 
-    done: list[Any] = field(default_factory=list)
-    done_restarted: bool = False
-    claims: list[ClaimEvent] = field(default_factory=list)
-    claims_restarted: bool = False
+    ``done`` is decoded lazily, piece by piece (a resumed grid may hold millions of records):
+    consume it before the lock is released.
+    """
+
+    done: Iterator[Any]
+    done_restarted: bool
+    claims: list[ClaimEvent]
+    claims_restarted: bool
+    changed: bool  #: False when nothing at all happened
 
 
 class DirectoryStore:
@@ -64,22 +70,25 @@ class DirectoryStore:
         self._claims = Journal(self.path, "inprogress")
         self._sweeps_path = os.path.join(self.path, "sweeps")
 
-    def _decode(self, path: str, batch: Batch) -> list[Any]:
-        try:
-            return self.codec.decode_lines(batch.records)
-        except PickleNotAllowedError as error:
-            raise PickleNotAllowedError(f"{path}: {error}") from None
-        except ValueError:
-            raise corrupt_record_error(path, batch, self.codec.decode) from None
+    def _decode(self, path: str, batch: Batch) -> Iterator[Any]:
+        for offset, records in batch.chunks():
+            try:
+                yield from self.codec.decode_lines(records)
+            except PickleNotAllowedError as error:
+                raise PickleNotAllowedError(f"{path}: {error}") from None
+            except ValueError:
+                raise corrupt_record_error(path, offset, records, self.codec.decode) from None
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired."""
-        done_batch = self._done.read_new(repair=True)
-        claims_batch = self._claims.read_new(repair=True)
-        claims = [(record[0], tuple(record[1]) if record[0] == CLAIM else None, record[-1])
-                  for record in self._decode(self._claims.path, claims_batch)]
-        return Changes(self._decode(self._done.path, done_batch), done_batch.restarted,
-                       claims, claims_batch.restarted)  # type: ignore[arg-type]
+        done = self._done.read_new(repair=True)
+        claims = self._claims.read_new(repair=True)
+        events = [(CLAIM, tuple(record[1]), record[2], record[3]) if record[0] == CLAIM
+                  else (RELEASE, None, record[1], None)
+                  for record in self._decode(self._claims.path, claims)]
+        changed = bool(done.data or claims.data or done.restarted or claims.restarted)
+        return Changes(self._decode(self._done.path, done), done.restarted,
+                       events, claims.restarted, changed)  # type: ignore[arg-type]
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""
@@ -90,6 +99,11 @@ class DirectoryStore:
         encode = self.codec.encode
         return "".join(f"{prefix}{encode(element)}{suffix}\n" for element in elements).encode()
 
+    def _claim_lines(self, claims: Iterable[tuple[Any, Owner, int | None]]) -> bytes:
+        encode = self.codec.encode
+        return "".join(f'["{CLAIM}",{_json(list(owner))},{encode(element)},{_json(position)}]\n'
+                       for element, owner, position in claims).encode()
+
     def append_done(self, elements: Iterable[Any]) -> int | None:
         """Append done records; returns a descriptor to fsync (and close) after unlocking."""
         data = self._lines(elements)
@@ -98,9 +112,9 @@ class DirectoryStore:
         self._done.append(data)
         return self._done.sync_handle()
 
-    def append_claims(self, elements: Iterable[Any], owner: Owner) -> None:
-        """Record that ``owner`` took ``elements``."""
-        if data := self._lines(elements, _claim_prefix(owner), "]"):
+    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner) -> None:
+        """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
+        if data := self._claim_lines((element, owner, position) for position, element in taken):
             self._claims.append(data)
 
     def append_releases(self, elements: Iterable[Any]) -> None:
@@ -113,11 +127,15 @@ class DirectoryStore:
         """How many records the ``inprogress`` journal holds (to decide on compaction)."""
         return self._claims.records
 
-    def rewrite_claims(self, claims: dict[Any, Owner]) -> None:
-        """Replace the ``inprogress`` journal by exactly ``claims`` (compaction, reset)."""
-        self._claims.rewrite(b"".join(
-            self._lines([element], _claim_prefix(owner), "]")
-            for element, owner in claims.items()))
+    def rewrite_claims(self, claims: Iterable[tuple[Any, Owner, int | None]]) -> None:
+        """Replace the ``inprogress`` journal by exactly ``(element, owner, position)`` claims
+        (compaction, reset)."""
+        self._claims.rewrite(self._claim_lines(claims))
+
+    def done_texts(self) -> list[str]:
+        """The text of every complete done record, as written (canonical), without decoding."""
+        batch = Journal(self.path, "done").read_new(repair=False)
+        return batch.data.decode().splitlines()
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""
@@ -127,7 +145,7 @@ class DirectoryStore:
             return None
         with open(fd, "rb") as f:
             data = f.read()
-        return self._decode(self._sweeps_path, Batch(records=data.split(b"\n")[:-1]))
+        return list(self._decode(self._sweeps_path, Batch(data)))
 
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from execo_engine.log import logger
 
@@ -30,11 +30,24 @@ class CorruptRecordError(ValueError):
 
 @dataclass
 class Batch:
-    """What :meth:`Journal.read_new` found: records, and whether reading started over."""
+    """What :meth:`Journal.read_new` found: complete records, and whether reading started over.
 
-    records: list[bytes] = field(default_factory=list)
+    ``data`` holds the records (each ending with a newline) read from byte ``first_offset``.
+    """
+
+    data: bytes = b""
     restarted: bool = False
     first_offset: int = 0
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[tuple[int, list[bytes]]]:
+        """``(offset, records)`` pieces of about ``size`` bytes, records without newlines."""
+        data, start = self.data, 0
+        while start < len(data):
+            end = data.rfind(_NEWLINE, start, start + size) + 1
+            if end <= start:  # one record longer than size
+                end = data.index(_NEWLINE, start) + 1
+            yield self.first_offset + start, data[start:end - 1].split(_NEWLINE)
+            start = end
 
 
 def fsync_directory(directory: str) -> None:
@@ -66,11 +79,11 @@ def replace_atomically(path: str, data: bytes) -> None:
     fsync_directory(os.path.dirname(path) or ".")
 
 
-def corrupt_record_error(path: str, batch: Batch,
+def corrupt_record_error(path: str, offset: int, records: list[bytes],
                          decode: Callable[[bytes], object]) -> CorruptRecordError:
-    """The error naming ``path`` and the byte offset of the first record ``decode`` rejects."""
-    offset = batch.first_offset
-    for record in batch.records:
+    """The error naming ``path`` and the byte offset of the first record ``decode`` rejects,
+    ``records`` starting at byte ``offset``."""
+    for record in records:
         try:
             decode(record)
         except ValueError as error:
@@ -144,9 +157,9 @@ class Journal:
                            self._offset + end, len(data) - end)
             os.ftruncate(self._fd, self._offset + end)
         batch.first_offset = self._offset
-        batch.records = data[:end].split(_NEWLINE)[:-1]
+        batch.data = data[:end] if end < len(data) else data
         self._offset += end
-        self.records += len(batch.records)
+        self.records += batch.data.count(_NEWLINE)
         return batch
 
     def append(self, data: bytes) -> None:

@@ -32,11 +32,10 @@ class HashableDict(dict):
     __slots__ = ("_hash",)
 
     def __hash__(self) -> int:  # type: ignore[override]
-        try:
-            return self._hash
-        except AttributeError:
-            self._hash: int = hash(frozenset(self.items()))
-            return self._hash
+        cached: int | None = getattr(self, "_hash", None)
+        if cached is None:
+            cached = self._hash = hash(frozenset(self.items()))
+        return cached
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The cached hash is salted per process: never pickle it.

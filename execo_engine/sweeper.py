@@ -35,6 +35,20 @@ DEAD_OWNER_CHECK_INTERVAL = 0.1
 COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
 
 
+def done_snapshot(persistence_dir: str | os.PathLike[str]) -> frozenset[str]:
+    """What is done in ``persistence_dir`` at this moment, as canonical texts (see
+    :func:`canonical_text`): a view that stays the same while others keep working, and that
+    can be sent to other processes."""
+    store = DirectoryStore(persistence_dir, Codec())
+    with store.lock:
+        return frozenset(store.done_texts())
+
+
+def canonical_text(element: Any) -> str:
+    """The canonical text of ``element``, as recorded on disk (text codec)."""
+    return Codec().encode(element)
+
+
 def _check_hashable(elements: Iterable[Any]) -> None:
     for element in elements:
         try:
@@ -79,7 +93,8 @@ class ParamSweeper:
         self._last_dead_check = 0.0
         self._done_extra: set[Any] = set()  # done elements that are not in the sweeps
         self._claims: dict[Any, Owner] = {}  # element -> owner, for every live claim
-        self._by_owner: dict[Owner, set[Any]] = {}
+        # owner -> {element: its position in the claimer's sweeps (a hint), or None}
+        self._by_owner: dict[Owner, dict[Any, int | None]] = {}
         self._mine: dict[Any, None] = {}  # claims taken by this instance, in claim order
         self.set_sweeps(sweeps, save_sweeps)
 
@@ -117,14 +132,16 @@ class ParamSweeper:
     def _rewind(self) -> None:
         self._cursor = 0
         self._requeued: list[int] = []
-        self._positions: dict[Any, int] | None = None
 
-    def _requeue(self, element: Any) -> None:
-        """``element`` may be todo again: make sure the scan of ``get_next`` sees it."""
-        if self._positions is None:
-            self._positions = {e: i for i, e in enumerate(self._order)}
-        position = self._positions.get(element)
-        if position is not None and position < self._cursor:
+    def _requeue(self, element: Any, position: int | None) -> None:
+        """``element`` may be todo again: make sure the scan of ``get_next`` sees it.
+
+        ``position`` is where the element was believed to be in the sweeps; when it is not
+        there (unknown, or claimed with other sweeps), the scan starts over instead.
+        """
+        if position is None or position >= len(self._order) or self._order[position] != element:
+            self._rewind()
+        elif position < self._cursor:
             heapq.heappush(self._requeued, position)
 
     def _release(self, element: Any) -> None:
@@ -132,18 +149,18 @@ class ParamSweeper:
         if owner is None:
             return
         held = self._by_owner[owner]
-        held.discard(element)
+        position = held.pop(element)
         if not held:
             del self._by_owner[owner]
         self._mine.pop(element, None)
         if self._state.get(element) == TODO:
-            self._requeue(element)
+            self._requeue(element, position)
 
-    def _claim(self, element: Any, owner: Owner) -> None:
+    def _claim(self, element: Any, owner: Owner, position: int | None) -> None:
         if element in self._claims:
             self._release(element)
         self._claims[element] = owner
-        self._by_owner.setdefault(owner, set()).add(element)
+        self._by_owner.setdefault(owner, {})[element] = position
 
     def _mark_done(self, element: Any) -> None:
         if element in self._state:
@@ -169,16 +186,23 @@ class ParamSweeper:
                     self._state[element] = TODO
             self._done_extra.clear()
             self._rewind()
-        for element in changes.done:
-            self._mark_done(element)
+        state, claims = self._state, self._claims
+        for element in changes.done:  # the hot loop of a resume: _mark_done, one lookup
+            size = len(state)
+            state[element] = DONE
+            if len(state) != size:  # not in the sweeps
+                del state[element]
+                self._done_extra.add(element)
+            if claims and element in claims:
+                self._release(element)
         mine = self._mine
         if changes.claims_restarted:  # inprogress file deleted or compacted
             self._clear_claims()
-        for operation, owner, element in changes.claims:
+        for operation, owner, element, position in changes.claims:
             if operation != CLAIM:
                 self._release(element)
             elif not self._is_done(element):
-                self._claim(element, owner)  # type: ignore[arg-type]
+                self._claim(element, owner, position)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
             me = current_owner()
             self._mine = {element: None for element in mine if self._claims.get(element) == me}
@@ -186,7 +210,7 @@ class ParamSweeper:
     def _sync(self) -> None:
         """Catch up with the directory (under the lock), reclaim dead owners, compact."""
         changes = self._store.read()
-        if changes.done or changes.claims or changes.done_restarted or changes.claims_restarted:
+        if changes.changed:
             self._apply(changes)
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
@@ -194,7 +218,11 @@ class ParamSweeper:
             self._reclaim_dead_owners()
         records = self._store.claim_records
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * len(self._claims):
-            self._store.rewrite_claims(self._claims)
+            self._store.rewrite_claims(self._claim_records())
+
+    def _claim_records(self) -> list[tuple[Any, Owner, int | None]]:
+        return [(element, owner, position) for owner, held in self._by_owner.items()
+                for element, position in held.items()]
 
     def _reclaim_dead_owners(self) -> None:
         me = current_owner()
@@ -222,41 +250,49 @@ class ParamSweeper:
     def _is_todo(self, element: Any) -> bool:
         return self._state.get(element) == TODO and element not in self._claims
 
-    def _todo_in_order(self) -> Iterator[Any]:
-        """Todo elements in sweeps order, from the requeued ones and the scan cursor."""
-        order, n, heap = self._order, len(self._order), self._requeued
+    def _todo_in_order(self) -> Iterator[tuple[int, Any]]:
+        """``(position, element)`` of todo elements in sweeps order, from the requeued ones
+        and the scan cursor."""
+        order, n, heap, state, claims = (self._order, len(self._order), self._requeued,
+                                         self._state, self._claims)
         while True:
             while heap and not self._is_todo(order[heap[0]]):
                 heapq.heappop(heap)
-            while self._cursor < n and not self._is_todo(order[self._cursor]):
-                self._cursor += 1
-            position = min(heap[0], self._cursor) if heap else self._cursor
+            cursor = self._cursor
+            while cursor < n:  # the hot loop of a resume: inlined _is_todo
+                element = order[cursor]
+                if state[element] == TODO and not (claims and element in claims):
+                    break
+                cursor += 1
+            self._cursor = cursor
+            position = min(heap[0], cursor) if heap else cursor
             if position >= n:
                 return
-            yield order[position]
+            yield position, order[position]
 
     def _take(self, count: int, filtr: Filter | None) -> list[Any]:
         with self._lock:
             self._sync()
             if filtr is None:
-                candidates: Iterable[Any] = self._todo_in_order()
+                candidates: Iterable[tuple[int | None, Any]] = self._todo_in_order()
             else:
-                candidates = (e for e in filtr(self._todo_list()) if self._is_todo(e))
-            taken: list[Any] = []
+                candidates = ((None, e) for e in filtr(self._todo_list()) if self._is_todo(e))
+            taken: list[tuple[int | None, Any]] = []
             me = current_owner()
-            for element in candidates:
+            for position, element in candidates:
                 if len(taken) == count:
                     break
-                self._claim(element, me)  # claimed now, so the scan moves past it
-                taken.append(element)
+                self._claim(element, me, position)  # claimed now: the scan moves past it
+                taken.append((position, element))
             try:
                 self._store.append_claims(taken, me)
             except BaseException:
-                for element in taken:
+                for _, element in taken:
                     self._release(element)
                 raise
-            self._mine.update(dict.fromkeys(taken))
-            return taken
+            elements = [element for _, element in taken]
+            self._mine.update(dict.fromkeys(elements))
+            return elements
 
     def get_next(self, filtr: Filter | None = None) -> Any:
         """Claim and return the next todo element, or None when there is none.
@@ -270,6 +306,30 @@ class ParamSweeper:
     def get_next_batch(self, num_combs: int, filtr: Filter | None = None) -> list[Any]:
         """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
         return self._take(num_combs, filtr)
+
+    def take(self, combination: Any) -> str | None:
+        """Claim this very element if it is todo (or skipped by this instance).
+
+        Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid P)"``
+        or ``"not in the sweeps"``.
+        """
+        _check_hashable([combination])
+        with self._lock:
+            self._sync()
+            state = self._state.get(combination)
+            if state is None:
+                return "not in the sweeps"
+            if state == DONE:
+                return "done"
+            owner = self._claims.get(combination)
+            if owner is not None:
+                return f"in progress (host {owner[0]}, pid {owner[1]})"
+            self._state[combination] = TODO
+            me = current_owner()
+            self._store.append_claims([(None, combination)], me)
+            self._claim(combination, me, None)
+            self._mine[combination] = None
+            return None
 
     def __iter__(self) -> Iterator[Any]:
         """Claim elements one by one, as :meth:`get_next`, until none is left."""
@@ -324,9 +384,8 @@ class ParamSweeper:
                     self._state[element] = state
             for element in held:
                 self._release(element)
-            if state == TODO:
-                for element in elements:
-                    self._requeue(element)
+            if state == TODO:  # skipped ones are todo again
+                self._rewind()
 
     def skip_batch(self, combinations: Iterable[Any]) -> None:
         """Mark elements skipped (for this instance only; not persisted)."""
@@ -362,7 +421,7 @@ class ParamSweeper:
                 if state == SKIPPED:
                     self._state[element] = TODO
             if reset_inprogress:
-                self._store.rewrite_claims({})
+                self._store.rewrite_claims([])
                 self._clear_claims()
             self._rewind()
 

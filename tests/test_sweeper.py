@@ -272,7 +272,7 @@ def test_dead_owner_claims_are_reclaimed(tmp_path, sweeps, caplog):
 
 def test_claims_of_other_hosts_are_kept(tmp_path, sweeps):
     ParamSweeper(tmp_path, sweeps)
-    record = '["+",["other-host",1,"x"],{"a":1,"b":"x"}]\n'
+    record = '["+",["other-host",1,"x"],{"a":1,"b":"x"},0]\n'
     (tmp_path / "inprogress").write_text(record)
     assert ParamSweeper(tmp_path, sweeps).get_inprogress() == [sweeps[0]]
 
@@ -287,3 +287,15 @@ def test_compaction_keeps_live_claims(tmp_path, sweeps):
     assert other.get_inprogress() == held
     assert len(other.get_done()) == 2000
     assert sweeper.release_claims() == held
+
+
+def test_take_claims_one_given_element(tmp_path, sweeps):
+    sweeper, other = ParamSweeper(tmp_path, sweeps), ParamSweeper(tmp_path, sweeps)
+    assert sweeper.take(sweeps[3]) is None
+    assert other.take(sweeps[3]) == f"in progress (host {os.uname().nodename}, pid {os.getpid()})"
+    sweeper.done(sweeps[3])
+    assert other.take(sweeps[3]) == "done"
+    assert other.take(HashableDict(a=9)) == "not in the sweeps"
+    assert other.get_next_batch(9) == sweeps[:3] + sweeps[4:]
+    other.cancel(sweeps[1])
+    assert sweeper.get_next() == sweeps[1]  # a cancelled element comes back in its place
