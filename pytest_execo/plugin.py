@@ -109,8 +109,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     factors = [factor for factor in dict.fromkeys(f for c in combinations for f in c)
                if isinstance(factor, str) and factor.isidentifier()
                and factor in metafunc.fixturenames and factor != "combination"]
-    values: list[Any] = [(c, *(c.get(f) for f in factors)) for c in combinations] \
-        if factors else list(combinations)
+    values = [(c, *(c.get(f) for f in factors)) for c in combinations]
     metafunc.parametrize([HIDDEN_ARG, *factors], values, ids=[_id_of(c) for c in combinations])
 
 

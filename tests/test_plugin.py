@@ -1,0 +1,271 @@
+"""pytest_execo through real pytest sessions (pytester) and real xdist workers."""
+
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+
+from execo_engine.sweep import HashableDict, ParamSweeper
+
+pytest_plugins = ["pytester"]
+
+GRID_TEST = """
+import os, pytest
+
+RUNS = {runs!r}
+
+@pytest.mark.execo_sweep({{"size": [1, 2, 3], "algo": ["a", "b"]}})
+def test_grid(combination, size, algo):
+    with open(RUNS, "a") as f:
+        f.write(f"{{size}}-{{algo}}\\n")
+    {body}
+"""
+
+
+def write_grid(pytester, body="pass"):
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_grid=GRID_TEST.format(runs=str(runs), body=body))
+    return runs
+
+
+def runs_of(runs):
+    return Counter(runs.read_text().split()) if runs.exists() else Counter()
+
+
+def sweeper_of(pytester, test="test_grid"):
+    [directory] = (pytester.path / "results").glob(f"*{test}-*")
+    return ParamSweeper(directory)
+
+
+def ids(combinations):
+    return sorted(f"{c['size']}-{c['algo']}" for c in combinations)
+
+
+ALL = ["1-a", "1-b", "2-a", "2-b", "3-a", "3-b"]
+
+
+def test_plain_parametrization_without_sweep_dir(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.execo_sweep({"x": [1, 2], "mode": {"fast": {"level": [0, 1]}, "slow": {}}})
+        def test_sub(combination, x, level):
+            assert combination["x"] == x
+            assert level == combination.get("level")
+            assert type(combination).__name__ == "HashableDict"
+
+        @pytest.mark.execo_sweep([{"a": 1}, {"a": 2, "b": "z"}])
+        def test_list(combination):
+            assert combination["a"] in (1, 2)
+    """)
+    result = pytester.runpytest("-v", "--strict-markers")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["*test_sub[[]x=1-mode=fast-level=0[]] PASSED*",
+                                 "*test_sub[[]x=2-mode=slow[]] PASSED*",
+                                 "*test_list[[]a=2-b=z[]] PASSED*"])
+    written = [p.name for p in pytester.path.iterdir() if p.name != ".pytest_cache"]
+    assert written == ["test_plain_parametrization_without_sweep_dir.py"]
+
+
+def test_bad_marker_argument_is_a_clear_collection_error(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.execo_sweep("size")
+        def test_bad(combination):
+            pass
+    """)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*execo_sweep needs a sweep dict or a list of combinations*"])
+    assert result.ret != 0
+
+
+def test_outcome_mapping_and_resume(pytester):
+    pytester.makepyfile(conftest="""
+        import pytest
+
+        @pytest.fixture
+        def setup_error(combination):
+            if combination["case"] == "setup-error":
+                raise RuntimeError("setup")
+            yield
+            if combination["case"] == "teardown-error":
+                raise RuntimeError("teardown")
+    """)
+    pytester.makepyfile(test_cases="""
+        import pytest
+
+        CASES = ["pass", "skip", "xfail", "fail", "setup-error", "teardown-error"]
+
+        @pytest.mark.execo_sweep({"case": CASES})
+        def test_case(case, setup_error):
+            if case == "skip":
+                pytest.skip("not now")
+            if case == "xfail":
+                pytest.xfail("known")
+            assert case != "fail"
+    """)
+    first = pytester.runpytest("--execo-sweep-dir=results")
+    # teardown-error: its call passed, then its teardown errored
+    first.assert_outcomes(passed=2, skipped=1, xfailed=1, failed=1, errors=2)
+    sweeper = sweeper_of(pytester, "test_case")
+    assert [c["case"] for c in sweeper.get_done()] == ["pass"]
+    assert [c["case"] for c in sweeper.get_remaining()] == ["skip", "xfail", "fail",
+                                                            "setup-error", "teardown-error"]
+    assert sweeper.get_inprogress() == []
+    second = pytester.runpytest("--execo-sweep-dir=results", "-v")
+    second.stdout.fnmatch_lines(["execo: 1/6 combinations done in *results, running 5"])
+    second.assert_outcomes(passed=1, skipped=1, xfailed=1, failed=1, errors=2)
+    assert "test_case[case=pass]" not in second.stdout.str()
+
+
+def test_second_session_runs_exactly_what_is_not_done(pytester):
+    runs = write_grid(pytester, body='assert not (size == 3 and os.path.exists("fail-3"))')
+    (pytester.path / "fail-3").write_text("")
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4, failed=2)
+    assert ids(sweeper_of(pytester).get_remaining()) == ["3-a", "3-b"]
+    (pytester.path / "fail-3").unlink()
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=2)
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes()
+    assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 1, "3-a": 2, "3-b": 2})
+    assert ids(sweeper_of(pytester).get_done()) == ALL
+
+
+def test_rerun_done_option_and_ini(pytester):
+    runs = write_grid(pytester)
+    pytester.makeini("[pytest]\nexeco_sweep_dir = results\n")
+    pytester.runpytest().assert_outcomes(passed=6)
+    pytester.runpytest().assert_outcomes()
+    pytester.runpytest("--execo-rerun-done").assert_outcomes(passed=6)
+    assert set(runs_of(runs).values()) == {2}
+    assert ids(sweeper_of(pytester).get_done()) == ALL
+
+
+def test_stop_early_with_x_gives_claims_back(pytester):
+    runs = write_grid(pytester, body='assert not (combination == {"size": 2, "algo": "a"} '
+                                     'and os.path.exists("fail"))')
+    (pytester.path / "fail").write_text("")
+    pytester.runpytest("--execo-sweep-dir=results", "-x").assert_outcomes(passed=2, failed=1)
+    sweeper = sweeper_of(pytester)
+    assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ["1-a", "1-b"]
+    (pytester.path / "fail").unlink()
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4)
+    assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 2, "2-b": 1, "3-a": 1, "3-b": 1})
+
+
+def test_keyboard_interrupt_in_a_test(pytester):
+    runs = write_grid(pytester, body='if size == 2 and algo == "b" and os.path.exists("stop"):'
+                                     '\n        raise KeyboardInterrupt')
+    (pytester.path / "stop").write_text("")
+    interrupted = pytester.runpytest_subprocess("--execo-sweep-dir=results")
+    assert interrupted.ret == pytest.ExitCode.INTERRUPTED
+    sweeper = sweeper_of(pytester)
+    assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ["1-a", "1-b", "2-a"]
+    (pytester.path / "stop").unlink()
+    pytester.runpytest_subprocess("--execo-sweep-dir=results").assert_outcomes(passed=3)
+    assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
+
+
+def test_xdist_worker_killed_outright(pytester):
+    runs = write_grid(pytester, body='if size == 2 and algo == "b" and os.path.exists("kill"):'
+                                     '\n        os._exit(1)')
+    (pytester.path / "kill").write_text("")
+    crashed = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2")
+    crashed.stdout.fnmatch_lines(["*worker*crashed*"])
+    (pytester.path / "kill").unlink()
+    pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2")
+    assert ids(sweeper_of(pytester).get_done()) == ALL
+    assert sweeper_of(pytester).get_inprogress() == []
+    assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
+
+
+BIG_GRID_TEST = """
+import os, pytest
+
+@pytest.mark.execo_sweep({{"i": list(range(40)), "j": ["x", "y"]}})
+def test_big(combination, i, j):
+    with open({runs!r}, "a") as f:
+        f.write(f"{{i}}-{{j}}\\n")
+    assert i % 7 != 3
+    if i % 5 == 1:
+        pytest.skip("later")
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2", "4"])
+def test_xdist_matches_serial(pytester, workers):
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_big=BIG_GRID_TEST.format(runs=str(runs)))
+    args = ["--execo-sweep-dir=results", "-p", "no:randomly"]
+    result = pytester.runpytest_subprocess(*args, "-n", workers)
+    result.assert_outcomes(passed=54, skipped=14, failed=12)
+    summary = [line for line in result.stdout.lines if "this session:" in line]
+    assert len(summary) == 1
+    assert summary[0].endswith(": 80 total, 54 done, 0 in progress, 26 remaining | this "
+                               "session: 54 passed, 14 skipped, 12 failed")
+    sweeper = sweeper_of(pytester, "test_big")
+    assert [(c["i"], c["j"]) for c in sweeper.get_done()] == [
+        (i, j) for i in range(40) for j in "xy" if i % 7 != 3 and i % 5 != 1]
+    assert sweeper.get_inprogress() == []
+    assert sum(runs_of(runs).values()) == 80
+    again = pytester.runpytest_subprocess(*args, "-n", workers)
+    again.assert_outcomes(passed=0, skipped=14, failed=12)
+    assert sum(runs_of(runs).values()) == 106
+
+
+def test_two_concurrent_sessions_run_each_combination_once(pytester):
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_big=BIG_GRID_TEST.format(runs=str(runs)).replace(
+        'assert i % 7 != 3\n    if i % 5 == 1:\n        pytest.skip("later")', "import time; "
+        "time.sleep(0.02)"))
+    command = [sys.executable, "-m", "pytest", "-n", "2", "--execo-sweep-dir=results", "-q",
+               "-p", "no:cacheprovider"]
+    sessions = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [session.communicate(timeout=300)[0] for session in sessions]
+    assert [session.returncode for session in sessions] == [0, 0], outputs
+    counts = runs_of(runs)
+    assert len(counts) == 80 and set(counts.values()) == {1}, counts
+    assert len(sweeper_of(pytester, "test_big").get_done()) == 80
+
+
+def test_combination_held_by_another_live_session_is_skipped(pytester):
+    write_grid(pytester, body="assert size != 1")
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4, failed=2)
+    held = HashableDict(size=2, algo="a")
+    other = sweeper_of(pytester)  # a live session elsewhere holds 2-a
+    assert other.take(held) == "done"
+    held = HashableDict(size=1, algo="b")
+    assert other.take(held) is None
+    result = pytester.runpytest("--execo-sweep-dir=results", "-rs")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*execo: combination in progress (host *, pid *) by another "
+                                 "session*"])
+    assert other.get_inprogress() == [held]
+
+
+def test_help_markers_and_strict_markers(pytester):
+    pytester.runpytest("--help").stdout.fnmatch_lines([
+        "*execo parameter sweeps*", "*--execo-sweep-dir=DIR*", "*--execo-rerun-done*",
+        "*execo_sweep_dir*"])
+    pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.execo_sweep(parameters)*"])
+
+
+def test_hooks_observe_and_remap_outcomes(pytester):
+    pytester.makeconftest("""
+        def pytest_execo_state(item, combination, outcome):
+            if outcome == "failed" and combination["algo"] == "b":
+                return "done"  # a known failure: do not retry it
+
+        def pytest_execo_recorded(item, combination, outcome, state):
+            with open("recorded.txt", "a") as f:
+                f.write(f"{combination['size']}-{combination['algo']} {outcome} {state}\\n")
+    """)
+    write_grid(pytester, body="assert size != 3")
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4, failed=2)
+    recorded = sorted((pytester.path / "recorded.txt").read_text().splitlines())
+    assert recorded == ["1-a passed done", "1-b passed done", "2-a passed done",
+                        "2-b passed done", "3-a failed cancel", "3-b failed done"]
+    assert ids(sweeper_of(pytester).get_remaining()) == ["3-a"]
