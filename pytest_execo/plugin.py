@@ -141,7 +141,8 @@ def _function_id(nodeid: str) -> str:
 def sweep_subdir_name(function_id: str) -> str:
     """The readable, unique name of a test function's ParamSweeper directory."""
     digest = hashlib.sha1(function_id.encode()).hexdigest()[:8]
-    readable = slugify(function_id.rpartition("/")[2].replace("::", " "), separator="-")[:60]
+    test = function_id.rpartition("/")[2].replace(".py::", "::")
+    readable = slugify(test.replace("::", " "), separator="-")[:60]
     return f"{readable}-{digest}"
 
 
