@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Generator, Mapping
@@ -110,10 +111,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                if isinstance(factor, str) and factor.isidentifier()
                and factor in metafunc.fixturenames and factor != "combination"]
     values = [(c, *(c.get(f) for f in factors)) for c in combinations]
+    if HIDDEN_ARG not in metafunc.fixturenames:  # tests that request no factor nor combination
+        metafunc.fixturenames.append(HIDDEN_ARG)
     metafunc.parametrize([HIDDEN_ARG, *factors], values, ids=[_id_of(c) for c in combinations])
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _execo_combination() -> None:
     """Placeholder, replaced by the parametrization of execo_sweep tests."""
     return None
@@ -138,6 +141,7 @@ def _function_id(nodeid: str) -> str:
     return nodeid.partition("[")[0]
 
 
+@functools.lru_cache(maxsize=1024)
 def sweep_subdir_name(function_id: str) -> str:
     """The readable, unique name of a test function's ParamSweeper directory."""
     digest = hashlib.sha1(function_id.encode()).hexdigest()[:8]

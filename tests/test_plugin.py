@@ -269,3 +269,20 @@ def test_hooks_observe_and_remap_outcomes(pytester):
     assert recorded == ["1-a passed done", "1-b passed done", "2-a passed done",
                         "2-b passed done", "3-a failed cancel", "3-b failed done"]
     assert ids(sweeper_of(pytester).get_remaining()) == ["3-a"]
+
+
+def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.execo_sweep({"x": [1, 2]})
+        def test_no_args():
+            pass
+
+        def test_not_swept(combination):
+            pass
+    """)
+    result = pytester.runpytest("--execo-sweep-dir=results", "-v")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*test_no_args[[]x=1[]] PASSED*",
+                                 "*the `combination` fixture needs @pytest.mark.execo_sweep*"])
