@@ -196,6 +196,7 @@ class SweepRecorder:
         return (f"execo: recording in {self.directory} ({done} combination(s) done before "
                 f"this session)")
 
+    @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
     def pytest_collection_modifyitems(self, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
         keep, deselected = [], []

@@ -286,3 +286,12 @@ def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*test_no_args[[]x=1[]] PASSED*",
                                  "*the `combination` fixture needs @pytest.mark.execo_sweep*"])
+
+
+def test_collection_line_counts_what_k_selected(pytester):
+    write_grid(pytester)
+    first = pytester.runpytest("--execo-sweep-dir=results", "-k", "a and not b")
+    first.stdout.fnmatch_lines(["execo: 0/3 combinations done in *results, running 3"])
+    second = pytester.runpytest("--execo-sweep-dir=results")
+    second.stdout.fnmatch_lines(["execo: 3/6 combinations done in *results, running 3"])
+    second.assert_outcomes(passed=3)
