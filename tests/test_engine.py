@@ -1,6 +1,5 @@
 """Engine scripts run as real subprocesses: chaining, options, outputs, -c, kills."""
 
-import os
 import signal
 import subprocess
 import sys

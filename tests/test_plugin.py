@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 
 import pytest

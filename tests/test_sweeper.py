@@ -300,3 +300,14 @@ def test_take_claims_one_given_element(tmp_path, sweeps):
     assert other.get_next_batch(9) == sweeps[:3] + sweeps[4:]
     other.cancel(sweeps[1])
     assert sweeper.get_next() == sweeps[1]  # a cancelled element comes back in its place
+
+
+def test_public_names_resolve_where_documented():
+    import execo_engine
+    import execo_engine.engine
+    import execo_engine.utils
+    assert execo_engine.utils.ParamSweeper is ParamSweeper is execo_engine.ParamSweeper
+    assert execo_engine.Engine is execo_engine.engine.Engine
+    for name in ["sweep", "HashableDict", "sweep_stats", "geom", "igeom", "slugify",
+                 "redirect_outputs", "copy_outputs", "logger"]:
+        assert getattr(execo_engine, name) is not None

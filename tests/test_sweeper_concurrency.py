@@ -1,6 +1,5 @@
 """No element handed out twice, none lost: threads, instances, processes, and a kill storm."""
 
-import os
 import random
 import signal
 import subprocess
