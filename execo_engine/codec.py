@@ -59,14 +59,29 @@ class Codec:
         """The element whose text is ``text``; ``ValueError`` if it is not valid."""
         return json.loads(text, object_pairs_hook=self._from_object)
 
-    def decode_lines(self, lines: list[bytes]) -> list[Any]:
-        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid."""
+    def decode_lines(self, lines: list[bytes], plain: bool = False) -> list[Any]:
+        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid.
+
+        With ``plain=True``, records without any tag may come back with plain ``dict`` objects
+        where elements have HashableDicts (equal to them, and faster to build);
+        :meth:`from_plain` turns such a value into the element.
+        """
         if not lines:
             return []
         data = b"[" + b",".join(lines) + b"]"
-        # Without any tag in the text, every object is a HashableDict: build them directly.
-        hook = self._from_object if b'"__' in data else HashableDict
-        return json.loads(data, object_pairs_hook=hook)
+        if b'"__' in data:
+            return json.loads(data, object_pairs_hook=self._from_object)
+        # Without any tag in the text, every object is a HashableDict.
+        return json.loads(data, object_pairs_hook=None if plain else HashableDict)
+
+    def from_plain(self, value: Any) -> Any:
+        """The element of a value decoded with ``plain=True`` (dicts become HashableDicts)."""
+        kind = type(value)
+        if kind is dict:
+            return HashableDict((key, self.from_plain(item)) for key, item in value.items())
+        if kind is list:
+            return [self.from_plain(item) for item in value]
+        return value
 
     def _to_json(self, value: Any) -> Any:
         kind = type(value)

@@ -2,7 +2,9 @@
 
 Files (all text, one JSON record a line, see :mod:`execo_engine.codec`):
 
-- ``done``: one element a record, appended and fsync'd, never rewritten;
+- ``done``: one element a record, ``[position,element]`` (position: where it stands in the
+  writer's sweeps, a hint that spares readers an index of the grid), appended and fsync'd,
+  never rewritten;
 - ``inprogress``: claim events, ``["+",[host,pid,start],element,position]`` when an element is
   taken (position: where it stands in the claimer's sweeps, a hint) and ``["-",element]`` when
   it is given back (done, skipped, cancelled, owner dead). It is
@@ -17,6 +19,7 @@ executed or unpickled (unless the codec was told ``allow_pickle=True``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -44,7 +47,9 @@ class Changes:
     consume it before the lock is released.
     """
 
-    done: Iterator[Any]
+    #: lists of ``[position hint, element]`` records, piece by piece; an element may be a
+    #: plain dict equal to it, see :meth:`Codec.from_plain`
+    done: Iterator[list[list[Any]]]
     done_restarted: bool
     claims: list[ClaimEvent]
     claims_restarted: bool
@@ -70,10 +75,13 @@ class DirectoryStore:
         self._claims = Journal(self.path, "inprogress")
         self._sweeps_path = os.path.join(self.path, "sweeps")
 
-    def _decode(self, path: str, batch: Batch) -> Iterator[Any]:
+    def _decode(self, path: str, batch: Batch, plain: bool = False) -> Iterator[Any]:
+        return itertools.chain.from_iterable(self._decode_chunks(path, batch, plain))
+
+    def _decode_chunks(self, path: str, batch: Batch, plain: bool = False) -> Iterator[list[Any]]:
         for offset, records in batch.chunks():
             try:
-                yield from self.codec.decode_lines(records)
+                yield self.codec.decode_lines(records, plain)
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{path}: {error}") from None
             except ValueError:
@@ -86,8 +94,9 @@ class DirectoryStore:
         events = [(CLAIM, tuple(record[1]), record[2], record[3]) if record[0] == CLAIM
                   else (RELEASE, None, record[1], None)
                   for record in self._decode(self._claims.path, claims)]
-        changed = bool(done.data or claims.data or done.restarted or claims.restarted)
-        return Changes(self._decode(self._done.path, done), done.restarted,
+        changed = done.restarted or claims.restarted or done.end_offset > done.first_offset \
+            or claims.end_offset > claims.first_offset
+        return Changes(self._decode_chunks(self._done.path, done, plain=True), done.restarted,
                        events, claims.restarted, changed)  # type: ignore[arg-type]
 
     def restart(self) -> None:
@@ -104,9 +113,12 @@ class DirectoryStore:
         return "".join(f'["{CLAIM}",{_json(list(owner))},{encode(element)},{_json(position)}]\n'
                        for element, owner, position in claims).encode()
 
-    def append_done(self, elements: Iterable[Any]) -> int | None:
-        """Append done records; returns a descriptor to fsync (and close) after unlocking."""
-        data = self._lines(elements)
+    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
+        """Append done records for ``(position, element)`` pairs; returns a descriptor to
+        fsync (and close) after unlocking."""
+        encode = self.codec.encode
+        data = "".join(f"[{_json(position)},{encode(element)}]\n"
+                       for position, element in done).encode()
         if not data:
             return None
         self._done.append(data)
@@ -133,9 +145,13 @@ class DirectoryStore:
         self._claims.rewrite(self._claim_lines(claims))
 
     def done_texts(self) -> list[str]:
-        """The text of every complete done record, as written (canonical), without decoding."""
-        batch = Journal(self.path, "done").read_new(repair=False)
-        return batch.data.decode().splitlines()
+        """The canonical text of every element of a complete done record."""
+        journal = Journal(self.path, "done")
+        try:
+            records = self._decode(journal.path, journal.read_new(repair=False))
+            return [self.codec.encode(element) for _, element in records]
+        finally:
+            journal.close()
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""
@@ -143,9 +159,11 @@ class DirectoryStore:
             fd = os.open(self._sweeps_path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
-        with open(fd, "rb") as f:
-            data = f.read()
-        return list(self._decode(self._sweeps_path, Batch(data)))
+        try:
+            batch = Batch(fd, 0, os.fstat(fd).st_size)
+            return list(self._decode(self._sweeps_path, batch))
+        finally:
+            os.close(fd)
 
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""

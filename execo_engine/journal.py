@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from execo_engine.log import logger
 
 _NEWLINE = b"\n"
+CHUNK = 1 << 20
 _PICKLE_START = b"\x80"
 
 
@@ -32,22 +33,27 @@ class CorruptRecordError(ValueError):
 class Batch:
     """What :meth:`Journal.read_new` found: complete records, and whether reading started over.
 
-    ``data`` holds the records (each ending with a newline) read from byte ``first_offset``.
+    The records (each ending with a newline) lie in ``fd`` from byte ``first_offset`` to
+    ``end_offset``; :meth:`chunks` reads them piece by piece, so that a journal of millions of
+    records is never held in memory at once. Read them before the lock is released.
     """
 
-    data: bytes = b""
-    restarted: bool = False
+    fd: int = -1
     first_offset: int = 0
+    end_offset: int = 0
+    restarted: bool = False
 
-    def chunks(self, size: int = 1 << 20) -> Iterator[tuple[int, list[bytes]]]:
+    def chunks(self, size: int = CHUNK) -> Iterator[tuple[int, list[bytes]]]:
         """``(offset, records)`` pieces of about ``size`` bytes, records without newlines."""
-        data, start = self.data, 0
-        while start < len(data):
-            end = data.rfind(_NEWLINE, start, start + size) + 1
-            if end <= start:  # one record longer than size
-                end = data.index(_NEWLINE, start) + 1
-            yield self.first_offset + start, data[start:end - 1].split(_NEWLINE)
-            start = end
+        start = self.first_offset
+        while start < self.end_offset:
+            data = os.pread(self.fd, min(size, self.end_offset - start), start)
+            end = data.rfind(_NEWLINE) + 1
+            while end == 0:  # one record longer than size
+                data += os.pread(self.fd, size, start + len(data))
+                end = data.rfind(_NEWLINE) + 1
+            yield start, data[:end - 1].split(_NEWLINE)
+            start += end
 
 
 def fsync_directory(directory: str) -> None:
@@ -117,6 +123,10 @@ class Journal:
         self._forget()
         self._restart_pending = True
 
+    def close(self) -> None:
+        """Close the journal's descriptor (a later read opens it again)."""
+        self._forget()
+
     def _forget(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -147,20 +157,28 @@ class Journal:
         if size < self._offset:  # truncated by hand: read it all again
             batch.restarted = True
             self._offset = self.records = 0
-        if size == self._offset:
-            return batch
-        data = os.pread(self._fd, size - self._offset, self._offset)
-        end = data.rfind(_NEWLINE) + 1
-        if end < len(data) and repair:
+        end, records = self._scan(size)
+        if end < size and repair:
             logger.warning("%s: cut off a torn last record at byte offset %d (%d bytes, written "
-                           "by a process that crashed mid-append)", self.path,
-                           self._offset + end, len(data) - end)
-            os.ftruncate(self._fd, self._offset + end)
-        batch.first_offset = self._offset
-        batch.data = data[:end] if end < len(data) else data
-        self._offset += end
-        self.records += batch.data.count(_NEWLINE)
+                           "by a process that crashed mid-append)", self.path, end, size - end)
+            os.ftruncate(self._fd, end)
+        batch.fd, batch.first_offset, batch.end_offset = self._fd, self._offset, end
+        self._offset = end
+        self.records += records
         return batch
+
+    def _scan(self, size: int) -> tuple[int, int]:
+        """The end of the last complete record before ``size``, and how many records end
+        between the read offset and there."""
+        end, records, start = self._offset, 0, self._offset
+        while start < size:
+            data = os.pread(self._fd, min(CHUNK, size - start), start)  # type: ignore[arg-type]
+            records += data.count(_NEWLINE)
+            last = data.rfind(_NEWLINE)
+            if last >= 0:
+                end = start + last + 1
+            start += len(data)
+        return end, records
 
     def append(self, data: bytes) -> None:
         """Append complete records (``data`` ends with a newline), under the lock.

@@ -12,7 +12,8 @@ grow with the grid nor with the number of elements in progress.
 
 from __future__ import annotations
 
-import heapq
+import itertools
+import operator
 import os
 import time
 import warnings
@@ -24,10 +25,12 @@ from execo_engine.codec import Codec
 from execo_engine.dirstore import CLAIM, Changes, DirectoryStore
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, is_dead
+from execo_engine.sweep import HashableDict
 
 Filter = Callable[[list[Any]], Iterable[Any]]
 
-TODO, DONE, SKIPPED = 0, 1, 2
+#: The state of each position of the sweeps, one byte each (claimed: by any live instance).
+TODO, DONE, SKIPPED, CLAIMED = 0, 1, 2, 3
 #: Dead owners are looked for at most this often (seconds), on the next operation.
 DEAD_OWNER_CHECK_INTERVAL = 0.1
 #: The inprogress journal is compacted when it holds more records than this many, and more
@@ -56,6 +59,30 @@ def _check_hashable(elements: Iterable[Any]) -> None:
         except TypeError as error:
             raise TypeError(f"ParamSweeper: element {element!r} is unhashable ({error}); "
                             f"use hashable values (tuples, not lists)") from None
+
+
+def _unique(sweeps: Iterable[Any]) -> list[Any]:
+    """A new list of the elements without duplicates (first one kept); ``TypeError`` naming an
+    unhashable one.
+
+    For HashableDicts (the output of ``sweep``), a quick pass hashes their items in C without
+    caching anything (and before copying a list, to keep the peak of memory low); only when two
+    hashes collide does it fall back to exact deduplication.
+    """
+    elements = sweeps if isinstance(sweeps, (list, tuple)) else list(sweeps)
+    try:
+        if set(map(type, elements)) <= {HashableDict} and \
+                len(set(map(hash, map(frozenset, map(dict.items, elements))))) == len(elements):
+            return list(elements)
+        return list(dict.fromkeys(elements))
+    except TypeError:
+        _check_hashable(elements)
+        raise
+
+
+def _mask(state: bytearray, wanted: int) -> bytes:
+    """A byte per position: 1 where ``state`` is ``wanted`` (for ``itertools.compress``)."""
+    return state.translate(bytes(int(i == wanted) for i in range(256)))
 
 
 class ParamSweeper:
@@ -92,9 +119,9 @@ class ParamSweeper:
         self._lock = self._store.lock
         self._last_dead_check = 0.0
         self._done_extra: set[Any] = set()  # done elements that are not in the sweeps
-        self._claims: dict[Any, Owner] = {}  # element -> owner, for every live claim
-        # owner -> {element: its position in the claimer's sweeps (a hint), or None}
-        self._by_owner: dict[Owner, dict[Any, int | None]] = {}
+        # element -> (owner, its position in the sweeps or None), for every live claim
+        self._claims: dict[Any, tuple[Owner, int | None]] = {}
+        self._by_owner: dict[Owner, set[Any]] = {}
         self._mine: dict[Any, None] = {}  # claims taken by this instance, in claim order
         self.set_sweeps(sweeps, save_sweeps)
 
@@ -109,17 +136,12 @@ class ParamSweeper:
                                  f"{self._store.path!r} (pass sweeps=..., with "
                                  f"save_sweeps=True to save them)")
             sweeps = loaded
-        elements = list(sweeps)
-        try:
-            state = dict.fromkeys(elements, TODO)
-        except TypeError:
-            _check_hashable(elements)
-            raise
-        order = list(state) if len(state) != len(elements) else elements
+        order = _unique(sweeps)
         with self._lock:
             if save_sweeps:
                 self._store.save_sweeps(order)
-            self._order, self._state = order, state
+            self._order, self._state, self._index = order, bytearray(len(order)), None
+            self._cursor = 0
             self._store.restart()
             self._sync()
 
@@ -127,85 +149,117 @@ class ParamSweeper:
         """A copy of what to iterate on, in order."""
         return list(self._order)
 
-    # -- reading the shared state ----------------------------------------------------------
+    # -- positions and states ----------------------------------------------------------------
 
-    def _rewind(self) -> None:
-        self._cursor = 0
-        self._requeued: list[int] = []
+    def _position(self, element: Any, hint: Any = None) -> int | None:
+        """Where ``element`` stands in the sweeps (None: not there).
 
-    def _requeue(self, element: Any, position: int | None) -> None:
-        """``element`` may be todo again: make sure the scan of ``get_next`` sees it.
-
-        ``position`` is where the element was believed to be in the sweeps; when it is not
-        there (unknown, or claimed with other sweeps), the scan starts over instead.
+        ``hint`` is where a record said it stood: one comparison checks it. Otherwise (no hint,
+        or a record written with other sweeps) an index of the sweeps is built, once.
         """
-        if position is None or position >= len(self._order) or self._order[position] != element:
-            self._rewind()
-        elif position < self._cursor:
-            heapq.heappush(self._requeued, position)
+        order = self._order
+        if type(hint) is int and 0 <= hint < len(order) and order[hint] == element:
+            return hint
+        if self._index is None:
+            self._index = {e: i for i, e in enumerate(order)}
+        return self._index.get(element)
+
+    def _known_position(self, element: Any) -> int | None:
+        """The position of ``element``, from its claim when it has one."""
+        claim = self._claims.get(element)
+        return claim[1] if claim is not None else self._position(element)
+
+    def _set(self, position: int, state: int) -> None:
+        self._state[position] = state
+        if state == TODO and position < self._cursor:
+            self._cursor = position
 
     def _release(self, element: Any) -> None:
-        owner = self._claims.pop(element, None)
-        if owner is None:
+        claim = self._claims.pop(element, None)
+        if claim is None:
             return
+        owner, position = claim
         held = self._by_owner[owner]
-        position = held.pop(element)
+        held.discard(element)
         if not held:
             del self._by_owner[owner]
         self._mine.pop(element, None)
-        if self._state.get(element) == TODO:
-            self._requeue(element, position)
+        if position is not None and self._state[position] == CLAIMED:
+            self._set(position, TODO)
 
-    def _claim(self, element: Any, owner: Owner, position: int | None) -> None:
+    def _claim(self, element: Any, owner: Owner, hint: Any) -> None:
         if element in self._claims:
             self._release(element)
-        self._claims[element] = owner
-        self._by_owner.setdefault(owner, {})[element] = position
+        position = self._position(element, hint)
+        if position is None:
+            if element in self._done_extra:
+                return
+        elif self._state[position] == DONE:
+            return
+        elif self._state[position] == TODO:
+            self._state[position] = CLAIMED
+        self._claims[element] = (owner, position)
+        self._by_owner.setdefault(owner, set()).add(element)
 
-    def _mark_done(self, element: Any) -> None:
-        if element in self._state:
-            self._state[element] = DONE
-        else:
+    def _mark_done(self, element: Any, hint: Any) -> None:
+        position = self._position(element, hint)
+        if position is None:
             self._done_extra.add(element)
-        self._release(element)
+        else:
+            self._state[position] = DONE
+        if self._claims and element in self._claims:
+            self._release(element)
+
+    def _mark_done_fast(self, records: list[list[Any]]) -> bool:
+        """Mark ``[hint, element]`` done records done in one go, when every hint is right and
+        nothing is claimed (a resume: millions of records); False changes nothing."""
+        if self._claims:
+            return False
+        hints = list(map(operator.itemgetter(0), records))
+        try:
+            if not all(map(operator.eq, map(self._order.__getitem__, hints),
+                           map(operator.itemgetter(1), records))) or min(hints, default=0) < 0:
+                return False
+        except (IndexError, TypeError):  # a hint out of the sweeps, or none
+            return False
+        state = self._state
+        for hint in hints:
+            state[hint] = DONE
+        return True
 
     def _clear_claims(self) -> None:
-        """Forget every claim at once (the scan starts over instead of requeueing each)."""
+        """Forget every claim at once."""
         self._claims.clear()
         self._by_owner.clear()
         self._mine = {}
-        self._rewind()
+        self._state = self._state.translate(bytes(TODO if i == CLAIMED else i
+                                                  for i in range(256)))
+        self._cursor = 0
 
-    def _is_done(self, element: Any) -> bool:
-        return self._state.get(element) == DONE or element in self._done_extra
+    # -- reading the shared state ----------------------------------------------------------
 
     def _apply(self, changes: Changes) -> None:
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
-            for element, state in self._state.items():
-                if state == DONE:
-                    self._state[element] = TODO
+            self._state = self._state.translate(bytes(TODO if i == DONE else i
+                                                      for i in range(256)))
             self._done_extra.clear()
-            self._rewind()
-        state, claims = self._state, self._claims
-        for element in changes.done:  # the hot loop of a resume: _mark_done, one lookup
-            size = len(state)
-            state[element] = DONE
-            if len(state) != size:  # not in the sweeps
-                del state[element]
-                self._done_extra.add(element)
-            if claims and element in claims:
-                self._release(element)
+            self._cursor = 0
+        for records in changes.done:
+            if not self._mark_done_fast(records):
+                for hint, element in records:
+                    self._mark_done(self._store.codec.from_plain(element), hint)
         mine = self._mine
         if changes.claims_restarted:  # inprogress file deleted or compacted
             self._clear_claims()
-        for operation, owner, element, position in changes.claims:
-            if operation != CLAIM:
+        for operation, owner, element, hint in changes.claims:
+            if operation == CLAIM:
+                self._claim(element, owner, hint)  # type: ignore[arg-type]
+            else:
                 self._release(element)
-            elif not self._is_done(element):
-                self._claim(element, owner, position)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
             me = current_owner()
-            self._mine = {element: None for element in mine if self._claims.get(element) == me}
+            self._mine = {element: None for element in mine
+                          if self._claims.get(element, (None,))[0] == me}
 
     def _sync(self) -> None:
         """Catch up with the directory (under the lock), reclaim dead owners, compact."""
@@ -221,8 +275,8 @@ class ParamSweeper:
             self._store.rewrite_claims(self._claim_records())
 
     def _claim_records(self) -> list[tuple[Any, Owner, int | None]]:
-        return [(element, owner, position) for owner, held in self._by_owner.items()
-                for element, position in held.items()]
+        return [(element, owner, position)
+                for element, (owner, position) in self._claims.items()]
 
     def _reclaim_dead_owners(self) -> None:
         me = current_owner()
@@ -247,52 +301,31 @@ class ParamSweeper:
 
     # -- handing out -------------------------------------------------------------------------
 
-    def _is_todo(self, element: Any) -> bool:
-        return self._state.get(element) == TODO and element not in self._claims
+    def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
+        me = current_owner()
+        taken = [(position, self._order[position])
+                 for position in itertools.islice(positions, count)]
+        self._store.append_claims(taken, me)
+        for position, element in taken:
+            self._claim(element, me, position)
+            self._mine[element] = None
+        return [element for _, element in taken]
 
-    def _todo_in_order(self) -> Iterator[tuple[int, Any]]:
-        """``(position, element)`` of todo elements in sweeps order, from the requeued ones
-        and the scan cursor."""
-        order, n, heap, state, claims = (self._order, len(self._order), self._requeued,
-                                         self._state, self._claims)
-        while True:
-            while heap and not self._is_todo(order[heap[0]]):
-                heapq.heappop(heap)
-            cursor = self._cursor
-            while cursor < n:  # the hot loop of a resume: inlined _is_todo
-                element = order[cursor]
-                if state[element] == TODO and not (claims and element in claims):
-                    break
-                cursor += 1
-            self._cursor = cursor
-            position = min(heap[0], cursor) if heap else cursor
-            if position >= n:
-                return
-            yield position, order[position]
+    def _todo_positions(self) -> Iterator[int]:
+        """Todo positions in sweeps order (the cursor moves past those already handed out)."""
+        while (position := self._state.find(TODO, self._cursor)) >= 0:
+            self._cursor = position + 1  # it is about to be claimed
+            yield position
+        self._cursor = len(self._state)
 
     def _take(self, count: int, filtr: Filter | None) -> list[Any]:
         with self._lock:
             self._sync()
             if filtr is None:
-                candidates: Iterable[tuple[int | None, Any]] = self._todo_in_order()
-            else:
-                candidates = ((None, e) for e in filtr(self._todo_list()) if self._is_todo(e))
-            taken: list[tuple[int | None, Any]] = []
-            me = current_owner()
-            for position, element in candidates:
-                if len(taken) == count:
-                    break
-                self._claim(element, me, position)  # claimed now: the scan moves past it
-                taken.append((position, element))
-            try:
-                self._store.append_claims(taken, me)
-            except BaseException:
-                for _, element in taken:
-                    self._release(element)
-                raise
-            elements = [element for _, element in taken]
-            self._mine.update(dict.fromkeys(elements))
-            return elements
+                return self._claim_positions(self._todo_positions(), count)
+            chosen = (self._position(element) for element in filtr(self._todo_list()))
+            return self._claim_positions(
+                (p for p in chosen if p is not None and self._state[p] == TODO), count)
 
     def get_next(self, filtr: Filter | None = None) -> Any:
         """Claim and return the next todo element, or None when there is none.
@@ -316,19 +349,16 @@ class ParamSweeper:
         _check_hashable([combination])
         with self._lock:
             self._sync()
-            state = self._state.get(combination)
-            if state is None:
+            position = self._position(combination)
+            if position is None:
                 return "not in the sweeps"
-            if state == DONE:
+            if self._state[position] == DONE:
                 return "done"
-            owner = self._claims.get(combination)
-            if owner is not None:
-                return f"in progress (host {owner[0]}, pid {owner[1]})"
-            self._state[combination] = TODO
-            me = current_owner()
-            self._store.append_claims([(None, combination)], me)
-            self._claim(combination, me, None)
-            self._mine[combination] = None
+            claim = self._claims.get(combination)
+            if claim is not None:
+                return f"in progress (host {claim[0][0]}, pid {claim[0][1]})"
+            self._state[position] = TODO
+            self._claim_positions([position], 1)
             return None
 
     def __iter__(self) -> Iterator[Any]:
@@ -357,12 +387,14 @@ class ParamSweeper:
         _check_hashable(elements)
         with self._lock:
             self._sync()
-            new = [e for e in dict.fromkeys(elements) if not self._is_done(e)]
-            held = [e for e in new if e in self._claims]
+            positions = {e: self._known_position(e) for e in elements}
+            new = [(p, e) for e, p in positions.items()
+                   if (self._state[p] != DONE if p is not None else e not in self._done_extra)]
+            held = [e for _, e in new if e in self._claims]
             sync_fd = self._store.append_done(new)
             self._store.append_releases(held)
-            for element in new:
-                self._mark_done(element)
+            for position, element in new:
+                self._mark_done(element, position)
         if sync_fd is not None:
             try:
                 os.fsync(sync_fd)
@@ -377,15 +409,14 @@ class ParamSweeper:
         _check_hashable(elements)
         with self._lock:
             self._sync()
-            held = [e for e in dict.fromkeys(elements) if e in self._claims]
+            positions = {e: self._known_position(e) for e in elements}
+            held = [e for e in positions if e in self._claims]
             self._store.append_releases(held)
-            for element in elements:
-                if self._state.get(element) in (TODO, SKIPPED):
-                    self._state[element] = state
             for element in held:
                 self._release(element)
-            if state == TODO:  # skipped ones are todo again
-                self._rewind()
+            for position in positions.values():
+                if position is not None and self._state[position] != DONE:
+                    self._set(position, state)
 
     def skip_batch(self, combinations: Iterable[Any]) -> None:
         """Mark elements skipped (for this instance only; not persisted)."""
@@ -417,28 +448,30 @@ class ParamSweeper:
         of every instance too."""
         with self._lock:
             self._sync()
-            for element, state in self._state.items():
-                if state == SKIPPED:
-                    self._state[element] = TODO
+            self._state = self._state.translate(bytes(TODO if i == SKIPPED else i
+                                                      for i in range(256)))
+            for _, position in self._claims.values():  # skipped here, claimed elsewhere
+                if position is not None and self._state[position] == TODO:
+                    self._state[position] = CLAIMED
             if reset_inprogress:
                 self._store.rewrite_claims([])
                 self._clear_claims()
-            self._rewind()
+            self._cursor = 0
 
     # -- looking -----------------------------------------------------------------------------
 
+    def _in_state(self, state: int) -> list[Any]:
+        return list(itertools.compress(self._order, _mask(self._state, state)))
+
     def _todo_list(self) -> list[Any]:
-        return [e for e, state in self._state.items() if state == TODO and e not in self._claims]
+        return self._in_state(TODO)
 
     def stats(self) -> tuple[list[Any], list[Any], list[Any], list[Any], list[Any]]:
         """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each in order."""
         with self._lock:
             self._sync()
-            items = self._state.items()
-            return (list(self._order), self._todo_list(),
-                    [e for e, state in items if state == SKIPPED],
-                    [e for e, state in items if state == TODO and e in self._claims],
-                    [e for e, state in items if state == DONE])
+            return (list(self._order), self._in_state(TODO), self._in_state(SKIPPED),
+                    self._in_state(CLAIMED), self._in_state(DONE))
 
     def get_remaining(self) -> list[Any]:
         """The todo elements, in order (a copy)."""

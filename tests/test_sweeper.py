@@ -311,3 +311,27 @@ def test_public_names_resolve_where_documented():
     for name in ["sweep", "HashableDict", "sweep_stats", "geom", "igeom", "slugify",
                  "redirect_outputs", "copy_outputs", "logger"]:
         assert getattr(execo_engine, name) is not None
+
+
+def test_duplicates_are_handed_out_once(tmp_path):
+    a, b = HashableDict(x=1, y=2), HashableDict(y=2, x=1)  # equal, keys in another order
+    sweeper = ParamSweeper(tmp_path, [a, HashableDict(x=2), b, HashableDict(x=1.0, y=2)])
+    assert sweeper.get_sweeps() == [a, HashableDict(x=2)]
+    assert list(sweeper) == [a, HashableDict(x=2)]
+    assert ParamSweeper(tmp_path / "ints", [1, 2, 1.0, True]).get_sweeps() == [1, 2]
+
+
+def test_instances_with_sweeps_in_other_orders_share_states(tmp_path, sweeps):
+    forward = ParamSweeper(tmp_path, sweeps)
+    backward = ParamSweeper(tmp_path, sweeps[::-1] + [HashableDict(a=9, b="z")])
+    forward.done_batch(sweeps[:2])
+    held = forward.get_next()
+    assert backward.get_done() == sweeps[1::-1]
+    assert backward.get_inprogress() == [held]
+    extra = backward.get_next_batch(5)
+    assert extra == sweeps[:2:-1] + [HashableDict(a=9, b="z")]
+    backward.done_batch(extra)
+    forward.done(held)
+    assert forward.get_done() == sweeps
+    assert backward.get_remaining() == [] and forward.get_remaining() == []
+    assert len(ParamSweeper(tmp_path, sweeps[:1]).get_done()) == 1  # extra kept, not reported
