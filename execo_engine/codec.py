@@ -50,10 +50,19 @@ class Codec:
 
     def __init__(self, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
+        self._last: tuple[Any, str] = (None, "null")
 
     def encode(self, element: Any) -> str:
-        """The canonical one-line JSON text of ``element``."""
-        return _dumps(self._to_json(element))
+        """The canonical one-line JSON text of ``element``.
+
+        The last text is kept for the same object (an element is written when claimed, then
+        when done): elements must not be mutated once handed to a ParamSweeper.
+        """
+        last, text = self._last
+        if element is not last:
+            text = _dumps(self._to_json(element))
+            self._last = (element, text)
+        return text
 
     def decode(self, text: str | bytes) -> Any:
         """The element whose text is ``text``; ``ValueError`` if it is not valid."""

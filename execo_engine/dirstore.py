@@ -19,6 +19,7 @@ executed or unpickled (unless the codec was told ``allow_pickle=True``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -37,6 +38,15 @@ ClaimEvent = tuple[str, Owner | None, Any, int | None]
 
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _position_text(position: int | None) -> str:
+    return "null" if position is None else str(int(position))
+
+
+@functools.lru_cache(maxsize=256)
+def _owner_text(owner: Owner) -> str:
+    return _json(list(owner))
 
 
 @dataclass
@@ -110,14 +120,15 @@ class DirectoryStore:
 
     def _claim_lines(self, claims: Iterable[tuple[Any, Owner, int | None]]) -> bytes:
         encode = self.codec.encode
-        return "".join(f'["{CLAIM}",{_json(list(owner))},{encode(element)},{_json(position)}]\n'
+        return "".join(f'["{CLAIM}",{_owner_text(owner)},{encode(element)},'
+                       f'{_position_text(position)}]\n'
                        for element, owner, position in claims).encode()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
         fsync (and close) after unlocking."""
         encode = self.codec.encode
-        data = "".join(f"[{_json(position)},{encode(element)}]\n"
+        data = "".join(f"[{_position_text(position)},{encode(element)}]\n"
                        for position, element in done).encode()
         if not data:
             return None

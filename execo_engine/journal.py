@@ -142,18 +142,19 @@ class Journal:
         batch = Batch(restarted=self._restart_pending)
         self._restart_pending = False
         try:
-            inode_now = os.stat(self.path, follow_symlinks=False).st_ino
+            status = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:  # deleted (or never written)
             batch.restarted |= self._inode is not None
             self._forget()
             return batch
-        if inode_now != self._inode:  # replaced (or first read)
+        if status.st_ino != self._inode:  # replaced (or first read)
             batch.restarted |= self._inode is not None
             self._forget()
             self._fd = self._open(create=False)
-            self._inode = os.fstat(self._fd).st_ino
+            status = os.fstat(self._fd)
+            self._inode = status.st_ino
         assert self._fd is not None
-        size = os.fstat(self._fd).st_size
+        size = status.st_size
         if size < self._offset:  # truncated by hand: read it all again
             batch.restarted = True
             self._offset = self.records = 0
