@@ -5,12 +5,14 @@ Files (all text, one JSON record a line, see :mod:`execo_engine.codec`):
 - ``done``: one element a record, ``[position,element]`` (position: where it stands in the
   writer's sweeps, a hint that spares readers an index of the grid), appended and fsync'd,
   never rewritten;
-- ``inprogress``: claim events, ``["+",[host,pid,start],element,position]`` when an element is
-  taken (position: where it stands in the claimer's sweeps, a hint) and ``["-",element]`` when
-  it is given back (done, skipped, cancelled, owner dead). It is
+- ``inprogress``: claim events, ``["+",[host,pid,start],element,position,time]`` when an
+  element is taken (position: where it stands in the claimer's sweeps, a hint; time: when, in
+  seconds since the epoch) and ``["-",element]`` when it is given back (done, skipped, cancelled, owner dead). It is
   compacted (rewritten with the live claims only, atomically) when mostly made of finished
   claims. Deleting it releases every claim;
 - ``sweeps`` (when saved): the elements to iterate on, in order, written atomically;
+- ``results`` (when recorded): one result a record, ``{"combination": element, "values":
+  {...}, "outcome": ..., "duration": seconds, "host": ..., "time": ...}``, appended and fsync'd;
 - ``lock``: the lock file (see :mod:`execo_engine.locking`).
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
@@ -19,6 +21,7 @@ executed or unpickled (unless the codec was told ``allow_pickle=True``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -31,10 +34,14 @@ from execo_engine.codec import Codec, PickleNotAllowedError
 from execo_engine.journal import Batch, Journal, corrupt_record_error, replace_atomically
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner
+from execo_engine.sweep import HashableDict
 
 CLAIM, RELEASE = "+", "-"
-#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None)
-ClaimEvent = tuple[str, Owner | None, Any, int | None]
+#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
+#: time of the claim or None)
+ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
+#: A live claim as written: (element, owner, position hint, time of the claim)
+Claim = tuple[Any, Owner, int | None, float]
 
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
@@ -71,19 +78,35 @@ class DirectoryStore:
 
     Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``, and the
     appends after a :meth:`read` in the same locked section.
+
+    ``read_only=True`` opens an existing directory without ever writing to it nor taking its
+    lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
+    repaired, and appending raises ``PermissionError``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], codec: Codec) -> None:
+    def __init__(self, path: str | os.PathLike[str], codec: Codec,
+                 read_only: bool = False) -> None:
         self.path = os.fspath(path)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
                 f"persistence directory {self.path!r} exists and is not a directory")
-        os.makedirs(self.path, exist_ok=True)
+        if read_only and not os.path.isdir(self.path):
+            raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
+        if not read_only:
+            os.makedirs(self.path, exist_ok=True)
         self.codec = codec
-        self.lock = DirectoryLock(self.path)
-        self._done = Journal(self.path, "done")
-        self._claims = Journal(self.path, "inprogress")
+        self.read_only = read_only
+        self.lock: DirectoryLock | contextlib.nullcontext[None] = \
+            contextlib.nullcontext() if read_only else DirectoryLock(self.path)
+        self._done = Journal(self.path, "done", read_only)
+        self._claims = Journal(self.path, "inprogress", read_only)
+        self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
+
+    def check_writable(self) -> None:
+        """``PermissionError`` if the directory was opened read-only."""
+        if self.read_only:
+            raise PermissionError(f"{self.path}: opened read-only")
 
     def _decode(self, path: str, batch: Batch, plain: bool = False) -> Iterator[Any]:
         return itertools.chain.from_iterable(self._decode_chunks(path, batch, plain))
@@ -101,8 +124,8 @@ class DirectoryStore:
         """The records appended since the last read; torn last records are repaired."""
         done = self._done.read_new(repair=True)
         claims = self._claims.read_new(repair=True)
-        events = [(CLAIM, tuple(record[1]), record[2], record[3]) if record[0] == CLAIM
-                  else (RELEASE, None, record[1], None)
+        events = [(CLAIM, tuple(record[1]), record[2], record[3], record[4])
+                  if record[0] == CLAIM else (RELEASE, None, record[1], None, None)
                   for record in self._decode(self._claims.path, claims)]
         changed = done.restarted or claims.restarted or done.end_offset > done.first_offset \
             or claims.end_offset > claims.first_offset
@@ -118,15 +141,17 @@ class DirectoryStore:
         encode = self.codec.encode
         return "".join(f"{prefix}{encode(element)}{suffix}\n" for element in elements).encode()
 
-    def _claim_lines(self, claims: Iterable[tuple[Any, Owner, int | None]]) -> bytes:
+    def _claim_lines(self, claims: Iterable[Claim]) -> bytes:
+        self.check_writable()
         encode = self.codec.encode
         return "".join(f'["{CLAIM}",{_owner_text(owner)},{encode(element)},'
-                       f'{_position_text(position)}]\n'
-                       for element, owner, position in claims).encode()
+                       f'{_position_text(position)},{since:.3f}]\n'
+                       for element, owner, position, since in claims).encode()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
         fsync (and close) after unlocking."""
+        self.check_writable()
         encode = self.codec.encode
         data = "".join(f"[{_position_text(position)},{encode(element)}]\n"
                        for position, element in done).encode()
@@ -135,13 +160,17 @@ class DirectoryStore:
         self._done.append(data)
         return self._done.sync_handle()
 
-    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner) -> None:
-        """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
-        if data := self._claim_lines((element, owner, position) for position, element in taken):
+    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner,
+                      since: float) -> None:
+        """Record that ``owner`` took the elements of ``(position, element)`` pairs at
+        ``since``."""
+        if data := self._claim_lines((element, owner, position, since)
+                                     for position, element in taken):
             self._claims.append(data)
 
     def append_releases(self, elements: Iterable[Any]) -> None:
         """Record that ``elements`` are no longer in progress."""
+        self.check_writable()
         if data := self._lines(elements, f'["{RELEASE}",', "]"):
             self._claims.append(data)
 
@@ -150,9 +179,8 @@ class DirectoryStore:
         """How many records the ``inprogress`` journal holds (to decide on compaction)."""
         return self._claims.records
 
-    def rewrite_claims(self, claims: Iterable[tuple[Any, Owner, int | None]]) -> None:
-        """Replace the ``inprogress`` journal by exactly ``(element, owner, position)`` claims
-        (compaction, reset)."""
+    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
+        """Replace the ``inprogress`` journal by exactly these claims (compaction, reset)."""
         self._claims.rewrite(self._claim_lines(claims))
 
     def done_texts(self) -> list[str]:
@@ -161,6 +189,22 @@ class DirectoryStore:
         try:
             records = self._decode(journal.path, journal.read_new(repair=False))
             return [self.codec.encode(element) for _, element in records]
+        finally:
+            journal.close()
+
+    def append_result(self, record: HashableDict) -> int:
+        """Append a result record; returns a descriptor to fsync (and close) after
+        unlocking."""
+        self.check_writable()
+        self._results.read_new(repair=True)  # repair a torn tail before appending
+        self._results.append((self.codec.encode(record) + "\n").encode())
+        return self._results.sync_handle()
+
+    def read_results(self) -> list[Any]:
+        """Every complete result record, in the order they were written."""
+        journal = Journal(self.path, "results", read_only=True)
+        try:
+            return list(self._decode(journal.path, journal.read_new(repair=False)))
         finally:
             journal.close()
 
@@ -178,4 +222,5 @@ class DirectoryStore:
 
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""
+        self.check_writable()
         replace_atomically(self._sweeps_path, self._lines(elements))

@@ -108,8 +108,9 @@ def corrupt_record_error(path: str, offset: int, records: list[bytes],
 class Journal:
     """One journal file ``name`` in ``directory``."""
 
-    def __init__(self, directory: str, name: str) -> None:
+    def __init__(self, directory: str, name: str, read_only: bool = False) -> None:
         self.directory = directory
+        self.read_only = read_only
         self.path = os.path.join(directory, name)
         self.records = 0  #: complete records in the file, as far as this reader knows
         self._fd: int | None = None
@@ -134,6 +135,8 @@ class Journal:
         self._offset = self.records = 0
 
     def _open(self, create: bool) -> int:
+        if self.read_only:
+            return os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         return os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
 
@@ -159,7 +162,7 @@ class Journal:
             batch.restarted = True
             self._offset = self.records = 0
         end, records = self._scan(size)
-        if end < size and repair:
+        if end < size and repair and not self.read_only:
             logger.warning("%s: cut off a torn last record at byte offset %d (%d bytes, written "
                            "by a process that crashed mid-append)", self.path, end, size - end)
             os.ftruncate(self._fd, end)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import itertools
 import operator
 import os
+import socket
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,6 +81,15 @@ def _unique(sweeps: Iterable[Any]) -> list[Any]:
         raise
 
 
+def _sync_and_close(fd: int) -> None:
+    """fsync a descriptor from the store (outside the lock: fsyncs of several processes can
+    then share one disk flush), then close it."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _mask(state: bytearray, wanted: int) -> bytes:
     """A byte per position: 1 where ``state`` is ``wanted`` (for ``itertools.compress``)."""
     return state.translate(bytes(int(i == wanted) for i in range(256)))
@@ -107,20 +117,21 @@ class ParamSweeper:
 
     def __init__(self, persistence_dir: str | os.PathLike[str], sweeps: Iterable[Any] | None = None,
                  save_sweeps: bool = False, name: str | None = None, *,
-                 allow_pickle: bool = False) -> None:
+                 allow_pickle: bool = False, read_only: bool = False) -> None:
         if not isinstance(persistence_dir, (str, os.PathLike)) \
                 and isinstance(sweeps, (str, os.PathLike)):
             warnings.warn("ParamSweeper(sweeps, persistence_dir) is deprecated: use "
                           "ParamSweeper(persistence_dir, sweeps)", DeprecationWarning,
                           stacklevel=2)
             persistence_dir, sweeps = sweeps, persistence_dir
-        self._store = DirectoryStore(persistence_dir, Codec(allow_pickle))
+        self._store = DirectoryStore(persistence_dir, Codec(allow_pickle), read_only)
         self.name = name or os.path.basename(os.path.normpath(self._store.path))
         self._lock = self._store.lock
         self._last_dead_check = 0.0
         self._done_extra: set[Any] = set()  # done elements that are not in the sweeps
-        # element -> (owner, its position in the sweeps or None), for every live claim
-        self._claims: dict[Any, tuple[Owner, int | None]] = {}
+        # element -> (owner, its position in the sweeps or None, time of the claim), for every
+        # live claim
+        self._claims: dict[Any, tuple[Owner, int | None, float]] = {}
         self._by_owner: dict[Owner, set[Any]] = {}
         self._mine: dict[Any, None] = {}  # claims taken by this instance, in claim order
         self.set_sweeps(sweeps, save_sweeps)
@@ -178,7 +189,7 @@ class ParamSweeper:
         claim = self._claims.pop(element, None)
         if claim is None:
             return
-        owner, position = claim
+        owner, position, _ = claim
         held = self._by_owner[owner]
         held.discard(element)
         if not held:
@@ -187,7 +198,7 @@ class ParamSweeper:
         if position is not None and self._state[position] == CLAIMED:
             self._set(position, TODO)
 
-    def _claim(self, element: Any, owner: Owner, hint: Any) -> None:
+    def _claim(self, element: Any, owner: Owner, hint: Any, since: float) -> None:
         if element in self._claims:
             self._release(element)
         position = self._position(element, hint)
@@ -198,7 +209,7 @@ class ParamSweeper:
             return
         elif self._state[position] == TODO:
             self._state[position] = CLAIMED
-        self._claims[element] = (owner, position)
+        self._claims[element] = (owner, position, since)
         self._by_owner.setdefault(owner, set()).add(element)
 
     def _mark_done(self, element: Any, hint: Any) -> None:
@@ -251,9 +262,9 @@ class ParamSweeper:
         mine = self._mine
         if changes.claims_restarted:  # inprogress file deleted or compacted
             self._clear_claims()
-        for operation, owner, element, hint in changes.claims:
+        for operation, owner, element, hint, since in changes.claims:
             if operation == CLAIM:
-                self._claim(element, owner, hint)  # type: ignore[arg-type]
+                self._claim(element, owner, hint, since or 0.0)  # type: ignore[arg-type]
             else:
                 self._release(element)
         if changes.claims_restarted:  # this instance's claims that survived a compaction
@@ -266,27 +277,63 @@ class ParamSweeper:
         changes = self._store.read()
         if changes.changed:
             self._apply(changes)
+        if self._store.read_only:
+            return
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
             self._last_dead_check = now
-            self._reclaim_dead_owners()
+            self._reclaim(self._dead_owners())
         records = self._store.claim_records
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * len(self._claims):
             self._store.rewrite_claims(self._claim_records())
 
-    def _claim_records(self) -> list[tuple[Any, Owner, int | None]]:
-        return [(element, owner, position)
-                for element, (owner, position) in self._claims.items()]
+    def _claim_records(self) -> list[tuple[Any, Owner, int | None, float]]:
+        return [(element, owner, position, since)
+                for element, (owner, position, since) in self._claims.items()]
 
-    def _reclaim_dead_owners(self) -> None:
+    def _dead_owners(self) -> list[Owner]:
         me = current_owner()
-        for owner in [owner for owner in self._by_owner if owner != me and is_dead(owner)]:
+        return [owner for owner in self._by_owner if owner != me and is_dead(owner)]
+
+    def _reclaim(self, owners: list[Owner], reason: str = "dead process") -> list[Any]:
+        """Release every claim of ``owners``, with a log line for each."""
+        reclaimed = []
+        for owner in owners:
             elements = list(self._by_owner[owner])
             self._store.append_releases(elements)
             for element in elements:
                 self._release(element)
-            logger.warning("%s: reclaimed %d combination(s) held by dead process %s (pid %d)",
-                           self.name, len(elements), owner[0], owner[1])
+            logger.warning("%s: reclaimed %d combination(s) held by %s %s (pid %d)", self.name,
+                           len(elements), reason, owner[0], owner[1])
+            reclaimed.extend(elements)
+        return reclaimed
+
+    def reclaim(self, older_than: float | None = None) -> list[Any]:
+        """Give back to todo the claims of dead processes of this host and, with
+        ``older_than`` (seconds), every claim older than that, whoever holds it (a host that
+        went away). Returns the elements reclaimed."""
+        with self._lock:
+            self._sync()
+            reclaimed = self._reclaim(self._dead_owners())
+            if older_than is not None:
+                limit = time.time() - older_than
+                old = [e for e, (_, _, since) in self._claims.items() if since < limit]
+                self._store.append_releases(old)
+                for element in old:
+                    self._release(element)
+                if old:
+                    logger.warning("%s: reclaimed %d combination(s) claimed more than %g s ago",
+                                   self.name, len(old), older_than)
+                reclaimed.extend(old)
+            return reclaimed
+
+    def get_claims(self) -> list[tuple[Any, Owner, float]]:
+        """Every live claim: ``(element, (host, pid, start), time of the claim)``, oldest
+        first."""
+        with self._lock:
+            self._sync()
+            return sorted(((e, owner, since) for e, (owner, _, since) in self._claims.items()),
+                          key=lambda claim: claim[2])
 
     def update(self) -> None:
         """Catch up with what other instances wrote (reads only what is new)."""
@@ -302,12 +349,12 @@ class ParamSweeper:
     # -- handing out -------------------------------------------------------------------------
 
     def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
-        me = current_owner()
+        me, now = current_owner(), time.time()
         taken = [(position, self._order[position])
                  for position in itertools.islice(positions, count)]
-        self._store.append_claims(taken, me)
+        self._store.append_claims(taken, me, now)
         for position, element in taken:
-            self._claim(element, me, position)
+            self._claim(element, me, position, now)
             self._mine[element] = None
         return [element for _, element in taken]
 
@@ -357,6 +404,7 @@ class ParamSweeper:
             claim = self._claims.get(combination)
             if claim is not None:
                 return f"in progress (host {claim[0][0]}, pid {claim[0][1]})"
+            self._store.check_writable()
             self._state[position] = TODO
             self._claim_positions([position], 1)
             return None
@@ -396,10 +444,7 @@ class ParamSweeper:
             for position, element in new:
                 self._mark_done(element, position)
         if sync_fd is not None:
-            try:
-                os.fsync(sync_fd)
-            finally:
-                os.close(sync_fd)
+            _sync_and_close(sync_fd)
 
     def done(self, combination: Any) -> None:
         """Mark an element done; returns once its record is on disk (fsync)."""
@@ -450,13 +495,32 @@ class ParamSweeper:
             self._sync()
             self._state = self._state.translate(bytes(TODO if i == SKIPPED else i
                                                       for i in range(256)))
-            for _, position in self._claims.values():  # skipped here, claimed elsewhere
+            for _, position, _ in self._claims.values():  # skipped here, claimed elsewhere
                 if position is not None and self._state[position] == TODO:
                     self._state[position] = CLAIMED
             if reset_inprogress:
                 self._store.rewrite_claims([])
                 self._clear_claims()
             self._cursor = 0
+
+    # -- results ---------------------------------------------------------------------------
+
+    def record_result(self, combination: Any, values: Mapping[str, Any],
+                      outcome: str | None = None, duration: float | None = None) -> None:
+        """Append the results of a combination (``values``: name -> value) to the ``results``
+        file of the directory, with its outcome, duration (seconds), host and time; returns
+        once it is on disk. Values must be of the types the text format carries."""
+        record = HashableDict(combination=combination, values=HashableDict(values),
+                              outcome=outcome, duration=duration, host=socket.gethostname(),
+                              time=round(time.time(), 3))
+        with self._lock:
+            sync_fd = self._store.append_result(record)
+        _sync_and_close(sync_fd)
+
+    def get_results(self) -> list[HashableDict]:
+        """Every recorded result, in the order they were recorded (see
+        :meth:`record_result`)."""
+        return self._store.read_results()
 
     # -- looking -----------------------------------------------------------------------------
 

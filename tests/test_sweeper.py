@@ -273,7 +273,7 @@ def test_dead_owner_claims_are_reclaimed(tmp_path, sweeps, caplog):
 
 def test_claims_of_other_hosts_are_kept(tmp_path, sweeps):
     ParamSweeper(tmp_path, sweeps)
-    record = '["+",["other-host",1,"x"],{"a":1,"b":"x"},0]\n'
+    record = '["+",["other-host",1,"x"],{"a":1,"b":"x"},0,1700000000.0]\n'
     (tmp_path / "inprogress").write_text(record)
     assert ParamSweeper(tmp_path, sweeps).get_inprogress() == [sweeps[0]]
 
@@ -335,3 +335,47 @@ def test_instances_with_sweeps_in_other_orders_share_states(tmp_path, sweeps):
     assert forward.get_done() == sweeps
     assert backward.get_remaining() == [] and forward.get_remaining() == []
     assert len(ParamSweeper(tmp_path, sweeps[:1]).get_done()) == 1  # extra kept, not reported
+
+
+def test_read_only_never_writes(tmp_path, sweeps):
+    writer = ParamSweeper(tmp_path, sweeps, save_sweeps=True)
+    writer.done(writer.get_next())
+    with (tmp_path / "done").open("ab") as f:
+        f.write(b'[1,{"a":1')  # a torn record: a read-only view ignores it, does not repair it
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    view = ParamSweeper(tmp_path, read_only=True)
+    assert view.get_done() == sweeps[:1] and len(view.get_remaining()) == 5
+    for mutate in (view.get_next, lambda: view.done(sweeps[1]), lambda: view.take(sweeps[1]),
+                   lambda: view.record_result(sweeps[1], {"x": 1})):
+        with pytest.raises(PermissionError, match="read-only"):
+            mutate()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ParamSweeper(tmp_path / "missing", read_only=True)
+
+
+def test_claims_and_reclaim_older_than(tmp_path, sweeps):
+    sweeper = ParamSweeper(tmp_path, sweeps)
+    (tmp_path / "inprogress").write_text(
+        '["+",["far-host",7,"x"],{"a":1,"b":"x"},0,1000.0]\n'
+        '["+",["far-host",7,"x"],{"a":1,"b":"y"},1,4000000000.0]\n')
+    claims = sweeper.get_claims()
+    assert [(c, owner) for c, owner, _ in claims] == [(sweeps[0], ("far-host", 7, "x")),
+                                                      (sweeps[1], ("far-host", 7, "x"))]
+    assert sweeper.reclaim() == []  # another host: cannot tell it is dead
+    assert sweeper.reclaim(older_than=3600) == [sweeps[0]]
+    assert sweeper.get_inprogress() == [sweeps[1]]
+    assert ParamSweeper(tmp_path, sweeps).get_next() == sweeps[0]
+
+
+def test_results_are_recorded_durably_and_read_back(tmp_path, sweeps):
+    sweeper = ParamSweeper(tmp_path, sweeps)
+    sweeper.record_result(sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25)
+    sweeper.record_result(sweeps[1], {"latency": (1, 2)}, "failed")
+    with pytest.raises(UnsupportedValueError, match="Fraction"):
+        sweeper.record_result(sweeps[2], {"ratio": Fraction(1, 2)})
+    results = ParamSweeper(tmp_path, sweeps, read_only=True).get_results()
+    assert [(r["combination"], r["values"], r["outcome"], r["duration"]) for r in results] == [
+        (sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25),
+        (sweeps[1], {"latency": (1, 2)}, "failed", None)]
+    assert all(r["host"] == os.uname().nodename and r["time"] > 0 for r in results)
