@@ -31,10 +31,11 @@ class CompressionGrid(Engine):
                 out = subprocess.run(["gzip", f"-{combination['level']}", "-c"], input=data,
                                      capture_output=True, check=True).stdout
                 seconds.append(time.perf_counter() - start)
-            result = {**combination, "seconds": min(seconds), "ratio": len(out) / len(data)}
+            result = {"seconds": min(seconds), "ratio": len(out) / len(data)}
             path = os.path.join(self.result_dir, slugify(combination) + ".json")
             with open(path, "w") as f:
-                json.dump(result, f)
+                json.dump({**combination, **result}, f)
+            sweeper.record_result(combination, result, "passed", sum(seconds))
             sweeper.done(combination)
             logger.info("%s: %.4f s, ratio %.3f", combination, result["seconds"],
                         result["ratio"])

@@ -26,11 +26,11 @@ ALGORITHMS = {"builtin": sorted, "insertion": insertion_sort}
 
 @pytest.mark.execo_sweep({"algo": ["builtin", "insertion"], "size": [10, 100, 1000],
                           "seed": [1, 2]})
-def test_sorting(combination, algo, size, seed, record_property):
+def test_sorting(combination, algo, size, seed, execo_record):
     values = random.Random(seed).sample(range(10 * size), size)
     start = time.perf_counter()
     result = ALGORITHMS[algo](values)
     elapsed = time.perf_counter() - start
-    record_property("seconds", elapsed)
+    execo_record(seconds=elapsed)  # see: execo-sweep results example-results
     assert result == sorted(values)
     print(f"{combination}: {elapsed * 1e6:.0f} us")

@@ -31,6 +31,7 @@ _PLAIN = (str, int, float, bool, type(None))
 _TAGS = frozenset({"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__",
                    "__pickle__"})
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class UnsupportedValueError(TypeError):
@@ -63,6 +64,11 @@ class Codec:
             text = _dumps(self._to_json(element))
             self._last = (element, text)
         return text
+
+    def encode_in_order(self, element: Any) -> str:
+        """The one-line JSON text of ``element`` keeping the order of its dicts' keys (decoding
+        gives them back in that order): not canonical, for what is only read back."""
+        return _dumps_in_order(self._to_json(element))
 
     def decode(self, text: str | bytes) -> Any:
         """The element whose text is ``text``; ``ValueError`` if it is not valid."""

@@ -26,7 +26,7 @@ import functools
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,24 @@ def _position_text(position: int | None) -> str:
 @functools.lru_cache(maxsize=256)
 def _owner_text(owner: Owner) -> str:
     return _json(list(owner))
+
+
+def _is_done_record(record: Any) -> bool:
+    return type(record) is list and len(record) == 2
+
+
+def _all_pairs(records: list[Any]) -> bool:
+    """Every record is a done record (checked in C: a resume reads millions)."""
+    return set(map(type, records)) <= {list} and set(map(len, records)) <= {2}
+
+
+def _is_claim_record(record: Any) -> bool:
+    if type(record) is not list or not record:
+        return False
+    if record[0] == RELEASE:
+        return len(record) == 2
+    return (record[0] == CLAIM and len(record) == 5 and type(record[1]) is list
+            and len(record[1]) == 3 and isinstance(record[4], (int, float)))
 
 
 @dataclass
@@ -108,17 +126,32 @@ class DirectoryStore:
         if self.read_only:
             raise PermissionError(f"{self.path}: opened read-only")
 
-    def _decode(self, path: str, batch: Batch, plain: bool = False) -> Iterator[Any]:
-        return itertools.chain.from_iterable(self._decode_chunks(path, batch, plain))
+    def _decode(self, path: str, batch: Batch, plain: bool = False,
+                shape: Callable[[Any], bool] | None = None) -> Iterator[Any]:
+        return itertools.chain.from_iterable(self._decode_chunks(path, batch, plain, shape))
 
-    def _decode_chunks(self, path: str, batch: Batch, plain: bool = False) -> Iterator[list[Any]]:
+    def _decode_chunks(self, path: str, batch: Batch, plain: bool = False,
+                       shape: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
+        """Decoded records, piece by piece; a record that is not JSON, or not of the
+        ``shape`` its file holds, is a :class:`CorruptRecordError` naming file and offset."""
+        def decode(record: bytes) -> Any:
+            value = self.codec.decode(record)
+            if shape is not None and not shape(value):
+                raise ValueError(f"not a record of {os.path.basename(path)}")
+            return value
+
         for offset, records in batch.chunks():
             try:
-                yield self.codec.decode_lines(records, plain)
+                decoded = self.codec.decode_lines(records, plain)
+                if shape is None or (_all_pairs(decoded) if shape is _is_done_record
+                                     else all(map(shape, decoded))):
+                    yield decoded
+                    continue
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{path}: {error}") from None
             except ValueError:
-                raise corrupt_record_error(path, offset, records, self.codec.decode) from None
+                pass
+            raise corrupt_record_error(path, offset, records, decode)
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired."""
@@ -126,10 +159,11 @@ class DirectoryStore:
         claims = self._claims.read_new(repair=True)
         events = [(CLAIM, tuple(record[1]), record[2], record[3], record[4])
                   if record[0] == CLAIM else (RELEASE, None, record[1], None, None)
-                  for record in self._decode(self._claims.path, claims)]
+                  for record in self._decode(self._claims.path, claims, shape=_is_claim_record)]
         changed = done.restarted or claims.restarted or done.end_offset > done.first_offset \
             or claims.end_offset > claims.first_offset
-        return Changes(self._decode_chunks(self._done.path, done, plain=True), done.restarted,
+        return Changes(self._decode_chunks(self._done.path, done, plain=True,
+                                           shape=_is_done_record), done.restarted,
                        events, claims.restarted, changed)  # type: ignore[arg-type]
 
     def restart(self) -> None:
@@ -187,7 +221,8 @@ class DirectoryStore:
         """The canonical text of every element of a complete done record."""
         journal = Journal(self.path, "done")
         try:
-            records = self._decode(journal.path, journal.read_new(repair=False))
+            records = self._decode(journal.path, journal.read_new(repair=False),
+                                   shape=_is_done_record)
             return [self.codec.encode(element) for _, element in records]
         finally:
             journal.close()
@@ -197,7 +232,8 @@ class DirectoryStore:
         unlocking."""
         self.check_writable()
         self._results.read_new(repair=True)  # repair a torn tail before appending
-        self._results.append((self.codec.encode(record) + "\n").encode())
+        # only read back, never matched: keep the order of the factors and values
+        self._results.append((self.codec.encode_in_order(record) + "\n").encode())
         return self._results.sync_handle()
 
     def read_results(self) -> list[Any]:
@@ -223,4 +259,6 @@ class DirectoryStore:
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""
         self.check_writable()
-        replace_atomically(self._sweeps_path, self._lines(elements))
+        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
+        replace_atomically(self._sweeps_path,
+                           "".join(f"{encode(element)}\n" for element in elements).encode())

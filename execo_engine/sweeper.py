@@ -332,7 +332,8 @@ class ParamSweeper:
         first."""
         with self._lock:
             self._sync()
-            return sorted(((e, owner, since) for e, (owner, _, since) in self._claims.items()),
+            return sorted(((e if position is None else self._order[position], owner, since)
+                           for e, (owner, position, since) in self._claims.items()),
                           key=lambda claim: claim[2])
 
     def update(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,26 @@ def combination(_execo_combination: HashableDict | None) -> HashableDict:
     return _execo_combination
 
 
+RECORDED = pytest.StashKey[dict[str, Any]]()
+
+
+@pytest.fixture
+def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record result values of this combination: ``execo_record(latency=0.3, size=12)``.
+
+    With a sweep dir, they are written to the sweep's ``results`` file with the outcome and
+    duration of the test (see ``execo-sweep results``); they also go to the test's
+    ``user_properties`` (junitxml).
+    """
+    values = request.node.stash.setdefault(RECORDED, {})
+
+    def record(**named: Any) -> None:
+        values.update(named)
+        request.node.user_properties.extend(named.items())
+
+    return record
+
+
 # -- recording ---------------------------------------------------------------------------------
 
 def _combination_of(item: pytest.Item) -> HashableDict | None:
@@ -161,6 +181,7 @@ class _Run:
     sweeper: ParamSweeper
     combination: HashableDict
     outcomes: list[str] = field(default_factory=list)
+    duration: float = 0.0
 
 
 class SweepRecorder:
@@ -246,6 +267,7 @@ class SweepRecorder:
         run = self.running.get(report.nodeid)
         if run is not None:
             run.outcomes.append(report.outcome)
+            run.duration += report.duration
         if MARKER in report.keywords and (report.when == "call" or not report.passed):
             name = sweep_subdir_name(_function_id(report.nodeid))
             outcomes = self.session_outcomes.setdefault(name, {})
@@ -264,6 +286,9 @@ class SweepRecorder:
         outcome = min(run.outcomes, key=_WORST_FIRST.index, default="failed")
         hook = self.config.hook
         state = hook.pytest_execo_state(item=item, combination=run.combination, outcome=outcome)
+        if RECORDED in item.stash:  # before done: a crash in between must not lose results
+            run.sweeper.record_result(run.combination, item.stash[RECORDED], outcome,
+                                      round(run.duration, 6))
         {"done": run.sweeper.done, "skip": run.sweeper.skip,
          "cancel": run.sweeper.cancel}[state](run.combination)
         hook.pytest_execo_recorded(item=item, combination=run.combination, outcome=outcome,

@@ -379,3 +379,25 @@ def test_results_are_recorded_durably_and_read_back(tmp_path, sweeps):
         (sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25),
         (sweeps[1], {"latency": (1, 2)}, "failed", None)]
     assert all(r["host"] == os.uname().nodename and r["time"] > 0 for r in results)
+
+
+@pytest.mark.parametrize("name,record", [("done", b'{"a":1,"b":"x"}'),
+                                         ("inprogress", b'["+",["h",1,"s"],{"a":1,"b":"x"}]'),
+                                         ("inprogress", b'["?",{"a":1,"b":"x"}]')])
+def test_valid_json_of_the_wrong_shape_is_a_corrupt_record(tmp_path, sweeps, name, record):
+    ParamSweeper(tmp_path, sweeps).done(sweeps[0])
+    path = tmp_path / name
+    size = path.stat().st_size if path.exists() else 0
+    with path.open("ab") as f:
+        f.write(record + b"\n")
+    with pytest.raises(CorruptRecordError, match=rf"corrupt record at byte offset {size}: .*"
+                                                 rf"not a record of {name}"):
+        ParamSweeper(tmp_path, sweeps)
+
+
+def test_saved_sweeps_keep_the_order_of_factors(tmp_path):
+    grid = sweep({"size": [2, 1], "algo": ["z", "a"], "mode": {"m": {"depth": [1]}}})
+    ParamSweeper(tmp_path, grid, save_sweeps=True)
+    loaded = ParamSweeper(tmp_path).get_sweeps()
+    assert loaded == grid
+    assert [list(c) for c in loaded] == [list(c) for c in grid] != [sorted(c) for c in grid]

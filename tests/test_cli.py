@@ -1,0 +1,181 @@
+"""The execo-sweep command line, run as a real command on real sweep directories."""
+
+import csv
+import io
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from execo_engine.sweep import ParamSweeper, sweep, sweep_stats
+
+pytest_plugins = ["pytester"]
+WORKER = Path(__file__).with_name("sweeper_worker.py")
+GRID = {"size": [1, 2, 3], "algo": ["a", "b"]}
+
+
+def cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "execo_engine", *map(str, args)],
+                            capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """A sweep with 2 done, 1 claim of this live process, 2 of a dead one, 1 remaining."""
+    directory = tmp_path / "sweep"
+    sweeps = sweep(GRID)
+    live = ParamSweeper(directory, sweeps, save_sweeps=True)
+    live.done_batch(sweeps[:2])
+    live.take(sweeps[2])
+    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os
+        from execo_engine.sweep import ParamSweeper
+        ParamSweeper({str(directory)!r}).get_next_batch(2)
+        os._exit(0)
+    """)], check=True)
+    return directory, sweeps
+
+
+def test_status_json_matches_the_sweeper(mixed):
+    directory, sweeps = mixed
+    before = sorted(p.name for p in directory.iterdir())
+    report = json.loads(cli("status", directory, "--json", "--by-factor").stdout)
+    [entry] = report["sweeps"]
+    view = ParamSweeper(directory, read_only=True)
+    total, remaining, _, inprogress, done = view.stats()
+    assert (entry["total"], entry["done"], entry["inprogress"], entry["remaining"]) == \
+        (len(total), len(done), len(inprogress), len(remaining)) == (6, 2, 3, 1)
+    claims = {(tuple(c["combination"].items()), c["dead"]) for c in entry["claims"]}
+    assert claims == {(tuple(sweeps[2].items()), False), (tuple(sweeps[3].items()), True),
+                      (tuple(sweeps[4].items()), True)}
+    assert all(c["age"] >= 0 for c in entry["claims"])
+    expected = sweep_stats(view.stats())
+    assert entry["by_factor"]["done"] == {"size": {"1": 2}, "algo": {"a": 1, "b": 1}}
+    assert entry["by_factor"]["total"] == {f: {str(k): v for k, v in levels.items()}
+                                           for f, levels in expected["total"].items()}
+    assert sorted(p.name for p in directory.iterdir()) == before  # status never writes
+
+
+def test_status_text_by_factor_and_reclaim(mixed):
+    directory, _ = mixed
+    text = cli("status", directory.parent, "--by-factor", "size").stdout
+    assert "6 total, 2 done, 3 in progress, 1 remaining" in text
+    assert text.count("DEAD (reclaim with: execo-sweep reclaim)") == 2
+    assert "size:" in text and "algo:" not in text
+    assert "33.3%" in text
+    reclaimed = cli("reclaim", directory)
+    assert "reclaimed 2 combination(s)" in reclaimed.stdout
+    assert "held by dead process" in reclaimed.stderr
+    after = json.loads(cli("status", directory, "--json").stdout)["sweeps"][0]
+    assert (after["inprogress"], after["remaining"]) == (1, 3)
+    cli("reset", directory, "--inprogress")
+    assert json.loads(cli("status", directory, "--json").stdout)["sweeps"][0]["inprogress"] == 0
+
+
+def test_status_while_four_processes_work(tmp_path):
+    directory = tmp_path / "sweep"
+    n = 3000
+    ParamSweeper(directory, sweep({"i": range(n)}), save_sweeps=True)
+    workers = [subprocess.Popen([sys.executable, str(WORKER), str(directory),
+                                 str(tmp_path / f"{k}.txt"), "1", "1", "0.0005"])
+               for k in range(4)]
+    seen = []
+    while any(w.poll() is None for w in workers):
+        entry = json.loads(cli("status", directory, "--json").stdout)["sweeps"][0]
+        assert entry["done"] + entry["inprogress"] + entry["remaining"] == entry["total"] == n
+        seen.append(entry["done"])
+    assert [w.wait() for w in workers] == [0] * 4
+    assert seen == sorted(seen) and len(seen) >= 2
+    reported = [int(x) for k in range(4) for x in (tmp_path / f"{k}.txt").read_text().split()]
+    assert sorted(reported) == list(range(n))  # nothing lost, nothing done twice
+    assert len(ParamSweeper(directory).get_done()) == n
+
+
+RECORDING_TEST = """
+import pytest
+
+@pytest.mark.execo_sweep({"size": [1, 2, 3], "algo": ["a", "b"]})
+def test_grid(size, algo, execo_record):
+    execo_record(latency=size * (2 if algo == "b" else 1) / 10, label=f"{algo}, {size}")
+    assert (size, algo) != (3, "b")
+"""
+
+ENGINE = """
+from execo_engine import Engine, sweep
+
+class Bench(Engine):
+    def run(self):
+        sweeper = self.sweeper(sweep({"size": [10, 1000, 100000], "algo": ["x", "y"]}))
+        for combination in sweeper:
+            sweeper.record_result(combination, {"latency": combination["size"] / 1000},
+                                  "passed", 0.0)
+            sweeper.done(combination)
+
+Bench().start()
+"""
+
+
+def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
+    pytester.makepyfile(test_rec=RECORDING_TEST)
+    pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2").assert_outcomes(
+        passed=5, failed=1)
+    exported = cli("results", pytester.path / "results").stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert len(rows) == 6
+    assert list(rows[0])[:4] == ["size", "algo", "latency", "label"]
+    by_id = {(r["size"], r["algo"]): r for r in rows}
+    assert by_id[("3", "b")]["outcome"] == "failed" and by_id[("2", "b")]["latency"] == "0.4"
+    assert by_id[("1", "a")]["label"] == "a, 1"  # a comma survives CSV quoting
+    assert all(float(r["duration"]) >= 0 and r["host"] and r["time"] for r in rows)
+    lines = cli("results", pytester.path / "results", "--format", "jsonl").stdout.splitlines()
+    assert sorted(json.loads(line)["latency"] for line in lines) == [0.1, 0.2, 0.2, 0.3, 0.4,
+                                                                     0.6]
+
+    engine = tmp_path / "engine.py"
+    engine.write_text(ENGINE)
+    subprocess.run([sys.executable, str(engine), "-c", str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)
+    rows = list(csv.DictReader(io.StringIO(cli("results", tmp_path).stdout)))
+    assert [(r["size"], r["algo"], r["latency"]) for r in rows] == [
+        ("10", "x", "0.01"), ("10", "y", "0.01"), ("1000", "x", "1.0"), ("1000", "y", "1.0"),
+        ("100000", "x", "100.0"), ("100000", "y", "100.0")]
+
+    png = tmp_path / "latency.png"
+    drawn = cli("plot", tmp_path, "--x", "size", "--y", "latency", "--hue", "algo",
+                "-o", png)
+    assert f"wrote {png}" in drawn.stdout
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", header[16:24]) == (800, 500)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["status", "{missing}"], "no such directory"),
+    (["status", "{empty}"], "not a sweep directory"),
+    (["status", "{sweep}", "--by-factor", "colour"], "unknown factor 'colour' (available: "
+                                                     "size, algo)"),
+    (["plot", "{sweep}", "--x", "colour", "--y", "latency"], "unknown factor 'colour'"),
+    (["plot", "{sweep}", "--x", "size", "--y", "speed"], "unknown value 'speed'"),
+    (["reset", "{sweep}"], "the following arguments are required: --inprogress")])
+def test_bad_input_is_a_clear_error(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    sweeper = ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
+    sweeper.record_result(sweep(GRID)[0], {"latency": 1.0})
+    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
+             "sweep": tmp_path / "sweep"}
+    result = cli(*[a.format(**paths) for a in args], check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "execo-sweep"  # installed beside this python
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "status" in result.stdout
