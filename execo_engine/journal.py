@@ -13,20 +13,17 @@ locked section (the journal must be read to its end before anything is appended)
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from execo_engine.log import logger
+from execo_engine.records import Locate
 
 _NEWLINE = b"\n"
 CHUNK = 1 << 20
-_PICKLE_START = b"\x80"
-
-
-class CorruptRecordError(ValueError):
-    """A complete record in the middle of a journal that cannot be decoded."""
 
 
 @dataclass
@@ -43,8 +40,13 @@ class Batch:
     end_offset: int = 0
     restarted: bool = False
 
-    def chunks(self, size: int = CHUNK) -> Iterator[tuple[int, list[bytes]]]:
-        """``(offset, records)`` pieces of about ``size`` bytes, records without newlines."""
+    @property
+    def empty(self) -> bool:
+        """No record at all."""
+        return self.end_offset <= self.first_offset
+
+    def chunks(self, size: int = CHUNK) -> Iterator[tuple[Locate, list[bytes]]]:
+        """Pieces of about ``size`` bytes: records without newlines, and where each stands."""
         start = self.first_offset
         while start < self.end_offset:
             data = os.pread(self.fd, min(size, self.end_offset - start), start)
@@ -52,8 +54,13 @@ class Batch:
             while end == 0:  # one record longer than size
                 data += os.pread(self.fd, size, start + len(data))
                 end = data.rfind(_NEWLINE) + 1
-            yield start, data[:end - 1].split(_NEWLINE)
+            records = data[:end - 1].split(_NEWLINE)
+            yield functools.partial(_byte_offset, start, records), records
             start += end
+
+
+def _byte_offset(start: int, records: list[bytes], index: int) -> str:
+    return f"byte offset {start + sum(len(record) + 1 for record in records[:index])}"
 
 
 def fsync_directory(directory: str) -> None:
@@ -83,26 +90,6 @@ def replace_atomically(path: str, data: bytes) -> None:
         os.close(fd)
     os.replace(temporary, path)
     fsync_directory(os.path.dirname(path) or ".")
-
-
-def corrupt_record_error(path: str, offset: int, records: list[bytes],
-                         decode: Callable[[bytes], object]) -> CorruptRecordError:
-    """The error naming ``path`` and the byte offset of the first record ``decode`` rejects,
-    ``records`` starting at byte ``offset``."""
-    for record in records:
-        try:
-            decode(record)
-        except ValueError as error:
-            reason = str(error)
-            break
-        offset += len(record) + 1
-    else:
-        record, reason = b"", "undecodable batch"
-    if offset == 0 and record.startswith(_PICKLE_START):
-        reason = ("this looks like a pickle file written by execo 2.x, which this version never "
-                  "unpickles: move the directory away, or start a new one")
-    return CorruptRecordError(f"{path}: corrupt record at byte offset {offset}: "
-                              f"{record[:80]!r} ({reason})")
 
 
 class Journal:

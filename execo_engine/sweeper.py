@@ -23,9 +23,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.dirstore import CLAIM, Changes, DirectoryStore
+from execo_engine.dirstore import DirectoryStore
+from execo_engine.records import CLAIM, Changes
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner, is_dead
+from execo_engine.owner import Owner, current_owner
 from execo_engine.sweep import HashableDict
 
 Filter = Callable[[list[Any]], Iterable[Any]]
@@ -293,7 +294,7 @@ class ParamSweeper:
 
     def _dead_owners(self) -> list[Owner]:
         me = current_owner()
-        return [owner for owner in self._by_owner if owner != me and is_dead(owner)]
+        return self._store.dead_owners(owner for owner in self._by_owner if owner != me)
 
     def _reclaim(self, owners: list[Owner], reason: str = "dead process") -> list[Any]:
         """Release every claim of ``owners``, with a log line for each."""

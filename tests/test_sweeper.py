@@ -10,7 +10,7 @@ from fractions import Fraction
 import pytest
 
 from execo_engine.codec import Codec, PickleNotAllowedError, UnsupportedValueError
-from execo_engine.journal import CorruptRecordError
+from execo_engine.records import CorruptRecordError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GRID = {"a": [1, 2, 3], "b": ["x", "y"]}

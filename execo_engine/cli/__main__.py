@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
-from execo_engine.journal import CorruptRecordError
+from execo_engine.records import CorruptRecordError
 from execo_engine.owner import is_dead
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
