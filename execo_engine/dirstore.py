@@ -44,6 +44,7 @@ class DirectoryStore(RecordStore):
     def __init__(self, path: str | os.PathLike[str], codec: Codec,
                  read_only: bool = False) -> None:
         super().__init__(os.fspath(path), codec, read_only)
+        self.name = os.path.basename(os.path.normpath(self.path))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
                 f"persistence directory {self.path!r} exists and is not a directory")

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.dirstore import DirectoryStore
+from execo_engine.stores import Location, open_store
 from execo_engine.records import CLAIM, Changes
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
@@ -40,13 +40,11 @@ DEAD_OWNER_CHECK_INTERVAL = 0.1
 COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
 
 
-def done_snapshot(persistence_dir: str | os.PathLike[str]) -> frozenset[str]:
+def done_snapshot(persistence_dir: Location) -> frozenset[str]:
     """What is done in ``persistence_dir`` at this moment, as canonical texts (see
     :func:`canonical_text`): a view that stays the same while others keep working, and that
     can be sent to other processes."""
-    store = DirectoryStore(persistence_dir, Codec())
-    with store.lock:
-        return frozenset(store.done_texts())
+    return frozenset(open_store(persistence_dir, Codec(), read_only=True).done_texts())
 
 
 def canonical_text(element: Any) -> str:
@@ -125,8 +123,8 @@ class ParamSweeper:
                           "ParamSweeper(persistence_dir, sweeps)", DeprecationWarning,
                           stacklevel=2)
             persistence_dir, sweeps = sweeps, persistence_dir
-        self._store = DirectoryStore(persistence_dir, Codec(allow_pickle), read_only)
-        self.name = name or os.path.basename(os.path.normpath(self._store.path))
+        self._store = open_store(persistence_dir, Codec(allow_pickle), read_only)
+        self.name = name or self._store.name
         self._lock = self._store.lock
         self._last_dead_check = 0.0
         self._done_extra: set[Any] = set()  # done elements that are not in the sweeps
@@ -517,7 +515,8 @@ class ParamSweeper:
                               time=round(time.time(), 3))
         with self._lock:
             sync_fd = self._store.append_result(record)
-        _sync_and_close(sync_fd)
+        if sync_fd is not None:
+            _sync_and_close(sync_fd)
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see

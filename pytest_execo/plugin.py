@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+from execo_engine.pgstore import is_postgresql_url
+from execo_engine.stores import child_location, child_locations, shown
 from execo_engine.sweeper import canonical_text, done_snapshot
 from execo_engine.utils import slugify
 from pytest_execo import hooks
@@ -56,14 +58,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _sweep_dir(config: pytest.Config) -> str | None:
+    """The sweep dir (absolute), or a ``postgresql://`` URL, or None."""
     option = config.getoption("execo_sweep_dir")
+    ini = config.getini("execo_sweep_dir")
+    if not (option or ini):
+        return None
+    if is_postgresql_url(option or ini):
+        return option or ini
     if option:
         return os.path.join(config.invocation_params.dir, option)
-    ini = config.getini("execo_sweep_dir")
-    if ini:
-        base = config.inipath.parent if config.inipath else config.rootpath
-        return os.path.join(base, ini)
-    return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return os.path.join(base, ini)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
                    "--execo-sweep-dir, outcomes are recorded and done combinations skipped.")
     directory = _sweep_dir(config)
     if directory:
-        if os.path.exists(directory) and not os.path.isdir(directory):
+        if not is_postgresql_url(directory) and os.path.exists(directory) \
+                and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         config.pluginmanager.register(SweepRecorder(config, directory), "execo-recorder")
 
@@ -189,7 +195,7 @@ class SweepRecorder:
 
     def __init__(self, config: pytest.Config, directory: str) -> None:
         self.config = config
-        self.directory = os.path.abspath(directory)
+        self.directory = directory
         self.rerun_done = bool(config.getoption("execo_rerun_done")
                                or config.getini("execo_rerun_done"))
         self.is_worker = hasattr(config, "workerinput")
@@ -202,10 +208,8 @@ class SweepRecorder:
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
 
     def _read_snapshot(self) -> dict[str, list[str]]:
-        os.makedirs(self.directory, exist_ok=True)
-        return {entry.name: sorted(done_snapshot(entry.path))
-                for entry in os.scandir(self.directory)
-                if entry.is_dir() and os.path.exists(os.path.join(entry.path, "done"))}
+        return {name: sorted(done_snapshot(location))
+                for name, location in child_locations(self.directory).items()}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -214,7 +218,7 @@ class SweepRecorder:
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self.snapshot.values())
-        return (f"execo: recording in {self.directory} ({done} combination(s) done before "
+        return (f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
                 f"this session)")
 
     @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
@@ -239,14 +243,14 @@ class SweepRecorder:
 
     def pytest_report_collectionfinish(self) -> str:
         return (f"execo: {self.deselected}/{self.collected} combinations done in "
-                f"{self.directory}, running {self.collected - self.deselected}")
+                f"{shown(self.directory)}, running {self.collected - self.deselected}")
 
     def _sweeper(self, item: pytest.Item) -> tuple[str, ParamSweeper]:
         function_id = _function_id(item.nodeid)
         name = sweep_subdir_name(function_id)
         if name not in self.sweepers:
             combinations = self.config.stash[COMBINATIONS][function_id]
-            self.sweepers[name] = ParamSweeper(os.path.join(self.directory, name), combinations,
+            self.sweepers[name] = ParamSweeper(child_location(self.directory, name), combinations,
                                                save_sweeps=True, name=function_id)
         return name, self.sweepers[name]
 
@@ -304,7 +308,7 @@ class SweepRecorder:
             return
         terminalreporter.section("execo sweeps")
         for name, outcomes in sorted(self.session_outcomes.items()):
-            sweeper = ParamSweeper(os.path.join(self.directory, name))
+            sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
             sweeps, remaining, _, inprogress, done = sweeper.stats()
             counts = {k: list(outcomes.values()).count(k) for k in _WORST_FIRST}
             terminalreporter.write_line(

@@ -1,0 +1,372 @@
+"""A ParamSweeper store in a PostgreSQL database, for hosts that share no filesystem.
+
+``ParamSweeper("postgresql://user@host/db?sweep=NAME&lease=60", sweeps)``: the same records as a
+directory (:mod:`execo_engine.records`), one row each, in tables created on first use
+(``execo_schema`` holds their version). Several sweeps share a database, told apart by NAME.
+Other query parameters go to the driver (psycopg 3, the ``postgresql`` extra).
+
+- Every operation is one transaction holding ``pg_advisory_xact_lock`` on the sweep: rows are
+  appended in commit order, so each instance reads only the rows after the last it saw (the
+  role of the directory lock and of the file offsets). Done is durable at commit.
+- Claim compaction and reset replace the claim rows and bump an epoch that tells readers to
+  read them all again.
+- Liveness is a lease: each instance renews ``(sweep, owner) -> expires`` every ``lease/3``
+  seconds (from a background thread too, so a long combination keeps its claims); a claim whose
+  owner's lease expired (database time, no clock skew) is reclaimed by the next operation of
+  any instance. ``lease`` is in seconds, 60 by default.
+
+No SQL text is ever built from user data: every value is a query parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import urllib.parse
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from execo_engine.codec import Codec
+from execo_engine.owner import Owner, current_owner
+from execo_engine.records import Changes, Claim, Locate, RecordStore, owner_text
+from execo_engine.sweep import HashableDict
+
+SCHEMA_VERSION = 1
+DEFAULT_LEASE = 60.0
+FETCH = 10_000
+_SCHEMA_LOCK = 0x6578_6563_6f00  # "execo": the advisory lock serializing schema creation
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS execo_schema (version integer NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS execo_state (sweep text PRIMARY KEY, done_epoch bigint NOT NULL "
+    "DEFAULT 0, claims_epoch bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS execo_sweeps (sweep text NOT NULL, position integer NOT NULL, "
+    "element text NOT NULL, PRIMARY KEY (sweep, position))",
+    "CREATE TABLE IF NOT EXISTS execo_done (id bigserial PRIMARY KEY, sweep text NOT NULL, "
+    "record text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS execo_claims (id bigserial PRIMARY KEY, sweep text NOT NULL, "
+    "record text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS execo_results (id bigserial PRIMARY KEY, sweep text NOT NULL, "
+    "record text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS execo_leases (sweep text NOT NULL, owner text NOT NULL, "
+    "expires timestamptz NOT NULL, PRIMARY KEY (sweep, owner))",
+    "CREATE INDEX IF NOT EXISTS execo_done_sweep ON execo_done (sweep, id)",
+    "CREATE INDEX IF NOT EXISTS execo_claims_sweep ON execo_claims (sweep, id)",
+    "CREATE INDEX IF NOT EXISTS execo_results_sweep ON execo_results (sweep, id)",
+]
+STREAMS = {"done": "execo_done", "claims": "execo_claims"}
+
+
+def is_postgresql_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL sweep rather than a directory."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def parse_url(url: str) -> tuple[str, str, float]:
+    """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    sweep = query.pop("sweep", "")
+    if not sweep:
+        raise ValueError(f"{url}: a PostgreSQL sweep URL needs ?sweep=NAME")
+    try:
+        lease = float(query.pop("lease", DEFAULT_LEASE))
+    except ValueError:
+        raise ValueError(f"{url}: lease must be a number of seconds") from None
+    if lease <= 0:
+        raise ValueError(f"{url}: lease must be > 0 seconds")
+    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    return conninfo, sweep, lease
+
+
+def with_sweep(url: str, sweep: str) -> str:
+    """``url`` naming another sweep of the same database."""
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    query["sweep"] = sweep
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _connect(conninfo: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError("a postgresql:// sweep needs psycopg 3: "
+                          "pip install 'execo_engine[postgresql]'") from None
+    return psycopg.connect(conninfo, autocommit=True)
+
+
+def sweeps_below(url: str) -> dict[str, str]:
+    """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
+    conninfo, prefix, _ = parse_url(url)
+    with _connect(conninfo) as connection:
+        _ensure_schema(connection)
+        rows = connection.execute("SELECT sweep FROM execo_state WHERE starts_with(sweep, %s) "
+                                  "ORDER BY sweep", (prefix + "/",)).fetchall()
+    return {sweep[len(prefix) + 1:]: with_sweep(url, sweep) for (sweep,) in rows}
+
+
+def _ensure_schema(connection: Any) -> None:
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        row = connection.execute("SELECT version FROM execo_schema").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise RuntimeError(f"the execo tables are at schema version {row[0]}; this "
+                               f"execo_engine knows version {SCHEMA_VERSION}")
+
+
+class _Rows:
+    """A batch of rows ``(id, record)`` read from one stream (see records.Batch)."""
+
+    def __init__(self, rows: list[tuple[int, str]], restarted: bool = False,
+                 seen: dict[str, int] | None = None, stream: str = "") -> None:
+        self._rows, self.restarted, self._seen, self._stream = rows, restarted, seen, stream
+
+    @property
+    def empty(self) -> bool:
+        return not self._rows
+
+    def chunks(self) -> Iterator[tuple[Locate, list[bytes]]]:
+        for start in range(0, len(self._rows), FETCH):
+            rows = self._rows[start:start + FETCH]
+            ids = [row_id for row_id, _ in rows]
+            yield (lambda index: f"row id {ids[index]}"), [record.encode() for _, record in rows]
+            if self._seen is not None:  # read up to there: the next read starts after it
+                self._seen[self._stream] = ids[-1]
+
+
+class _LeaseKeeper(threading.Thread):
+    """One thread per process renewing the leases of every open PostgreSQL store."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="execo lease keeper")
+        self.stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(0.5)
+            for store in list(self.stores):
+                try:
+                    store.renew_lease(when_due=True)
+                except Exception:  # noqa: BLE001 - a closed or broken connection: retry later
+                    pass
+
+
+_keeper: _LeaseKeeper | None = None
+_keeper_lock = threading.Lock()
+
+
+def _keep_leases(store: PostgresStore) -> None:
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None or not _keeper.is_alive():  # none yet, or this is a forked child
+            _keeper = _LeaseKeeper()
+            _keeper.start()
+        _keeper.stores.add(store)
+
+
+class _Lock:
+    """The instance's thread lock, plus a transaction holding the sweep's advisory lock."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._transaction: Any = None
+
+    def __enter__(self) -> _Lock:
+        self._thread_lock.acquire()
+        if self._depth == 0 and not self._store.read_only:
+            try:
+                self._transaction = self._store.connection.transaction()
+                self._transaction.__enter__()
+                self._store.connection.execute("SELECT pg_advisory_xact_lock(%s)",
+                                                (self._store.key,))
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._transaction is not None:
+                transaction, self._transaction = self._transaction, None
+                transaction.__exit__(*exc_info)  # commit, or roll back on an exception
+        finally:
+            self._thread_lock.release()
+
+
+class PostgresStore(RecordStore):
+    """Reads and appends the records of one sweep in a PostgreSQL database.
+
+    Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``.
+    ``read_only=True`` takes no advisory lock and writes nothing.
+    """
+
+    def __init__(self, url: str, codec: Codec, read_only: bool = False) -> None:
+        conninfo, sweep, lease = parse_url(url)
+        parts = urllib.parse.urlsplit(url)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2], query=f"sweep={sweep}")
+        super().__init__(urllib.parse.urlunsplit(shown), codec, read_only)
+        self.name, self.sweep, self.lease = sweep, sweep, lease
+        self.key = int.from_bytes(hashlib.sha1(sweep.encode()).digest()[:8], "big", signed=True)
+        self.connection = _connect(conninfo)
+        _ensure_schema(self.connection)
+        self.lock = _Lock(self)
+        self._last = {"done": 0, "claims": 0}
+        self._epochs: dict[str, int] = {}
+        self._restart_pending = {"done": False, "claims": False}
+        self._claim_rows = 0
+        self._renewed = 0.0
+        if not read_only:
+            self.renew_lease()
+            _keep_leases(self)
+
+    def _execute(self, query: str, *params: Any) -> Any:
+        return self.connection.execute(query, params)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_stream(self, stream: str, epoch: int) -> _Rows:
+        restarted = self._restart_pending[stream] or \
+            self._epochs.get(stream, epoch) != epoch
+        self._restart_pending[stream] = False
+        self._epochs[stream] = epoch
+        if restarted:
+            self._last[stream] = 0
+            if stream == "claims":
+                self._claim_rows = 0
+        rows = self._execute(f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s "
+                             f"AND id > %s ORDER BY id", self.sweep, self._last[stream]
+                             ).fetchall()
+        if stream == "claims":
+            self._claim_rows += len(rows)
+        return _Rows(rows, restarted, self._last, stream)
+
+    def read(self) -> Changes:
+        """The rows appended since the last read."""
+        row = self._execute("SELECT done_epoch, claims_epoch FROM execo_state WHERE sweep = %s",
+                            self.sweep).fetchone() or (0, 0)
+        done, claims = self._read_stream("done", row[0]), self._read_stream("claims", row[1])
+        return self._changes(done, claims, f"{self.path} (done)", f"{self.path} (claims)")
+
+    def restart(self) -> None:
+        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
+        self._restart_pending = {"done": True, "claims": True}
+
+    # -- appending ----------------------------------------------------------------------------
+
+    def _append(self, stream: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
+                      self.sweep)
+        ids = self._execute(f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
+                            f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
+                            f"RETURNING id", self.sweep, lines).fetchall()
+        self._last[stream] = max(self._last[stream], max(i for (i,) in ids))
+        if stream == "claims":
+            self._claim_rows += len(ids)
+
+    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
+        """Append done records for ``(position, element)`` pairs (durable at commit)."""
+        self._append("done", self._done_lines(done))
+
+    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner,
+                      since: float) -> None:
+        """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
+        lines = self._claim_lines((element, owner, position, since)
+                                  for position, element in taken)
+        if lines:
+            self.renew_lease()
+            self._append("claims", lines)
+
+    def append_releases(self, elements: Iterable[Any]) -> None:
+        """Record that ``elements`` are no longer in progress."""
+        self._append("claims", self._release_lines(elements))
+
+    @property
+    def claim_records(self) -> int:
+        """How many claim rows the sweep holds (to decide on compaction)."""
+        return self._claim_rows
+
+    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
+        """Replace the claim rows by exactly these claims (compaction, reset)."""
+        lines = self._claim_lines(claims)
+        self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
+        self._execute("INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
+                      "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
+                      self.sweep)
+        epoch = self._execute("SELECT claims_epoch FROM execo_state WHERE sweep = %s",
+                              self.sweep).fetchone()[0]
+        self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
+        self._append("claims", lines)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def renew_lease(self, when_due: bool = False) -> None:
+        """Push this process's lease on the sweep ``lease`` seconds ahead (only if a third of
+        it went by, with ``when_due``)."""
+        if when_due and time.monotonic() - self._renewed < self.lease / 3:
+            return
+        with self.lock._thread_lock:
+            self._execute("INSERT INTO execo_leases VALUES (%s, %s, now() + %s * interval "
+                          "'1 second') ON CONFLICT (sweep, owner) DO UPDATE SET expires = "
+                          "EXCLUDED.expires", self.sweep, owner_text(current_owner()),
+                          self.lease)
+            self._renewed = time.monotonic()
+
+    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
+        """The owners whose lease expired (or who never had one)."""
+        owners = list(owners)
+        if not owners:
+            return []
+        alive = {owner for (owner,) in self._execute(
+            "SELECT owner FROM execo_leases WHERE sweep = %s AND expires > now()",
+            self.sweep).fetchall()}
+        return [owner for owner in owners if owner_text(owner) not in alive]
+
+    # -- sweeps, snapshots, results --------------------------------------------------------
+
+    def _all(self, table: str, column: str = "record", order: str = "id") -> _Rows:
+        rows = self._execute(f"SELECT {order}, {column} FROM {table} WHERE sweep = %s "
+                             f"ORDER BY {order}", self.sweep).fetchall()
+        return _Rows(rows)
+
+    def done_texts(self) -> list[str]:
+        """The canonical text of every element of a done record."""
+        elements = self._done_elements(f"{self.path} (done)", self._all("execo_done"))
+        return [self.codec.encode(element) for element in elements]
+
+    def append_result(self, record: HashableDict) -> None:
+        """Append a result record (durable at commit)."""
+        line = self._result_line(record)
+        self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)",
+                      self.sweep, line)
+
+    def read_results(self) -> list[Any]:
+        """Every result record, in the order they were written."""
+        return self._decode(f"{self.path} (results)", self._all("execo_results"))
+
+    def load_sweeps(self) -> list[Any] | None:
+        """The saved elements, in order, or None when none were saved."""
+        rows = self._all("execo_sweeps", "element", "position")
+        return self._decode(f"{self.path} (sweeps)", rows) if not rows.empty else None
+
+    def save_sweeps(self, elements: Iterable[Any]) -> None:
+        """Replace the saved elements (in the transaction of the lock)."""
+        lines = self._sweeps_lines(elements)
+        self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
+                      self.sweep)
+        self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
+        with self.connection.cursor() as cursor:
+            with cursor.copy("COPY execo_sweeps (sweep, position, element) FROM STDIN") as copy:
+                for position, line in enumerate(lines):
+                    copy.write_row((self.sweep, position, line))

@@ -1,0 +1,52 @@
+"""Where a sweep lives: a directory, or a ``postgresql://`` URL (chosen by its scheme)."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+from execo_engine.codec import Codec
+from execo_engine.dirstore import DirectoryStore
+from execo_engine.pgstore import (PostgresStore, is_postgresql_url, parse_url, sweeps_below,
+                                  with_sweep)
+
+Location = str | os.PathLike[str]
+Store = DirectoryStore | PostgresStore
+
+
+def open_store(location: Location, codec: Codec, read_only: bool = False) -> Store:
+    """The store of ``location``: a PostgreSQL sweep for a ``postgresql://`` URL, else a
+    directory (the default, which needs no database)."""
+    if is_postgresql_url(location):
+        return PostgresStore(str(location), codec, read_only)
+    return DirectoryStore(location, codec, read_only)
+
+
+def child_location(location: Location, name: str) -> str:
+    """The location of sweep ``name`` below ``location`` (a subdirectory, or the sweep
+    ``<sweep>/<name>`` of the same database)."""
+    if is_postgresql_url(location):
+        return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
+    return os.path.join(location, name)
+
+
+def child_locations(location: Location) -> dict[str, str]:
+    """``{name: location}`` of the sweeps below ``location`` that have done records or
+    claims."""
+    if is_postgresql_url(location):
+        return sweeps_below(str(location))
+    if not os.path.isdir(location):
+        return {}
+    return {entry.name: entry.path for entry in os.scandir(location) if entry.is_dir()
+            and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))}
+
+
+def shown(location: Location) -> str:
+    """``location`` as it can be printed: a URL without its password."""
+    text = os.fspath(location)
+    if not is_postgresql_url(text):
+        return text
+    parts = urllib.parse.urlsplit(text)
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))

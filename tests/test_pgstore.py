@@ -1,0 +1,111 @@
+"""The PostgreSQL store on a real server: processes, threads, a killed worker, pytest -n 2.
+
+The ParamSweeper behaviour tests of test_sweeper.py also run on it (the ``location`` fixture).
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from execo_engine.stores import child_locations, shown
+from execo_engine.sweep import ParamSweeper, sweep
+
+pytest_plugins = ["pytester"]
+WORKER = Path(__file__).with_name("sweeper_worker.py")
+
+
+def start_worker(url, report, threads=1, seconds=0.0):
+    return subprocess.Popen([sys.executable, str(WORKER), url, str(report), "1", str(threads),
+                             str(seconds)])
+
+
+def reported(reports):
+    return [int(x) for report in reports if report.exists()
+            for x in report.read_text().split()]
+
+
+def test_four_processes_two_threads_each(postgresql, tmp_path):
+    url = postgresql.url("four-by-two")
+    n = 5000
+    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
+    reports = [tmp_path / f"{k}.txt" for k in range(4)]
+    workers = [start_worker(url, report, threads=2) for report in reports]
+    assert [w.wait(timeout=600) for w in workers] == [0] * 4
+    handed_out = reported(reports)
+    assert len(handed_out) == n and sorted(handed_out) == list(range(n))  # 0 dup, 0 lost
+    fresh = ParamSweeper(url)
+    assert [e["i"] for e in fresh.get_done()] == list(range(n))
+    assert fresh.get_inprogress() == [] and fresh.get_remaining() == []
+
+
+def test_killed_worker_claims_come_back_after_the_lease(postgresql, tmp_path):
+    url = postgresql.url("killed", lease="2")
+    n = 300
+    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
+    victim = start_worker(url, tmp_path / "victim.txt", seconds=0.01)
+    deadline = time.monotonic() + 60
+    while len(reported([tmp_path / "victim.txt"])) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = time.monotonic()
+    view = ParamSweeper(url, read_only=True)
+    held = view.get_inprogress()
+    assert len(held) == 1  # the claim of the dead worker is still there: its lease runs
+    survivor = start_worker(url, tmp_path / "survivor.txt", seconds=0.001)
+    assert survivor.wait(timeout=300) == 0
+    assert time.monotonic() - killed_at >= 1.0  # it waited for the lease to expire
+    fresh = ParamSweeper(url)
+    assert [e["i"] for e in fresh.get_done()] == list(range(n))
+    assert fresh.get_inprogress() == []
+    assert held[0] in fresh.get_done()
+    counts = Counter(reported([tmp_path / "victim.txt", tmp_path / "survivor.txt"]))
+    assert set(counts.values()) == {1} and len(counts) == n
+
+
+GRID_TEST = """
+import os, pytest
+
+@pytest.mark.execo_sweep({{"size": [1, 2, 3, 4], "algo": ["a", "b"]}})
+def test_grid(size, algo, execo_record):
+    with open({runs!r}, "a") as f:
+        f.write(f"{{size}}-{{algo}}\\n")
+    execo_record(latency=size / 10)
+    assert not (algo == "b" and os.path.exists({fail!r}))
+"""
+
+
+def test_pytest_xdist_twice_on_postgresql(pytester, postgresql):
+    runs, fail = pytester.path / "runs.txt", pytester.path / "fail"
+    pytester.makepyfile(test_pg=GRID_TEST.format(runs=str(runs), fail=str(fail)))
+    url = postgresql.url("pytest-runs")
+    fail.write_text("")
+    first = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}", "-n", "2")
+    first.assert_outcomes(passed=4, failed=4)
+    assert "postgres@127.0.0.1" in first.stdout.str()
+    fail.unlink()
+    second = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}", "-n", "2")
+    second.assert_outcomes(passed=4)
+    third = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}", "-n", "2")
+    assert third.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # the grid is complete
+    counts = Counter(runs.read_text().split())
+    assert counts == Counter({f"{s}-a": 1 for s in range(1, 5)} | {f"{s}-b": 2
+                                                                   for s in range(1, 5)})
+    [location] = child_locations(url).values()
+    swept = ParamSweeper(location)
+    assert len(swept.get_done()) == 8 and swept.get_inprogress() == []
+    assert len(swept.get_results()) == 12
+
+
+def test_bad_urls_are_clear_errors(postgresql):
+    with pytest.raises(ValueError, match=r"needs \?sweep=NAME"):
+        ParamSweeper(postgresql.url("x").replace("sweep=x", ""), [1])
+    with pytest.raises(ValueError, match="lease must be"):
+        ParamSweeper(postgresql.url("x", lease="soon"), [1])
+    assert ":secret@" not in shown(postgresql.url("x").replace("postgres@",
+                                                               "postgres:secret@"))
