@@ -102,9 +102,11 @@ def read_result(process: subprocess.Popen[str]) -> dict[str, object]:
     return json.loads(line)
 
 
-def measure_rate(python: str, workdir: str, processes: int, held: int, seconds: float) -> float:
-    directory = tempfile.mkdtemp(dir=workdir)
-    go_file = os.path.join(directory, "go")
+def measure_rate(python: str, workdir: str, processes: int, held: int, seconds: float,
+                 location: str | None = None) -> float:
+    """claim+done per second of ``processes`` workers on a new directory (or ``location``)."""
+    directory = location or tempfile.mkdtemp(dir=workdir)
+    go_file = os.path.join(tempfile.mkdtemp(dir=workdir), "go")
     holder = None
     if held:
         holder = spawn(python, "holder", directory, str(held))

@@ -94,7 +94,11 @@ def _connect(conninfo: str) -> Any:
     except ImportError:
         raise ImportError("a postgresql:// sweep needs psycopg 3: "
                           "pip install 'execo_engine[postgresql]'") from None
-    return psycopg.connect(conninfo, autocommit=True)
+    connection = psycopg.connect(conninfo, autocommit=True)
+    # Claims may be lost in a crash of the server (their owners are gone with it anyway): no
+    # need to wait for the disk; done and results switch it back on (SET LOCAL).
+    connection.execute("SET synchronous_commit TO off")
+    return connection
 
 
 def sweeps_below(url: str) -> dict[str, str]:
@@ -225,6 +229,7 @@ class PostgresStore(RecordStore):
         self._restart_pending = {"done": False, "claims": False}
         self._claim_rows = 0
         self._renewed = 0.0
+        self._state_created = False
         if not read_only:
             self.renew_lease()
             _keep_leases(self)
@@ -234,28 +239,33 @@ class PostgresStore(RecordStore):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_stream(self, stream: str, epoch: int) -> _Rows:
-        restarted = self._restart_pending[stream] or \
-            self._epochs.get(stream, epoch) != epoch
-        self._restart_pending[stream] = False
-        self._epochs[stream] = epoch
-        if restarted:
-            self._last[stream] = 0
-            if stream == "claims":
-                self._claim_rows = 0
-        rows = self._execute(f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s "
-                             f"AND id > %s ORDER BY id", self.sweep, self._last[stream]
-                             ).fetchall()
-        if stream == "claims":
-            self._claim_rows += len(rows)
-        return _Rows(rows, restarted, self._last, stream)
-
     def read(self) -> Changes:
-        """The rows appended since the last read."""
-        row = self._execute("SELECT done_epoch, claims_epoch FROM execo_state WHERE sweep = %s",
-                            self.sweep).fetchone() or (0, 0)
-        done, claims = self._read_stream("done", row[0]), self._read_stream("claims", row[1])
-        return self._changes(done, claims, f"{self.path} (done)", f"{self.path} (claims)")
+        """The rows appended since the last read (one query; a second for a stream that was
+        compacted or reset meanwhile)."""
+        rows = self._execute(
+            "SELECT 0, done_epoch, claims_epoch, NULL FROM execo_state WHERE sweep = %s "
+            "UNION ALL SELECT 1, id, 0, record FROM execo_done WHERE sweep = %s AND id > %s "
+            "UNION ALL SELECT 2, id, 0, record FROM execo_claims WHERE sweep = %s AND id > %s "
+            "ORDER BY 1, 2", self.sweep, self.sweep, self._last["done"], self.sweep,
+            self._last["claims"]).fetchall()
+        epochs = dict(zip(STREAMS, rows[0][1:3])) if rows and rows[0][0] == 0 else \
+            dict.fromkeys(STREAMS, 0)
+        batches = {}
+        for index, stream in enumerate(STREAMS, start=1):
+            restarted = self._restart_pending[stream] or \
+                self._epochs.get(stream, epochs[stream]) != epochs[stream]
+            self._restart_pending[stream] = False
+            self._epochs[stream] = epochs[stream]
+            found = [(row_id, record) for kind, row_id, _, record in rows if kind == index]
+            if restarted:
+                self._last[stream] = 0
+                found = self._execute(f"SELECT id, record FROM {STREAMS[stream]} WHERE "
+                                      f"sweep = %s ORDER BY id", self.sweep).fetchall()
+            if stream == "claims":
+                self._claim_rows = (0 if restarted else self._claim_rows) + len(found)
+            batches[stream] = _Rows(found, restarted, self._last, stream)
+        return self._changes(batches["done"], batches["claims"], f"{self.path} (done)",
+                             f"{self.path} (claims)")
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""
@@ -266,14 +276,21 @@ class PostgresStore(RecordStore):
     def _append(self, stream: str, lines: list[str]) -> None:
         if not lines:
             return
-        self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
-                      self.sweep)
+        self._create_state()
+        if stream == "done":  # durable at commit; claims need not wait for the disk
+            self._execute("SET LOCAL synchronous_commit TO on")
         ids = self._execute(f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
                             f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
                             f"RETURNING id", self.sweep, lines).fetchall()
         self._last[stream] = max(self._last[stream], max(i for (i,) in ids))
         if stream == "claims":
             self._claim_rows += len(ids)
+
+    def _create_state(self) -> None:
+        if not self._state_created:
+            self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
+                          self.sweep)
+            self._state_created = True
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
         """Append done records for ``(position, element)`` pairs (durable at commit)."""
@@ -285,7 +302,7 @@ class PostgresStore(RecordStore):
         lines = self._claim_lines((element, owner, position, since)
                                   for position, element in taken)
         if lines:
-            self.renew_lease()
+            self.renew_lease(when_due=True)
             self._append("claims", lines)
 
     def append_releases(self, elements: Iterable[Any]) -> None:
@@ -348,6 +365,7 @@ class PostgresStore(RecordStore):
     def append_result(self, record: HashableDict) -> None:
         """Append a result record (durable at commit)."""
         line = self._result_line(record)
+        self._execute("SET LOCAL synchronous_commit TO on")
         self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)",
                       self.sweep, line)
 
@@ -365,6 +383,7 @@ class PostgresStore(RecordStore):
         lines = self._sweeps_lines(elements)
         self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
                       self.sweep)
+        self._execute("SET LOCAL synchronous_commit TO on")
         self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
         with self.connection.cursor() as cursor:
             with cursor.copy("COPY execo_sweeps (sweep, position, element) FROM STDIN") as copy:
