@@ -1,6 +1,7 @@
 """The execo-sweep command line, run as a real command on real sweep directories."""
 
 import csv
+import os
 import io
 import json
 import struct
@@ -179,3 +180,15 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "execo-sweep"  # installed beside this python
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "status" in result.stdout
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "matplotlib.py").write_text("raise ImportError('not installed here')\n")
+    ParamSweeper(tmp_path / "sweep", sweep(GRID)).record_result(sweep(GRID)[0], {"x": 1.0})
+    result = subprocess.run([sys.executable, "-m", "execo_engine", "plot", str(tmp_path),
+                             "--x", "size", "--y", "x"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(shadow)}, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "plot needs matplotlib: pip install 'execo_engine[plot]'" in result.stderr

@@ -3,6 +3,7 @@
 The ParamSweeper behaviour tests of test_sweeper.py also run on it (the ``location`` fixture).
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -109,3 +110,14 @@ def test_bad_urls_are_clear_errors(postgresql):
         ParamSweeper(postgresql.url("x", lease="soon"), [1])
     assert ":secret@" not in shown(postgresql.url("x").replace("postgres@",
                                                                "postgres:secret@"))
+
+
+def test_missing_driver_says_how_to_install_it(tmp_path):
+    (tmp_path / "psycopg.py").write_text("raise ImportError('not installed here')\n")
+    script = ("from execo_engine.sweep import ParamSweeper\n"
+              "ParamSweeper('postgresql://u@127.0.0.1:1/db?sweep=s', [1])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert result.returncode != 0
+    assert "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'" in \
+        result.stderr
