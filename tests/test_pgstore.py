@@ -46,16 +46,17 @@ def test_four_processes_two_threads_each(postgresql, tmp_path):
 
 def test_killed_worker_claims_come_back_after_the_lease(postgresql, tmp_path):
     url = postgresql.url("killed", lease="2")
-    n = 300
+    n = 100
     ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
-    victim = start_worker(url, tmp_path / "victim.txt", seconds=0.01)
+    victim = start_worker(url, tmp_path / "victim.txt", seconds=0.5)  # long combinations
+    view = ParamSweeper(url, read_only=True)
     deadline = time.monotonic() + 60
-    while len(reported([tmp_path / "victim.txt"])) < 20 and time.monotonic() < deadline:
+    while not (reported([tmp_path / "victim.txt"]) and view.get_inprogress()) \
+            and time.monotonic() < deadline:
         time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)
+    victim.send_signal(signal.SIGKILL)  # in the middle of a combination it holds
     victim.wait()
     killed_at = time.monotonic()
-    view = ParamSweeper(url, read_only=True)
     held = view.get_inprogress()
     assert len(held) == 1  # the claim of the dead worker is still there: its lease runs
     survivor = start_worker(url, tmp_path / "survivor.txt", seconds=0.001)
