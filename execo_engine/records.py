@@ -116,6 +116,7 @@ class RecordStore:
 
     def __init__(self, path: str, codec: Codec, read_only: bool) -> None:
         self.path, self.codec, self.read_only = path, codec, read_only
+        self.name = path  #: a short name for logs (subclasses refine it)
 
     def check_writable(self) -> None:
         """``PermissionError`` if the store was opened read-only."""

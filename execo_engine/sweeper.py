@@ -66,14 +66,17 @@ def _unique(sweeps: Iterable[Any]) -> list[Any]:
     unhashable one.
 
     For HashableDicts (the output of ``sweep``), a quick pass hashes their items in C without
-    caching anything (and before copying a list, to keep the peak of memory low); only when two
-    hashes collide does it fall back to exact deduplication.
+    caching anything, and sorts the hashes (less memory than a set; before copying a list, to
+    keep the peak low); only when two hashes are equal does it fall back to exact
+    deduplication.
     """
     elements = sweeps if isinstance(sweeps, (list, tuple)) else list(sweeps)
     try:
-        if set(map(type, elements)) <= {HashableDict} and \
-                len(set(map(hash, map(frozenset, map(dict.items, elements))))) == len(elements):
-            return list(elements)
+        if set(map(type, elements)) <= {HashableDict}:
+            hashes = sorted(map(hash, map(frozenset, map(dict.items, elements))))
+            if not any(map(operator.eq, hashes, itertools.islice(hashes, 1, None))):
+                del hashes
+                return list(elements)
         return list(dict.fromkeys(elements))
     except TypeError:
         _check_hashable(elements)
@@ -97,24 +100,26 @@ def _mask(state: bytearray, wanted: int) -> bytes:
 class ParamSweeper:
     """Persistent iterable container of elements (parameter combinations) to process.
 
-    ``persistence_dir`` is created if needed (``NotADirectoryError`` if it is a file).
+    ``persistence_dir`` is a directory, created if needed (``NotADirectoryError`` if it is a
+    file), or a ``postgresql://user@host/db?sweep=NAME`` URL (see :mod:`execo_engine.pgstore`).
     ``sweeps`` is what to iterate on, in that order (``get_next`` follows it); None loads the
-    sweeps saved in the directory (``ValueError`` if there are none). ``save_sweeps=True``
-    writes them to the directory. ``name`` appears in logs and ``str()`` (default: the
-    directory's name). ``allow_pickle=True`` lets elements hold values the text format cannot
-    carry, pickled (only for directories whose writers you trust).
+    saved sweeps (``ValueError`` if there are none). ``save_sweeps=True`` saves them. ``name``
+    appears in logs and ``str()`` (default: the directory's or the sweep's name).
+    ``allow_pickle=True`` lets elements hold values the text format cannot carry, pickled (only
+    where you trust every writer). ``read_only=True`` reads without locking and never writes
+    (any change raises ``PermissionError``).
 
     Done and in-progress states persist and are shared; skipped does not. A claim whose process
-    died (on this host) goes back to todo at the next operation of any instance. Deleting the
-    ``inprogress`` file releases every claim, even while instances run. Elements done but not
-    in the current sweeps are kept on disk and not reported. Returned collections are copies,
-    in sweeps order.
+    died (on this host, for a directory) or whose lease expired (PostgreSQL) goes back to todo
+    at the next operation of any instance. Deleting the ``inprogress`` file releases every
+    claim, even while instances run. Elements done but not in the current sweeps are kept and
+    not reported. Returned collections are copies, in sweeps order.
 
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
     """
 
-    def __init__(self, persistence_dir: str | os.PathLike[str], sweeps: Iterable[Any] | None = None,
+    def __init__(self, persistence_dir: Location, sweeps: Iterable[Any] | None = None,
                  save_sweeps: bool = False, name: str | None = None, *,
                  allow_pickle: bool = False, read_only: bool = False) -> None:
         if not isinstance(persistence_dir, (str, os.PathLike)) \

@@ -33,6 +33,7 @@ from execo_engine.utils import slugify
 from pytest_execo import hooks
 
 MARKER = "execo_sweep"
+STATES = ("done", "skip", "cancel")
 HIDDEN_ARG = "_execo_combination"
 WORKER_INPUT_KEY = "execo_done"
 COMBINATIONS = pytest.StashKey[dict[str, list[HashableDict]]]()
@@ -245,21 +246,21 @@ class SweepRecorder:
         return (f"execo: {self.deselected}/{self.collected} combinations done in "
                 f"{shown(self.directory)}, running {self.collected - self.deselected}")
 
-    def _sweeper(self, item: pytest.Item) -> tuple[str, ParamSweeper]:
+    def _sweeper(self, item: pytest.Item) -> ParamSweeper:
         function_id = _function_id(item.nodeid)
         name = sweep_subdir_name(function_id)
         if name not in self.sweepers:
             combinations = self.config.stash[COMBINATIONS][function_id]
             self.sweepers[name] = ParamSweeper(child_location(self.directory, name), combinations,
                                                save_sweeps=True, name=function_id)
-        return name, self.sweepers[name]
+        return self.sweepers[name]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         combination = _combination_of(item)
         if combination is None:
             return
-        _, sweeper = self._sweeper(item)
+        sweeper = self._sweeper(item)
         why_not = sweeper.take(combination)
         if why_not == "done" and self.rerun_done:
             return  # run again on request; its state stays done
@@ -290,6 +291,10 @@ class SweepRecorder:
         outcome = min(run.outcomes, key=_WORST_FIRST.index, default="failed")
         hook = self.config.hook
         state = hook.pytest_execo_state(item=item, combination=run.combination, outcome=outcome)
+        if state not in STATES:
+            run.sweeper.cancel(run.combination)
+            raise pytest.UsageError(f"pytest_execo_state returned {state!r} for {item.nodeid}: "
+                                    f"expected one of {', '.join(STATES)}")
         if RECORDED in item.stash:  # before done: a crash in between must not lose results
             run.sweeper.record_result(run.combination, item.stash[RECORDED], outcome,
                                       round(run.duration, 6))

@@ -294,3 +294,16 @@ def test_collection_line_counts_what_k_selected(pytester):
     second = pytester.runpytest("--execo-sweep-dir=results")
     second.stdout.fnmatch_lines(["execo: 3/6 combinations done in *results, running 3"])
     second.assert_outcomes(passed=3)
+
+
+def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
+    pytester.makeconftest("""
+        def pytest_execo_state(item, combination, outcome):
+            return "finished"
+    """)
+    write_grid(pytester)
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
+    result.stderr.fnmatch_lines(["*pytest_execo_state returned 'finished' for *test_grid*"
+                                 "expected one of done, skip, cancel*"])
+    assert result.ret != 0
+    assert sweeper_of(pytester).get_inprogress() == []
