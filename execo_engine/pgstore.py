@@ -63,19 +63,28 @@ def is_postgresql_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
+def without_password(url: str) -> str:
+    """``url`` as it can be printed or logged."""
+    parts = urllib.parse.urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
 def parse_url(url: str) -> tuple[str, str, float]:
     """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
     parts = urllib.parse.urlsplit(url)
     query = dict(urllib.parse.parse_qsl(parts.query))
     sweep = query.pop("sweep", "")
+    shown = without_password(url)
     if not sweep:
-        raise ValueError(f"{url}: a PostgreSQL sweep URL needs ?sweep=NAME")
+        raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
     try:
         lease = float(query.pop("lease", DEFAULT_LEASE))
     except ValueError:
-        raise ValueError(f"{url}: lease must be a number of seconds") from None
+        raise ValueError(f"{shown}: lease must be a number of seconds") from None
     if lease <= 0:
-        raise ValueError(f"{url}: lease must be > 0 seconds")
+        raise ValueError(f"{shown}: lease must be > 0 seconds")
     conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
     return conninfo, sweep, lease
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
 
 from execo_engine.codec import Codec
 from execo_engine.dirstore import DirectoryStore
 from execo_engine.pgstore import (PostgresStore, is_postgresql_url, parse_url, sweeps_below,
-                                  with_sweep)
+                                  with_sweep, without_password)
 
 Location = str | os.PathLike[str]
 Store = DirectoryStore | PostgresStore
@@ -44,9 +43,4 @@ def child_locations(location: Location) -> dict[str, str]:
 def shown(location: Location) -> str:
     """``location`` as it can be printed: a URL without its password."""
     text = os.fspath(location)
-    if not is_postgresql_url(text):
-        return text
-    parts = urllib.parse.urlsplit(text)
-    user = parts.netloc.rpartition("@")[0].partition(":")[0]
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    return without_password(text) if is_postgresql_url(text) else text
