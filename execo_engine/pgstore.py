@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from execo_engine.codec import Codec
+from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import Changes, Claim, Locate, RecordStore, owner_text
 from execo_engine.sweep import HashableDict
@@ -166,8 +167,10 @@ class _LeaseKeeper(threading.Thread):
             for store in list(self.stores):
                 try:
                     store.renew_lease(when_due=True)
-                except Exception:  # noqa: BLE001 - a closed or broken connection: retry later
-                    pass
+                except Exception as error:  # noqa: BLE001 - a broken connection: retry later
+                    logger.warning("%s: could not renew the lease (%s): if it expires, other "
+                                   "instances take this process's claims back", store.path,
+                                   error)
 
 
 _keeper: _LeaseKeeper | None = None

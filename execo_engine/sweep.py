@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["HashableDict", "ParamSweeper", "geom", "igeom", "sweep", "sweep_stats"]
+__all__ = ["HashableDict", "ParamSweeper", "SweepList", "geom", "igeom", "sweep", "sweep_stats"]
 
 _MUTATORS = ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem", "setdefault",
              "update")
@@ -64,6 +64,52 @@ for _name in _MUTATORS:
     setattr(HashableDict, _name, _invalidating(_name))
 
 
+class SweepList(list):  # type: ignore[type-arg]
+    """The list :func:`sweep` returns: a plain list of HashableDicts that also knows, until it
+    is changed, whether its combinations are all different (``distinct``), which spares
+    ``ParamSweeper`` checking it. Changing a combination in place after ``sweep()`` is not seen:
+    pass ``list(...)`` of it then."""
+
+    __slots__ = ("distinct",)
+
+    def __init__(self, combinations: Iterable[HashableDict] = (), distinct: bool = False) -> None:
+        super().__init__(combinations)
+        self.distinct = distinct
+
+
+def _forgetting(name: str) -> Any:
+    method = getattr(list, name)
+
+    def mutate(self: SweepList, *args: Any, **kwargs: Any) -> Any:
+        self.distinct = False
+        return method(self, *args, **kwargs)
+
+    mutate.__name__ = name
+    mutate.__doc__ = method.__doc__
+    return mutate
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
+              "insert"):
+    setattr(SweepList, _name, _forgetting(_name))
+
+
+def _distinct(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
+    """Whether the product of these factors' parts gives all different combinations: each
+    factor's parts differ, no part repeats a key, and no two factors share a key."""
+    seen_keys: set[Any] = set()
+    try:
+        for parts in factors:
+            keys = {key for part in parts for key, _ in part}
+            if len(set(parts)) != len(parts) or not keys.isdisjoint(seen_keys) or \
+                    any(len({key for key, _ in part}) != len(part) for part in parts):
+                return False
+            seen_keys |= keys
+    except TypeError:  # unhashable levels: nothing is known
+        return False
+    return True
+
+
 def _levels(factor: Any, levels: Any) -> list[Any]:
     """The levels of ``factor`` as a list, or a ``TypeError`` naming the factor."""
     if isinstance(levels, (str, bytes, bytearray)) or levels is None \
@@ -95,14 +141,14 @@ def _factor_parts(factor: Any, levels: Any) -> list[tuple[tuple[Any, Any], ...]]
     return [((factor, level),) for level in _levels(factor, levels)]
 
 
-def _combinations(parameters: Mapping[Any, Any]) -> list[HashableDict]:
+def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
     factors = [parts for factor, levels in parameters.items()
                if (parts := _factor_parts(factor, levels))]
-    return [HashableDict(itertools.chain.from_iterable(combination))
-            for combination in itertools.product(*factors)]
+    return SweepList((HashableDict(itertools.chain.from_iterable(combination))
+                      for combination in itertools.product(*factors)), _distinct(factors))
 
 
-def sweep(parameters: Mapping[Any, Any]) -> list[HashableDict]:
+def sweep(parameters: Mapping[Any, Any]) -> SweepList:
     """All combinations of the levels of each factor (full factorial design).
 
     ``parameters`` maps each factor to its levels: any non-string iterable (list, tuple, range,
@@ -110,8 +156,8 @@ def sweep(parameters: Mapping[Any, Any]) -> list[HashableDict]:
     the levels and each value is a sub-sweep dict explored only at that level (recursive
     sub-sweep). A factor with no level contributes nothing.
 
-    Returns a list of :class:`HashableDict`, the first factor varying slowest, in a
-    deterministic order (the order of the dict and of the levels).
+    Returns a list (a :class:`SweepList`) of :class:`HashableDict`, the first factor varying
+    slowest, in a deterministic order (the order of the dict and of the levels).
 
     Raises ``TypeError`` naming the factor when its levels are a string, bytes, a scalar or None,
     and naming factor and level when a sub-sweep is not a dict.

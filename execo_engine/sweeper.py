@@ -27,7 +27,7 @@ from execo_engine.stores import Location, open_store
 from execo_engine.records import CLAIM, Changes
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
-from execo_engine.sweep import HashableDict
+from execo_engine.sweep import HashableDict, SweepList
 
 Filter = Callable[[list[Any]], Iterable[Any]]
 
@@ -70,6 +70,8 @@ def _unique(sweeps: Iterable[Any]) -> list[Any]:
     keep the peak low); only when two hashes are equal does it fall back to exact
     deduplication.
     """
+    if type(sweeps) is SweepList and sweeps.distinct:  # straight from sweep(): known distinct
+        return list(sweeps)
     elements = sweeps if isinstance(sweeps, (list, tuple)) else list(sweeps)
     try:
         if set(map(type, elements)) <= {HashableDict}:

@@ -4,7 +4,7 @@ import pickle
 
 import pytest
 
-from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
+from execo_engine.sweep import HashableDict, SweepList, geom, igeom, sweep, sweep_stats
 
 
 def test_seed_first_example_first_factor_slowest():
@@ -114,3 +114,14 @@ def test_sweep_stats():
     assert stats["skipped"] == {"a": {1: 1}, "b": {"x": 1}}
     assert set(stats) == {"total", "remaining", "remaining_ratio", "skipped", "skipped_ratio",
                           "inprogress", "inprogress_ratio", "done", "done_ratio"}
+
+
+def test_sweep_knows_when_its_combinations_are_distinct():
+    assert sweep({"a": [1, 2], "b": {"x": {"c": [1]}, "y": {}}}).distinct
+    assert not sweep({"a": [1, 1.0]}).distinct  # equal levels
+    assert not sweep({"a": [1], "b": {"x": {"a": [2]}}}).distinct  # a sub-factor named a
+    assert not sweep({"a": [[1], [1]]}).distinct  # unhashable levels: not known
+    grid = sweep({"a": [1, 2]})
+    grid.append(grid[0])
+    assert not grid.distinct and grid == [{"a": 1}, {"a": 2}, {"a": 1}]
+    assert type(grid) is SweepList and isinstance(grid, list)

@@ -404,3 +404,9 @@ def test_saved_sweeps_keep_the_order_of_factors(location):
     loaded = ParamSweeper(location()).get_sweeps()
     assert loaded == grid
     assert [list(c) for c in loaded] == [list(c) for c in grid] != [sorted(c) for c in grid]
+
+
+def test_a_changed_sweep_list_is_checked_again(location):
+    grid = sweep({"a": [1, 2]})
+    grid.append(HashableDict(a=1))
+    assert ParamSweeper(location(), grid).get_sweeps() == [{"a": 1}, {"a": 2}]
