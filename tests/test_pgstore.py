@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from execo_engine.stores import child_locations, shown
-from execo_engine.sweep import ParamSweeper, sweep
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 pytest_plugins = ["pytester"]
 WORKER = Path(__file__).with_name("sweeper_worker.py")
@@ -123,3 +123,19 @@ def test_missing_driver_says_how_to_install_it(tmp_path):
     assert result.returncode != 0
     assert "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'" in \
         result.stderr
+
+
+def test_status_and_results_of_a_postgresql_sweep(postgresql):
+    url = postgresql.url("cli/grid")
+    sweeper = ParamSweeper(url, sweep({"size": [1, 2]}), save_sweeps=True)
+    sweeper.record_result(sweeper.get_next(), {"latency": 0.5}, "passed", 0.1)
+    sweeper.done(HashableDict(size=1))
+    for location in (url, postgresql.url("cli")):
+        result = subprocess.run([sys.executable, "-m", "execo_engine", "status", location],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "cli/grid" in result.stdout and "2 total, 1 done" in result.stdout
+    exported = subprocess.run([sys.executable, "-m", "execo_engine", "results", url],
+                              capture_output=True, text=True, timeout=120, check=True).stdout
+    assert exported.splitlines()[:2][0] == "size,latency,outcome,duration,host,time"
+    assert exported.splitlines()[1].startswith("1,0.5,passed,0.1,")

@@ -1,7 +1,8 @@
 """``execo-sweep``: see where sweeps stand, reclaim or reset claims, export and plot results.
 
 DIR is a ParamSweeper directory, or a directory holding several (a pytest ``--execo-sweep-dir``,
-an Engine result directory). ``status``, ``results`` and ``plot`` only read (no lock, no write:
+an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL (the sweep NAME, or those
+named NAME/...). ``status``, ``results`` and ``plot`` only read (no lock, no write:
 they never slow a running sweep down for more than one read); ``reclaim`` and ``reset`` write
 through ParamSweeper, safe while workers run, and log what they do.
 """
@@ -22,6 +23,8 @@ from typing import Any
 from execo_engine.codec import PickleNotAllowedError
 from execo_engine.records import CorruptRecordError
 from execo_engine.owner import is_dead
+from execo_engine.pgstore import is_postgresql_url
+from execo_engine.stores import child_locations, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
@@ -34,7 +37,10 @@ class UsageError(Exception):
 
 
 def sweep_dirs(directory: str) -> list[str]:
-    """The ParamSweeper directories in ``directory`` (itself, or its subdirectories)."""
+    """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
+    sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
+    if is_postgresql_url(directory):
+        return list(child_locations(directory).values()) or [directory]
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: no such directory")
 
@@ -111,7 +117,7 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
         claims = [{"combination": c, "host": owner[0], "pid": owner[1],
                    "age": round(now - since, 1), "dead": is_dead(owner)}
                   for c, owner, since in view.get_claims()]
-        entry: dict[str, Any] = {"directory": path, "name": os.path.basename(path),
+        entry: dict[str, Any] = {"directory": shown(path), "name": view.name,
                                  "total": len(sweeps), "done": len(done),
                                  "inprogress": len(inprogress), "remaining": len(remaining),
                                  "claims": claims}
@@ -150,7 +156,7 @@ def reclaim(directory: str, older_than: float | None) -> None:
         writer.reclaim(older_than)
         still = {c for c, _, _ in writer.get_claims()}
         reclaimed = [c for c in targets if c not in still]
-        print(f"{os.path.basename(path)}: reclaimed {len(reclaimed)} combination(s)")
+        print(f"{writer.name}: reclaimed {len(reclaimed)} combination(s)")
 
 
 def reset_inprogress(directory: str) -> None:
@@ -159,8 +165,8 @@ def reset_inprogress(directory: str) -> None:
         writer = open_writer(path)
         held = len(writer.get_claims())
         writer.reset(reset_inprogress=True)
-        logging.getLogger("execo_engine").warning("%s: released %d claim(s)", path, held)
-        print(f"{os.path.basename(path)}: released {held} claim(s)")
+        logging.getLogger("execo_engine").warning("%s: released %d claim(s)", shown(path), held)
+        print(f"{writer.name}: released {held} claim(s)")
 
 
 def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -179,7 +185,7 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
             factors.update(dict.fromkeys(map(str, combination)))
             values.update(dict.fromkeys(map(str, recorded)))
             when = datetime.datetime.fromtimestamp(record["time"]).isoformat(timespec="seconds")
-            rows.append({"sweep": os.path.basename(path),
+            rows.append({"sweep": view.name,
                          **{str(k): v for k, v in combination.items()},
                          **{str(k): v for k, v in recorded.items()},
                          "outcome": record["outcome"], "duration": record["duration"],
