@@ -100,6 +100,8 @@ class DirectoryStore(RecordStore):
         """Replace the claims stream by exactly these claims (compaction, reset)."""
         self._claims.rewrite(_data(self._claim_lines(claims)))
 
+    dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
+
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
         """The owners that are processes of this host that no longer run."""
         return [owner for owner in owners if is_dead(owner)]

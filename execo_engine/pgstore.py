@@ -352,6 +352,8 @@ class PostgresStore(RecordStore):
                           self.lease)
             self._renewed = time.monotonic()
 
+    dead_owner = "the expired lease of"  #: how logs call an owner reported by dead_owners
+
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
         """The owners whose lease expired (or who never had one)."""
         owners = list(owners)

@@ -301,8 +301,8 @@ class ParamSweeper:
         me = current_owner()
         return self._store.dead_owners(owner for owner in self._by_owner if owner != me)
 
-    def _reclaim(self, owners: list[Owner], reason: str = "dead process") -> list[Any]:
-        """Release every claim of ``owners``, with a log line for each."""
+    def _reclaim(self, owners: list[Owner]) -> list[Any]:
+        """Release every claim of ``owners`` (dead ones), with a log line for each."""
         reclaimed = []
         for owner in owners:
             elements = list(self._by_owner[owner])
@@ -310,7 +310,7 @@ class ParamSweeper:
             for element in elements:
                 self._release(element)
             logger.warning("%s: reclaimed %d combination(s) held by %s %s (pid %d)", self.name,
-                           len(elements), reason, owner[0], owner[1])
+                           len(elements), self._store.dead_owner, owner[0], owner[1])
             reclaimed.extend(elements)
         return reclaimed
 
