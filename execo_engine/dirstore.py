@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.journal import Batch, Journal, replace_atomically
+from execo_engine.journal import FileBatch, Journal, replace_atomically
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
 from execo_engine.records import Changes, Claim, RecordStore
@@ -138,7 +138,7 @@ class DirectoryStore(RecordStore):
         except FileNotFoundError:
             return None
         try:
-            return self._decode(self._sweeps_path, Batch(fd, 0, os.fstat(fd).st_size))
+            return self._decode(self._sweeps_path, FileBatch(fd, 0, os.fstat(fd).st_size))
         finally:
             os.close(fd)
 

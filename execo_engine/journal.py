@@ -27,8 +27,9 @@ CHUNK = 1 << 20
 
 
 @dataclass
-class Batch:
-    """What :meth:`Journal.read_new` found: complete records, and whether reading started over.
+class FileBatch:
+    """What :meth:`Journal.read_new` found (a :class:`records.Batch`): complete records, and
+    whether reading started over.
 
     The records (each ending with a newline) lie in ``fd`` from byte ``first_offset`` to
     ``end_offset``; :meth:`chunks` reads them piece by piece, so that a journal of millions of
@@ -127,9 +128,9 @@ class Journal:
         flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         return os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
 
-    def read_new(self, repair: bool) -> Batch:
+    def read_new(self, repair: bool) -> FileBatch:
         """The complete records appended since the last call (or the whole file, restarted)."""
-        batch = Batch(restarted=self._restart_pending)
+        batch = FileBatch(restarted=self._restart_pending)
         self._restart_pending = False
         try:
             status = os.stat(self.path, follow_symlinks=False)
