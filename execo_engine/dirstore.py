@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from execo_engine.codec import Codec
@@ -106,14 +106,19 @@ class DirectoryStore(RecordStore):
         """The owners that are processes of this host that no longer run."""
         return [owner for owner in owners if is_dead(owner)]
 
-    def done_texts(self) -> list[str]:
-        """The canonical text of every element of a complete done record."""
-        journal = Journal(self.path, "done", read_only=True)
+    @contextlib.contextmanager
+    def _whole(self, name: str) -> Iterator[tuple[str, FileBatch]]:
+        """The path and every complete record of journal ``name``, read without the lock."""
+        journal = Journal(self.path, name, read_only=True)
         try:
-            elements = self._done_elements(journal.path, journal.read_new(repair=False))
-            return [self.codec.encode(element) for element in elements]
+            yield journal.path, journal.read_new(repair=False)
         finally:
             journal.close()
+
+    def done_texts(self) -> list[str]:
+        """The canonical text of every element of a complete done record."""
+        with self._whole("done") as (where, batch):
+            return self._done_texts(where, batch)
 
     def append_result(self, record: HashableDict) -> int:
         """Append a result record; returns a descriptor to fsync (and close) after
@@ -125,11 +130,8 @@ class DirectoryStore(RecordStore):
 
     def read_results(self) -> list[Any]:
         """Every complete result record, in the order they were written."""
-        journal = Journal(self.path, "results", read_only=True)
-        try:
-            return self._decode(journal.path, journal.read_new(repair=False))
-        finally:
-            journal.close()
+        with self._whole("results") as (where, batch):
+            return self._decode(where, batch)
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""

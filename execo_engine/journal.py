@@ -109,24 +109,27 @@ class Journal:
     def restart(self) -> None:
         """Forget what was read: the next :meth:`read_new` reads the whole file again and
         says it ``restarted``."""
-        self._forget()
+        self.close()
         self._restart_pending = True
 
     def close(self) -> None:
-        """Close the journal's descriptor (a later read opens it again)."""
-        self._forget()
-
-    def _forget(self) -> None:
+        """Close the journal's descriptor and forget what was read (a later read opens it
+        again)."""
         if self._fd is not None:
             os.close(self._fd)
         self._fd = self._inode = None
         self._offset = self.records = 0
 
-    def _open(self, create: bool) -> int:
+    def _open(self, create: bool) -> os.stat_result:
+        """Open the file as it is now (never through a link); returns its status."""
         if self.read_only:
-            return os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        return os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        else:
+            flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._fd = os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
+        status = os.fstat(self._fd)
+        self._inode = status.st_ino
+        return status
 
     def read_new(self, repair: bool) -> FileBatch:
         """The complete records appended since the last call (or the whole file, restarted)."""
@@ -136,14 +139,12 @@ class Journal:
             status = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:  # deleted (or never written)
             batch.restarted |= self._inode is not None
-            self._forget()
+            self.close()
             return batch
         if status.st_ino != self._inode:  # replaced (or first read)
             batch.restarted |= self._inode is not None
-            self._forget()
-            self._fd = self._open(create=False)
-            status = os.fstat(self._fd)
-            self._inode = status.st_ino
+            self.close()
+            status = self._open(create=False)
         assert self._fd is not None
         size = status.st_size
         if size < self._offset:  # truncated by hand: read it all again
@@ -179,8 +180,7 @@ class Journal:
         """
         created = self._fd is None
         if created:
-            self._fd = self._open(create=True)
-            self._inode = os.fstat(self._fd).st_ino
+            self._open(create=True)
         assert self._fd is not None
         try:
             write_all(self._fd, data)
@@ -200,8 +200,7 @@ class Journal:
     def rewrite(self, data: bytes) -> None:
         """Replace the whole journal atomically by ``data`` (temporary file + rename)."""
         replace_atomically(self.path, data)
-        self._forget()
-        self._fd = self._open(create=False)
-        self._inode = os.fstat(self._fd).st_ino
+        self.close()
+        self._open(create=False)
         self._offset = len(data)
         self.records = data.count(_NEWLINE)

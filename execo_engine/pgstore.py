@@ -228,9 +228,7 @@ class PostgresStore(RecordStore):
 
     def __init__(self, url: str, codec: Codec, read_only: bool = False) -> None:
         conninfo, sweep, lease = parse_url(url)
-        parts = urllib.parse.urlsplit(url)
-        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2], query=f"sweep={sweep}")
-        super().__init__(urllib.parse.urlunsplit(shown), codec, read_only)
+        super().__init__(without_password(url), codec, read_only)
         self.name, self.sweep, self.lease = sweep, sweep, lease
         self.key = int.from_bytes(hashlib.sha1(sweep.encode()).digest()[:8], "big", signed=True)
         self.connection = _connect(conninfo)
@@ -248,6 +246,11 @@ class PostgresStore(RecordStore):
 
     def _execute(self, query: str, *params: Any) -> Any:
         return self.connection.execute(query, params)
+
+    def _durable(self) -> None:
+        """Make this transaction's commit wait for the disk (the connection does not by
+        default, for claims)."""
+        self._execute("SET LOCAL synchronous_commit TO on")
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -289,8 +292,8 @@ class PostgresStore(RecordStore):
         if not lines:
             return
         self._create_state()
-        if stream == "done":  # durable at commit; claims need not wait for the disk
-            self._execute("SET LOCAL synchronous_commit TO on")
+        if stream == "done":  # claims need not wait for the disk
+            self._durable()
         ids = self._execute(f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
                             f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
                             f"RETURNING id", self.sweep, lines).fetchall()
@@ -373,13 +376,12 @@ class PostgresStore(RecordStore):
 
     def done_texts(self) -> list[str]:
         """The canonical text of every element of a done record."""
-        elements = self._done_elements(f"{self.path} (done)", self._all("execo_done"))
-        return [self.codec.encode(element) for element in elements]
+        return self._done_texts(f"{self.path} (done)", self._all("execo_done"))
 
     def append_result(self, record: HashableDict) -> None:
         """Append a result record (durable at commit)."""
         line = self._result_line(record)
-        self._execute("SET LOCAL synchronous_commit TO on")
+        self._durable()
         self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)",
                       self.sweep, line)
 
@@ -397,7 +399,7 @@ class PostgresStore(RecordStore):
         lines = self._sweeps_lines(elements)
         self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
                       self.sweep)
-        self._execute("SET LOCAL synchronous_commit TO on")
+        self._durable()
         self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
         with self.connection.cursor() as cursor:
             with cursor.copy("COPY execo_sweeps (sweep, position, element) FROM STDIN") as copy:

@@ -171,8 +171,10 @@ class RecordStore:
                        done.restarted, events, claims.restarted,  # type: ignore[arg-type]
                        changed)
 
-    def _done_elements(self, where: str, batch: Batch) -> list[Any]:
-        return [element for _, element in self._decode(where, batch, _is_done_record)]
+    def _done_texts(self, where: str, batch: Batch) -> list[str]:
+        """The canonical text of the element of each done record of ``batch``."""
+        return [self.codec.encode(element)
+                for _, element in self._decode(where, batch, _is_done_record)]
 
     # -- encoding ------------------------------------------------------------------------------
 

@@ -94,9 +94,16 @@ def _sync_and_close(fd: int) -> None:
         os.close(fd)
 
 
-def _mask(state: bytearray, wanted: int) -> bytes:
-    """A byte per position: 1 where ``state`` is ``wanted`` (for ``itertools.compress``)."""
-    return state.translate(bytes(int(i == wanted) for i in range(256)))
+def _table(function: Callable[[int], int]) -> bytes:
+    return bytes(function(i) for i in range(256))
+
+
+#: ``bytes.translate`` tables: the mask of each state (1 where a position is in it), and
+#: each state turned back into todo.
+_MASKS = {state: _table(lambda i, s=state: int(i == s)) for state in (TODO, DONE, SKIPPED,
+                                                                       CLAIMED)}
+_BACK_TO_TODO = {state: _table(lambda i, s=state: TODO if i == s else i)
+                 for state in (DONE, SKIPPED, CLAIMED)}
 
 
 class ParamSweeper:
@@ -249,16 +256,14 @@ class ParamSweeper:
         self._claims.clear()
         self._by_owner.clear()
         self._mine = {}
-        self._state = self._state.translate(bytes(TODO if i == CLAIMED else i
-                                                  for i in range(256)))
+        self._state = self._state.translate(_BACK_TO_TODO[CLAIMED])
         self._cursor = 0
 
     # -- reading the shared state ----------------------------------------------------------
 
     def _apply(self, changes: Changes) -> None:
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
-            self._state = self._state.translate(bytes(TODO if i == DONE else i
-                                                      for i in range(256)))
+            self._state = self._state.translate(_BACK_TO_TODO[DONE])
             self._done_extra.clear()
             self._cursor = 0
         for records in changes.done:
@@ -333,12 +338,16 @@ class ParamSweeper:
                 reclaimed.extend(old)
             return reclaimed
 
-    def get_claims(self) -> list[tuple[Any, Owner, float]]:
-        """Every live claim: ``(element, (host, pid, start), time of the claim)``, oldest
-        first."""
+    def get_claims(self) -> list[tuple[Any, Owner, float, bool]]:
+        """Every claim: ``(element, (host, pid, start), time of the claim, dead)``, oldest
+        first; ``dead`` when its owner is known to be gone (a dead process of this host for a
+        directory, an expired lease for PostgreSQL): the next operation of a writing instance
+        reclaims it."""
         with self._lock:
             self._sync()
-            return sorted(((e if position is None else self._order[position], owner, since)
+            dead = set(self._store.dead_owners(self._by_owner))
+            return sorted(((e if position is None else self._order[position], owner, since,
+                            owner in dead)
                            for e, (owner, position, since) in self._claims.items()),
                           key=lambda claim: claim[2])
 
@@ -500,8 +509,7 @@ class ParamSweeper:
         of every instance too."""
         with self._lock:
             self._sync()
-            self._state = self._state.translate(bytes(TODO if i == SKIPPED else i
-                                                      for i in range(256)))
+            self._state = self._state.translate(_BACK_TO_TODO[SKIPPED])
             for _, position, _ in self._claims.values():  # skipped here, claimed elsewhere
                 if position is not None and self._state[position] == TODO:
                     self._state[position] = CLAIMED
@@ -533,7 +541,7 @@ class ParamSweeper:
     # -- looking -----------------------------------------------------------------------------
 
     def _in_state(self, state: int) -> list[Any]:
-        return list(itertools.compress(self._order, _mask(self._state, state)))
+        return list(itertools.compress(self._order, self._state.translate(_MASKS[state])))
 
     def _todo_list(self) -> list[Any]:
         return self._in_state(TODO)

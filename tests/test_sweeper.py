@@ -363,8 +363,8 @@ def test_claims_and_reclaim_older_than(tmp_path, sweeps):
         '["+",["far-host",7,"x"],{"a":1,"b":"x"},0,1000.0]\n'
         '["+",["far-host",7,"x"],{"a":1,"b":"y"},1,4000000000.0]\n')
     claims = sweeper.get_claims()
-    assert [(c, owner) for c, owner, _ in claims] == [(sweeps[0], ("far-host", 7, "x")),
-                                                      (sweeps[1], ("far-host", 7, "x"))]
+    assert [(c, owner, dead) for c, owner, _, dead in claims] == [
+        (sweeps[0], ("far-host", 7, "x"), False), (sweeps[1], ("far-host", 7, "x"), False)]
     assert sweeper.reclaim() == []  # another host: cannot tell it is dead
     assert sweeper.reclaim(older_than=3600) == [sweeps[0]]
     assert sweeper.get_inprogress() == [sweeps[1]]

@@ -22,7 +22,6 @@ from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
 from execo_engine.records import CorruptRecordError
-from execo_engine.owner import is_dead
 from execo_engine.pgstore import is_postgresql_url
 from execo_engine.stores import child_locations, shown
 from execo_engine.sweep import sweep_stats
@@ -65,9 +64,9 @@ def open_view(directory: str) -> ParamSweeper:
         return ParamSweeper(directory, [], read_only=True)
 
 
-def open_writer(directory: str) -> ParamSweeper:
-    """A ParamSweeper on ``directory`` with its saved sweeps (or none), to change claims."""
-    return ParamSweeper(directory, open_view(directory).get_sweeps())
+def open_writer(directory: str, view: ParamSweeper) -> ParamSweeper:
+    """A ParamSweeper on ``directory`` with the sweeps of its ``view``, to change claims."""
+    return ParamSweeper(directory, view.get_sweeps())
 
 
 def _bar(done: int, total: int) -> str:
@@ -115,8 +114,8 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
         stats = view.stats()
         sweeps, remaining, _, inprogress, done = stats
         claims = [{"combination": c, "host": owner[0], "pid": owner[1],
-                   "age": round(now - since, 1), "dead": is_dead(owner)}
-                  for c, owner, since in view.get_claims()]
+                   "age": round(now - since, 1), "dead": dead}
+                  for c, owner, since, dead in view.get_claims()]
         entry: dict[str, Any] = {"directory": shown(path), "name": view.name,
                                  "total": len(sweeps), "done": len(done),
                                  "inprogress": len(inprogress), "remaining": len(remaining),
@@ -150,11 +149,12 @@ def reclaim(directory: str, older_than: float | None) -> None:
     """Give back the claims of dead processes (and older than ``older_than`` seconds)."""
     for path in sweep_dirs(directory):
         limit = time.time() - older_than if older_than is not None else None
-        targets = [c for c, owner, since in open_view(path).get_claims()
-                   if is_dead(owner) or (limit is not None and since < limit)]
-        writer = open_writer(path)  # opening it already reclaims dead processes' claims
+        view = open_view(path)
+        targets = [c for c, _, since, dead in view.get_claims()
+                   if dead or (limit is not None and since < limit)]
+        writer = open_writer(path, view)  # opening it already reclaims dead processes' claims
         writer.reclaim(older_than)
-        still = {c for c, _, _ in writer.get_claims()}
+        still = {claim[0] for claim in writer.get_claims()}
         reclaimed = [c for c in targets if c not in still]
         print(f"{writer.name}: reclaimed {len(reclaimed)} combination(s)")
 
@@ -162,7 +162,7 @@ def reclaim(directory: str, older_than: float | None) -> None:
 def reset_inprogress(directory: str) -> None:
     """Release every claim of every sweep in ``directory``."""
     for path in sweep_dirs(directory):
-        writer = open_writer(path)
+        writer = open_writer(path, open_view(path))
         held = len(writer.get_claims())
         writer.reset(reset_inprogress=True)
         logging.getLogger("execo_engine").warning("%s: released %d claim(s)", shown(path), held)
