@@ -16,13 +16,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from bench_sweeper import measure_rate  # noqa: E402
-from pg import Server  # noqa: E402
+from bench_sweeper import measure_rate
+from pg import Server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of a rate run")
     seconds = parser.parse_args().seconds
     server = Server()
@@ -34,10 +35,13 @@ def main() -> None:
             print(f"{'claim+done/s':<24}{'directory':>12}{'postgresql':>12}{'ratio':>8}")
             for processes in (1, 4):
                 directory = measure_rate(sys.executable, workdir, processes, 0, seconds)
-                database = measure_rate(sys.executable, workdir, processes, 0, seconds,
-                                        server.url(f"bench-{processes}"))
-                print(f"{f'{processes} process(es)':<24}{directory:>12,.0f}{database:>12,.0f}"
-                      f"{database / directory:>7.2f}x")
+                database = measure_rate(
+                    sys.executable, workdir, processes, 0, seconds, server.url(f"bench-{processes}")
+                )
+                print(
+                    f"{f'{processes} process(es)':<24}{directory:>12,.0f}{database:>12,.0f}"
+                    f"{database / directory:>7.2f}x"
+                )
     finally:
         server.stop()
 

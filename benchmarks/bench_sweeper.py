@@ -28,8 +28,12 @@ import tempfile
 import time
 
 RATE_GRID = 400_000
-BIG_GRID = {"a": list(range(10)), "b": list(range(100)), "c": [f"x{i}" for i in range(100)],
-            "d": [0.5 * i for i in range(10)]}
+BIG_GRID = {
+    "a": list(range(10)),
+    "b": list(range(100)),
+    "c": [f"x{i}" for i in range(100)],
+    "d": [0.5 * i for i in range(10)],
+}
 
 
 def peak_rss_mib() -> float:
@@ -42,8 +46,10 @@ def emit(**result: object) -> None:
 
 # -- worker roles (run with the python of the implementation under test) --------------------
 
+
 def role_holder(directory: str, held: int) -> None:
     from execo_engine.sweep import ParamSweeper, sweep
+
     sweeper = ParamSweeper(directory, sweep({"i": range(RATE_GRID)}))
     sweeper.get_next_batch(held)
     emit(ready=True)
@@ -52,6 +58,7 @@ def role_holder(directory: str, held: int) -> None:
 
 def role_rate(directory: str, seconds: float, go_file: str) -> None:
     from execo_engine.sweep import ParamSweeper, sweep
+
     sweeper = ParamSweeper(directory, sweep({"i": range(RATE_GRID)}))
     emit(ready=True)
     while not os.path.exists(go_file):
@@ -65,6 +72,7 @@ def role_rate(directory: str, seconds: float, go_file: str) -> None:
 
 def role_grid_setup(directory: str) -> None:
     from execo_engine.sweep import ParamSweeper, sweep
+
     start = time.perf_counter()
     sweeps = sweep(BIG_GRID)
     sweep_time = time.perf_counter() - start
@@ -77,21 +85,31 @@ def role_grid_setup(directory: str) -> None:
 
 def role_grid_resume(directory: str) -> None:
     from execo_engine.sweep import ParamSweeper, sweep
+
     sweeps = sweep(BIG_GRID)
     start = time.perf_counter()
     sweeper = ParamSweeper(directory, sweeps)
     first = sweeper.get_next()
-    emit(resume_time=time.perf_counter() - start, peak_rss_mib=peak_rss_mib(),
-         first_is_500000th=first == sweeps[500_000])
+    emit(
+        resume_time=time.perf_counter() - start,
+        peak_rss_mib=peak_rss_mib(),
+        first_is_500000th=first == sweeps[500_000],
+    )
 
 
 # -- orchestrator ------------------------------------------------------------------------------
 
+
 def spawn(python: str, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.Popen([python, os.path.abspath(__file__), "--role", *args], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            cwd=tempfile.gettempdir())
+    return subprocess.Popen(
+        [python, os.path.abspath(__file__), "--role", *args],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
 
 
 def read_result(process: subprocess.Popen[str]) -> dict[str, object]:
@@ -102,8 +120,14 @@ def read_result(process: subprocess.Popen[str]) -> dict[str, object]:
     return json.loads(line)
 
 
-def measure_rate(python: str, workdir: str, processes: int, held: int, seconds: float,
-                 location: str | None = None) -> float:
+def measure_rate(
+    python: str,
+    workdir: str,
+    processes: int,
+    held: int,
+    seconds: float,
+    location: str | None = None,
+) -> float:
     """claim+done per second of ``processes`` workers on a new directory (or ``location``)."""
     directory = location or tempfile.mkdtemp(dir=workdir)
     go_file = os.path.join(tempfile.mkdtemp(dir=workdir), "go")
@@ -111,8 +135,7 @@ def measure_rate(python: str, workdir: str, processes: int, held: int, seconds: 
     if held:
         holder = spawn(python, "holder", directory, str(held))
         read_result(holder)
-    workers = [spawn(python, "rate", directory, str(seconds), go_file)
-               for _ in range(processes)]
+    workers = [spawn(python, "rate", directory, str(seconds), go_file) for _ in range(processes)]
     for worker in workers:
         read_result(worker)
     open(go_file, "w").close()
@@ -164,8 +187,9 @@ def run_all(python: str, seconds: float, grid: bool) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--execo-python", help="python of a virtualenv with execo==2.8.2")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of a rate run")
     parser.add_argument("--no-grid", action="store_true", help="skip the 1M-combination grid")
@@ -173,10 +197,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.role:
         role, *rest = args.role
-        {"holder": lambda: role_holder(rest[0], int(rest[1])),
-         "rate": lambda: role_rate(rest[0], float(rest[1]), rest[2]),
-         "grid-setup": lambda: role_grid_setup(rest[0]),
-         "grid-resume": lambda: role_grid_resume(rest[0])}[role]()
+        {
+            "holder": lambda: role_holder(rest[0], int(rest[1])),
+            "rate": lambda: role_rate(rest[0], float(rest[1]), rest[2]),
+            "grid-setup": lambda: role_grid_setup(rest[0]),
+            "grid-resume": lambda: role_grid_resume(rest[0]),
+        }[role]()
         return
     columns = {"this": sys.executable}
     if args.execo_python:
@@ -185,8 +211,11 @@ def main() -> None:
     for name, python in columns.items():
         print(f"{name} ({python}):", file=sys.stderr, flush=True)
         table[name] = run_all(python, args.seconds, not args.no_grid)
-    print(f"\n{'workload':<46}" + "".join(f"{name:>14}" for name in table)
-          + ("  this/execo" if len(table) == 2 else ""))
+    print(
+        f"\n{'workload':<46}"
+        + "".join(f"{name:>14}" for name in table)
+        + ("  this/execo" if len(table) == 2 else "")
+    )
     for key in table["this"]:
         values = [table[name][key] for name in table]
         row = f"{key:<46}" + "".join(f"{v:>14,.2f}" for v in values)

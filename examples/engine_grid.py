@@ -17,19 +17,25 @@ class CompressionGrid(Engine):
     """Time `gzip -LEVEL` on SIZE KiB of pseudo-random text."""
 
     def init(self) -> None:
-        self.args_parser.add_argument("--repeat", type=int, default=3,
-                                      help="measurements per combination")
+        self.args_parser.add_argument(
+            "--repeat", type=int, default=3, help="measurements per combination"
+        )
 
     def run(self) -> None:
-        sweeper = self.sweeper(sweep({"level": [1, 6, 9], "size_kib": [64, 512, 2048]}),
-                               progress_interval=5)
+        sweeper = self.sweeper(
+            sweep({"level": [1, 6, 9], "size_kib": [64, 512, 2048]}), progress_interval=5
+        )
         for combination in sweeper:
             data = os.urandom(combination["size_kib"] * 512).hex().encode()
             seconds = []
             for _ in range(self.args.repeat):
                 start = time.perf_counter()
-                out = subprocess.run(["gzip", f"-{combination['level']}", "-c"], input=data,
-                                     capture_output=True, check=True).stdout
+                out = subprocess.run(
+                    ["gzip", f"-{combination['level']}", "-c"],
+                    input=data,
+                    capture_output=True,
+                    check=True,
+                ).stdout
                 seconds.append(time.perf_counter() - start)
             result = {"seconds": min(seconds), "ratio": len(out) / len(data)}
             path = os.path.join(self.result_dir, slugify(combination) + ".json")
@@ -37,8 +43,7 @@ class CompressionGrid(Engine):
                 json.dump({**combination, **result}, f)
             sweeper.record_result(combination, result, "passed", sum(seconds))
             sweeper.done(combination)
-            logger.info("%s: %.4f s, ratio %.3f", combination, result["seconds"],
-                        result["ratio"])
+            logger.info("%s: %.4f s, ratio %.3f", combination, result["seconds"], result["ratio"])
 
 
 if __name__ == "__main__":

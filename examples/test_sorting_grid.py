@@ -24,8 +24,9 @@ def insertion_sort(values: list[int]) -> list[int]:
 ALGORITHMS = {"builtin": sorted, "insertion": insertion_sort}
 
 
-@pytest.mark.execo_sweep({"algo": ["builtin", "insertion"], "size": [10, 100, 1000],
-                          "seed": [1, 2]})
+@pytest.mark.execo_sweep(
+    {"algo": ["builtin", "insertion"], "size": [10, 100, 1000], "seed": [1, 2]}
+)
 def test_sorting(combination, algo, size, seed, execo_record):
     values = random.Random(seed).sample(range(10 * size), size)
     start = time.perf_counter()

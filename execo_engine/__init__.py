@@ -12,5 +12,16 @@ from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import copy_outputs, redirect_outputs, slugify
 
-__all__ = ["Engine", "HashableDict", "ParamSweeper", "copy_outputs", "geom", "igeom", "logger",
-           "redirect_outputs", "slugify", "sweep", "sweep_stats"]
+__all__ = [
+    "Engine",
+    "HashableDict",
+    "ParamSweeper",
+    "copy_outputs",
+    "geom",
+    "igeom",
+    "logger",
+    "redirect_outputs",
+    "slugify",
+    "sweep",
+    "sweep_stats",
+]

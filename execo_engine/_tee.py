@@ -17,7 +17,7 @@ def main(read_fd: int, terminal_fd: int, filename: str) -> None:
             view = memoryview(data)
             while view:
                 try:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 except OSError:  # the terminal went away: keep the file copy going
                     break
 

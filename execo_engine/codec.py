@@ -28,8 +28,9 @@ from typing import Any
 from execo_engine.sweep import HashableDict
 
 _PLAIN = (str, int, float, bool, type(None))
-_TAGS = frozenset({"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__",
-                   "__pickle__"})
+_TAGS = frozenset(
+    {"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__", "__pickle__"}
+)
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -103,8 +104,9 @@ class Codec:
         if kind in _PLAIN:
             return value
         if kind is HashableDict:
-            if all(type(key) is str for key in value) and not (len(value) == 1 and
-                                                               next(iter(value)) in _TAGS):
+            if all(type(key) is str for key in value) and not (
+                len(value) == 1 and next(iter(value)) in _TAGS
+            ):
                 return {key: self._to_json(item) for key, item in value.items()}
             return {"__hdict__": self._pairs(value)}
         if kind is list:
@@ -122,11 +124,13 @@ class Codec:
         raise UnsupportedValueError(
             f"cannot store {value!r} (type {kind.__module__}.{kind.__qualname__}) as text: "
             f"use str, int, float, bool, None, tuple, list, dict, frozenset or bytes values, "
-            f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory")
+            f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory"
+        )
 
     def _pairs(self, mapping: dict[Any, Any]) -> list[list[Any]]:
-        return self._sorted([self._to_json(key), self._to_json(item)]
-                            for key, item in mapping.items())
+        return self._sorted(
+            [self._to_json(key), self._to_json(item)] for key, item in mapping.items()
+        )
 
     @staticmethod
     def _sorted(items: Iterable[Any]) -> list[Any]:
@@ -139,7 +143,7 @@ class Codec:
         if tag == "__tuple__":
             return tuple(payload)
         if tag == "__dict__":
-            return {key: item for key, item in payload}
+            return dict(payload)
         if tag == "__hdict__":
             return HashableDict((key, item) for key, item in payload)
         if tag == "__frozenset__":
@@ -149,5 +153,6 @@ class Codec:
         if not self.allow_pickle:
             raise PickleNotAllowedError(
                 "record holds a pickled value: refusing to unpickle it (it could run code); "
-                "pass allow_pickle=True only if you trust whoever writes this directory")
+                "pass allow_pickle=True only if you trust whoever writes this directory"
+            )
         return pickle.loads(base64.b64decode(payload))

@@ -41,19 +41,20 @@ class DirectoryStore(RecordStore):
     repaired, and appending raises ``PermissionError``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], codec: Codec,
-                 read_only: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], codec: Codec, read_only: bool = False) -> None:
         super().__init__(os.fspath(path), codec, read_only)
         self.name = os.path.basename(os.path.normpath(self.path))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
-                f"persistence directory {self.path!r} exists and is not a directory")
+                f"persistence directory {self.path!r} exists and is not a directory"
+            )
         if read_only and not os.path.isdir(self.path):
             raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
         if not read_only:
             os.makedirs(self.path, exist_ok=True)
-        self.lock: DirectoryLock | contextlib.nullcontext[None] = \
+        self.lock: DirectoryLock | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
+        )
         self._done = Journal(self.path, "done", read_only)
         self._claims = Journal(self.path, "inprogress", read_only)
         self._results = Journal(self.path, "results", read_only)
@@ -62,8 +63,12 @@ class DirectoryStore(RecordStore):
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired."""
         repair = not self.read_only
-        return self._changes(self._done.read_new(repair), self._claims.read_new(repair),
-                             self._done.path, self._claims.path)
+        return self._changes(
+            self._done.read_new(repair),
+            self._claims.read_new(repair),
+            self._done.path,
+            self._claims.path,
+        )
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""
@@ -78,12 +83,14 @@ class DirectoryStore(RecordStore):
         self._done.append(_data(lines))
         return self._done.sync_handle()
 
-    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner,
-                      since: float) -> None:
+    def append_claims(
+        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    ) -> None:
         """Record that ``owner`` took the elements of ``(position, element)`` pairs at
         ``since``."""
-        if lines := self._claim_lines((element, owner, position, since)
-                                      for position, element in taken):
+        if lines := self._claim_lines(
+            (element, owner, position, since) for position, element in taken
+        ):
             self._claims.append(_data(lines))
 
     def append_releases(self, elements: Iterable[Any]) -> None:

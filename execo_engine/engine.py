@@ -45,7 +45,8 @@ def _log_level(text: str) -> int:
     level = logging.getLevelName(text.upper())
     if not isinstance(level, int):
         raise argparse.ArgumentTypeError(
-            f"invalid log level {text!r} (a number, or DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+            f"invalid log level {text!r} (a number, or DEBUG, INFO, WARNING, ERROR, CRITICAL)"
+        )
     return level
 
 
@@ -67,8 +68,15 @@ class _Progress(threading.Thread):
             sweeps, remaining, _, inprogress, done = self.sweeper.stats()
             rate = (len(done) - first) / (time.monotonic() - start)
             left = f"about {len(remaining) / rate:.0f} s left" if rate > 0 else "no rate yet"
-            logger.info("%s: %d/%d done, %d in progress, %.2f/s, %s", self.sweeper.name,
-                        len(done), len(sweeps), len(inprogress), rate, left)
+            logger.info(
+                "%s: %d/%d done, %d in progress, %.2f/s, %s",
+                self.sweeper.name,
+                len(done),
+                len(sweeps),
+                len(inprogress),
+                rate,
+                left,
+            )
 
 
 class Engine:
@@ -88,18 +96,41 @@ class Engine:
         #: Add options and arguments here, in ``__init__`` or ``init``.
         self.args_parser = argparse.ArgumentParser(
             prog=os.path.basename(sys.argv[0]) if sys.argv[0] else type(self).__name__,
-            description=type(self).__doc__)
+            description=type(self).__doc__,
+        )
         group = self.args_parser.add_argument_group("engine options")
-        group.add_argument("-l", dest="log_level", type=_log_level, default=logging.INFO,
-                           metavar="LEVEL", help="log level, a number or a name (default INFO)")
-        group.add_argument("-L", dest="copy_outputs", action="store_true",
-                           help="copy stdout and stderr into the result directory")
-        group.add_argument("-R", dest="redirect_outputs", action="store_true",
-                           help="redirect stdout and stderr into the result directory")
-        group.add_argument("-M", dest="merge_outputs", action="store_true",
-                           help="with -L or -R, one stdout+stderr file")
-        group.add_argument("-c", dest="continue_dir", metavar="DIR",
-                           help="continue the experiment in existing result directory DIR")
+        group.add_argument(
+            "-l",
+            dest="log_level",
+            type=_log_level,
+            default=logging.INFO,
+            metavar="LEVEL",
+            help="log level, a number or a name (default INFO)",
+        )
+        group.add_argument(
+            "-L",
+            dest="copy_outputs",
+            action="store_true",
+            help="copy stdout and stderr into the result directory",
+        )
+        group.add_argument(
+            "-R",
+            dest="redirect_outputs",
+            action="store_true",
+            help="redirect stdout and stderr into the result directory",
+        )
+        group.add_argument(
+            "-M",
+            dest="merge_outputs",
+            action="store_true",
+            help="with -L or -R, one stdout+stderr file",
+        )
+        group.add_argument(
+            "-c",
+            dest="continue_dir",
+            metavar="DIR",
+            help="continue the experiment in existing result directory DIR",
+        )
         self._sweepers: list[ParamSweeper] = []
         self._progress: list[_Progress] = []
 
@@ -117,8 +148,13 @@ class Engine:
     def run(self) -> None:
         """The experiment; every class's own ``run``, ancestors first."""
 
-    def sweeper(self, sweeps: Iterable[Any] | None = None, name: str = "sweeps",
-                progress_interval: float = PROGRESS_INTERVAL, **kwargs: Any) -> ParamSweeper:
+    def sweeper(
+        self,
+        sweeps: Iterable[Any] | None = None,
+        name: str = "sweeps",
+        progress_interval: float = PROGRESS_INTERVAL,
+        **kwargs: Any,
+    ) -> ParamSweeper:
         """A ParamSweeper in ``result_dir/name``, its sweeps saved, that gives its unfinished
         claims back when the engine stops (exception, SIGINT, SIGTERM), and logs its progress
         every ``progress_interval`` seconds. With ``-c``, ``sweeps=None`` reuses the saved
@@ -178,5 +214,8 @@ class Engine:
                 progress.stopped.set()
             for sweeper in self._sweepers:
                 if given_back := sweeper.release_claims():
-                    logger.info("%s: %d unfinished combination(s) back to todo", sweeper.name,
-                                len(given_back))
+                    logger.info(
+                        "%s: %d unfinished combination(s) back to todo",
+                        sweeper.name,
+                        len(given_back),
+                    )

@@ -55,7 +55,7 @@ class FileBatch:
             while end == 0:  # one record longer than size
                 data += os.pread(self.fd, size, start + len(data))
                 end = data.rfind(_NEWLINE) + 1
-            records = data[:end - 1].split(_NEWLINE)
+            records = data[: end - 1].split(_NEWLINE)
             yield functools.partial(_byte_offset, start, records), records
             start += end
 
@@ -77,7 +77,7 @@ def write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` to ``fd``."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def replace_atomically(path: str, data: bytes) -> None:
@@ -152,8 +152,13 @@ class Journal:
             self._offset = self.records = 0
         end, records = self._scan(size)
         if end < size and repair and not self.read_only:
-            logger.warning("%s: cut off a torn last record at byte offset %d (%d bytes, written "
-                           "by a process that crashed mid-append)", self.path, end, size - end)
+            logger.warning(
+                "%s: cut off a torn last record at byte offset %d (%d bytes, written "
+                "by a process that crashed mid-append)",
+                self.path,
+                end,
+                size - end,
+            )
             os.ftruncate(self._fd, end)
         batch.fd, batch.first_offset, batch.end_offset = self._fd, self._offset, end
         self._offset = end

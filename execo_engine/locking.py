@@ -13,6 +13,7 @@ import fcntl
 import os
 import threading
 from types import TracebackType
+from typing import Self
 
 LOCK_FILE = "lock"
 
@@ -48,12 +49,15 @@ class DirectoryLock:
         with _registry_lock:
             entry = _registry.get(key)
             if entry is None:
-                fd = os.open(os.path.join(key, LOCK_FILE),
-                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                fd = os.open(
+                    os.path.join(key, LOCK_FILE),
+                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                )
                 entry = _registry[key] = _Entry(fd)
         self._entry = entry
 
-    def __enter__(self) -> DirectoryLock:
+    def __enter__(self) -> Self:
         entry = self._entry
         entry.thread_lock.acquire()
         if entry.depth == 0:
@@ -65,8 +69,12 @@ class DirectoryLock:
         entry.depth += 1
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         entry = self._entry
         entry.depth -= 1
         if entry.depth == 0:

@@ -32,7 +32,7 @@ def _stat_fields(pid: int) -> list[str] | None:
             text = f.read().decode("ascii", "replace")
     except (FileNotFoundError, ProcessLookupError):  # gone, maybe between open and read
         return None
-    return text[text.rfind(")") + 2:].split()
+    return text[text.rfind(")") + 2 :].split()
 
 
 def _start_marker(pid: int) -> str | None:

@@ -26,7 +26,7 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 from execo_engine.codec import Codec
 from execo_engine.log import logger
@@ -37,7 +37,7 @@ from execo_engine.sweep import HashableDict
 SCHEMA_VERSION = 1
 DEFAULT_LEASE = 60.0
 FETCH = 10_000
-_SCHEMA_LOCK = 0x6578_6563_6f00  # "execo": the advisory lock serializing schema creation
+_SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS execo_schema (version integer NOT NULL)",
     "CREATE TABLE IF NOT EXISTS execo_state (sweep text PRIMARY KEY, done_epoch bigint NOT NULL "
@@ -102,8 +102,9 @@ def _connect(conninfo: str) -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ImportError("a postgresql:// sweep needs psycopg 3: "
-                          "pip install 'execo_engine[postgresql]'") from None
+        raise ImportError(
+            "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
+        ) from None
     connection = psycopg.connect(conninfo, autocommit=True)
     # Claims may be lost in a crash of the server (their owners are gone with it anyway): no
     # need to wait for the disk; done and results switch it back on (SET LOCAL).
@@ -116,9 +117,11 @@ def sweeps_below(url: str) -> dict[str, str]:
     conninfo, prefix, _ = parse_url(url)
     with _connect(conninfo) as connection:
         _ensure_schema(connection)
-        rows = connection.execute("SELECT sweep FROM execo_state WHERE starts_with(sweep, %s) "
-                                  "ORDER BY sweep", (prefix + "/",)).fetchall()
-    return {sweep[len(prefix) + 1:]: with_sweep(url, sweep) for (sweep,) in rows}
+        rows = connection.execute(
+            "SELECT sweep FROM execo_state WHERE starts_with(sweep, %s) ORDER BY sweep",
+            (prefix + "/",),
+        ).fetchall()
+    return {sweep[len(prefix) + 1 :]: with_sweep(url, sweep) for (sweep,) in rows}
 
 
 def _ensure_schema(connection: Any) -> None:
@@ -130,15 +133,22 @@ def _ensure_schema(connection: Any) -> None:
         if row is None:
             connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
-            raise RuntimeError(f"the execo tables are at schema version {row[0]}; this "
-                               f"execo_engine knows version {SCHEMA_VERSION}")
+            raise RuntimeError(
+                f"the execo tables are at schema version {row[0]}; this "
+                f"execo_engine knows version {SCHEMA_VERSION}"
+            )
 
 
 class _Rows:
     """A batch of rows ``(id, record)`` read from one stream (see records.Batch)."""
 
-    def __init__(self, rows: list[tuple[int, str]], restarted: bool = False,
-                 seen: dict[str, int] | None = None, stream: str = "") -> None:
+    def __init__(
+        self,
+        rows: list[tuple[int, str]],
+        restarted: bool = False,
+        seen: dict[str, int] | None = None,
+        stream: str = "",
+    ) -> None:
         self._rows, self.restarted, self._seen, self._stream = rows, restarted, seen, stream
 
     @property
@@ -147,7 +157,7 @@ class _Rows:
 
     def chunks(self) -> Iterator[tuple[Locate, list[bytes]]]:
         for start in range(0, len(self._rows), FETCH):
-            rows = self._rows[start:start + FETCH]
+            rows = self._rows[start : start + FETCH]
             ids = [row_id for row_id, _ in rows]
             yield (lambda index: f"row id {ids[index]}"), [record.encode() for _, record in rows]
             if self._seen is not None:  # read up to there: the next read starts after it
@@ -167,10 +177,13 @@ class _LeaseKeeper(threading.Thread):
             for store in list(self.stores):
                 try:
                     store.renew_lease(when_due=True)
-                except Exception as error:  # noqa: BLE001 - a broken connection: retry later
-                    logger.warning("%s: could not renew the lease (%s): if it expires, other "
-                                   "instances take this process's claims back", store.path,
-                                   error)
+                except Exception as error:
+                    logger.warning(
+                        "%s: could not renew the lease (%s): if it expires, other "
+                        "instances take this process's claims back",
+                        store.path,
+                        error,
+                    )
 
 
 _keeper: _LeaseKeeper | None = None
@@ -195,21 +208,22 @@ class _Lock:
         self._depth = 0
         self._transaction: Any = None
 
-    def __enter__(self) -> _Lock:
+    def __enter__(self) -> Self:
         self._thread_lock.acquire()
         if self._depth == 0 and not self._store.read_only:
             try:
                 self._transaction = self._store.connection.transaction()
                 self._transaction.__enter__()
-                self._store.connection.execute("SELECT pg_advisory_xact_lock(%s)",
-                                                (self._store.key,))
+                self._store.connection.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (self._store.key,)
+                )
             except BaseException:
                 self._thread_lock.release()
                 raise
         self._depth += 1
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._depth -= 1
         try:
             if self._depth == 0 and self._transaction is not None:
@@ -261,26 +275,39 @@ class PostgresStore(RecordStore):
             "SELECT 0, done_epoch, claims_epoch, NULL FROM execo_state WHERE sweep = %s "
             "UNION ALL SELECT 1, id, 0, record FROM execo_done WHERE sweep = %s AND id > %s "
             "UNION ALL SELECT 2, id, 0, record FROM execo_claims WHERE sweep = %s AND id > %s "
-            "ORDER BY 1, 2", self.sweep, self.sweep, self._last["done"], self.sweep,
-            self._last["claims"]).fetchall()
-        epochs = dict(zip(STREAMS, rows[0][1:3])) if rows and rows[0][0] == 0 else \
-            dict.fromkeys(STREAMS, 0)
+            "ORDER BY 1, 2",
+            self.sweep,
+            self.sweep,
+            self._last["done"],
+            self.sweep,
+            self._last["claims"],
+        ).fetchall()
+        epochs = (
+            dict(zip(STREAMS, rows[0][1:3], strict=False))
+            if rows and rows[0][0] == 0
+            else dict.fromkeys(STREAMS, 0)
+        )
         batches = {}
         for index, stream in enumerate(STREAMS, start=1):
-            restarted = self._restart_pending[stream] or \
-                self._epochs.get(stream, epochs[stream]) != epochs[stream]
+            restarted = (
+                self._restart_pending[stream]
+                or self._epochs.get(stream, epochs[stream]) != epochs[stream]
+            )
             self._restart_pending[stream] = False
             self._epochs[stream] = epochs[stream]
             found = [(row_id, record) for kind, row_id, _, record in rows if kind == index]
             if restarted:
                 self._last[stream] = 0
-                found = self._execute(f"SELECT id, record FROM {STREAMS[stream]} WHERE "
-                                      f"sweep = %s ORDER BY id", self.sweep).fetchall()
+                found = self._execute(
+                    f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s ORDER BY id",
+                    self.sweep,
+                ).fetchall()
             if stream == "claims":
                 self._claim_rows = (0 if restarted else self._claim_rows) + len(found)
             batches[stream] = _Rows(found, restarted, self._last, stream)
-        return self._changes(batches["done"], batches["claims"], f"{self.path} (done)",
-                             f"{self.path} (claims)")
+        return self._changes(
+            batches["done"], batches["claims"], f"{self.path} (done)", f"{self.path} (claims)"
+        )
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""
@@ -294,28 +321,33 @@ class PostgresStore(RecordStore):
         self._create_state()
         if stream == "done":  # claims need not wait for the disk
             self._durable()
-        ids = self._execute(f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
-                            f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
-                            f"RETURNING id", self.sweep, lines).fetchall()
-        self._last[stream] = max(self._last[stream], max(i for (i,) in ids))
+        ids = self._execute(
+            f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
+            f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
+            f"RETURNING id",
+            self.sweep,
+            lines,
+        ).fetchall()
+        self._last[stream] = max(self._last[stream], *(i for (i,) in ids))
         if stream == "claims":
             self._claim_rows += len(ids)
 
     def _create_state(self) -> None:
         if not self._state_created:
-            self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
-                          self.sweep)
+            self._execute(
+                "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
+            )
             self._state_created = True
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
         """Append done records for ``(position, element)`` pairs (durable at commit)."""
         self._append("done", self._done_lines(done))
 
-    def append_claims(self, taken: Iterable[tuple[int | None, Any]], owner: Owner,
-                      since: float) -> None:
+    def append_claims(
+        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    ) -> None:
         """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
-        lines = self._claim_lines((element, owner, position, since)
-                                  for position, element in taken)
+        lines = self._claim_lines((element, owner, position, since) for position, element in taken)
         if lines:
             self.renew_lease(when_due=True)
             self._append("claims", lines)
@@ -333,11 +365,14 @@ class PostgresStore(RecordStore):
         """Replace the claim rows by exactly these claims (compaction, reset)."""
         lines = self._claim_lines(claims)
         self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
-        self._execute("INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
-                      "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
-                      self.sweep)
-        epoch = self._execute("SELECT claims_epoch FROM execo_state WHERE sweep = %s",
-                              self.sweep).fetchone()[0]
+        self._execute(
+            "INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
+            "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
+            self.sweep,
+        )
+        epoch = self._execute(
+            "SELECT claims_epoch FROM execo_state WHERE sweep = %s", self.sweep
+        ).fetchone()[0]
         self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
         self._append("claims", lines)
 
@@ -349,10 +384,14 @@ class PostgresStore(RecordStore):
         if when_due and time.monotonic() - self._renewed < self.lease / 3:
             return
         with self.lock._thread_lock:
-            self._execute("INSERT INTO execo_leases VALUES (%s, %s, now() + %s * interval "
-                          "'1 second') ON CONFLICT (sweep, owner) DO UPDATE SET expires = "
-                          "EXCLUDED.expires", self.sweep, owner_text(current_owner()),
-                          self.lease)
+            self._execute(
+                "INSERT INTO execo_leases VALUES (%s, %s, now() + %s * interval "
+                "'1 second') ON CONFLICT (sweep, owner) DO UPDATE SET expires = "
+                "EXCLUDED.expires",
+                self.sweep,
+                owner_text(current_owner()),
+                self.lease,
+            )
             self._renewed = time.monotonic()
 
     dead_owner = "the expired lease of"  #: how logs call an owner reported by dead_owners
@@ -362,16 +401,20 @@ class PostgresStore(RecordStore):
         owners = list(owners)
         if not owners:
             return []
-        alive = {owner for (owner,) in self._execute(
-            "SELECT owner FROM execo_leases WHERE sweep = %s AND expires > now()",
-            self.sweep).fetchall()}
+        alive = {
+            owner
+            for (owner,) in self._execute(
+                "SELECT owner FROM execo_leases WHERE sweep = %s AND expires > now()", self.sweep
+            ).fetchall()
+        }
         return [owner for owner in owners if owner_text(owner) not in alive]
 
     # -- sweeps, snapshots, results --------------------------------------------------------
 
     def _all(self, table: str, column: str = "record", order: str = "id") -> _Rows:
-        rows = self._execute(f"SELECT {order}, {column} FROM {table} WHERE sweep = %s "
-                             f"ORDER BY {order}", self.sweep).fetchall()
+        rows = self._execute(
+            f"SELECT {order}, {column} FROM {table} WHERE sweep = %s ORDER BY {order}", self.sweep
+        ).fetchall()
         return _Rows(rows)
 
     def done_texts(self) -> list[str]:
@@ -382,8 +425,7 @@ class PostgresStore(RecordStore):
         """Append a result record (durable at commit)."""
         line = self._result_line(record)
         self._durable()
-        self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)",
-                      self.sweep, line)
+        self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)", self.sweep, line)
 
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
@@ -397,8 +439,9 @@ class PostgresStore(RecordStore):
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Replace the saved elements (in the transaction of the lock)."""
         lines = self._sweeps_lines(elements)
-        self._execute("INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING",
-                      self.sweep)
+        self._execute(
+            "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
+        )
         self._durable()
         self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
         with self.connection.cursor() as cursor:

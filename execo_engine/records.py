@@ -84,14 +84,22 @@ def _is_claim_record(record: Any) -> bool:
         return False
     if record[0] == RELEASE:
         return len(record) == 2
-    return (record[0] == CLAIM and len(record) == 5 and type(record[1]) is list
-            and len(record[1]) == 3 and isinstance(record[4], (int, float)))
+    return (
+        record[0] == CLAIM
+        and len(record) == 5
+        and type(record[1]) is list
+        and len(record[1]) == 3
+        and isinstance(record[4], (int, float))
+    )
 
 
 def _pickle_hint(record: bytes) -> str:
-    return (" (this looks like a pickle file written by execo 2.x, which this version never "
-            "unpickles: move the directory away, or start a new one)"
-            if record.startswith(b"\x80") else "")
+    return (
+        " (this looks like a pickle file written by execo 2.x, which this version never "
+        "unpickles: move the directory away, or start a new one)"
+        if record.startswith(b"\x80")
+        else ""
+    )
 
 
 @dataclass
@@ -125,15 +133,21 @@ class RecordStore:
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def _decode_chunks(self, where: str, batch: Batch, plain: bool = False,
-                       shape: Callable[[Any], bool] | None = None) -> Iterator[list[Any]]:
+    def _decode_chunks(
+        self,
+        where: str,
+        batch: Batch,
+        plain: bool = False,
+        shape: Callable[[Any], bool] | None = None,
+    ) -> Iterator[list[Any]]:
         """Decoded records, piece by piece; a record that is not JSON, or not of the
         ``shape`` its stream holds, is a :class:`CorruptRecordError` naming where it is."""
         for locate, records in batch.chunks():
             try:
                 decoded = self.codec.decode_lines(records, plain)
-                if shape is None or (_all_pairs(decoded) if shape is _is_done_record
-                                     else all(map(shape, decoded))):
+                if shape is None or (
+                    _all_pairs(decoded) if shape is _is_done_record else all(map(shape, decoded))
+                ):
                     yield decoded
                     continue
             except PickleNotAllowedError as error:
@@ -142,8 +156,9 @@ class RecordStore:
                 pass
             raise self._corrupt(where, locate, records, shape)
 
-    def _corrupt(self, where: str, locate: Locate, records: list[bytes],
-                 shape: Callable[[Any], bool] | None) -> CorruptRecordError:
+    def _corrupt(
+        self, where: str, locate: Locate, records: list[bytes], shape: Callable[[Any], bool] | None
+    ) -> CorruptRecordError:
         for index, record in enumerate(records):
             try:
                 value = self.codec.decode(record)
@@ -152,29 +167,38 @@ class RecordStore:
                 reason = f"not a record of {where.rsplit('/', 1)[-1]}"
             except ValueError as error:
                 reason = str(error)
-            return CorruptRecordError(f"{where}: corrupt record at {locate(index)}: "
-                                      f"{record[:80]!r} ({reason}){_pickle_hint(record)}")
+            return CorruptRecordError(
+                f"{where}: corrupt record at {locate(index)}: "
+                f"{record[:80]!r} ({reason}){_pickle_hint(record)}"
+            )
         return CorruptRecordError(f"{where}: corrupt records at {locate(0)}")
 
-    def _decode(self, where: str, batch: Batch, shape: Callable[[Any], bool] | None = None
-                ) -> list[Any]:
-        return list(itertools.chain.from_iterable(self._decode_chunks(where, batch,
-                                                                      shape=shape)))
+    def _decode(
+        self, where: str, batch: Batch, shape: Callable[[Any], bool] | None = None
+    ) -> list[Any]:
+        return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
-    def _changes(self, done: Batch, claims: Batch, done_where: str,
-                 claims_where: str) -> Changes:
-        events = [(CLAIM, tuple(record[1]), record[2], record[3], record[4])
-                  if record[0] == CLAIM else (RELEASE, None, record[1], None, None)
-                  for record in self._decode(claims_where, claims, _is_claim_record)]
+    def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
+        events = [
+            (CLAIM, tuple(record[1]), record[2], record[3], record[4])
+            if record[0] == CLAIM
+            else (RELEASE, None, record[1], None, None)
+            for record in self._decode(claims_where, claims, _is_claim_record)
+        ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
-        return Changes(self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
-                       done.restarted, events, claims.restarted,  # type: ignore[arg-type]
-                       changed)
+        return Changes(
+            self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
+            done.restarted,
+            events,
+            claims.restarted,  # type: ignore[arg-type]
+            changed,
+        )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""
-        return [self.codec.encode(element)
-                for _, element in self._decode(where, batch, _is_done_record)]
+        return [
+            self.codec.encode(element) for _, element in self._decode(where, batch, _is_done_record)
+        ]
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -186,9 +210,11 @@ class RecordStore:
     def _claim_lines(self, claims: Iterable[Claim]) -> list[str]:
         self.check_writable()
         encode = self.codec.encode
-        return [f'["{CLAIM}",{owner_text(owner)},{encode(element)},'
-                f'{_position_text(position)},{since:.3f}]'
-                for element, owner, position, since in claims]
+        return [
+            f'["{CLAIM}",{owner_text(owner)},{encode(element)},'
+            f"{_position_text(position)},{since:.3f}]"
+            for element, owner, position, since in claims
+        ]
 
     def _release_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()

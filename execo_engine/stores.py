@@ -6,8 +6,14 @@ import os
 
 from execo_engine.codec import Codec
 from execo_engine.dirstore import DirectoryStore
-from execo_engine.pgstore import (PostgresStore, is_postgresql_url, parse_url, sweeps_below,
-                                  with_sweep, without_password)
+from execo_engine.pgstore import (
+    PostgresStore,
+    is_postgresql_url,
+    parse_url,
+    sweeps_below,
+    with_sweep,
+    without_password,
+)
 
 Location = str | os.PathLike[str]
 Store = DirectoryStore | PostgresStore
@@ -36,8 +42,12 @@ def child_locations(location: Location) -> dict[str, str]:
         return sweeps_below(str(location))
     if not os.path.isdir(location):
         return {}
-    return {entry.name: entry.path for entry in os.scandir(location) if entry.is_dir()
-            and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))}
+    return {
+        entry.name: entry.path
+        for entry in os.scandir(location)
+        if entry.is_dir()
+        and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))
+    }
 
 
 def shown(location: Location) -> str:

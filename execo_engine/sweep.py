@@ -9,14 +9,23 @@ store layers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["HashableDict", "ParamSweeper", "SweepList", "geom", "igeom", "sweep", "sweep_stats"]
 
-_MUTATORS = ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem", "setdefault",
-             "update")
+_MUTATORS = (
+    "__setitem__",
+    "__delitem__",
+    "__ior__",
+    "clear",
+    "pop",
+    "popitem",
+    "setdefault",
+    "update",
+)
 
 
 class HashableDict(dict):
@@ -49,10 +58,8 @@ def _invalidating(name: str) -> Any:
     method = getattr(dict, name)
 
     def mutate(self: HashableDict, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with contextlib.suppress(AttributeError):
             del self._hash
-        except AttributeError:
-            pass
         return method(self, *args, **kwargs)
 
     mutate.__name__ = name
@@ -89,8 +96,7 @@ def _forgetting(name: str) -> Any:
     return mutate
 
 
-for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
-              "insert"):
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert"):
     setattr(SweepList, _name, _forgetting(_name))
 
 
@@ -101,8 +107,11 @@ def _distinct(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
     try:
         for parts in factors:
             keys = {key for part in parts for key, _ in part}
-            if len(set(parts)) != len(parts) or not keys.isdisjoint(seen_keys) or \
-                    any(len({key for key, _ in part}) != len(part) for part in parts):
+            if (
+                len(set(parts)) != len(parts)
+                or not keys.isdisjoint(seen_keys)
+                or any(len({key for key, _ in part}) != len(part) for part in parts)
+            ):
                 return False
             seen_keys |= keys
     except TypeError:  # unhashable levels: nothing is known
@@ -112,11 +121,15 @@ def _distinct(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
 
 def _levels(factor: Any, levels: Any) -> list[Any]:
     """The levels of ``factor`` as a list, or a ``TypeError`` naming the factor."""
-    if isinstance(levels, (str, bytes, bytearray)) or levels is None \
-            or not isinstance(levels, Iterable):
+    if (
+        isinstance(levels, (str, bytes, bytearray))
+        or levels is None
+        or not isinstance(levels, Iterable)
+    ):
         raise TypeError(
             f"sweep: levels of factor {factor!r} must be a non-string iterable (list, tuple, "
-            f"range, ...), got {type(levels).__name__} {levels!r}")
+            f"range, ...), got {type(levels).__name__} {levels!r}"
+        )
     if isinstance(levels, (set, frozenset)):
         # A set iterates in a per-process order (salted str hashes): make it deterministic.
         try:
@@ -134,18 +147,26 @@ def _factor_parts(factor: Any, levels: Any) -> list[tuple[tuple[Any, Any], ...]]
             if not isinstance(sub_parameters, Mapping):
                 raise TypeError(
                     f"sweep: sub-sweep of factor {factor!r} at level {level!r} must be a dict, "
-                    f"got {type(sub_parameters).__name__} {sub_parameters!r}")
-            parts.extend(((factor, level),) + tuple(sub.items())
-                         for sub in _combinations(sub_parameters))
+                    f"got {type(sub_parameters).__name__} {sub_parameters!r}"
+                )
+            parts.extend(
+                ((factor, level), *tuple(sub.items())) for sub in _combinations(sub_parameters)
+            )
         return parts
     return [((factor, level),) for level in _levels(factor, levels)]
 
 
 def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
-    factors = [parts for factor, levels in parameters.items()
-               if (parts := _factor_parts(factor, levels))]
-    return SweepList((HashableDict(itertools.chain.from_iterable(combination))
-                      for combination in itertools.product(*factors)), _distinct(factors))
+    factors = [
+        parts for factor, levels in parameters.items() if (parts := _factor_parts(factor, levels))
+    ]
+    return SweepList(
+        (
+            HashableDict(itertools.chain.from_iterable(combination))
+            for combination in itertools.product(*factors)
+        ),
+        _distinct(factors),
+    )
 
 
 def sweep(parameters: Mapping[Any, Any]) -> SweepList:
@@ -163,8 +184,9 @@ def sweep(parameters: Mapping[Any, Any]) -> SweepList:
     and naming factor and level when a sub-sweep is not a dict.
     """
     if not isinstance(parameters, Mapping):
-        raise TypeError(f"sweep: parameters must be a dict of factor -> levels, "
-                        f"got {type(parameters).__name__}")
+        raise TypeError(
+            f"sweep: parameters must be a dict of factor -> levels, got {type(parameters).__name__}"
+        )
     return _combinations(parameters)
 
 
@@ -179,8 +201,10 @@ def geom(range_min: float, range_max: float, num_steps: int) -> list[float]:
     if num_steps < 0:
         raise ValueError(f"geom: num_steps must be >= 0, got {num_steps}")
     if range_min == 0 or range_max == 0 or (range_min < 0) != (range_max < 0):
-        raise ValueError(f"geom: no geometric progression from {range_min!r} to {range_max!r} "
-                         f"(bounds must be non-zero and of the same sign)")
+        raise ValueError(
+            f"geom: no geometric progression from {range_min!r} to {range_max!r} "
+            f"(bounds must be non-zero and of the same sign)"
+        )
     if range_min < 0:
         return [-x for x in geom(-range_min, -range_max, num_steps)]
     if num_steps == 0:
@@ -195,7 +219,7 @@ def geom(range_min: float, range_max: float, num_steps: int) -> list[float]:
 
 def igeom(range_min: float, range_max: float, num_steps: int) -> list[int]:
     """The sorted, unique integers nearest to ``geom(range_min, range_max, num_steps)``."""
-    return sorted({int(round(x)) for x in geom(range_min, range_max, num_steps)})
+    return sorted({round(x) for x in geom(range_min, range_max, num_steps)})
 
 
 _STATS = ("remaining", "skipped", "inprogress", "done")
@@ -222,12 +246,13 @@ def sweep_stats(stats: Sequence[Iterable[Mapping[Any, Any]]]) -> dict[str, dict[
     sweeps, *states = stats
     total = _count(sweeps)
     result: dict[str, dict[Any, Any]] = {"total": total}
-    for name, combinations in zip(_STATS, states):
+    for name, combinations in zip(_STATS, states, strict=False):
         counts = _count(combinations)
         result[name] = counts
         result[name + "_ratio"] = {
             factor: {level: counts.get(factor, {}).get(level, 0) / n for level, n in levels.items()}
-            for factor, levels in total.items()}
+            for factor, levels in total.items()
+        }
     return result
 
 
@@ -235,5 +260,6 @@ def __getattr__(name: str) -> Any:
     # ParamSweeper sits on the store layers, above this module: import it only when asked.
     if name == "ParamSweeper":
         from execo_engine.sweeper import ParamSweeper
+
         return ParamSweeper
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

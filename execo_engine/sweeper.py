@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.stores import Location, open_store
-from execo_engine.records import CLAIM, Changes
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
+from execo_engine.records import CLAIM, Changes
+from execo_engine.stores import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
 
 Filter = Callable[[list[Any]], Iterable[Any]]
@@ -57,8 +57,10 @@ def _check_hashable(elements: Iterable[Any]) -> None:
         try:
             hash(element)
         except TypeError as error:
-            raise TypeError(f"ParamSweeper: element {element!r} is unhashable ({error}); "
-                            f"use hashable values (tuples, not lists)") from None
+            raise TypeError(
+                f"ParamSweeper: element {element!r} is unhashable ({error}); "
+                f"use hashable values (tuples, not lists)"
+            ) from None
 
 
 def _unique(sweeps: Iterable[Any]) -> list[Any]:
@@ -100,10 +102,10 @@ def _table(function: Callable[[int], int]) -> bytes:
 
 #: ``bytes.translate`` tables: the mask of each state (1 where a position is in it), and
 #: each state turned back into todo.
-_MASKS = {state: _table(lambda i, s=state: int(i == s)) for state in (TODO, DONE, SKIPPED,
-                                                                       CLAIMED)}
-_BACK_TO_TODO = {state: _table(lambda i, s=state: TODO if i == s else i)
-                 for state in (DONE, SKIPPED, CLAIMED)}
+_MASKS = {state: _table(lambda i, s=state: int(i == s)) for state in (TODO, DONE, SKIPPED, CLAIMED)}
+_BACK_TO_TODO = {
+    state: _table(lambda i, s=state: TODO if i == s else i) for state in (DONE, SKIPPED, CLAIMED)
+}
 
 
 class ParamSweeper:
@@ -128,14 +130,25 @@ class ParamSweeper:
     ``DeprecationWarning``.
     """
 
-    def __init__(self, persistence_dir: Location, sweeps: Iterable[Any] | None = None,
-                 save_sweeps: bool = False, name: str | None = None, *,
-                 allow_pickle: bool = False, read_only: bool = False) -> None:
-        if not isinstance(persistence_dir, (str, os.PathLike)) \
-                and isinstance(sweeps, (str, os.PathLike)):
-            warnings.warn("ParamSweeper(sweeps, persistence_dir) is deprecated: use "
-                          "ParamSweeper(persistence_dir, sweeps)", DeprecationWarning,
-                          stacklevel=2)
+    def __init__(
+        self,
+        persistence_dir: Location,
+        sweeps: Iterable[Any] | None = None,
+        save_sweeps: bool = False,
+        name: str | None = None,
+        *,
+        allow_pickle: bool = False,
+        read_only: bool = False,
+    ) -> None:
+        if not isinstance(persistence_dir, (str, os.PathLike)) and isinstance(
+            sweeps, (str, os.PathLike)
+        ):
+            warnings.warn(
+                "ParamSweeper(sweeps, persistence_dir) is deprecated: use "
+                "ParamSweeper(persistence_dir, sweeps)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             persistence_dir, sweeps = sweeps, persistence_dir
         self._store = open_store(persistence_dir, Codec(allow_pickle), read_only)
         self.name = name or self._store.name
@@ -156,9 +169,11 @@ class ParamSweeper:
         if sweeps is None:
             loaded = self._store.load_sweeps()
             if loaded is None:
-                raise ValueError(f"ParamSweeper: no sweeps given and none saved in "
-                                 f"{self._store.path!r} (pass sweeps=..., with "
-                                 f"save_sweeps=True to save them)")
+                raise ValueError(
+                    f"ParamSweeper: no sweeps given and none saved in "
+                    f"{self._store.path!r} (pass sweeps=..., with "
+                    f"save_sweeps=True to save them)"
+                )
             sweeps = loaded
         order = _unique(sweeps)
         with self._lock:
@@ -241,8 +256,16 @@ class ParamSweeper:
             return False
         hints = list(map(operator.itemgetter(0), records))
         try:
-            if not all(map(operator.eq, map(self._order.__getitem__, hints),
-                           map(operator.itemgetter(1), records))) or min(hints, default=0) < 0:
+            if (
+                not all(
+                    map(
+                        operator.eq,
+                        map(self._order.__getitem__, hints),
+                        map(operator.itemgetter(1), records),
+                    )
+                )
+                or min(hints, default=0) < 0
+            ):
                 return False
         except (IndexError, TypeError):  # a hint out of the sweeps, or none
             return False
@@ -280,8 +303,9 @@ class ParamSweeper:
                 self._release(element)
         if changes.claims_restarted:  # this instance's claims that survived a compaction
             me = current_owner()
-            self._mine = {element: None for element in mine
-                          if self._claims.get(element, (None,))[0] == me}
+            self._mine = {
+                element: None for element in mine if self._claims.get(element, (None,))[0] == me
+            }
 
     def _sync(self) -> None:
         """Catch up with the directory (under the lock), reclaim dead owners, compact."""
@@ -299,8 +323,10 @@ class ParamSweeper:
             self._store.rewrite_claims(self._claim_records())
 
     def _claim_records(self) -> list[tuple[Any, Owner, int | None, float]]:
-        return [(element, owner, position, since)
-                for element, (owner, position, since) in self._claims.items()]
+        return [
+            (element, owner, position, since)
+            for element, (owner, position, since) in self._claims.items()
+        ]
 
     def _dead_owners(self) -> list[Owner]:
         me = current_owner()
@@ -314,8 +340,14 @@ class ParamSweeper:
             self._store.append_releases(elements)
             for element in elements:
                 self._release(element)
-            logger.warning("%s: reclaimed %d combination(s) held by %s %s (pid %d)", self.name,
-                           len(elements), self._store.dead_owner, owner[0], owner[1])
+            logger.warning(
+                "%s: reclaimed %d combination(s) held by %s %s (pid %d)",
+                self.name,
+                len(elements),
+                self._store.dead_owner,
+                owner[0],
+                owner[1],
+            )
             reclaimed.extend(elements)
         return reclaimed
 
@@ -333,8 +365,12 @@ class ParamSweeper:
                 for element in old:
                     self._release(element)
                 if old:
-                    logger.warning("%s: reclaimed %d combination(s) claimed more than %g s ago",
-                                   self.name, len(old), older_than)
+                    logger.warning(
+                        "%s: reclaimed %d combination(s) claimed more than %g s ago",
+                        self.name,
+                        len(old),
+                        older_than,
+                    )
                 reclaimed.extend(old)
             return reclaimed
 
@@ -346,10 +382,13 @@ class ParamSweeper:
         with self._lock:
             self._sync()
             dead = set(self._store.dead_owners(self._by_owner))
-            return sorted(((e if position is None else self._order[position], owner, since,
-                            owner in dead)
-                           for e, (owner, position, since) in self._claims.items()),
-                          key=lambda claim: claim[2])
+            return sorted(
+                (
+                    (e if position is None else self._order[position], owner, since, owner in dead)
+                    for e, (owner, position, since) in self._claims.items()
+                ),
+                key=lambda claim: claim[2],
+            )
 
     def update(self) -> None:
         """Catch up with what other instances wrote (reads only what is new)."""
@@ -366,8 +405,9 @@ class ParamSweeper:
 
     def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
         me, now = current_owner(), time.time()
-        taken = [(position, self._order[position])
-                 for position in itertools.islice(positions, count)]
+        taken = [
+            (position, self._order[position]) for position in itertools.islice(positions, count)
+        ]
         self._store.append_claims(taken, me, now)
         for position, element in taken:
             self._claim(element, me, position, now)
@@ -388,7 +428,8 @@ class ParamSweeper:
                 return self._claim_positions(self._todo_positions(), count)
             chosen = (self._position(element) for element in filtr(self._todo_list()))
             return self._claim_positions(
-                (p for p in chosen if p is not None and self._state[p] == TODO), count)
+                (p for p in chosen if p is not None and self._state[p] == TODO), count
+            )
 
     def get_next(self, filtr: Filter | None = None) -> Any:
         """Claim and return the next todo element, or None when there is none.
@@ -452,8 +493,11 @@ class ParamSweeper:
         with self._lock:
             self._sync()
             positions = {e: self._known_position(e) for e in elements}
-            new = [(p, e) for e, p in positions.items()
-                   if (self._state[p] != DONE if p is not None else e not in self._done_extra)]
+            new = [
+                (p, e)
+                for e, p in positions.items()
+                if (self._state[p] != DONE if p is not None else e not in self._done_extra)
+            ]
             held = [e for _, e in new if e in self._claims]
             sync_fd = self._store.append_done(new)
             self._store.append_releases(held)
@@ -520,14 +564,24 @@ class ParamSweeper:
 
     # -- results ---------------------------------------------------------------------------
 
-    def record_result(self, combination: Any, values: Mapping[str, Any],
-                      outcome: str | None = None, duration: float | None = None) -> None:
+    def record_result(
+        self,
+        combination: Any,
+        values: Mapping[str, Any],
+        outcome: str | None = None,
+        duration: float | None = None,
+    ) -> None:
         """Append the results of a combination (``values``: name -> value) to the ``results``
         file of the directory, with its outcome, duration (seconds), host and time; returns
         once it is on disk. Values must be of the types the text format carries."""
-        record = HashableDict(combination=combination, values=HashableDict(values),
-                              outcome=outcome, duration=duration, host=socket.gethostname(),
-                              time=round(time.time(), 3))
+        record = HashableDict(
+            combination=combination,
+            values=HashableDict(values),
+            outcome=outcome,
+            duration=duration,
+            host=socket.gethostname(),
+            time=round(time.time(), 3),
+        )
         with self._lock:
             sync_fd = self._store.append_result(record)
         if sync_fd is not None:
@@ -550,8 +604,13 @@ class ParamSweeper:
         """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each in order."""
         with self._lock:
             self._sync()
-            return (list(self._order), self._in_state(TODO), self._in_state(SKIPPED),
-                    self._in_state(CLAIMED), self._in_state(DONE))
+            return (
+                list(self._order),
+                self._in_state(TODO),
+                self._in_state(SKIPPED),
+                self._in_state(CLAIMED),
+                self._in_state(DONE),
+            )
 
     def get_remaining(self) -> list[Any]:
         """The todo elements, in order (a copy)."""
@@ -571,5 +630,7 @@ class ParamSweeper:
 
     def __str__(self) -> str:
         sweeps, remaining, skipped, inprogress, done = self.stats()
-        return (f"{self.name} <{len(sweeps)} total, {len(done)} done, {len(skipped)} skipped, "
-                f"{len(inprogress)} in progress, {len(remaining)} remaining>")
+        return (
+            f"{self.name} <{len(sweeps)} total, {len(done)} done, {len(skipped)} skipped, "
+            f"{len(inprogress)} in progress, {len(remaining)} remaining>"
+        )

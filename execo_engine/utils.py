@@ -89,7 +89,9 @@ def copy_outputs(stdout_filename: str | None, stderr_filename: str | None) -> No
         read_end, write_end = os.pipe()
         copier = subprocess.Popen(
             [sys.executable, "-m", "execo_engine._tee", str(read_end), str(original), filename],
-            pass_fds=(read_end, original), stdin=subprocess.DEVNULL)
+            pass_fds=(read_end, original),
+            stdin=subprocess.DEVNULL,
+        )
         os.close(read_end)
         os.dup2(write_end, fd)
         os.close(write_end)
@@ -113,5 +115,6 @@ def _stop_copies(copiers: list[tuple[int, int, subprocess.Popen[bytes]]]) -> Non
 def __getattr__(name: str) -> Any:
     if name == "ParamSweeper":
         from execo_engine.sweeper import ParamSweeper
+
         return ParamSweeper
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

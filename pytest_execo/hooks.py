@@ -19,7 +19,6 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
     """
 
 
-def pytest_execo_recorded(item: pytest.Item, combination: Any, outcome: str,
-                          state: str) -> None:
+def pytest_execo_recorded(item: pytest.Item, combination: Any, outcome: str, state: str) -> None:
     """Called after a combination's ``state`` (see :func:`pytest_execo_state`) was recorded,
     in the process that ran it."""

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from execo_engine.pgstore import is_postgresql_url
 from execo_engine.stores import child_location, child_locations, shown
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from execo_engine.sweeper import canonical_text, done_snapshot
 from execo_engine.utils import slugify
 from pytest_execo import hooks
@@ -46,16 +46,28 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("execo", "execo parameter sweeps (pytest_execo)")
-    group.addoption("--execo-sweep-dir", dest="execo_sweep_dir", metavar="DIR",
-                    help="record the outcome of each execo_sweep combination in DIR and skip "
-                         "the combinations already done there (ini: execo_sweep_dir)")
-    group.addoption("--execo-rerun-done", dest="execo_rerun_done", action="store_true",
-                    default=None, help="also run the combinations already done in the sweep "
-                                       "dir (their state stays done; ini: execo_rerun_done)")
-    parser.addini("execo_sweep_dir", "directory where execo_sweep outcomes are recorded, "
-                                     "relative to the ini file")
-    parser.addini("execo_rerun_done", "run combinations already done too", type="bool",
-                  default=False)
+    group.addoption(
+        "--execo-sweep-dir",
+        dest="execo_sweep_dir",
+        metavar="DIR",
+        help="record the outcome of each execo_sweep combination in DIR and skip "
+        "the combinations already done there (ini: execo_sweep_dir)",
+    )
+    group.addoption(
+        "--execo-rerun-done",
+        dest="execo_rerun_done",
+        action="store_true",
+        default=None,
+        help="also run the combinations already done in the sweep "
+        "dir (their state stays done; ini: execo_rerun_done)",
+    )
+    parser.addini(
+        "execo_sweep_dir",
+        "directory where execo_sweep outcomes are recorded, relative to the ini file",
+    )
+    parser.addini(
+        "execo_rerun_done", "run combinations already done too", type="bool", default=False
+    )
 
 
 def _sweep_dir(config: pytest.Config) -> str | None:
@@ -74,36 +86,47 @@ def _sweep_dir(config: pytest.Config) -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}(parameters): parametrize the test with every combination of "
-                   "sweep(parameters) (a dict of factor -> levels, or a list of combinations); "
-                   "the test receives `combination` and factors by name. With "
-                   "--execo-sweep-dir, outcomes are recorded and done combinations skipped.")
+        "markers",
+        f"{MARKER}(parameters): parametrize the test with every combination of "
+        "sweep(parameters) (a dict of factor -> levels, or a list of combinations); "
+        "the test receives `combination` and factors by name. With "
+        "--execo-sweep-dir, outcomes are recorded and done combinations skipped.",
+    )
     directory = _sweep_dir(config)
     if directory:
-        if not is_postgresql_url(directory) and os.path.exists(directory) \
-                and not os.path.isdir(directory):
+        if (
+            not is_postgresql_url(directory)
+            and os.path.exists(directory)
+            and not os.path.isdir(directory)
+        ):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         config.pluginmanager.register(SweepRecorder(config, directory), "execo-recorder")
 
 
 # -- parametrization ------------------------------------------------------------------------
 
+
 def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     if len(marker.args) != 1 or marker.kwargs:
-        raise TypeError(f"{test}: @pytest.mark.{MARKER} takes one argument, a sweep dict or a "
-                        f"list of combinations")
+        raise TypeError(
+            f"{test}: @pytest.mark.{MARKER} takes one argument, a sweep dict or a "
+            f"list of combinations"
+        )
     parameters = marker.args[0]
     if isinstance(parameters, Mapping):
         return sweep(parameters)
     if isinstance(parameters, (list, tuple)) and all(isinstance(c, Mapping) for c in parameters):
         return [HashableDict(c) for c in parameters]
-    raise TypeError(f"{test}: @pytest.mark.{MARKER} needs a sweep dict or a list of "
-                    f"combinations (dicts), got {type(parameters).__name__}")
+    raise TypeError(
+        f"{test}: @pytest.mark.{MARKER} needs a sweep dict or a list of "
+        f"combinations (dicts), got {type(parameters).__name__}"
+    )
 
 
 def _id_of(combination: Mapping[Any, Any]) -> str:
     def text(value: Any) -> str:
         return str(value) if isinstance(value, (str, int, float, type(None))) else repr(value)
+
     return "-".join(f"{text(factor)}={text(level)}" for factor, level in combination.items())
 
 
@@ -112,11 +135,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None:
         return
     combinations = _combinations_of(marker, metafunc.definition.nodeid)
-    metafunc.config.stash.setdefault(COMBINATIONS, {})[metafunc.definition.nodeid] = \
-        combinations
-    factors = [factor for factor in dict.fromkeys(f for c in combinations for f in c)
-               if isinstance(factor, str) and factor.isidentifier()
-               and factor in metafunc.fixturenames and factor != "combination"]
+    metafunc.config.stash.setdefault(COMBINATIONS, {})[metafunc.definition.nodeid] = combinations
+    factors = [
+        factor
+        for factor in dict.fromkeys(f for c in combinations for f in c)
+        if isinstance(factor, str)
+        and factor.isidentifier()
+        and factor in metafunc.fixturenames
+        and factor != "combination"
+    ]
     values = [(c, *(c.get(f) for f in factors)) for c in combinations]
     if HIDDEN_ARG not in metafunc.fixturenames:  # tests that request no factor nor combination
         metafunc.fixturenames.append(HIDDEN_ARG)
@@ -126,7 +153,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def _execo_combination() -> None:
     """Placeholder, replaced by the parametrization of execo_sweep tests."""
-    return None
+    return
 
 
 @pytest.fixture
@@ -158,6 +185,7 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 # -- recording ---------------------------------------------------------------------------------
+
 
 def _combination_of(item: pytest.Item) -> HashableDict | None:
     callspec = getattr(item, "callspec", None)
@@ -197,11 +225,15 @@ class SweepRecorder:
     def __init__(self, config: pytest.Config, directory: str) -> None:
         self.config = config
         self.directory = directory
-        self.rerun_done = bool(config.getoption("execo_rerun_done")
-                               or config.getini("execo_rerun_done"))
+        self.rerun_done = bool(
+            config.getoption("execo_rerun_done") or config.getini("execo_rerun_done")
+        )
         self.is_worker = hasattr(config, "workerinput")
-        self.snapshot: dict[str, list[str]] = (config.workerinput[WORKER_INPUT_KEY]  # type: ignore
-                                               if self.is_worker else self._read_snapshot())
+        self.snapshot: dict[str, list[str]] = (
+            config.workerinput[WORKER_INPUT_KEY]  # type: ignore
+            if self.is_worker
+            else self._read_snapshot()
+        )
         self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
         self.sweepers: dict[str, ParamSweeper] = {}
         self.running: dict[str, _Run] = {}
@@ -209,8 +241,10 @@ class SweepRecorder:
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
 
     def _read_snapshot(self) -> dict[str, list[str]]:
-        return {name: sorted(done_snapshot(location))
-                for name, location in child_locations(self.directory).items()}
+        return {
+            name: sorted(done_snapshot(location))
+            for name, location in child_locations(self.directory).items()
+        }
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -219,12 +253,15 @@ class SweepRecorder:
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self.snapshot.values())
-        return (f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
-                f"this session)")
+        return (
+            f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
+            f"this session)"
+        )
 
     @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
-    def pytest_collection_modifyitems(self, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         keep, deselected = [], []
         for item in items:
             combination = _combination_of(item)
@@ -243,16 +280,22 @@ class SweepRecorder:
             items[:] = keep
 
     def pytest_report_collectionfinish(self) -> str:
-        return (f"execo: {self.deselected}/{self.collected} combinations done in "
-                f"{shown(self.directory)}, running {self.collected - self.deselected}")
+        return (
+            f"execo: {self.deselected}/{self.collected} combinations done in "
+            f"{shown(self.directory)}, running {self.collected - self.deselected}"
+        )
 
     def _sweeper(self, item: pytest.Item) -> ParamSweeper:
         function_id = _function_id(item.nodeid)
         name = sweep_subdir_name(function_id)
         if name not in self.sweepers:
             combinations = self.config.stash[COMBINATIONS][function_id]
-            self.sweepers[name] = ParamSweeper(child_location(self.directory, name), combinations,
-                                               save_sweeps=True, name=function_id)
+            self.sweepers[name] = ParamSweeper(
+                child_location(self.directory, name),
+                combinations,
+                save_sweeps=True,
+                name=function_id,
+            )
         return self.sweepers[name]
 
     @pytest.hookimpl(tryfirst=True)
@@ -293,15 +336,20 @@ class SweepRecorder:
         state = hook.pytest_execo_state(item=item, combination=run.combination, outcome=outcome)
         if state not in STATES:
             run.sweeper.cancel(run.combination)
-            raise pytest.UsageError(f"pytest_execo_state returned {state!r} for {item.nodeid}: "
-                                    f"expected one of {', '.join(STATES)}")
+            raise pytest.UsageError(
+                f"pytest_execo_state returned {state!r} for {item.nodeid}: "
+                f"expected one of {', '.join(STATES)}"
+            )
         if RECORDED in item.stash:  # before done: a crash in between must not lose results
-            run.sweeper.record_result(run.combination, item.stash[RECORDED], outcome,
-                                      round(run.duration, 6))
-        {"done": run.sweeper.done, "skip": run.sweeper.skip,
-         "cancel": run.sweeper.cancel}[state](run.combination)
-        hook.pytest_execo_recorded(item=item, combination=run.combination, outcome=outcome,
-                                   state=state)
+            run.sweeper.record_result(
+                run.combination, item.stash[RECORDED], outcome, round(run.duration, 6)
+            )
+        {"done": run.sweeper.done, "skip": run.sweeper.skip, "cancel": run.sweeper.cancel}[state](
+            run.combination
+        )
+        hook.pytest_execo_recorded(
+            item=item, combination=run.combination, outcome=outcome, state=state
+        )
 
     def pytest_sessionfinish(self) -> None:
         """Give back what this session claimed and did not finish (-x, Ctrl-C, ...)."""
@@ -319,4 +367,5 @@ class SweepRecorder:
             terminalreporter.write_line(
                 f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
                 f"progress, {len(remaining)} remaining | this session: {counts['passed']} "
-                f"passed, {counts['skipped']} skipped, {counts['failed']} failed")
+                f"passed, {counts['skipped']} skipped, {counts['failed']} failed"
+            )

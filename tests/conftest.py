@@ -5,7 +5,6 @@ import itertools
 import os
 
 import pytest
-
 from pg import Server
 
 _names = itertools.count()

@@ -50,9 +50,18 @@ class Server:
         data = os.path.join(self.directory, "data")
         self._run(self.initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self.port = _free_port()
-        self._run(self.pg_ctl, "-D", data, "-l", os.path.join(self.directory, "log"), "-w",
-                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                        f"-k {self.directory} -c fsync=on -c max_connections=200", "start")
+        self._run(
+            self.pg_ctl,
+            "-D",
+            data,
+            "-l",
+            os.path.join(self.directory, "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-k {self.directory} -c fsync=on -c max_connections=200",
+            "start",
+        )
 
     def url(self, sweep: str, **parameters: str) -> str:
         query = "&".join([f"sweep={sweep}"] + [f"{k}={v}" for k, v in parameters.items()])
@@ -62,7 +71,8 @@ class Server:
         if self.directory is None:
             return
         try:
-            self._run(self.pg_ctl, "-D", os.path.join(self.directory, "data"), "-m",
-                      "immediate", "stop")
+            self._run(
+                self.pg_ctl, "-D", os.path.join(self.directory, "data"), "-m", "immediate", "stop"
+            )
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -32,8 +32,11 @@ def work(sweeper: ParamSweeper, report_fd: int, seconds: float) -> None:
 def main(directory: str, report: str, instances: int, threads: int, seconds: float) -> None:
     report_fd = os.open(report, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     sweepers = [ParamSweeper(directory) for _ in range(instances)]
-    workers = [threading.Thread(target=work, args=(sweeper, report_fd, seconds))
-               for sweeper in sweepers for _ in range(threads)]
+    workers = [
+        threading.Thread(target=work, args=(sweeper, report_fd, seconds))
+        for sweeper in sweepers
+        for _ in range(threads)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -41,5 +44,10 @@ def main(directory: str, report: str, instances: int, threads: int, seconds: flo
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-         float(sys.argv[5]) if len(sys.argv) > 5 else 0.0)
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        float(sys.argv[5]) if len(sys.argv) > 5 else 0.0,
+    )

@@ -1,9 +1,9 @@
 """The execo-sweep command line, run as a real command on real sweep directories."""
 
 import csv
-import os
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -20,8 +20,12 @@ GRID = {"size": [1, 2, 3], "algo": ["a", "b"]}
 
 
 def cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "execo_engine", *map(str, args)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "execo_engine", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -35,12 +39,19 @@ def mixed(tmp_path):
     live = ParamSweeper(directory, sweeps, save_sweeps=True)
     live.done_batch(sweeps[:2])
     live.take(sweeps[2])
-    subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import os
         from execo_engine.sweep import ParamSweeper
         ParamSweeper({str(directory)!r}).get_next_batch(2)
         os._exit(0)
-    """)], check=True)
+    """),
+        ],
+        check=True,
+    )
     return directory, sweeps
 
 
@@ -51,16 +62,23 @@ def test_status_json_matches_the_sweeper(mixed):
     [entry] = report["sweeps"]
     view = ParamSweeper(directory, read_only=True)
     total, remaining, _, inprogress, done = view.stats()
-    assert (entry["total"], entry["done"], entry["inprogress"], entry["remaining"]) == \
-        (len(total), len(done), len(inprogress), len(remaining)) == (6, 2, 3, 1)
+    assert (
+        (entry["total"], entry["done"], entry["inprogress"], entry["remaining"])
+        == (len(total), len(done), len(inprogress), len(remaining))
+        == (6, 2, 3, 1)
+    )
     claims = {(tuple(c["combination"].items()), c["dead"]) for c in entry["claims"]}
-    assert claims == {(tuple(sweeps[2].items()), False), (tuple(sweeps[3].items()), True),
-                      (tuple(sweeps[4].items()), True)}
+    assert claims == {
+        (tuple(sweeps[2].items()), False),
+        (tuple(sweeps[3].items()), True),
+        (tuple(sweeps[4].items()), True),
+    }
     assert all(c["age"] >= 0 for c in entry["claims"])
     expected = sweep_stats(view.stats())
     assert entry["by_factor"]["done"] == {"size": {"1": 2}, "algo": {"a": 1, "b": 1}}
-    assert entry["by_factor"]["total"] == {f: {str(k): v for k, v in levels.items()}
-                                           for f, levels in expected["total"].items()}
+    assert entry["by_factor"]["total"] == {
+        f: {str(k): v for k, v in levels.items()} for f, levels in expected["total"].items()
+    }
     assert sorted(p.name for p in directory.iterdir()) == before  # status never writes
 
 
@@ -84,9 +102,20 @@ def test_status_while_four_processes_work(tmp_path):
     directory = tmp_path / "sweep"
     n = 3000
     ParamSweeper(directory, sweep({"i": range(n)}), save_sweeps=True)
-    workers = [subprocess.Popen([sys.executable, str(WORKER), str(directory),
-                                 str(tmp_path / f"{k}.txt"), "1", "1", "0.0005"])
-               for k in range(4)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                str(directory),
+                str(tmp_path / f"{k}.txt"),
+                "1",
+                "1",
+                "0.0005",
+            ]
+        )
+        for k in range(4)
+    ]
     seen = []
     while any(w.poll() is None for w in workers):
         entry = json.loads(cli("status", directory, "--json").stdout)["sweeps"][0]
@@ -126,7 +155,8 @@ Bench().start()
 def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
     pytester.makepyfile(test_rec=RECORDING_TEST)
     pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2").assert_outcomes(
-        passed=5, failed=1)
+        passed=5, failed=1
+    )
     exported = cli("results", pytester.path / "results").stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert len(rows) == 6
@@ -136,41 +166,57 @@ def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
     assert by_id[("1", "a")]["label"] == "a, 1"  # a comma survives CSV quoting
     assert all(float(r["duration"]) >= 0 and r["host"] and r["time"] for r in rows)
     lines = cli("results", pytester.path / "results", "--format", "jsonl").stdout.splitlines()
-    assert sorted(json.loads(line)["latency"] for line in lines) == [0.1, 0.2, 0.2, 0.3, 0.4,
-                                                                     0.6]
+    assert sorted(json.loads(line)["latency"] for line in lines) == [0.1, 0.2, 0.2, 0.3, 0.4, 0.6]
 
     engine = tmp_path / "engine.py"
     engine.write_text(ENGINE)
-    subprocess.run([sys.executable, str(engine), "-c", str(tmp_path)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(engine), "-c", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     rows = list(csv.DictReader(io.StringIO(cli("results", tmp_path).stdout)))
     assert [(r["size"], r["algo"], r["latency"]) for r in rows] == [
-        ("10", "x", "0.01"), ("10", "y", "0.01"), ("1000", "x", "1.0"), ("1000", "y", "1.0"),
-        ("100000", "x", "100.0"), ("100000", "y", "100.0")]
+        ("10", "x", "0.01"),
+        ("10", "y", "0.01"),
+        ("1000", "x", "1.0"),
+        ("1000", "y", "1.0"),
+        ("100000", "x", "100.0"),
+        ("100000", "y", "100.0"),
+    ]
 
     png = tmp_path / "latency.png"
-    drawn = cli("plot", tmp_path, "--x", "size", "--y", "latency", "--hue", "algo",
-                "-o", png)
+    drawn = cli("plot", tmp_path, "--x", "size", "--y", "latency", "--hue", "algo", "-o", png)
     assert f"wrote {png}" in drawn.stdout
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (800, 500)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["status", "{missing}"], "no such directory"),
-    (["status", "{empty}"], "not a sweep directory"),
-    (["status", "{sweep}", "--by-factor", "colour"], "unknown factor 'colour' (available: "
-                                                     "size, algo)"),
-    (["plot", "{sweep}", "--x", "colour", "--y", "latency"], "unknown factor 'colour'"),
-    (["plot", "{sweep}", "--x", "size", "--y", "speed"], "unknown value 'speed'"),
-    (["reset", "{sweep}"], "the following arguments are required: --inprogress")])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["status", "{missing}"], "no such directory"),
+        (["status", "{empty}"], "not a sweep directory"),
+        (
+            ["status", "{sweep}", "--by-factor", "colour"],
+            "unknown factor 'colour' (available: size, algo)",
+        ),
+        (["plot", "{sweep}", "--x", "colour", "--y", "latency"], "unknown factor 'colour'"),
+        (["plot", "{sweep}", "--x", "size", "--y", "speed"], "unknown value 'speed'"),
+        (["reset", "{sweep}"], "the following arguments are required: --inprogress"),
+    ],
+)
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     sweeper = ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
     sweeper.record_result(sweep(GRID)[0], {"latency": 1.0})
-    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty",
-             "sweep": tmp_path / "sweep"}
+    paths = {
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "sweep": tmp_path / "sweep",
+    }
     result = cli(*[a.format(**paths) for a in args], check=False)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -187,8 +233,12 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
     shadow.mkdir()
     (shadow / "matplotlib.py").write_text("raise ImportError('not installed here')\n")
     ParamSweeper(tmp_path / "sweep", sweep(GRID)).record_result(sweep(GRID)[0], {"x": 1.0})
-    result = subprocess.run([sys.executable, "-m", "execo_engine", "plot", str(tmp_path),
-                             "--x", "size", "--y", "x"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(shadow)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "execo_engine", "plot", str(tmp_path), "--x", "size", "--y", "x"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(shadow)},
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "plot needs matplotlib: pip install 'execo_engine[plot]'" in result.stderr

@@ -45,8 +45,13 @@ Leaf().start()
 def run_script(tmp_path, source, *args, check=True):
     script = tmp_path / "engine_script.py"
     script.write_text(textwrap.dedent(source))
-    result = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, text=True,
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -60,7 +65,12 @@ def test_init_and_run_ancestors_first_with_custom_options(tmp_path):
     result = run_script(tmp_path, THREE_LEVELS, "--middle-option", "7", "--base-option", "x")
     [directory] = result_dirs(tmp_path)
     assert result.stdout.splitlines()[:5] == [
-        "init Base", "init Middle", "init Leaf", "run Base x", f"run Leaf 7 {directory.name}"]
+        "init Base",
+        "init Middle",
+        "init Leaf",
+        "run Base x",
+        f"run Leaf 7 {directory.name}",
+    ]
     assert "command line:" in result.stderr and f"result directory: {directory}" in result.stderr
     assert "a debug line" not in result.stderr
 
@@ -70,10 +80,14 @@ def test_log_level(tmp_path, level):
     assert "a debug line" in run_script(tmp_path, THREE_LEVELS, "-l", level).stderr
 
 
-@pytest.mark.parametrize("option,files", [
-    ("-L", {"stdout": ["run Leaf", "child out"], "stderr": ["to stderr"]}),
-    ("-R", {"stdout": ["run Leaf", "child out"], "stderr": ["to stderr"]}),
-    ("-M", {"stdout+stderr": ["run Leaf", "child out", "to stderr"]})])
+@pytest.mark.parametrize(
+    "option,files",
+    [
+        ("-L", {"stdout": ["run Leaf", "child out"], "stderr": ["to stderr"]}),
+        ("-R", {"stdout": ["run Leaf", "child out"], "stderr": ["to stderr"]}),
+        ("-M", {"stdout+stderr": ["run Leaf", "child out", "to stderr"]}),
+    ],
+)
 def test_output_files(tmp_path, option, files):
     args = ["-R", "-M"] if option == "-M" else [option]
     result = run_script(tmp_path, THREE_LEVELS, *args)
@@ -95,10 +109,14 @@ def test_continue_reuses_the_directory(tmp_path):
     assert result_dirs(tmp_path) == [] and (existing / "stdout").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-c", "a-file"], "-c a-file: not an existing directory"),
-    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
-    (["-l", "LOUD"], "invalid log level 'LOUD'")])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-c", "a-file"], "-c a-file: not an existing directory"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["-l", "LOUD"], "invalid log level 'LOUD'"),
+    ],
+)
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "a-file").write_text("")
     result = run_script(tmp_path, THREE_LEVELS, *args, check=False)
@@ -126,8 +144,9 @@ Leaf().start()
 def start_engine(tmp_path, *args):
     script = tmp_path / "engine_script.py"
     script.write_text(textwrap.dedent(SWEEPING))
-    return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_result_dir(tmp_path):

@@ -21,13 +21,13 @@ WORKER = Path(__file__).with_name("sweeper_worker.py")
 
 
 def start_worker(url, report, threads=1, seconds=0.0):
-    return subprocess.Popen([sys.executable, str(WORKER), url, str(report), "1", str(threads),
-                             str(seconds)])
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, str(report), "1", str(threads), str(seconds)]
+    )
 
 
 def reported(reports):
-    return [int(x) for report in reports if report.exists()
-            for x in report.read_text().split()]
+    return [int(x) for report in reports if report.exists() for x in report.read_text().split()]
 
 
 def test_four_processes_two_threads_each(postgresql, tmp_path):
@@ -51,8 +51,10 @@ def test_killed_worker_claims_come_back_after_the_lease(postgresql, tmp_path):
     victim = start_worker(url, tmp_path / "victim.txt", seconds=0.5)  # long combinations
     view = ParamSweeper(url, read_only=True)
     deadline = time.monotonic() + 60
-    while not (reported([tmp_path / "victim.txt"]) and view.get_inprogress()) \
-            and time.monotonic() < deadline:
+    while (
+        not (reported([tmp_path / "victim.txt"]) and view.get_inprogress())
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)  # in the middle of a combination it holds
     victim.wait()
@@ -96,8 +98,9 @@ def test_pytest_xdist_twice_on_postgresql(pytester, postgresql):
     third = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}", "-n", "2")
     assert third.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # the grid is complete
     counts = Counter(runs.read_text().split())
-    assert counts == Counter({f"{s}-a": 1 for s in range(1, 5)} | {f"{s}-b": 2
-                                                                   for s in range(1, 5)})
+    assert counts == Counter(
+        {f"{s}-a": 1 for s in range(1, 5)} | {f"{s}-b": 2 for s in range(1, 5)}
+    )
     [location] = child_locations(url).values()
     swept = ParamSweeper(location)
     assert len(swept.get_done()) == 8 and swept.get_inprogress() == []
@@ -110,19 +113,27 @@ def test_bad_urls_are_clear_errors(postgresql):
     with pytest.raises(ValueError, match="lease must be") as error:
         ParamSweeper(postgresql.url("x", lease="soon").replace("postgres@", "postgres:pw@"), [1])
     assert ":pw@" not in str(error.value)
-    assert ":secret@" not in shown(postgresql.url("x").replace("postgres@",
-                                                               "postgres:secret@"))
+    assert ":secret@" not in shown(postgresql.url("x").replace("postgres@", "postgres:secret@"))
 
 
 def test_missing_driver_says_how_to_install_it(tmp_path):
     (tmp_path / "psycopg.py").write_text("raise ImportError('not installed here')\n")
-    script = ("from execo_engine.sweep import ParamSweeper\n"
-              "ParamSweeper('postgresql://u@127.0.0.1:1/db?sweep=s', [1])\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    script = (
+        "from execo_engine.sweep import ParamSweeper\n"
+        "ParamSweeper('postgresql://u@127.0.0.1:1/db?sweep=s', [1])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=120,
+    )
     assert result.returncode != 0
-    assert "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'" in \
-        result.stderr
+    assert (
+        "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
+        in result.stderr
+    )
 
 
 def test_status_and_results_of_a_postgresql_sweep(postgresql):
@@ -131,11 +142,20 @@ def test_status_and_results_of_a_postgresql_sweep(postgresql):
     sweeper.record_result(sweeper.get_next(), {"latency": 0.5}, "passed", 0.1)
     sweeper.done(HashableDict(size=1))
     for location in (url, postgresql.url("cli")):
-        result = subprocess.run([sys.executable, "-m", "execo_engine", "status", location],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "execo_engine", "status", location],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert "cli/grid" in result.stdout and "2 total, 1 done" in result.stdout
-    exported = subprocess.run([sys.executable, "-m", "execo_engine", "results", url],
-                              capture_output=True, text=True, timeout=120, check=True).stdout
+    exported = subprocess.run(
+        [sys.executable, "-m", "execo_engine", "results", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert exported.splitlines()[:2][0] == "size,latency,outcome,duration,host,time"
     assert exported.splitlines()[1].startswith("1,0.5,passed,0.1,")

@@ -61,9 +61,13 @@ def test_plain_parametrization_without_sweep_dir(pytester):
     """)
     result = pytester.runpytest("-v", "--strict-markers")
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["*test_sub[[]x=1-mode=fast-level=0[]] PASSED*",
-                                 "*test_sub[[]x=2-mode=slow[]] PASSED*",
-                                 "*test_list[[]a=2-b=z[]] PASSED*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_sub[[]x=1-mode=fast-level=0[]] PASSED*",
+            "*test_sub[[]x=2-mode=slow[]] PASSED*",
+            "*test_list[[]a=2-b=z[]] PASSED*",
+        ]
+    )
     written = [p.name for p in pytester.path.iterdir() if p.name != ".pytest_cache"]
     assert written == ["test_plain_parametrization_without_sweep_dir.py"]
 
@@ -82,7 +86,8 @@ def test_bad_marker_argument_is_a_clear_collection_error(pytester):
 
 
 def test_outcome_mapping_and_resume(pytester):
-    pytester.makepyfile(conftest="""
+    pytester.makepyfile(
+        conftest="""
         import pytest
 
         @pytest.fixture
@@ -92,8 +97,10 @@ def test_outcome_mapping_and_resume(pytester):
             yield
             if combination["case"] == "teardown-error":
                 raise RuntimeError("teardown")
-    """)
-    pytester.makepyfile(test_cases="""
+    """
+    )
+    pytester.makepyfile(
+        test_cases="""
         import pytest
 
         CASES = ["pass", "skip", "xfail", "fail", "setup-error", "teardown-error"]
@@ -105,14 +112,20 @@ def test_outcome_mapping_and_resume(pytester):
             if case == "xfail":
                 pytest.xfail("known")
             assert case != "fail"
-    """)
+    """
+    )
     first = pytester.runpytest("--execo-sweep-dir=results")
     # teardown-error: its call passed, then its teardown errored
     first.assert_outcomes(passed=2, skipped=1, xfailed=1, failed=1, errors=2)
     sweeper = sweeper_of(pytester, "test_case")
     assert [c["case"] for c in sweeper.get_done()] == ["pass"]
-    assert [c["case"] for c in sweeper.get_remaining()] == ["skip", "xfail", "fail",
-                                                            "setup-error", "teardown-error"]
+    assert [c["case"] for c in sweeper.get_remaining()] == [
+        "skip",
+        "xfail",
+        "fail",
+        "setup-error",
+        "teardown-error",
+    ]
     assert sweeper.get_inprogress() == []
     second = pytester.runpytest("--execo-sweep-dir=results", "-v")
     second.stdout.fnmatch_lines(["execo: 1/6 combinations done in *results, running 5"])
@@ -143,8 +156,10 @@ def test_rerun_done_option_and_ini(pytester):
 
 
 def test_stop_early_with_x_gives_claims_back(pytester):
-    runs = write_grid(pytester, body='assert not (combination == {"size": 2, "algo": "a"} '
-                                     'and os.path.exists("fail"))')
+    runs = write_grid(
+        pytester,
+        body='assert not (combination == {"size": 2, "algo": "a"} and os.path.exists("fail"))',
+    )
     (pytester.path / "fail").write_text("")
     pytester.runpytest("--execo-sweep-dir=results", "-x").assert_outcomes(passed=2, failed=1)
     sweeper = sweeper_of(pytester)
@@ -155,8 +170,11 @@ def test_stop_early_with_x_gives_claims_back(pytester):
 
 
 def test_keyboard_interrupt_in_a_test(pytester):
-    runs = write_grid(pytester, body='if size == 2 and algo == "b" and os.path.exists("stop"):'
-                                     '\n        raise KeyboardInterrupt')
+    runs = write_grid(
+        pytester,
+        body='if size == 2 and algo == "b" and os.path.exists("stop"):'
+        "\n        raise KeyboardInterrupt",
+    )
     (pytester.path / "stop").write_text("")
     interrupted = pytester.runpytest_subprocess("--execo-sweep-dir=results")
     assert interrupted.ret == pytest.ExitCode.INTERRUPTED
@@ -168,8 +186,10 @@ def test_keyboard_interrupt_in_a_test(pytester):
 
 
 def test_xdist_worker_killed_outright(pytester):
-    runs = write_grid(pytester, body='if size == 2 and algo == "b" and os.path.exists("kill"):'
-                                     '\n        os._exit(1)')
+    runs = write_grid(
+        pytester,
+        body='if size == 2 and algo == "b" and os.path.exists("kill"):\n        os._exit(1)',
+    )
     (pytester.path / "kill").write_text("")
     crashed = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2")
     crashed.stdout.fnmatch_lines(["*worker*crashed*"])
@@ -202,11 +222,14 @@ def test_xdist_matches_serial(pytester, workers):
     result.assert_outcomes(passed=54, skipped=14, failed=12)
     summary = [line for line in result.stdout.lines if "this session:" in line]
     assert len(summary) == 1
-    assert summary[0].endswith(": 80 total, 54 done, 0 in progress, 26 remaining | this "
-                               "session: 54 passed, 14 skipped, 12 failed")
+    assert summary[0].endswith(
+        ": 80 total, 54 done, 0 in progress, 26 remaining | this "
+        "session: 54 passed, 14 skipped, 12 failed"
+    )
     sweeper = sweeper_of(pytester, "test_big")
     assert [(c["i"], c["j"]) for c in sweeper.get_done()] == [
-        (i, j) for i in range(40) for j in "xy" if i % 7 != 3 and i % 5 != 1]
+        (i, j) for i in range(40) for j in "xy" if i % 7 != 3 and i % 5 != 1
+    ]
     assert sweeper.get_inprogress() == []
     assert sum(runs_of(runs).values()) == 80
     again = pytester.runpytest_subprocess(*args, "-n", workers)
@@ -216,13 +239,29 @@ def test_xdist_matches_serial(pytester, workers):
 
 def test_two_concurrent_sessions_run_each_combination_once(pytester):
     runs = pytester.path / "runs.txt"
-    pytester.makepyfile(test_big=BIG_GRID_TEST.format(runs=str(runs)).replace(
-        'assert i % 7 != 3\n    if i % 5 == 1:\n        pytest.skip("later")', "import time; "
-        "time.sleep(0.02)"))
-    command = [sys.executable, "-m", "pytest", "-n", "2", "--execo-sweep-dir=results", "-q",
-               "-p", "no:cacheprovider"]
-    sessions = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    pytester.makepyfile(
+        test_big=BIG_GRID_TEST.format(runs=str(runs)).replace(
+            'assert i % 7 != 3\n    if i % 5 == 1:\n        pytest.skip("later")',
+            "import time; time.sleep(0.02)",
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-n",
+        "2",
+        "--execo-sweep-dir=results",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    sessions = [
+        subprocess.Popen(
+            command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [session.communicate(timeout=300)[0] for session in sessions]
     assert [session.returncode for session in sessions] == [0, 0], outputs
     counts = runs_of(runs)
@@ -240,15 +279,21 @@ def test_combination_held_by_another_live_session_is_skipped(pytester):
     assert other.take(held) is None
     result = pytester.runpytest("--execo-sweep-dir=results", "-rs")
     result.assert_outcomes(failed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*execo: combination in progress (host *, pid *) by another "
-                                 "session*"])
+    result.stdout.fnmatch_lines(
+        ["*execo: combination in progress (host *, pid *) by another session*"]
+    )
     assert other.get_inprogress() == [held]
 
 
 def test_help_markers_and_strict_markers(pytester):
-    pytester.runpytest("--help").stdout.fnmatch_lines([
-        "*execo parameter sweeps*", "*--execo-sweep-dir=DIR*", "*--execo-rerun-done*",
-        "*execo_sweep_dir*"])
+    pytester.runpytest("--help").stdout.fnmatch_lines(
+        [
+            "*execo parameter sweeps*",
+            "*--execo-sweep-dir=DIR*",
+            "*--execo-rerun-done*",
+            "*execo_sweep_dir*",
+        ]
+    )
     pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.execo_sweep(parameters)*"])
 
 
@@ -265,8 +310,14 @@ def test_hooks_observe_and_remap_outcomes(pytester):
     write_grid(pytester, body="assert size != 3")
     pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4, failed=2)
     recorded = sorted((pytester.path / "recorded.txt").read_text().splitlines())
-    assert recorded == ["1-a passed done", "1-b passed done", "2-a passed done",
-                        "2-b passed done", "3-a failed cancel", "3-b failed done"]
+    assert recorded == [
+        "1-a passed done",
+        "1-b passed done",
+        "2-a passed done",
+        "2-b passed done",
+        "3-a failed cancel",
+        "3-b failed done",
+    ]
     assert ids(sweeper_of(pytester).get_remaining()) == ["3-a"]
 
 
@@ -283,8 +334,12 @@ def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
     """)
     result = pytester.runpytest("--execo-sweep-dir=results", "-v")
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*test_no_args[[]x=1[]] PASSED*",
-                                 "*the `combination` fixture needs @pytest.mark.execo_sweep*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_no_args[[]x=1[]] PASSED*",
+            "*the `combination` fixture needs @pytest.mark.execo_sweep*",
+        ]
+    )
 
 
 def test_collection_line_counts_what_k_selected(pytester):
@@ -303,7 +358,11 @@ def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
     """)
     write_grid(pytester)
     result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
-    result.stderr.fnmatch_lines(["*pytest_execo_state returned 'finished' for *test_grid*"
-                                 "expected one of done, skip, cancel*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*pytest_execo_state returned 'finished' for *test_grid*"
+            "expected one of done, skip, cancel*"
+        ]
+    )
     assert result.ret != 0
     assert sweeper_of(pytester).get_inprogress() == []

@@ -9,27 +9,33 @@ from execo_engine.sweep import HashableDict, SweepList, geom, igeom, sweep, swee
 
 def test_seed_first_example_first_factor_slowest():
     result = sweep({"param 1": ["a", "b"], "param 2": [1, 2]})
-    assert result == [{"param 1": "a", "param 2": 1}, {"param 1": "a", "param 2": 2},
-                      {"param 1": "b", "param 2": 1}, {"param 1": "b", "param 2": 2}]
+    assert result == [
+        {"param 1": "a", "param 2": 1},
+        {"param 1": "a", "param 2": 2},
+        {"param 1": "b", "param 2": 1},
+        {"param 1": "b", "param 2": 2},
+    ]
     assert all(type(c) is HashableDict for c in result)
 
 
-SEED_SECOND = {"param 1": ["a", "b"],
-               "param 2": {1: {"param 1 1": ["x", "y"], "param 1 2": [0.0, 1.0]},
-                           2: {"param 2 1": [-10, 10]}}}
+SEED_SECOND = {
+    "param 1": ["a", "b"],
+    "param 2": {1: {"param 1 1": ["x", "y"], "param 1 2": [0.0, 1.0]}, 2: {"param 2 1": [-10, 10]}},
+}
 SEED_SECOND_RESULT = [
-    {'param 1 2': 0.0, 'param 1 1': 'x', 'param 1': 'a', 'param 2': 1},
-    {'param 1 2': 0.0, 'param 1 1': 'y', 'param 1': 'a', 'param 2': 1},
-    {'param 1 2': 1.0, 'param 1 1': 'x', 'param 1': 'a', 'param 2': 1},
-    {'param 1 2': 1.0, 'param 1 1': 'y', 'param 1': 'a', 'param 2': 1},
-    {'param 2 1': -10, 'param 1': 'a', 'param 2': 2},
-    {'param 2 1': 10, 'param 1': 'a', 'param 2': 2},
-    {'param 1 2': 0.0, 'param 1 1': 'x', 'param 1': 'b', 'param 2': 1},
-    {'param 1 2': 0.0, 'param 1 1': 'y', 'param 1': 'b', 'param 2': 1},
-    {'param 1 2': 1.0, 'param 1 1': 'x', 'param 1': 'b', 'param 2': 1},
-    {'param 1 2': 1.0, 'param 1 1': 'y', 'param 1': 'b', 'param 2': 1},
-    {'param 2 1': -10, 'param 1': 'b', 'param 2': 2},
-    {'param 2 1': 10, 'param 1': 'b', 'param 2': 2}]
+    {"param 1 2": 0.0, "param 1 1": "x", "param 1": "a", "param 2": 1},
+    {"param 1 2": 0.0, "param 1 1": "y", "param 1": "a", "param 2": 1},
+    {"param 1 2": 1.0, "param 1 1": "x", "param 1": "a", "param 2": 1},
+    {"param 1 2": 1.0, "param 1 1": "y", "param 1": "a", "param 2": 1},
+    {"param 2 1": -10, "param 1": "a", "param 2": 2},
+    {"param 2 1": 10, "param 1": "a", "param 2": 2},
+    {"param 1 2": 0.0, "param 1 1": "x", "param 1": "b", "param 2": 1},
+    {"param 1 2": 0.0, "param 1 1": "y", "param 1": "b", "param 2": 1},
+    {"param 1 2": 1.0, "param 1 1": "x", "param 1": "b", "param 2": 1},
+    {"param 1 2": 1.0, "param 1 1": "y", "param 1": "b", "param 2": 1},
+    {"param 2 1": -10, "param 1": "b", "param 2": 2},
+    {"param 2 1": 10, "param 1": "b", "param 2": 2},
+]
 
 
 def test_seed_second_example_sub_sweeps():
@@ -43,8 +49,12 @@ def test_seed_second_example_sub_sweeps():
 
 def test_order_is_deterministic_and_levels_any_iterable():
     result = sweep({"a": range(2), "b": (x for x in "xy"), "c": ("p",)})
-    assert result == [{"a": 0, "b": "x", "c": "p"}, {"a": 0, "b": "y", "c": "p"},
-                      {"a": 1, "b": "x", "c": "p"}, {"a": 1, "b": "y", "c": "p"}]
+    assert result == [
+        {"a": 0, "b": "x", "c": "p"},
+        {"a": 0, "b": "y", "c": "p"},
+        {"a": 1, "b": "x", "c": "p"},
+        {"a": 1, "b": "y", "c": "p"},
+    ]
     assert sweep({"s": {"b", "a", "c"}}) == [{"s": "a"}, {"s": "b"}, {"s": "c"}]
 
 
@@ -71,7 +81,7 @@ def test_bad_sub_sweep_names_factor_and_level():
 def test_hashable_dict():
     mixed = HashableDict({1: "a", "x": 2})
     assert hash(mixed) == hash(HashableDict({"x": 2, 1: "a"}))
-    assert mixed == {1: "a", "x": 2} and {1: "a", "x": 2} == mixed
+    assert mixed == {1: "a", "x": 2} and mixed == {1: "a", "x": 2}
     assert repr(mixed) == "{1: 'a', 'x': 2}"
     clone = pickle.loads(pickle.dumps(mixed))
     assert type(clone) is HashableDict and clone == mixed and hash(clone) == hash(mixed)
@@ -112,8 +122,17 @@ def test_sweep_stats():
     assert stats["remaining"] == {"a": {2: 1}, "b": {"y": 1}}
     assert stats["inprogress_ratio"] == {"a": {1: 0.5, 2: 0.0}, "b": {"x": 0.0, "y": 0.5}}
     assert stats["skipped"] == {"a": {1: 1}, "b": {"x": 1}}
-    assert set(stats) == {"total", "remaining", "remaining_ratio", "skipped", "skipped_ratio",
-                          "inprogress", "inprogress_ratio", "done", "done_ratio"}
+    assert set(stats) == {
+        "total",
+        "remaining",
+        "remaining_ratio",
+        "skipped",
+        "skipped_ratio",
+        "inprogress",
+        "inprogress_ratio",
+        "done",
+        "done_ratio",
+    }
 
 
 def test_sweep_knows_when_its_combinations_are_distinct():

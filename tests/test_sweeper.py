@@ -32,16 +32,18 @@ def test_get_next_follows_sweeps_order(location, sweeps):
 def test_states_and_str(location, sweeps):
     sweeper = ParamSweeper(location("grid"), sweeps)
     assert sweeper.name.endswith("grid")  # the directory's name, or the PostgreSQL sweep's
-    assert str(sweeper) == f"{sweeper.name} <6 total, 0 done, 0 skipped, 0 in progress, " \
-                           f"6 remaining>"
+    assert (
+        str(sweeper) == f"{sweeper.name} <6 total, 0 done, 0 skipped, 0 in progress, 6 remaining>"
+    )
     first, second, third = sweeper.get_next_batch(3)
     sweeper.done(first)
     sweeper.skip(second)
     assert sweeper.stats() == (sweeps, sweeps[3:], [second], [third], [first])
-    assert str(sweeper) == f"{sweeper.name} <6 total, 1 done, 1 skipped, 1 in progress, " \
-                           f"3 remaining>"
+    assert (
+        str(sweeper) == f"{sweeper.name} <6 total, 1 done, 1 skipped, 1 in progress, 3 remaining>"
+    )
     sweeper.cancel(third)
-    assert sweeper.get_remaining() == [third] + sweeps[3:]
+    assert sweeper.get_remaining() == [third, *sweeps[3:]]
     assert sweeper.get_next() == third  # a cancelled element comes back in sweeps order
 
 
@@ -146,7 +148,7 @@ def test_release_claims_gives_back_only_own_unfinished(location, sweeps):
     mine.done(finished)
     assert mine.release_claims() == [unfinished]
     assert theirs.get_inprogress() == [kept]
-    assert theirs.get_remaining() == [unfinished] + sweeps[3:]
+    assert theirs.get_remaining() == [unfinished, *sweeps[3:]]
 
 
 def test_update_sees_other_instances(tmp_path, sweeps):
@@ -159,9 +161,24 @@ def test_update_sees_other_instances(tmp_path, sweeps):
     assert two.get_done() == []
 
 
-VALUES = [1, -2**70, 1.5, float("inf"), True, None, "é\n\"", (1, (2, "x")), [1, [2]],
-          {"k": (1,)}, {1: "int key", (2, 3): "tuple key"}, frozenset({3, "a"}), b"\x00\xff",
-          HashableDict({1: 2}), HashableDict({"__tuple__": 1}), HashableDict()]
+VALUES = [
+    1,
+    -(2**70),
+    1.5,
+    float("inf"),
+    True,
+    None,
+    'é\n"',
+    (1, (2, "x")),
+    [1, [2]],
+    {"k": (1,)},
+    {1: "int key", (2, 3): "tuple key"},
+    frozenset({3, "a"}),
+    b"\x00\xff",
+    HashableDict({1: 2}),
+    HashableDict({"__tuple__": 1}),
+    HashableDict(),
+]
 
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
@@ -181,20 +198,30 @@ def test_codec_is_canonical_across_processes():
         from execo_engine.sweep import HashableDict
         print(Codec().encode({value!r} if False else HashableDict({dict(value)!r})))
     """)
-    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
-               for seed in (1, 2, 3)}
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (1, 2, 3)
+    }
     assert outputs == {Codec().encode(value) + "\n"}
 
 
 def test_types_survive_the_directory(location):
     hashable = [v for v in VALUES if v is not True]  # True == 1: the same element in a set
-    elements = [HashableDict(v=v) for v in hashable if not isinstance(v, (list, dict)) or
-                isinstance(v, HashableDict)]
+    elements = [
+        HashableDict(v=v)
+        for v in hashable
+        if not isinstance(v, (list, dict)) or isinstance(v, HashableDict)
+    ]
     first = ParamSweeper(location(), elements, save_sweeps=True)
     first.done_batch(elements[::2])
     again = ParamSweeper(location())
-    for loaded, original in zip(again.get_sweeps(), elements):
+    for loaded, original in zip(again.get_sweeps(), elements, strict=False):
         assert type(loaded["v"]) is type(original["v"])
         assert Codec().encode(loaded) == Codec().encode(original)
     assert again.get_done() == elements[::2]
@@ -237,7 +264,7 @@ def test_torn_last_record_at_every_offset(tmp_path, sweeps):
         expected = sweeps[:3] if cut == len(content) else sweeps[:2]
         assert loaded.get_done() == expected, cut
         # repaired under the lock: the torn bytes are gone and appends stay readable
-        assert done_file.read_bytes() == content[:last_start if cut < len(content) else cut]
+        assert done_file.read_bytes() == content[: last_start if cut < len(content) else cut]
         loaded.done(sweeps[2])
         assert ParamSweeper(tmp_path, sweeps).get_done() == sweeps[:3]
 
@@ -247,8 +274,11 @@ def test_garbage_in_the_middle_names_file_and_offset(tmp_path, sweeps):
     done_file = tmp_path / "done"
     lines = done_file.read_bytes().splitlines(keepends=True)
     done_file.write_bytes(lines[0] + b"{garbage\n" + lines[2])
-    with pytest.raises(CorruptRecordError, match=rf"{done_file}: corrupt record at byte offset "
-                                                 rf"{len(lines[0])}: b'{{garbage'"):
+    with pytest.raises(
+        CorruptRecordError,
+        match=rf"{done_file}: corrupt record at byte offset "
+        rf"{len(lines[0])}: b'{{garbage'",
+    ):
         ParamSweeper(tmp_path, sweeps)
 
 
@@ -309,10 +339,20 @@ def test_public_names_resolve_where_documented():
     import execo_engine
     import execo_engine.engine
     import execo_engine.utils
+
     assert execo_engine.utils.ParamSweeper is ParamSweeper is execo_engine.ParamSweeper
     assert execo_engine.Engine is execo_engine.engine.Engine
-    for name in ["sweep", "HashableDict", "sweep_stats", "geom", "igeom", "slugify",
-                 "redirect_outputs", "copy_outputs", "logger"]:
+    for name in [
+        "sweep",
+        "HashableDict",
+        "sweep_stats",
+        "geom",
+        "igeom",
+        "slugify",
+        "redirect_outputs",
+        "copy_outputs",
+        "logger",
+    ]:
         assert getattr(execo_engine, name) is not None
 
 
@@ -326,13 +366,13 @@ def test_duplicates_are_handed_out_once(location):
 
 def test_instances_with_sweeps_in_other_orders_share_states(location, sweeps):
     forward = ParamSweeper(location(), sweeps)
-    backward = ParamSweeper(location(), sweeps[::-1] + [HashableDict(a=9, b="z")])
+    backward = ParamSweeper(location(), [*sweeps[::-1], HashableDict(a=9, b="z")])
     forward.done_batch(sweeps[:2])
     held = forward.get_next()
     assert backward.get_done() == sweeps[1::-1]
     assert backward.get_inprogress() == [held]
     extra = backward.get_next_batch(5)
-    assert extra == sweeps[:2:-1] + [HashableDict(a=9, b="z")]
+    assert extra == [*sweeps[:2:-1], HashableDict(a=9, b="z")]
     backward.done_batch(extra)
     forward.done(held)
     assert forward.get_done() == sweeps
@@ -348,8 +388,12 @@ def test_read_only_never_writes(tmp_path, sweeps):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     view = ParamSweeper(tmp_path, read_only=True)
     assert view.get_done() == sweeps[:1] and len(view.get_remaining()) == 5
-    for mutate in (view.get_next, lambda: view.done(sweeps[1]), lambda: view.take(sweeps[1]),
-                   lambda: view.record_result(sweeps[1], {"x": 1})):
+    for mutate in (
+        view.get_next,
+        lambda: view.done(sweeps[1]),
+        lambda: view.take(sweeps[1]),
+        lambda: view.record_result(sweeps[1], {"x": 1}),
+    ):
         with pytest.raises(PermissionError, match="read-only"):
             mutate()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -361,10 +405,13 @@ def test_claims_and_reclaim_older_than(tmp_path, sweeps):
     sweeper = ParamSweeper(tmp_path, sweeps)
     (tmp_path / "inprogress").write_text(
         '["+",["far-host",7,"x"],{"a":1,"b":"x"},0,1000.0]\n'
-        '["+",["far-host",7,"x"],{"a":1,"b":"y"},1,4000000000.0]\n')
+        '["+",["far-host",7,"x"],{"a":1,"b":"y"},1,4000000000.0]\n'
+    )
     claims = sweeper.get_claims()
     assert [(c, owner, dead) for c, owner, _, dead in claims] == [
-        (sweeps[0], ("far-host", 7, "x"), False), (sweeps[1], ("far-host", 7, "x"), False)]
+        (sweeps[0], ("far-host", 7, "x"), False),
+        (sweeps[1], ("far-host", 7, "x"), False),
+    ]
     assert sweeper.reclaim() == []  # another host: cannot tell it is dead
     assert sweeper.reclaim(older_than=3600) == [sweeps[0]]
     assert sweeper.get_inprogress() == [sweeps[1]]
@@ -380,21 +427,30 @@ def test_results_are_recorded_durably_and_read_back(location, sweeps):
     results = ParamSweeper(location(), sweeps, read_only=True).get_results()
     assert [(r["combination"], r["values"], r["outcome"], r["duration"]) for r in results] == [
         (sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25),
-        (sweeps[1], {"latency": (1, 2)}, "failed", None)]
+        (sweeps[1], {"latency": (1, 2)}, "failed", None),
+    ]
     assert all(r["host"] == os.uname().nodename and r["time"] > 0 for r in results)
 
 
-@pytest.mark.parametrize("name,record", [("done", b'{"a":1,"b":"x"}'),
-                                         ("inprogress", b'["+",["h",1,"s"],{"a":1,"b":"x"}]'),
-                                         ("inprogress", b'["?",{"a":1,"b":"x"}]')])
+@pytest.mark.parametrize(
+    "name,record",
+    [
+        ("done", b'{"a":1,"b":"x"}'),
+        ("inprogress", b'["+",["h",1,"s"],{"a":1,"b":"x"}]'),
+        ("inprogress", b'["?",{"a":1,"b":"x"}]'),
+    ],
+)
 def test_valid_json_of_the_wrong_shape_is_a_corrupt_record(tmp_path, sweeps, name, record):
     ParamSweeper(tmp_path, sweeps).done(sweeps[0])
     path = tmp_path / name
     size = path.stat().st_size if path.exists() else 0
     with path.open("ab") as f:
         f.write(record + b"\n")
-    with pytest.raises(CorruptRecordError, match=rf"corrupt record at byte offset {size}: .*"
-                                                 rf"not a record of {name}"):
+    with pytest.raises(
+        CorruptRecordError,
+        match=rf"corrupt record at byte offset {size}: .*"
+        rf"not a record of {name}",
+    ):
         ParamSweeper(tmp_path, sweeps)
 
 

@@ -43,8 +43,9 @@ def run_threads(sweepers, threads_each):
             with lock:
                 handed_out.append(element["i"])
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in sweepers
-               for _ in range(threads_each)]
+    threads = [
+        threading.Thread(target=work, args=(s,)) for s in sweepers for _ in range(threads_each)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -63,21 +64,34 @@ def test_four_instances_in_one_process_one_thread_each(tmp_path):
 
 
 def start_worker(directory, report, instances=1, threads=1, seconds=0.0):
-    return subprocess.Popen([sys.executable, str(WORKER), str(directory), str(report),
-                             str(instances), str(threads), str(seconds)])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(WORKER),
+            str(directory),
+            str(report),
+            str(instances),
+            str(threads),
+            str(seconds),
+        ]
+    )
 
 
 def reported(report_dir):
-    return [int(line) for report in sorted(Path(report_dir).glob("*.txt"))
-            for line in report.read_text().splitlines()]
+    return [
+        int(line)
+        for report in sorted(Path(report_dir).glob("*.txt"))
+        for line in report.read_text().splitlines()
+    ]
 
 
 @pytest.mark.parametrize("processes,instances,threads", [(4, 1, 1), (2, 2, 2)])
 def test_processes(tmp_path, processes, instances, threads):
     directory = tmp_path / "sweep"
     make_grid(directory)
-    workers = [start_worker(directory, tmp_path / f"{k}.txt", instances, threads)
-               for k in range(processes)]
+    workers = [
+        start_worker(directory, tmp_path / f"{k}.txt", instances, threads) for k in range(processes)
+    ]
     assert [w.wait(timeout=300) for w in workers] == [0] * processes
     check_complete(directory, reported(tmp_path))
 

@@ -25,10 +25,14 @@ ERR_LINES = ["python err 1", "child err", "shell err", "python err last"]
 
 
 def run_printer(tmp_path, function, out, err):
-    script = PRINTER.format(function=function, out=str(tmp_path / out) if out else None,
-                            err=str(tmp_path / err) if err else None)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, check=True)
+    script = PRINTER.format(
+        function=function,
+        out=str(tmp_path / out) if out else None,
+        err=str(tmp_path / err) if err else None,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
 
 
 def lines(path):
@@ -43,9 +47,17 @@ def as_words(expected):
     return " ".join(expected).split()
 
 
-@pytest.mark.parametrize("value,slug", [
-    ("Hello World!", "hello-world"), ("  Élan -- Vital ", "elan-vital"),
-    ("../../etc/passwd", "etcpasswd"), ("a\\b/c", "abc"), ({"x": 1}, "x-1"), ("___", "___")])
+@pytest.mark.parametrize(
+    "value,slug",
+    [
+        ("Hello World!", "hello-world"),
+        ("  Élan -- Vital ", "elan-vital"),
+        ("../../etc/passwd", "etcpasswd"),
+        ("a\\b/c", "abc"),
+        ({"x": 1}, "x-1"),
+        ("___", "___"),
+    ],
+)
 def test_slugify(value, slug):
     assert slugify(value) == slug
 
@@ -82,8 +94,9 @@ def test_copy_outputs_merged_keeps_each_stream_in_order(tmp_path):
     merged = lines(tmp_path / "both.txt")
     assert sorted(merged) == sorted(as_words(OUT_LINES + ERR_LINES))
     out_words, err_words = set(as_words(OUT_LINES)), set(as_words(ERR_LINES))
-    assert [w for w in merged if w in out_words and w not in err_words] == \
-        [w for w in as_words(OUT_LINES) if w not in err_words]
+    assert [w for w in merged if w in out_words and w not in err_words] == [
+        w for w in as_words(OUT_LINES) if w not in err_words
+    ]
     assert words(result.stdout) == as_words(OUT_LINES)
     assert words(result.stderr) == as_words(ERR_LINES)
 
@@ -98,8 +111,9 @@ def test_copy_outputs_keeps_output_of_a_killed_process(tmp_path):
         sys.stdout.flush()
         os._exit(0)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     expected = [f"line {i}" for i in range(1000)]
     # the copier outlives the process and drains the pipe; wait for it through the terminal copy
     assert result.stdout.splitlines() == expected
@@ -113,6 +127,7 @@ def test_logger_does_not_duplicate_when_application_configures_logging():
         from execo_engine.log import logger
         logger.warning("once")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stderr.splitlines() == ["execo_engine:once"]

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
-from execo_engine.records import CorruptRecordError
 from execo_engine.pgstore import is_postgresql_url
+from execo_engine.records import CorruptRecordError
 from execo_engine.stores import child_locations, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -48,11 +48,14 @@ def sweep_dirs(directory: str) -> list[str]:
 
     if is_sweeper(directory):
         return [directory]
-    found = sorted(entry.path for entry in os.scandir(directory)
-                   if entry.is_dir() and is_sweeper(entry.path))
+    found = sorted(
+        entry.path for entry in os.scandir(directory) if entry.is_dir() and is_sweeper(entry.path)
+    )
     if not found:
-        raise UsageError(f"{directory}: not a sweep directory (no {', '.join(SWEEPER_FILES)} "
-                         f"file in it nor in its subdirectories)")
+        raise UsageError(
+            f"{directory}: not a sweep directory (no {', '.join(SWEEPER_FILES)} "
+            f"file in it nor in its subdirectories)"
+        )
     return found
 
 
@@ -91,8 +94,9 @@ def _text(value: Any) -> str:
 def _check_factors(names: Iterable[str], available: Sequence[str], what: str) -> None:
     for name in names:
         if name not in available:
-            raise UsageError(f"unknown {what} {name!r} (available: "
-                             f"{', '.join(map(str, available)) or 'none'})")
+            raise UsageError(
+                f"unknown {what} {name!r} (available: {', '.join(map(str, available)) or 'none'})"
+            )
 
 
 def _by_factor(stats: tuple[list[Any], ...], factors: list[str]) -> dict[str, Any]:
@@ -101,8 +105,10 @@ def _by_factor(stats: tuple[list[Any], ...], factors: list[str]) -> dict[str, An
     _check_factors(factors, [str(f) for f in table["total"]], "factor")
     if not factors:
         return table
-    return {state: {f: levels for f, levels in per_factor.items() if str(f) in factors}
-            for state, per_factor in table.items()}
+    return {
+        state: {f: levels for f, levels in per_factor.items() if str(f) in factors}
+        for state, per_factor in table.items()
+    }
 
 
 def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
@@ -113,36 +119,55 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
         view = open_view(path)
         stats = view.stats()
         sweeps, remaining, _, inprogress, done = stats
-        claims = [{"combination": c, "host": owner[0], "pid": owner[1],
-                   "age": round(now - since, 1), "dead": dead}
-                  for c, owner, since, dead in view.get_claims()]
-        entry: dict[str, Any] = {"directory": shown(path), "name": view.name,
-                                 "total": len(sweeps), "done": len(done),
-                                 "inprogress": len(inprogress), "remaining": len(remaining),
-                                 "claims": claims}
+        claims = [
+            {
+                "combination": c,
+                "host": owner[0],
+                "pid": owner[1],
+                "age": round(now - since, 1),
+                "dead": dead,
+            }
+            for c, owner, since, dead in view.get_claims()
+        ]
+        entry: dict[str, Any] = {
+            "directory": shown(path),
+            "name": view.name,
+            "total": len(sweeps),
+            "done": len(done),
+            "inprogress": len(inprogress),
+            "remaining": len(remaining),
+            "claims": claims,
+        }
         if by_factor is not None:
             entry["by_factor"] = _by_factor(stats, by_factor)
         report.append(entry)
     if as_json:
-        print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1,
-                         ensure_ascii=False))
+        print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1, ensure_ascii=False))
         return
     width = max(len(e["name"]) for e in report)
     for e in report:
-        print(f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
-              f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining")
+        print(
+            f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
+            f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining"
+        )
         for claim in e["claims"]:
             flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
-            print(f"    in progress: {dict(claim['combination'])} on {claim['host']} pid "
-                  f"{claim['pid']}, for {claim['age']:.0f} s{flag}")
+            print(
+                f"    in progress: {dict(claim['combination'])} on {claim['host']} pid "
+                f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+            )
         for factor, levels in e.get("by_factor", {}).get("total", {}).items():
             print(f"    {_text(factor)}:")
             for level, total in levels.items():
-                counts = {state: e["by_factor"][state].get(factor, {}).get(level, 0)
-                          for state in ("done", "inprogress", "remaining")}
-                print(f"      {_text(level):>12}  {_bar(counts['done'], total)}  {total} total, "
-                      f"{counts['done']} done, {counts['inprogress']} in progress, "
-                      f"{counts['remaining']} remaining")
+                counts = {
+                    state: e["by_factor"][state].get(factor, {}).get(level, 0)
+                    for state in ("done", "inprogress", "remaining")
+                }
+                print(
+                    f"      {_text(level):>12}  {_bar(counts['done'], total)}  {total} total, "
+                    f"{counts['done']} done, {counts['inprogress']} in progress, "
+                    f"{counts['remaining']} remaining"
+                )
 
 
 def reclaim(directory: str, older_than: float | None) -> None:
@@ -150,8 +175,11 @@ def reclaim(directory: str, older_than: float | None) -> None:
     for path in sweep_dirs(directory):
         limit = time.time() - older_than if older_than is not None else None
         view = open_view(path)
-        targets = [c for c, _, since, dead in view.get_claims()
-                   if dead or (limit is not None and since < limit)]
+        targets = [
+            c
+            for c, _, since, dead in view.get_claims()
+            if dead or (limit is not None and since < limit)
+        ]
         writer = open_writer(path, view)  # opening it already reclaims dead processes' claims
         writer.reclaim(older_than)
         still = {claim[0] for claim in writer.get_claims()}
@@ -185,11 +213,17 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
             factors.update(dict.fromkeys(map(str, combination)))
             values.update(dict.fromkeys(map(str, recorded)))
             when = datetime.datetime.fromtimestamp(record["time"]).isoformat(timespec="seconds")
-            rows.append({"sweep": view.name,
-                         **{str(k): v for k, v in combination.items()},
-                         **{str(k): v for k, v in recorded.items()},
-                         "outcome": record["outcome"], "duration": record["duration"],
-                         "host": record["host"], "time": when})
+            rows.append(
+                {
+                    "sweep": view.name,
+                    **{str(k): v for k, v in combination.items()},
+                    **{str(k): v for k, v in recorded.items()},
+                    "outcome": record["outcome"],
+                    "duration": record["duration"],
+                    "host": record["host"],
+                    "time": when,
+                }
+            )
     clash = set(factors) & set(values)
     if clash:
         raise UsageError(f"recorded values named like factors: {', '.join(sorted(clash))}")
@@ -199,8 +233,9 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
 def result_columns(directory: str, factors: list[str], values: list[str]) -> list[str]:
     """The columns of ``execo-sweep results``."""
     several = len(sweep_dirs(directory)) > 1
-    return (["sweep"] if several else []) + factors + values + \
-        ["outcome", "duration", "host", "time"]
+    return (
+        (["sweep"] if several else []) + factors + values + ["outcome", "duration", "host", "time"]
+    )
 
 
 def results(directory: str, output_format: str, output: str | None) -> None:
@@ -215,8 +250,10 @@ def results(directory: str, output_format: str, output: str | None) -> None:
             writer.writerows(rows)
         else:
             for row in rows:
-                out.write(json.dumps({c: row.get(c) for c in columns}, default=repr,
-                                     ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps({c: row.get(c) for c in columns}, default=repr, ensure_ascii=False)
+                    + "\n"
+                )
     finally:
         if output:
             out.close()
@@ -230,26 +267,29 @@ def plot(directory: str, x: str, y: str, hue: str | None, output: str) -> None:
     """A PNG of ``y`` against ``x`` (mean over the other factors), a line per ``hue`` level."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("plot needs matplotlib: pip install 'execo_engine[plot]'") from None
     factors, values, rows = result_rows(directory)
     _check_factors([x] + ([hue] if hue else []), factors, "factor")
-    _check_factors([y], values + ["duration"], "value")
+    _check_factors([y], [*values, "duration"], "value")
     series: dict[Any, dict[Any, list[float]]] = {}
     for row in rows:
         if isinstance(row.get(y), (int, float)) and row.get(x) is not None:
-            series.setdefault(row.get(hue) if hue else y, {}).setdefault(row[x], []).append(
-                row[y])
+            series.setdefault(row.get(hue) if hue else y, {}).setdefault(row[x], []).append(row[y])
     if not series:
         raise UsageError(f"no numeric {y!r} value recorded in {directory}")
     figure, axes = plt.subplots(figsize=(8, 5), dpi=100)
     for label, points in sorted(series.items(), key=lambda item: str(item[0])):
         xs = sorted(points, key=lambda v: (isinstance(v, str), v))
-        axes.plot([str(v) if isinstance(v, str) else v for v in xs],
-                  [sum(points[v]) / len(points[v]) for v in xs], marker="o",
-                  label=f"{hue}={label}" if hue else str(label))
+        axes.plot(
+            [str(v) if isinstance(v, str) else v for v in xs],
+            [sum(points[v]) / len(points[v]) for v in xs],
+            marker="o",
+            label=f"{hue}={label}" if hue else str(label),
+        )
     xs_all = [v for points in series.values() for v in points if isinstance(v, (int, float))]
     ys_all = [y for points in series.values() for ys in points.values() for y in ys]
     if _spans_decades(xs_all):
@@ -269,22 +309,37 @@ def plot(directory: str, x: str, y: str, hue: str | None, output: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command line parser."""
-    top = argparse.ArgumentParser(prog="execo-sweep", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="execo-sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = top.add_subparsers(dest="command", required=True)
     command = commands.add_parser("status", help="where each sweep stands")
     command.add_argument("dir")
-    command.add_argument("--by-factor", nargs="*", metavar="FACTOR",
-                         help="counts per level of these factors (none named: all)")
+    command.add_argument(
+        "--by-factor",
+        nargs="*",
+        metavar="FACTOR",
+        help="counts per level of these factors (none named: all)",
+    )
     command.add_argument("--json", action="store_true", help="machine-readable output")
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
     command.add_argument("dir")
-    command.add_argument("--older-than", type=float, metavar="SECONDS",
-                         help="also claims older than this, whoever holds them")
+    command.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="also claims older than this, whoever holds them",
+    )
     command = commands.add_parser("reset", help="release every claim")
     command.add_argument("dir")
-    command.add_argument("--inprogress", action="store_true", required=True,
-                         help="release every in-progress claim (done is never reset)")
+    command.add_argument(
+        "--inprogress",
+        action="store_true",
+        required=True,
+        help="release every in-progress claim (done is never reset)",
+    )
     command = commands.add_parser("results", help="export recorded results")
     command.add_argument("dir")
     command.add_argument("--format", choices=("csv", "jsonl"), default="csv")
