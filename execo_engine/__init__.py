@@ -6,6 +6,8 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``Engine`` (from :mod:`execo_engine.engine`).
 """
 
+__version__ = "3.0.0.dev0"
+
 from execo_engine.engine import Engine
 from execo_engine.log import logger
 from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats

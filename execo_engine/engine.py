@@ -50,7 +50,7 @@ def _log_level(text: str) -> int:
     return level
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
+def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from execo_engine.sweeper import ParamSweeper
 
 __all__ = ["HashableDict", "ParamSweeper", "SweepList", "geom", "igeom", "sweep", "sweep_stats"]
 

@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from execo_engine.sweeper import ParamSweeper
 
 __all__ = ["ParamSweeper", "copy_outputs", "redirect_outputs", "slugify"]
 
@@ -106,10 +110,9 @@ def _stop_copies(copiers: list[tuple[int, int, subprocess.Popen[bytes]]]) -> Non
         os.dup2(original, fd)
         os.close(original)
     for _, _, copier in copiers:
-        try:
+        # another process may still write to the pipe: the copier then goes on without us
+        with contextlib.suppress(subprocess.TimeoutExpired):
             copier.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass  # another process still writes to the pipe: the copier goes on without us
 
 
 def __getattr__(name: str) -> Any:
