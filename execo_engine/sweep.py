@@ -105,13 +105,14 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "e
 
 def _distinct(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
     """Whether the product of these factors' parts gives all different combinations: each
-    factor's parts differ, no part repeats a key, and no two factors share a key."""
+    factor's parts differ as dicts (whatever the order of their items), no part repeats a key,
+    and no two factors share a key."""
     seen_keys: set[Any] = set()
     try:
         for parts in factors:
             keys = {key for part in parts for key, _ in part}
             if (
-                len(set(parts)) != len(parts)
+                len(set(map(frozenset, parts))) != len(parts)
                 or not keys.isdisjoint(seen_keys)
                 or any(len({key for key, _ in part}) != len(part) for part in parts)
             ):

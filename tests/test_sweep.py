@@ -67,7 +67,7 @@ def test_empty_levels_contribute_nothing():
 
 @pytest.mark.parametrize("levels", ["abc", b"abc", 3, 2.5, None])
 def test_bad_level_list_names_factor(levels):
-    with pytest.raises(TypeError, match="factor 'speed'.*non-string iterable"):
+    with pytest.raises(TypeError, match=r"factor 'speed'.*non-string iterable"):
         sweep({"ok": [1], "speed": levels})
 
 
@@ -140,6 +140,10 @@ def test_sweep_knows_when_its_combinations_are_distinct():
     assert not sweep({"a": [1, 1.0]}).distinct  # equal levels
     assert not sweep({"a": [1], "b": {"x": {"a": [2]}}}).distinct  # a sub-factor named a
     assert not sweep({"a": [[1], [1]]}).distinct  # unhashable levels: not known
+    # two equal sub-combinations whose keys come in different orders, one level down
+    inner = {"f": {1: {"x": [0], "y": [0], "f": [9]}, 2: {"y": [0], "x": [0], "f": [9]}}}
+    nested = sweep({"a": {1: inner}})
+    assert len(nested) == 2 and len(set(nested)) == 1 and not nested.distinct
     grid = sweep({"a": [1, 2]})
     grid.append(grid[0])
     assert not grid.distinct and grid == [{"a": 1}, {"a": 2}, {"a": 1}]
