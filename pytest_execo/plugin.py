@@ -107,14 +107,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
-    if len(marker.args) != 1 or marker.kwargs:
+    """The combinations of an ``execo_sweep`` marker: ``sweep(dict, exclude=...)``, or the given
+    list of combinations (``exclude`` has no meaning there: leave them out of the list)."""
+    if len(marker.args) != 1 or set(marker.kwargs) - {"exclude"}:
         raise TypeError(
             f"{test}: @pytest.mark.{MARKER} takes one argument, a sweep dict or a "
-            f"list of combinations"
+            f"list of combinations, and for a sweep dict exclude=..."
         )
     parameters = marker.args[0]
     if isinstance(parameters, Mapping):
-        return sweep(parameters)
+        return sweep(parameters, **marker.kwargs)
+    if marker.kwargs:
+        raise TypeError(
+            f"{test}: @pytest.mark.{MARKER}(exclude=...) needs a sweep dict: leave the "
+            f"combinations out of the list instead"
+        )
     if isinstance(parameters, (list, tuple)) and all(isinstance(c, Mapping) for c in parameters):
         return [HashableDict(c) for c in parameters]
     raise TypeError(
