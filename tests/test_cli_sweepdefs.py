@@ -1,25 +1,13 @@
 """execo-sweep status --by-factor and plot on a sweep with paired factors and exclusions."""
 
 import json
-import subprocess
-import sys
+
+from test_cli import cli
 
 from execo_engine.sweep import ParamSweeper, sweep
 
 TRAINING = {("model", "batch"): [("small", 256), ("large", 32)], "lr": [0.1, 0.01, 0.001]}
 IMPOSSIBLE = [{"model": "large", "lr": 0.1}]
-
-
-def cli(*args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "execo_engine", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def trained(directory):
