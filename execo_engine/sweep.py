@@ -300,36 +300,54 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     return SweepList((c for c in combinations if not excluded(c)), combinations.distinct)
 
 
-def geom(range_min: float, range_max: float, num_steps: int) -> list[float]:
+def _step_count(num_steps: float) -> int:
+    """``num_steps`` as an int: an int, or a float with an integral value (as execo accepts)."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, float)):
+        raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
+    if isinstance(num_steps, float) and not num_steps.is_integer():
+        raise ValueError(f"geom: num_steps must be a whole number, got {num_steps!r}")
+    if num_steps < 0:
+        raise ValueError(f"geom: num_steps must be >= 0, got {num_steps!r}")
+    return int(num_steps)
+
+
+def geom(range_min: float, range_max: float, num_steps: float) -> list[float]:
     """A geometric progression of ``num_steps`` floats from ``range_min`` to ``range_max``.
 
+    The same floats as execo 2.8.2, to the last bit (file names made from them stay the same):
+    with ``ratio = (range_max / range_min) ** (1 / (num_steps - 1))``, element ``i`` is
+    ``range_min * ratio ** i``, and the last one is ``range_max`` itself.
     ``geom(1, 100, 3) == [1.0, 10.0, 100.0]``; 1 step gives ``[range_min]``, 0 steps ``[]``.
-    Both bounds must be of the same sign and non-zero (``ValueError`` otherwise).
+
+    Raises ``ValueError`` when the bounds are zero or of different signs, or when
+    ``num_steps`` is negative or not a whole number (an integral float such as ``3.0`` is
+    accepted), ``TypeError`` when it is not a number.
     """
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool):
-        raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
-    if num_steps < 0:
-        raise ValueError(f"geom: num_steps must be >= 0, got {num_steps}")
+    steps = _step_count(num_steps)
     if range_min == 0 or range_max == 0 or (range_min < 0) != (range_max < 0):
         raise ValueError(
             f"geom: no geometric progression from {range_min!r} to {range_max!r} "
             f"(bounds must be non-zero and of the same sign)"
         )
-    if range_min < 0:
-        return [-x for x in geom(-range_min, -range_max, num_steps)]
-    if num_steps == 0:
+    if steps == 0:
         return []
-    if num_steps == 1:
+    if steps == 1:
         return [float(range_min)]
-    ratio = range_max / range_min
-    values = [range_min * ratio ** (i / (num_steps - 1)) for i in range(num_steps)]
-    values[-1] = range_max
-    return [float(x) for x in values]
+    ratio = (range_max / range_min) ** (1 / (steps - 1))
+    return [float(range_min * ratio**i) for i in range(steps - 1)] + [float(range_max)]
 
 
-def igeom(range_min: float, range_max: float, num_steps: int) -> list[int]:
-    """The sorted, unique integers nearest to ``geom(range_min, range_max, num_steps)``."""
-    return sorted({round(x) for x in geom(range_min, range_max, num_steps)})
+def igeom(range_min: float, range_max: float, num_steps: float) -> list[int]:
+    """Sorted, distinct integers along ``geom(range_min, range_max, num_steps)``, as execo
+    2.8.2 gives them: each value rounded to the nearest integer (``round``, ties to even), plus
+    the integer parts (``int``, towards zero) of both bounds; so fractional bounds can give more
+    integers than steps: ``igeom(1.5, 10.5, 3) == [1, 2, 4, 10]``. One step gives
+    ``[int(range_min)]``, 0 steps ``[]``. Errors as :func:`geom`.
+    """
+    values = geom(range_min, range_max, num_steps)
+    if len(values) <= 1:
+        return [int(value) for value in values]
+    return sorted({round(value) for value in values} | {int(range_min), int(range_max)})
 
 
 _STATS = ("remaining", "skipped", "inprogress", "done")
