@@ -5,9 +5,9 @@ and :meth:`Engine.run` (the experiment), and the script calls ``MyEngine().start
 goes in execo's order:
 
 1. parses the command line (:attr:`Engine.args`); options added to the parser in ``__init__``
-   or by ancestor classes' ``__init__`` are known now; any others are left for step 6. A bad
-   value of a known option, a bad ``-l`` or ``-c`` is a usage error at once (exit status 2,
-   usage line, no traceback) and nothing is created;
+   are known now; any others are left for step 6. A bad value of a known option, a bad ``-l``
+   or ``-c`` is a usage error at once (exit status 2, usage line, no traceback) and nothing is
+   created;
 2. sets the ``execo_engine`` log level from ``-l`` (a number or a name, DETAIL and TRACE
    included; without ``-l`` the level stays what it is, INFO by default);
 3. :meth:`Engine.setup_run_name` (class name, local date, UTC offset), then the result
@@ -20,8 +20,9 @@ goes in execo's order:
 6. every ``init`` of the class hierarchy, ancestors first, each class's own method once:
    ``self.args``, ``self.run_name`` and ``self.result_dir`` are set. Then parses the command
    line again with every option (``-h`` is answered here, so its help lists the options added
-   in ``init``); an unknown option or a bad value is a usage error, and a result directory
-   created by this start that is still empty is removed;
+   in ``init``, unless a required argument is missing: then at step 1); an unknown option or a
+   bad value is a usage error, and a result directory created by this start that is still
+   empty is removed;
 7. every ``run``, ancestors first.
 
 The signals of :data:`STOP_SIGNALS` unwind ``init`` and ``run`` like Ctrl-C (``finally``
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import io
 import logging
 import os
 import shlex
@@ -134,7 +136,8 @@ class Engine:
         self.result_dir: str = ""
         #: Name of this run; set by :meth:`setup_run_name` before ``init`` (empty before).
         self.run_name: str = ""
-        #: Parsed command line. In ``init``: the options known before ``init``; in ``run``:
+        #: Parsed command line. In ``init``: the options known before ``init`` (a value of an
+        #: option added in ``init`` may be taken there for a positional argument); in ``run``:
         #: every option, including those added in ``init``. Empty before ``start``.
         self.args = argparse.Namespace()
         #: Add options and arguments here, in ``__init__`` or ``init``.
@@ -249,6 +252,20 @@ class Engine:
         err = out if merged else os.path.join(self.result_dir, "stderr")
         (redirect_outputs if self.args.output_mode == "redirect" else copy_outputs)(out, err)
 
+    def _parse_known(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The options known before ``init``, the others left for :meth:`_parse_all`. ``-h``
+        is left for it too (its help then lists every option), unless the command line is a
+        usage error without it (a required argument missing): then it is answered at once."""
+        without_help = _without_help(argv)
+        if len(without_help) == len(argv):
+            return self.args_parser.parse_known_args(argv)[0]
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                return self.args_parser.parse_known_args(without_help)[0]
+        except SystemExit:
+            self.args_parser.parse_known_args(argv)  # prints the help, or the error, and exits
+            raise
+
     def _parse_all(self, argv: Sequence[str], created: bool) -> argparse.Namespace:
         """Parse ``argv`` with every option; on a usage error or ``-h``, remove the result
         directory if this start created it and it is still empty, then exit as argparse does."""
@@ -282,7 +299,7 @@ class Engine:
         """Run the engine with ``engineargs`` (None: the command line arguments), in the order
         given in the module documentation."""
         argv = list(sys.argv[1:] if engineargs is None else engineargs)
-        self.args, _ = self.args_parser.parse_known_args(_without_help(argv))
+        self.args = self._parse_known(argv)
         if self.args.log_level is not None:
             logger.setLevel(self.args.log_level)
         self.setup_run_name()

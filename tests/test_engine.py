@@ -156,6 +156,41 @@ def test_help_lists_options_added_in_init_and_leaves_no_directory(tmp_path):
     assert "run Base" not in result.stdout and result_dirs(tmp_path) == []
 
 
+POSITIONAL = """
+from execo_engine import Engine
+
+class Positional(Engine):
+    def __init__(self):
+        super().__init__()
+        self.args_parser.add_argument("cluster", help="where to run")
+
+    def init(self):
+        self.args_parser.add_argument("--nodes", type=int, default=1)
+
+    def run(self):
+        print("run on", self.args.cluster, self.args.nodes)
+
+Positional().start()
+"""
+
+
+def test_help_with_a_required_argument_is_answered_at_once(tmp_path):
+    result = run_script(tmp_path, POSITIONAL, "-h")
+    assert "cluster" in result.stdout and "where to run" in result.stdout
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
+    complete = run_script(tmp_path, POSITIONAL, "-h", "grid5000")
+    assert "--nodes" in complete.stdout and "run on" not in complete.stdout
+    assert printed(run_script(tmp_path, POSITIONAL, "--nodes", "4", "nancy")) == ["run on nancy 4"]
+
+
+def test_a_missing_required_argument_is_a_usage_error_before_anything_runs(tmp_path):
+    result = run_script(tmp_path, POSITIONAL, check=False)
+    assert result.returncode == 2 and "the following arguments are required: cluster" in (
+        result.stderr
+    )
+    assert result.stdout == "" and [p for p in tmp_path.iterdir() if p.is_dir()] == []
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
