@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -301,10 +303,11 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
 
 
 def _step_count(num_steps: float) -> int:
-    """``num_steps`` as an int: an int, or a float with an integral value (as execo accepts)."""
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, float)):
+    """``num_steps`` as an int: any real number with a whole, non-negative value (``3``,
+    ``3.0``, a NumPy integer), as execo accepts them."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Real):
         raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
-    if isinstance(num_steps, float) and not num_steps.is_integer():
+    if not math.isfinite(num_steps) or num_steps != int(num_steps):
         raise ValueError(f"geom: num_steps must be a whole number, got {num_steps!r}")
     if num_steps < 0:
         raise ValueError(f"geom: num_steps must be >= 0, got {num_steps!r}")

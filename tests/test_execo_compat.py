@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from execo_engine import geom, igeom
+
 COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_execo.py"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -104,3 +106,49 @@ def test_engine_behaves_as_execo(execo_python, tmp_path, interpreter):
     created = tmp_path / "continued" / "new" / "sub"
     assert created.is_dir() and f"result dir: {created}" in lines
     assert any(line.endswith("DETAIL: a detail line") for line in lines), lines
+
+
+# Values printed by execo 2.8.2 (checked live, with thousands more, by
+# test_same_outputs_as_execo where execo is installed).
+@pytest.mark.parametrize(
+    "args,floats,integers",
+    [
+        ((1, 20, 5), [1.0, 2.114742526881128, 4.472135954999579, 9.457416090031757, 20.0], None),
+        (
+            (1, 1000, 7),
+            [
+                1.0,
+                3.162277660168379,
+                9.999999999999998,
+                31.622776601683785,
+                99.99999999999997,
+                316.2277660168378,
+                1000.0,
+            ],
+            [1, 3, 10, 32, 100, 316, 1000],
+        ),
+        ((0.5, 8, 4), [0.5, 1.2599210498948732, 3.174802103936399, 8.0], [0, 1, 3, 8]),
+        ((1.5, 10.5, 3), [1.5, 3.968626966596886, 10.5], [1, 2, 4, 10]),
+        ((10, 1, 4), [10.0, 4.641588833612779, 2.154434690031884, 1.0], [1, 2, 5, 10]),
+        ((3.5, 296, 1), [3.5], [3]),
+        ((1, 10, 3.0), [1.0, 3.1622776601683795, 10.0], [1, 3, 10]),
+    ],
+)
+def test_geom_and_igeom_give_execo_values(args, floats, integers):
+    assert geom(*args) == floats
+    if integers is not None:
+        assert igeom(*args) == integers
+
+
+def test_geom_accepts_any_whole_number_of_steps():
+    numpy = pytest.importorskip("numpy")
+    assert geom(1, 100, numpy.int64(3)) == geom(1, 100, 3) == [1.0, 10.0, 100.0]
+
+
+@pytest.mark.parametrize(
+    "steps,error",
+    [(2.5, ValueError), (float("nan"), ValueError), (-1, ValueError), ("3", TypeError)],
+)
+def test_geom_refuses_what_execo_answered_with_nonsense(steps, error):
+    with pytest.raises(error, match="num_steps"):
+        geom(1, 10, steps)
