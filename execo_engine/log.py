@@ -6,10 +6,11 @@ configures logging sees its ``logger.info`` and ``logger.error`` lines. It has e
 levels, :data:`DETAIL` (15) and :data:`TRACE` (12), with ``logger.detail()`` and
 ``logger.trace()``; their names are registered with :mod:`logging` (``-l DETAIL`` works).
 
-The printing handler, :data:`default_handler`, prints a record only when no other handler would
-receive it: as soon as the application configures logging (a handler on the root logger, as
-``logging.basicConfig`` or pytest add, or a handler of its own on ``execo_engine``), the lines
-reach the application's handlers only, each once. Nothing here touches the root logger.
+The printing handler, :data:`default_handler`, prints a record only when the record reaches no
+other handler (``NullHandler`` aside, whatever the other handler's level): as soon as the
+application configures logging (a handler on the root logger, as ``logging.basicConfig`` or
+pytest add, or a handler of its own on ``execo_engine``), the lines reach the application's
+handlers only, each once. Nothing here touches the root logger.
 
 Silence or reroute it with the standard :mod:`logging` calls:
 
@@ -72,7 +73,7 @@ def _reaches_another_handler(name: str, handler: logging.Handler) -> bool:
 
 class DefaultHandler(logging.Handler):
     """Writes records to the current ``sys.stdout`` (looked up at each record, so a redirected
-    or captured stdout is honoured), unless another handler would receive them."""
+    or captured stdout is honoured), unless they reach another handler too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass ``record`` only if no other handler receives it, and the filters pass it."""
