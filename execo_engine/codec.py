@@ -22,8 +22,8 @@ from __future__ import annotations
 import base64
 import json
 import pickle
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from execo_engine.sweep import HashableDict
 
@@ -33,6 +33,42 @@ _TAGS = frozenset(
 )
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _are_pairs(payload: Any) -> bool:
+    return type(payload) is list and all(
+        type(pair) is list and len(pair) == 2 and _is_hashable(pair[0]) for pair in payload
+    )
+
+
+#: What each tag must hold (checked before building the value), and how errors say it
+_PAYLOADS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "__tuple__": (lambda payload: type(payload) is list, "a list"),
+    "__dict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
+    "__hdict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
+    "__frozenset__": (
+        lambda payload: type(payload) is list and all(map(_is_hashable, payload)),
+        "a list of hashable values",
+    ),
+    "__bytes__": (lambda payload: type(payload) is str, "a base64 string"),
+    "__pickle__": (lambda payload: type(payload) is str, "a base64 string"),
+}
+
+
+def _loads(text: str | bytes, hook: Callable[[list[tuple[str, Any]]], Any] | None) -> Any:
+    """``json.loads``; every failure (deep nesting included) is a ``ValueError``."""
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except RecursionError:
+        raise ValueError("nested too deeply (the depth Python can decode)") from None
 
 
 class UnsupportedValueError(TypeError):
@@ -72,11 +108,13 @@ class Codec:
         return _dumps_in_order(self._to_json(element))
 
     def decode(self, text: str | bytes) -> Any:
-        """The element whose text is ``text``; ``ValueError`` if it is not valid."""
-        return json.loads(text, object_pairs_hook=self._from_object)
+        """The element whose text is ``text``; ``ValueError`` if it is not valid (not JSON,
+        a tag holding what it cannot, nested too deeply)."""
+        return _loads(text, self._from_object)
 
     def decode_lines(self, lines: list[bytes], plain: bool = False) -> list[Any]:
-        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid.
+        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid
+        (see :meth:`decode`).
 
         With ``plain=True``, records without any tag may come back with plain ``dict`` objects
         where elements have HashableDicts (equal to them, and faster to build);
@@ -84,11 +122,12 @@ class Codec:
         """
         if not lines:
             return []
-        data = b"[" + b",".join(lines) + b"]"
-        if b'"__' in data:
-            return json.loads(data, object_pairs_hook=self._from_object)
+        # One huge record is parsed alone: no copy of it in a list's text.
+        data = lines[0] if len(lines) == 1 else b"[" + b",".join(lines) + b"]"
         # Without any tag in the text, every object is a HashableDict.
-        return json.loads(data, object_pairs_hook=None if plain else HashableDict)
+        untagged = None if plain else HashableDict
+        decoded = _loads(data, self._from_object if b'"__' in data else untagged)
+        return [decoded] if len(lines) == 1 else cast("list[Any]", decoded)
 
     def from_plain(self, value: Any) -> Any:
         """The element of a value decoded with ``plain=True`` (dicts become HashableDicts)."""
@@ -140,6 +179,9 @@ class Codec:
         if len(pairs) != 1 or pairs[0][0] not in _TAGS:
             return HashableDict(pairs)
         tag, payload = pairs[0]
+        expected = _PAYLOADS[tag]
+        if not expected[0](payload):
+            raise ValueError(f"{tag} must hold {expected[1]}, not {_dumps(payload)[:40]}")
         if tag == "__tuple__":
             return tuple(payload)
         if tag == "__dict__":
@@ -149,7 +191,7 @@ class Codec:
         if tag == "__frozenset__":
             return frozenset(payload)
         if tag == "__bytes__":
-            return base64.b64decode(payload)
+            return base64.b64decode(payload, validate=True)
         if not self.allow_pickle:
             raise PickleNotAllowedError(
                 "record holds a pickled value: refusing to unpickle it (it could run code); "

@@ -14,16 +14,44 @@ this host that no longer runs are dead (see :mod:`execo_engine.owner`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.journal import FileBatch, Journal, replace_atomically
+from execo_engine.journal import (
+    FileBatch,
+    Journal,
+    open_regular,
+    remove_stale_temporaries,
+    replace_atomically,
+)
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
 from execo_engine.records import Changes, Claim, RecordStore
 from execo_engine.sweep import HashableDict
+
+
+def check_subdirectory(path: str) -> None:
+    """Refuse ``path``, below a directory the caller was given (a shared sweep directory), if
+    it is a symbolic link or not a directory: following it could make writes land outside.
+    A missing ``path`` is fine (a store creates it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        kind = "a symbolic link" if os.path.islink(path) else "not a directory"
+        raise NotADirectoryError(
+            error.errno,
+            f"is {kind}, refused as a sweep subdirectory (never followed out of the sweep "
+            f"directory): remove it and run again",
+            path,
+        ) from None
+    os.close(fd)
 
 
 def _data(lines: list[str]) -> bytes:
@@ -59,10 +87,15 @@ class DirectoryStore(RecordStore):
         self._claims = Journal(self.path, "inprogress", read_only)
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
+        self._temporaries_checked = read_only
 
     def read(self) -> Changes:
-        """The records appended since the last read; torn last records are repaired."""
+        """The records appended since the last read; torn last records are repaired (and, on
+        the first read, temporary files of rewrites killed midway removed)."""
         repair = not self.read_only
+        if not self._temporaries_checked:
+            remove_stale_temporaries(self.path, ("inprogress", "sweeps"))
+            self._temporaries_checked = True
         return self._changes(
             self._done.read_new(repair),
             self._claims.read_new(repair),
@@ -138,16 +171,18 @@ class DirectoryStore(RecordStore):
     def read_results(self) -> list[Any]:
         """Every complete result record, in the order they were written."""
         with self._whole("results") as (where, batch):
-            return self._decode(where, batch)
+            return self._decode_results(where, batch)
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""
         try:
-            fd = os.open(self._sweeps_path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd, status = open_regular(self._sweeps_path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            return self._decode(self._sweeps_path, FileBatch(fd, 0, os.fstat(fd).st_size))
+            return self._decode_sweeps(
+                self._sweeps_path, FileBatch(fd, 0, status.st_size, path=self._sweeps_path)
+            )
         finally:
             os.close(fd)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,27 +71,100 @@ def owner_text(owner: Owner) -> str:
     return _json(list(owner))
 
 
+def _is_number(value: Any, bound: float) -> bool:
+    """An int or a float (not a bool) strictly between ``-bound`` and ``bound`` (not NaN)."""
+    return type(value) in (int, float) and -bound < value < bound
+
+
+def _is_element(value: Any) -> bool:
+    """A sweep element: hashable (a list anywhere inside makes it unhashable); a plain dict
+    (decoded with ``plain=True``) stands for a HashableDict."""
+    if type(value) is dict:
+        return all(map(_is_element, value.values()))
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_position(value: Any) -> bool:
+    return value is None or type(value) is int
+
+
 def _is_done_record(record: Any) -> bool:
-    return type(record) is list and len(record) == 2
+    return (
+        type(record) is list
+        and len(record) == 2
+        and _is_position(record[0])
+        and _is_element(record[1])
+    )
 
 
-def _all_pairs(records: list[Any]) -> bool:
-    """Every record is a done record (checked in C: a resume reads millions)."""
-    return set(map(type, records)) <= {list} and set(map(len, records)) <= {2}
+def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
+    """Every record is a done record (checked in C when no element holds a ``[``: a resume
+    reads millions)."""
+    if not (set(map(type, decoded)) <= {list} and set(map(len, decoded)) <= {2}):
+        return False
+    if not set(map(type, map(operator.itemgetter(0), decoded))) <= {int, type(None)}:
+        return False
+    if sum(map(bytes.count, records, itertools.repeat(b"["))) == len(records):
+        return True  # no list in any element: each is hashable
+    return all(map(_is_element, map(operator.itemgetter(1), decoded)))
+
+
+_PID_LIMIT = 1 << 31
+
+
+def _is_owner(owner: Any) -> bool:
+    """``[host, pid, start marker]``, or with a fourth field (a newer writer's)."""
+    return (
+        type(owner) is list
+        and len(owner) in (3, 4)
+        and type(owner[0]) is str
+        and type(owner[1]) is int
+        and 0 < owner[1] < _PID_LIMIT
+        and type(owner[2]) is str
+        and all(type(field) in (str, int) for field in owner[3:])
+    )
 
 
 def _is_claim_record(record: Any) -> bool:
     if type(record) is not list or not record:
         return False
     if record[0] == RELEASE:
-        return len(record) == 2
+        return len(record) == 2 and _is_element(record[1])
     return (
         record[0] == CLAIM
         and len(record) == 5
-        and type(record[1]) is list
-        and len(record[1]) == 3
-        and isinstance(record[4], (int, float))
+        and _is_owner(record[1])
+        and _is_element(record[2])
+        and _is_position(record[3])
+        and _is_number(record[4], 1e15)
     )
+
+
+def _is_result_record(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and _is_element(record.get("combination"))
+        and isinstance(record.get("values"), dict)
+        and (record.get("outcome") is None or type(record["outcome"]) is str)
+        and (record.get("duration") is None or _is_number(record["duration"], 1e15))
+        and type(record.get("host")) is str
+        and _is_number(record.get("time"), 1e11)  # a date Python can show
+    )
+
+
+#: What each shape of record is, for errors
+_EXPECTED: dict[Callable[[Any], bool], str] = {
+    _is_done_record: "[position or null, element]",
+    _is_claim_record: '["+", [host, pid, start marker], element, position or null, time] '
+    'or ["-", element]',
+    _is_element: "an element (a hashable value: no list inside)",
+    _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
+    '"duration": seconds or null, "host": text, "time": seconds since the epoch}',
+}
 
 
 def _pickle_hint(record: bytes) -> str:
@@ -146,13 +220,15 @@ class RecordStore:
             try:
                 decoded = self.codec.decode_lines(records, plain)
                 if shape is None or (
-                    _all_pairs(decoded) if shape is _is_done_record else all(map(shape, decoded))
+                    _all_done(decoded, records)
+                    if shape is _is_done_record
+                    else all(map(shape, decoded))
                 ):
                     yield decoded
                     continue
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{where}: {error}") from None
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             raise self._corrupt(where, locate, records, shape)
 
@@ -164,9 +240,11 @@ class RecordStore:
                 value = self.codec.decode(record)
                 if shape is None or shape(value):
                     continue
-                reason = f"not a record of {where.rsplit('/', 1)[-1]}"
+                reason = f"not a record of {where.rsplit('/', 1)[-1]}: expected {_EXPECTED[shape]}"
             except ValueError as error:
                 reason = str(error)
+            except RecursionError:
+                reason = "nested too deeply (the depth Python can handle)"
             return CorruptRecordError(
                 f"{where}: corrupt record at {locate(index)}: "
                 f"{record[:80]!r} ({reason}){_pickle_hint(record)}"
@@ -189,10 +267,18 @@ class RecordStore:
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
             done.restarted,
-            events,
-            claims.restarted,  # type: ignore[arg-type]
+            events,  # type: ignore[arg-type]
+            claims.restarted,
             changed,
         )
+
+    def _decode_sweeps(self, where: str, batch: Batch) -> list[Any]:
+        """The saved elements of ``batch``, in order."""
+        return self._decode(where, batch, _is_element)
+
+    def _decode_results(self, where: str, batch: Batch) -> list[Any]:
+        """The result records of ``batch``, in order."""
+        return self._decode(where, batch, _is_result_record)
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""

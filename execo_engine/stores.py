@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from execo_engine.codec import Codec
-from execo_engine.dirstore import DirectoryStore
+from execo_engine.dirstore import DirectoryStore, check_subdirectory
 from execo_engine.pgstore import (
     PostgresStore,
     is_postgresql_url,
@@ -29,10 +29,13 @@ def open_store(location: Location, codec: Codec, read_only: bool = False) -> Sto
 
 def child_location(location: Location, name: str) -> str:
     """The location of sweep ``name`` below ``location`` (a subdirectory, or the sweep
-    ``<sweep>/<name>`` of the same database)."""
+    ``<sweep>/<name>`` of the same database); ``NotADirectoryError`` if the subdirectory is a
+    symbolic link (see :func:`check_subdirectory`)."""
     if is_postgresql_url(location):
         return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
-    return os.path.join(location, name)
+    path = os.path.join(location, name)
+    check_subdirectory(path)
+    return path
 
 
 def child_locations(location: Location) -> dict[str, str]:
@@ -45,7 +48,7 @@ def child_locations(location: Location) -> dict[str, str]:
     return {
         entry.name: entry.path
         for entry in os.scandir(location)
-        if entry.is_dir()
+        if entry.is_dir(follow_symlinks=False)  # never a link out of the directory
         and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))
     }
 
