@@ -20,6 +20,7 @@ naming the value, unless ``allow_pickle=True``. Decoding never unpickles unless
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import pickle
 from collections.abc import Callable, Iterable
@@ -31,6 +32,9 @@ _PLAIN = (str, int, float, bool, type(None))
 _TAGS = frozenset(
     {"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__", "__pickle__"}
 )
+#: How deep values may nest (a tuple in a dict: 2): deeper records are refused when written,
+#: and corrupt when read (Python's recursion limit is far above)
+MAX_DEPTH = 100
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -138,24 +142,29 @@ class Codec:
             return [self.from_plain(item) for item in value]
         return value
 
-    def _to_json(self, value: Any) -> Any:
+    def _to_json(self, value: Any, depth: int = MAX_DEPTH) -> Any:
         kind = type(value)
         if kind in _PLAIN:
             return value
+        if depth == 0:
+            raise UnsupportedValueError(
+                f"cannot store {value!r:.60}: values nest at most {MAX_DEPTH} levels"
+            )
+        depth -= 1
         if kind is HashableDict:
             if all(type(key) is str for key in value) and not (
                 len(value) == 1 and next(iter(value)) in _TAGS
             ):
-                return {key: self._to_json(item) for key, item in value.items()}
-            return {"__hdict__": self._pairs(value)}
+                return {key: self._to_json(item, depth) for key, item in value.items()}
+            return {"__hdict__": self._pairs(value, depth)}
         if kind is list:
-            return [self._to_json(item) for item in value]
+            return [self._to_json(item, depth) for item in value]
         if kind is tuple:
-            return {"__tuple__": [self._to_json(item) for item in value]}
+            return {"__tuple__": [self._to_json(item, depth) for item in value]}
         if kind is dict:
-            return {"__dict__": self._pairs(value)}
+            return {"__dict__": self._pairs(value, depth)}
         if kind is frozenset:
-            return {"__frozenset__": self._sorted(self._to_json(item) for item in value)}
+            return {"__frozenset__": self._sorted(self._to_json(item, depth) for item in value)}
         if kind is bytes:
             return {"__bytes__": base64.b64encode(value).decode("ascii")}
         if self.allow_pickle:
@@ -166,9 +175,10 @@ class Codec:
             f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory"
         )
 
-    def _pairs(self, mapping: dict[Any, Any]) -> list[list[Any]]:
+    def _pairs(self, mapping: dict[Any, Any], depth: int) -> list[list[Any]]:
         return self._sorted(
-            [self._to_json(key), self._to_json(item)] for key, item in mapping.items()
+            [self._to_json(key, depth), self._to_json(item, depth)]
+            for key, item in mapping.items()
         )
 
     @staticmethod
@@ -191,7 +201,12 @@ class Codec:
         if tag == "__frozenset__":
             return frozenset(payload)
         if tag == "__bytes__":
-            return base64.b64decode(payload, validate=True)
+            try:
+                return base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                raise ValueError(
+                    f"__bytes__ must hold {expected[1]}, not {payload[:40]!r}"
+                ) from None
         if not self.allow_pickle:
             raise PickleNotAllowedError(
                 "record holds a pickled value: refusing to unpickle it (it could run code); "

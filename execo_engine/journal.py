@@ -35,6 +35,9 @@ class NotARegularFileError(OSError):
     """A fixed name of the directory (``done``, ``sweeps``...) is a FIFO, a device, a
     directory or a symbolic link: refused, it could block every reader or lead elsewhere."""
 
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
 
 def _kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
@@ -113,7 +116,7 @@ class FileBatch:
         """
         start = self.first_offset
         while start < self.end_offset:
-            data = self._read(start, min(size, self.end_offset - start))
+            data = self._read(start, min(size, self.end_offset - start), start)
             end = data.rfind(_NEWLINE) + 1
             if end:
                 records = data[: end - 1].split(_NEWLINE)
@@ -124,13 +127,14 @@ class FileBatch:
             yield functools.partial(_byte_offset, start, records), records
             start += end
 
-    def _read(self, start: int, length: int) -> bytes:
+    def _read(self, start: int, length: int, record: int) -> bytes:
+        """``length`` bytes at ``start``, part of the record that begins at ``record``."""
         data = os.pread(self.fd, length, start) if length > 0 else b""
         if not data:
             raise CorruptRecordError(
-                f"{self.path}: last record at byte offset {start} has no final newline (the "
-                f"file was cut short, or shrank while being read): a complete record ends with "
-                f"a newline"
+                f"{self.path}: corrupt record at byte offset {record}: it has no final "
+                f"newline (the file was cut short, or shrank while being read): a complete "
+                f"record ends with a newline"
             )
         return data
 
@@ -139,7 +143,7 @@ class FileBatch:
         ``first``, and its length with the newline; each byte is read and searched once."""
         pieces, read = [first], start + len(first)
         while True:  # reads of growing size: few system calls for a huge record
-            piece = self._read(read, min(max(size, read - start), self.end_offset - read))
+            piece = self._read(read, min(max(size, read - start), self.end_offset - read), start)
             newline = piece.find(_NEWLINE)
             if newline >= 0:
                 pieces.append(piece[:newline])

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.codec import Codec, PickleNotAllowedError
+from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
 from execo_engine.owner import Owner
 from execo_engine.sweep import HashableDict
 
@@ -71,21 +71,49 @@ def owner_text(owner: Owner) -> str:
     return _json(list(owner))
 
 
-def _is_number(value: Any, bound: float) -> bool:
-    """An int or a float (not a bool) strictly between ``-bound`` and ``bound`` (not NaN)."""
-    return type(value) in (int, float) and -bound < value < bound
+def _is_number(value: Any, low: float, high: float) -> bool:
+    """An int or a float (not a bool) from ``low`` to below ``high`` (not NaN)."""
+    return type(value) in (int, float) and low <= value < high
 
 
-def _is_element(value: Any) -> bool:
-    """A sweep element: hashable (a list anywhere inside makes it unhashable); a plain dict
-    (decoded with ``plain=True``) stands for a HashableDict."""
-    if type(value) is dict:
-        return all(map(_is_element, value.values()))
-    try:
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool:
+    """A sweep element: hashable (no list nor plain dict inside), nested at most
+    ``MAX_DEPTH`` levels; with ``plain=True`` (decoded so) a dict stands for a
+    HashableDict."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth == 0:
+        return False
+    depth -= 1
+    if kind is HashableDict or (plain and kind is dict):
+        return all(
+            _is_element(key, plain, depth) and _is_element(item, plain, depth)
+            for key, item in value.items()
+        )
+    if kind is tuple or kind is frozenset:
+        return all(_is_element(item, plain, depth) for item in value)
+    if kind is list or kind is dict:
+        return False
+    try:  # an unpickled value (allow_pickle=True)
         hash(value)
     except TypeError:
         return False
     return True
+
+
+def _is_nested_within(value: Any, depth: int = MAX_DEPTH) -> bool:
+    """Any decoded value, nested at most ``depth`` levels."""
+    if isinstance(value, dict):
+        items: Iterable[Any] = itertools.chain(value.keys(), value.values())
+    elif type(value) in (list, tuple, frozenset):
+        items = value
+    else:
+        return True
+    return depth > 0 and all(_is_nested_within(item, depth - 1) for item in items)
 
 
 def _is_position(value: Any) -> bool:
@@ -102,15 +130,19 @@ def _is_done_record(record: Any) -> bool:
 
 
 def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
-    """Every record is a done record (checked in C when no element holds a ``[``: a resume
-    reads millions)."""
+    """Every record is a done record (checked in C when no element holds a ``[`` nor too
+    many ``{``: a resume reads millions)."""
     if not (set(map(type, decoded)) <= {list} and set(map(len, decoded)) <= {2}):
         return False
     if not set(map(type, map(operator.itemgetter(0), decoded))) <= {int, type(None)}:
         return False
-    if sum(map(bytes.count, records, itertools.repeat(b"["))) == len(records):
-        return True  # no list in any element: each is hashable
-    return all(map(_is_element, map(operator.itemgetter(1), decoded)))
+    repeat = itertools.repeat
+    if sum(map(bytes.count, records, repeat(b"["))) == len(records) and (
+        max(map(bytes.count, records, repeat(b"{")), default=0) <= MAX_DEPTH
+    ):
+        return True  # no list, no tag, few objects: each element is a HashableDict or plain
+    plain = not any(map(bytes.__contains__, records, repeat(b'"__')))  # see decode_lines
+    return all(_is_element(record[1], plain) for record in decoded)
 
 
 _PID_LIMIT = 1 << 31
@@ -140,7 +172,7 @@ def _is_claim_record(record: Any) -> bool:
         and _is_owner(record[1])
         and _is_element(record[2])
         and _is_position(record[3])
-        and _is_number(record[4], 1e15)
+        and _is_number(record[4], -1e15, 1e15)
     )
 
 
@@ -149,21 +181,23 @@ def _is_result_record(record: Any) -> bool:
         isinstance(record, dict)
         and _is_element(record.get("combination"))
         and isinstance(record.get("values"), dict)
+        and _is_nested_within(record["values"])
         and (record.get("outcome") is None or type(record["outcome"]) is str)
-        and (record.get("duration") is None or _is_number(record["duration"], 1e15))
+        and (record.get("duration") is None or _is_number(record["duration"], -1e15, 1e15))
         and type(record.get("host")) is str
-        and _is_number(record.get("time"), 1e11)  # a date Python can show
+        and _is_number(record.get("time"), 0, 1e11)  # a date Python can show
     )
 
 
+_ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPTH} levels"
 #: What each shape of record is, for errors
 _EXPECTED: dict[Callable[[Any], bool], str] = {
-    _is_done_record: "[position or null, element]",
+    _is_done_record: f"[position or null, element]; {_ELEMENT}",
     _is_claim_record: '["+", [host, pid, start marker], element, position or null, time] '
-    'or ["-", element]',
-    _is_element: "an element (a hashable value: no list inside)",
+    f'or ["-", element]; {_ELEMENT}',
+    _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
-    '"duration": seconds or null, "host": text, "time": seconds since the epoch}',
+    f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
 }
 
 
@@ -240,7 +274,8 @@ class RecordStore:
                 value = self.codec.decode(record)
                 if shape is None or shape(value):
                     continue
-                reason = f"not a record of {where.rsplit('/', 1)[-1]}: expected {_EXPECTED[shape]}"
+                name = where.rsplit("/", 1)[-1]
+                reason = f"not a record of {name}: expected {_EXPECTED[shape]}"
             except ValueError as error:
                 reason = str(error)
             except RecursionError:

@@ -64,6 +64,8 @@ def open_view(directory: str) -> ParamSweeper:
     """A read-only ParamSweeper on ``directory`` (its saved sweeps, or none)."""
     try:
         return ParamSweeper(directory, read_only=True)
+    except CorruptRecordError:  # a ValueError too, but not a missing sweeps file
+        raise
     except ValueError:  # no saved sweeps: claims and results are still readable
         return ParamSweeper(directory, [], read_only=True)
 
