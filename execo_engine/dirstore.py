@@ -46,10 +46,8 @@ def check_subdirectory(path: str) -> None:
             raise
         kind = "a symbolic link" if os.path.islink(path) else "not a directory"
         raise NotADirectoryError(
-            error.errno,
-            f"is {kind}, refused as a sweep subdirectory (never followed out of the sweep "
-            f"directory): remove it and run again",
-            path,
+            f"{path}: is {kind}, refused as a sweep subdirectory (never followed out of the "
+            f"sweep directory): remove it and run again"
         ) from None
     os.close(fd)
 

@@ -269,18 +269,24 @@ class SweepRecorder:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        keep, deselected = [], []
+        keep, deselected, names = [], [], set()
         for item in items:
             combination = _combination_of(item)
             if combination is None:
                 keep.append(item)
                 continue
             self.collected += 1
-            done = self._done.get(sweep_subdir_name(_function_id(item.nodeid)), frozenset())
+            names.add(name := sweep_subdir_name(_function_id(item.nodeid)))
+            done = self._done.get(name, frozenset())
             if not self.rerun_done and canonical_text(combination) in done:
                 deselected.append(item)
             else:
                 keep.append(item)
+        for name in names:  # refuse a planted link before anything is written through it
+            try:
+                child_location(self.directory, name)
+            except NotADirectoryError as error:
+                raise pytest.UsageError(f"execo: {error}") from None
         if deselected:
             self.deselected = len(deselected)
             config.hook.pytest_deselected(items=deselected)

@@ -21,6 +21,7 @@ from execo_engine.dirstore import DirectoryStore
 from execo_engine.journal import NotARegularFileError
 from execo_engine.records import CorruptRecordError
 from execo_engine.sweep import ParamSweeper, sweep
+from pytest_execo.plugin import sweep_subdir_name
 
 GRID = sweep({"i": [0, 1, 2], "t": [(1, "a"), (2, "b")]})
 DEADLINE = 120  # seconds a test may take on a loaded machine before it counts as hung
@@ -354,3 +355,31 @@ def test_a_compaction_on_a_full_disk_fails_by_name_and_removes_its_temporary(sma
     fresh = ParamSweeper(directory, grid)
     assert set(fresh.get_inprogress()) == set(taken) - set(cancelled)
     assert _stale_temporaries(directory) == []
+
+
+# -- 7. a symbolic link planted in a shared sweep directory ---------------------------------
+
+
+def test_the_plugin_refuses_a_symlinked_test_subdirectory(pytester):
+    pytester.makepyfile(
+        test_grid="""
+        import pytest
+
+        @pytest.mark.execo_sweep({"size": [1, 2]})
+        def test_grid(combination, size):
+            pass
+        """
+    )
+    shared = pytester.path / "shared"
+    outside = pytester.path / "outside"
+    shared.mkdir()
+    outside.mkdir()
+    planted = shared / sweep_subdir_name("test_grid.py::test_grid")
+    planted.symlink_to(outside, target_is_directory=True)
+    result = pytester.runpytest(f"--execo-sweep-dir={shared}")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(
+        [f"ERROR: execo: {planted}: is a symbolic link, refused as a sweep subdirectory*"]
+    )
+    assert list(outside.iterdir()) == [], "the session wrote outside the sweep directory"
+    assert planted.is_symlink()
