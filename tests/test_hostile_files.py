@@ -19,8 +19,9 @@ from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
 from execo_engine.dirstore import DirectoryStore
 from execo_engine.journal import NotARegularFileError
-from execo_engine.records import CorruptRecordError
-from execo_engine.sweep import ParamSweeper, sweep
+from execo_engine.owner import current_owner
+from execo_engine.records import CorruptRecordError, owner_text
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from pytest_execo.plugin import sweep_subdir_name
 
 GRID = sweep({"i": [0, 1, 2], "t": [(1, "a"), (2, "b")]})
@@ -267,6 +268,48 @@ def test_the_next_writer_removes_temporaries_of_killed_rewrites_only(directory):
     assert _stale_temporaries(directory) == sorted(left + kept), "a reader removed files"
     ParamSweeper(directory, GRID).get_remaining()
     assert _stale_temporaries(directory) == sorted(kept)
+
+
+def _claims_to_compact(directory, live):
+    """An ``inprogress`` file of ``live`` big claims held by this (live) process, plus 4 times
+    as many tiny releases: the next writer compacts it into a temporary of about its size."""
+    codec, me = Codec(), owner_text(current_owner())
+    with (directory / "inprogress").open("w") as f:
+        for k in range(live):
+            element = codec.encode(HashableDict(k=k, pad="x" * 1000))
+            f.write(f'["+",{me},{element},null,1.0]\n')
+        f.write('["-",0]\n' * (4 * live + 1))
+
+
+@pytest.mark.slow
+def test_a_compaction_killed_midway_leaves_a_temporary_the_next_writer_removes(tmp_path):
+    live = 20000  # a 20 MB temporary: written and fsync'd slowly enough to be caught
+    for attempt in range(10):
+        directory = tmp_path / f"attempt{attempt}"
+        ParamSweeper(directory, GRID, save_sweeps=True)
+        _claims_to_compact(directory, live)
+        compacting = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from execo_engine.sweep import ParamSweeper; import sys; "
+                "ParamSweeper(sys.argv[1]).get_next()",
+                str(directory),
+            ]
+        )
+        while compacting.poll() is None and not _stale_temporaries(directory):
+            pass  # poll as fast as possible: the window is the temporary's write and fsync
+        compacting.kill()
+        compacting.wait(timeout=DEADLINE)
+        if compacting.returncode == -signal.SIGKILL and _stale_temporaries(directory):
+            break
+    else:
+        pytest.skip("the compaction never got killed midway in 10 attempts (too fast here)")
+    ParamSweeper(directory, read_only=True).get_remaining()
+    assert _stale_temporaries(directory), "a read-only view removed a temporary"
+    writer = ParamSweeper(directory)
+    assert len(writer.get_claims()) == live, "claims lost"
+    assert _stale_temporaries(directory) == []
 
 
 @pytest.fixture
