@@ -177,8 +177,7 @@ class Codec:
 
     def _pairs(self, mapping: dict[Any, Any], depth: int) -> list[list[Any]]:
         return self._sorted(
-            [self._to_json(key, depth), self._to_json(item, depth)]
-            for key, item in mapping.items()
+            [self._to_json(key, depth), self._to_json(item, depth)] for key, item in mapping.items()
         )
 
     @staticmethod

@@ -6,6 +6,11 @@ middle of its append) is ignored on read, and cut off when the reader holds the 
 replaced atomically (compaction: temporary file + rename) or deleted by a user; a reader notices
 (another inode, a shorter file, no file) and starts over from the beginning of what is there.
 
+Only regular files are opened (:func:`open_regular`): a FIFO, a device or a symbolic link in
+place of a journal is an error naming it, never a blocked reader. A file cut short in the middle
+of a record where a complete one was expected is a :class:`CorruptRecordError`; a failed write
+names the file.
+
 Every method except :meth:`Journal.read_new` with ``repair=False`` must be called with the
 directory lock held, and :meth:`Journal.append` right after :meth:`Journal.read_new` in the same
 locked section (the journal must be read to its end before anything is appended).
@@ -13,6 +18,7 @@ locked section (the journal must be read to its end before anything is appended)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -184,7 +190,8 @@ def replace_atomically(path: str, data: bytes) -> None:
             os.close(fd)
         os.replace(temporary, path)
     except BaseException as error:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         if isinstance(error, OSError):
             raise named(error, temporary) from None
         raise

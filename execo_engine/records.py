@@ -176,16 +176,20 @@ def _is_claim_record(record: Any) -> bool:
     )
 
 
+_RESULT_FIELDS = frozenset({"combination", "values", "outcome", "duration", "host", "time"})
+
+
 def _is_result_record(record: Any) -> bool:
     return (
         isinstance(record, dict)
-        and _is_element(record.get("combination"))
-        and isinstance(record.get("values"), dict)
+        and record.keys() >= _RESULT_FIELDS
+        and _is_element(record["combination"])
+        and isinstance(record["values"], dict)
         and _is_nested_within(record["values"])
-        and (record.get("outcome") is None or type(record["outcome"]) is str)
-        and (record.get("duration") is None or _is_number(record["duration"], -1e15, 1e15))
-        and type(record.get("host")) is str
-        and _is_number(record.get("time"), 0, 1e11)  # a date Python can show
+        and (record["outcome"] is None or type(record["outcome"]) is str)
+        and (record["duration"] is None or _is_number(record["duration"], -1e15, 1e15))
+        and type(record["host"]) is str
+        and _is_number(record["time"], 0, 1e11)  # a date Python can show
     )
 
 

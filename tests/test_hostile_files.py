@@ -186,6 +186,18 @@ CASES = [
     pytest.param("inprogress", record, id=f"inprogress-{label}")
     for label, record in BAD_CLAIMS.items()
 ]
+_RESULT = '"combination":{"i":0},"values":{},"outcome":null,"duration":null,"host":"h"'
+#: Result records with a field missing or of the wrong type
+BAD_RESULTS = {
+    "a list": "[1,2]",
+    "no time": f"{{{_RESULT}}}",
+    "time 10**30": f'{{{_RESULT},"time":{10**30}}}',
+    "time a string": f'{{{_RESULT},"time":"now"}}',
+    "values a list": "{" + _RESULT.replace('"values":{}', '"values":[]') + ',"time":1}',
+}
+CASES += [
+    pytest.param("results", record, id=f"results-{label}") for label, record in BAD_RESULTS.items()
+]
 
 
 @pytest.mark.parametrize(("name", "record"), CASES)
