@@ -20,6 +20,7 @@ errors (a record that is not JSON, or not of its stream's shape, names where it 
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
@@ -137,10 +138,18 @@ def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
     if not set(map(type, map(operator.itemgetter(0), decoded))) <= {int, type(None)}:
         return False
     repeat = itertools.repeat
-    if sum(map(bytes.count, records, repeat(b"["))) == len(records) and (
-        max(map(bytes.count, records, repeat(b"{")), default=0) <= MAX_DEPTH
-    ):
-        return True  # no list, no tag, few objects: each element is a HashableDict or plain
+    if max(map(bytes.count, records, repeat(b"{")), default=0) <= MAX_DEPTH:
+        # Every hashable container has a "{": elements nest at most MAX_DEPTH levels.
+        if sum(map(bytes.count, records, repeat(b"["))) == len(records):
+            return True  # no list, no tag: each element is a (plain) HashableDict or a scalar
+        elements: Iterable[Any] = list(map(operator.itemgetter(1), decoded))
+        if set(map(type, elements)) <= {HashableDict}:  # hashable if its values are
+            elements = map(tuple, map(dict.values, elements))
+        try:
+            collections.deque(map(hash, elements), maxlen=0)
+            return True
+        except TypeError:  # a list or a dict somewhere, or a plain dict standing for a
+            pass  # HashableDict: look closer
     plain = not any(map(bytes.__contains__, records, repeat(b'"__')))  # see decode_lines
     return all(_is_element(record[1], plain) for record in decoded)
 

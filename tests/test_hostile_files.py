@@ -148,6 +148,8 @@ BAD_ELEMENTS = {
     "bytes not base64": '{"__bytes__":"@@@"}',
     "list": "[1,2]",
     "list inside a dict": '{"i":[1]}',
+    "list beside a tuple": '{"l":[2],"t":{"__tuple__":[1]}}',
+    "dict inside a dict": '{"d":{"__dict__":[[1,2]]}}',
     "1000 nested lists": "[" * 1000 + "]" * 1000,
     "1000 nested dicts": '{"a":' * 1000 + "1" + "}" * 1000,
     "1000 nested tuples": '{"__tuple__":[' * 1000 + "]}" * 1000,
