@@ -8,7 +8,9 @@
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
 executed or unpickled (unless the codec was told ``allow_pickle=True``). Claims of a process of
-this host that no longer runs are dead (see :mod:`execo_engine.owner`).
+this host and PID namespace that no longer runs are dead at once (see :mod:`execo_engine.owner`);
+those of any other owner when its heartbeat in ``owners/`` stops for a lease (see
+:mod:`execo_engine.liveness`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from execo_engine.journal import (
     remove_stale_temporaries,
     replace_atomically,
 )
+from execo_engine.liveness import DEFAULT_LEASE, Liveness
 from execo_engine.locking import DirectoryLock
-from execo_engine.owner import Owner, is_dead
+from execo_engine.owner import Owner
 from execo_engine.records import Changes, Claim, RecordStore
 from execo_engine.sweep import HashableDict
 
@@ -65,9 +68,17 @@ class DirectoryStore(RecordStore):
     ``read_only=True`` opens an existing directory without ever writing to it nor taking its
     lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
     repaired, and appending raises ``PermissionError``.
+
+    ``lease``: see :mod:`execo_engine.liveness` (``ValueError`` naming it when invalid).
     """
 
-    def __init__(self, path: str | os.PathLike[str], codec: Codec, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec,
+        read_only: bool = False,
+        lease: float = DEFAULT_LEASE,
+    ) -> None:
         super().__init__(os.fspath(path), codec, read_only)
         self.name = os.path.basename(os.path.normpath(self.path))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -86,6 +97,7 @@ class DirectoryStore(RecordStore):
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._temporaries_checked = read_only
+        self.liveness = Liveness(self.path, lease, read_only)
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired (and, on
@@ -122,6 +134,7 @@ class DirectoryStore(RecordStore):
         if lines := self._claim_lines(
             (element, owner, position, since) for position, element in taken
         ):
+            self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))
 
     def append_releases(self, elements: Iterable[Any]) -> None:
@@ -141,8 +154,9 @@ class DirectoryStore(RecordStore):
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
-        """The owners that are processes of this host that no longer run."""
-        return [owner for owner in owners if is_dead(owner)]
+        """The owners that are processes of this host and PID namespace that no longer run,
+        or whose heartbeat stopped for their lease."""
+        return self.liveness.dead_owners(owners)
 
     @contextlib.contextmanager
     def _whole(self, name: str) -> Iterator[tuple[str, FileBatch]]:

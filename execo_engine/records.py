@@ -6,7 +6,8 @@ A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
   sweeps (a hint that spares readers an index of the grid);
-- *claims*: ``["+",[host,pid,start],element,position,time]`` when an element is taken (time:
+- *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` (format 1 owners:
+  ``[host,pid,start]``) when an element is taken (time:
   seconds since the epoch) and ``["-",element]`` when it is given back; compacted (replaced by
   the live claims) when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
-from execo_engine.owner import Owner
+from execo_engine.owner import Owner, decode_owner
 from execo_engine.sweep import HashableDict
 
 CLAIM, RELEASE = "+", "-"
@@ -154,20 +155,13 @@ def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
     return all(_is_element(record[1], plain) for record in decoded)
 
 
-_PID_LIMIT = 1 << 31
-
-
 def _is_owner(owner: Any) -> bool:
-    """``[host, pid, start marker]``, or with a fourth field (a newer writer's)."""
-    return (
-        type(owner) is list
-        and len(owner) in (3, 4)
-        and type(owner[0]) is str
-        and type(owner[1]) is int
-        and 0 < owner[1] < _PID_LIMIT
-        and type(owner[2]) is str
-        and all(type(field) in (str, int) for field in owner[3:])
-    )
+    """See :func:`execo_engine.owner.decode_owner`."""
+    try:
+        decode_owner(owner)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_claim_record(record: Any) -> bool:
@@ -206,8 +200,8 @@ _ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPT
 #: What each shape of record is, for errors
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_record: f"[position or null, element]; {_ELEMENT}",
-    _is_claim_record: '["+", [host, pid, start marker], element, position or null, time] '
-    f'or ["-", element]; {_ELEMENT}',
+    _is_claim_record: '["+", [host, pid, start marker, pid namespace], element, position or '
+    f'null, time] or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
     f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
@@ -305,8 +299,8 @@ class RecordStore:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
-        events = [
-            (CLAIM, tuple(record[1]), record[2], record[3], record[4])
+        events: list[ClaimEvent] = [
+            (CLAIM, decode_owner(record[1]), record[2], record[3], record[4])
             if record[0] == CLAIM
             else (RELEASE, None, record[1], None, None)
             for record in self._decode(claims_where, claims, _is_claim_record)
@@ -315,7 +309,7 @@ class RecordStore:
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
             done.restarted,
-            events,  # type: ignore[arg-type]
+            events,
             claims.restarted,
             changed,
         )

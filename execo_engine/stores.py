@@ -6,6 +6,7 @@ import os
 
 from execo_engine.codec import Codec
 from execo_engine.dirstore import DirectoryStore, check_subdirectory
+from execo_engine.liveness import DEFAULT_LEASE
 from execo_engine.pgstore import (
     PostgresStore,
     is_postgresql_url,
@@ -19,12 +20,20 @@ Location = str | os.PathLike[str]
 Store = DirectoryStore | PostgresStore
 
 
-def open_store(location: Location, codec: Codec, read_only: bool = False) -> Store:
+def open_store(
+    location: Location, codec: Codec, read_only: bool = False, lease: float | None = None
+) -> Store:
     """The store of ``location``: a PostgreSQL sweep for a ``postgresql://`` URL, else a
-    directory (the default, which needs no database)."""
+    directory (the default, which needs no database). ``lease`` (seconds, directories only:
+    a URL says ``&lease=``) defaults to :data:`execo_engine.liveness.DEFAULT_LEASE`."""
     if is_postgresql_url(location):
+        if lease is not None:
+            raise ValueError(
+                f"{without_password(str(location))}: give the lease of a PostgreSQL sweep in "
+                f"its URL (&lease=SECONDS), not as lease="
+            )
         return PostgresStore(str(location), codec, read_only)
-    return DirectoryStore(location, codec, read_only)
+    return DirectoryStore(location, codec, read_only, DEFAULT_LEASE if lease is None else lease)
 
 
 def child_location(location: Location, name: str) -> str:

@@ -118,13 +118,18 @@ class ParamSweeper:
     appears in logs and ``str()`` (default: the directory's or the sweep's name).
     ``allow_pickle=True`` lets elements hold values the text format cannot carry, pickled (only
     where you trust every writer). ``read_only=True`` reads without locking and never writes
-    (any change raises ``PermissionError``).
+    (any change raises ``PermissionError``). ``lease`` (seconds, 60 by default, at least 1;
+    directories only, a ``postgresql://`` URL takes ``&lease=``): how long a process may go
+    without heartbeat before others take it for dead (see :mod:`execo_engine.liveness`): shorter
+    gives a vanished host's claims back sooner, but a process paused, starved or cut from the
+    file server for longer loses its claims (it logs so; its ``done()`` still counts).
 
     Done and in-progress states persist and are shared; skipped does not. A claim whose process
-    died (on this host, for a directory) or whose lease expired (PostgreSQL) goes back to todo
-    at the next operation of any instance. Deleting the ``inprogress`` file releases every
-    claim, even while instances run. Elements done but not in the current sweeps are kept and
-    not reported. Returned collections are copies, in sweeps order.
+    died (at once on this host and PID namespace) or whose lease expired (another host or
+    container, or PostgreSQL) goes back to todo at the next operation of any instance. Deleting
+    the ``inprogress`` file releases every claim, even while instances run. Elements done but
+    not in the current sweeps are kept and not reported. Returned collections are copies, in
+    sweeps order.
 
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
@@ -139,6 +144,7 @@ class ParamSweeper:
         *,
         allow_pickle: bool = False,
         read_only: bool = False,
+        lease: float | None = None,
     ) -> None:
         if not isinstance(persistence_dir, (str, os.PathLike)) and isinstance(
             sweeps, (str, os.PathLike)
@@ -150,7 +156,7 @@ class ParamSweeper:
                 stacklevel=2,
             )
             persistence_dir, sweeps = sweeps, persistence_dir
-        self._store = open_store(persistence_dir, Codec(allow_pickle), read_only)
+        self._store = open_store(persistence_dir, Codec(allow_pickle), read_only, lease)
         self.name = name or self._store.name
         self._lock = self._store.lock
         self._last_dead_check = 0.0
@@ -296,16 +302,29 @@ class ParamSweeper:
         mine = self._mine
         if changes.claims_restarted:  # inprogress file deleted or compacted
             self._clear_claims()
+        lost = []  # this instance's claims that another instance released
         for operation, owner, element, hint, since in changes.claims:
             if operation == CLAIM:
                 self._claim(element, owner, hint, since or 0.0)  # type: ignore[arg-type]
             else:
+                if element in self._mine:
+                    lost.append(element)
                 self._release(element)
         if changes.claims_restarted:  # this instance's claims that survived a compaction
             me = current_owner()
             self._mine = {
                 element: None for element in mine if self._claims.get(element, (None,))[0] == me
             }
+            lost += [element for element in mine if element not in self._mine]
+        if lost:
+            logger.warning(
+                "%s: lost the claim on %d combination(s), given back by another instance "
+                "(this process was taken for dead, or claims were reset), e.g. %r: they may "
+                "run twice; done() on them still counts",
+                self.name,
+                len(lost),
+                lost[0],
+            )
 
     def _sync(self) -> None:
         """Catch up with the directory (under the lock), reclaim dead owners, compact."""

@@ -385,7 +385,11 @@ def test_read_only_never_writes(tmp_path, sweeps):
     writer.done(writer.get_next())
     with (tmp_path / "done").open("ab") as f:
         f.write(b'[1,{"a":1')  # a torn record: a read-only view ignores it, does not repair it
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def files():
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    before = files()
     view = ParamSweeper(tmp_path, read_only=True)
     assert view.get_done() == sweeps[:1] and len(view.get_remaining()) == 5
     for mutate in (
@@ -396,7 +400,7 @@ def test_read_only_never_writes(tmp_path, sweeps):
     ):
         with pytest.raises(PermissionError, match="read-only"):
             mutate()
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert files() == before
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ParamSweeper(tmp_path / "missing", read_only=True)
 
@@ -409,8 +413,8 @@ def test_claims_and_reclaim_older_than(tmp_path, sweeps):
     )
     claims = sweeper.get_claims()
     assert [(c, owner, dead) for c, owner, _, dead in claims] == [
-        (sweeps[0], ("far-host", 7, "x"), False),
-        (sweeps[1], ("far-host", 7, "x"), False),
+        (sweeps[0], ("far-host", 7, "x", ""), False),  # a format-1 owner: no namespace
+        (sweeps[1], ("far-host", 7, "x", ""), False),
     ]
     assert sweeper.reclaim() == []  # another host: cannot tell it is dead
     assert sweeper.reclaim(older_than=3600) == [sweeps[0]]
