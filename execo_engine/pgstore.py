@@ -13,7 +13,7 @@ Other query parameters go to the driver (psycopg 3, the ``postgresql`` extra).
 - Liveness is a lease: each instance renews ``(sweep, owner) -> expires`` every ``lease/3``
   seconds (from a background thread too, so a long combination keeps its claims); a claim whose
   owner's lease expired (database time, no clock skew) is reclaimed by the next operation of
-  any instance. ``lease`` is in seconds, 60 by default.
+  any instance. ``lease`` is in seconds, 60 by default, at least 1.
 
 No SQL text is ever built from user data: every value is a query parameter.
 """
@@ -29,13 +29,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Self
 
 from execo_engine.codec import Codec
+from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import Changes, Claim, Locate, RecordStore, owner_text
 from execo_engine.sweep import HashableDict
 
 SCHEMA_VERSION = 1
-DEFAULT_LEASE = 60.0
 FETCH = 10_000
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
@@ -81,11 +81,9 @@ def parse_url(url: str) -> tuple[str, str, float]:
     if not sweep:
         raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
     try:
-        lease = float(query.pop("lease", DEFAULT_LEASE))
-    except ValueError:
-        raise ValueError(f"{shown}: lease must be a number of seconds") from None
-    if lease <= 0:
-        raise ValueError(f"{shown}: lease must be > 0 seconds")
+        lease = check_lease(query.pop("lease", DEFAULT_LEASE))
+    except ValueError as error:
+        raise ValueError(f"{shown}: {error} (URL parameter &lease=SECONDS)") from None
     conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
     return conninfo, sweep, lease
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
+from execo_engine.liveness import heartbeats
 from execo_engine.pgstore import is_postgresql_url
 from execo_engine.records import CorruptRecordError
 from execo_engine.stores import child_locations, shown
@@ -115,19 +116,22 @@ def _by_factor(stats: tuple[list[Any], ...], factors: list[str]) -> dict[str, An
 
 
 def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
-    """One row per sweep, its claims with owner and age, optionally per-factor tables
-    (``by_factor``: the factors to show, [] for all)."""
+    """One row per sweep, its claims with owner, age and the age of the owner's heartbeat
+    (directories), optionally per-factor tables (``by_factor``: the factors to show, [] for
+    all)."""
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
         stats = view.stats()
         sweeps, remaining, _, inprogress, done = stats
+        beats = {} if is_postgresql_url(path) else heartbeats(path)
         claims = [
             {
                 "combination": c,
                 "host": owner[0],
                 "pid": owner[1],
                 "age": round(now - since, 1),
+                "heartbeat_age": round(beats[owner].age, 1) if owner in beats else None,
                 "dead": dead,
             }
             for c, owner, since, dead in view.get_claims()
@@ -155,9 +159,11 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
         )
         for claim in e["claims"]:
             flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+            beat = claim["heartbeat_age"]
+            beat_text = "" if beat is None else f", heartbeat {beat:.0f} s ago"
             print(
                 f"    in progress: {dict(claim['combination'])} on {claim['host']} pid "
-                f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                f"{claim['pid']}, for {claim['age']:.0f} s{beat_text}{flag}"
             )
         for factor, levels in e.get("by_factor", {}).get("total", {}).items():
             print(f"    {_text(factor)}:")
