@@ -7,8 +7,8 @@ Sets the host name first (in its own UTS namespace), then loops ``get_next``/``d
 saved sweeps of DIR, each element ``{"i": ...}`` taking S seconds (or the seconds given by
 ``--long`` for element I). REPORT gets one line per event, written once it happened:
 ``begin I T`` when an element was handed out, ``done I T`` once ``done()`` returned (T: the
-system-wide monotonic clock); the log goes to stdout. When nothing is todo but others hold elements (perhaps dead
-owners whose claims are about to come back), it polls again.
+system-wide monotonic clock); the log goes to stdout. When nothing is todo but others hold
+elements (perhaps dead owners whose claims are about to come back), it polls again.
 """
 
 import argparse
