@@ -101,14 +101,18 @@ class DirectoryLock:
         while True:
             entry = self._entry()
             entry.thread_lock.acquire()
+            locked = False
             try:
                 if entry.depth == 0:
                     fcntl.lockf(entry.fd, fcntl.LOCK_EX)
+                    locked = True
                     if not self._is_current(entry):
                         fcntl.lockf(entry.fd, fcntl.LOCK_UN)
                         self._leave(entry)
                         continue
             except BaseException:
+                if locked:
+                    fcntl.lockf(entry.fd, fcntl.LOCK_UN)
                 self._leave(entry)
                 raise
             entry.depth += 1
@@ -121,17 +125,31 @@ class DirectoryLock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Release the lock; a file error raised under it because the directory was deleted
+        or replaced meanwhile (its ``lock`` is another file now) becomes a
+        :class:`DirectoryVanishedError` saying so."""
         self._held.count -= 1
         if self._held.count:
             return
         entry: _Entry = self._held.entry
         self._held.entry = None
         entry.depth -= 1
+        replaced = (
+            isinstance(exc, OSError)
+            and not isinstance(exc, DirectoryVanishedError)
+            and _lstat_key(self._lock_path) != entry.key
+        )
         try:
             if entry.depth == 0:
                 fcntl.lockf(entry.fd, fcntl.LOCK_UN)
         finally:
             self._leave(entry)
+        if replaced:
+            raise DirectoryVanishedError(
+                f"persistence directory {self.directory!r} was deleted or replaced while in use "
+                f"({exc}): the operation did not complete; the next one starts over with the "
+                f"directory as it is then"
+            ) from exc
 
     # -- the entry of the lock file --------------------------------------------------------
 
@@ -184,7 +202,12 @@ class DirectoryLock:
                     fd = os.open(self._twin_path, flags | os.O_CREAT | os.O_EXCL, 0o644)
                 except FileExistsError:
                     continue
-            with contextlib.suppress(FileExistsError):  # made meanwhile: checked once locked
+                except FileNotFoundError:
+                    if os.path.isdir(self.directory):  # created again meanwhile
+                        continue
+                    raise
+            # made meanwhile, or the directory vanished again: checked once locked
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
                 os.link(self._twin_path, self._lock_path, follow_symlinks=False)
             return fd
 
@@ -198,12 +221,12 @@ class DirectoryLock:
             return True
         with self._errors_named(self._twin_path):
             if twin is None:
-                with contextlib.suppress(FileExistsError):
+                with contextlib.suppress(FileExistsError, FileNotFoundError):
                     os.link(self._lock_path, self._twin_path, follow_symlinks=False)
             else:  # ``lock`` was replaced: whoever holds the file of ``.lock`` still works
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._lock_path)
-        return False
+        return _lstat_key(self._lock_path) == _lstat_key(self._twin_path) == entry.key
 
     @contextlib.contextmanager
     def _errors_named(self, path: str) -> Iterator[None]:
@@ -212,8 +235,6 @@ class DirectoryLock:
         try:
             yield
         except (FileNotFoundError, NotADirectoryError):
-            if os.path.isdir(self.directory):
-                raise
             raise DirectoryVanishedError(
                 f"persistence directory {self.directory!r} no longer exists (deleted or moved "
                 f"while in use): create it again, or open a new ParamSweeper, to start over"
