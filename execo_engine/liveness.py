@@ -107,19 +107,28 @@ def _owners_dir(directory: str, create: bool) -> Iterator[int | None]:
         os.close(fd)
 
 
-def _regular(fd: int, where: str) -> None:
+def _open_regular(owners: int, name: str, flags: int, where: str) -> int:
+    """Open heartbeat file ``name``: ``OSError`` naming it (``where``) if it is not a regular
+    file (a link, a FIFO, a directory...)."""
+    try:
+        fd = os.open(name, flags | _OPEN, 0o644, dir_fd=owners)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise OSError(error.errno, f"{where} is not a regular file: remove it") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise OSError(f"{where} is not a regular file: remove it")
+    return fd
 
 
 def _read(owners: int, name: str) -> bytes | None:
     """The content of heartbeat file ``name`` (None if it does not exist)."""
     try:
-        fd = os.open(name, os.O_RDONLY | _OPEN, dir_fd=owners)
+        fd = _open_regular(owners, name, os.O_RDONLY, f"{OWNERS_DIR}/{name}")
     except FileNotFoundError:
         return None
     try:
-        _regular(fd, f"{OWNERS_DIR}/{name}")
         return os.pread(fd, _MAX_HEARTBEAT, 0)
     finally:
         os.close(fd)
@@ -145,9 +154,9 @@ def _write(directory: str, owner: Owner, lease: float) -> None:
     data = json.dumps({"owner": list(owner), "lease": lease, "beat": next(_beats)}).encode() + b"\n"
     with _owners_dir(directory, create=True) as owners:
         for _ in range(3):
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | _OPEN, 0o644, dir_fd=owners)
+            where = os.path.join(directory, OWNERS_DIR, name)
+            fd = _open_regular(owners, name, os.O_WRONLY | os.O_CREAT, where)
             try:
-                _regular(fd, f"{directory}/{OWNERS_DIR}/{name}")
                 os.pwrite(fd, data, 0)
                 os.ftruncate(fd, len(data))
                 written = os.fstat(fd).st_ino

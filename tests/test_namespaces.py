@@ -9,6 +9,7 @@ import time
 import pytest
 from namespaces import Worker, check_grid, wait_for, why_no_namespaces
 
+from execo_engine.liveness import MIN_LEASE
 from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
@@ -96,3 +97,17 @@ def test_paused_worker_loses_its_claim_and_its_done_counts(tmp_path):
     assert [i for i, _ in paused.events("done")][:1] == held  # its done() returned
     log = paused.log()
     assert "did not heartbeat for" in log and "lost the claim on 1 combination(s)" in log
+
+
+def test_shortest_lease_keeps_healthy_workers_claims(tmp_path):
+    """With the shortest lease allowed, healthy workers in other namespaces, some running
+    combinations longer than the lease, never lose a claim."""
+    n = 60
+    directory = make_grid(tmp_path, n)
+    long = [(i, 2.5 * MIN_LEASE) for i in (0, 1, 2)]
+    workers = [
+        Worker(directory, tmp_path / f"ns{k}.txt", MIN_LEASE, f"h{k}", 0.05, long) for k in range(3)
+    ]
+    assert [worker.wait() for worker in workers] == [0, 0, 0]
+    check_grid(directory, workers, n)
+    assert all("reclaimed" not in worker.log() for worker in workers)
