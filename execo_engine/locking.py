@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
@@ -50,6 +51,21 @@ class _Entry:
         self.thread_lock = threading.RLock()
         self.depth = 0  # nested holds by the thread holding ``thread_lock``
         self.users = 0  # threads holding or waiting for it
+        self.refs = 0  # DirectoryLock instances that remember it
+        self.closed = False
+
+    def unref(self, users: int = 0, refs: int = 0) -> None:
+        """Count ``users`` and ``refs`` fewer (under the registry lock); the entry closes its
+        descriptors once no thread uses it and no instance remembers it (closing one while a
+        thread of the process holds the lock would drop the lock)."""
+        self.users -= users
+        self.refs -= refs
+        if self.users == 0 and self.refs == 0 and not self.closed:
+            self.closed = True
+            if _registry.get(self.key) is self:
+                del _registry[self.key]
+            for fd in [self.fd, *self.extra_fds]:
+                os.close(fd)
 
 
 _registry: dict[_Key, _Entry] = {}
@@ -61,6 +77,7 @@ def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
     for entry in _registry.values():
+        entry.closed = True
         for fd in [entry.fd, *entry.extra_fds]:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -74,18 +91,38 @@ def _key(status: os.stat_result) -> _Key:
     return status.st_dev, status.st_ino
 
 
-def _lstat_key(path: str) -> _Key | None:
+def _lstat(path: str) -> os.stat_result | None:
     try:
-        return _key(os.stat(path, follow_symlinks=False))
+        return os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         return None
+
+
+def _lstat_key(path: str) -> _Key | None:
+    status = _lstat(path)
+    return None if status is None else _key(status)
+
+
+class _Memory:
+    """The entry a DirectoryLock remembers (apart, for its finalizer)."""
+
+    entry: _Entry | None = None
+
+    def forget(self) -> None:
+        """Remember nothing (the lock is garbage, or the entry went stale)."""
+        with _registry_lock:
+            entry, self.entry = self.entry, None
+            if entry is not None and not entry.closed:
+                entry.unref(refs=1)
 
 
 class DirectoryLock:
     """Context manager holding the exclusive lock of ``directory`` (re-entrant per thread).
 
     ``DirectoryVanishedError`` when the directory no longer exists; ``OSError`` naming the file
-    when ``lock`` or ``.lock`` is a symbolic link or not a regular file.
+    when ``lock`` or ``.lock`` is a symbolic link or not a regular file. The instance keeps the
+    lock file open while it lives (and the file stays the directory's lock): each acquisition
+    then costs ``lockf`` and one ``lstat``.
     """
 
     def __init__(self, directory: str) -> None:
@@ -93,6 +130,8 @@ class DirectoryLock:
         self._lock_path = os.path.join(directory, LOCK_FILE)
         self._twin_path = os.path.join(directory, TWIN_FILE)
         self._held = threading.local()  # .entry held by this thread through self, .count times
+        self._memory = _Memory()  # the entry of the last acquisition
+        weakref.finalize(self, self._memory.forget)
 
     def __enter__(self) -> Self:
         if getattr(self._held, "count", 0):  # this thread holds it through self already
@@ -109,6 +148,7 @@ class DirectoryLock:
                     if not self._is_current(entry):
                         fcntl.lockf(entry.fd, fcntl.LOCK_UN)
                         self._leave(entry)
+                        self._memory.forget()
                         continue
             except BaseException:
                 if locked:
@@ -154,31 +194,31 @@ class DirectoryLock:
     # -- the entry of the lock file --------------------------------------------------------
 
     def _entry(self) -> _Entry:
-        """The registry entry of the file ``lock`` names now (opened, or restored, if need be),
-        counted as used by this thread."""
+        """The entry this instance remembers, else the one of the file ``lock`` names now
+        (opened, or restored, if need be); counted as used by this thread."""
         with _registry_lock:
-            key = _lstat_key(self._lock_path)
-            entry = _registry.get(key) if key is not None else None
-            if entry is None:
-                fd = self._open()
-                key = _key(os.fstat(fd))
-                entry = _registry.get(key)
+            entry = self._memory.entry
+            if entry is None or entry.closed:
+                key = _lstat_key(self._lock_path)
+                entry = _registry.get(key) if key is not None else None
                 if entry is None:
-                    entry = _registry[key] = _Entry(key, fd)
-                else:  # closing it now could drop a lock another thread holds
-                    entry.extra_fds.append(fd)
+                    fd = self._open()
+                    key = _key(os.fstat(fd))
+                    entry = _registry.get(key)
+                    if entry is None:
+                        entry = _registry[key] = _Entry(key, fd)
+                    else:  # closing it now could drop a lock another thread holds
+                        entry.extra_fds.append(fd)
+                entry.refs += 1
+                self._memory.entry = entry
             entry.users += 1
             return entry
 
     def _leave(self, entry: _Entry) -> None:
-        """This thread no longer holds nor waits for ``entry``; the last one closes it."""
+        """This thread no longer holds nor waits for ``entry``."""
         entry.thread_lock.release()
         with _registry_lock:
-            entry.users -= 1
-            if entry.users == 0 and _registry.get(entry.key) is entry:
-                del _registry[entry.key]
-                for fd in [entry.fd, *entry.extra_fds]:
-                    os.close(fd)
+            entry.unref(users=1)
 
     def _open(self) -> int:
         """A descriptor of the lock file, restoring ``lock`` from ``.lock`` (or creating both)
@@ -214,8 +254,11 @@ class DirectoryLock:
     def _is_current(self, entry: _Entry) -> bool:
         """Whether ``lock`` (and ``.lock``) still name the file locked through ``entry``;
         repairs ``.lock`` when it is missing, and ``lock`` when ``.lock`` names another file."""
-        if _lstat_key(self._lock_path) != entry.key:
+        status = _lstat(self._lock_path)
+        if status is None or _key(status) != entry.key:
             return False
+        if status.st_nlink == 2:  # ``lock`` and ``.lock``, the only names ever made
+            return True
         twin = _lstat_key(self._twin_path)
         if twin == entry.key:
             return True

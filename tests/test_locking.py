@@ -1,6 +1,7 @@
 """The directory lock stays one lock: whatever path reaches the directory, and whatever happens
 to its ``lock`` file or to the directory while workers run."""
 
+import gc
 import json
 import os
 import shutil
@@ -235,12 +236,18 @@ def test_two_instances_on_two_paths_exclude_each_other(tmp_path):
     assert entered.is_set()
 
 
-def test_lock_is_reentrant_and_leaves_no_descriptor_open(tmp_path):
-    lock = DirectoryLock(str(tmp_path))
-    before = len(os.listdir("/proc/self/fd"))
-    with lock, lock, DirectoryLock(str(tmp_path)):
-        assert len(os.listdir("/proc/self/fd")) == before + 1
-    assert len(os.listdir("/proc/self/fd")) == before
+def test_lock_is_reentrant_and_keeps_one_descriptor_while_it_lives(tmp_path):
+    def descriptors():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = descriptors()
+    lock, other = DirectoryLock(str(tmp_path)), DirectoryLock(str(tmp_path))
+    with lock, lock, other:
+        assert descriptors() == before + 1
+    assert descriptors() == before + 1  # kept for the next acquisition
+    del lock, other
+    gc.collect()
+    assert descriptors() == before
 
 
 def test_vanished_directory_is_a_clear_error(tmp_path):
