@@ -83,9 +83,10 @@ def read(process: subprocess.Popen[str]) -> dict[str, object]:
     return json.loads(line)  # type: ignore[no-any-return]
 
 
-def rate(tree: Path, processes: int, seconds: float) -> float:
-    """claim+done per second of ``processes`` workers running ``tree``'s code."""
-    with tempfile.TemporaryDirectory() as workdir:
+def rate(tree: Path, processes: int, seconds: float, where: str | None) -> float:
+    """claim+done per second of ``processes`` workers running ``tree``'s code, in a
+    temporary directory in ``where``."""
+    with tempfile.TemporaryDirectory(dir=where) as workdir:
         directory, go = os.path.join(workdir, "sweep"), os.path.join(workdir, "go")
         workers = [spawn(tree, "rate", directory, str(seconds), go) for _ in range(processes)]
         for worker in workers:
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lease", type=float, action="append")
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--where", help="where to make the rate directories (a tmpfs: no disk)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as exported:
@@ -143,8 +145,8 @@ def main() -> None:
         for processes in (1, 4):
             runs: dict[str, list[float]] = {"before": [], "after": []}
             for _ in range(args.rounds):
-                runs["before"].append(rate(before, processes, args.seconds))
-                runs["after"].append(rate(ROOT, processes, args.seconds))
+                runs["before"].append(rate(before, processes, args.seconds, args.where))
+                runs["after"].append(rate(ROOT, processes, args.seconds, args.where))
             medians = {name: statistics.median(values) for name, values in runs.items()}
             print(
                 f"claim+done/s, {processes} process(es): before {medians['before']:.0f}, "
