@@ -153,6 +153,7 @@ def _write(directory: str, owner: Owner, lease: float) -> None:
     name = token(owner)
     data = json.dumps({"owner": list(owner), "lease": lease, "beat": next(_beats)}).encode() + b"\n"
     with _owners_dir(directory, create=True) as owners:
+        assert owners is not None  # made if missing
         for _ in range(3):
             where = os.path.join(directory, OWNERS_DIR, name)
             fd = _open_regular(owners, name, os.O_WRONLY | os.O_CREAT, where)
@@ -360,7 +361,17 @@ def _at_exit() -> None:
         _heart.stop_all()
 
 
+def _after_fork_in_child() -> None:
+    # Another thread may have held one of these locks at fork time; the child gets its own
+    # heartbeat thread (its owner is another process) on its first claim.
+    global _heart_lock, _observations_lock
+    _heart_lock, _observations_lock = threading.Lock(), threading.Lock()
+    for observations in _observations.values():
+        observations.lock = threading.Lock()
+
+
 atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the store's view ----------------------------------------------------------------------------
@@ -374,7 +385,7 @@ class Liveness:
     """
 
     def __init__(self, directory: str, lease: float = DEFAULT_LEASE, read_only: bool = False):
-        self.directory = directory
+        self.directory = os.path.abspath(directory)  # the heartbeat thread may outlive a chdir
         self.lease = check_lease(lease)
         self.read_only = read_only
         self._observations = _observations_of(directory)
