@@ -41,12 +41,9 @@ def main() -> None:
         os.write(report, f"{event} {i} {time.monotonic():.3f}\n".encode())
 
     sweeper = ParamSweeper(args.directory, lease=args.lease)
-    while True:
-        element = sweeper.get_next()
+    while (element := sweeper.get_next()) is not None or sweeper.get_inprogress():
         if element is None:
-            if not sweeper.get_inprogress():
-                return
-            time.sleep(0.05)  # others hold the rest: look again
+            time.sleep(0.05)  # others hold the rest (dead owners, perhaps): look again
             continue
         say("begin", element["i"])
         time.sleep(seconds.get(element["i"], args.work))  # the experiment itself
