@@ -278,30 +278,33 @@ class _Heart(threading.Thread):
 
     def run(self) -> None:
         while True:
-            with self.wake:
+            with self.wake:  # beats under it: none after stop_beating removed the file
                 now = time.monotonic()
                 due = [b for b in self.beating.values() if b.due <= now]
                 if not due:
                     next_due = min((b.due for b in self.beating.values()), default=now + 60)
                     self.wake.wait(next_due - now)
-                    continue
-            for beating in due:
-                try:
-                    beating.beat(self.owner)
-                    if time.monotonic() - beating.cleaned >= beating.lease:
-                        beating.cleaned = time.monotonic()
-                        _clean(beating.directory, beating.lease)
-                    beating.failing = False
-                except Exception as error:
-                    if not beating.failing:
-                        logger.warning(
-                            "%s: could not heartbeat (%s): if this lasts for a lease, other "
-                            "instances take this process's claims back",
-                            beating.directory,
-                            error,
-                        )
-                    beating.failing = True
-                    beating.last = time.monotonic()  # try again a third of a lease later
+                for beating in due:
+                    self._keep(beating)
+
+    def _keep(self, beating: _Beating) -> None:
+        """Beat in one directory; once a lease, remove the heartbeat files of dead owners."""
+        try:
+            beating.beat(self.owner)
+            if time.monotonic() - beating.cleaned >= beating.lease:
+                beating.cleaned = time.monotonic()
+                _clean(beating.directory, beating.lease)
+            beating.failing = False
+        except Exception as error:
+            if not beating.failing:
+                logger.warning(
+                    "%s: could not heartbeat (%s): if this lasts for a lease, other "
+                    "instances take this process's claims back",
+                    beating.directory,
+                    error,
+                )
+            beating.failing = True
+            beating.last = time.monotonic()  # try again a third of a lease later
 
     def start_beating(self, directory: str, lease: float) -> None:
         """Heartbeat in ``directory`` from now on (the first beat before returning)."""
