@@ -92,9 +92,10 @@ def _key(status: os.stat_result) -> _Key:
 
 
 def _lstat(path: str) -> os.stat_result | None:
+    """The status of ``path`` itself, None when it (or its directory) is gone."""
     try:
         return os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
@@ -108,11 +109,14 @@ class _Memory:
 
     entry: _Entry | None = None
 
-    def forget(self) -> None:
-        """Remember nothing (the lock is garbage, or the entry went stale)."""
+    def forget(self, stale: _Entry | None = None) -> None:
+        """Remember nothing (the lock is garbage), or no longer the ``stale`` entry."""
         with _registry_lock:
-            entry, self.entry = self.entry, None
-            if entry is not None and not entry.closed:
+            entry = self.entry
+            if entry is None or (stale is not None and entry is not stale):
+                return
+            self.entry = None
+            if not entry.closed:
                 entry.unref(refs=1)
 
 
@@ -148,7 +152,7 @@ class DirectoryLock:
                     if not self._is_current(entry):
                         fcntl.lockf(entry.fd, fcntl.LOCK_UN)
                         self._leave(entry)
-                        self._memory.forget()
+                        self._memory.forget(entry)
                         continue
             except BaseException:
                 if locked:

@@ -256,6 +256,23 @@ def test_vanished_directory_is_a_clear_error(tmp_path):
     shutil.rmtree(directory)
     with pytest.raises(DirectoryVanishedError, match="no longer exists"):
         sweeper.get_next()
+    directory.touch()  # a file in its place
+    with pytest.raises(DirectoryVanishedError, match="no longer exists"):
+        sweeper.get_next()
+
+
+def test_file_error_under_the_lock_of_a_deleted_directory_says_so(tmp_path):
+    directory = tmp_path / "sweep"
+    directory.mkdir()
+    lock = DirectoryLock(str(directory))
+    with pytest.raises(DirectoryVanishedError, match="was deleted or replaced while in use"):
+        with lock:
+            shutil.rmtree(directory)
+            (directory / "inprogress").open("a")
+    with pytest.raises(FileNotFoundError, match="inprogress") as error:  # not replaced: as is
+        with DirectoryLock(str(tmp_path)):
+            (directory / "inprogress").open("a")
+    assert type(error.value) is FileNotFoundError
 
 
 def test_lock_file_that_is_a_symlink_is_refused(tmp_path):
