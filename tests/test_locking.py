@@ -109,8 +109,9 @@ def test_directory_deleted_and_recreated_by_a_long_lived_process(tmp_path):
         from execo_engine.sweep import ParamSweeper, sweep
         directory, grid = {str(directory)!r}, sweep({{"i": range({n})}})
         report = os.open({str(notebook_report)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        def say(event, i):
-            os.write(report, f"{{event}} {{i}} {{time.monotonic():.3f}}\\n".encode())
+        def say(event, i, when=None):
+            when = time.monotonic() if when is None else when
+            os.write(report, f"{{event}} {{i}} {{when:.3f}}\\n".encode())
         sweeper = ParamSweeper(directory, grid)
         for _ in range(50):
             say("begin", sweeper.get_next()["i"])
@@ -119,11 +120,15 @@ def test_directory_deleted_and_recreated_by_a_long_lived_process(tmp_path):
             shutil.rmtree(directory, ignore_errors=True)
         sweeper = ParamSweeper(directory, grid, save_sweeps=True)
         say("reset-end", -1)
-        while (element := sweeper.get_next()) is not None or sweeper.get_inprogress():
+        while True:
+            asked = time.monotonic()
+            element = sweeper.get_next()
             if element is None:
+                if not sweeper.get_inprogress():
+                    break
                 time.sleep(0.05)
                 continue
-            say("begin", element["i"])
+            say("begin", element["i"], asked)
             sweeper.done(element)
             say("done", element["i"])
     """)
@@ -147,7 +152,7 @@ def test_directory_deleted_and_recreated_by_a_long_lived_process(tmp_path):
     assert len(lines) == len(set(lines)) == n
     after = Counter(i for i, t in events("begin") if t > reset_end)
     after.update(i for w in (worker, late) for i, t in w.events("begin") if t > reset_end)
-    in_flight = {  # begun by the first worker in the old directory, finished in the new one
+    in_flight = {  # asked for by the first worker before the new directory existed
         i for i, t in worker.events("begin") if t <= reset_end
     } - {i for i, t in worker.events("done") if t < reset_start}
     twice = sorted(i for i, count in after.items() if count > 1 and i not in in_flight)
