@@ -54,7 +54,7 @@ def test_returned_collections_are_copies(location, sweeps):
     assert sweeper.get_sweeps() == sweeps and sweeper.get_remaining() == sweeps
 
 
-def test_done_and_inprogress_persist_skipped_does_not(location, sweeps):
+def test_done_inprogress_and_skipped_persist_while_their_owner_lives(location, sweeps):
     first = ParamSweeper(location(), sweeps)
     done, skipped, held = first.get_next_batch(3)
     first.done(done)
@@ -62,8 +62,8 @@ def test_done_and_inprogress_persist_skipped_does_not(location, sweeps):
     relaunch = ParamSweeper(location(), sweeps)
     assert relaunch.get_done() == [done]
     assert relaunch.get_inprogress() == [held]  # held by a live instance of this process
-    assert relaunch.get_skipped() == []
-    assert relaunch.get_next() == skipped  # skipped is retried by the next run
+    assert relaunch.get_skipped() == [skipped]  # skipped by this process, still alive
+    assert relaunch.get_next() == sweeps[3]
 
 
 def test_done_outside_current_sweeps_kept_but_not_reported(location, sweeps):

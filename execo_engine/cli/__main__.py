@@ -21,9 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
-from execo_engine.pgstore import is_postgresql_url
 from execo_engine.records import CorruptRecordError
-from execo_engine.stores import child_locations, shown
+from execo_engine.store.locations import child_locations, is_directory, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
@@ -38,7 +37,7 @@ class UsageError(Exception):
 def sweep_dirs(directory: str) -> list[str]:
     """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
     sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
-    if is_postgresql_url(directory):
+    if not is_directory(directory):
         return list(child_locations(directory).values()) or [directory]
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: no such directory")
@@ -59,7 +58,7 @@ def sweep_dirs(directory: str) -> list[str]:
     return found
 
 
-def open_view(directory: str) -> ParamSweeper:
+def open_view(directory: str) -> ParamSweeper[Any]:
     """A read-only ParamSweeper on ``directory`` (its saved sweeps, or none)."""
     try:
         return ParamSweeper(directory, read_only=True)
@@ -67,7 +66,7 @@ def open_view(directory: str) -> ParamSweeper:
         return ParamSweeper(directory, [], read_only=True)
 
 
-def open_writer(directory: str, view: ParamSweeper) -> ParamSweeper:
+def open_writer(directory: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
     """A ParamSweeper on ``directory`` with the sweeps of its ``view``, to change claims."""
     return ParamSweeper(directory, view.get_sweeps())
 
@@ -99,7 +98,7 @@ def _check_factors(names: Iterable[str], available: Sequence[str], what: str) ->
             )
 
 
-def _by_factor(stats: tuple[list[Any], ...], factors: list[str]) -> dict[str, Any]:
+def _by_factor(stats: Sequence[Iterable[Any]], factors: list[str]) -> dict[str, Any]:
     """``sweep_stats`` of ``stats``, restricted to ``factors`` when some are named."""
     table = sweep_stats(stats)
     _check_factors(factors, [str(f) for f in table["total"]], "factor")
