@@ -367,6 +367,34 @@ class ParamSweeper(Generic[E]):
         """The done elements of the current sweeps, in order (a new set)."""
         return OrderedSet(self._store.states()[State.DONE])
 
+    def counts(self) -> dict[str, int]:
+        """``total``, ``done``, ``inprogress``, ``skipped`` and ``remaining`` counts: from
+        :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
+        whose sweeps were not saved), from the number of combinations the store keeps (see
+        :meth:`combinations`) and the records (done counts each done element once, so done
+        records of elements that left the sweeps count too)."""
+        total = self.combinations() if not self._order else None
+        if total is None:
+            sweeps, remaining, skipped, inprogress, done = self.stats()
+            return {
+                "total": len(sweeps),
+                "done": len(done),
+                "inprogress": len(inprogress),
+                "skipped": len(skipped),
+                "remaining": len(remaining),
+            }
+        held = [holder.state for holder in self._store.holders()]
+        counts = {
+            "total": total,
+            "done": len(self._store.done_texts()),
+            "inprogress": held.count(State.CLAIMED),
+            "skipped": held.count(State.SKIPPED),
+        }
+        counts["remaining"] = max(
+            0, total - counts["done"] - counts["inprogress"] - counts["skipped"]
+        )
+        return counts
+
     def combinations(self) -> int | None:
         """How many combinations the sweeps of the last writer had, even when they were not
         saved (None: unknown, a directory older than format 2 never opened by a writer)."""
