@@ -9,15 +9,13 @@ ME, OTHER = ("here", 1, "a"), ("there", 2, "b")
 SWEEPS = ["a", "b", "c", "d", "e"]
 
 
-def changes(done=(), claims=(), skips=(), done_restarted=False, claims_restarted=False):
+def changes(done=(), claims=(), done_restarted=False, claims_restarted=False):
     return Changes(
         iter([[list(record) for record in done]] if done else []),
         done_restarted,
         list(claims),
         claims_restarted,
         True,
-        list(skips),
-        False,
     )
 
 
@@ -36,8 +34,11 @@ def test_records_replay_into_states():
     machine = state(
         changes(
             done=[(0, "a"), (9, "c")],  # a wrong hint is looked up
-            claims=[(CLAIM, OTHER, "b", 1, 10.0), (CLAIM, OTHER, "d", None, 11.0)],
-            skips=[(SKIP, OTHER, "e", 4, 12.0)],
+            claims=[
+                (CLAIM, OTHER, "b", 1, 10.0),
+                (CLAIM, OTHER, "d", None, 11.0),
+                (SKIP, OTHER, "e", 4, 12.0),
+            ],
         )
     )
     assert states(machine) == {"DONE": ["a", "c"], "CLAIMED": ["b", "d"], "SKIPPED": ["e"]}
@@ -57,11 +58,13 @@ def test_done_wins_over_claims_and_releases_give_back():
     assert machine.in_state(State.DONE) == ["a"] and machine.holders([]) == []
 
 
-def test_a_claim_wins_over_a_skip_and_its_release_shows_the_skip_again():
-    machine = state(changes(skips=[(SKIP, OTHER, "c", 2, 1.0)], claims=[(CLAIM, ME, "c", 2, 2.0)]))
-    assert machine.in_state(State.CLAIMED) == ["c"]
+def test_a_hold_replaces_the_previous_one_and_a_release_ends_it():
+    machine = state(changes(claims=[(SKIP, OTHER, "c", 2, 1.0), (CLAIM, ME, "c", 2, 2.0)]))
+    assert machine.in_state(State.CLAIMED) == ["c"] and machine.in_state(State.SKIPPED) == []
+    machine.apply(changes(claims=[(SKIP, ME, "c", 2, 3.0)]), ME)
+    assert machine.in_state(State.SKIPPED) == ["c"] and machine.in_state(State.CLAIMED) == []
     machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), ME)
-    assert machine.in_state(State.SKIPPED) == ["c"]
+    assert machine.in_state(State.TODO) == SWEEPS and machine.holders([]) == []
 
 
 def test_restarted_streams_and_compaction_keep_what_is_still_there():
@@ -91,5 +94,5 @@ def test_todo_positions_follow_sweeps_order_and_come_back():
     positions = machine.todo_positions()
     assert [next(positions), next(positions)] == [0, 2]
     machine.claim([(0, "a"), (2, "c")], ME, 1.0)
-    machine.release(machine.claims, "a")
+    machine.release("a")
     assert list(machine.todo_positions()) == [0, 3, 4]  # a given back comes first again
