@@ -22,7 +22,7 @@ def changes(done=(), claims=(), done_restarted=False, claims_restarted=False):
 def state(*applied):
     machine = SweepState(list(SWEEPS), Codec().from_plain)
     for change in applied:
-        machine.apply(change, ME)
+        machine.apply(change, lambda: ME)
     return machine
 
 
@@ -52,18 +52,18 @@ def test_records_replay_into_states():
 
 def test_done_wins_over_claims_and_releases_give_back():
     machine = state(changes(claims=[(CLAIM, OTHER, "a", 0, 1.0), (CLAIM, OTHER, "b", 1, 1.0)]))
-    machine.apply(changes(done=[(0, "a")], claims=[(RELEASE, None, "b", None, None)]), ME)
+    machine.apply(changes(done=[(0, "a")], claims=[(RELEASE, None, "b", None, None)]), lambda: ME)
     assert states(machine) == {"DONE": ["a"], "TODO": ["b", "c", "d", "e"]}
-    machine.apply(changes(claims=[(CLAIM, OTHER, "a", 0, 2.0)]), ME)  # claim of a done one
+    machine.apply(changes(claims=[(CLAIM, OTHER, "a", 0, 2.0)]), lambda: ME)  # claim of a done one
     assert machine.in_state(State.DONE) == ["a"] and machine.holders([]) == []
 
 
 def test_a_hold_replaces_the_previous_one_and_a_release_ends_it():
     machine = state(changes(claims=[(SKIP, OTHER, "c", 2, 1.0), (CLAIM, ME, "c", 2, 2.0)]))
     assert machine.in_state(State.CLAIMED) == ["c"] and machine.in_state(State.SKIPPED) == []
-    machine.apply(changes(claims=[(SKIP, ME, "c", 2, 3.0)]), ME)
+    machine.apply(changes(claims=[(SKIP, ME, "c", 2, 3.0)]), lambda: ME)
     assert machine.in_state(State.SKIPPED) == ["c"] and machine.in_state(State.CLAIMED) == []
-    machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), ME)
+    machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), lambda: ME)
     assert machine.in_state(State.TODO) == SWEEPS and machine.holders([]) == []
 
 
@@ -71,9 +71,9 @@ def test_restarted_streams_and_compaction_keep_what_is_still_there():
     machine = state(changes(done=[(0, "a")], claims=[(CLAIM, ME, "b", 1, 1.0)]))
     machine.claim([(2, "c")], ME, 2.0)
     assert list(machine.mine) == ["c"]  # "b": a claim of this process, not of this instance
-    machine.apply(changes(claims=[(CLAIM, ME, "c", 2, 2.0)], claims_restarted=True), ME)
+    machine.apply(changes(claims=[(CLAIM, ME, "c", 2, 2.0)], claims_restarted=True), lambda: ME)
     assert machine.in_state(State.CLAIMED) == ["c"] and list(machine.mine) == ["c"]
-    machine.apply(changes(done_restarted=True), ME)  # done file deleted
+    machine.apply(changes(done_restarted=True), lambda: ME)  # done file deleted
     assert machine.in_state(State.DONE) == [] and machine.in_state(State.CLAIMED) == ["c"]
 
 
@@ -81,7 +81,7 @@ def test_undone_positions_stay_todo_here_until_done_again():
     machine = state(changes(done=[(0, "a"), (1, "b")]))
     machine.undo_done(0)
     assert machine.in_state(State.TODO)[:1] == ["a"]
-    machine.apply(changes(done=[(0, "a"), (1, "b")], done_restarted=True), ME)  # re-read
+    machine.apply(changes(done=[(0, "a"), (1, "b")], done_restarted=True), lambda: ME)  # re-read
     assert machine.in_state(State.DONE) == ["b"]
     assert next(machine.todo_positions()) == 0
     machine.claim([(0, "a")], ME, 1.0)

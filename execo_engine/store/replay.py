@@ -125,7 +125,7 @@ class ReplayStore:
         """Replay what others appended (under the lock), give back dead owners', compact."""
         changes = self._log.read()
         if changes.changed:
-            self._state.apply(changes, current_owner())
+            self._state.apply(changes, current_owner)
         if self.read_only:
             return
         now = time.monotonic()

@@ -193,8 +193,9 @@ class SweepState:
         self._cursor = 0
         self.mine = {}
 
-    def apply(self, changes: Changes, me: Owner) -> None:
-        """Replay what :meth:`RecordLog.read` returned; ``me``: this process's owner."""
+    def apply(self, changes: Changes, me: Callable[[], Owner]) -> None:
+        """Replay what :meth:`RecordLog.read` returned; ``me()``: this process's owner (asked
+        only after a compaction)."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
             self._state = self._state.translate(_TO_TODO[DONE])
             self.done_extra.clear()
@@ -215,7 +216,10 @@ class SweepState:
             else:
                 self._hold(operation, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
-            self.mine = {e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == me}
+            owner = me()
+            self.mine = {
+                e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
+            }
 
     # -- this instance's changes (after writing their records) ------------------------------
 
