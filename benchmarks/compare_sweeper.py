@@ -11,9 +11,9 @@ that the load of a shared machine hits both alike; prints the median rates and t
 this/base of the medians. Timings depend on the machine and its load: compare ratios.
 
 The rates are bounded by the disk (one fsync per done), which other processes of a shared
-machine also use; so it also measures the CPU time one process spends per claim+done, with
-``os.fsync`` stubbed out (the code's own cost, which the disk's noise hides), 500 elements
-being held by another instance.
+machine also use; so it also measures the CPU time a process spends per claim+done, with
+``os.fsync`` stubbed out (the code's own cost, which the disk's noise hides), for 1 and 4
+processes sharing a directory (lower is better there).
 """
 
 from __future__ import annotations
@@ -29,30 +29,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_sweeper import measure_rate
 
 _CPU = """
-import os, sys, tempfile, time
+import os, sys, time
 os.fsync = lambda fd: None  # the code's own cost, not the disk's
 from execo_engine.sweep import ParamSweeper, sweep
-grid = sweep({"i": range(20000)})
-directory = tempfile.mkdtemp(dir=sys.argv[1])
-ParamSweeper(directory, grid).get_next_batch(500)
-sweeper = ParamSweeper(directory, grid)
+sweeper = ParamSweeper(sys.argv[1], sweep({"i": range(40000)}))
 start = time.process_time()
-for _ in range(3000):
+for _ in range(2000):
     sweeper.done(sweeper.get_next())
-print((time.process_time() - start) / 3000 * 1e6)
+print((time.process_time() - start) / 2000 * 1e6)
 """
 
 
-def cpu_microseconds(python: str, workdir: str) -> float:
-    """CPU microseconds per claim+done in one process, fsync stubbed out."""
-    output = subprocess.run(
-        [python, "-c", _CPU, workdir],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=workdir,
-    ).stdout
-    return float(output)
+def cpu_microseconds(python: str, workdir: str, processes: int) -> float:
+    """CPU microseconds per claim+done (fsync stubbed out), averaged over ``processes``
+    processes working on one new directory (each also replays the others' records)."""
+    directory = tempfile.mkdtemp(dir=workdir)
+    workers = [
+        subprocess.Popen(
+            [python, "-c", _CPU, directory], stdout=subprocess.PIPE, text=True, cwd=workdir
+        )
+        for _ in range(processes)
+    ]
+    return statistics.mean(float(worker.communicate()[0]) for worker in workers)
 
 
 def main() -> None:
@@ -67,12 +65,13 @@ def main() -> None:
     rates: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for round_number in range(args.rounds):
-            key = "CPU us per claim+done (no fsync), 1 proc"
-            order = sides.items() if round_number % 2 == 0 else reversed(sides.items())
-            for name, python in order:
-                rates.setdefault(key, {}).setdefault(name, []).append(
-                    cpu_microseconds(python, workdir)
-                )
+            for processes in (1, 4):
+                key = f"CPU us per claim+done (no fsync), {processes} proc"
+                order = sides.items() if round_number % 2 == 0 else reversed(sides.items())
+                for name, python in order:
+                    rates.setdefault(key, {}).setdefault(name, []).append(
+                        cpu_microseconds(python, workdir, processes)
+                    )
             for processes in (1, 4):
                 for held in (0, 500):
                     key = f"claim+done/s, {processes} proc, {held} in progress"
