@@ -46,7 +46,11 @@ def peak_rss_mb() -> float:
 def child(directory: str, size: int) -> None:
     """Load the sweeps of ``directory`` with the execo_engine on sys.path; print figures."""
     from execo_engine.codec import Codec
-    from execo_engine.dirstore import DirectoryStore
+
+    try:
+        from execo_engine.store.directory import DirectoryStore
+    except ImportError:  # a tree from before the store package
+        from execo_engine.dirstore import DirectoryStore  # type: ignore[no-redef,import-not-found]
 
     store = DirectoryStore(directory, Codec(), read_only=True)
     before = peak_rss_mb()

@@ -32,7 +32,7 @@ from execo_engine.codec import Codec
 from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
-from execo_engine.records import Changes, Claim, Locate, RecordStore, owner_text
+from execo_engine.records import SKIP, Changes, Claim, Locate, RecordStore, owner_text
 from execo_engine.sweep import HashableDict
 
 SCHEMA_VERSION = 1
@@ -50,6 +50,7 @@ _SCHEMA = [
     "record text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS execo_results (id bigserial PRIMARY KEY, sweep text NOT NULL, "
     "record text NOT NULL)",
+    "ALTER TABLE execo_state ADD COLUMN IF NOT EXISTS combinations bigint",
     "CREATE TABLE IF NOT EXISTS execo_leases (sweep text NOT NULL, owner text NOT NULL, "
     "expires timestamptz NOT NULL, PRIMARY KEY (sweep, owner))",
     "CREATE INDEX IF NOT EXISTS execo_done_sweep ON execo_done (sweep, id)",
@@ -238,8 +239,11 @@ class PostgresStore(RecordStore):
     ``read_only=True`` takes no advisory lock and writes nothing.
     """
 
-    def __init__(self, url: str, codec: Codec, read_only: bool = False) -> None:
-        conninfo, sweep, lease = parse_url(url)
+    def __init__(
+        self, url: str, codec: Codec, read_only: bool = False, lease: float | None = None
+    ) -> None:
+        conninfo, sweep, url_lease = parse_url(url)
+        lease = url_lease if lease is None else check_lease(lease)
         super().__init__(without_password(url), codec, read_only)
         self.name, self.sweep, self.lease = sweep, sweep, lease
         self.key = int.from_bytes(hashlib.sha1(sweep.encode()).digest()[:8], "big", signed=True)
@@ -311,6 +315,12 @@ class PostgresStore(RecordStore):
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""
         self._restart_pending = {"done": True, "claims": True}
 
+    def close(self) -> None:
+        """Close the connection (the store is not used after)."""
+        if _keeper is not None:
+            _keeper.stores.discard(self)
+        self.connection.close()
+
     # -- appending ----------------------------------------------------------------------------
 
     def _append(self, stream: str, lines: list[str]) -> None:
@@ -341,17 +351,20 @@ class PostgresStore(RecordStore):
         """Append done records for ``(position, element)`` pairs (durable at commit)."""
         self._append("done", self._done_lines(done))
 
-    def append_claims(
-        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    def append_holds(
+        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None:
-        """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
-        lines = self._claim_lines((element, owner, position, since) for position, element in taken)
+        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
+        ``(position, element)`` pairs."""
+        lines = self._claim_lines(
+            ((element, owner, position, since) for position, element in taken), kind
+        )
         if lines:
             self.renew_lease(when_due=True)
             self._append("claims", lines)
 
     def append_releases(self, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer in progress."""
+        """Record that ``elements`` are no longer held (claimed nor skipped)."""
         self._append("claims", self._release_lines(elements))
 
     @property
@@ -359,9 +372,9 @@ class PostgresStore(RecordStore):
         """How many claim rows the sweep holds (to decide on compaction)."""
         return self._claim_rows
 
-    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
-        """Replace the claim rows by exactly these claims (compaction, reset)."""
-        lines = self._claim_lines(claims)
+    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None:
+        """Replace the claim rows by exactly these claims and skips (compaction, reset)."""
+        lines = self._claim_lines(claims) + self._claim_lines(skips, SKIP)
         self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
         self._execute(
             "INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
@@ -373,6 +386,24 @@ class PostgresStore(RecordStore):
         ).fetchone()[0]
         self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
         self._append("claims", lines)
+
+    def grid_size(self) -> int | None:
+        """The number of combinations of the last writer's sweeps (None: unknown)."""
+        row = self._execute(
+            "SELECT combinations FROM execo_state WHERE sweep = %s", self.sweep
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def set_grid_size(self, size: int) -> None:
+        """Record that the sweeps have ``size`` combinations."""
+        self._create_state()
+        self._execute(
+            "UPDATE execo_state SET combinations = %s WHERE sweep = %s AND combinations IS "
+            "DISTINCT FROM %s",
+            size,
+            self.sweep,
+            size,
+        )
 
     # -- leases -------------------------------------------------------------------------------
 

@@ -1,15 +1,17 @@
 """What every store writes and reads: the text records of a sweep, and their decoding.
 
-A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
+A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database:
 :mod:`execo_engine.pgstore`) keeps four streams of one-line JSON records (see
 :mod:`execo_engine.codec`), appended only, read incrementally by every instance:
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
   sweeps (a hint that spares readers an index of the grid);
-- *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` (format 1 owners:
-  ``[host,pid,start]``) when an element is taken (time:
-  seconds since the epoch) and ``["-",element]`` when it is given back; compacted (replaced by
-  the live claims) when mostly made of finished ones;
+- *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
+  (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
+  ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
+  takes it while that owner lives), and ``["-",element]`` when it is given back; a claim or a
+  skip replaces the element's previous one. Compacted (replaced by the live claims and skips)
+  when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -34,9 +36,9 @@ from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
 from execo_engine.owner import Owner, decode_owner
 from execo_engine.sweep import HashableDict
 
-CLAIM, RELEASE = "+", "-"
-#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
-#: time of the claim or None)
+CLAIM, RELEASE, SKIP = "+", "-", "s"
+#: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
+#: or None, time of the claim or skip, or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
 #: A live claim as written: (element, owner, position hint, time of the claim)
 Claim = tuple[Any, Owner, int | None, float]
@@ -179,6 +181,27 @@ def _is_claim_record(record: Any) -> bool:
     )
 
 
+def _is_skip_record(record: Any) -> bool:
+    """A skip (format 2), or a release."""
+    if type(record) is not list or not record:
+        return False
+    if record[0] == RELEASE:
+        return len(record) == 2 and _is_element(record[1])
+    return (
+        record[0] == SKIP
+        and len(record) == 5
+        and _is_owner(record[1])
+        and _is_element(record[2])
+        and _is_position(record[3])
+        and _is_number(record[4], -1e15, 1e15)
+    )
+
+
+def _is_hold_record(record: Any) -> bool:
+    """A record of the claims stream: a claim, a skip or a release."""
+    return _is_claim_record(record) or _is_skip_record(record)
+
+
 _RESULT_FIELDS = frozenset({"combination", "values", "outcome", "duration", "host", "time"})
 
 
@@ -202,6 +225,8 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_record: f"[position or null, element]; {_ELEMENT}",
     _is_claim_record: '["+", [host, pid, start marker, pid namespace], element, position or '
     f'null, time] or ["-", element]; {_ELEMENT}',
+    _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
+    f'position or null, time] or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
     f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
@@ -300,10 +325,10 @@ class RecordStore:
 
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
         events: list[ClaimEvent] = [
-            (CLAIM, decode_owner(record[1]), record[2], record[3], record[4])
-            if record[0] == CLAIM
-            else (RELEASE, None, record[1], None, None)
-            for record in self._decode(claims_where, claims, _is_claim_record)
+            (RELEASE, None, record[1], None, None)
+            if record[0] == RELEASE
+            else (record[0], decode_owner(record[1]), record[2], record[3], record[4])
+            for record in self._decode(claims_where, claims, _is_hold_record)
         ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
         return Changes(
@@ -335,11 +360,11 @@ class RecordStore:
         encode = self.codec.encode
         return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
 
-    def _claim_lines(self, claims: Iterable[Claim]) -> list[str]:
+    def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
         self.check_writable()
         encode = self.codec.encode
         return [
-            f'["{CLAIM}",{owner_text(owner)},{encode(element)},'
+            f'["{kind}",{owner_text(owner)},{encode(element)},'
             f"{_position_text(position)},{since:.3f}]"
             for element, owner, position, since in claims
         ]

@@ -3,9 +3,12 @@ real server started for the session)."""
 
 import itertools
 import os
+import time
 
 import pytest
 from pg import Server
+
+from execo_engine.sweep import sweep
 
 _names = itertools.count()
 
@@ -32,3 +35,26 @@ def location(request, tmp_path):
     server = request.getfixturevalue("postgresql")
     test = f"{request.node.name}-{next(_names)}"
     return lambda name="sweep", **parameters: server.url(f"{test}/{name}", **parameters)
+
+
+GRID = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+@pytest.fixture
+def sweeps():
+    """The 6 combinations of a small grid, in sweeps order."""
+    return sweep(GRID)
+
+
+def _poll(condition, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling a real condition, not synchronizing by sleeping
+
+
+@pytest.fixture
+def poll():
+    """``poll(condition, what, timeout=120)``: wait until ``condition()`` is true, failing
+    with ``what`` after a generous deadline (a loaded machine is slow)."""
+    return _poll

@@ -17,10 +17,10 @@ import pytest
 
 from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
-from execo_engine.dirstore import DirectoryStore
 from execo_engine.journal import NotARegularFileError
 from execo_engine.owner import current_owner
 from execo_engine.records import CorruptRecordError, owner_text
+from execo_engine.store.directory import DirectoryLog
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from pytest_execo.plugin import sweep_subdir_name
 
@@ -260,7 +260,7 @@ def test_owners_with_a_fourth_field_are_valid_claims(directory):
     element = '{"i":2,"t":{"__tuple__":[1,"a"]}}'
     with (directory / "inprogress").open("ab") as f:
         f.write(f'["+",["elsewhere",7,"s","pid:[4026531836]"],{element},null,1.0]\n'.encode())
-    store = DirectoryStore(directory, Codec())
+    store = DirectoryLog(directory, Codec())
     with store.lock:
         claims = store.read().claims
     assert claims[-1] == ("+", ("elsewhere", 7, "s", "pid:[4026531836]"), GRID[-2], None, 1.0)

@@ -1,12 +1,14 @@
-"""Where a sweep lives: a directory, or a ``postgresql://`` URL (chosen by its scheme)."""
+"""Where a sweep lives: a directory, or a ``postgresql://`` URL (chosen by its scheme).
+
+The only code that knows location syntaxes: the ParamSweeper, the pytest plugin and the CLI
+open stores and name locations through it.
+"""
 
 from __future__ import annotations
 
 import os
 
 from execo_engine.codec import Codec
-from execo_engine.dirstore import DirectoryStore, check_subdirectory
-from execo_engine.liveness import DEFAULT_LEASE
 from execo_engine.pgstore import (
     PostgresStore,
     is_postgresql_url,
@@ -15,32 +17,35 @@ from execo_engine.pgstore import (
     with_sweep,
     without_password,
 )
+from execo_engine.store.contract import Store
+from execo_engine.store.directory import DirectoryStore, check_subdirectory
+from execo_engine.store.replay import ReplayStore
 
 Location = str | os.PathLike[str]
-Store = DirectoryStore | PostgresStore
+
+
+def is_directory(location: Location) -> bool:
+    """Whether ``location`` names a directory (not a database)."""
+    return not is_postgresql_url(os.fspath(location))
 
 
 def open_store(
     location: Location, codec: Codec, read_only: bool = False, lease: float | None = None
 ) -> Store:
     """The store of ``location``: a PostgreSQL sweep for a ``postgresql://`` URL, else a
-    directory (the default, which needs no database). ``lease`` (seconds, directories only:
-    a URL says ``&lease=``) defaults to :data:`execo_engine.liveness.DEFAULT_LEASE`."""
-    if is_postgresql_url(location):
-        if lease is not None:
-            raise ValueError(
-                f"{without_password(str(location))}: give the lease of a PostgreSQL sweep in "
-                f"its URL (&lease=SECONDS), not as lease="
-            )
-        return PostgresStore(str(location), codec, read_only)
-    return DirectoryStore(location, codec, read_only, DEFAULT_LEASE if lease is None else lease)
+    directory (the default, which needs no database). ``lease``: see
+    :mod:`execo_engine.store.contract`."""
+    if not is_directory(location):
+        url = str(location)
+        return ReplayStore(PostgresStore(url, codec, read_only, lease), without_password(url))
+    return DirectoryStore(location, codec, read_only, lease)
 
 
 def child_location(location: Location, name: str) -> str:
     """The location of sweep ``name`` below ``location`` (a subdirectory, or the sweep
     ``<sweep>/<name>`` of the same database); ``NotADirectoryError`` if the subdirectory is a
     symbolic link (see :func:`check_subdirectory`)."""
-    if is_postgresql_url(location):
+    if not is_directory(location):
         return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
     path = os.path.join(location, name)
     check_subdirectory(path)
@@ -50,7 +55,7 @@ def child_location(location: Location, name: str) -> str:
 def child_locations(location: Location) -> dict[str, str]:
     """``{name: location}`` of the sweeps below ``location`` that have done records or
     claims."""
-    if is_postgresql_url(location):
+    if not is_directory(location):
         return sweeps_below(str(location))
     if not os.path.isdir(location):
         return {}
@@ -65,4 +70,4 @@ def child_locations(location: Location) -> dict[str, str]:
 def shown(location: Location) -> str:
     """``location`` as it can be printed: a URL without its password."""
     text = os.fspath(location)
-    return without_password(text) if is_postgresql_url(text) else text
+    return text if is_directory(text) else without_password(text)

@@ -1,9 +1,12 @@
-"""A ParamSweeper store in a directory: the records of :mod:`execo_engine.records` in files.
+"""A sweep in a directory: the records of :mod:`execo_engine.records` in files, replayed by a
+:class:`~execo_engine.store.replay.ReplayStore`.
 
 - ``done``: appended and fsync'd, never rewritten;
-- ``inprogress``: the claims stream, compacted atomically (temporary file + rename); deleting
-  it releases every claim;
+- ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
+  rename); deleting it releases every claim and skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
+- ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
+- ``format``: the format version (see :mod:`execo_engine.store.version`);
 - ``lock``: the lock file (see :mod:`execo_engine.locking`).
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -32,8 +36,12 @@ from execo_engine.journal import (
 from execo_engine.liveness import DEFAULT_LEASE, Liveness
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner
-from execo_engine.records import Changes, Claim, RecordStore
+from execo_engine.records import SKIP, Changes, Claim, RecordStore
+from execo_engine.store.replay import ReplayStore
+from execo_engine.store.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.sweep import HashableDict
+
+GRID_FILE = "grid"
 
 
 def check_subdirectory(path: str) -> None:
@@ -59,11 +67,9 @@ def _data(lines: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-class DirectoryStore(RecordStore):
-    """Reads and appends the records of one persistence directory.
-
-    Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``, and the
-    appends after a :meth:`read` in the same locked section.
+class DirectoryLog(RecordStore):
+    """Reads and appends the records of one persistence directory (a
+    :class:`~execo_engine.store.replay.RecordLog`).
 
     ``read_only=True`` opens an existing directory without ever writing to it nor taking its
     lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
@@ -77,7 +83,7 @@ class DirectoryStore(RecordStore):
         path: str | os.PathLike[str],
         codec: Codec,
         read_only: bool = False,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
     ) -> None:
         super().__init__(os.fspath(path), codec, read_only)
         self.name = os.path.basename(os.path.normpath(self.path))
@@ -89,6 +95,7 @@ class DirectoryStore(RecordStore):
             raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
         if not read_only:
             os.makedirs(self.path, exist_ok=True)
+        check_format(self.path)
         self.lock: DirectoryLock | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
         )
@@ -96,16 +103,20 @@ class DirectoryStore(RecordStore):
         self._claims = Journal(self.path, "inprogress", read_only)
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
-        self._temporaries_checked = read_only
-        self.liveness = Liveness(self.path, lease, read_only)
+        self._grid_path = os.path.join(self.path, GRID_FILE)
+        self._grid_size: int | None = None
+        self._first_read_done = read_only  # a writer's first read cleans up and marks the format
+        self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired (and, on
-        the first read, temporary files of rewrites killed midway removed)."""
+        a writer's first read, temporary files of rewrites killed midway removed, and the
+        directory marked with this format version)."""
         repair = not self.read_only
-        if not self._temporaries_checked:
-            remove_stale_temporaries(self.path, ("inprogress", "sweeps"))
-            self._temporaries_checked = True
+        if not self._first_read_done:
+            remove_stale_temporaries(self.path, ("inprogress", "sweeps", GRID_FILE, FORMAT_FILE))
+            mark_format(self.path)
+            self._first_read_done = True
         return self._changes(
             self._done.read_new(repair),
             self._claims.read_new(repair),
@@ -118,6 +129,11 @@ class DirectoryStore(RecordStore):
         self._done.restart()
         self._claims.restart()
 
+    def close(self) -> None:
+        """Close every journal."""
+        for journal in (self._done, self._claims, self._results):
+            journal.close()
+
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
         fsync (and close) after unlocking."""
@@ -126,19 +142,19 @@ class DirectoryStore(RecordStore):
         self._done.append(_data(lines))
         return self._done.sync_handle()
 
-    def append_claims(
-        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    def append_holds(
+        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None:
-        """Record that ``owner`` took the elements of ``(position, element)`` pairs at
-        ``since``."""
+        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
+        ``(position, element)`` pairs at ``since``."""
         if lines := self._claim_lines(
-            (element, owner, position, since) for position, element in taken
+            ((element, owner, position, since) for position, element in taken), kind
         ):
             self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))
 
     def append_releases(self, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer in progress."""
+        """Record that ``elements`` are no longer held (claimed nor skipped)."""
         if lines := self._release_lines(elements):
             self._claims.append(_data(lines))
 
@@ -147,15 +163,45 @@ class DirectoryStore(RecordStore):
         """How many records the claims stream holds (to decide on compaction)."""
         return self._claims.records
 
-    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
-        """Replace the claims stream by exactly these claims (compaction, reset)."""
-        self._claims.rewrite(_data(self._claim_lines(claims)))
+    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None:
+        """Replace the claims stream by exactly these claims and skips (compaction, reset)."""
+        self._claims.rewrite(_data(self._claim_lines(claims) + self._claim_lines(skips, SKIP)))
+
+    def grid_size(self) -> int | None:
+        """The number of combinations of the last writer's sweeps (None: never written)."""
+        try:
+            fd, _ = open_regular(self._grid_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            text = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        try:
+            size = json.loads(text)["combinations"]
+            if type(size) is not int or size < 0:
+                raise ValueError(size)
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"{self._grid_path}: not a grid record: {text[:80]!r} (expected "
+                f'{{"combinations": N}}; delete the file, the next writer writes it again)'
+            ) from None
+        self._grid_size = size
+        return size
+
+    def set_grid_size(self, size: int) -> None:
+        """Record that the sweeps have ``size`` combinations (written only when it changed)."""
+        self.check_writable()
+        if size != self._grid_size and size != self.grid_size():
+            replace_atomically(self._grid_path, json.dumps({"combinations": size}).encode())
+            self._grid_size = size
 
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
         """The owners that are processes of this host and PID namespace that no longer run,
-        or whose heartbeat stopped for their lease."""
+        or whose heartbeat stopped for their lease (the one place where the directory judges
+        owners)."""
         return self.liveness.dead_owners(owners)
 
     @contextlib.contextmanager
@@ -201,3 +247,18 @@ class DirectoryStore(RecordStore):
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""
         replace_atomically(self._sweeps_path, _data(self._sweeps_lines(elements)))
+
+
+class DirectoryStore(ReplayStore):
+    """The :class:`~execo_engine.store.contract.Store` of a persistence directory, created if
+    needed (``NotADirectoryError`` if it is a file; ``FileNotFoundError`` if it does not exist
+    and ``read_only``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec,
+        read_only: bool = False,
+        lease: float | None = None,
+    ) -> None:
+        super().__init__(DirectoryLog(path, codec, read_only, lease), os.fspath(path))
