@@ -16,6 +16,7 @@ import itertools
 import operator
 import os
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -160,6 +161,8 @@ class ParamSweeper:
         self._claims: dict[Any, tuple[Owner, int | None, float]] = {}
         self._by_owner: dict[Owner, set[Any]] = {}
         self._mine: dict[Any, None] = {}  # claims taken by this instance, in claim order
+        self._unsynced: list[int] = []  # descriptors to fsync, see flush()
+        self._unsynced_lock = threading.Lock()
         self.set_sweeps(sweeps, save_sweeps)
 
     # -- sweeps -----------------------------------------------------------------------------
@@ -444,16 +447,18 @@ class ParamSweeper:
         """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
         return self._take(num_combs, filtr)
 
-    def take(self, combination: Any) -> str | None:
+    def take(self, combination: Any, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (or skipped by this instance).
 
+        ``position``, where the caller knows the element stands in the sweeps, spares building
+        an index of the sweeps (one comparison checks it; a wrong one is only slower).
         Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid P)"``
         or ``"not in the sweeps"``.
         """
         _check_hashable([combination])
         with self._lock:
             self._sync()
-            position = self._position(combination)
+            position = self._position(combination, position)
             if position is None:
                 return "not in the sweeps"
             if self._state[position] == DONE:
@@ -486,8 +491,12 @@ class ParamSweeper:
 
     # -- state changes -----------------------------------------------------------------------
 
-    def done_batch(self, combinations: Iterable[Any]) -> None:
-        """Mark elements done; returns once their records are on disk (fsync)."""
+    def done_batch(self, combinations: Iterable[Any], *, wait: bool = True) -> None:
+        """Mark elements done; returns once their records are on disk (fsync).
+
+        ``wait=False`` returns once the records are written (they survive the death of this
+        process, not yet a crash of the machine) and leaves their fsync to :meth:`flush`.
+        """
         elements = list(combinations)
         _check_hashable(elements)
         with self._lock:
@@ -503,12 +512,33 @@ class ParamSweeper:
             self._store.append_releases(held)
             for position, element in new:
                 self._mark_done(element, position)
-        if sync_fd is not None:
-            _sync_and_close(sync_fd)
+        self._sync_or_defer(sync_fd, wait)
 
-    def done(self, combination: Any) -> None:
-        """Mark an element done; returns once its record is on disk (fsync)."""
-        self.done_batch([combination])
+    def done(self, combination: Any, *, wait: bool = True) -> None:
+        """Mark an element done; returns once its record is on disk (fsync); ``wait=False``:
+        see :meth:`done_batch`."""
+        self.done_batch([combination], wait=wait)
+
+    def _sync_or_defer(self, sync_fd: int | None, wait: bool) -> None:
+        if sync_fd is None:
+            return
+        if wait:
+            _sync_and_close(sync_fd)
+            return
+        with self._unsynced_lock:
+            self._unsynced.append(sync_fd)
+
+    def flush(self) -> None:
+        """Put on disk (fsync) every record written with ``wait=False`` so far; callable from
+        another thread than the one writing (a background flush)."""
+        with self._unsynced_lock:
+            sync_fds, self._unsynced = self._unsynced, []
+        try:
+            while sync_fds:
+                _sync_and_close(sync_fds.pop(0))
+        finally:
+            for fd in sync_fds:  # after a failed fsync: close the others, then raise
+                os.close(fd)
 
     def _give_back(self, elements: list[Any], state: int) -> None:
         _check_hashable(elements)
@@ -570,10 +600,13 @@ class ParamSweeper:
         values: Mapping[str, Any],
         outcome: str | None = None,
         duration: float | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
         """Append the results of a combination (``values``: name -> value) to the ``results``
         file of the directory, with its outcome, duration (seconds), host and time; returns
-        once it is on disk. Values must be of the types the text format carries."""
+        once it is on disk (``wait=False``: see :meth:`done_batch`). Values must be of the
+        types the text format carries."""
         record = HashableDict(
             combination=combination,
             values=HashableDict(values),
@@ -584,8 +617,7 @@ class ParamSweeper:
         )
         with self._lock:
             sync_fd = self._store.append_result(record)
-        if sync_fd is not None:
-            _sync_and_close(sync_fd)
+        self._sync_or_defer(sync_fd, wait)
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see

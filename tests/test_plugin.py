@@ -63,9 +63,9 @@ def test_plain_parametrization_without_sweep_dir(pytester):
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
         [
-            "*test_sub[[]x=1-mode=fast-level=0[]] PASSED*",
-            "*test_sub[[]x=2-mode=slow[]] PASSED*",
-            "*test_list[[]a=2-b=z[]] PASSED*",
+            "*test_sub[[]1-fast-0[]] PASSED*",
+            "*test_sub[[]2-slow[]] PASSED*",
+            "*test_list[[]2-z[]] PASSED*",
         ]
     )
     written = [p.name for p in pytester.path.iterdir() if p.name != ".pytest_cache"]
@@ -130,7 +130,7 @@ def test_outcome_mapping_and_resume(pytester):
     second = pytester.runpytest("--execo-sweep-dir=results", "-v")
     second.stdout.fnmatch_lines(["execo: 1/6 combinations done in *results, running 5"])
     second.assert_outcomes(passed=1, skipped=1, xfailed=1, failed=1, errors=2)
-    assert "test_case[case=pass]" not in second.stdout.str()
+    assert "test_case[pass]" not in second.stdout.str()
 
 
 def test_second_session_runs_exactly_what_is_not_done(pytester):
@@ -336,7 +336,7 @@ def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*test_no_args[[]x=1[]] PASSED*",
+            "*test_no_args[[]1[]] PASSED*",
             "*the `combination` fixture needs @pytest.mark.execo_sweep*",
         ]
     )
