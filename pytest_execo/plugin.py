@@ -31,12 +31,10 @@ DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "cancel"}
 
 @dataclass(frozen=True)
 class SweptFunction:
-    """What the marker made of one test function: its combinations, their ids, and the
-    argument whose parametrization index is an item's position in the combinations."""
+    """What the marker made of one test function: its combinations and their ids."""
 
     combinations: list[HashableDict]
     ids: list[str]
-    argname: str
 
 
 SWEPT = pytest.StashKey[dict[str, SweptFunction]]()  # function node id -> SweptFunction
@@ -157,9 +155,9 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize the arguments the test (or its fixtures) asks for: ``combination`` and
-    factors, directly (no fixture runs for them); a test that asks for none gets a hidden
-    argument, so that each combination is still an item."""
+    """Parametrize, directly (no fixture runs for them), a hidden argument with the position
+    of the combination, and the arguments the test (or its fixtures) asks for: ``combination``
+    and factors."""
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
@@ -172,17 +170,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         and factor in metafunc.fixturenames
         and factor != "combination"
     ]
-    argnames = (["combination"] if "combination" in metafunc.fixturenames else []) + factors
-    if argnames == factors:
-        values: list[Any] = [tuple(c.get(f) for f in factors) for c in combinations]
-    else:
-        values = [(c, *(c.get(f) for f in factors)) for c in combinations]
-    if not argnames:  # tests that request no factor nor combination
+    if HIDDEN_ARG not in metafunc.fixturenames:
         metafunc.fixturenames.append(HIDDEN_ARG)
-        argnames, values = [HIDDEN_ARG], [(None,)] * len(combinations)
+    if "combination" in metafunc.fixturenames:
+        argnames = [HIDDEN_ARG, "combination", *factors]
+        values = [(i, c, *(c.get(f) for f in factors)) for i, c in enumerate(combinations)]
+    else:
+        argnames = [HIDDEN_ARG, *factors]
+        values = [(i, *(c.get(f) for f in factors)) for i, c in enumerate(combinations)]
     ids = combination_ids(combinations)
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
-        combinations, ids, argnames[0]
+        combinations, ids
     )
     metafunc.parametrize(argnames, values, ids=ids)
 
@@ -191,17 +189,15 @@ def swept_position(item: pytest.Item) -> tuple[SweptFunction, int] | None:
     """The swept function of an item and the position of its combination, or None for an item
     of a test without the marker."""
     callspec = getattr(item, "callspec", None)
-    if callspec is None:
+    if callspec is None or HIDDEN_ARG not in callspec.params:
         return None
-    swept = item.config.stash.get(SWEPT, {}).get(item.nodeid.partition("[")[0])
-    if swept is None or swept.argname not in callspec.indices:
-        return None
-    return swept, callspec.indices[swept.argname]
+    swept = item.config.stash[SWEPT][item.nodeid.partition("[")[0]]
+    return swept, callspec.params[HIDDEN_ARG]
 
 
 @pytest.fixture
 def _execo_combination() -> None:
-    """Placeholder, replaced by the parametrization of execo_sweep tests."""
+    """Placeholder, replaced by the position of the combination in execo_sweep tests."""
     return
 
 

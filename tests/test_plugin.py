@@ -5,44 +5,11 @@ import sys
 from collections import Counter
 
 import pytest
+from plugin_helpers import ALL, BIG_GRID_TEST, ids, runs_of, sweeper_of, write_grid
 
-from execo_engine.sweep import HashableDict, ParamSweeper
+from execo_engine.sweep import HashableDict
 
 pytest_plugins = ["pytester"]
-
-GRID_TEST = """
-import os, pytest
-
-RUNS = {runs!r}
-
-@pytest.mark.execo_sweep({{"size": [1, 2, 3], "algo": ["a", "b"]}})
-def test_grid(combination, size, algo):
-    with open(RUNS, "a") as f:
-        f.write(f"{{size}}-{{algo}}\\n")
-    {body}
-"""
-
-
-def write_grid(pytester, body="pass"):
-    runs = pytester.path / "runs.txt"
-    pytester.makepyfile(test_grid=GRID_TEST.format(runs=str(runs), body=body))
-    return runs
-
-
-def runs_of(runs):
-    return Counter(runs.read_text().split()) if runs.exists() else Counter()
-
-
-def sweeper_of(pytester, test="test_grid"):
-    [directory] = (pytester.path / "results").glob(f"*{test}-*")
-    return ParamSweeper(directory)
-
-
-def ids(combinations):
-    return sorted(f"{c['size']}-{c['algo']}" for c in combinations)
-
-
-ALL = ["1-a", "1-b", "2-a", "2-b", "3-a", "3-b"]
 
 
 def test_plain_parametrization_without_sweep_dir(pytester):
@@ -198,19 +165,6 @@ def test_xdist_worker_killed_outright(pytester):
     assert ids(sweeper_of(pytester).get_done()) == ALL
     assert sweeper_of(pytester).get_inprogress() == []
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
-
-
-BIG_GRID_TEST = """
-import os, pytest
-
-@pytest.mark.execo_sweep({{"i": list(range(40)), "j": ["x", "y"]}})
-def test_big(combination, i, j):
-    with open({runs!r}, "a") as f:
-        f.write(f"{{i}}-{{j}}\\n")
-    assert i % 7 != 3
-    if i % 5 == 1:
-        pytest.skip("later")
-"""
 
 
 @pytest.mark.parametrize("workers", ["0", "2", "4"])
