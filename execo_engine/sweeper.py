@@ -533,9 +533,16 @@ class ParamSweeper:
         another thread than the one writing (a background flush)."""
         with self._unsynced_lock:
             sync_fds, self._unsynced = self._unsynced, []
+        synced = set()  # one fsync per file covers every earlier write to it
         try:
             while sync_fds:
-                _sync_and_close(sync_fds.pop(0))
+                fd = sync_fds.pop()
+                status = os.fstat(fd)
+                if (status.st_dev, status.st_ino) in synced:
+                    os.close(fd)
+                    continue
+                synced.add((status.st_dev, status.st_ino))
+                _sync_and_close(fd)
         finally:
             for fd in sync_fds:  # after a failed fsync: close the others, then raise
                 os.close(fd)

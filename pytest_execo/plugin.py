@@ -24,6 +24,7 @@ from pytest_execo import hooks
 from pytest_execo.naming import combination_ids
 
 MARKER = "execo_sweep"
+POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
 #: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
 DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "cancel"}
@@ -114,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test receives `combination` and factors by name. With "
         "--execo-sweep-dir, outcomes are recorded and done combinations deselected.",
     )
+    config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
     directory = _sweep_dir(config)
     if directory:
         from pytest_execo.recorder import SweepRecorder  # sessions with a sweep dir only
@@ -155,9 +157,10 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize, directly (no fixture runs for them), a hidden argument with the position
-    of the combination, and the arguments the test (or its fixtures) asks for: ``combination``
-    and factors."""
+    """Parametrize, directly (no fixture runs for them), exactly the arguments the test (or
+    its fixtures) asks for: ``combination`` and factors; a test that asks for none gets a
+    hidden argument, so that each combination is still an item. Each item carries the position
+    of its combination as a mark (an extra argument would cost every test a fixture)."""
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
@@ -170,34 +173,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         and factor in metafunc.fixturenames
         and factor != "combination"
     ]
-    if HIDDEN_ARG not in metafunc.fixturenames:
-        metafunc.fixturenames.append(HIDDEN_ARG)
     if "combination" in metafunc.fixturenames:
-        argnames = [HIDDEN_ARG, "combination", *factors]
-        values = [(i, c, *(c.get(f) for f in factors)) for i, c in enumerate(combinations)]
+        argnames = ["combination", *factors]
+        values = [(c, *(c.get(f) for f in factors)) for c in combinations]
     else:
-        argnames = [HIDDEN_ARG, *factors]
-        values = [(i, *(c.get(f) for f in factors)) for i, c in enumerate(combinations)]
+        argnames, values = factors, [tuple(c.get(f) for f in factors) for c in combinations]
+    if not argnames:  # tests that request no factor nor combination
+        metafunc.fixturenames.append(HIDDEN_ARG)
+        argnames, values = [HIDDEN_ARG], [(None,)] * len(combinations)
     ids = combination_ids(combinations)
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
         combinations, ids
     )
-    metafunc.parametrize(argnames, values, ids=ids)
+    position = getattr(pytest.mark, POSITION_MARKER)
+    metafunc.parametrize(
+        argnames,
+        [
+            pytest.param(*v, id=i, marks=position(p))
+            for p, (v, i) in enumerate(zip(values, ids, strict=True))
+        ],
+    )
 
 
 def swept_position(item: pytest.Item) -> tuple[SweptFunction, int] | None:
     """The swept function of an item and the position of its combination, or None for an item
     of a test without the marker."""
     callspec = getattr(item, "callspec", None)
-    if callspec is None or HIDDEN_ARG not in callspec.params:
+    if callspec is None:
         return None
-    swept = item.config.stash[SWEPT][item.nodeid.partition("[")[0]]
-    return swept, callspec.params[HIDDEN_ARG]
+    for mark in callspec.marks:
+        if mark.name == POSITION_MARKER:
+            return item.config.stash[SWEPT][item.nodeid.partition("[")[0]], mark.args[0]
+    return None
 
 
 @pytest.fixture
 def _execo_combination() -> None:
-    """Placeholder, replaced by the position of the combination in execo_sweep tests."""
+    """Placeholder, replaced by the parametrization of execo_sweep tests."""
     return
 
 
