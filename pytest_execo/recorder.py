@@ -14,8 +14,8 @@
   The ``pytest_execo_state`` hook maps the outcome to a state (default: passed → done, skipped →
   skip, failed → cancel); :meth:`SweepRecorder._record` applies it.
 - Durability: a done record is written (to the kernel: it survives the death of the process)
-  before the item's protocol ends, so before the next test starts; its fsync runs in a
-  background thread right away (:class:`Flusher`), and the session waits for every fsync at its
+  before the item's protocol ends, so before the next test starts; a background thread fsyncs
+  what was written every 10 ms (:class:`Flusher`), and the session waits for every fsync at its
   end: when pytest exits, every combination it reported done is on disk.
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items; workers send their collection
@@ -60,6 +60,8 @@ NO_TEST_BODY_OPTIONS = (
     "version",
 )
 UNIT = pytest.StashKey["Unit | None"]()
+#: How often (seconds) the records written since the last time are fsync'd in the background.
+FLUSH_INTERVAL = 0.01
 
 
 def runs_test_bodies(config: pytest.Config) -> bool:
@@ -130,25 +132,25 @@ class _Run:
 
 
 class Flusher:
-    """fsyncs, in a background thread, what sweepers wrote with ``wait=False``, as soon as it
-    is asked to; :meth:`close` waits for all of it (and raises what a fsync raised)."""
+    """fsyncs, in a background thread, what sweepers wrote with ``wait=False``: every
+    :data:`FLUSH_INTERVAL` seconds, what was asked for since the last time (a periodic thread,
+    so that a test never waits for it nor hands it the interpreter); :meth:`close` flushes
+    what is left and raises what a fsync raised."""
 
     def __init__(self) -> None:
         self._pending: set[ParamSweeper] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closing = False
+        self._closing = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     def request(self, sweeper: ParamSweeper) -> None:
-        """Have ``sweeper``'s unsynced records fsync'd soon."""
+        """Have ``sweeper``'s unsynced records fsync'd within :data:`FLUSH_INTERVAL`."""
         with self._lock:
             self._pending.add(sweeper)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="execo-flush", daemon=True)
             self._thread.start()
-        self._wake.set()
 
     def _flush_pending(self) -> None:
         with self._lock:
@@ -157,9 +159,7 @@ class Flusher:
             sweeper.flush()
 
     def _loop(self) -> None:
-        while not self._closing:
-            self._wake.wait()
-            self._wake.clear()
+        while not self._closing.wait(FLUSH_INTERVAL):
             try:
                 self._flush_pending()
             except BaseException as error:  # raised again by close()
@@ -168,8 +168,7 @@ class Flusher:
 
     def close(self) -> None:
         """Wait until everything requested is on disk."""
-        self._closing = True
-        self._wake.set()
+        self._closing.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -439,7 +438,7 @@ class SweepRecorder:
             session.exitstatus = pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
-        if self.is_worker:
+        if self.is_worker or not self.records:  # a session without test bodies recorded nothing
             return
         line = self._collection_line() if self.counted_by_workers else None
         if not self.session_outcomes and line is None:
