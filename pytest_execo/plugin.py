@@ -12,7 +12,6 @@ with a sweep dir, so that the entry point costs every other pytest session almos
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,20 +88,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _sweep_dir(config: pytest.Config) -> str | None:
-    """The sweep dir (absolute), or a ``postgresql://`` URL, or None."""
-    option = config.getoption("execo_sweep_dir")
-    ini = config.getini("execo_sweep_dir")
-    if not (option or ini):
-        return None
-    if (option or ini).startswith(("postgresql://", "postgres://")):
-        return str(option or ini)
-    if option:
-        return os.path.join(config.invocation_params.dir, option)
-    base = config.inipath.parent if config.inipath else config.rootpath
-    return os.path.join(base, ini)
-
-
 def _flag(config: pytest.Config, name: str) -> bool:
     return bool(config.getoption(name) or config.getini(name))
 
@@ -116,13 +101,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "--execo-sweep-dir, outcomes are recorded and done combinations deselected.",
     )
     config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
-    directory = _sweep_dir(config)
-    if directory:
-        from pytest_execo.recorder import SweepRecorder  # sessions with a sweep dir only
+    if config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir"):
+        from pytest_execo.recorder import SweepRecorder, sweep_dir  # sessions with a sweep dir
 
         recorder = SweepRecorder(
             config,
-            directory,
+            sweep_dir(config),
             rerun_done=_flag(config, "execo_rerun_done"),
             all_done_ok=_flag(config, "execo_all_done_ok"),
         )

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from execo_engine.pgstore import is_postgresql_url
 from execo_engine.stores import child_location, child_locations, shown
 from execo_engine.sweep import HashableDict
 from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot
@@ -62,6 +63,19 @@ NO_TEST_BODY_OPTIONS = (
 UNIT = pytest.StashKey["Unit | None"]()
 #: How often (seconds) the records written since the last time are fsync'd in the background.
 FLUSH_INTERVAL = 0.01
+
+
+def sweep_dir(config: pytest.Config) -> str:
+    """Where ``--execo-sweep-dir`` (absolute; relative to the current directory) or the ini
+    value ``execo_sweep_dir`` (relative to the ini file) points: a directory or a
+    ``postgresql://`` URL."""
+    location: str = config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir")
+    if is_postgresql_url(location):
+        return location
+    if config.getoption("execo_sweep_dir"):
+        return os.path.join(config.invocation_params.dir, location)
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return os.path.join(base, location)
 
 
 def runs_test_bodies(config: pytest.Config) -> bool:
