@@ -22,7 +22,7 @@ from execo_engine.owner import current_owner
 from execo_engine.records import CorruptRecordError, owner_text
 from execo_engine.store.directory import DirectoryLog
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
-from pytest_execo.plugin import sweep_subdir_name
+from pytest_execo.naming import sweep_subdir_name
 
 GRID = sweep({"i": [0, 1, 2], "t": [(1, "a"), (2, "b")]})
 DEADLINE = 120  # seconds a test may take on a loaded machine before it counts as hung

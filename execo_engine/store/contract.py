@@ -116,8 +116,10 @@ class Store(Protocol):
         """Claim up to ``count`` todo elements for this process, in sweeps order (or in the
         order ``choose`` returns, keeping only todo ones); returns them (``[]``: none)."""
 
-    def take(self, element: Any) -> str | None:
-        """Claim this very element if it is todo (or skipped by this process); None when
+    def take(self, element: Any, position: int | None = None) -> str | None:
+        """Claim this very element if it is todo (or skipped by this process) (``position``:
+        where the caller believes it stands in the sweeps, a hint that spares an index of a
+        large grid; a wrong one is only slower); None when
         claimed, else why not, for a person: ``"done"``, ``"in progress (host H, pid P)"``,
         ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
 

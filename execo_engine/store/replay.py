@@ -220,11 +220,11 @@ class ReplayStore:
                 (p for p in chosen if p is not None and state.state_of(p) == State.TODO), count
             )
 
-    def take(self, element: Any) -> str | None:
+    def take(self, element: Any, position: int | None = None) -> str | None:
         with self._lock:
             self._catch_up()
             state = self._state
-            position = state.position(element)
+            position = state.position(element, position)
             if position is None:
                 return "not in the sweeps"
             if state.state_of(position) == State.DONE:
