@@ -1,62 +1,189 @@
-"""A ParamSweeper store in a PostgreSQL database, for hosts that share no filesystem.
+"""A sweep kept in a PostgreSQL database, for hosts that share no filesystem.
 
-``ParamSweeper("postgresql://user@host/db?sweep=NAME&lease=60", sweeps)``: the same records as a
-directory (:mod:`execo_engine.records`), one row each, in tables created on first use
-(``execo_schema`` holds their version). Several sweeps share a database, told apart by NAME.
-Other query parameters go to the driver (psycopg 3, the ``postgresql`` extra).
+``ParamSweeper("postgresql://user@host/db?sweep=NAME&lease=60", sweeps)``. The database holds
+the state, one row per combination (``execo_elements``): its position in the sweep's order, its
+canonical text (:mod:`execo_engine.codec`), its state (todo, claimed, done, skipped, failed),
+its owner, times, attempts and last error. Every operation is one statement, committed on its
+own (autocommit, ``synchronous_commit`` on: a claim, a done or a lease acknowledged to a worker
+survives a crash of the server); no lock is held between operations and no instance replays
+what others did:
 
-- Every operation is one transaction holding ``pg_advisory_xact_lock`` on the sweep: rows are
-  appended in commit order, so each instance reads only the rows after the last it saw (the
-  role of the directory lock and of the file offsets). Done is durable at commit.
-- Claim compaction and reset replace the claim rows and bump an epoch that tells readers to
-  read them all again.
-- Liveness is a lease: each instance renews ``(sweep, owner) -> expires`` every ``lease/3``
-  seconds (from a background thread too, so a long combination keeps its claims); a claim whose
-  owner's lease expired (database time, no clock skew) is reclaimed by the next operation of
-  any instance. ``lease`` is in seconds, 60 by default.
+- a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
+  of the sweeps; done is one upsert by canonical text (idempotent);
+- the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
+  compares a digest); an instance whose sweeps differ from the last ones loaded claims among
+  its own elements, in its own order (one statement still, sending its elements);
+- liveness is a lease per process (``execo_owners``): a background thread renews it every
+  ``lease/3`` seconds; the claims and skips of an owner whose lease expired (database clock: no
+  skew) or, on the same host, whose process is gone, go back to todo on the next check of any
+  instance (at most every :data:`DEAD_OWNER_CHECK_INTERVAL` seconds, and whenever a claim finds
+  nothing), with a log line;
+- a lost connection (terminated backend, restarted server) is opened again on the next
+  operation, retried for up to :data:`RECONNECT_SECONDS` with a log line; every operation is
+  idempotent or recovers its outcome (a claim finds the rows it took by its ticket), so a retry
+  never hands an element out twice nor loses an acknowledged done;
+- after ``fork()`` the child opens its own connection (the parent's is left alone).
 
-No SQL text is ever built from user data: every value is a query parameter.
+Several sweeps share a database, told apart by NAME; ``options=-c search_path=SCHEMA`` keeps
+them in another schema. Query parameters other than ``sweep`` and ``lease`` go to the driver
+(psycopg 3, the ``postgresql`` extra) unchanged. No SQL text is ever built from user data.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import hashlib
+import json
+import math
+import os
 import threading
 import time
 import urllib.parse
+import uuid
 import weakref
-from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from execo_engine.codec import Codec
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner
-from execo_engine.records import Changes, Claim, Locate, RecordStore, owner_text
+from execo_engine.owner import Owner, current_owner, is_dead
 from execo_engine.sweep import HashableDict
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
 DEFAULT_LEASE = 60.0
-FETCH = 10_000
+#: A lost connection is retried for this long (seconds) before the operation fails.
+RECONNECT_SECONDS = 120.0
+#: Dead owners are looked for at most this often (seconds) by the operations of an instance.
+DEAD_OWNER_CHECK_INTERVAL = 1.0
+#: How many bytes of an error are kept with a failed attempt.
+ERROR_BYTES = 2000
+
+#: The states of a row; the numbers are those of :meth:`PostgresStore.states`.
+STATES = {"todo": 0, "done": 1, "skipped": 2, "claimed": 3, "failed": 4}
+TODO, DONE, SKIPPED, CLAIMED, FAILED = range(5)
+_NO_BOUND = 2**31 - 1  # beyond any position
+
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS execo_schema (version integer NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_state (sweep text PRIMARY KEY, done_epoch bigint NOT NULL "
-    "DEFAULT 0, claims_epoch bigint NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS execo_sweeps (sweep text NOT NULL, position integer NOT NULL, "
-    "element text NOT NULL, PRIMARY KEY (sweep, position))",
-    "CREATE TABLE IF NOT EXISTS execo_done (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_claims (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_results (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_leases (sweep text NOT NULL, owner text NOT NULL, "
-    "expires timestamptz NOT NULL, PRIMARY KEY (sweep, owner))",
-    "CREATE INDEX IF NOT EXISTS execo_done_sweep ON execo_done (sweep, id)",
-    "CREATE INDEX IF NOT EXISTS execo_claims_sweep ON execo_claims (sweep, id)",
-    "CREATE INDEX IF NOT EXISTS execo_results_sweep ON execo_results (sweep, id)",
+    "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
+    "order_digest bytea, size integer NOT NULL DEFAULT 0, "
+    "created timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE execo_elements (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, position integer, "
+    "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
+    "state text NOT NULL DEFAULT 'todo' "
+    "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
+    "owner bigint, ticket uuid, claimed_at timestamptz, done_at timestamptz, "
+    "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
+    # the claim: the first todo rows in order, from the index alone
+    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
+    "CREATE INDEX execo_elements_owner ON execo_elements (owner) WHERE owner IS NOT NULL",
+    "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
+    "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
+    "CREATE TABLE execo_saved (sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE "
+    "CASCADE, position integer NOT NULL, text text NOT NULL, PRIMARY KEY (sweep, position))",
+    "CREATE TABLE execo_results (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
+    "token uuid NOT NULL UNIQUE, record text NOT NULL)",
+    "CREATE INDEX execo_results_sweep ON execo_results (sweep, id)",
 ]
-STREAMS = {"done": "execo_done", "claims": "execo_claims"}
+
+# The rows of elements given as canonical texts (%(texts)s), numbered from 1 in that order.
+_GIVEN = (
+    "unnest(%(texts)s::text[]) WITH ORDINALITY AS t(text, n) JOIN execo_elements e "
+    "ON e.sweep = %(sweep)s AND e.digest = md5(t.text)::uuid AND e.text = t.text"
+)
+_CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
+# A claim in the sweep's own order (this instance's order is the one loaded). Returns one row
+# (same, NULL...) when nothing was taken, else one row per element taken.
+_CLAIM_NEXT = f"""
+WITH s AS (SELECT order_digest = %(digest)s AS same FROM execo_sweeps WHERE id = %(sweep)s),
+picked AS (
+    SELECT id FROM execo_elements
+    WHERE sweep = %(sweep)s AND state = 'todo' AND position < %(bound)s
+        AND (SELECT same FROM s)
+    ORDER BY position LIMIT %(count)s FOR UPDATE SKIP LOCKED),
+taken AS (
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked WHERE e.id = picked.id
+    RETURNING e.id, e.position, e.text)
+SELECT s.same, taken.id, taken.position, taken.text FROM s LEFT JOIN taken ON true
+ORDER BY taken.position"""
+# A claim among given elements (this instance's order, or what a filter chose), in their order.
+_CLAIM_AMONG = f"""
+WITH picked AS (
+    SELECT e.id, t.n FROM {_GIVEN} WHERE e.state = 'todo'
+    ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
+taken AS (
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked WHERE e.id = picked.id
+    RETURNING e.id, picked.n - 1 AS index, e.text)
+SELECT true, id, index, text FROM taken ORDER BY index"""
+# What a claim whose answer was lost took (found by its ticket).
+_CLAIMED_BY_TICKET = """
+SELECT true, id, position, text FROM execo_elements
+WHERE owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed' ORDER BY position"""
+_TAKE = f"""
+WITH current AS (
+    SELECT e.id, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
+    LEFT JOIN execo_owners o ON o.id = e.owner FOR UPDATE OF e),
+taken AS (
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM current
+    WHERE e.id = current.id AND (current.state = 'todo'
+        OR (current.state = 'skipped' AND current.owner = %(owner)s)
+        OR current.ticket = %(ticket)s)
+    RETURNING e.id)
+SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
+FROM current LEFT JOIN taken ON true"""
+_DONE = """
+INSERT INTO execo_elements (sweep, text, state, done_at)
+SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
+ON CONFLICT (sweep, digest) DO UPDATE
+SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
+WHERE execo_elements.text = EXCLUDED.text"""
+# Give back (cancel, skip): returns each given element's state before.
+_GIVE_BACK = f"""
+WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
+changed AS (
+    UPDATE execo_elements e SET state = %(state)s,
+        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END, ticket = NULL
+    FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
+    RETURNING e.id)
+SELECT text, state FROM current"""
+_RELEASE = """
+UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
+WHERE id = ANY(%(ids)s) AND owner = %(owner)s AND state = 'claimed' RETURNING id"""
+_OWNER = """
+INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
+VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
+ON CONFLICT (sweep, owner) DO UPDATE SET expires = EXCLUDED.expires, heartbeat = now()
+RETURNING id, xmax = 0"""
+_OWNERS = """
+SELECT id, owner, expires < now(), extract(epoch FROM now() - heartbeat)
+FROM execo_owners WHERE sweep = %(sweep)s"""
+# Gives the claims and skips of dead owners back to todo, and forgets those owners.
+_BURY = """
+WITH dead AS (
+    DELETE FROM execo_owners WHERE sweep = %(sweep)s AND id = ANY(%(ids)s) RETURNING id, owner),
+freed AS (
+    UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
+    WHERE e.owner = dead.id AND e.state IN ('claimed', 'skipped') RETURNING dead.owner)
+SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
+_STATES = """
+SELECT s.order_digest = %(digest)s, e.position, e.state,
+    CASE WHEN s.order_digest = %(digest)s THEN NULL ELSE e.text END
+FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id AND e.state <> 'todo'
+WHERE s.id = %(sweep)s"""
+_CLAIMS = """
+SELECT e.text, o.owner, extract(epoch FROM e.claimed_at), o.id IS NULL OR o.expires < now()
+FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
+WHERE e.sweep = %(sweep)s AND e.state = 'claimed' ORDER BY e.claimed_at, e.id"""
+
+
+class ConnectionLostError(ConnectionError):
+    """The database could not be reached again within :data:`RECONNECT_SECONDS`."""
 
 
 def is_postgresql_url(location: object) -> bool:
@@ -72,96 +199,177 @@ def without_password(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
 
 
+def _query(url: str) -> list[tuple[str, str]]:
+    """The query parameters of ``url``, percent-decoded (a ``+`` stays a ``+``, as libpq
+    reads it; a value may hold ``=``)."""
+    parts = urllib.parse.urlsplit(url).query.split("&")
+    pairs = [part.partition("=") for part in parts if part]
+    return [(urllib.parse.unquote(key), urllib.parse.unquote(value)) for key, _, value in pairs]
+
+
+def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
+    """``url`` with these query parameters, each percent-encoded (libpq decodes them back)."""
+    query = "&".join(
+        f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
+        for key, value in pairs
+    )
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
+
+
 def parse_url(url: str) -> tuple[str, str, float]:
     """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    sweep = query.pop("sweep", "")
+    query = _query(url)
+    found = dict(query)
+    sweep = found.get("sweep", "")
     shown = without_password(url)
     if not sweep:
         raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
     try:
-        lease = float(query.pop("lease", DEFAULT_LEASE))
+        lease = float(found.get("lease", DEFAULT_LEASE))
     except ValueError:
         raise ValueError(f"{shown}: lease must be a number of seconds") from None
-    if lease <= 0:
-        raise ValueError(f"{shown}: lease must be > 0 seconds")
-    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    if not (lease > 0 and math.isfinite(lease)):
+        raise ValueError(f"{shown}: lease must be a finite number of seconds > 0")
+    conninfo = _with_query(url, [(k, v) for k, v in query if k not in ("sweep", "lease")])
     return conninfo, sweep, lease
 
 
 def with_sweep(url: str, sweep: str) -> str:
     """``url`` naming another sweep of the same database."""
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    query["sweep"] = sweep
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    pairs = [(k, v) for k, v in _query(url) if k != "sweep"]
+    return _with_query(url, [("sweep", sweep), *pairs])
 
 
-def _connect(conninfo: str) -> Any:
+def _driver() -> Any:
     try:
         import psycopg
     except ImportError:
         raise ImportError(
             "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
         ) from None
-    connection = psycopg.connect(conninfo, autocommit=True)
-    # Claims may be lost in a crash of the server (their owners are gone with it anyway): no
-    # need to wait for the disk; done and results switch it back on (SET LOCAL).
-    connection.execute("SET synchronous_commit TO off")
-    return connection
+    return psycopg
 
 
-def sweeps_below(url: str) -> dict[str, str]:
-    """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
-    conninfo, prefix, _ = parse_url(url)
-    with _connect(conninfo) as connection:
-        _ensure_schema(connection)
-        rows = connection.execute(
-            "SELECT sweep FROM execo_state WHERE starts_with(sweep, %s) ORDER BY sweep",
-            (prefix + "/",),
-        ).fetchall()
-    return {sweep[len(prefix) + 1 :]: with_sweep(url, sweep) for (sweep,) in rows}
-
-
-def _ensure_schema(connection: Any) -> None:
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        for statement in _SCHEMA:
-            connection.execute(statement)
+def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
+    """Check the schema version of the execo tables; create them where there are none."""
+    psycopg = _driver()
+    try:
         row = connection.execute("SELECT version FROM execo_schema").fetchone()
-        if row is None:
-            connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
-        elif row[0] != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the execo tables are at schema version {row[0]}; this "
-                f"execo_engine knows version {SCHEMA_VERSION}"
+    except psycopg.errors.UndefinedTable:
+        row = None
+    if row is None:
+        if read_only:
+            raise FileNotFoundError(f"{shown}: no execo tables in this database")
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            connection.execute("CREATE TABLE IF NOT EXISTS execo_schema (version integer)")
+            row = connection.execute("SELECT version FROM execo_schema").fetchone()
+            if row is None:
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
+    if row[0] != SCHEMA_VERSION:
+        writer = "an older" if row[0] < SCHEMA_VERSION else "a newer"
+        raise RuntimeError(
+            f"{shown}: the execo tables of this database are at schema version {row[0]}, "
+            f"written by {writer} execo_engine; this one reads version {SCHEMA_VERSION} only. "
+            + (
+                "Finish or export those sweeps with the version that wrote them, or use "
+                "another database or schema (add options=-c%20search_path%3DNAME to the URL)"
+                if row[0] < SCHEMA_VERSION
+                else "Upgrade execo_engine"
             )
+        )
 
 
-class _Rows:
-    """A batch of rows ``(id, record)`` read from one stream (see records.Batch)."""
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
-    def __init__(
-        self,
-        rows: list[tuple[int, str]],
-        restarted: bool = False,
-        seen: dict[str, int] | None = None,
-        stream: str = "",
-    ) -> None:
-        self._rows, self.restarted, self._seen, self._stream = rows, restarted, seen, stream
+
+class _Link:
+    """The connection of one store: opened on first use, again in a child after ``fork()``
+    and again after it was lost.
+
+    :meth:`run` calls ``work(connection)`` and, when the connection is lost, waits for the
+    server (up to :data:`RECONNECT_SECONDS`) and calls it again, with :attr:`retrying` set: the
+    outcome of the lost call is unknown, ``work`` must make its second run safe (idempotent,
+    or finding out what the first one did).
+    """
+
+    def __init__(self, conninfo: str, shown: str, read_only: bool) -> None:
+        self._conninfo, self._shown, self._read_only = conninfo, shown, read_only
+        self._connection: Any = None
+        self._pid = 0
+        self.lock = threading.RLock()
+        self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
 
     @property
-    def empty(self) -> bool:
-        return not self._rows
+    def forked(self) -> bool:
+        """Whether the connection, if any, was opened by another process (a parent)."""
+        return self._pid != os.getpid()
 
-    def chunks(self) -> Iterator[tuple[Locate, list[bytes]]]:
-        for start in range(0, len(self._rows), FETCH):
-            rows = self._rows[start : start + FETCH]
-            ids = [row_id for row_id, _ in rows]
-            yield (lambda index: f"row id {ids[index]}"), [record.encode() for _, record in rows]
-            if self._seen is not None:  # read up to there: the next read starts after it
-                self._seen[self._stream] = ids[-1]
+    def _connect(self) -> Any:
+        if self._connection is None or self.forked:
+            # A parent's connection is not closed here: that would end the parent's session.
+            self._connection = None
+            connection = _driver().connect(self._conninfo, autocommit=True)
+            try:
+                _create_schema(connection, self._read_only, self._shown)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _is_lost(self) -> bool:
+        connection = self._connection
+        return connection is None or connection.broken or connection.closed
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the lock, with reconnections (see the class)."""
+        psycopg = _driver()
+        with self.lock:
+            self.retrying, deadline, attempts = False, 0.0, 0
+            while True:
+                try:
+                    connection = self._connect()
+                    if attempts:
+                        logger.warning(
+                            "%s: reconnected to the database (%d attempt(s))",
+                            self._shown,
+                            attempts,
+                        )
+                        attempts = 0
+                    return work(connection)
+                except psycopg.OperationalError as error:
+                    if not self._is_lost():
+                        raise
+                    self._connection = None
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + RECONNECT_SECONDS
+                        logger.warning(
+                            "%s: lost the connection to the database (%s): reconnecting",
+                            self._shown,
+                            _first_line(error),
+                        )
+                    elif now >= deadline:
+                        raise ConnectionLostError(
+                            f"{self._shown}: could not reach the database again within "
+                            f"{RECONNECT_SECONDS:g} s ({_first_line(error)}); the sweep's state "
+                            f"is safe in the database: run again once the server is back"
+                        ) from error
+                    self.retrying, attempts = True, attempts + 1
+                    time.sleep(min(0.05 * 2**attempts, 1.0, max(0.0, deadline - now)))
+
+    def close(self) -> None:
+        """Close the connection (only the one this process opened)."""
+        with self.lock:
+            if self._connection is not None and not self.forked:
+                self._connection.close()
+            self._connection = None
 
 
 class _LeaseKeeper(threading.Thread):
@@ -170,10 +378,12 @@ class _LeaseKeeper(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True, name="execo lease keeper")
         self.stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+        self.wake = threading.Event()
 
     def run(self) -> None:
         while True:
-            time.sleep(0.5)
+            self.wake.wait(0.5)
+            self.wake.clear()
             for store in list(self.stores):
                 try:
                     store.renew_lease(when_due=True)
@@ -199,252 +409,576 @@ def _keep_leases(store: PostgresStore) -> None:
         _keeper.stores.add(store)
 
 
-class _Lock:
-    """The instance's thread lock, plus a transaction holding the sweep's advisory lock."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._transaction: Any = None
-
-    def __enter__(self) -> Self:
-        self._thread_lock.acquire()
-        if self._depth == 0 and not self._store.read_only:
-            try:
-                self._transaction = self._store.connection.transaction()
-                self._transaction.__enter__()
-                self._store.connection.execute(
-                    "SELECT pg_advisory_xact_lock(%s)", (self._store.key,)
-                )
-            except BaseException:
-                self._thread_lock.release()
-                raise
-        self._depth += 1
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._depth -= 1
-        try:
-            if self._depth == 0 and self._transaction is not None:
-                transaction, self._transaction = self._transaction, None
-                transaction.__exit__(*exc_info)  # commit, or roll back on an exception
-        finally:
-            self._thread_lock.release()
+def _order_digest(texts: Sequence[str]) -> bytes:
+    return hashlib.sha256("\n".join(texts).encode()).digest()
 
 
-class PostgresStore(RecordStore):
-    """Reads and appends the records of one sweep in a PostgreSQL database.
+class PostgresStore:
+    """The state of one sweep in a PostgreSQL database, seen in this instance's order.
 
-    Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``.
-    ``read_only=True`` takes no advisory lock and writes nothing.
+    ``set_order`` gives the elements (distinct, in order) the instance works on; positions
+    are indexes in that list. Every method is safe to call from several threads; ``read_only``
+    stores never write (``PermissionError``).
     """
+
+    dead_owner = "the expired lease of"  #: how logs call an owner whose lease expired
 
     def __init__(self, url: str, codec: Codec, read_only: bool = False) -> None:
         conninfo, sweep, lease = parse_url(url)
-        super().__init__(without_password(url), codec, read_only)
-        self.name, self.sweep, self.lease = sweep, sweep, lease
-        self.key = int.from_bytes(hashlib.sha1(sweep.encode()).digest()[:8], "big", signed=True)
-        self.connection = _connect(conninfo)
-        _ensure_schema(self.connection)
-        self.lock = _Lock(self)
-        self._last = {"done": 0, "claims": 0}
-        self._epochs: dict[str, int] = {}
-        self._restart_pending = {"done": False, "claims": False}
-        self._claim_rows = 0
+        self.path = without_password(url)
+        self.name, self.sweep_name, self.lease = sweep, sweep, lease
+        self.codec, self.read_only = codec, read_only
+        self._link = _Link(conninfo, self.path, read_only)
+        self._sweep_id: int | None = None
+        self._owner: tuple[int, int] | None = None  # (pid, owner row id)
         self._renewed = 0.0
-        self._state_created = False
+        self._last_dead_check = 0.0
+        self._order: list[Any] = []
+        self._texts: list[str] = []
+        self._digest = b""
+        self._index: dict[str, int] | None = None
+        self._redo: list[int] = []  # done elsewhere, todo again here (cancel of done), sorted
+        self._held: dict[int, int] = {}  # position -> row id (0: a redo), claimed here
+        self._ticket = (
+            uuid.uuid4()
+        )  # of the last claim (to find what it took if its answer is lost)
+        self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
             _keep_leases(self)
 
-    def _execute(self, query: str, *params: Any) -> Any:
-        return self.connection.execute(query, params)
+    # -- plumbing ----------------------------------------------------------------------------
 
-    def _durable(self) -> None:
-        """Make this transaction's commit wait for the disk (the connection does not by
-        default, for claims)."""
-        self._execute("SET LOCAL synchronous_commit TO on")
+    def _find_sweep(self, connection: Any) -> None:
+        row = connection.execute(
+            "SELECT id FROM execo_sweeps WHERE name = %s", (self.sweep_name,)
+        ).fetchone()
+        if row is None and not self.read_only:
+            row = connection.execute(
+                "INSERT INTO execo_sweeps (name) VALUES (%s) ON CONFLICT (name) DO UPDATE "
+                "SET name = EXCLUDED.name RETURNING id",
+                (self.sweep_name,),
+            ).fetchone()
+        if row is None:
+            raise FileNotFoundError(f"{self.path}: no sweep {self.sweep_name!r} in this database")
+        self._sweep_id = row[0]
 
-    # -- reading ------------------------------------------------------------------------------
+    def _run(self, work: Callable[[Any], T]) -> T:
+        return self._link.run(work)
 
-    def read(self) -> Changes:
-        """The rows appended since the last read (one query; a second for a stream that was
-        compacted or reset meanwhile)."""
-        rows = self._execute(
-            "SELECT 0, done_epoch, claims_epoch, NULL FROM execo_state WHERE sweep = %s "
-            "UNION ALL SELECT 1, id, 0, record FROM execo_done WHERE sweep = %s AND id > %s "
-            "UNION ALL SELECT 2, id, 0, record FROM execo_claims WHERE sweep = %s AND id > %s "
-            "ORDER BY 1, 2",
-            self.sweep,
-            self.sweep,
-            self._last["done"],
-            self.sweep,
-            self._last["claims"],
-        ).fetchall()
-        epochs = (
-            dict(zip(STREAMS, rows[0][1:3], strict=False))
-            if rows and rows[0][0] == 0
-            else dict.fromkeys(STREAMS, 0)
-        )
-        batches = {}
-        for index, stream in enumerate(STREAMS, start=1):
-            restarted = (
-                self._restart_pending[stream]
-                or self._epochs.get(stream, epochs[stream]) != epochs[stream]
+    def _params(self, **values: Any) -> dict[str, Any]:
+        return {"sweep": self._sweep_id, **values}
+
+    def check_writable(self) -> None:
+        """``PermissionError`` if the store was opened read-only."""
+        if self.read_only:
+            raise PermissionError(f"{self.path}: opened read-only")
+
+    def _owner_id(self, connection: Any) -> int:
+        """This process's owner row (registered, or registered again after a fork)."""
+        if self._owner is None or self._owner[0] != os.getpid():
+            self._held.clear()  # a parent's claims are the parent's
+            self._register(connection)
+        assert self._owner is not None
+        return self._owner[1]
+
+    def _register(self, connection: Any) -> None:
+        _keep_leases(self)
+        row_id, inserted = connection.execute(
+            _OWNER,
+            self._params(owner=json.dumps(list(current_owner())), lease=self.lease),
+        ).fetchone()
+        if inserted and self._owner is not None and self._owner[0] == os.getpid():
+            logger.warning(
+                "%s: this process's lease had expired: other instances took back its claims "
+                "(its done elements still count)",
+                self.name,
             )
-            self._restart_pending[stream] = False
-            self._epochs[stream] = epochs[stream]
-            found = [(row_id, record) for kind, row_id, _, record in rows if kind == index]
-            if restarted:
-                self._last[stream] = 0
-                found = self._execute(
-                    f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s ORDER BY id",
-                    self.sweep,
-                ).fetchall()
-            if stream == "claims":
-                self._claim_rows = (0 if restarted else self._claim_rows) + len(found)
-            batches[stream] = _Rows(found, restarted, self._last, stream)
-        return self._changes(
-            batches["done"], batches["claims"], f"{self.path} (done)", f"{self.path} (claims)"
-        )
-
-    def restart(self) -> None:
-        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
-        self._restart_pending = {"done": True, "claims": True}
-
-    # -- appending ----------------------------------------------------------------------------
-
-    def _append(self, stream: str, lines: list[str]) -> None:
-        if not lines:
-            return
-        self._create_state()
-        if stream == "done":  # claims need not wait for the disk
-            self._durable()
-        ids = self._execute(
-            f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
-            f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
-            f"RETURNING id",
-            self.sweep,
-            lines,
-        ).fetchall()
-        self._last[stream] = max(self._last[stream], *(i for (i,) in ids))
-        if stream == "claims":
-            self._claim_rows += len(ids)
-
-    def _create_state(self) -> None:
-        if not self._state_created:
-            self._execute(
-                "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
-            )
-            self._state_created = True
-
-    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
-        """Append done records for ``(position, element)`` pairs (durable at commit)."""
-        self._append("done", self._done_lines(done))
-
-    def append_claims(
-        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
-    ) -> None:
-        """Record that ``owner`` took the elements of ``(position, element)`` pairs."""
-        lines = self._claim_lines((element, owner, position, since) for position, element in taken)
-        if lines:
-            self.renew_lease(when_due=True)
-            self._append("claims", lines)
-
-    def append_releases(self, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer in progress."""
-        self._append("claims", self._release_lines(elements))
-
-    @property
-    def claim_records(self) -> int:
-        """How many claim rows the sweep holds (to decide on compaction)."""
-        return self._claim_rows
-
-    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
-        """Replace the claim rows by exactly these claims (compaction, reset)."""
-        lines = self._claim_lines(claims)
-        self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
-        self._execute(
-            "INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
-            "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
-            self.sweep,
-        )
-        epoch = self._execute(
-            "SELECT claims_epoch FROM execo_state WHERE sweep = %s", self.sweep
-        ).fetchone()[0]
-        self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
-        self._append("claims", lines)
-
-    # -- leases -------------------------------------------------------------------------------
+            self._held.clear()
+        self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
 
     def renew_lease(self, when_due: bool = False) -> None:
-        """Push this process's lease on the sweep ``lease`` seconds ahead (only if a third of
-        it went by, with ``when_due``)."""
-        if when_due and time.monotonic() - self._renewed < self.lease / 3:
+        """Push this process's lease ``lease`` seconds ahead (only if a third of it went by,
+        with ``when_due``)."""
+        if self.read_only or (
+            when_due
+            and self._owner is not None
+            and time.monotonic() - self._renewed < self.lease / 3
+        ):
             return
-        with self.lock._thread_lock:
-            self._execute(
-                "INSERT INTO execo_leases VALUES (%s, %s, now() + %s * interval "
-                "'1 second') ON CONFLICT (sweep, owner) DO UPDATE SET expires = "
-                "EXCLUDED.expires",
-                self.sweep,
-                owner_text(current_owner()),
-                self.lease,
-            )
-            self._renewed = time.monotonic()
+        self._run(self._register)
 
-    dead_owner = "the expired lease of"  #: how logs call an owner reported by dead_owners
+    def close(self) -> None:
+        """Close the connection (a later operation opens it again)."""
+        self._link.close()
 
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
-        """The owners whose lease expired (or who never had one)."""
-        owners = list(owners)
-        if not owners:
+    # -- the order ---------------------------------------------------------------------------
+
+    def set_order(self, elements: list[Any]) -> None:
+        """Work on ``elements`` (distinct), in this order: loaded into the database (``COPY``)
+        unless they are the order loaded last; done, claims and skips stay, by canonical
+        text."""
+        texts = [self.codec.encode(element) for element in elements]
+        digest = _order_digest(texts)
+        with self._link.lock:
+            self._order, self._texts, self._digest, self._index = elements, texts, digest, None
+            self._redo, self._held = [], {}
+        if not self.read_only:
+            self._run(lambda connection: self._load(connection, texts, digest))
+
+    def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
+        sweep = self._sweep_id
+        row = connection.execute(
+            "SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,)
+        ).fetchone()
+        if row is not None and row[0] == digest:
+            return
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (sweep,))
+            row = connection.execute(
+                "SELECT order_digest, size, EXISTS (SELECT FROM execo_elements WHERE sweep = %s)"
+                " FROM execo_sweeps WHERE id = %s FOR UPDATE",
+                (sweep, sweep),
+            ).fetchone()
+            if row[0] == digest:
+                return
+            with connection.cursor() as cursor:
+                if not row[2]:  # a new sweep: straight into the table
+                    target = "execo_elements (position, text, sweep)"
+                else:
+                    cursor.execute(
+                        "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
+                        "sweep integer) ON COMMIT DROP"
+                    )
+                    target = "execo_load (position, text, sweep)"
+                with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+                    for position, text in enumerate(texts):
+                        copy.write_row((position, text, sweep))
+                if row[2]:
+                    cursor.execute(
+                        "UPDATE execo_elements SET position = NULL "
+                        "WHERE sweep = %s AND position IS NOT NULL",
+                        (sweep,),
+                    )
+                    cursor.execute(
+                        "INSERT INTO execo_elements (sweep, position, text) "
+                        "SELECT sweep, position, text FROM execo_load "
+                        "ON CONFLICT (sweep, digest) DO UPDATE SET position = EXCLUDED.position"
+                    )
+                cursor.execute(
+                    "UPDATE execo_sweeps SET order_digest = %s, size = %s WHERE id = %s",
+                    (digest, len(texts), sweep),
+                )
+
+    def _position_of_text(self, text: str) -> int | None:
+        if self._index is None:
+            self._index = {t: i for i, t in enumerate(self._texts)}
+        return self._index.get(text)
+
+    def position(self, element: Any) -> int | None:
+        """Where ``element`` stands in this instance's order (None: not there)."""
+        return self._position_of_text(self.codec.encode(element))
+
+    def _located(self, position: int | None, text: str) -> int | None:
+        """The position in this instance's order of a row (``position`` in the loaded order,
+        checked against its text)."""
+        texts = self._texts
+        if position is not None and 0 <= position < len(texts) and texts[position] == text:
+            return position
+        return self._position_of_text(text)
+
+    # -- claims ------------------------------------------------------------------------------
+
+    def claim(self, count: int, chosen: Sequence[int] | None = None) -> list[Any]:
+        """Claim up to ``count`` todo elements: the first ones in order or, with ``chosen``
+        (positions), the first todo ones of those, in that order. One statement."""
+        self.check_writable()
+        if count <= 0:
             return []
-        alive = {
-            owner
-            for (owner,) in self._execute(
-                "SELECT owner FROM execo_leases WHERE sweep = %s AND expires > now()", self.sweep
+        taken = self._run(lambda connection: self._claim(connection, count, chosen))
+        if len(taken) < count and chosen is None and self._reclaim_dead(force=True):
+            taken += self.claim(count - len(taken))
+        else:
+            self._reclaim_dead()
+        return taken
+
+    def _claim(self, connection: Any, count: int, chosen: Sequence[int] | None) -> list[Any]:
+        owner = self._owner_id(connection)
+        retry = self._link.retrying
+        if not retry:
+            self._ticket = uuid.uuid4()
+        params = self._params(owner=owner, ticket=self._ticket, count=count)
+        rows: list[tuple[Any, ...]] = []
+        if retry:  # the answer to the same ticket was lost: what did it take?
+            rows = connection.execute(_CLAIMED_BY_TICKET, params).fetchall()
+        # elements cancelled here after they were done: todo for this instance only
+        rank: Callable[[int], int] = (
+            int if chosen is None else {p: i for i, p in enumerate(chosen)}.__getitem__
+        )
+        redo_set = set(self._redo)
+        redo = [p for p in (self._redo if chosen is None else chosen) if p in redo_set][:count]
+        if not rows and chosen is None:
+            bound = redo[-1] if len(redo) == count else _NO_BOUND
+            rows = connection.execute(
+                _CLAIM_NEXT, {**params, "digest": self._digest, "bound": bound}
             ).fetchall()
-        }
-        return [owner for owner in owners if owner_text(owner) not in alive]
+            if rows and not rows[0][0]:  # another order was loaded since: claim in ours
+                chosen = range(len(self._texts))
+        if not rows and chosen is not None:
+            texts = [self._texts[p] for p in chosen]
+            rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
+            rows = [(ok, i, chosen[index], text) for ok, i, index, text in rows]
+        taken: dict[int, int] = {}
+        stray = []
+        for _, row_id, position, text in rows:
+            if row_id is not None:
+                mine = self._located(position, text)
+                if mine is None:  # not ours (the order changed meanwhile)
+                    stray.append(row_id)
+                else:
+                    taken[mine] = row_id
+        handed = sorted(set(taken) | set(redo), key=rank)[:count]
+        for position in handed:
+            if position in redo_set:
+                self._redo.remove(position)
+            self._held[position] = taken.get(position, 0)
+        stray += [row_id for position, row_id in taken.items() if position not in handed]
+        if stray:
+            connection.execute(_RELEASE, {"ids": stray, "owner": owner})
+        return [self._order[p] for p in handed]
 
-    # -- sweeps, snapshots, results --------------------------------------------------------
+    def take(self, element: Any) -> str | None:
+        """Claim this very element if it is todo (or skipped or claimed by this process).
 
-    def _all(self, table: str, column: str = "record", order: str = "id") -> _Rows:
-        rows = self._execute(
-            f"SELECT {order}, {column} FROM {table} WHERE sweep = %s ORDER BY {order}", self.sweep
-        ).fetchall()
-        return _Rows(rows)
+        Returns None when claimed, else why not: ``"done"``, ``"failed"``,
+        ``"in progress (host H, pid P)"``, ``"skipped (host H, pid P)"`` or
+        ``"not in the sweeps"``.
+        """
+        position = self.position(element)
+        if position is None:
+            return "not in the sweeps"
+        self.check_writable()
+        if position in self._redo:
+            self._redo.remove(position)
+            self._held[position] = 0
+            return None
+        ticket = uuid.uuid4()  # the same for a retry: then it finds what it took
+        rows = self._run(
+            lambda connection: connection.execute(
+                _TAKE,
+                self._params(
+                    owner=self._owner_id(connection), ticket=ticket, texts=[self._texts[position]]
+                ),
+            ).fetchall()
+        )
+        if not rows:
+            return "not in the sweeps"
+        row_id, state, holder, taken = rows[0]
+        if taken:
+            self._held[position] = row_id
+            return None
+        if holder is not None:
+            host, pid, _ = json.loads(holder)
+            return f"{'in progress' if state == 'claimed' else state} (host {host}, pid {pid})"
+        return str(state)
+
+    def done(self, elements: Sequence[Any]) -> None:
+        """Mark ``elements`` done (also when not claimed, or not in the sweeps); returns once
+        committed (durable). One idempotent statement."""
+        self.check_writable()
+        texts = [self.codec.encode(element) for element in elements]
+        if not texts:
+            return
+        self._run(lambda connection: connection.execute(_DONE, self._params(texts=texts)).rowcount)
+        with self._link.lock:
+            for text in texts:
+                position = self._position_of_text(text)
+                if position is not None:
+                    self._held.pop(position, None)
+                    if position in self._redo:
+                        self._redo.remove(position)
+
+    def _give_back(self, elements: Sequence[Any], state: str) -> dict[str, str]:
+        texts = [self.codec.encode(element) for element in elements]
+        if not texts:
+            return {}
+        self.check_writable()
+        rows = self._run(
+            lambda connection: connection.execute(
+                _GIVE_BACK,
+                self._params(texts=texts, state=state, owner=self._owner_id(connection)),
+            ).fetchall()
+        )
+        with self._link.lock:
+            for text in texts:
+                position = self._position_of_text(text)
+                if position is not None:
+                    self._held.pop(position, None)
+        return dict(rows)
+
+    def cancel(self, elements: Sequence[Any]) -> None:
+        """Give ``elements`` back to todo. A done one becomes todo again for this instance
+        only (others still see it done; doing it again writes done again)."""
+        before = self._give_back(elements, "todo")
+        with self._link.lock:
+            for text, state in before.items():
+                position = self._position_of_text(text)
+                if state == "done" and position is not None and position not in self._redo:
+                    bisect.insort(self._redo, position)
+
+    def skip(self, elements: Sequence[Any]) -> None:
+        """Mark ``elements`` skipped by this process (not done ones): no instance hands them
+        out while this process lives; once it is gone they are todo again."""
+        self._give_back(elements, "skipped")
+
+    def release_mine(self) -> list[Any]:
+        """Give back every element this instance claimed and has not finished; returns them,
+        in order."""
+        self.check_writable()
+        with self._link.lock:
+            held = dict(self._held)
+        ids = [row_id for row_id in held.values() if row_id]
+        if ids:
+            self._run(
+                lambda connection: (
+                    connection.execute(
+                        _RELEASE, {"ids": ids, "owner": self._owner_id(connection)}
+                    ).rowcount
+                )
+            )
+        with self._link.lock:
+            for position, row_id in held.items():
+                self._held.pop(position, None)
+                if not row_id:
+                    bisect.insort(self._redo, position)
+        return [self._order[p] for p in sorted(held)]
+
+    def reset(self, reset_inprogress: bool = False) -> None:
+        """Forget this process's skips (everywhere); with ``reset_inprogress``, give every
+        claim of every instance back to todo."""
+        self.check_writable()
+        states = ["skipped", "claimed"] if reset_inprogress else ["skipped"]
+
+        def reset(connection: Any) -> None:
+            connection.execute(
+                "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
+                "WHERE sweep = %(sweep)s AND state = ANY(%(states)s) "
+                "AND (state = 'claimed' OR owner = %(owner)s)",
+                self._params(states=states, owner=self._owner_id(connection)),
+            )
+
+        self._run(reset)
+        if reset_inprogress:
+            with self._link.lock:
+                for position in [p for p, row_id in self._held.items() if row_id]:
+                    del self._held[position]
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    def _reclaim_dead(self, force: bool = False) -> bool:
+        """Give back the claims and skips of dead owners (at most every
+        :data:`DEAD_OWNER_CHECK_INTERVAL` seconds unless ``force``); whether any were."""
+        now = time.monotonic()
+        if self.read_only or (
+            not force and now - self._last_dead_check < DEAD_OWNER_CHECK_INTERVAL
+        ):
+            return False
+        self._last_dead_check = now
+        owners = self.owners()
+        dead = [row_id for row_id, owner, dead, _ in owners if dead]
+        return bool(dead) and self._bury(dead) > 0
+
+    def owners(self) -> list[tuple[int, Owner, bool, float]]:
+        """``(row id, owner, dead, seconds since its heartbeat)`` of every owner of the sweep:
+        dead when its lease expired or, on this host, its process is gone."""
+        rows = self._run(lambda connection: connection.execute(_OWNERS, self._params()).fetchall())
+        me = current_owner()
+        found = []
+        for row_id, text, expired, age in rows:
+            owner: Owner = tuple(json.loads(text))
+            found.append((row_id, owner, owner != me and (expired or is_dead(owner)), float(age)))
+        return found
+
+    def _bury(self, ids: list[int]) -> int:
+        rows = self._run(
+            lambda connection: connection.execute(_BURY, self._params(ids=ids)).fetchall()
+        )
+        freed = 0
+        for text, count in rows:
+            host, pid, _ = json.loads(text)
+            freed += count
+            if count:
+                logger.warning(
+                    "%s: reclaimed %d combination(s) held by %s %s (pid %d)",
+                    self.name,
+                    count,
+                    self.dead_owner,
+                    host,
+                    pid,
+                )
+        return freed
+
+    def reclaim(self, older_than: float | None = None) -> list[Any]:
+        """Give back the claims (and skips) of dead owners and, with ``older_than`` (seconds),
+        every claim older than that; returns the claims given back that are in the order."""
+        self.check_writable()
+        before = {text for text, *_ in self._claims()}
+        self._reclaim_dead(force=True)
+        if older_than is not None:
+            old = self._run(
+                lambda connection: connection.execute(
+                    "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
+                    "WHERE sweep = %(sweep)s AND state = 'claimed' "
+                    "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING text",
+                    self._params(seconds=older_than),
+                ).fetchall()
+            )
+            if old:
+                logger.warning(
+                    "%s: reclaimed %d combination(s) claimed more than %g s ago",
+                    self.name,
+                    len(old),
+                    older_than,
+                )
+        after = {text for text, *_ in self._claims()}
+        return self._elements(sorted(before - after, key=self._sort_key))
+
+    def _sort_key(self, text: str) -> int:
+        position = self._position_of_text(text)
+        return len(self._texts) if position is None else position
+
+    def _elements(self, texts: Iterable[str]) -> list[Any]:
+        """The elements of canonical texts: this instance's object when in its order."""
+        found = []
+        for text in texts:
+            position = self._position_of_text(text)
+            found.append(self.codec.decode(text) if position is None else self._order[position])
+        return found
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def states(self) -> bytearray:
+        """The state of each position of this instance's order (one query, one snapshot):
+        :data:`TODO`, :data:`DONE`, :data:`SKIPPED`, :data:`CLAIMED` or :data:`FAILED`; an
+        element done elsewhere but cancelled here is todo (or claimed, when claimed here
+        again)."""
+        self._reclaim_dead()
+        rows = self._run(
+            lambda connection: connection.execute(
+                _STATES, self._params(digest=self._digest)
+            ).fetchall()
+        )
+        states = bytearray(len(self._order))
+        for same, position, state, text in rows:
+            if state is None:
+                continue
+            mine = position if same else (None if text is None else self._position_of_text(text))
+            if mine is not None and 0 <= mine < len(states):
+                states[mine] = STATES[state]
+        with self._link.lock:
+            for position in self._redo:
+                states[position] = TODO
+            for position, row_id in self._held.items():
+                if not row_id:
+                    states[position] = CLAIMED
+        return states
+
+    def _claims(self) -> list[tuple[str, str, float, bool]]:
+        return self._run(lambda connection: connection.execute(_CLAIMS, self._params()).fetchall())
+
+    def claims(self) -> list[tuple[Any, Owner, float, bool]]:
+        """Every claim: ``(element, owner, time of the claim, dead)``, oldest first."""
+        dead = {owner: is_dead for _, owner, is_dead, _ in self.owners()}
+        found = []
+        for text, holder, since, expired in self._claims():
+            owner: Owner = tuple(json.loads(holder)) if holder else ("?", 0, "")
+            [element] = self._elements([text])
+            found.append((element, owner, float(since), bool(expired or dead.get(owner, True))))
+        return found
 
     def done_texts(self) -> list[str]:
-        """The canonical text of every element of a done record."""
-        return self._done_texts(f"{self.path} (done)", self._all("execo_done"))
+        """The canonical text of every done element of the sweep."""
+        return [
+            text
+            for (text,) in self._run(
+                lambda connection: connection.execute(
+                    "SELECT text FROM execo_elements WHERE sweep = %(sweep)s AND state = 'done'",
+                    self._params(),
+                ).fetchall()
+            )
+        ]
+
+    # -- saved sweeps, results ---------------------------------------------------------------
+
+    def load_sweeps(self) -> list[Any] | None:
+        """The saved sweeps, in order, or None when none were saved."""
+        rows = self._run(
+            lambda connection: connection.execute(
+                "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position",
+                self._params(),
+            ).fetchall()
+        )
+        return [self.codec.decode(text) for (text,) in rows] if rows else None
+
+    def save_sweeps(self, elements: Iterable[Any]) -> None:
+        """Replace the saved sweeps (one transaction, ``COPY``)."""
+        self.check_writable()
+        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
+        texts = [encode(element) for element in elements]
+
+        def save(connection: Any) -> None:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (self._sweep_id,))
+                with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
+                    for position, text in enumerate(texts):
+                        copy.write_row((self._sweep_id, position, text))
+
+        self._run(save)
 
     def append_result(self, record: HashableDict) -> None:
-        """Append a result record (durable at commit)."""
-        line = self._result_line(record)
-        self._durable()
-        self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)", self.sweep, line)
+        """Add a result record; returns once committed. Idempotent (a token)."""
+        self.check_writable()
+        line, token = self.codec.encode_in_order(record), uuid.uuid4()
+        self._run(
+            lambda connection: (
+                connection.execute(
+                    "INSERT INTO execo_results (sweep, token, record) "
+                    "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING",
+                    self._params(token=token, record=line),
+                ).rowcount
+            )
+        )
 
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
-        return self._decode(f"{self.path} (results)", self._all("execo_results"))
-
-    def load_sweeps(self) -> list[Any] | None:
-        """The saved elements, in order, or None when none were saved."""
-        rows = self._all("execo_sweeps", "element", "position")
-        return self._decode(f"{self.path} (sweeps)", rows) if not rows.empty else None
-
-    def save_sweeps(self, elements: Iterable[Any]) -> None:
-        """Replace the saved elements (in the transaction of the lock)."""
-        lines = self._sweeps_lines(elements)
-        self._execute(
-            "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
+        rows = self._run(
+            lambda connection: connection.execute(
+                "SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id",
+                self._params(),
+            ).fetchall()
         )
-        self._durable()
-        self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
-        with self.connection.cursor() as cursor:
-            with cursor.copy("COPY execo_sweeps (sweep, position, element) FROM STDIN") as copy:
-                for position, line in enumerate(lines):
-                    copy.write_row((self.sweep, position, line))
+        return [self.codec.decode(record) for (record,) in rows]
+
+
+def sweeps_below(url: str) -> dict[str, str]:
+    """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
+    conninfo, prefix, _ = parse_url(url)
+    link = _Link(conninfo, without_password(url), read_only=True)
+    with contextlib.suppress(FileNotFoundError):
+        rows = link.run(
+            lambda connection: connection.execute(
+                "SELECT name FROM execo_sweeps WHERE starts_with(name, %s) ORDER BY name",
+                (prefix + "/",),
+            ).fetchall()
+        )
+        link.close()
+        return {name[len(prefix) + 1 :]: with_sweep(url, name) for (name,) in rows}
+    return {}
+
+
+def iter_positions(states: bytearray, state: int) -> Iterator[int]:
+    """The positions in ``state``, in order."""
+    position = states.find(state)
+    while position >= 0:
+        yield position
+        position = states.find(state, position + 1)
