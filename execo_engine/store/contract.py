@@ -1,0 +1,164 @@
+"""The store contract: everything :class:`~execo_engine.sweeper.ParamSweeper` knows of storage.
+
+A store keeps the shared state of one sweep (a directory: :mod:`execo_engine.store.directory`;
+a PostgreSQL database: :mod:`execo_engine.pgstore`). To add a third one, write one module with a
+class implementing :class:`Store`, give it a location syntax in
+:func:`execo_engine.store.locations.open_store` (the only code that knows location syntaxes),
+and run the contract suite (``tests/test_store_contract.py``) on it. Its constructor takes
+``(location, codec, read_only=False, lease=None)``: ``codec`` encodes elements
+(:class:`~execo_engine.codec.Codec`), ``lease`` (seconds, None: the store's default) is how
+long an owner on another host may stay silent before what it holds is given back.
+
+Vocabulary
+----------
+
+- An *element* is one combination, hashable, of the types :class:`~execo_engine.codec.Codec`
+  carries; equal elements are the same element (compare canonical texts, never ``hash()``).
+- The *sweeps* are the elements this store object iterates on, in order, distinct (the caller
+  removed duplicates). Other instances may use other sweeps (other orders, other elements): done
+  and held states are shared by element, not by position.
+- An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.owner`). An owner
+  is dead when the store says so (for a directory, a process of this host that no longer runs,
+  or an owner whose lease expired; for PostgreSQL, an expired lease). What dead owners hold is
+  given back to todo by the next operation of any writing instance, with a log line.
+
+States (:class:`State`), each element of the sweeps is in exactly one:
+
+- ``TODO``: nobody holds it, not done;
+- ``CLAIMED``: held by a live owner, being processed (in progress);
+- ``SKIPPED``: held by a live owner that chose not to process it in this run: nobody gets it
+  while that owner lives, and it is todo again once the owner is gone (the next run retries);
+- ``DONE``: shared and persistent, except for this store object after :meth:`Store.give_back`
+  of a done element (execo's "recompute": todo again here only, others still see done);
+- room is left for ``FAILED`` (issue 14): a persistent state with an attempt count and the last
+  error, entered by a future ``fail(element, error)`` operation; getters and ``holders`` will
+  then carry it. Nothing here may assume four states only: iterate over :class:`State`.
+
+Rules every implementation follows
+----------------------------------
+
+- One store object per ParamSweeper instance. Every method is atomic with respect to every
+  other instance, thread, process and host (a lock, a transaction), and thread-safe on one
+  object, read-only objects included. Instance-local state (what this object claimed, done
+  elements given back here) lives in the store object.
+- Every operation first catches up with what others changed, at a cost of O(what changed), not
+  O(grid) nor O(claims); it also gives back what dead owners hold.
+- ``read_only=True``: never writes, never takes a lock that blocks writers; every changing
+  method raises ``PermissionError`` naming the location.
+- Durability: a change is visible to every other instance when its method returns. Done
+  records and results are *durable* (survive a crash of the host) once :meth:`Store.sync`
+  returned: ``ParamSweeper.done`` is ``store.done(...)`` then ``store.sync()``, and a caller
+  may defer ``sync()`` to batch the flushes of several changes (the write happens under the
+  lock, the flush after it: flushes of several processes then share one disk flush).
+- Errors name the location and the fix. Nothing read is executed or unpickled unless the codec
+  allows pickle. A location whose format is newer than the code is refused with a
+  :class:`~execo_engine.store.version.NewerFormatError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from execo_engine.owner import Owner
+from execo_engine.sweep import HashableDict
+
+#: Receives the todo elements of this store object, in sweeps order, and returns those to
+#: consider, in the order to consider them (the ``filtr`` of ``ParamSweeper.get_next``).
+Choose = Callable[[list[Any]], Iterable[Any]]
+
+
+class State(enum.IntEnum):
+    """The state of an element of the sweeps (see the module docstring)."""
+
+    TODO = 0
+    DONE = 1
+    SKIPPED = 2
+    CLAIMED = 3
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds an element: a claim (``state`` CLAIMED) or a skip (``state`` SKIPPED)."""
+
+    element: Any
+    owner: Owner  #: (host, pid, start[, PID namespace]): see :mod:`execo_engine.owner`
+    since: float  #: when it was taken, seconds since the epoch (the holder's clock)
+    state: State
+    dead: bool  #: the store judges the owner gone: the next writing operation gives it back
+
+
+class Store(Protocol):
+    """One sweep's shared state, seen by one ParamSweeper instance (see the module
+    docstring for the rules)."""
+
+    name: str  #: a short name for logs (a directory's base name, a sweep's name)
+    location: str  #: where it lives, printable (no password)
+    read_only: bool
+
+    def set_sweeps(self, sweeps: list[Any], save: bool) -> None:
+        """Iterate on ``sweeps`` from now on (distinct elements, in order) and reload the
+        shared state for them; with ``save``, also store them durably (what
+        :meth:`load_sweeps` returns) — in any case, keep how many they are, so that a
+        status can be reported without them."""
+
+    def load_sweeps(self) -> list[Any] | None:
+        """The saved sweeps in order, or None when none were saved."""
+
+    def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
+        """Claim up to ``count`` todo elements for this process, in sweeps order (or in the
+        order ``choose`` returns, keeping only todo ones); returns them (``[]``: none)."""
+
+    def take(self, element: Any) -> str | None:
+        """Claim this very element if it is todo (or skipped by this process); None when
+        claimed, else why not, for a person: ``"done"``, ``"in progress (host H, pid P)"``,
+        ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
+
+    def done(self, elements: list[Any]) -> None:
+        """Mark ``elements`` done (idempotent; an element not in the sweeps is recorded too)
+        and release the claims on them; visible at return, durable after :meth:`sync`."""
+
+    def sync(self) -> None:
+        """Return once every done record and result this object wrote is durable."""
+
+    def give_back(self, elements: list[Any], skip: bool = False) -> None:
+        """Release the claims on ``elements``: todo again (``cancel``), or, with ``skip``,
+        held by this process as SKIPPED. A done element given back without ``skip`` becomes
+        todo for this store object only (others still see it done); done again, it writes a
+        new done record."""
+
+    def release_mine(self) -> list[Any]:
+        """Give back to todo every claim this store object took and did not finish; returns
+        them in the order they were claimed."""
+
+    def reset(self, claims: bool = False) -> None:
+        """Forget the skips of this store object everywhere (done stays); with ``claims``,
+        release every claim and skip of every instance too."""
+
+    def states(self) -> dict[State, list[Any]]:
+        """Atomically, the elements of the sweeps in each state (every :class:`State` is a
+        key), each list in sweeps order; read-only objects included, thread-safe."""
+
+    def holders(self) -> list[Holder]:
+        """Every claim and skip, oldest first, with its owner and whether it is dead."""
+
+    def reclaim(self, older_than: float | None = None) -> list[Any]:
+        """Give back what dead owners hold and, with ``older_than`` (seconds), every claim
+        taken longer ago than that, whoever holds it; returns the elements."""
+
+    def refresh(self, full: bool = False) -> None:
+        """Catch up with others now (``full``: reload everything from scratch)."""
+
+    def append_result(self, record: HashableDict) -> None:
+        """Append a result record (visible at return, durable after :meth:`sync`)."""
+
+    def read_results(self) -> list[Any]:
+        """Every result record, in the order they were appended."""
+
+    def done_texts(self) -> frozenset[str]:
+        """The canonical texts (:meth:`Codec.encode`) of every done element, sweeps or not."""
+
+    def close(self) -> None:
+        """Release what the store object holds open (it is not used after)."""
