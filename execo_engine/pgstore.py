@@ -32,7 +32,6 @@ them in another schema. Query parameters other than ``sweep`` and ``lease`` go t
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import json
 import math
@@ -48,6 +47,7 @@ from typing import Any, TypeVar
 from execo_engine.codec import Codec
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, is_dead
+from execo_engine.store.contract import Choose, Holder, State
 from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
@@ -58,12 +58,13 @@ DEFAULT_LEASE = 60.0
 RECONNECT_SECONDS = 120.0
 #: Dead owners are looked for at most this often (seconds) by the operations of an instance.
 DEAD_OWNER_CHECK_INTERVAL = 1.0
-#: How many bytes of an error are kept with a failed attempt.
-ERROR_BYTES = 2000
-
-#: The states of a row; the numbers are those of :meth:`PostgresStore.states`.
-STATES = {"todo": 0, "done": 1, "skipped": 2, "claimed": 3, "failed": 4}
-TODO, DONE, SKIPPED, CLAIMED, FAILED = range(5)
+#: The state of a row (the column ``state``) as a :class:`State`.
+_STATES = {
+    "todo": State.TODO,
+    "done": State.DONE,
+    "skipped": State.SKIPPED,
+    "claimed": State.CLAIMED,
+}
 _NO_BOUND = 2**31 - 1  # beyond any position
 
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
@@ -147,8 +148,8 @@ WHERE execo_elements.text = EXCLUDED.text"""
 _GIVE_BACK = f"""
 WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
-    UPDATE execo_elements e SET state = %(state)s,
-        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END, ticket = NULL
+    UPDATE execo_elements e SET state = %(state)s, ticket = NULL, claimed_at = now(),
+        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END
     FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.id)
 SELECT text, state FROM current"""
@@ -160,9 +161,7 @@ INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
 VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
 ON CONFLICT (sweep, owner) DO UPDATE SET expires = EXCLUDED.expires, heartbeat = now()
 RETURNING id, xmax = 0"""
-_OWNERS = """
-SELECT id, owner, expires < now(), extract(epoch FROM now() - heartbeat)
-FROM execo_owners WHERE sweep = %(sweep)s"""
+_OWNERS = "SELECT id, owner, expires < now() FROM execo_owners WHERE sweep = %(sweep)s"
 # Gives the claims and skips of dead owners back to todo, and forgets those owners.
 _BURY = """
 WITH dead AS (
@@ -171,15 +170,16 @@ freed AS (
     UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
     WHERE e.owner = dead.id AND e.state IN ('claimed', 'skipped') RETURNING dead.owner)
 SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
-_STATES = """
+_STATES_QUERY = """
 SELECT s.order_digest = %(digest)s, e.position, e.state,
     CASE WHEN s.order_digest = %(digest)s THEN NULL ELSE e.text END
 FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id AND e.state <> 'todo'
 WHERE s.id = %(sweep)s"""
-_CLAIMS = """
-SELECT e.text, o.owner, extract(epoch FROM e.claimed_at), o.id IS NULL OR o.expires < now()
+_HOLDERS = """
+SELECT e.text, e.state, o.owner, extract(epoch FROM e.claimed_at)::float8,
+    o.id IS NULL OR o.expires < now()
 FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
-WHERE e.sweep = %(sweep)s AND e.state = 'claimed' ORDER BY e.claimed_at, e.id"""
+WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped') ORDER BY e.claimed_at, e.id"""
 
 
 class ConnectionLostError(ConnectionError):
@@ -391,7 +391,7 @@ class _LeaseKeeper(threading.Thread):
                     logger.warning(
                         "%s: could not renew the lease (%s): if it expires, other "
                         "instances take this process's claims back",
-                        store.path,
+                        store.location,
                         error,
                     )
 
@@ -414,68 +414,69 @@ def _order_digest(texts: Sequence[str]) -> bytes:
 
 
 class PostgresStore:
-    """The state of one sweep in a PostgreSQL database, seen in this instance's order.
+    """One sweep's state in a PostgreSQL database, seen by one ParamSweeper instance: a
+    :class:`~execo_engine.store.contract.Store` (see the module docstring).
 
-    ``set_order`` gives the elements (distinct, in order) the instance works on; positions
-    are indexes in that list. Every method is safe to call from several threads; ``read_only``
-    stores never write (``PermissionError``).
+    Positions are indexes in this object's sweeps. Every method is thread-safe (one lock
+    around the connection, held for one statement, never between operations).
     """
 
     dead_owner = "the expired lease of"  #: how logs call an owner whose lease expired
 
-    def __init__(self, url: str, codec: Codec, read_only: bool = False) -> None:
-        conninfo, sweep, lease = parse_url(url)
-        self.path = without_password(url)
-        self.name, self.sweep_name, self.lease = sweep, sweep, lease
-        self.codec, self.read_only = codec, read_only
-        self._link = _Link(conninfo, self.path, read_only)
-        self._sweep_id: int | None = None
+    def __init__(
+        self, location: str, codec: Codec, read_only: bool = False, lease: float | None = None
+    ) -> None:
+        conninfo, sweep, url_lease = parse_url(location)
+        self.location = without_password(location)
+        self.name, self.read_only, self.codec = sweep, read_only, codec
+        self.lease = url_lease if lease is None else lease
+        if not (self.lease > 0 and math.isfinite(self.lease)):
+            raise ValueError(f"{self.location}: lease must be a finite number of seconds > 0")
+        self._link = _Link(conninfo, self.location, read_only)
+        self._sweep_id = 0
         self._owner: tuple[int, int] | None = None  # (pid, owner row id)
         self._renewed = 0.0
         self._last_dead_check = 0.0
-        self._order: list[Any] = []
+        self._sweeps: list[Any] = []
         self._texts: list[str] = []
         self._digest = b""
         self._index: dict[str, int] | None = None
-        self._redo: list[int] = []  # done elsewhere, todo again here (cancel of done), sorted
-        self._held: dict[int, int] = {}  # position -> row id (0: a redo), claimed here
-        self._ticket = (
-            uuid.uuid4()
-        )  # of the last claim (to find what it took if its answer is lost)
+        self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
+        self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
+        self._ticket = uuid.uuid4()  # of the last claim: finds what it took if its answer is lost
         self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
-            _keep_leases(self)
 
     # -- plumbing ----------------------------------------------------------------------------
 
     def _find_sweep(self, connection: Any) -> None:
-        row = connection.execute(
-            "SELECT id FROM execo_sweeps WHERE name = %s", (self.sweep_name,)
-        ).fetchone()
+        row = connection.execute("SELECT id FROM execo_sweeps WHERE name = %s", (self.name,))
+        row = row.fetchone()
         if row is None and not self.read_only:
             row = connection.execute(
                 "INSERT INTO execo_sweeps (name) VALUES (%s) ON CONFLICT (name) DO UPDATE "
                 "SET name = EXCLUDED.name RETURNING id",
-                (self.sweep_name,),
+                (self.name,),
             ).fetchone()
         if row is None:
-            raise FileNotFoundError(f"{self.path}: no sweep {self.sweep_name!r} in this database")
+            raise FileNotFoundError(f"{self.location}: no sweep {self.name!r} in this database")
         self._sweep_id = row[0]
 
     def _run(self, work: Callable[[Any], T]) -> T:
         return self._link.run(work)
 
-    def _params(self, **values: Any) -> dict[str, Any]:
-        return {"sweep": self._sweep_id, **values}
+    def _execute(self, query: str, **values: Any) -> list[tuple[Any, ...]]:
+        """The rows of one statement on this sweep (``%(sweep)s``), safe to run twice."""
+        params = {"sweep": self._sweep_id, **values}
+        return self._run(lambda connection: connection.execute(query, params).fetchall())
 
-    def check_writable(self) -> None:
-        """``PermissionError`` if the store was opened read-only."""
+    def _check_writable(self) -> None:
         if self.read_only:
-            raise PermissionError(f"{self.path}: opened read-only")
+            raise PermissionError(f"{self.location}: opened read-only")
 
     def _owner_id(self, connection: Any) -> int:
-        """This process's owner row (registered, or registered again after a fork)."""
+        """This process's owner row (registered again in a child after a fork)."""
         if self._owner is None or self._owner[0] != os.getpid():
             self._held.clear()  # a parent's claims are the parent's
             self._register(connection)
@@ -486,20 +487,24 @@ class PostgresStore:
         _keep_leases(self)
         row_id, inserted = connection.execute(
             _OWNER,
-            self._params(owner=json.dumps(list(current_owner())), lease=self.lease),
+            {
+                "sweep": self._sweep_id,
+                "owner": json.dumps(list(current_owner())),
+                "lease": self.lease,
+            },
         ).fetchone()
         if inserted and self._owner is not None and self._owner[0] == os.getpid():
             logger.warning(
                 "%s: this process's lease had expired: other instances took back its claims "
-                "(its done elements still count)",
+                "(what it finishes still counts as done)",
                 self.name,
             )
             self._held.clear()
         self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
 
     def renew_lease(self, when_due: bool = False) -> None:
-        """Push this process's lease ``lease`` seconds ahead (only if a third of it went by,
-        with ``when_due``)."""
+        """Push this process's lease ``lease`` seconds ahead (with ``when_due``, only once a
+        third of it went by)."""
         if self.read_only or (
             when_due
             and self._owner is not None
@@ -509,109 +514,153 @@ class PostgresStore:
         self._run(self._register)
 
     def close(self) -> None:
-        """Close the connection (a later operation opens it again)."""
+        """Close the connection and stop renewing the lease."""
+        if _keeper is not None:
+            _keeper.stores.discard(self)
         self._link.close()
 
-    # -- the order ---------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Nothing to wait for: every change is durable when its statement returns
+        (``synchronous_commit`` on)."""
 
-    def set_order(self, elements: list[Any]) -> None:
-        """Work on ``elements`` (distinct), in this order: loaded into the database (``COPY``)
-        unless they are the order loaded last; done, claims and skips stay, by canonical
-        text."""
-        texts = [self.codec.encode(element) for element in elements]
+    def refresh(self, full: bool = False) -> None:
+        """Nothing to catch up with (every query reads the database); gives back what dead
+        owners hold."""
+        self._reclaim_dead(force=full)
+
+    # -- sweeps ------------------------------------------------------------------------------
+
+    def set_sweeps(self, sweeps: list[Any], save: bool) -> None:
+        """Iterate on ``sweeps`` (distinct, in order): loaded into the database with ``COPY``
+        unless they are the sweeps loaded last (a digest says); done, claims and skips stay,
+        by canonical text. With ``save``, also saved (see :meth:`load_sweeps`)."""
+        if save:
+            self._check_writable()
+        texts = [self.codec.encode(element) for element in sweeps]
         digest = _order_digest(texts)
         with self._link.lock:
-            self._order, self._texts, self._digest, self._index = elements, texts, digest, None
+            self._sweeps, self._texts, self._digest, self._index = sweeps, texts, digest, None
             self._redo, self._held = [], {}
         if not self.read_only:
             self._run(lambda connection: self._load(connection, texts, digest))
+        if save:
+            self._save(sweeps)
 
     def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
         sweep = self._sweep_id
-        row = connection.execute(
-            "SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,)
-        ).fetchone()
-        if row is not None and row[0] == digest:
+        row = connection.execute("SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,))
+        if row.fetchone() == (digest,):
             return
-        with connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (sweep,))
-            row = connection.execute(
-                "SELECT order_digest, size, EXISTS (SELECT FROM execo_elements WHERE sweep = %s)"
-                " FROM execo_sweeps WHERE id = %s FOR UPDATE",
+        with connection.transaction(), connection.cursor() as cursor:
+            row = cursor.execute(
+                "SELECT order_digest, EXISTS (SELECT FROM execo_elements WHERE sweep = %s) "
+                "FROM execo_sweeps WHERE id = %s FOR UPDATE",
                 (sweep, sweep),
             ).fetchone()
-            if row[0] == digest:
+            if row[0] == digest:  # loaded by another instance meanwhile
                 return
-            with connection.cursor() as cursor:
-                if not row[2]:  # a new sweep: straight into the table
-                    target = "execo_elements (position, text, sweep)"
-                else:
-                    cursor.execute(
-                        "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
-                        "sweep integer) ON COMMIT DROP"
-                    )
-                    target = "execo_load (position, text, sweep)"
-                with cursor.copy(f"COPY {target} FROM STDIN") as copy:
-                    for position, text in enumerate(texts):
-                        copy.write_row((position, text, sweep))
-                if row[2]:
-                    cursor.execute(
-                        "UPDATE execo_elements SET position = NULL "
-                        "WHERE sweep = %s AND position IS NOT NULL",
-                        (sweep,),
-                    )
-                    cursor.execute(
-                        "INSERT INTO execo_elements (sweep, position, text) "
-                        "SELECT sweep, position, text FROM execo_load "
-                        "ON CONFLICT (sweep, digest) DO UPDATE SET position = EXCLUDED.position"
-                    )
+            if row[1]:
                 cursor.execute(
-                    "UPDATE execo_sweeps SET order_digest = %s, size = %s WHERE id = %s",
-                    (digest, len(texts), sweep),
+                    "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
+                    "sweep integer) ON COMMIT DROP"
                 )
+            target = "execo_load" if row[1] else "execo_elements"  # a new sweep: straight in
+            with cursor.copy(f"COPY {target} (position, text, sweep) FROM STDIN") as copy:
+                for position, text in enumerate(texts):
+                    copy.write_row((position, text, sweep))
+            if row[1]:
+                cursor.execute(
+                    "UPDATE execo_elements SET position = NULL "
+                    "WHERE sweep = %s AND position IS NOT NULL",
+                    (sweep,),
+                )
+                cursor.execute(
+                    "INSERT INTO execo_elements (sweep, position, text) "
+                    "SELECT sweep, position, text FROM execo_load "
+                    "ON CONFLICT (sweep, digest) DO UPDATE SET position = EXCLUDED.position"
+                )
+            cursor.execute(
+                "UPDATE execo_sweeps SET order_digest = %s, size = %s WHERE id = %s",
+                (digest, len(texts), sweep),
+            )
+
+    def _save(self, sweeps: list[Any]) -> None:
+        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
+        texts = [encode(element) for element in sweeps]
+
+        def save(connection: Any) -> None:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (self._sweep_id,))
+                with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
+                    for position, text in enumerate(texts):
+                        copy.write_row((self._sweep_id, position, text))
+
+        self._run(save)
+
+    def load_sweeps(self) -> list[Any] | None:
+        """The saved sweeps, in order, or None when none were saved."""
+        rows = self._execute(
+            "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position"
+        )
+        return [self.codec.decode(text) for (text,) in rows] if rows else None
 
     def _position_of_text(self, text: str) -> int | None:
         if self._index is None:
             self._index = {t: i for i, t in enumerate(self._texts)}
         return self._index.get(text)
 
-    def position(self, element: Any) -> int | None:
-        """Where ``element`` stands in this instance's order (None: not there)."""
-        return self._position_of_text(self.codec.encode(element))
-
     def _located(self, position: int | None, text: str) -> int | None:
-        """The position in this instance's order of a row (``position`` in the loaded order,
-        checked against its text)."""
+        """This object's position of a row (``position``: in the sweeps loaded last)."""
         texts = self._texts
         if position is not None and 0 <= position < len(texts) and texts[position] == text:
             return position
         return self._position_of_text(text)
 
+    def _elements(self, texts: Iterable[str]) -> list[Any]:
+        """The elements of canonical texts: this object's own when in its sweeps."""
+        found = []
+        for text in texts:
+            position = self._position_of_text(text)
+            found.append(self.codec.decode(text) if position is None else self._sweeps[position])
+        return found
+
     # -- claims ------------------------------------------------------------------------------
 
-    def claim(self, count: int, chosen: Sequence[int] | None = None) -> list[Any]:
-        """Claim up to ``count`` todo elements: the first ones in order or, with ``chosen``
-        (positions), the first todo ones of those, in that order. One statement."""
-        self.check_writable()
+    def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
+        """Claim up to ``count`` todo elements in sweeps order (or among what ``choose``
+        returns, in its order): one statement (two with ``choose``, which sees the todo
+        list)."""
+        self._check_writable()
         if count <= 0:
             return []
+        chosen = None
+        if choose is not None:
+            states = self._state_bytes()
+            todo = [self._sweeps[p] for p in _positions(states, State.TODO)]
+            chosen = [p for e in choose(todo) if (p := self._position(e)) is not None]
+            chosen = [p for p in dict.fromkeys(chosen) if states[p] == State.TODO]
         taken = self._run(lambda connection: self._claim(connection, count, chosen))
-        if len(taken) < count and chosen is None and self._reclaim_dead(force=True):
-            taken += self.claim(count - len(taken))
+        if len(taken) < count and self._reclaim_dead(force=True):
+            taken += self.claim(count - len(taken), choose)
         else:
             self._reclaim_dead()
         return taken
 
+    def _position(self, element: Any) -> int | None:
+        try:
+            return self._position_of_text(self.codec.encode(element))
+        except TypeError:
+            return None
+
     def _claim(self, connection: Any, count: int, chosen: Sequence[int] | None) -> list[Any]:
         owner = self._owner_id(connection)
-        retry = self._link.retrying
-        if not retry:
+        if not self._link.retrying:
             self._ticket = uuid.uuid4()
-        params = self._params(owner=owner, ticket=self._ticket, count=count)
+        params = {"sweep": self._sweep_id, "owner": owner, "ticket": self._ticket, "count": count}
         rows: list[tuple[Any, ...]] = []
-        if retry:  # the answer to the same ticket was lost: what did it take?
+        if self._link.retrying:  # the answer to this ticket was lost: what did it take?
             rows = connection.execute(_CLAIMED_BY_TICKET, params).fetchall()
-        # elements cancelled here after they were done: todo for this instance only
+        # elements done but given back here: todo for this object only, merged in order
         rank: Callable[[int], int] = (
             int if chosen is None else {p: i for i, p in enumerate(chosen)}.__getitem__
         )
@@ -622,8 +671,8 @@ class PostgresStore:
             rows = connection.execute(
                 _CLAIM_NEXT, {**params, "digest": self._digest, "bound": bound}
             ).fetchall()
-            if rows and not rows[0][0]:  # another order was loaded since: claim in ours
-                chosen = range(len(self._texts))
+            if rows and not rows[0][0]:  # other sweeps were loaded since: claim among ours
+                rows, chosen = [], range(len(self._texts))
         if not rows and chosen is not None:
             texts = [self._texts[p] for p in chosen]
             rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
@@ -633,7 +682,7 @@ class PostgresStore:
         for _, row_id, position, text in rows:
             if row_id is not None:
                 mine = self._located(position, text)
-                if mine is None:  # not ours (the order changed meanwhile)
+                if mine is None:  # not in our sweeps (they changed meanwhile)
                     stray.append(row_id)
                 else:
                     taken[mine] = row_id
@@ -645,51 +694,53 @@ class PostgresStore:
         stray += [row_id for position, row_id in taken.items() if position not in handed]
         if stray:
             connection.execute(_RELEASE, {"ids": stray, "owner": owner})
-        return [self._order[p] for p in handed]
+        return [self._sweeps[p] for p in handed]
 
     def take(self, element: Any) -> str | None:
-        """Claim this very element if it is todo (or skipped or claimed by this process).
-
-        Returns None when claimed, else why not: ``"done"``, ``"failed"``,
-        ``"in progress (host H, pid P)"``, ``"skipped (host H, pid P)"`` or
-        ``"not in the sweeps"``.
-        """
-        position = self.position(element)
+        """Claim this very element if it is todo (or skipped by this process): None when
+        claimed, else why not (``"done"``, ``"in progress (host H, pid P)"``,
+        ``"skipped (host H, pid P)"``, ``"not in the sweeps"``). One statement."""
+        position = self._position(element)
         if position is None:
             return "not in the sweeps"
-        self.check_writable()
-        if position in self._redo:
-            self._redo.remove(position)
-            self._held[position] = 0
-            return None
-        ticket = uuid.uuid4()  # the same for a retry: then it finds what it took
-        rows = self._run(
-            lambda connection: connection.execute(
-                _TAKE,
-                self._params(
-                    owner=self._owner_id(connection), ticket=ticket, texts=[self._texts[position]]
-                ),
-            ).fetchall()
-        )
+        self._check_writable()
+        with self._link.lock:
+            if position in self._redo:
+                self._redo.remove(position)
+                self._held[position] = 0
+                return None
+        ticket = uuid.uuid4()  # the same for a retry, which then finds what it took
+
+        def take(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "owner": self._owner_id(connection),
+                "ticket": ticket,
+                "texts": [self._texts[position]],
+            }
+            return connection.execute(_TAKE, params).fetchall()  # type: ignore[no-any-return]
+
+        rows = self._run(take)
         if not rows:
             return "not in the sweeps"
         row_id, state, holder, taken = rows[0]
         if taken:
-            self._held[position] = row_id
+            with self._link.lock:
+                self._held[position] = row_id
             return None
         if holder is not None:
-            host, pid, _ = json.loads(holder)
+            host, pid, *_ = json.loads(holder)
             return f"{'in progress' if state == 'claimed' else state} (host {host}, pid {pid})"
         return str(state)
 
-    def done(self, elements: Sequence[Any]) -> None:
-        """Mark ``elements`` done (also when not claimed, or not in the sweeps); returns once
-        committed (durable). One idempotent statement."""
-        self.check_writable()
+    def done(self, elements: list[Any]) -> None:
+        """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
+        claims: one idempotent statement, durable when it returns."""
+        self._check_writable()
         texts = [self.codec.encode(element) for element in elements]
         if not texts:
             return
-        self._run(lambda connection: connection.execute(_DONE, self._params(texts=texts)).rowcount)
+        self._execute(_DONE + " RETURNING id", texts=texts)
         with self._link.lock:
             for text in texts:
                 position = self._position_of_text(text)
@@ -698,114 +749,97 @@ class PostgresStore:
                     if position in self._redo:
                         self._redo.remove(position)
 
-    def _give_back(self, elements: Sequence[Any], state: str) -> dict[str, str]:
+    def give_back(self, elements: list[Any], skip: bool = False) -> None:
+        """Release the claims on ``elements``: todo again or, with ``skip``, skipped by this
+        process. A done element given back without ``skip`` is todo for this object only."""
+        self._check_writable()
         texts = [self.codec.encode(element) for element in elements]
         if not texts:
-            return {}
-        self.check_writable()
-        rows = self._run(
-            lambda connection: connection.execute(
-                _GIVE_BACK,
-                self._params(texts=texts, state=state, owner=self._owner_id(connection)),
-            ).fetchall()
-        )
+            return
+        state = "skipped" if skip else "todo"
+
+        def give_back(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "texts": texts,
+                "state": state,
+                "owner": self._owner_id(connection),
+            }
+            return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
+
+        before = dict(self._run(give_back))
         with self._link.lock:
             for text in texts:
                 position = self._position_of_text(text)
-                if position is not None:
-                    self._held.pop(position, None)
-        return dict(rows)
-
-    def cancel(self, elements: Sequence[Any]) -> None:
-        """Give ``elements`` back to todo. A done one becomes todo again for this instance
-        only (others still see it done; doing it again writes done again)."""
-        before = self._give_back(elements, "todo")
-        with self._link.lock:
-            for text, state in before.items():
-                position = self._position_of_text(text)
-                if state == "done" and position is not None and position not in self._redo:
+                if position is None:
+                    continue
+                self._held.pop(position, None)
+                if before.get(text) == "done" and not skip and position not in self._redo:
                     bisect.insort(self._redo, position)
 
-    def skip(self, elements: Sequence[Any]) -> None:
-        """Mark ``elements`` skipped by this process (not done ones): no instance hands them
-        out while this process lives; once it is gone they are todo again."""
-        self._give_back(elements, "skipped")
-
     def release_mine(self) -> list[Any]:
-        """Give back every element this instance claimed and has not finished; returns them,
-        in order."""
-        self.check_writable()
+        """Give back every element this object claimed and did not finish; returns them in
+        the order they were claimed."""
+        self._check_writable()
         with self._link.lock:
-            held = dict(self._held)
+            held, self._held = self._held, {}
+            for position, row_id in held.items():
+                if not row_id:
+                    bisect.insort(self._redo, position)
         ids = [row_id for row_id in held.values() if row_id]
         if ids:
             self._run(
-                lambda connection: (
-                    connection.execute(
-                        _RELEASE, {"ids": ids, "owner": self._owner_id(connection)}
-                    ).rowcount
-                )
+                lambda connection: connection.execute(
+                    _RELEASE, {"ids": ids, "owner": self._owner_id(connection)}
+                ).fetchall()
             )
-        with self._link.lock:
-            for position, row_id in held.items():
-                self._held.pop(position, None)
-                if not row_id:
-                    bisect.insort(self._redo, position)
-        return [self._order[p] for p in sorted(held)]
+        return [self._sweeps[p] for p in held]
 
-    def reset(self, reset_inprogress: bool = False) -> None:
-        """Forget this process's skips (everywhere); with ``reset_inprogress``, give every
-        claim of every instance back to todo."""
-        self.check_writable()
-        states = ["skipped", "claimed"] if reset_inprogress else ["skipped"]
+    def reset(self, claims: bool = False) -> None:
+        """Forget this process's skips everywhere (done stays); with ``claims``, release
+        every claim and skip of every instance too."""
+        self._check_writable()
 
         def reset(connection: Any) -> None:
             connection.execute(
                 "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
-                "WHERE sweep = %(sweep)s AND state = ANY(%(states)s) "
-                "AND (state = 'claimed' OR owner = %(owner)s)",
-                self._params(states=states, owner=self._owner_id(connection)),
+                "WHERE sweep = %(sweep)s AND state IN ('skipped', 'claimed') "
+                "AND (%(claims)s OR (state = 'skipped' AND owner = %(owner)s))",
+                {"sweep": self._sweep_id, "claims": claims, "owner": self._owner_id(connection)},
             )
 
         self._run(reset)
-        if reset_inprogress:
+        if claims:
             with self._link.lock:
-                for position in [p for p, row_id in self._held.items() if row_id]:
-                    del self._held[position]
+                held, self._held = self._held, {}
+                for position in (p for p, row_id in held.items() if not row_id):
+                    bisect.insort(self._redo, position)
 
     # -- liveness ----------------------------------------------------------------------------
 
+    def _owners(self) -> list[tuple[int, Owner, bool]]:
+        """``(row id, owner, dead)`` of every owner of the sweep: dead when its lease expired
+        or, on this host, its process is gone."""
+        me = current_owner()
+        found = []
+        for row_id, text, expired in self._execute(_OWNERS):
+            owner: Owner = tuple(json.loads(text))
+            found.append((row_id, owner, owner != me and (expired or is_dead(owner))))
+        return found
+
     def _reclaim_dead(self, force: bool = False) -> bool:
-        """Give back the claims and skips of dead owners (at most every
-        :data:`DEAD_OWNER_CHECK_INTERVAL` seconds unless ``force``); whether any were."""
+        """Give back what dead owners hold (at most every :data:`DEAD_OWNER_CHECK_INTERVAL`
+        seconds unless ``force``); whether anything was."""
         now = time.monotonic()
         if self.read_only or (
             not force and now - self._last_dead_check < DEAD_OWNER_CHECK_INTERVAL
         ):
             return False
         self._last_dead_check = now
-        owners = self.owners()
-        dead = [row_id for row_id, owner, dead, _ in owners if dead]
-        return bool(dead) and self._bury(dead) > 0
-
-    def owners(self) -> list[tuple[int, Owner, bool, float]]:
-        """``(row id, owner, dead, seconds since its heartbeat)`` of every owner of the sweep:
-        dead when its lease expired or, on this host, its process is gone."""
-        rows = self._run(lambda connection: connection.execute(_OWNERS, self._params()).fetchall())
-        me = current_owner()
-        found = []
-        for row_id, text, expired, age in rows:
-            owner: Owner = tuple(json.loads(text))
-            found.append((row_id, owner, owner != me and (expired or is_dead(owner)), float(age)))
-        return found
-
-    def _bury(self, ids: list[int]) -> int:
-        rows = self._run(
-            lambda connection: connection.execute(_BURY, self._params(ids=ids)).fetchall()
-        )
+        dead = [row_id for row_id, _, is_gone in self._owners() if is_gone]
         freed = 0
-        for text, count in rows:
-            host, pid, _ = json.loads(text)
+        for text, count in self._execute(_BURY, ids=dead) if dead else []:
+            host, pid, *_ = json.loads(text)
             freed += count
             if count:
                 logger.warning(
@@ -816,22 +850,20 @@ class PostgresStore:
                     host,
                     pid,
                 )
-        return freed
+        return freed > 0
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
-        """Give back the claims (and skips) of dead owners and, with ``older_than`` (seconds),
-        every claim older than that; returns the claims given back that are in the order."""
-        self.check_writable()
-        before = {text for text, *_ in self._claims()}
+        """Give back what dead owners hold and, with ``older_than`` (seconds), every claim
+        taken longer ago than that; returns the elements given back."""
+        self._check_writable()
+        before = {h.element: h for h in self.holders()}
         self._reclaim_dead(force=True)
         if older_than is not None:
-            old = self._run(
-                lambda connection: connection.execute(
-                    "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
-                    "WHERE sweep = %(sweep)s AND state = 'claimed' "
-                    "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING text",
-                    self._params(seconds=older_than),
-                ).fetchall()
+            old = self._execute(
+                "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
+                "WHERE sweep = %(sweep)s AND state = 'claimed' "
+                "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING id",
+                seconds=older_than,
             )
             if old:
                 logger.warning(
@@ -840,145 +872,95 @@ class PostgresStore:
                     len(old),
                     older_than,
                 )
-        after = {text for text, *_ in self._claims()}
-        return self._elements(sorted(before - after, key=self._sort_key))
-
-    def _sort_key(self, text: str) -> int:
-        position = self._position_of_text(text)
-        return len(self._texts) if position is None else position
-
-    def _elements(self, texts: Iterable[str]) -> list[Any]:
-        """The elements of canonical texts: this instance's object when in its order."""
-        found = []
-        for text in texts:
-            position = self._position_of_text(text)
-            found.append(self.codec.decode(text) if position is None else self._order[position])
-        return found
+        after = {h.element for h in self.holders()}
+        return [element for element in before if element not in after]
 
     # -- looking -----------------------------------------------------------------------------
 
-    def states(self) -> bytearray:
-        """The state of each position of this instance's order (one query, one snapshot):
-        :data:`TODO`, :data:`DONE`, :data:`SKIPPED`, :data:`CLAIMED` or :data:`FAILED`; an
-        element done elsewhere but cancelled here is todo (or claimed, when claimed here
-        again)."""
+    def _state_bytes(self) -> bytearray:
+        """The :class:`State` of each position of the sweeps, from one query."""
         self._reclaim_dead()
-        rows = self._run(
-            lambda connection: connection.execute(
-                _STATES, self._params(digest=self._digest)
-            ).fetchall()
-        )
-        states = bytearray(len(self._order))
+        rows = self._execute(_STATES_QUERY, digest=self._digest)
+        states = bytearray(len(self._sweeps))
         for same, position, state, text in rows:
-            if state is None:
+            if state not in _STATES:  # no row, or a state this version does not report
                 continue
-            mine = position if same else (None if text is None else self._position_of_text(text))
+            mine = position if same else self._position_of_text(text)
             if mine is not None and 0 <= mine < len(states):
-                states[mine] = STATES[state]
+                states[mine] = _STATES[state]
         with self._link.lock:
             for position in self._redo:
-                states[position] = TODO
+                states[position] = State.TODO
             for position, row_id in self._held.items():
-                if not row_id:
-                    states[position] = CLAIMED
+                if not row_id:  # a redo claimed here
+                    states[position] = State.CLAIMED
         return states
 
-    def _claims(self) -> list[tuple[str, str, float, bool]]:
-        return self._run(lambda connection: connection.execute(_CLAIMS, self._params()).fetchall())
+    def states(self) -> dict[State, list[Any]]:
+        """The elements of the sweeps in each state, in sweeps order, from one query (one
+        snapshot); an element done but given back here is todo (claimed once claimed
+        again)."""
+        states = self._state_bytes()
+        return {state: [self._sweeps[p] for p in _positions(states, state)] for state in State}
 
-    def claims(self) -> list[tuple[Any, Owner, float, bool]]:
-        """Every claim: ``(element, owner, time of the claim, dead)``, oldest first."""
-        dead = {owner: is_dead for _, owner, is_dead, _ in self.owners()}
+    def holders(self) -> list[Holder]:
+        """Every claim and skip, oldest first (``since``: the database's clock)."""
+        dead = {owner: is_gone for _, owner, is_gone in self._owners()}
         found = []
-        for text, holder, since, expired in self._claims():
+        for text, state, holder, since, expired in self._execute(_HOLDERS):
             owner: Owner = tuple(json.loads(holder)) if holder else ("?", 0, "")
             [element] = self._elements([text])
-            found.append((element, owner, float(since), bool(expired or dead.get(owner, True))))
+            gone = bool(expired or dead.get(owner, True))
+            found.append(Holder(element, owner, since or 0.0, _STATES[state], gone))
         return found
 
-    def done_texts(self) -> list[str]:
+    def done_texts(self) -> frozenset[str]:
         """The canonical text of every done element of the sweep."""
-        return [
-            text
-            for (text,) in self._run(
-                lambda connection: connection.execute(
-                    "SELECT text FROM execo_elements WHERE sweep = %(sweep)s AND state = 'done'",
-                    self._params(),
-                ).fetchall()
-            )
-        ]
-
-    # -- saved sweeps, results ---------------------------------------------------------------
-
-    def load_sweeps(self) -> list[Any] | None:
-        """The saved sweeps, in order, or None when none were saved."""
-        rows = self._run(
-            lambda connection: connection.execute(
-                "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position",
-                self._params(),
-            ).fetchall()
+        rows = self._execute(
+            "SELECT text FROM execo_elements WHERE sweep = %(sweep)s AND state = 'done'"
         )
-        return [self.codec.decode(text) for (text,) in rows] if rows else None
+        return frozenset(text for (text,) in rows)
 
-    def save_sweeps(self, elements: Iterable[Any]) -> None:
-        """Replace the saved sweeps (one transaction, ``COPY``)."""
-        self.check_writable()
-        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
-        texts = [encode(element) for element in elements]
-
-        def save(connection: Any) -> None:
-            with connection.transaction(), connection.cursor() as cursor:
-                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (self._sweep_id,))
-                with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
-                    for position, text in enumerate(texts):
-                        copy.write_row((self._sweep_id, position, text))
-
-        self._run(save)
+    # -- results -----------------------------------------------------------------------------
 
     def append_result(self, record: HashableDict) -> None:
-        """Add a result record; returns once committed. Idempotent (a token)."""
-        self.check_writable()
-        line, token = self.codec.encode_in_order(record), uuid.uuid4()
-        self._run(
-            lambda connection: (
-                connection.execute(
-                    "INSERT INTO execo_results (sweep, token, record) "
-                    "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING",
-                    self._params(token=token, record=line),
-                ).rowcount
-            )
+        """Add a result record; durable when it returns. Idempotent (a token)."""
+        self._check_writable()
+        self._execute(
+            "INSERT INTO execo_results (sweep, token, record) "
+            "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING "
+            "RETURNING id",
+            token=uuid.uuid4(),
+            record=self.codec.encode_in_order(record),
         )
 
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
-        rows = self._run(
-            lambda connection: connection.execute(
-                "SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id",
-                self._params(),
-            ).fetchall()
-        )
+        rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
         return [self.codec.decode(record) for (record,) in rows]
+
+
+def _positions(states: bytearray, state: State) -> Iterator[int]:
+    """The positions in ``state``, in order."""
+    position = states.find(state)
+    while position >= 0:
+        yield position
+        position = states.find(state, position + 1)
 
 
 def sweeps_below(url: str) -> dict[str, str]:
     """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
     conninfo, prefix, _ = parse_url(url)
     link = _Link(conninfo, without_password(url), read_only=True)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         rows = link.run(
             lambda connection: connection.execute(
                 "SELECT name FROM execo_sweeps WHERE starts_with(name, %s) ORDER BY name",
                 (prefix + "/",),
             ).fetchall()
         )
+    except FileNotFoundError:  # no execo tables at all
+        return {}
+    finally:
         link.close()
-        return {name[len(prefix) + 1 :]: with_sweep(url, name) for (name,) in rows}
-    return {}
-
-
-def iter_positions(states: bytearray, state: int) -> Iterator[int]:
-    """The positions in ``state``, in order."""
-    position = states.find(state)
-    while position >= 0:
-        yield position
-        position = states.find(state, position + 1)
+    return {name[len(prefix) + 1 :]: with_sweep(url, name) for (name,) in rows}
