@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -81,7 +82,9 @@ _SCHEMA = [
     "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
     "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
-    "CREATE INDEX execo_elements_owner ON execo_elements (owner) WHERE owner IS NOT NULL",
+    # what owners hold: entries for claimed and skipped rows only (a done adds none)
+    "CREATE INDEX execo_elements_held ON execo_elements (sweep, owner) "
+    "WHERE state IN ('claimed', 'skipped')",
     "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
     "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
@@ -138,6 +141,9 @@ taken AS (
     RETURNING e.id)
 SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
 FROM current LEFT JOIN taken ON true"""
+_DONE_HELD = """
+UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
+WHERE id = ANY(%(ids)s)"""
 _DONE = """
 INSERT INTO execo_elements (sweep, text, state, done_at)
 SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
@@ -168,7 +174,8 @@ WITH dead AS (
     DELETE FROM execo_owners WHERE sweep = %(sweep)s AND id = ANY(%(ids)s) RETURNING id, owner),
 freed AS (
     UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
-    WHERE e.owner = dead.id AND e.state IN ('claimed', 'skipped') RETURNING dead.owner)
+    WHERE e.sweep = %(sweep)s AND e.owner = dead.id AND e.state IN ('claimed', 'skipped')
+    RETURNING dead.owner)
 SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
 _STATES_QUERY = """
 SELECT s.order_digest = %(digest)s, e.position, e.state,
@@ -609,6 +616,12 @@ class PostgresStore:
             self._index = {t: i for i, t in enumerate(self._texts)}
         return self._index.get(text)
 
+    def _local_positions(self) -> dict[str, int]:
+        """``{text: position}`` of what this object holds or was given back after done (few:
+        no index of the whole sweeps needed)."""
+        texts = self._texts
+        return {texts[p]: p for p in itertools.chain(self._held, self._redo)}
+
     def _located(self, position: int | None, text: str) -> int | None:
         """This object's position of a row (``position``: in the sweeps loaded last)."""
         texts = self._texts
@@ -738,12 +751,23 @@ class PostgresStore:
         claims: one idempotent statement, durable when it returns."""
         self._check_writable()
         texts = [self.codec.encode(element) for element in elements]
-        if not texts:
-            return
-        self._execute(_DONE + " RETURNING id", texts=texts)
+        ids, others = [], []
         with self._link.lock:
+            local = self._local_positions()
             for text in texts:
-                position = self._position_of_text(text)
+                row_id = self._held.get(local.get(text, -1))
+                if row_id:  # claimed here: its row is known
+                    ids.append(row_id)
+                else:
+                    others.append(text)
+        if ids:
+            self._execute(_DONE_HELD + " RETURNING id", ids=ids)
+        if others:
+            self._execute(_DONE + " RETURNING id", texts=others)
+        with self._link.lock:
+            local = self._local_positions()
+            for text in texts:
+                position = local.get(text)
                 if position is not None:
                     self._held.pop(position, None)
                     if position in self._redo:
@@ -769,13 +793,15 @@ class PostgresStore:
 
         before = dict(self._run(give_back))
         with self._link.lock:
+            local = self._local_positions()
             for text in texts:
-                position = self._position_of_text(text)
-                if position is None:
-                    continue
-                self._held.pop(position, None)
-                if before.get(text) == "done" and not skip and position not in self._redo:
-                    bisect.insort(self._redo, position)
+                position = local.get(text)
+                if position is not None:
+                    self._held.pop(position, None)
+                if before.get(text) == "done" and not skip:  # todo again here only
+                    position = self._position_of_text(text)
+                    if position is not None and position not in self._redo:
+                        bisect.insort(self._redo, position)
 
     def release_mine(self) -> list[Any]:
         """Give back every element this object claimed and did not finish; returns them in
