@@ -57,7 +57,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 class _Progress(threading.Thread):
     """Logs ``done/total, rate, time left`` of a sweeper every ``interval`` seconds."""
 
-    def __init__(self, sweeper: ParamSweeper, interval: float) -> None:
+    def __init__(self, sweeper: ParamSweeper[Any], interval: float) -> None:
         super().__init__(daemon=True, name=f"progress of {sweeper.name}")
         self.sweeper, self.interval = sweeper, interval
         self.stopped = threading.Event()
@@ -131,7 +131,7 @@ class Engine:
             metavar="DIR",
             help="continue the experiment in existing result directory DIR",
         )
-        self._sweepers: list[ParamSweeper] = []
+        self._sweepers: list[ParamSweeper[Any]] = []
         self._progress: list[_Progress] = []
 
     def setup_run_name(self) -> None:
@@ -154,7 +154,7 @@ class Engine:
         name: str = "sweeps",
         progress_interval: float = PROGRESS_INTERVAL,
         **kwargs: Any,
-    ) -> ParamSweeper:
+    ) -> ParamSweeper[Any]:
         """A ParamSweeper in ``result_dir/name``, its sweeps saved, that gives its unfinished
         claims back when the engine stops (exception, SIGINT, SIGTERM), and logs its progress
         every ``progress_interval`` seconds. With ``-c``, ``sweeps=None`` reuses the saved

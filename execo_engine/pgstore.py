@@ -45,7 +45,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from execo_engine.codec import Codec
+from execo_engine.codec import Codec, PickleNotAllowedError, UnsupportedValueError
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, is_dead
 from execo_engine.store.contract import Choose, Holder, State
@@ -71,13 +71,14 @@ _NO_BOUND = 2**31 - 1  # beyond any position
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
-    "order_digest bytea, size integer NOT NULL DEFAULT 0, "
+    "order_digest bytea, size integer NOT NULL DEFAULT 0, pickled boolean NOT NULL DEFAULT false, "
     "created timestamptz NOT NULL DEFAULT now())",
     "CREATE TABLE execo_elements (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, position integer, "
     "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
     "state text NOT NULL DEFAULT 'todo' "
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
+    # ticket: of the claim that took it, or of the store object that skipped it
     "owner bigint, ticket uuid, claimed_at timestamptz, done_at timestamptz, "
     "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
@@ -154,8 +155,9 @@ WHERE execo_elements.text = EXCLUDED.text"""
 _GIVE_BACK = f"""
 WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
-    UPDATE execo_elements e SET state = %(state)s, ticket = NULL, claimed_at = now(),
-        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END
+    UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
+        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
+        ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::uuid END
     FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.id)
 SELECT text, state FROM current"""
@@ -451,6 +453,7 @@ class PostgresStore:
         self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
         self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
         self._ticket = uuid.uuid4()  # of the last claim: finds what it took if its answer is lost
+        self._instance = uuid.uuid4()  # the ticket of this object's skips
         self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
@@ -543,7 +546,11 @@ class PostgresStore:
         by canonical text. With ``save``, also saved (see :meth:`load_sweeps`)."""
         if save:
             self._check_writable()
-        texts = [self.codec.encode(element) for element in sweeps]
+        try:
+            texts = [self.codec.encode(element) for element in sweeps]
+        except UnsupportedValueError:
+            self._refuse_pickles()
+            raise
         digest = _order_digest(texts)
         with self._link.lock:
             self._sweeps, self._texts, self._digest, self._index = sweeps, texts, digest, None
@@ -552,6 +559,17 @@ class PostgresStore:
             self._run(lambda connection: self._load(connection, texts, digest))
         if save:
             self._save(sweeps)
+
+    def _refuse_pickles(self) -> None:
+        """``PickleNotAllowedError`` if pickled elements were loaded into this sweep (and
+        this object's codec does not allow them)."""
+        rows = self._execute("SELECT pickled FROM execo_sweeps WHERE id = %(sweep)s")
+        if rows and rows[0][0] and not self.codec.allow_pickle:
+            raise PickleNotAllowedError(
+                f"{self.location}: the sweep holds pickled elements: refusing to unpickle "
+                f"them (it could run code); pass allow_pickle=True only if you trust whoever "
+                f"writes this sweep"
+            )
 
     def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
         sweep = self._sweep_id
@@ -586,9 +604,11 @@ class PostgresStore:
                     "SELECT sweep, position, text FROM execo_load "
                     "ON CONFLICT (sweep, digest) DO UPDATE SET position = EXCLUDED.position"
                 )
+            pickled = self.codec.allow_pickle and any('"__pickle__"' in t for t in texts)
             cursor.execute(
-                "UPDATE execo_sweeps SET order_digest = %s, size = %s WHERE id = %s",
-                (digest, len(texts), sweep),
+                "UPDATE execo_sweeps SET order_digest = %s, size = %s, pickled = pickled OR %s "
+                "WHERE id = %s",
+                (digest, len(texts), pickled, sweep),
             )
 
     def _save(self, sweeps: list[Any]) -> None:
@@ -610,6 +630,13 @@ class PostgresStore:
             "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position"
         )
         return [self.codec.decode(text) for (text,) in rows] if rows else None
+
+    def grid_size(self) -> int | None:
+        """How many elements the sweeps loaded last had (None: none were loaded)."""
+        rows = self._execute(
+            "SELECT size FROM execo_sweeps WHERE id = %(sweep)s AND order_digest IS NOT NULL"
+        )
+        return int(rows[0][0]) if rows else None
 
     def _position_of_text(self, text: str) -> int | None:
         if self._index is None:
@@ -788,6 +815,7 @@ class PostgresStore:
                 "texts": texts,
                 "state": state,
                 "owner": self._owner_id(connection),
+                "instance": self._instance,
             }
             return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
 
@@ -822,7 +850,7 @@ class PostgresStore:
         return [self._sweeps[p] for p in held]
 
     def reset(self, claims: bool = False) -> None:
-        """Forget this process's skips everywhere (done stays); with ``claims``, release
+        """Forget this object's skips everywhere (done stays); with ``claims``, release
         every claim and skip of every instance too."""
         self._check_writable()
 
@@ -830,8 +858,8 @@ class PostgresStore:
             connection.execute(
                 "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
                 "WHERE sweep = %(sweep)s AND state IN ('skipped', 'claimed') "
-                "AND (%(claims)s OR (state = 'skipped' AND owner = %(owner)s))",
-                {"sweep": self._sweep_id, "claims": claims, "owner": self._owner_id(connection)},
+                "AND (%(claims)s OR (state = 'skipped' AND ticket = %(instance)s))",
+                {"sweep": self._sweep_id, "claims": claims, "instance": self._instance},
             )
 
         self._run(reset)

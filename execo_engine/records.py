@@ -9,6 +9,9 @@ A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
 - *claims*: ``["+",[host,pid,start],element,position,time]`` when an element is taken (time:
   seconds since the epoch) and ``["-",element]`` when it is given back; compacted (replaced by
   the live claims) when mostly made of finished ones;
+- *skips* (format 2): ``["s",[host,pid,start],element,position,time]`` when an owner skips an
+  element (nobody takes it while that owner lives) and ``["-",element]`` when it no longer
+  does; compacted like the claims;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -20,6 +23,7 @@ errors (a record that is not JSON, or not of its stream's shape, names where it 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -31,7 +35,7 @@ from execo_engine.codec import Codec, PickleNotAllowedError
 from execo_engine.owner import Owner
 from execo_engine.sweep import HashableDict
 
-CLAIM, RELEASE = "+", "-"
+CLAIM, RELEASE, SKIP = "+", "-", "s"
 #: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
 #: time of the claim or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
@@ -93,6 +97,20 @@ def _is_claim_record(record: Any) -> bool:
     )
 
 
+def _is_skip_record(record: Any) -> bool:
+    if type(record) is not list or not record:
+        return False
+    if record[0] == RELEASE:
+        return len(record) == 2
+    return (
+        record[0] == SKIP
+        and len(record) == 5
+        and type(record[1]) is list
+        and len(record[1]) in (3, 4)
+        and isinstance(record[4], (int, float))
+    )
+
+
 def _pickle_hint(record: bytes) -> str:
     return (
         " (this looks like a pickle file written by execo 2.x, which this version never "
@@ -117,6 +135,9 @@ class Changes:
     claims: list[ClaimEvent]
     claims_restarted: bool
     changed: bool  #: False when nothing at all happened
+    #: the skips stream, as ``claims`` (SKIP instead of CLAIM)
+    skips: list[ClaimEvent] = dataclasses.field(default_factory=list)
+    skips_restarted: bool = False
 
 
 class RecordStore:
@@ -178,20 +199,34 @@ class RecordStore:
     ) -> list[Any]:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
-    def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
-        events = [
-            (CLAIM, tuple(record[1]), record[2], record[3], record[4])
-            if record[0] == CLAIM
-            else (RELEASE, None, record[1], None, None)
-            for record in self._decode(claims_where, claims, _is_claim_record)
+    def _events(self, where: str, batch: Batch, shape: Callable[[Any], bool]) -> list[ClaimEvent]:
+        return [
+            (RELEASE, None, record[1], None, None)
+            if record[0] == RELEASE
+            else (record[0], tuple(record[1]), record[2], record[3], record[4])
+            for record in self._decode(where, batch, shape)
         ]
+
+    def _changes(
+        self,
+        done: Batch,
+        claims: Batch,
+        done_where: str,
+        claims_where: str,
+        skips: Batch | None = None,
+        skips_where: str = "",
+    ) -> Changes:
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
+        if skips is not None:
+            changed = changed or skips.restarted or not skips.empty
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
             done.restarted,
-            events,
-            claims.restarted,  # type: ignore[arg-type]
+            self._events(claims_where, claims, _is_claim_record),
+            claims.restarted,
             changed,
+            [] if skips is None else self._events(skips_where, skips, _is_skip_record),
+            skips is not None and skips.restarted,
         )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
@@ -207,11 +242,11 @@ class RecordStore:
         encode = self.codec.encode
         return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
 
-    def _claim_lines(self, claims: Iterable[Claim]) -> list[str]:
+    def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
         self.check_writable()
         encode = self.codec.encode
         return [
-            f'["{CLAIM}",{owner_text(owner)},{encode(element)},'
+            f'["{kind}",{owner_text(owner)},{encode(element)},'
             f"{_position_text(position)},{since:.3f}]"
             for element, owner, position, since in claims
         ]

@@ -1,13 +1,15 @@
 """ParamSweeper: a persistent, thread-, process- and host-safe work queue over combinations.
 
-The state machine lives here; the bytes on disk live in :mod:`execo_engine.dirstore`.
+A thin transactional facade: it checks its arguments and turns each call into one operation of
+its store (:mod:`execo_engine.store.contract`: a directory, or a PostgreSQL database), which
+takes the lock, catches up with the others, changes the state, writes and, for done records
+and results, makes them durable (:meth:`Store.sync`) before the call returns.
 
-Each element is *todo*, *in progress* (claimed by some instance), *done* or *skipped*. Done and
-in-progress states are shared through the persistence directory by every instance, thread,
-process and host using it; skipped is private to an instance (forgotten by the next run).
-Every operation takes the directory lock, reads only what other instances appended since its
-last look, changes the state, appends its own records and releases the lock: its cost does not
-grow with the grid nor with the number of elements in progress.
+Each element is *todo*, *in progress* (claimed by a live process), *skipped* (by a live process,
+which no instance hands it out to again while that process lives) or *done*. Every state is
+shared by every instance, thread, process and host using the same location; claims and skips
+of dead processes go back to todo. The one exception is execo's: ``cancel()`` of a done
+element makes it todo again for this instance only.
 """
 
 from __future__ import annotations
@@ -20,31 +22,32 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from execo_engine.codec import Codec
-from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner
-from execo_engine.records import CLAIM, Changes
-from execo_engine.stores import Location, open_store
+from execo_engine.ordered_set import OrderedSet
+from execo_engine.owner import Owner
+from execo_engine.store.contract import State
+from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
 
-Filter = Callable[[list[Any]], Iterable[Any]]
-
-#: The state of each position of the sweeps, one byte each (claimed: by any live instance).
-TODO, DONE, SKIPPED, CLAIMED = 0, 1, 2, 3
-#: Dead owners are looked for at most this often (seconds), on the next operation.
-DEAD_OWNER_CHECK_INTERVAL = 0.1
-#: The inprogress journal is compacted when it holds more records than this many, and more
-#: than ``COMPACT_RATIO`` times the live claims.
-COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
+E = TypeVar("E")
+#: Receives the todo elements in order, returns those to consider, in the order to consider them
+Filter = Callable[[list[E]], Iterable[E]]
+#: An element, who holds it (host, pid, start[, ...]), since when (epoch seconds), whether dead
+HeldBy = tuple[E, Owner, float, bool]
+Stats = tuple[OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E]]
 
 
 def done_snapshot(persistence_dir: Location) -> frozenset[str]:
     """What is done in ``persistence_dir`` at this moment, as canonical texts (see
     :func:`canonical_text`): a view that stays the same while others keep working, and that
     can be sent to other processes."""
-    return frozenset(open_store(persistence_dir, Codec(), read_only=True).done_texts())
+    store = open_store(persistence_dir, Codec(), read_only=True)
+    try:
+        return store.done_texts()
+    finally:
+        store.close()
 
 
 def canonical_text(element: Any) -> str:
@@ -52,7 +55,7 @@ def canonical_text(element: Any) -> str:
     return Codec().encode(element)
 
 
-def _check_hashable(elements: Iterable[Any]) -> None:
+def _check_hashable(elements: Iterable[object]) -> None:
     for element in elements:
         try:
             hash(element)
@@ -63,7 +66,7 @@ def _check_hashable(elements: Iterable[Any]) -> None:
             ) from None
 
 
-def _unique(sweeps: Iterable[Any]) -> list[Any]:
+def _unique(sweeps: Iterable[E]) -> list[E]:
     """A new list of the elements without duplicates (first one kept); ``TypeError`` naming an
     unhashable one.
 
@@ -87,58 +90,66 @@ def _unique(sweeps: Iterable[Any]) -> list[Any]:
         raise
 
 
-def _sync_and_close(fd: int) -> None:
-    """fsync a descriptor from the store (outside the lock: fsyncs of several processes can
-    then share one disk flush), then close it."""
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _table(function: Callable[[int], int]) -> bytes:
-    return bytes(function(i) for i in range(256))
-
-
-#: ``bytes.translate`` tables: the mask of each state (1 where a position is in it), and
-#: each state turned back into todo.
-_MASKS = {state: _table(lambda i, s=state: int(i == s)) for state in (TODO, DONE, SKIPPED, CLAIMED)}
-_BACK_TO_TODO = {
-    state: _table(lambda i, s=state: TODO if i == s else i) for state in (DONE, SKIPPED, CLAIMED)
-}
-
-
-class ParamSweeper:
+class ParamSweeper(Generic[E]):
     """Persistent iterable container of elements (parameter combinations) to process.
 
     ``persistence_dir`` is a directory, created if needed (``NotADirectoryError`` if it is a
     file), or a ``postgresql://user@host/db?sweep=NAME`` URL (see :mod:`execo_engine.pgstore`).
     ``sweeps`` is what to iterate on, in that order (``get_next`` follows it); None loads the
-    saved sweeps (``ValueError`` if there are none). ``save_sweeps=True`` saves them. ``name``
-    appears in logs and ``str()`` (default: the directory's or the sweep's name).
-    ``allow_pickle=True`` lets elements hold values the text format cannot carry, pickled (only
-    where you trust every writer). ``read_only=True`` reads without locking and never writes
-    (any change raises ``PermissionError``).
+    saved sweeps (``ValueError`` if there are none). ``save_sweeps=True`` saves them (without
+    them, the directory still keeps how many combinations there are, for ``execo-sweep
+    status``). ``name`` appears in logs and ``str()`` (default: the directory's or the sweep's
+    name). ``allow_pickle=True`` lets elements hold values the text format cannot carry,
+    pickled (only where you trust every writer). ``read_only=True`` reads without locking and
+    never writes (any change raises ``PermissionError``); it is thread-safe like a writer.
+    ``lease`` (seconds) is how long the owner of a claim on another host may stay silent
+    before its claims are given back (None: the store's default).
 
-    Done and in-progress states persist and are shared; skipped does not. A claim whose process
-    died (on this host, for a directory) or whose lease expired (PostgreSQL) goes back to todo
-    at the next operation of any instance. Deleting the ``inprogress`` file releases every
-    claim, even while instances run. Elements done but not in the current sweeps are kept and
-    not reported. Returned collections are copies, in sweeps order.
+    Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
+    died (on this host, for a directory) or whose lease expired goes back to todo at the next
+    operation of any instance. Deleting the ``inprogress`` file releases every claim, even
+    while instances run. Elements done but not in the current sweeps are kept and not reported.
+    The getters return new :class:`~execo_engine.ordered_set.OrderedSet` copies: sets, as in
+    execo, that iterate in sweeps order.
 
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
     """
 
+    @overload
     def __init__(
-        self,
+        self: ParamSweeper[Any],
         persistence_dir: Location,
-        sweeps: Iterable[Any] | None = None,
+        sweeps: None = None,
         save_sweeps: bool = False,
         name: str | None = None,
         *,
         allow_pickle: bool = False,
         read_only: bool = False,
+        lease: float | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        persistence_dir: Location,
+        sweeps: Iterable[E],
+        save_sweeps: bool = False,
+        name: str | None = None,
+        *,
+        allow_pickle: bool = False,
+        read_only: bool = False,
+        lease: float | None = None,
+    ) -> None: ...
+    def __init__(
+        self,
+        persistence_dir: Any,
+        sweeps: Any = None,
+        save_sweeps: bool = False,
+        name: str | None = None,
+        *,
+        allow_pickle: bool = False,
+        read_only: bool = False,
+        lease: float | None = None,
     ) -> None:
         if not isinstance(persistence_dir, (str, os.PathLike)) and isinstance(
             sweeps, (str, os.PathLike)
@@ -150,329 +161,96 @@ class ParamSweeper:
                 stacklevel=2,
             )
             persistence_dir, sweeps = sweeps, persistence_dir
-        self._store = open_store(persistence_dir, Codec(allow_pickle), read_only)
+        self._store = open_store(persistence_dir, Codec(allow_pickle), read_only, lease)
         self.name = name or self._store.name
-        self._lock = self._store.lock
-        self._last_dead_check = 0.0
-        self._done_extra: set[Any] = set()  # done elements that are not in the sweeps
-        # element -> (owner, its position in the sweeps or None, time of the claim), for every
-        # live claim
-        self._claims: dict[Any, tuple[Owner, int | None, float]] = {}
-        self._by_owner: dict[Owner, set[Any]] = {}
-        self._mine: dict[Any, None] = {}  # claims taken by this instance, in claim order
+        self._order: list[E] = []
         self.set_sweeps(sweeps, save_sweeps)
 
     # -- sweeps -----------------------------------------------------------------------------
 
-    def set_sweeps(self, sweeps: Iterable[Any] | None = None, save_sweeps: bool = False) -> None:
+    def set_sweeps(self, sweeps: Iterable[E] | None = None, save_sweeps: bool = False) -> None:
         """Change what to iterate on (None: load the saved sweeps); optionally save it."""
         if sweeps is None:
             loaded = self._store.load_sweeps()
             if loaded is None:
                 raise ValueError(
                     f"ParamSweeper: no sweeps given and none saved in "
-                    f"{self._store.path!r} (pass sweeps=..., with "
+                    f"{self._store.location!r} (pass sweeps=..., with "
                     f"save_sweeps=True to save them)"
                 )
             sweeps = loaded
         order = _unique(sweeps)
-        with self._lock:
-            if save_sweeps:
-                self._store.save_sweeps(order)
-            self._order, self._state, self._index = order, bytearray(len(order)), None
-            self._cursor = 0
-            self._store.restart()
-            self._sync()
+        self._store.set_sweeps(order, save_sweeps)
+        self._order = order
 
-    def get_sweeps(self) -> list[Any]:
-        """A copy of what to iterate on, in order."""
-        return list(self._order)
+    def get_sweeps(self) -> OrderedSet[E]:
+        """What to iterate on, in order (a new set)."""
+        return OrderedSet(self._order)
 
-    # -- positions and states ----------------------------------------------------------------
+    # -- claims --------------------------------------------------------------------------------
 
-    def _position(self, element: Any, hint: Any = None) -> int | None:
-        """Where ``element`` stands in the sweeps (None: not there).
+    def reclaim(self, older_than: float | None = None) -> list[E]:
+        """Give back to todo the claims and skips of dead owners and, with ``older_than``
+        (seconds), every claim older than that, whoever holds it (a host that went away).
+        Returns the elements given back."""
+        return self._store.reclaim(older_than)
 
-        ``hint`` is where a record said it stood: one comparison checks it. Otherwise (no hint,
-        or a record written with other sweeps) an index of the sweeps is built, once.
-        """
-        order = self._order
-        if type(hint) is int and 0 <= hint < len(order) and order[hint] == element:
-            return hint
-        if self._index is None:
-            self._index = {e: i for i, e in enumerate(order)}
-        return self._index.get(element)
-
-    def _known_position(self, element: Any) -> int | None:
-        """The position of ``element``, from its claim when it has one."""
-        claim = self._claims.get(element)
-        return claim[1] if claim is not None else self._position(element)
-
-    def _set(self, position: int, state: int) -> None:
-        self._state[position] = state
-        if state == TODO and position < self._cursor:
-            self._cursor = position
-
-    def _release(self, element: Any) -> None:
-        claim = self._claims.pop(element, None)
-        if claim is None:
-            return
-        owner, position, _ = claim
-        held = self._by_owner[owner]
-        held.discard(element)
-        if not held:
-            del self._by_owner[owner]
-        self._mine.pop(element, None)
-        if position is not None and self._state[position] == CLAIMED:
-            self._set(position, TODO)
-
-    def _claim(self, element: Any, owner: Owner, hint: Any, since: float) -> None:
-        if element in self._claims:
-            self._release(element)
-        position = self._position(element, hint)
-        if position is None:
-            if element in self._done_extra:
-                return
-        elif self._state[position] == DONE:
-            return
-        elif self._state[position] == TODO:
-            self._state[position] = CLAIMED
-        self._claims[element] = (owner, position, since)
-        self._by_owner.setdefault(owner, set()).add(element)
-
-    def _mark_done(self, element: Any, hint: Any) -> None:
-        position = self._position(element, hint)
-        if position is None:
-            self._done_extra.add(element)
-        else:
-            self._state[position] = DONE
-        if self._claims and element in self._claims:
-            self._release(element)
-
-    def _mark_done_fast(self, records: list[list[Any]]) -> bool:
-        """Mark ``[hint, element]`` done records done in one go, when every hint is right and
-        nothing is claimed (a resume: millions of records); False changes nothing."""
-        if self._claims:
-            return False
-        hints = list(map(operator.itemgetter(0), records))
-        try:
-            if (
-                not all(
-                    map(
-                        operator.eq,
-                        map(self._order.__getitem__, hints),
-                        map(operator.itemgetter(1), records),
-                    )
-                )
-                or min(hints, default=0) < 0
-            ):
-                return False
-        except (IndexError, TypeError):  # a hint out of the sweeps, or none
-            return False
-        state = self._state
-        for hint in hints:
-            state[hint] = DONE
-        return True
-
-    def _clear_claims(self) -> None:
-        """Forget every claim at once."""
-        self._claims.clear()
-        self._by_owner.clear()
-        self._mine = {}
-        self._state = self._state.translate(_BACK_TO_TODO[CLAIMED])
-        self._cursor = 0
-
-    # -- reading the shared state ----------------------------------------------------------
-
-    def _apply(self, changes: Changes) -> None:
-        if changes.done_restarted:  # done file deleted, truncated or replaced: start over
-            self._state = self._state.translate(_BACK_TO_TODO[DONE])
-            self._done_extra.clear()
-            self._cursor = 0
-        for records in changes.done:
-            if not self._mark_done_fast(records):
-                for hint, element in records:
-                    self._mark_done(self._store.codec.from_plain(element), hint)
-        mine = self._mine
-        if changes.claims_restarted:  # inprogress file deleted or compacted
-            self._clear_claims()
-        for operation, owner, element, hint, since in changes.claims:
-            if operation == CLAIM:
-                self._claim(element, owner, hint, since or 0.0)  # type: ignore[arg-type]
-            else:
-                self._release(element)
-        if changes.claims_restarted:  # this instance's claims that survived a compaction
-            me = current_owner()
-            self._mine = {
-                element: None for element in mine if self._claims.get(element, (None,))[0] == me
-            }
-
-    def _sync(self) -> None:
-        """Catch up with the directory (under the lock), reclaim dead owners, compact."""
-        changes = self._store.read()
-        if changes.changed:
-            self._apply(changes)
-        if self._store.read_only:
-            return
-        now = time.monotonic()
-        if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
-            self._last_dead_check = now
-            self._reclaim(self._dead_owners())
-        records = self._store.claim_records
-        if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * len(self._claims):
-            self._store.rewrite_claims(self._claim_records())
-
-    def _claim_records(self) -> list[tuple[Any, Owner, int | None, float]]:
+    def _held(self, state: State) -> list[HeldBy[E]]:
         return [
-            (element, owner, position, since)
-            for element, (owner, position, since) in self._claims.items()
+            (h.element, h.owner, h.since, h.dead) for h in self._store.holders() if h.state == state
         ]
 
-    def _dead_owners(self) -> list[Owner]:
-        me = current_owner()
-        return self._store.dead_owners(owner for owner in self._by_owner if owner != me)
-
-    def _reclaim(self, owners: list[Owner]) -> list[Any]:
-        """Release every claim of ``owners`` (dead ones), with a log line for each."""
-        reclaimed = []
-        for owner in owners:
-            elements = list(self._by_owner[owner])
-            self._store.append_releases(elements)
-            for element in elements:
-                self._release(element)
-            logger.warning(
-                "%s: reclaimed %d combination(s) held by %s %s (pid %d)",
-                self.name,
-                len(elements),
-                self._store.dead_owner,
-                owner[0],
-                owner[1],
-            )
-            reclaimed.extend(elements)
-        return reclaimed
-
-    def reclaim(self, older_than: float | None = None) -> list[Any]:
-        """Give back to todo the claims of dead processes of this host and, with
-        ``older_than`` (seconds), every claim older than that, whoever holds it (a host that
-        went away). Returns the elements reclaimed."""
-        with self._lock:
-            self._sync()
-            reclaimed = self._reclaim(self._dead_owners())
-            if older_than is not None:
-                limit = time.time() - older_than
-                old = [e for e, (_, _, since) in self._claims.items() if since < limit]
-                self._store.append_releases(old)
-                for element in old:
-                    self._release(element)
-                if old:
-                    logger.warning(
-                        "%s: reclaimed %d combination(s) claimed more than %g s ago",
-                        self.name,
-                        len(old),
-                        older_than,
-                    )
-                reclaimed.extend(old)
-            return reclaimed
-
-    def get_claims(self) -> list[tuple[Any, Owner, float, bool]]:
+    def get_claims(self) -> list[HeldBy[E]]:
         """Every claim: ``(element, (host, pid, start), time of the claim, dead)``, oldest
         first; ``dead`` when its owner is known to be gone (a dead process of this host for a
         directory, an expired lease for PostgreSQL): the next operation of a writing instance
         reclaims it."""
-        with self._lock:
-            self._sync()
-            dead = set(self._store.dead_owners(self._by_owner))
-            return sorted(
-                (
-                    (e if position is None else self._order[position], owner, since, owner in dead)
-                    for e, (owner, position, since) in self._claims.items()
-                ),
-                key=lambda claim: claim[2],
-            )
+        return self._held(State.CLAIMED)
+
+    def get_skips(self) -> list[HeldBy[E]]:
+        """Every skip, as :meth:`get_claims`: who skipped what, since when; a skip is
+        forgotten once its owner is dead."""
+        return self._held(State.SKIPPED)
 
     def update(self) -> None:
         """Catch up with what other instances wrote (reads only what is new)."""
-        with self._lock:
-            self._sync()
+        self._store.refresh()
 
     def full_update(self) -> None:
-        """Reload the whole state from the directory."""
-        with self._lock:
-            self._store.restart()
-            self._sync()
+        """Reload the whole state from the store."""
+        self._store.refresh(full=True)
 
     # -- handing out -------------------------------------------------------------------------
 
-    def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
-        me, now = current_owner(), time.time()
-        taken = [
-            (position, self._order[position]) for position in itertools.islice(positions, count)
-        ]
-        self._store.append_claims(taken, me, now)
-        for position, element in taken:
-            self._claim(element, me, position, now)
-            self._mine[element] = None
-        return [element for _, element in taken]
-
-    def _todo_positions(self) -> Iterator[int]:
-        """Todo positions in sweeps order (the cursor moves past those already handed out)."""
-        while (position := self._state.find(TODO, self._cursor)) >= 0:
-            self._cursor = position + 1  # it is about to be claimed
-            yield position
-        self._cursor = len(self._state)
-
-    def _take(self, count: int, filtr: Filter | None) -> list[Any]:
-        with self._lock:
-            self._sync()
-            if filtr is None:
-                return self._claim_positions(self._todo_positions(), count)
-            chosen = (self._position(element) for element in filtr(self._todo_list()))
-            return self._claim_positions(
-                (p for p in chosen if p is not None and self._state[p] == TODO), count
-            )
-
-    def get_next(self, filtr: Filter | None = None) -> Any:
+    def get_next(self, filtr: Filter[E] | None = None) -> E | None:
         """Claim and return the next todo element, or None when there is none.
 
         ``filtr``, if given, receives the list of todo elements in order and returns those
         to consider, in the order to consider them.
         """
-        taken = self._take(1, filtr)
+        taken = self._store.claim(1, filtr)
         return taken[0] if taken else None
 
-    def get_next_batch(self, num_combs: int, filtr: Filter | None = None) -> list[Any]:
+    def get_next_batch(self, num_combs: int, filtr: Filter[E] | None = None) -> list[E]:
         """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
-        return self._take(num_combs, filtr)
+        return self._store.claim(num_combs, filtr)
 
-    def take(self, combination: Any) -> str | None:
-        """Claim this very element if it is todo (or skipped by this instance).
+    def take(self, combination: E) -> str | None:
+        """Claim this very element if it is todo (or skipped by this process).
 
-        Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid P)"``
-        or ``"not in the sweeps"``.
+        Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid
+        P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
         """
         _check_hashable([combination])
-        with self._lock:
-            self._sync()
-            position = self._position(combination)
-            if position is None:
-                return "not in the sweeps"
-            if self._state[position] == DONE:
-                return "done"
-            claim = self._claims.get(combination)
-            if claim is not None:
-                return f"in progress (host {claim[0][0]}, pid {claim[0][1]})"
-            self._store.check_writable()
-            self._state[position] = TODO
-            self._claim_positions([position], 1)
-            return None
+        return self._store.take(combination)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[E]:
         """Claim elements one by one, as :meth:`get_next`, until none is left."""
         while (element := self.get_next()) is not None:
             yield element
 
     @contextmanager
-    def claim(self, filtr: Filter | None = None) -> Iterator[Any]:
+    def claim(self, filtr: Filter[E] | None = None) -> Iterator[E | None]:
         """Claim the next element (None if none): done on normal exit, cancelled on error."""
         element = self.get_next(filtr)
         try:
@@ -486,87 +264,56 @@ class ParamSweeper:
 
     # -- state changes -----------------------------------------------------------------------
 
-    def done_batch(self, combinations: Iterable[Any]) -> None:
-        """Mark elements done; returns once their records are on disk (fsync)."""
+    def done_batch(self, combinations: Iterable[E]) -> None:
+        """Mark elements done; returns once their records are on disk (fsync). Done again
+        after a :meth:`cancel`, an element gets a new done record."""
         elements = list(combinations)
         _check_hashable(elements)
-        with self._lock:
-            self._sync()
-            positions = {e: self._known_position(e) for e in elements}
-            new = [
-                (p, e)
-                for e, p in positions.items()
-                if (self._state[p] != DONE if p is not None else e not in self._done_extra)
-            ]
-            held = [e for _, e in new if e in self._claims]
-            sync_fd = self._store.append_done(new)
-            self._store.append_releases(held)
-            for position, element in new:
-                self._mark_done(element, position)
-        if sync_fd is not None:
-            _sync_and_close(sync_fd)
+        self._store.done(elements)
+        self._store.sync()
 
-    def done(self, combination: Any) -> None:
+    def done(self, combination: E) -> None:
         """Mark an element done; returns once its record is on disk (fsync)."""
         self.done_batch([combination])
 
-    def _give_back(self, elements: list[Any], state: int) -> None:
+    def skip_batch(self, combinations: Iterable[E]) -> None:
+        """Mark elements skipped: no instance hands them out while this process lives; once
+        it is gone (the next run of the script), they are todo again."""
+        elements = list(combinations)
         _check_hashable(elements)
-        with self._lock:
-            self._sync()
-            positions = {e: self._known_position(e) for e in elements}
-            held = [e for e in positions if e in self._claims]
-            self._store.append_releases(held)
-            for element in held:
-                self._release(element)
-            for position in positions.values():
-                if position is not None and self._state[position] != DONE:
-                    self._set(position, state)
+        self._store.give_back(elements, skip=True)
 
-    def skip_batch(self, combinations: Iterable[Any]) -> None:
-        """Mark elements skipped (for this instance only; not persisted)."""
-        self._give_back(list(combinations), SKIPPED)
-
-    def skip(self, combination: Any) -> None:
-        """Mark an element skipped (for this instance only; not persisted)."""
+    def skip(self, combination: E) -> None:
+        """Mark an element skipped (see :meth:`skip_batch`)."""
         self.skip_batch([combination])
 
-    def cancel_batch(self, combinations: Iterable[Any]) -> None:
-        """Give elements back to todo (not skipped): they will be handed out again."""
-        self._give_back(list(combinations), TODO)
+    def cancel_batch(self, combinations: Iterable[E]) -> None:
+        """Give elements back to todo: they will be handed out again. A done element becomes
+        todo for this instance only, as in execo (to recompute it); other instances still
+        see it done."""
+        elements = list(combinations)
+        _check_hashable(elements)
+        self._store.give_back(elements)
 
-    def cancel(self, combination: Any) -> None:
-        """Give an element back to todo (not skipped): it will be handed out again."""
+    def cancel(self, combination: E) -> None:
+        """Give an element back to todo (see :meth:`cancel_batch`)."""
         self.cancel_batch([combination])
 
-    def release_claims(self) -> list[Any]:
+    def release_claims(self) -> list[E]:
         """Cancel every element this instance claimed and has not finished; returns them, in
         the order they were claimed."""
-        with self._lock:
-            self._sync()
-            mine = list(self._mine)
-            self._give_back(mine, TODO)
-        return mine
+        return self._store.release_mine()
 
     def reset(self, reset_inprogress: bool = False) -> None:
-        """Forget skipped states (done stays); with ``reset_inprogress``, release every claim
-        of every instance too."""
-        with self._lock:
-            self._sync()
-            self._state = self._state.translate(_BACK_TO_TODO[SKIPPED])
-            for _, position, _ in self._claims.values():  # skipped here, claimed elsewhere
-                if position is not None and self._state[position] == TODO:
-                    self._state[position] = CLAIMED
-            if reset_inprogress:
-                self._store.rewrite_claims([])
-                self._clear_claims()
-            self._cursor = 0
+        """Forget what this instance skipped, everywhere (done stays); with
+        ``reset_inprogress``, release every claim and skip of every instance too."""
+        self._store.reset(reset_inprogress)
 
     # -- results ---------------------------------------------------------------------------
 
     def record_result(
         self,
-        combination: Any,
+        combination: E,
         values: Mapping[str, Any],
         outcome: str | None = None,
         duration: float | None = None,
@@ -582,10 +329,8 @@ class ParamSweeper:
             host=socket.gethostname(),
             time=round(time.time(), 3),
         )
-        with self._lock:
-            sync_fd = self._store.append_result(record)
-        if sync_fd is not None:
-            _sync_and_close(sync_fd)
+        self._store.append_result(record)
+        self._store.sync()
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see
@@ -594,39 +339,66 @@ class ParamSweeper:
 
     # -- looking -----------------------------------------------------------------------------
 
-    def _in_state(self, state: int) -> list[Any]:
-        return list(itertools.compress(self._order, self._state.translate(_MASKS[state])))
+    def stats(self) -> Stats[E]:
+        """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each a new set in
+        sweeps order (``sweep_stats`` takes it)."""
+        states = self._store.states()
+        return (
+            OrderedSet(self._order),
+            OrderedSet(states[State.TODO]),
+            OrderedSet(states[State.SKIPPED]),
+            OrderedSet(states[State.CLAIMED]),
+            OrderedSet(states[State.DONE]),
+        )
 
-    def _todo_list(self) -> list[Any]:
-        return self._in_state(TODO)
+    def get_remaining(self) -> OrderedSet[E]:
+        """The todo elements, in order (a new set)."""
+        return OrderedSet(self._store.states()[State.TODO])
 
-    def stats(self) -> tuple[list[Any], list[Any], list[Any], list[Any], list[Any]]:
-        """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each in order."""
-        with self._lock:
-            self._sync()
-            return (
-                list(self._order),
-                self._in_state(TODO),
-                self._in_state(SKIPPED),
-                self._in_state(CLAIMED),
-                self._in_state(DONE),
-            )
+    def get_skipped(self) -> OrderedSet[E]:
+        """The elements skipped by live processes, in order (a new set)."""
+        return OrderedSet(self._store.states()[State.SKIPPED])
 
-    def get_remaining(self) -> list[Any]:
-        """The todo elements, in order (a copy)."""
-        return self.stats()[1]
+    def get_inprogress(self) -> OrderedSet[E]:
+        """The elements claimed by live processes, in order (a new set)."""
+        return OrderedSet(self._store.states()[State.CLAIMED])
 
-    def get_skipped(self) -> list[Any]:
-        """The elements this instance skipped, in order (a copy)."""
-        return self.stats()[2]
+    def get_done(self) -> OrderedSet[E]:
+        """The done elements of the current sweeps, in order (a new set)."""
+        return OrderedSet(self._store.states()[State.DONE])
 
-    def get_inprogress(self) -> list[Any]:
-        """The elements claimed by any live instance, in order (a copy)."""
-        return self.stats()[3]
+    def counts(self) -> dict[str, int]:
+        """``total``, ``done``, ``inprogress``, ``skipped`` and ``remaining`` counts: from
+        :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
+        whose sweeps were not saved), from the number of combinations the store keeps (see
+        :meth:`combinations`) and the records (done counts each done element once, so done
+        records of elements that left the sweeps count too)."""
+        total = self.combinations() if not self._order else None
+        if total is None:
+            sweeps, remaining, skipped, inprogress, done = self.stats()
+            return {
+                "total": len(sweeps),
+                "done": len(done),
+                "inprogress": len(inprogress),
+                "skipped": len(skipped),
+                "remaining": len(remaining),
+            }
+        held = [holder.state for holder in self._store.holders()]
+        counts = {
+            "total": total,
+            "done": len(self._store.done_texts()),
+            "inprogress": held.count(State.CLAIMED),
+            "skipped": held.count(State.SKIPPED),
+        }
+        counts["remaining"] = max(
+            0, total - counts["done"] - counts["inprogress"] - counts["skipped"]
+        )
+        return counts
 
-    def get_done(self) -> list[Any]:
-        """The done elements of the current sweeps, in order (a copy)."""
-        return self.stats()[4]
+    def combinations(self) -> int | None:
+        """How many combinations the sweeps of the last writer had, even when they were not
+        saved (None: unknown, a directory older than format 2 never opened by a writer)."""
+        return self._store.grid_size()
 
     def __str__(self) -> str:
         sweeps, remaining, skipped, inprogress, done = self.stats()

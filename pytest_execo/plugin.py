@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 
-from execo_engine.pgstore import is_postgresql_url
-from execo_engine.stores import child_location, child_locations, shown
+from execo_engine.store.locations import child_location, child_locations, is_directory, shown
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from execo_engine.sweeper import canonical_text, done_snapshot
 from execo_engine.utils import slugify
@@ -76,7 +75,7 @@ def _sweep_dir(config: pytest.Config) -> str | None:
     ini = config.getini("execo_sweep_dir")
     if not (option or ini):
         return None
-    if is_postgresql_url(option or ini):
+    if not is_directory(option or ini):
         return option or ini
     if option:
         return os.path.join(config.invocation_params.dir, option)
@@ -94,11 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     directory = _sweep_dir(config)
     if directory:
-        if (
-            not is_postgresql_url(directory)
-            and os.path.exists(directory)
-            and not os.path.isdir(directory)
-        ):
+        if is_directory(directory) and os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         config.pluginmanager.register(SweepRecorder(config, directory), "execo-recorder")
 
@@ -352,9 +347,11 @@ class SweepRecorder:
         )
 
     def pytest_sessionfinish(self) -> None:
-        """Give back what this session claimed and did not finish (-x, Ctrl-C, ...)."""
+        """Give back what this session claimed and did not finish (-x, Ctrl-C, ...), and
+        forget its skips: the next session (perhaps in this same process) retries them."""
         for sweeper in self.sweepers.values():
             sweeper.release_claims()
+            sweeper.reset()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.session_outcomes:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from execo_engine.stores import child_locations, shown
+from execo_engine.store.locations import child_locations, shown
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 pytest_plugins = ["pytester"]

@@ -21,9 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.codec import PickleNotAllowedError
-from execo_engine.pgstore import is_postgresql_url
 from execo_engine.records import CorruptRecordError
-from execo_engine.stores import child_locations, shown
+from execo_engine.store.locations import child_locations, is_directory, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
@@ -38,7 +37,7 @@ class UsageError(Exception):
 def sweep_dirs(directory: str) -> list[str]:
     """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
     sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
-    if is_postgresql_url(directory):
+    if not is_directory(directory):
         return list(child_locations(directory).values()) or [directory]
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: no such directory")
@@ -59,7 +58,7 @@ def sweep_dirs(directory: str) -> list[str]:
     return found
 
 
-def open_view(directory: str) -> ParamSweeper:
+def open_view(directory: str) -> ParamSweeper[Any]:
     """A read-only ParamSweeper on ``directory`` (its saved sweeps, or none)."""
     try:
         return ParamSweeper(directory, read_only=True)
@@ -67,7 +66,7 @@ def open_view(directory: str) -> ParamSweeper:
         return ParamSweeper(directory, [], read_only=True)
 
 
-def open_writer(directory: str, view: ParamSweeper) -> ParamSweeper:
+def open_writer(directory: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
     """A ParamSweeper on ``directory`` with the sweeps of its ``view``, to change claims."""
     return ParamSweeper(directory, view.get_sweeps())
 
@@ -99,7 +98,7 @@ def _check_factors(names: Iterable[str], available: Sequence[str], what: str) ->
             )
 
 
-def _by_factor(stats: tuple[list[Any], ...], factors: list[str]) -> dict[str, Any]:
+def _by_factor(stats: Sequence[Iterable[Any]], factors: list[str]) -> dict[str, Any]:
     """``sweep_stats`` of ``stats``, restricted to ``factors`` when some are named."""
     table = sweep_stats(stats)
     _check_factors(factors, [str(f) for f in table["total"]], "factor")
@@ -117,9 +116,7 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
-        stats = view.stats()
-        sweeps, remaining, _, inprogress, done = stats
-        claims = [
+        held = [
             {
                 "combination": c,
                 "host": owner[0],
@@ -127,36 +124,44 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
                 "age": round(now - since, 1),
                 "dead": dead,
             }
-            for c, owner, since, dead in view.get_claims()
+            for c, owner, since, dead in view.get_claims() + view.get_skips()
         ]
+        claims = len(view.get_claims())
         entry: dict[str, Any] = {
             "directory": shown(path),
             "name": view.name,
-            "total": len(sweeps),
-            "done": len(done),
-            "inprogress": len(inprogress),
-            "remaining": len(remaining),
-            "claims": claims,
+            **view.counts(),
+            "sweeps_saved": bool(view.get_sweeps()),
+            "claims": held[:claims],
+            "skips": held[claims:],
         }
         if by_factor is not None:
-            entry["by_factor"] = _by_factor(stats, by_factor)
+            entry["by_factor"] = _by_factor(view.stats(), by_factor) if view.get_sweeps() else None
         report.append(entry)
     if as_json:
         print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1, ensure_ascii=False))
         return
     width = max(len(e["name"]) for e in report)
     for e in report:
+        skipped = f", {e['skipped']} skipped" if e["skipped"] else ""
         print(
             f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
             f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining"
+            f"{skipped}"
         )
-        for claim in e["claims"]:
-            flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+        for what, key in (("in progress", "claims"), ("skipped", "skips")):
+            for claim in e[key]:
+                flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+                print(
+                    f"    {what}: {dict(claim['combination'])} on {claim['host']} pid "
+                    f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                )
+        if by_factor is not None and e["by_factor"] is None:
             print(
-                f"    in progress: {dict(claim['combination'])} on {claim['host']} pid "
-                f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                "    per-factor tables need saved sweeps: this directory has none (create it "
+                "with ParamSweeper(..., save_sweeps=True))"
             )
-        for factor, levels in e.get("by_factor", {}).get("total", {}).items():
+        for factor, levels in (e.get("by_factor") or {}).get("total", {}).items():
             print(f"    {_text(factor)}:")
             for level, total in levels.items():
                 counts = {

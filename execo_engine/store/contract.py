@@ -107,6 +107,10 @@ class Store(Protocol):
     def load_sweeps(self) -> list[Any] | None:
         """The saved sweeps in order, or None when none were saved."""
 
+    def grid_size(self) -> int | None:
+        """How many elements the sweeps of the last writer's :meth:`set_sweeps` had (None:
+        unknown)."""
+
     def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
         """Claim up to ``count`` todo elements for this process, in sweeps order (or in the
         order ``choose`` returns, keeping only todo ones); returns them (``[]``: none)."""

@@ -1,11 +1,14 @@
-"""Where a sweep lives: a directory, or a ``postgresql://`` URL (chosen by its scheme)."""
+"""Where a sweep lives: a directory, or a ``postgresql://`` URL (chosen by its scheme).
+
+The only code that knows location syntaxes: the ParamSweeper, the pytest plugin and the CLI
+open stores and name locations through it.
+"""
 
 from __future__ import annotations
 
 import os
 
 from execo_engine.codec import Codec
-from execo_engine.dirstore import DirectoryStore
 from execo_engine.pgstore import (
     PostgresStore,
     is_postgresql_url,
@@ -14,23 +17,32 @@ from execo_engine.pgstore import (
     with_sweep,
     without_password,
 )
+from execo_engine.store.contract import Store
+from execo_engine.store.directory import DirectoryStore
 
 Location = str | os.PathLike[str]
-Store = DirectoryStore | PostgresStore
 
 
-def open_store(location: Location, codec: Codec, read_only: bool = False) -> Store:
+def is_directory(location: Location) -> bool:
+    """Whether ``location`` names a directory (not a database)."""
+    return not is_postgresql_url(os.fspath(location))
+
+
+def open_store(
+    location: Location, codec: Codec, read_only: bool = False, lease: float | None = None
+) -> Store:
     """The store of ``location``: a PostgreSQL sweep for a ``postgresql://`` URL, else a
-    directory (the default, which needs no database)."""
-    if is_postgresql_url(location):
-        return PostgresStore(str(location), codec, read_only)
-    return DirectoryStore(location, codec, read_only)
+    directory (the default, which needs no database). ``lease``: see
+    :mod:`execo_engine.store.contract`."""
+    if not is_directory(location):
+        return PostgresStore(str(location), codec, read_only, lease)
+    return DirectoryStore(location, codec, read_only, lease)
 
 
 def child_location(location: Location, name: str) -> str:
     """The location of sweep ``name`` below ``location`` (a subdirectory, or the sweep
     ``<sweep>/<name>`` of the same database)."""
-    if is_postgresql_url(location):
+    if not is_directory(location):
         return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
     return os.path.join(location, name)
 
@@ -38,7 +50,7 @@ def child_location(location: Location, name: str) -> str:
 def child_locations(location: Location) -> dict[str, str]:
     """``{name: location}`` of the sweeps below ``location`` that have done records or
     claims."""
-    if is_postgresql_url(location):
+    if not is_directory(location):
         return sweeps_below(str(location))
     if not os.path.isdir(location):
         return {}
@@ -53,4 +65,4 @@ def child_locations(location: Location) -> dict[str, str]:
 def shown(location: Location) -> str:
     """``location`` as it can be printed: a URL without its password."""
     text = os.fspath(location)
-    return without_password(text) if is_postgresql_url(text) else text
+    return text if is_directory(text) else without_password(text)

@@ -1,9 +1,13 @@
-"""A ParamSweeper store in a directory: the records of :mod:`execo_engine.records` in files.
+"""A sweep in a directory: the records of :mod:`execo_engine.records` in files, replayed by a
+:class:`~execo_engine.store.replay.ReplayStore`.
 
 - ``done``: appended and fsync'd, never rewritten;
 - ``inprogress``: the claims stream, compacted atomically (temporary file + rename); deleting
   it releases every claim;
+- ``skipped``: the skips stream, compacted like claims; deleting it forgets every skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
+- ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
+- ``format``: the format version (see :mod:`execo_engine.store.version`);
 - ``lock``: the lock file (see :mod:`execo_engine.locking`).
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
@@ -14,6 +18,7 @@ this host that no longer runs are dead (see :mod:`execo_engine.owner`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -22,27 +27,36 @@ from execo_engine.codec import Codec
 from execo_engine.journal import FileBatch, Journal, replace_atomically
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
-from execo_engine.records import Changes, Claim, RecordStore
+from execo_engine.records import CLAIM, SKIP, Changes, Claim, RecordStore
+from execo_engine.store.replay import ReplayStore
+from execo_engine.store.version import check_format
 from execo_engine.sweep import HashableDict
+
+GRID_FILE = "grid"
 
 
 def _data(lines: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-class DirectoryStore(RecordStore):
-    """Reads and appends the records of one persistence directory.
-
-    Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``, and the
-    appends after a :meth:`read` in the same locked section.
+class DirectoryLog(RecordStore):
+    """Reads and appends the records of one persistence directory (a
+    :class:`~execo_engine.store.replay.RecordLog`).
 
     ``read_only=True`` opens an existing directory without ever writing to it nor taking its
     lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
     repaired, and appending raises ``PermissionError``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], codec: Codec, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec,
+        read_only: bool = False,
+        lease: float | None = None,
+    ) -> None:
         super().__init__(os.fspath(path), codec, read_only)
+        self.lease = lease  #: for judging owners of other hosts (None: the default)
         self.name = os.path.basename(os.path.normpath(self.path))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
@@ -52,28 +66,42 @@ class DirectoryStore(RecordStore):
             raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
         if not read_only:
             os.makedirs(self.path, exist_ok=True)
+        check_format(self.path, writable=not read_only)
         self.lock: DirectoryLock | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
         )
         self._done = Journal(self.path, "done", read_only)
-        self._claims = Journal(self.path, "inprogress", read_only)
+        self._holds = {
+            CLAIM: Journal(self.path, "inprogress", read_only),
+            SKIP: Journal(self.path, "skipped", read_only),
+        }
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
+        self._grid_path = os.path.join(self.path, GRID_FILE)
+        self._grid_size: int | None = None
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired."""
         repair = not self.read_only
+        claims, skips = self._holds[CLAIM], self._holds[SKIP]
         return self._changes(
             self._done.read_new(repair),
-            self._claims.read_new(repair),
+            claims.read_new(repair),
             self._done.path,
-            self._claims.path,
+            claims.path,
+            skips.read_new(repair),
+            skips.path,
         )
 
     def restart(self) -> None:
-        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
-        self._done.restart()
-        self._claims.restart()
+        """Make the next :meth:`read` return everything (``restarted`` set on every stream)."""
+        for journal in (self._done, *self._holds.values()):
+            journal.restart()
+
+    def close(self) -> None:
+        """Close every journal."""
+        for journal in (self._done, *self._holds.values(), self._results):
+            journal.close()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
@@ -83,34 +111,63 @@ class DirectoryStore(RecordStore):
         self._done.append(_data(lines))
         return self._done.sync_handle()
 
-    def append_claims(
-        self, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    def append_holds(
+        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None:
-        """Record that ``owner`` took the elements of ``(position, element)`` pairs at
-        ``since``."""
+        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
+        ``(position, element)`` pairs at ``since``."""
         if lines := self._claim_lines(
-            (element, owner, position, since) for position, element in taken
+            ((element, owner, position, since) for position, element in taken), kind
         ):
-            self._claims.append(_data(lines))
+            self._holds[kind].append(_data(lines))
 
-    def append_releases(self, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer in progress."""
+    def append_releases(self, kind: str, elements: Iterable[Any]) -> None:
+        """Record that ``elements`` are no longer held (``kind``: claimed or skipped)."""
         if lines := self._release_lines(elements):
-            self._claims.append(_data(lines))
+            self._holds[kind].append(_data(lines))
 
-    @property
-    def claim_records(self) -> int:
-        """How many records the claims stream holds (to decide on compaction)."""
-        return self._claims.records
+    def hold_records(self, kind: str) -> int:
+        """How many records a holds stream holds (to decide on compaction)."""
+        return self._holds[kind].records
 
-    def rewrite_claims(self, claims: Iterable[Claim]) -> None:
-        """Replace the claims stream by exactly these claims (compaction, reset)."""
-        self._claims.rewrite(_data(self._claim_lines(claims)))
+    def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None:
+        """Replace a holds stream by exactly these holds (compaction, reset)."""
+        self._holds[kind].rewrite(_data(self._claim_lines(holds, kind)))
+
+    def grid_size(self) -> int | None:
+        """The number of combinations of the last writer's sweeps (None: never written)."""
+        try:
+            fd = os.open(self._grid_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            text = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        try:
+            size = json.loads(text)["combinations"]
+            if type(size) is not int or size < 0:
+                raise ValueError(size)
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"{self._grid_path}: not a grid record: {text[:80]!r} (expected "
+                f'{{"combinations": N}}; delete the file, the next writer writes it again)'
+            ) from None
+        self._grid_size = size
+        return size
+
+    def set_grid_size(self, size: int) -> None:
+        """Record that the sweeps have ``size`` combinations (written only when it changed)."""
+        self.check_writable()
+        if size != self._grid_size and size != self.grid_size():
+            replace_atomically(self._grid_path, json.dumps({"combinations": size}).encode())
+            self._grid_size = size
 
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
-        """The owners that are processes of this host that no longer run."""
+        """The owners that are processes of this host that no longer run (the one place
+        where the directory judges owners)."""
         return [owner for owner in owners if is_dead(owner)]
 
     @contextlib.contextmanager
@@ -154,3 +211,18 @@ class DirectoryStore(RecordStore):
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Write the elements to iterate on, atomically and durably."""
         replace_atomically(self._sweeps_path, _data(self._sweeps_lines(elements)))
+
+
+class DirectoryStore(ReplayStore):
+    """The :class:`~execo_engine.store.contract.Store` of a persistence directory, created if
+    needed (``NotADirectoryError`` if it is a file; ``FileNotFoundError`` if it does not exist
+    and ``read_only``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec,
+        read_only: bool = False,
+        lease: float | None = None,
+    ) -> None:
+        super().__init__(DirectoryLog(path, codec, read_only, lease), os.fspath(path))

@@ -1,0 +1,339 @@
+"""A :class:`~execo_engine.store.contract.Store` over a record log: every instance appends
+records and replays the others' into a :class:`~execo_engine.store.state.SweepState`.
+
+The log is a medium (:class:`RecordLog`): a directory of journals
+(:mod:`execo_engine.store.directory`), or the record tables of :mod:`execo_engine.pgstore`.
+Each operation takes the log's lock, reads only what was appended since its last look, gives
+back what dead owners hold (owners are judged only by :meth:`RecordLog.dead_owners`), changes
+the state, appends its own records and releases the lock; done records and results are flushed
+to disk by :meth:`ReplayStore.sync`, after the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from execo_engine.codec import Codec
+from execo_engine.log import logger
+from execo_engine.owner import Owner, current_owner
+from execo_engine.records import CLAIM, SKIP, Changes, Claim
+from execo_engine.store.contract import Choose, Holder, State
+from execo_engine.store.state import Holds, SweepState
+from execo_engine.sweep import HashableDict
+
+#: Dead owners are looked for at most this often (seconds), on the next operation.
+DEAD_OWNER_CHECK_INTERVAL = 0.1
+#: A holds stream is compacted when it holds more records than this many, and more than
+#: ``COMPACT_RATIO`` times the live holds.
+COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
+
+
+class RecordLog(Protocol):
+    """Where the records of a sweep are kept (see :mod:`execo_engine.records`).
+
+    Every method but ``load_sweeps``, ``done_texts``, ``read_results`` and ``close`` is called
+    inside ``with log.lock:``, appends after a :meth:`read` in the same locked section.
+    ``kind`` names a holds stream: :data:`~execo_engine.records.CLAIM` or
+    :data:`~execo_engine.records.SKIP`.
+    """
+
+    path: str
+    name: str
+    read_only: bool
+    codec: Codec
+    dead_owner: str  #: how logs call an owner reported by dead_owners
+
+    @property
+    def lock(self) -> contextlib.AbstractContextManager[Any]:
+        """Held around every operation: excludes every other instance."""
+
+    def check_writable(self) -> None: ...
+    def read(self) -> Changes: ...
+    def restart(self) -> None: ...
+    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None: ...
+    def append_holds(
+        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+    ) -> None: ...
+    def append_releases(self, kind: str, elements: Iterable[Any]) -> None: ...
+    def hold_records(self, kind: str) -> int: ...
+    def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None: ...
+    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
+    def set_grid_size(self, size: int) -> None: ...
+    def grid_size(self) -> int | None: ...
+    def done_texts(self) -> list[str]: ...
+    def append_result(self, record: HashableDict) -> int | None: ...
+    def read_results(self) -> list[Any]: ...
+    def load_sweeps(self) -> list[Any] | None: ...
+    def save_sweeps(self, elements: Iterable[Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _who(owner: Owner) -> str:
+    return f"host {owner[0]}, pid {owner[1]}"
+
+
+class ReplayStore:
+    """The :class:`~execo_engine.store.contract.Store` of a :class:`RecordLog`."""
+
+    def __init__(self, log: RecordLog, location: str) -> None:
+        self._log = log
+        self.name, self.location, self.read_only = log.name, location, log.read_only
+        # A read-only log has no lock of its own: still one thread at a time per object.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if log.read_only else log.lock
+        )
+        self._sync_lock = threading.Lock()
+        self._unsynced: list[int] = []  # descriptors to fsync: one per file
+        self._last_dead_check = 0.0
+        self._state = SweepState([], log.codec.from_plain)
+        self._my_skips: set[Any] = set()
+
+    # -- sweeps ------------------------------------------------------------------------------
+
+    def set_sweeps(self, sweeps: list[Any], save: bool) -> None:
+        with self._lock:
+            if save:
+                self._log.save_sweeps(sweeps)
+            if not self.read_only:
+                self._log.set_grid_size(len(sweeps))
+            self._state = SweepState(sweeps, self._log.codec.from_plain)
+            self._my_skips = set()
+            self._log.restart()
+            self._catch_up()
+
+    def load_sweeps(self) -> list[Any] | None:
+        return self._log.load_sweeps()
+
+    def grid_size(self) -> int | None:
+        """How many elements the last writer's sweeps had (None: unknown)."""
+        with self._lock:
+            return self._log.grid_size()
+
+    # -- catching up -------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Replay what others appended (under the lock), give back dead owners', compact."""
+        changes = self._log.read()
+        if changes.changed:
+            self._state.apply(changes, current_owner())
+        if self.read_only:
+            return
+        now = time.monotonic()
+        if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
+            self._last_dead_check = now
+            self._reclaim(self._dead_owners())
+        for holds, kind in ((self._state.claims, CLAIM), (self._state.skips, SKIP)):
+            records = self._log.hold_records(kind)
+            if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * len(holds.by_element):
+                self._log.rewrite_holds(kind, holds.records())
+
+    def _dead_owners(self) -> list[Owner]:
+        me = current_owner()
+        return self._log.dead_owners(owner for owner in self._state.owners() if owner != me)
+
+    def _release(self, holds: Holds, kind: str, elements: list[Any]) -> None:
+        self._log.append_releases(kind, elements)
+        for element in elements:
+            self._state.release(holds, element)
+
+    def _reclaim(self, owners: list[Owner]) -> list[Any]:
+        """Give back every claim and skip of ``owners`` (dead ones), with a log line each."""
+        reclaimed = []
+        state = self._state
+        for owner in owners:
+            claimed = list(state.claims.by_owner.get(owner, ()))
+            skipped = list(state.skips.by_owner.get(owner, ()))
+            self._release(state.claims, CLAIM, claimed)
+            self._release(state.skips, SKIP, skipped)
+            logger.warning(
+                "%s: reclaimed %d combination(s) held by %s %s (pid %d)%s",
+                self.name,
+                len(claimed) + len(skipped),
+                self._log.dead_owner,
+                owner[0],
+                owner[1],
+                f", {len(skipped)} of them skipped" if skipped else "",
+            )
+            reclaimed.extend(claimed + skipped)
+        return reclaimed
+
+    def refresh(self, full: bool = False) -> None:
+        with self._lock:
+            if full:
+                self._log.restart()
+            self._catch_up()
+
+    def reclaim(self, older_than: float | None = None) -> list[Any]:
+        with self._lock:
+            self._catch_up()
+            reclaimed = self._reclaim(self._dead_owners())
+            if older_than is not None:
+                limit = time.time() - older_than
+                claims = self._state.claims
+                old = [e for e, (_, _, since) in claims.by_element.items() if since < limit]
+                self._release(claims, CLAIM, old)
+                if old:
+                    logger.warning(
+                        "%s: reclaimed %d combination(s) claimed more than %g s ago",
+                        self.name,
+                        len(old),
+                        older_than,
+                    )
+                reclaimed.extend(old)
+            return reclaimed
+
+    # -- handing out -------------------------------------------------------------------------
+
+    def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
+        me, now, order = current_owner(), time.time(), self._state.order
+        taken = [(position, order[position]) for position in itertools.islice(positions, count)]
+        self._log.append_holds(CLAIM, taken, me, now)
+        self._state.claim(taken, me, now)
+        return [element for _, element in taken]
+
+    def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
+        with self._lock:
+            self._catch_up()
+            self._log.check_writable()
+            state = self._state
+            if choose is None:
+                return self._claim_positions(state.todo_positions(), count)
+            chosen = (state.position(element) for element in choose(state.in_state(State.TODO)))
+            return self._claim_positions(
+                (p for p in chosen if p is not None and state.state_of(p) == State.TODO), count
+            )
+
+    def take(self, element: Any) -> str | None:
+        with self._lock:
+            self._catch_up()
+            state = self._state
+            position = state.position(element)
+            if position is None:
+                return "not in the sweeps"
+            if state.state_of(position) == State.DONE:
+                return "done"
+            claim = state.claims.by_element.get(element)
+            if claim is not None:
+                return f"in progress ({_who(claim[0])})"
+            skip = state.skips.by_element.get(element)
+            if skip is not None and skip[0] != current_owner():
+                return f"skipped ({_who(skip[0])})"
+            self._log.check_writable()
+            if skip is not None:
+                self._release(state.skips, SKIP, [element])
+            self._claim_positions([position], 1)
+            return None
+
+    # -- state changes -------------------------------------------------------------------------
+
+    def _keep_for_sync(self, fd: int | None) -> None:
+        if fd is None:
+            return
+        if self._unsynced:  # a deferred sync: one descriptor per file is enough
+            inode = os.fstat(fd).st_ino
+            if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
+                os.close(fd)
+                return
+        self._unsynced.append(fd)
+
+    def done(self, elements: list[Any]) -> None:
+        with self._lock:
+            self._catch_up()
+            state = self._state
+            positions = {e: state.known_position(e) for e in elements}
+            new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
+            claimed = [e for _, e in new if e in state.claims.by_element]
+            skipped = [e for _, e in new if e in state.skips.by_element]
+            self._keep_for_sync(self._log.append_done(new))
+            self._log.append_releases(CLAIM, claimed)
+            if skipped:
+                self._log.append_releases(SKIP, skipped)
+            state.done(new)
+
+    def sync(self) -> None:
+        with self._sync_lock:  # a sync that returns has waited for the flushes under way
+            with self._lock:
+                fds, self._unsynced = self._unsynced, []
+            for fd in fds:  # outside the lock: flushes of several processes share a disk flush
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def give_back(self, elements: list[Any], skip: bool = False) -> None:
+        with self._lock:
+            self._catch_up()
+            self._log.check_writable()
+            state = self._state
+            positions = {e: state.known_position(e) for e in elements}
+            self._release(
+                state.claims, CLAIM, [e for e in positions if e in state.claims.by_element]
+            )
+            if skip:
+                me, now = current_owner(), time.time()
+                held = [
+                    (p, e)
+                    for e, p in positions.items()
+                    if p is not None and not state.is_done(e, p)
+                ]
+                self._log.append_holds(SKIP, held, me, now)
+                state.skip(held, me, now)
+                self._my_skips.update(e for _, e in held)
+                return
+            self._release(state.skips, SKIP, [e for e in positions if e in state.skips.by_element])
+            for element, position in positions.items():
+                if position is not None and state.is_done(element, position):
+                    state.undo_done(position)
+
+    def release_mine(self) -> list[Any]:
+        with self._lock:
+            mine = list(self._state.mine)
+            self.give_back(mine)
+        return mine
+
+    def reset(self, claims: bool = False) -> None:
+        with self._lock:
+            self._catch_up()
+            state, me = self._state, current_owner()
+            mine = [e for e in self._my_skips if state.skips.by_element.get(e, (None,))[0] == me]
+            self._my_skips = set()
+            if mine:
+                self._release(state.skips, SKIP, mine)
+            if claims:
+                self._log.rewrite_holds(CLAIM, [])
+                self._log.rewrite_holds(SKIP, [])
+                state.forget_holds()
+
+    # -- results -------------------------------------------------------------------------------
+
+    def append_result(self, record: HashableDict) -> None:
+        with self._lock:
+            self._keep_for_sync(self._log.append_result(record))
+
+    def read_results(self) -> list[Any]:
+        return self._log.read_results()
+
+    # -- looking -------------------------------------------------------------------------------
+
+    def states(self) -> dict[State, list[Any]]:
+        with self._lock:
+            self._catch_up()
+            return self._state.states()
+
+    def holders(self) -> list[Holder]:
+        with self._lock:
+            self._catch_up()
+            return self._state.holders(self._log.dead_owners(self._state.owners()))
+
+    def done_texts(self) -> frozenset[str]:
+        return frozenset(self._log.done_texts())
+
+    def close(self) -> None:
+        with self._lock:
+            self._log.close()

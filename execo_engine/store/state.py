@@ -1,0 +1,301 @@
+"""The state machine of a record-log store: replays records into todo / in progress / done /
+skipped for one instance's sweeps. No I/O: records come in as :class:`~execo_engine.records.
+Changes`, and the caller writes its own records before applying them here.
+
+Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
+Done wins over holds (a claim on a done element changes nothing, except for an element this
+instance gave back after it was done: see :meth:`SweepState.undo_done`); a claim wins over a
+skip. Holds (claims and skips) are kept per element with their owner, the position they were
+written with, and when they were taken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from execo_engine.owner import Owner
+from execo_engine.records import RELEASE, Changes, Claim
+from execo_engine.store.contract import Holder, State
+
+TODO, DONE, SKIPPED, CLAIMED = State.TODO, State.DONE, State.SKIPPED, State.CLAIMED
+#: Decodes a plain done record element (see :meth:`Codec.from_plain`)
+FromPlain = Callable[[Any], Any]
+
+
+def _mask(state: State) -> bytes:
+    """The ``bytes.translate`` table giving 1 where a position is in ``state``, else 0."""
+    return bytes(int(i == state) for i in range(256))
+
+
+def _to_todo(state: State) -> bytes:
+    """The ``bytes.translate`` table turning ``state`` into todo."""
+    return bytes(TODO if i == state else i for i in range(256))
+
+
+_MASKS = {state: _mask(state) for state in State}
+_TO_TODO = {state: _to_todo(state) for state in State}
+
+
+class Holds:
+    """The live holds of one kind (claims, or skips): element -> (owner, position, since)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.by_element: dict[Any, tuple[Owner, int | None, float]] = {}
+        self.by_owner: dict[Owner, set[Any]] = {}
+
+    def add(self, element: Any, owner: Owner, position: int | None, since: float) -> None:
+        self.remove(element)
+        self.by_element[element] = (owner, position, since)
+        self.by_owner.setdefault(owner, set()).add(element)
+
+    def remove(self, element: Any) -> tuple[Owner, int | None, float] | None:
+        """Forget the hold on ``element``; returns it (None: it was not held)."""
+        hold = self.by_element.pop(element, None)
+        if hold is not None:
+            held = self.by_owner[hold[0]]
+            held.discard(element)
+            if not held:
+                del self.by_owner[hold[0]]
+        return hold
+
+    def clear(self) -> None:
+        self.by_element.clear()
+        self.by_owner.clear()
+
+    def records(self) -> list[Claim]:
+        """The holds as records to rewrite a stream with."""
+        return [(e, owner, p, since) for e, (owner, p, since) in self.by_element.items()]
+
+
+class SweepState:
+    """The states of the elements of ``sweeps`` (distinct, in order) for one instance."""
+
+    def __init__(self, sweeps: list[Any], from_plain: FromPlain) -> None:
+        self.order = sweeps
+        self._from_plain = from_plain
+        self._state = bytearray(len(sweeps))
+        self._index: dict[Any, int] | None = None
+        self._cursor = 0  #: no todo position before it
+        self.claims, self.skips = Holds(CLAIMED), Holds(SKIPPED)
+        self.done_extra: set[Any] = set()  #: done elements that are not in the sweeps
+        self.undone: set[int] = set()  #: done positions given back to todo here only
+        self.mine: dict[Any, None] = {}  #: claims this instance took, in claim order
+
+    # -- positions -------------------------------------------------------------------------
+
+    def position(self, element: Any, hint: Any = None) -> int | None:
+        """Where ``element`` stands in the sweeps (None: not there).
+
+        ``hint`` is where a record said it stood: one comparison checks it. Otherwise (no hint,
+        or a record written with other sweeps) an index of the sweeps is built, once.
+        """
+        order = self.order
+        if type(hint) is int and 0 <= hint < len(order) and order[hint] == element:
+            return hint
+        if self._index is None:
+            self._index = {e: i for i, e in enumerate(order)}
+        return self._index.get(element)
+
+    def known_position(self, element: Any) -> int | None:
+        """The position of ``element``, from its claim when it has one."""
+        claim = self.claims.by_element.get(element)
+        return claim[1] if claim is not None else self.position(element)
+
+    def state_of(self, position: int) -> State:
+        return State(self._state[position])
+
+    def _settle(self, position: int | None, element: Any) -> None:
+        """Recompute the state of a position that is not done, from its holds."""
+        if position is None or self._state[position] == DONE:
+            return
+        if element in self.claims.by_element:
+            self._state[position] = CLAIMED
+        elif element in self.skips.by_element:
+            self._state[position] = SKIPPED
+        else:
+            self._state[position] = TODO
+            self._cursor = min(self._cursor, position)
+
+    # -- replaying records -------------------------------------------------------------------
+
+    def _hold(self, holds: Holds, element: Any, owner: Owner, hint: Any, since: float) -> None:
+        position = self.position(element, hint)
+        if position is None:
+            if element in self.done_extra:
+                return
+        elif self._state[position] == DONE:
+            return
+        holds.add(element, owner, position, since)
+        self._settle(position, element)
+
+    def release(self, holds: Holds, element: Any) -> None:
+        """Forget a hold on ``element``."""
+        hold = holds.remove(element)
+        if hold is None:
+            return
+        if holds is self.claims:
+            self.mine.pop(element, None)
+        self._settle(hold[1], element)
+
+    def mark_done(self, element: Any, hint: Any) -> None:
+        """Record that ``element`` is done (nothing changes for a position given back here)."""
+        position = self.position(element, hint)
+        if position is None:
+            self.done_extra.add(element)
+        elif position in self.undone:
+            return
+        else:
+            self._state[position] = DONE
+        for holds in (self.claims, self.skips):
+            if element in holds.by_element:
+                self.release(holds, element)
+
+    def _mark_done_fast(self, records: list[list[Any]]) -> bool:
+        """Mark ``[hint, element]`` done records done in one go, when every hint is right and
+        nothing is held nor given back (a resume: millions of records); False changes
+        nothing."""
+        if self.claims.by_element or self.skips.by_element or self.undone:
+            return False
+        hints = list(map(operator.itemgetter(0), records))
+        try:
+            if (
+                not all(
+                    map(
+                        operator.eq,
+                        map(self.order.__getitem__, hints),
+                        map(operator.itemgetter(1), records),
+                    )
+                )
+                or min(hints, default=0) < 0
+            ):
+                return False
+        except (IndexError, TypeError):  # a hint out of the sweeps, or none
+            return False
+        state = self._state
+        for hint in hints:
+            state[hint] = DONE
+        return True
+
+    def _restart_holds(self, holds: Holds) -> None:
+        """Forget every hold of ``holds`` at once (its stream restarted)."""
+        holds.clear()
+        self._state = self._state.translate(_TO_TODO[holds.state])
+        other = self.skips if holds is self.claims else self.claims
+        for element, (_, position, _) in other.by_element.items():
+            self._settle(position, element)
+        self._cursor = 0
+
+    def forget_holds(self) -> None:
+        """Forget every claim and skip (their streams were emptied)."""
+        self._restart_holds(self.claims)
+        self._restart_holds(self.skips)
+        self.mine = {}
+
+    def apply(self, changes: Changes, me: Owner) -> None:
+        """Replay what :meth:`RecordLog.read` returned; ``me``: this process's owner."""
+        if changes.done_restarted:  # done file deleted, truncated or replaced: start over
+            self._state = self._state.translate(_TO_TODO[DONE])
+            self.done_extra.clear()
+            self._cursor = 0
+            for holds in (self.claims, self.skips):
+                for element, (_, position, _) in holds.by_element.items():
+                    self._settle(position, element)
+        for records in changes.done:
+            if not self._mark_done_fast(records):
+                for hint, element in records:
+                    self.mark_done(self._from_plain(element), hint)
+        mine = self.mine
+        for holds, restarted, events in (
+            (self.claims, changes.claims_restarted, changes.claims),
+            (self.skips, changes.skips_restarted, changes.skips),
+        ):
+            if restarted:  # file deleted or compacted
+                self._restart_holds(holds)
+            for operation, owner, element, hint, since in events:
+                if operation == RELEASE:
+                    self.release(holds, element)
+                else:
+                    self._hold(holds, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
+        if changes.claims_restarted:  # this instance's claims that survived a compaction
+            self.mine = {e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == me}
+
+    # -- this instance's changes (after writing their records) ------------------------------
+
+    def claim(self, taken: list[tuple[int, Any]], me: Owner, since: float) -> None:
+        """This instance claimed ``(position, element)`` pairs."""
+        for position, element in taken:
+            self.skips.remove(element)
+            self.claims.add(element, me, position, since)
+            self._state[position] = CLAIMED
+            self.mine[element] = None
+
+    def skip(self, held: Sequence[tuple[int, Any]], me: Owner, since: float) -> None:
+        """This process skipped ``(position, element)`` pairs (not done, not claimed)."""
+        for position, element in held:
+            self.skips.add(element, me, position, since)
+            self._settle(position, element)
+
+    def undo_done(self, position: int) -> None:
+        """A done position becomes todo for this instance only (execo's cancel of a done
+        element); done again, it is done again."""
+        self.undone.add(position)
+        self._state[position] = TODO
+        self._settle(position, self.order[position])
+
+    def done(self, done: list[tuple[int | None, Any]]) -> None:
+        """This instance recorded ``(position, element)`` pairs done."""
+        for position, element in done:
+            if position is not None:
+                self.undone.discard(position)
+            self.mark_done(element, position)
+
+    def reset_skips(self, elements: Iterable[Any]) -> None:
+        for element in elements:
+            self.release(self.skips, element)
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def is_done(self, element: Any, position: int | None) -> bool:
+        if position is None:
+            return element in self.done_extra
+        return self._state[position] == DONE
+
+    def todo_positions(self) -> Iterator[int]:
+        """Todo positions in sweeps order (the cursor moves past those already handed out)."""
+        while (position := self._state.find(TODO, self._cursor)) >= 0:
+            self._cursor = position + 1  # it is about to be claimed
+            yield position
+        self._cursor = len(self._state)
+
+    def in_state(self, state: State) -> list[Any]:
+        """The elements in ``state``, in sweeps order."""
+        return list(itertools.compress(self.order, self._state.translate(_MASKS[state])))
+
+    def states(self) -> dict[State, list[Any]]:
+        return {state: self.in_state(state) for state in State}
+
+    def holders(self, dead: Iterable[Owner]) -> list[Holder]:
+        """Every hold, oldest first; ``dead``: the owners judged gone."""
+        gone = set(dead)
+        return sorted(
+            (
+                Holder(
+                    element if position is None else self.order[position],
+                    owner,
+                    since,
+                    holds.state,
+                    owner in gone,
+                )
+                for holds in (self.claims, self.skips)
+                for element, (owner, position, since) in holds.by_element.items()
+            ),
+            key=operator.attrgetter("since"),
+        )
+
+    def owners(self) -> set[Owner]:
+        """Every owner holding something."""
+        return self.claims.by_owner.keys() | self.skips.by_owner.keys()

@@ -1,0 +1,62 @@
+"""The format version of a persistence directory, in its ``format`` file.
+
+- Format 1 (no ``format`` file): ``done``, ``inprogress``, ``sweeps``, ``results``, ``lock``.
+- Format 2: the same files and records, plus ``format``, ``skipped`` (skips held by live owners,
+  see :mod:`execo_engine.records`) and ``grid`` (how many combinations the sweeps have, so that
+  a status can be reported without saved sweeps). Owners in claim records may have a fourth
+  field (PID namespace).
+
+A writer upgrades a format 1 directory to format 2 when it opens it (format 2 only adds
+files). A reader meeting a newer format than it knows stops with :class:`NewerFormatError`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from execo_engine.journal import replace_atomically
+
+FORMAT = 2
+FORMAT_FILE = "format"
+
+
+class NewerFormatError(RuntimeError):
+    """A directory written by a newer execo_engine, in a format this one does not know."""
+
+
+def directory_format(directory: str) -> int:
+    """The format version of ``directory`` (1 when it has no ``format`` file); a
+    ``ValueError`` naming the file if it does not hold a version number."""
+    path = os.path.join(directory, FORMAT_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 1
+    try:
+        text = os.read(fd, 64)
+    finally:
+        os.close(fd)
+    try:
+        version = int(text)
+    except ValueError:
+        raise ValueError(
+            f"{path}: not a format version number: {text[:20]!r} (a format file holds one "
+            f"line such as '2')"
+        ) from None
+    if version < 1:
+        raise ValueError(f"{path}: format version {version} is not >= 1")
+    return version
+
+
+def check_format(directory: str, writable: bool) -> None:
+    """``NewerFormatError`` if ``directory`` is of a format newer than :data:`FORMAT`; a
+    ``writable`` opener marks an older one as :data:`FORMAT` (only files were added)."""
+    found = directory_format(directory)
+    if found > FORMAT:
+        raise NewerFormatError(
+            f"persistence directory {directory!r} is in format version {found}, written by a "
+            f"newer execo_engine; this one reads versions 1 to {FORMAT}: upgrade execo_engine "
+            f"to use it"
+        )
+    if writable and found < FORMAT:
+        replace_atomically(os.path.join(directory, FORMAT_FILE), f"{FORMAT}\n".encode())
