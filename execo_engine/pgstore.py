@@ -509,7 +509,12 @@ class PostgresStore:
                 "(what it finishes still counts as done)",
                 self.name,
             )
-            self._held.clear()
+            # what it claimed since then, under its former id, is its own
+            connection.execute(
+                "UPDATE execo_elements SET owner = %s WHERE sweep = %s AND owner = %s "
+                "AND state IN ('claimed', 'skipped')",
+                (row_id, self._sweep_id, self._owner[1]),
+            )
         self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
 
     def renew_lease(self, when_due: bool = False) -> None:
