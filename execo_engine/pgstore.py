@@ -9,7 +9,8 @@ survives a crash of the server); no lock is held between operations and no insta
 what others did:
 
 - a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
-  of the sweeps; done is one upsert by canonical text (idempotent);
+  of the sweeps; done is one idempotent update (by row id for what this instance claimed, else
+  an upsert by canonical text, which also records elements outside the sweeps);
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
@@ -325,6 +326,8 @@ class _Link:
             self._connection = None
             connection = _driver().connect(self._conninfo, autocommit=True)
             try:
+                if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
+                    connection.execute("SET synchronous_commit TO on")  # whatever the server's
                 _create_schema(connection, self._read_only, self._shown)
             except BaseException:
                 connection.close()
@@ -796,6 +799,10 @@ class PostgresStore:
             self._execute(_DONE_HELD + " RETURNING id", ids=ids)
         if others:
             self._execute(_DONE + " RETURNING id", texts=others)
+        self._unhold(texts)
+
+    def _unhold(self, texts: list[str]) -> None:
+        """Forget that this object holds (or is to redo) the elements of ``texts``."""
         with self._link.lock:
             local = self._local_positions()
             for text in texts:
@@ -825,12 +832,9 @@ class PostgresStore:
             return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
 
         before = dict(self._run(give_back))
+        self._unhold(texts)
         with self._link.lock:
-            local = self._local_positions()
             for text in texts:
-                position = local.get(text)
-                if position is not None:
-                    self._held.pop(position, None)
                 if before.get(text) == "done" and not skip:  # todo again here only
                     position = self._position_of_text(text)
                     if position is not None and position not in self._redo:

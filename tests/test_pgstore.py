@@ -16,6 +16,7 @@ import pytest
 from execo_engine.store.locations import child_locations, shown
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
+pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
 WORKER = Path(__file__).with_name("sweeper_worker.py")
 
@@ -59,7 +60,6 @@ def finish_with_survivor(url, n, tmp_path):
     assert set(counts.values()) == {1} and len(counts) == n
 
 
-@pytest.mark.slow
 def test_claims_of_a_killed_worker_of_another_host_come_back_after_the_lease(postgresql, tmp_path):
     if os.geteuid() != 0 or subprocess.run(["unshare", "--uts", "true"]).returncode:
         pytest.skip("needs unshare --uts (root) to run a worker under another host name")
@@ -74,7 +74,6 @@ def test_claims_of_a_killed_worker_of_another_host_come_back_after_the_lease(pos
     assert next(iter(held)) in ParamSweeper(url).get_done()
 
 
-@pytest.mark.slow
 def test_claims_of_a_killed_worker_of_this_host_come_back_at_once(postgresql, tmp_path):
     url, n = postgresql.url("killed-here", lease="3600"), 60  # the lease would never do it
     ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
