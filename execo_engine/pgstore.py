@@ -68,6 +68,8 @@ _STATES = {
     "claimed": State.CLAIMED,
 }
 _NO_BOUND = 2**31 - 1  # beyond any position
+#: Tickets of claims and of store objects' skips: unique within a process (owner)
+_tickets = itertools.count(1)
 
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
@@ -80,13 +82,11 @@ _SCHEMA = [
     "state text NOT NULL DEFAULT 'todo' "
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
     # ticket: of the claim that took it, or of the store object that skipped it
-    "owner bigint, ticket uuid, claimed_at timestamptz, done_at timestamptz, "
+    "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
     "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
     "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
-    # what owners hold: entries for claimed and skipped rows only (a done adds none)
-    "CREATE INDEX execo_elements_held ON execo_elements (sweep, owner) "
-    "WHERE state IN ('claimed', 'skipped')",
+    # (sweep, digest) also serves every query on one sweep's rows: no other index to update
     "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
     "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
@@ -104,20 +104,16 @@ _GIVEN = (
     "ON e.sweep = %(sweep)s AND e.digest = md5(t.text)::uuid AND e.text = t.text"
 )
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
-# A claim in the sweep's own order (this instance's order is the one loaded). Returns one row
-# (same, NULL...) when nothing was taken, else one row per element taken.
+# A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
+# nothing is taken otherwise.
 _CLAIM_NEXT = f"""
-WITH s AS (SELECT order_digest = %(digest)s AS same FROM execo_sweeps WHERE id = %(sweep)s),
-picked AS (
+UPDATE execo_elements e SET {_CLAIM_SET} FROM (
     SELECT id FROM execo_elements
     WHERE sweep = %(sweep)s AND state = 'todo' AND position < %(bound)s
-        AND (SELECT same FROM s)
-    ORDER BY position LIMIT %(count)s FOR UPDATE SKIP LOCKED),
-taken AS (
-    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked WHERE e.id = picked.id
-    RETURNING e.id, e.position, e.text)
-SELECT s.same, taken.id, taken.position, taken.text FROM s LEFT JOIN taken ON true
-ORDER BY taken.position"""
+        AND (SELECT order_digest FROM execo_sweeps WHERE id = %(sweep)s) = %(digest)s
+    ORDER BY position LIMIT %(count)s FOR UPDATE SKIP LOCKED) picked
+WHERE e.id = picked.id RETURNING true, e.id, e.position, e.text"""
+_SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
 WITH picked AS (
@@ -145,7 +141,8 @@ SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
 FROM current LEFT JOIN taken ON true"""
 _DONE_HELD = """
 UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
-WHERE id = ANY(%(ids)s)"""
+WHERE id = ANY(%s::bigint[])"""
+_DONE_ONE = _DONE_HELD.replace("= ANY(%s::bigint[])", "= %s")
 _DONE = """
 INSERT INTO execo_elements (sweep, text, state, done_at)
 SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
@@ -158,7 +155,7 @@ WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
     UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
         owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
-        ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::uuid END
+        ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::bigint END
     FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.id)
 SELECT text, state FROM current"""
@@ -455,8 +452,8 @@ class PostgresStore:
         self._index: dict[str, int] | None = None
         self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
         self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
-        self._ticket = uuid.uuid4()  # of the last claim: finds what it took if its answer is lost
-        self._instance = uuid.uuid4()  # the ticket of this object's skips
+        self._ticket = 0  # of the last claim: finds what it took if its answer was lost
+        self._instance = next(_tickets)  # the ticket of this object's skips
         self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
@@ -703,8 +700,13 @@ class PostgresStore:
     def _claim(self, connection: Any, count: int, chosen: Sequence[int] | None) -> list[Any]:
         owner = self._owner_id(connection)
         if not self._link.retrying:
-            self._ticket = uuid.uuid4()
-        params = {"sweep": self._sweep_id, "owner": owner, "ticket": self._ticket, "count": count}
+            self._ticket = next(_tickets)
+        params: dict[str, Any] = {
+            "sweep": self._sweep_id,
+            "owner": owner,
+            "ticket": self._ticket,
+            "count": count,
+        }
         rows: list[tuple[Any, ...]] = []
         if self._link.retrying:  # the answer to this ticket was lost: what did it take?
             rows = connection.execute(_CLAIMED_BY_TICKET, params).fetchall()
@@ -716,11 +718,10 @@ class PostgresStore:
         redo = [p for p in (self._redo if chosen is None else chosen) if p in redo_set][:count]
         if not rows and chosen is None:
             bound = redo[-1] if len(redo) == count else _NO_BOUND
-            rows = connection.execute(
-                _CLAIM_NEXT, {**params, "digest": self._digest, "bound": bound}
-            ).fetchall()
-            if rows and not rows[0][0]:  # other sweeps were loaded since: claim among ours
-                rows, chosen = [], range(len(self._texts))
+            params.update(digest=self._digest, bound=bound)
+            rows = connection.execute(_CLAIM_NEXT, params).fetchall()
+            if not rows and connection.execute(_SAME_ORDER, params).fetchone() != (True,):
+                chosen = range(len(self._texts))  # other sweeps were loaded since: ours here
         if not rows and chosen is not None:
             texts = [self._texts[p] for p in chosen]
             rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
@@ -757,7 +758,7 @@ class PostgresStore:
                 self._redo.remove(position)
                 self._held[position] = 0
                 return None
-        ticket = uuid.uuid4()  # the same for a retry, which then finds what it took
+        ticket = next(_tickets)  # the same for a retry, which then finds what it took
 
         def take(connection: Any) -> list[tuple[Any, ...]]:
             params = {
@@ -785,20 +786,33 @@ class PostgresStore:
         """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
         claims: one idempotent statement, durable when it returns."""
         self._check_writable()
-        texts = [self.codec.encode(element) for element in elements]
-        ids, others = [], []
+        ids, texts, others, positions = [], [], [], []
         with self._link.lock:
+            # what this object handed out comes back as the very same object: no encoding
+            handed = {id(self._sweeps[p]): p for p, row_id in self._held.items() if row_id}
+            for element in elements:
+                position = handed.get(id(element))
+                if position is None:
+                    texts.append(self.codec.encode(element))
+                else:
+                    ids.append(self._held[position])
+                    positions.append(position)
             local = self._local_positions()
             for text in texts:
                 row_id = self._held.get(local.get(text, -1))
-                if row_id:  # claimed here: its row is known
+                if row_id:  # claimed here, given as an equal object
                     ids.append(row_id)
                 else:
                     others.append(text)
-        if ids:
-            self._execute(_DONE_HELD + " RETURNING id", ids=ids)
+        if ids:  # one id: a scalar parameter (an array costs more to send than the query)
+            query, arg = (_DONE_ONE, ids[0]) if len(ids) == 1 else (_DONE_HELD, ids)
+            self._run(lambda connection: connection.execute(query, (arg,)))
         if others:
-            self._execute(_DONE + " RETURNING id", texts=others)
+            params = {"sweep": self._sweep_id, "texts": others}
+            self._run(lambda connection: connection.execute(_DONE, params))
+        with self._link.lock:
+            for position in positions:
+                self._held.pop(position, None)
         self._unhold(texts)
 
     def _unhold(self, texts: list[str]) -> None:
@@ -867,8 +881,14 @@ class PostgresStore:
             connection.execute(
                 "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
                 "WHERE sweep = %(sweep)s AND state IN ('skipped', 'claimed') "
-                "AND (%(claims)s OR (state = 'skipped' AND ticket = %(instance)s))",
-                {"sweep": self._sweep_id, "claims": claims, "instance": self._instance},
+                "AND (%(claims)s OR (state = 'skipped' AND owner = %(owner)s "
+                "AND ticket = %(instance)s))",
+                {
+                    "sweep": self._sweep_id,
+                    "claims": claims,
+                    "owner": self._owner_id(connection),
+                    "instance": self._instance,
+                },
             )
 
         self._run(reset)
