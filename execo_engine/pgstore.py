@@ -126,7 +126,8 @@ SELECT true, id, index, text FROM taken ORDER BY index"""
 # What a claim whose answer was lost took (found by its ticket).
 _CLAIMED_BY_TICKET = """
 SELECT true, id, position, text FROM execo_elements
-WHERE owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed' ORDER BY position"""
+WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed'
+ORDER BY position"""
 _TAKE = f"""
 WITH current AS (
     SELECT e.id, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
@@ -223,6 +224,12 @@ def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
     return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
 
 
+def check_lease(lease: float, shown: str) -> None:
+    """``ValueError`` naming ``shown`` unless ``lease`` is a finite number of seconds > 0."""
+    if not (lease > 0 and math.isfinite(lease)):
+        raise ValueError(f"{shown}: lease must be a finite number of seconds > 0, not {lease}")
+
+
 def parse_url(url: str) -> tuple[str, str, float]:
     """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
     query = _query(url)
@@ -235,8 +242,7 @@ def parse_url(url: str) -> tuple[str, str, float]:
         lease = float(found.get("lease", DEFAULT_LEASE))
     except ValueError:
         raise ValueError(f"{shown}: lease must be a number of seconds") from None
-    if not (lease > 0 and math.isfinite(lease)):
-        raise ValueError(f"{shown}: lease must be a finite number of seconds > 0")
+    check_lease(lease, shown)
     conninfo = _with_query(url, [(k, v) for k, v in query if k not in ("sweep", "lease")])
     return conninfo, sweep, lease
 
@@ -439,8 +445,7 @@ class PostgresStore:
         self.location = without_password(location)
         self.name, self.read_only, self.codec = sweep, read_only, codec
         self.lease = url_lease if lease is None else lease
-        if not (self.lease > 0 and math.isfinite(self.lease)):
-            raise ValueError(f"{self.location}: lease must be a finite number of seconds > 0")
+        check_lease(self.lease, self.location)
         self._link = _Link(conninfo, self.location, read_only)
         self._sweep_id = 0
         self._owner: tuple[int, int] | None = None  # (pid, owner row id)
