@@ -1,17 +1,16 @@
 """What every store writes and reads: the text records of a sweep, and their decoding.
 
-A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
+A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database:
 :mod:`execo_engine.pgstore`) keeps four streams of one-line JSON records (see
 :mod:`execo_engine.codec`), appended only, read incrementally by every instance:
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
   sweeps (a hint that spares readers an index of the grid);
 - *claims*: ``["+",[host,pid,start],element,position,time]`` when an element is taken (time:
-  seconds since the epoch) and ``["-",element]`` when it is given back; compacted (replaced by
-  the live claims) when mostly made of finished ones;
-- *skips* (format 2): ``["s",[host,pid,start],element,position,time]`` when an owner skips an
-  element (nobody takes it while that owner lives) and ``["-",element]`` when it no longer
-  does; compacted like the claims;
+  seconds since the epoch), ``["s",[host,pid,start],element,position,time]`` when it is
+  skipped (format 2: nobody takes it while that owner lives), and ``["-",element]`` when it is
+  given back; a claim or a skip replaces the element's previous one. Compacted (replaced by the
+  live claims and skips) when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -23,7 +22,6 @@ errors (a record that is not JSON, or not of its stream's shape, names where it 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -36,8 +34,8 @@ from execo_engine.owner import Owner
 from execo_engine.sweep import HashableDict
 
 CLAIM, RELEASE, SKIP = "+", "-", "s"
-#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
-#: time of the claim or None)
+#: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
+#: or None, time of the claim or skip, or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
 #: A live claim as written: (element, owner, position hint, time of the claim)
 Claim = tuple[Any, Owner, int | None, float]
@@ -111,6 +109,11 @@ def _is_skip_record(record: Any) -> bool:
     )
 
 
+def _is_hold_record(record: Any) -> bool:
+    """A record of the claims stream: a claim, a skip or a release."""
+    return _is_claim_record(record) or _is_skip_record(record)
+
+
 def _pickle_hint(record: bytes) -> str:
     return (
         " (this looks like a pickle file written by execo 2.x, which this version never "
@@ -135,9 +138,6 @@ class Changes:
     claims: list[ClaimEvent]
     claims_restarted: bool
     changed: bool  #: False when nothing at all happened
-    #: the skips stream, as ``claims`` (SKIP instead of CLAIM)
-    skips: list[ClaimEvent] = dataclasses.field(default_factory=list)
-    skips_restarted: bool = False
 
 
 class RecordStore:
@@ -199,34 +199,20 @@ class RecordStore:
     ) -> list[Any]:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
-    def _events(self, where: str, batch: Batch, shape: Callable[[Any], bool]) -> list[ClaimEvent]:
-        return [
+    def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
+        events = [
             (RELEASE, None, record[1], None, None)
             if record[0] == RELEASE
             else (record[0], tuple(record[1]), record[2], record[3], record[4])
-            for record in self._decode(where, batch, shape)
+            for record in self._decode(claims_where, claims, _is_hold_record)
         ]
-
-    def _changes(
-        self,
-        done: Batch,
-        claims: Batch,
-        done_where: str,
-        claims_where: str,
-        skips: Batch | None = None,
-        skips_where: str = "",
-    ) -> Changes:
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
-        if skips is not None:
-            changed = changed or skips.restarted or not skips.empty
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
             done.restarted,
-            self._events(claims_where, claims, _is_claim_record),
+            events,  # type: ignore[arg-type]
             claims.restarted,
             changed,
-            [] if skips is None else self._events(skips_where, skips, _is_skip_record),
-            skips is not None and skips.restarted,
         )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:

@@ -3,6 +3,7 @@ real server started for the session)."""
 
 import itertools
 import os
+import time
 
 import pytest
 from pg import Server
@@ -43,3 +44,17 @@ GRID = {"a": [1, 2, 3], "b": ["x", "y"]}
 def sweeps():
     """The 6 combinations of a small grid, in sweeps order."""
     return sweep(GRID)
+
+
+def _poll(condition, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling a real condition, not synchronizing by sleeping
+
+
+@pytest.fixture
+def poll():
+    """``poll(condition, what, timeout=120)``: wait until ``condition()`` is true, failing
+    with ``what`` after a generous deadline (a loaded machine is slow)."""
+    return _poll

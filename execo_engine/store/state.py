@@ -4,9 +4,9 @@ Changes`, and the caller writes its own records before applying them here.
 
 Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
 Done wins over holds (a claim on a done element changes nothing, except for an element this
-instance gave back after it was done: see :meth:`SweepState.undo_done`); a claim wins over a
-skip. Holds (claims and skips) are kept per element with their owner, the position they were
-written with, and when they were taken.
+instance gave back after it was done: see :meth:`SweepState.undo_done`). An element has at
+most one hold, a claim or a skip: a new one replaces it. Holds are kept per element with their
+owner, the position they were written with, and when they were taken.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from execo_engine.owner import Owner
-from execo_engine.records import RELEASE, Changes, Claim
+from execo_engine.records import CLAIM, RELEASE, Changes, Claim
 from execo_engine.store.contract import Holder, State
 
 TODO, DONE, SKIPPED, CLAIMED = State.TODO, State.DONE, State.SKIPPED, State.CLAIMED
@@ -122,24 +122,30 @@ class SweepState:
 
     # -- replaying records -------------------------------------------------------------------
 
-    def _hold(self, holds: Holds, element: Any, owner: Owner, hint: Any, since: float) -> None:
+    def _hold(self, kind: str, element: Any, owner: Owner, hint: Any, since: float) -> None:
+        """Replay a claim (``kind`` CLAIM) or a skip (SKIP): it replaces any previous hold."""
         position = self.position(element, hint)
         if position is None:
             if element in self.done_extra:
                 return
         elif self._state[position] == DONE:
             return
-        holds.add(element, owner, position, since)
+        self.claims.remove(element)
+        self.skips.remove(element)
+        (self.claims if kind == CLAIM else self.skips).add(element, owner, position, since)
         self._settle(position, element)
 
-    def release(self, holds: Holds, element: Any) -> None:
-        """Forget a hold on ``element``."""
-        hold = holds.remove(element)
+    def release(self, element: Any) -> None:
+        """Forget the hold (claim or skip) on ``element``."""
+        hold = self.claims.remove(element) or self.skips.remove(element)
         if hold is None:
             return
-        if holds is self.claims:
-            self.mine.pop(element, None)
+        self.mine.pop(element, None)
         self._settle(hold[1], element)
+
+    def is_held(self, element: Any) -> bool:
+        """Whether ``element`` is claimed or skipped."""
+        return element in self.claims.by_element or element in self.skips.by_element
 
     def mark_done(self, element: Any, hint: Any) -> None:
         """Record that ``element`` is done (nothing changes for a position given back here)."""
@@ -150,9 +156,8 @@ class SweepState:
             return
         else:
             self._state[position] = DONE
-        for holds in (self.claims, self.skips):
-            if element in holds.by_element:
-                self.release(holds, element)
+        if self.is_held(element):
+            self.release(element)
 
     def _mark_done_fast(self, records: list[list[Any]]) -> bool:
         """Mark ``[hint, element]`` done records done in one go, when every hint is right and
@@ -180,23 +185,17 @@ class SweepState:
             state[hint] = DONE
         return True
 
-    def _restart_holds(self, holds: Holds) -> None:
-        """Forget every hold of ``holds`` at once (its stream restarted)."""
-        holds.clear()
-        self._state = self._state.translate(_TO_TODO[holds.state])
-        other = self.skips if holds is self.claims else self.claims
-        for element, (_, position, _) in other.by_element.items():
-            self._settle(position, element)
-        self._cursor = 0
-
     def forget_holds(self) -> None:
-        """Forget every claim and skip (their streams were emptied)."""
-        self._restart_holds(self.claims)
-        self._restart_holds(self.skips)
+        """Forget every claim and skip at once (their stream restarted or was emptied)."""
+        for holds in (self.claims, self.skips):
+            holds.clear()
+            self._state = self._state.translate(_TO_TODO[holds.state])
+        self._cursor = 0
         self.mine = {}
 
-    def apply(self, changes: Changes, me: Owner) -> None:
-        """Replay what :meth:`RecordLog.read` returned; ``me``: this process's owner."""
+    def apply(self, changes: Changes, me: Callable[[], Owner]) -> None:
+        """Replay what :meth:`RecordLog.read` returned; ``me()``: this process's owner (asked
+        only after a compaction)."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
             self._state = self._state.translate(_TO_TODO[DONE])
             self.done_extra.clear()
@@ -209,19 +208,18 @@ class SweepState:
                 for hint, element in records:
                     self.mark_done(self._from_plain(element), hint)
         mine = self.mine
-        for holds, restarted, events in (
-            (self.claims, changes.claims_restarted, changes.claims),
-            (self.skips, changes.skips_restarted, changes.skips),
-        ):
-            if restarted:  # file deleted or compacted
-                self._restart_holds(holds)
-            for operation, owner, element, hint, since in events:
-                if operation == RELEASE:
-                    self.release(holds, element)
-                else:
-                    self._hold(holds, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
+        if changes.claims_restarted:  # file deleted or compacted
+            self.forget_holds()
+        for operation, owner, element, hint, since in changes.claims:
+            if operation == RELEASE:
+                self.release(element)
+            else:
+                self._hold(operation, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
-            self.mine = {e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == me}
+            owner = me()
+            self.mine = {
+                e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
+            }
 
     # -- this instance's changes (after writing their records) ------------------------------
 
@@ -236,6 +234,8 @@ class SweepState:
     def skip(self, held: Sequence[tuple[int, Any]], me: Owner, since: float) -> None:
         """This process skipped ``(position, element)`` pairs (not done, not claimed)."""
         for position, element in held:
+            self.claims.remove(element)
+            self.mine.pop(element, None)
             self.skips.add(element, me, position, since)
             self._settle(position, element)
 
@@ -252,10 +252,6 @@ class SweepState:
             if position is not None:
                 self.undone.discard(position)
             self.mark_done(element, position)
-
-    def reset_skips(self, elements: Iterable[Any]) -> None:
-        for element in elements:
-            self.release(self.skips, element)
 
     # -- looking -----------------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """The format version of a persistence directory, in its ``format`` file.
 
 - Format 1 (no ``format`` file): ``done``, ``inprogress``, ``sweeps``, ``results``, ``lock``.
-- Format 2: the same files and records, plus ``format``, ``skipped`` (skips held by live owners,
-  see :mod:`execo_engine.records`) and ``grid`` (how many combinations the sweeps have, so that
-  a status can be reported without saved sweeps). Owners in claim records may have a fourth
-  field (PID namespace).
+- Format 2: the same files and records, plus skip records in ``inprogress`` (skips held by
+  live owners, see :mod:`execo_engine.records`: a format 1 reader would call them corrupt),
+  ``format``, and ``grid`` (how many combinations the sweeps have, so that a status can be
+  reported without saved sweeps). Owners in claim records may have a fourth field (PID
+  namespace).
 
-A writer upgrades a format 1 directory to format 2 when it opens it (format 2 only adds
-files). A reader meeting a newer format than it knows stops with :class:`NewerFormatError`.
+A writer marks a format 1 directory as format 2 when it opens it (every format 1 record is a
+format 2 record). A reader meeting a newer format than it knows stops with
+:class:`NewerFormatError`.
 """
 
 from __future__ import annotations
