@@ -74,7 +74,8 @@ _tickets = itertools.count(1)
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
-    "order_digest bytea, size integer NOT NULL DEFAULT 0, pickled boolean NOT NULL DEFAULT false, "
+    "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
+    "pickled boolean NOT NULL DEFAULT false, "
     "created timestamptz NOT NULL DEFAULT now())",
     # sweep: an execo_sweeps id (no foreign key: COPY of a million rows checks none)
     "CREATE TABLE execo_elements (id bigserial PRIMARY KEY, sweep integer NOT NULL, "
@@ -623,15 +624,27 @@ class PostgresStore:
             )
 
     def _save(self, sweeps: list[Any]) -> None:
+        """Replace the saved sweeps, unless they are these already (a digest says); one
+        transaction holding the sweep's advisory lock (writers saving at once take turns)."""
         encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
         texts = [encode(element) for element in sweeps]
+        digest, sweep = _order_digest(texts), self._sweep_id
 
         def save(connection: Any) -> None:
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (self._sweep_id,))
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (sweep,))
+                saved = cursor.execute(
+                    "SELECT saved_digest FROM execo_sweeps WHERE id = %s", (sweep,)
+                ).fetchone()
+                if saved == (digest,):
+                    return
+                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (sweep,))
                 with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
                     for position, text in enumerate(texts):
-                        copy.write_row((self._sweep_id, position, text))
+                        copy.write_row((sweep, position, text))
+                cursor.execute(
+                    "UPDATE execo_sweeps SET saved_digest = %s WHERE id = %s", (digest, sweep)
+                )
 
         self._run(save)
 
