@@ -28,7 +28,7 @@ def start_worker(url, report, seconds=0.0, host=None):
     if host is not None:
         command = ["unshare", "--uts", "--fork", "sh", "-c", f'hostname {host} && exec "$@"', "-"]
         command += [sys.executable, str(WORKER), url, str(report), "1", "1", str(seconds)]
-    return subprocess.Popen(command)
+    return subprocess.Popen(command, start_new_session=True)  # a group: unshare and its child
 
 
 def reported(reports):
@@ -45,7 +45,7 @@ def kill_while_holding(url, report, host=None):
         assert victim.poll() is None, "the worker ended early"
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)  # in the middle of a combination it holds
+    os.killpg(victim.pid, signal.SIGKILL)  # in the middle of a combination it holds
     victim.wait()
     return view.get_inprogress()
 
@@ -63,14 +63,16 @@ def finish_with_survivor(url, n, tmp_path):
 def test_claims_of_a_killed_worker_of_another_host_come_back_after_the_lease(postgresql, tmp_path):
     if os.geteuid() != 0 or subprocess.run(["unshare", "--uts", "true"]).returncode:
         pytest.skip("needs unshare --uts (root) to run a worker under another host name")
-    url, n = postgresql.url("killed-elsewhere", lease="2"), 60
+    url, n = postgresql.url("killed-elsewhere", lease="6"), 60
     ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
     held = kill_while_holding(url, tmp_path / "victim.txt", host="elsewhere")
     killed_at = time.monotonic()
     assert len(held) == 1  # its lease runs: the claim stays
     assert ParamSweeper(url).get_claims()[0][1][0] == "elsewhere"
     finish_with_survivor(url, n, tmp_path)
-    assert time.monotonic() - killed_at >= 1.0  # it waited for the lease to expire
+    # it waited for the lease: renewed at most lease/3 (+ the keeper's half second) before
+    # the kill, it expired at least lease - lease/3 - 0.5 = 3.5 s after it
+    assert time.monotonic() - killed_at >= 3.0
     assert next(iter(held)) in ParamSweeper(url).get_done()
 
 
