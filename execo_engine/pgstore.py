@@ -50,6 +50,7 @@ from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
 from execo_engine.store.contract import Choose, Holder, State
+from execo_engine.store.logs import reclaimed_dead, reclaimed_old
 from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
@@ -947,14 +948,7 @@ class PostgresStore:
             host, pid, *_ = json.loads(text)
             freed += count
             if count:
-                logger.warning(
-                    "%s: reclaimed %d combination(s) held by %s %s (pid %d)",
-                    self.name,
-                    count,
-                    self.dead_owner,
-                    host,
-                    pid,
-                )
+                reclaimed_dead(self.name, count, self.dead_owner, host, pid)
         return freed > 0
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
@@ -971,12 +965,7 @@ class PostgresStore:
                 seconds=older_than,
             )
             if old:
-                logger.warning(
-                    "%s: reclaimed %d combination(s) claimed more than %g s ago",
-                    self.name,
-                    len(old),
-                    older_than,
-                )
+                reclaimed_old(self.name, len(old), older_than)
         after = {h.element for h in self.holders()}
         return [element for element in before if element not in after]
 

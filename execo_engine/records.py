@@ -1,8 +1,9 @@
-"""What every store writes and reads: the text records of a sweep, and their decoding.
+"""What a record-log store writes and reads: the text records of a sweep, and their decoding.
 
-A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database:
-:mod:`execo_engine.pgstore`) keeps four streams of one-line JSON records (see
-:mod:`execo_engine.codec`), appended only, read incrementally by every instance:
+A record-log store (a directory: :mod:`execo_engine.store.directory`, through
+:mod:`execo_engine.store.replay`) keeps four streams of one-line JSON records (see
+:mod:`execo_engine.codec`), appended only, read incrementally by every instance (the
+PostgreSQL store keeps rows instead, and uses only the decoding of elements and results):
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
   sweeps (a hint that spares readers an index of the grid);

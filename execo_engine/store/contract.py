@@ -18,8 +18,8 @@ Vocabulary
   removed duplicates). Other instances may use other sweeps (other orders, other elements): done
   and held states are shared by element, not by position.
 - An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.owner`). An owner
-  is dead when the store says so (for a directory, a process of this host that no longer runs,
-  or an owner whose lease expired; for PostgreSQL, an expired lease). What dead owners hold is
+  is dead when the store says so (a process of this host and PID namespace that no longer
+  runs, or an owner whose lease expired). What dead owners hold is
   given back to todo by the next operation of any writing instance, with a log line.
 
 States (:class:`State`), each element of the sweeps is in exactly one:
