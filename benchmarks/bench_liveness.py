@@ -167,6 +167,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("rate", "holder"):
-        {"rate": role_rate, "holder": role_holder}[sys.argv[1]](*sys.argv[2:])
+        role = role_rate if sys.argv[1] == "rate" else role_holder
+        role(*sys.argv[2:])
     else:
         main()

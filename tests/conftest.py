@@ -3,9 +3,15 @@ real server started for the session)."""
 
 import itertools
 import os
+import sys
 import time
 
 import pytest
+
+# The helper modules beside this file (pg, namespaces, plugin_helpers, ...) are imported by
+# name: put this directory on sys.path explicitly, whatever pytest's import mode and rootdir.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 from pg import Server
 
 from execo_engine.sweep import sweep
@@ -31,7 +37,7 @@ def postgresql():
 def location(request, tmp_path):
     """A factory of sweep locations of one kind: ``location("name")``."""
     if request.param == "directory":
-        return lambda name="sweep", **parameters: str(tmp_path / name)
+        return lambda name="sweep", **_parameters: str(tmp_path / name)
     server = request.getfixturevalue("postgresql")
     test = f"{request.node.name}-{next(_names)}"
     return lambda name="sweep", **parameters: server.url(f"{test}/{name}", **parameters)

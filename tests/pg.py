@@ -38,7 +38,7 @@ class Server:
     """
 
     def __init__(self, *settings: str) -> None:
-        self.initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        self.initdb, self.pg_ctl = _binary("initdb") or "", _binary("pg_ctl") or ""
         self.settings = settings
         self.directory: str | None = None
         self.port = 0

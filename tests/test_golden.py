@@ -116,7 +116,7 @@ def test_format1_unsaved_read_only_and_writer(tmp_path):
 
 
 def _far_claim(directory, element, position):
-    from execo_engine.dirstore import DirectoryStore
+    from execo_engine.dirstore import DirectoryStore  # type: ignore[import-not-found]
 
     store = DirectoryStore(directory, Codec())
     with store.lock:

@@ -377,9 +377,9 @@ def test_a_full_disk_names_the_file_loses_nothing_acknowledged_and_leaves_no_tem
         except OSError as error:
             errors.append(error)
     assert errors, "the disk never filled up"
-    for error in errors:
-        assert error.errno == errno.ENOSPC, error
-        assert str(directory) in str(error) and "free some space" in str(error), error
+    for found in errors:
+        assert found.errno == errno.ENOSPC, found
+        assert str(directory) in str(found) and "free some space" in str(found), found
     assert _stale_temporaries(directory) == []
     filler.unlink()
     fresh = ParamSweeper(directory, grid)
