@@ -5,6 +5,7 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``copy_outputs`` (from :mod:`execo_engine.utils`), ``logger`` (from :mod:`execo_engine.log`) and
 ``Engine`` (from :mod:`execo_engine.engine`). ``from execo_engine import *`` gives exactly the
 names execo 2.x's package gives: these, and the modules ``engine``, ``log`` and ``utils``.
+The error classes of :mod:`execo_engine.errors` are importable from here too.
 
 All but the pure combinatorics of :mod:`execo_engine.sweep` are imported on first use, so that
 importing a submodule stays cheap (the pytest plugin imports ``execo_engine.sweep`` in every
@@ -22,6 +23,15 @@ from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 if TYPE_CHECKING:
     from execo_engine import engine, log, utils
     from execo_engine.engine import Engine
+    from execo_engine.errors import (
+        ConnectionLostError,
+        CorruptRecordError,
+        DirectoryVanishedError,
+        NewerFormatError,
+        NotARegularFileError,
+        PickleNotAllowedError,
+        UnsupportedValueError,
+    )
     from execo_engine.log import logger
     from execo_engine.sweeper import ParamSweeper
     from execo_engine.utils import copy_outputs, redirect_outputs, slugify
@@ -36,6 +46,14 @@ _HOMES = {
     "copy_outputs": "utils",
     "redirect_outputs": "utils",
     "slugify": "utils",
+    # error classes (not in __all__, which lists execo 2.x's names)
+    "ConnectionLostError": "errors",
+    "CorruptRecordError": "errors",
+    "DirectoryVanishedError": "errors",
+    "NewerFormatError": "errors",
+    "NotARegularFileError": "errors",
+    "PickleNotAllowedError": "errors",
+    "UnsupportedValueError": "errors",
 }
 _SUBMODULES = ("engine", "log", "utils")
 

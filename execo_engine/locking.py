@@ -31,14 +31,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
+from execo_engine.errors import DirectoryVanishedError
+
 LOCK_FILE = "lock"
 TWIN_FILE = ".lock"  #: a second name of the lock file, to restore ``lock`` from
 
 _Key = tuple[int, int]  # (st_dev, st_ino) of a lock file
-
-
-class DirectoryVanishedError(FileNotFoundError):
-    """The persistence directory was deleted (or moved away) while in use."""
 
 
 class _Entry:

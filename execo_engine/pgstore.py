@@ -45,7 +45,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from execo_engine.codec import Codec, PickleNotAllowedError, UnsupportedValueError
+from execo_engine.codec import Codec
+from execo_engine.errors import ConnectionLostError, PickleNotAllowedError, UnsupportedValueError
 from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
@@ -190,10 +191,6 @@ SELECT e.text, e.state, o.owner, extract(epoch FROM e.claimed_at)::float8,
     o.id IS NULL OR o.expires < now()
 FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
 WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped') ORDER BY e.claimed_at, e.id"""
-
-
-class ConnectionLostError(ConnectionError):
-    """The database could not be reached again within :data:`RECONNECT_SECONDS`."""
 
 
 def is_postgresql_url(location: object) -> bool:

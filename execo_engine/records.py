@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
+from execo_engine.codec import MAX_DEPTH, Codec
+from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.owner import Owner, decode_owner
 from execo_engine.sweep import HashableDict
 
@@ -47,10 +48,6 @@ Claim = tuple[Any, Owner, int | None, float]
 Locate = Callable[[int], str]
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class CorruptRecordError(ValueError):
-    """A complete record that cannot be decoded, or is not of the shape its stream holds."""
 
 
 class Batch(Protocol):

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.store.version import NewerFormatError
+from execo_engine.errors import NewerFormatError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -17,9 +17,9 @@ import pytest
 
 from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
-from execo_engine.journal import NotARegularFileError
+from execo_engine.errors import CorruptRecordError, NotARegularFileError
 from execo_engine.owner import current_owner
-from execo_engine.records import CorruptRecordError, owner_text
+from execo_engine.records import owner_text
 from execo_engine.store.directory import DirectoryLog
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from pytest_execo.naming import sweep_subdir_name

@@ -13,9 +13,9 @@ import time
 import pytest
 from namespaces import wait_for
 
+from execo_engine.errors import CorruptRecordError
 from execo_engine.liveness import MIN_LEASE, heartbeats, token
 from execo_engine.owner import Owner, current_owner, decode_owner, judged_by_pid
-from execo_engine.records import CorruptRecordError
 from execo_engine.sweep import ParamSweeper, sweep
 
 # -- lease values ---------------------------------------------------------------------------------

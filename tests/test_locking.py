@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 from namespaces import Worker, check_grid, wait_for
 
-from execo_engine.locking import DirectoryLock, DirectoryVanishedError
+from execo_engine.errors import DirectoryVanishedError
+from execo_engine.locking import DirectoryLock
 from execo_engine.sweep import ParamSweeper, sweep
 
 

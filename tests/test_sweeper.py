@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.records import CorruptRecordError
+from execo_engine.errors import CorruptRecordError
 from execo_engine.sweep import HashableDict, ParamSweeper
 
 
@@ -252,4 +252,18 @@ def test_valid_json_of_the_wrong_shape_is_a_corrupt_record(tmp_path, sweeps, nam
         match=rf"corrupt record at byte offset {size}: .*"
         rf"not a record of {name}",
     ):
+        ParamSweeper(tmp_path, sweeps)
+
+
+def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, sweeps):
+    import execo_engine
+    import execo_engine.errors
+
+    names = [n for n in vars(execo_engine.errors) if n.endswith("Error")]
+    assert len(names) == 7
+    for name in names:
+        assert getattr(execo_engine, name) is getattr(execo_engine.errors, name)
+        assert name not in execo_engine.__all__  # execo 2.x's names only
+    (tmp_path / "done").write_text("not json\n{}\n")
+    with pytest.raises(execo_engine.CorruptRecordError, match="done: corrupt record at byte offset 0"):
         ParamSweeper(tmp_path, sweeps)

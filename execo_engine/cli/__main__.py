@@ -21,9 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from execo_engine.codec import PickleNotAllowedError
+from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.liveness import heartbeats
-from execo_engine.records import CorruptRecordError
 from execo_engine.store.locations import child_locations, is_directory, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
