@@ -33,7 +33,7 @@ def postgresql():
     server.stop()
 
 
-@pytest.fixture(params=["directory", "postgresql"])
+@pytest.fixture(params=["directory", pytest.param("postgresql", marks=pytest.mark.slow)])
 def location(request, tmp_path):
     """A factory of sweep locations of one kind: ``location("name")``."""
     if request.param == "directory":

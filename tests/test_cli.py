@@ -82,6 +82,7 @@ def test_status_json_matches_the_sweeper(mixed):
     assert sorted(p.name for p in directory.iterdir()) == before  # status never writes
 
 
+@pytest.mark.slow
 def test_status_text_by_factor_and_reclaim(mixed):
     directory, _ = mixed
     text = cli("status", directory.parent, "--by-factor", "size").stdout
@@ -98,6 +99,7 @@ def test_status_text_by_factor_and_reclaim(mixed):
     assert json.loads(cli("status", directory, "--json").stdout)["sweeps"][0]["inprogress"] == 0
 
 
+@pytest.mark.slow
 def test_status_while_four_processes_work(tmp_path):
     directory = tmp_path / "sweep"
     n = 3000
@@ -152,6 +154,7 @@ Bench().start()
 """
 
 
+@pytest.mark.slow
 def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
     pytester.makepyfile(test_rec=RECORDING_TEST)
     pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2").assert_outcomes(
@@ -208,6 +211,7 @@ def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
         (["reset", "{sweep}"], "the following arguments are required: --inprogress"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_a_clear_error(tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     sweeper = ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)

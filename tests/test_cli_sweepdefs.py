@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from test_cli import cli
 
 from execo_engine.sweep import ParamSweeper, sweep
@@ -21,6 +22,7 @@ def trained(directory):
     return combinations
 
 
+@pytest.mark.slow
 def test_status_by_factor_counts_each_paired_name(tmp_path):
     trained(tmp_path / "sweep")
     [entry] = json.loads(cli("status", tmp_path / "sweep", "--json", "--by-factor").stdout)[
@@ -51,6 +53,7 @@ def test_status_by_factor_counts_each_paired_name(tmp_path):
     assert "unknown factor 'model, batch' (available: model, batch, lr)" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_plot_takes_a_paired_name_as_x_or_hue(tmp_path):
     trained(tmp_path / "sweep")
     for x, hue in [("lr", "batch"), ("batch", "model")]:

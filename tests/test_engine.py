@@ -174,6 +174,7 @@ Positional().start()
 """
 
 
+@pytest.mark.slow
 def test_help_with_a_required_argument_is_answered_at_once(tmp_path):
     result = run_script(tmp_path, POSITIONAL, "-h")
     assert "cluster" in result.stdout and "where to run" in result.stdout
@@ -281,6 +282,7 @@ Leaf().start()
 """
 
 
+@pytest.mark.slow
 def test_same_c_dir_on_the_first_run_and_to_resume(tmp_path):
     directory = tmp_path / "results" / "first"  # neither exists yet
     first = run_script(tmp_path, RESUMABLE, "-c", "results/first", "--stop-after", "7", check=False)
@@ -334,6 +336,7 @@ def wait_for_started(path, count, process):
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_sigkill_then_continue_completes_the_grid(tmp_path):
     engine = start_engine(tmp_path)
     directory = wait_for_result_dir(tmp_path)
@@ -353,6 +356,7 @@ def test_sigkill_then_continue_completes_the_grid(tmp_path):
     assert len(started) - len(set(started)) <= 1  # only the one killed mid-way ran again
 
 
+@pytest.mark.slow
 def test_sigterm_gives_the_current_combination_back_at_once(tmp_path):
     engine = start_engine(tmp_path)
     directory = wait_for_result_dir(tmp_path)

@@ -36,6 +36,7 @@ def execo_python():
     return python
 
 
+@pytest.mark.slow
 def test_same_outputs_as_execo(execo_python):
     result = subprocess.run(
         [sys.executable, str(COMPARE), "--execo-python", execo_python, "--json"],

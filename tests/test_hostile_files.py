@@ -66,6 +66,7 @@ def cli_error(capsys, *args):
 # -- 3. truncation and non-regular files ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sweeps_truncated_at_every_byte_loads_complete_records_or_fails_clearly(tmp_path, capsys):
     full = tmp_path / "full"
     ParamSweeper(full, GRID, save_sweeps=True)

@@ -140,6 +140,7 @@ def claim_by(directory, owner, element):
         f.write(json.dumps(["+", list(owner), element, None, time.time()]) + "\n")
 
 
+@pytest.mark.slow
 def test_foreign_owner_is_judged_by_its_heartbeat_not_by_any_clock(tmp_path):
     """An owner on another host keeps its claim while its heartbeat file changes, whatever its
     clock says (file times a million seconds off), and loses it once the file has not changed
@@ -163,6 +164,7 @@ def test_foreign_owner_is_judged_by_its_heartbeat_not_by_any_clock(tmp_path):
     assert sweeper.get_next() == 1 and sweeper.get_next() == 2
 
 
+@pytest.mark.slow
 def test_foreign_owner_without_heartbeat_file_loses_its_claim_after_the_lease(tmp_path):
     """A container with this host's name but another PID namespace, whose pid 1 is alive here
     too: judged by lease, not by pid (no heartbeat file: dead a lease after the first look)."""
@@ -195,6 +197,7 @@ def start_holder(directory, lease=MIN_LEASE):
     return holder
 
 
+@pytest.mark.slow
 def test_holder_heartbeats_and_removes_its_file_at_exit(tmp_path):
     ParamSweeper(tmp_path, [1, 2], save_sweeps=True)
     holder = start_holder(tmp_path)
@@ -218,6 +221,7 @@ def test_killed_holder_file_is_removed_with_its_claims(tmp_path):
     assert list((tmp_path / "owners").iterdir()) == []
 
 
+@pytest.mark.slow
 def test_status_shows_each_owner_heartbeat_age(tmp_path):
     ParamSweeper(tmp_path, sweep({"i": [1, 2]}), save_sweeps=True)
     holder = start_holder(tmp_path)

@@ -76,6 +76,7 @@ def test_lock_file_deleted_or_replaced_while_workers_run(tmp_path, action):
     assert os.path.samefile(lock, twin)  # the lock file and its twin agree again
 
 
+@pytest.mark.slow
 def test_lock_file_replaced_while_held_still_excludes(tmp_path):
     """``lock`` replaced by a new file while held: the next acquisition waits for the holder of
     the old file (still ``.lock``), then everyone agrees on one file again."""
@@ -223,6 +224,7 @@ def test_one_process_two_paths_bind_mount(tmp_path):
     check_two_paths(result.stdout, n)
 
 
+@pytest.mark.slow
 def test_two_instances_on_two_paths_exclude_each_other(tmp_path):
     real, link = tmp_path / "real", tmp_path / "link"
     real.mkdir()

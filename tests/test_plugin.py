@@ -136,6 +136,7 @@ def test_stop_early_with_x_gives_claims_back(pytester):
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 2, "2-b": 1, "3-a": 1, "3-b": 1})
 
 
+@pytest.mark.slow
 def test_keyboard_interrupt_in_a_test(pytester):
     runs = write_grid(
         pytester,
@@ -152,6 +153,7 @@ def test_keyboard_interrupt_in_a_test(pytester):
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
 
 
+@pytest.mark.slow
 def test_xdist_worker_killed_outright(pytester):
     runs = write_grid(
         pytester,
@@ -167,6 +169,7 @@ def test_xdist_worker_killed_outright(pytester):
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2", "4"])
 def test_xdist_matches_serial(pytester, workers):
     runs = pytester.path / "runs.txt"
@@ -191,6 +194,7 @@ def test_xdist_matches_serial(pytester, workers):
     assert sum(runs_of(runs).values()) == 106
 
 
+@pytest.mark.slow
 def test_two_concurrent_sessions_run_each_combination_once(pytester):
     runs = pytester.path / "runs.txt"
     pytester.makepyfile(
@@ -223,6 +227,7 @@ def test_two_concurrent_sessions_run_each_combination_once(pytester):
     assert len(sweeper_of(pytester, "test_big").get_done()) == 80
 
 
+@pytest.mark.slow
 def test_combination_held_by_another_live_session_is_skipped(pytester):
     write_grid(pytester, body="assert size != 1")
     pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=4, failed=2)
@@ -251,6 +256,7 @@ def test_help_markers_and_strict_markers(pytester):
     pytester.runpytest("--markers").stdout.fnmatch_lines(["@pytest.mark.execo_sweep(parameters)*"])
 
 
+@pytest.mark.slow
 def test_hooks_observe_and_remap_outcomes(pytester):
     pytester.makeconftest("""
         def pytest_execo_state(item, combination, outcome):
@@ -296,6 +302,7 @@ def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
     )
 
 
+@pytest.mark.slow
 def test_collection_line_counts_what_k_selected(pytester):
     write_grid(pytester)
     first = pytester.runpytest("--execo-sweep-dir=results", "-k", "a and not b")
@@ -305,6 +312,7 @@ def test_collection_line_counts_what_k_selected(pytester):
     second.assert_outcomes(passed=3)
 
 
+@pytest.mark.slow
 def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
     pytester.makeconftest("""
         def pytest_execo_state(item, combination, outcome):

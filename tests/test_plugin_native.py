@@ -34,6 +34,7 @@ def done_and_claims(pytester):
 @pytest.mark.parametrize(
     "option", ["--setup-plan", "--setup-only", "--collect-only", "--fixtures", "--setup-show"]
 )
+@pytest.mark.slow
 def test_sessions_without_test_bodies_record_nothing(pytester, option):
     runs = write_grid(pytester)
     pytester.runpytest(SWEEP, option)
@@ -64,6 +65,7 @@ def test_case(case):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_reruns(pytester, workers):
     pytest.importorskip("pytest_rerunfailures")
@@ -121,6 +123,7 @@ class TestClass:
 """
 
 
+@pytest.mark.slow
 def test_each_item_of_a_combination_is_its_own_unit_of_work(pytester):
     runs = pytester.path / "runs.txt"
     pytester.makepyfile(test_extra=EXTRA_ITEMS.format(runs=str(runs)))
@@ -150,6 +153,7 @@ def test_each_item_of_a_combination_is_its_own_unit_of_work(pytester):
     assert sum(runs_of(runs).values()) == 13
 
 
+@pytest.mark.slow
 def test_pytest_repeat_count(pytester):
     pytest.importorskip("pytest_repeat")
     runs = write_grid(pytester)
@@ -158,6 +162,7 @@ def test_pytest_repeat_count(pytester):
     pytester.runpytest(SWEEP, "--count", "2").assert_outcomes()
 
 
+@pytest.mark.slow
 def test_anyio_two_backends(pytester):
     pytest.importorskip("anyio")
     runs = pytester.path / "runs.txt"
@@ -190,6 +195,7 @@ def test_anyio_two_backends(pytester):
 # -- 4. pytest-forked ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_forked(pytester):
     pytest.importorskip("pytest_forked")
     pytester.makepyfile(test_probe="def test_probe():\n    pass\n")
@@ -245,6 +251,7 @@ def run_in(directory, *args):
     )
 
 
+@pytest.mark.slow
 def test_sweep_identity_is_the_same_from_any_directory_and_checkout(pytester, tmp_path):
     project = tmp_path / "checkout-a"
     runs = make_project(project)
@@ -262,6 +269,7 @@ def test_sweep_identity_is_the_same_from_any_directory_and_checkout(pytester, tm
     assert directory.name.startswith("test_where-test_where-")
 
 
+@pytest.mark.slow
 def test_directories_named_by_older_versions_are_still_read(pytester, tmp_path):
     """Older versions named the directory after the rootdir-relative node id: from
     ``pkg/tests`` (no ini file) that is ``test_where.py::test_where``."""
@@ -286,6 +294,7 @@ def test_directories_named_by_older_versions_are_still_read(pytester, tmp_path):
 # -- 6. smaller native touches -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ids_are_usable_in_k_and_distinct_for_1_and_string_1(pytester):
     pytester.makepyfile("""
         import pytest
@@ -317,6 +326,7 @@ def test_no_execo_line_without_swept_tests(pytester):
     assert "combinations done in" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_collection_line_under_xdist(pytester):
     write_grid(pytester)
     pytester.runpytest(SWEEP, "-k", "1").assert_outcomes(passed=2)
@@ -356,6 +366,7 @@ def test_help_says_deselect_and_postgresql(pytester):
     assert "--execo-all-done-ok" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_all_done_ok_exits_0(pytester, workers):
     write_grid(pytester)

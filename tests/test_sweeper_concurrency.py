@@ -53,11 +53,13 @@ def run_threads(sweepers, threads_each):
     return handed_out
 
 
+@pytest.mark.slow
 def test_one_instance_eight_threads(tmp_path):
     make_grid(tmp_path)
     check_complete(tmp_path, run_threads([ParamSweeper(tmp_path)], 8))
 
 
+@pytest.mark.slow
 def test_four_instances_in_one_process_one_thread_each(tmp_path):
     make_grid(tmp_path)
     check_complete(tmp_path, run_threads([ParamSweeper(tmp_path) for _ in range(4)], 1))
@@ -85,6 +87,7 @@ def reported(report_dir):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes,instances,threads", [(4, 1, 1), (2, 2, 2)])
 def test_processes(tmp_path, processes, instances, threads):
     directory = tmp_path / "sweep"
@@ -106,6 +109,7 @@ def wait_until_reporting(worker, report, timeout=30.0):
         time.sleep(0.001)
 
 
+@pytest.mark.slow
 def test_kill_storm(tmp_path):
     """Workers killed with SIGKILL at random moments: nothing reported is lost, the directory
     always loads, and the grid completes by itself (dead owners' claims are reclaimed)."""

@@ -104,6 +104,7 @@ def test_copy_outputs_merged_keeps_each_stream_in_order(tmp_path):
     assert words(result.stderr) == as_words(ERR_LINES)
 
 
+@pytest.mark.slow
 def test_copy_outputs_keeps_output_of_a_killed_process(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
