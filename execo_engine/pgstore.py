@@ -32,6 +32,7 @@ from execo_engine.codec import Codec
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import CLAIM, Changes, Claim, Locate, RecordStore, owner_text
+from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
 SCHEMA_VERSION = 1
@@ -60,6 +61,11 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS execo_results_sweep ON execo_results (sweep, id)",
     "CREATE INDEX IF NOT EXISTS execo_skips_sweep ON execo_skips (sweep, id)",
 ]
+_NO_FAILURES = (
+    "{}: this PostgreSQL store does not keep failed attempts (fail, max_attempts, reset of "
+    "failures): use a directory, or an execo_engine whose PostgreSQL store keeps one row per "
+    "combination"
+)
 #: The record streams; skips share the epoch of claims (they are rewritten together)
 STREAMS = {"done": "execo_done", "claims": "execo_claims", "skips": "execo_skips"}
 
@@ -406,6 +412,15 @@ class PostgresStore(RecordStore):
         self._epochs["claims"] = self._epochs["skips"] = epoch
         self._last[stream], self._rows[stream] = 0, 0
         self._append(stream, lines)
+
+    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None:
+        """Not kept here: the PostgreSQL store as a database (one row per combination) keeps
+        failed attempts; this record-log one refuses them."""
+        raise NotImplementedError(_NO_FAILURES.format(self.path))
+
+    def clear_failures(self) -> None:
+        """See :meth:`append_failures`."""
+        raise NotImplementedError(_NO_FAILURES.format(self.path))
 
     def grid_size(self) -> int | None:
         """The number of combinations of the last writer's sweeps (None: unknown)."""

@@ -12,6 +12,10 @@ A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
 - *skips* (format 2): ``["s",[host,pid,start],element,position,time]`` when an owner skips an
   element (nobody takes it while that owner lives) and ``["-",element]`` when it no longer
   does; compacted like the claims;
+- *failures* (format 3): ``["f",element,position,attempts,failed,time,error]`` each time a
+  failed attempt is counted: ``attempts`` counted so far (this one included), ``failed``
+  (``true``: the element is FAILED), the error text; emptied (rewritten) when the failures are
+  reset: a reader then starts them over;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -33,12 +37,15 @@ from typing import Any, Protocol
 
 from execo_engine.codec import Codec, PickleNotAllowedError
 from execo_engine.owner import Owner
+from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
-CLAIM, RELEASE, SKIP = "+", "-", "s"
+CLAIM, RELEASE, SKIP, FAIL = "+", "-", "s", "f"
 #: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
 #: time of the claim or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
+#: A failure as written: (element, position hint, attempts, failed, time, error)
+FailureEvent = tuple[Any, int | None, int, bool, float, str]
 #: A live claim as written: (element, owner, position hint, time of the claim)
 Claim = tuple[Any, Owner, int | None, float]
 #: Describes where the i-th record of a piece stands ("byte offset 12", "row 3")
@@ -111,6 +118,19 @@ def _is_skip_record(record: Any) -> bool:
     )
 
 
+def _is_failure_record(record: Any) -> bool:
+    return (
+        type(record) is list
+        and len(record) == 7
+        and record[0] == FAIL
+        and type(record[3]) is int
+        and record[3] > 0
+        and type(record[4]) is bool
+        and isinstance(record[5], (int, float))
+        and type(record[6]) is str
+    )
+
+
 def _pickle_hint(record: bytes) -> str:
     return (
         " (this looks like a pickle file written by execo 2.x, which this version never "
@@ -138,6 +158,9 @@ class Changes:
     #: the skips stream, as ``claims`` (SKIP instead of CLAIM)
     skips: list[ClaimEvent] = dataclasses.field(default_factory=list)
     skips_restarted: bool = False
+    #: the failures stream (format 3), in the order written
+    failures: list[FailureEvent] = dataclasses.field(default_factory=list)
+    failures_restarted: bool = False
 
 
 class RecordStore:
@@ -215,10 +238,13 @@ class RecordStore:
         claims_where: str,
         skips: Batch | None = None,
         skips_where: str = "",
+        failures: Batch | None = None,
+        failures_where: str = "",
     ) -> Changes:
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
-        if skips is not None:
-            changed = changed or skips.restarted or not skips.empty
+        for batch in (skips, failures):
+            if batch is not None:
+                changed = changed or batch.restarted or not batch.empty
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
             done.restarted,
@@ -227,6 +253,13 @@ class RecordStore:
             changed,
             [] if skips is None else self._events(skips_where, skips, _is_skip_record),
             skips is not None and skips.restarted,
+            []
+            if failures is None
+            else [
+                (record[1], record[2], record[3], record[4], record[5], record[6])
+                for record in self._decode(failures_where, failures, _is_failure_record)
+            ],
+            failures is not None and failures.restarted,
         )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
@@ -255,6 +288,15 @@ class RecordStore:
         self.check_writable()
         encode = self.codec.encode
         return [f'["{RELEASE}",{encode(element)}]' for element in elements]
+
+    def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
+        self.check_writable()
+        encode = self.codec.encode
+        return [
+            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
+            f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
+            for position, f in failures
+        ]
 
     def _sweeps_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()

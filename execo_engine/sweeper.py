@@ -6,10 +6,12 @@ takes the lock, catches up with the others, changes the state, writes and, for d
 and results, makes them durable (:meth:`Store.sync`) before the call returns.
 
 Each element is *todo*, *in progress* (claimed by a live process), *skipped* (by a live process,
-which no instance hands it out to again while that process lives) or *done*. Every state is
-shared by every instance, thread, process and host using the same location; claims and skips
-of dead processes go back to todo. The one exception is execo's: ``cancel()`` of a done
-element makes it todo again for this instance only.
+which no instance hands it out to again while that process lives), *done* or *failed* (its
+failed attempts reached ``max_attempts``: never handed out again until the failures are reset).
+Every state is shared by every instance, thread, process and host using the same location;
+claims and skips of dead processes go back to todo (a process killed mid-combination neither
+fails it nor counts an attempt). The one exception is execo's: ``cancel()`` of a done element
+makes it todo again for this instance only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import operator
 import os
 import socket
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.owner import Owner
-from execo_engine.store.contract import State
+from execo_engine.store.contract import Failure, State, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
 
@@ -53,6 +56,26 @@ def done_snapshot(persistence_dir: Location) -> frozenset[str]:
 def canonical_text(element: Any) -> str:
     """The canonical text of ``element``, as recorded on disk (text codec)."""
     return Codec().encode(element)
+
+
+def _where(path: str, line: int | None) -> str:
+    """``path:line``, the path relative to the current directory when it lies below it."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return f"{path if relative.startswith('..') else relative}:{line}"
+
+
+def error_text(error: str | BaseException | None) -> str:
+    """The error text a failure keeps (see :func:`~execo_engine.store.contract.short_error`):
+    a string as it is; an exception as ``file:line: Type: message``, where it was raised."""
+    if error is None:
+        return ""
+    if isinstance(error, str):
+        return short_error(error)
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        text = f"{_where(frames[-1].filename, frames[-1].lineno)}: {text}"
+    return short_error(text)
 
 
 def _check_hashable(elements: Iterable[object]) -> None:
@@ -103,7 +126,9 @@ class ParamSweeper(Generic[E]):
     pickled (only where you trust every writer). ``read_only=True`` reads without locking and
     never writes (any change raises ``PermissionError``); it is thread-safe like a writer.
     ``lease`` (seconds) is how long the owner of a claim on another host may stay silent
-    before its claims are given back (None: the store's default).
+    before its claims are given back (None: the store's default). ``max_attempts``: an element
+    whose failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no
+    limit, a failed element is todo again, as with :meth:`cancel`).
 
     Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
     died (on this host, for a directory) or whose lease expired goes back to todo at the next
@@ -127,6 +152,7 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -139,6 +165,7 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None: ...
     def __init__(
         self,
@@ -150,7 +177,14 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
+        if max_attempts is not None and (type(max_attempts) is not int or max_attempts < 1):
+            raise ValueError(
+                f"ParamSweeper: max_attempts={max_attempts!r}: give a whole number >= 1, or "
+                f"None for no limit"
+            )
+        self.max_attempts = max_attempts
         if not isinstance(persistence_dir, (str, os.PathLike)) and isinstance(
             sweeps, (str, os.PathLike)
         ):
@@ -251,10 +285,17 @@ class ParamSweeper(Generic[E]):
 
     @contextmanager
     def claim(self, filtr: Filter[E] | None = None) -> Iterator[E | None]:
-        """Claim the next element (None if none): done on normal exit, cancelled on error."""
+        """Claim the next element (None if none): done on normal exit; failed (:meth:`fail`,
+        with the exception's summary) when the body raises an ``Exception``; cancelled when it
+        is interrupted (``KeyboardInterrupt``, ``SystemExit`` as SIGTERM raises under
+        :class:`~execo_engine.engine.Engine`)."""
         element = self.get_next(filtr)
         try:
             yield element
+        except Exception as error:
+            if element is not None:
+                self.fail(element, error)
+            raise
         except BaseException:
             if element is not None:
                 self.cancel(element)
@@ -299,15 +340,36 @@ class ParamSweeper(Generic[E]):
         """Give an element back to todo (see :meth:`cancel_batch`)."""
         self.cancel_batch([combination])
 
-    def release_claims(self) -> list[E]:
-        """Cancel every element this instance claimed and has not finished; returns them, in
-        the order they were claimed."""
-        return self._store.release_mine()
+    def fail_batch(
+        self, combinations: Iterable[E], error: str | BaseException | None = None
+    ) -> list[E]:
+        """Give elements back counting one failed attempt each, and keep ``error`` (a text,
+        or an exception: see :func:`error_text`) as their last error: those whose attempts
+        reach ``max_attempts`` become *failed* for every instance (returned), the others are
+        todo again. Done elements are left done (not counted). Every instance sees the
+        attempts, and an attempt is counted exactly once per call, whatever the number of
+        processes."""
+        elements = list(combinations)
+        _check_hashable(elements)
+        return self._store.fail(elements, error_text(error), self.max_attempts)
 
-    def reset(self, reset_inprogress: bool = False) -> None:
+    def fail(self, combination: E, error: str | BaseException | None = None) -> bool:
+        """Count a failed attempt of an element (see :meth:`fail_batch`); True when it is now
+        *failed*."""
+        return bool(self.fail_batch([combination], error))
+
+    def release_claims(self, error: str | BaseException | None = None) -> list[E]:
+        """Cancel every element this instance claimed and has not finished (with ``error``:
+        :meth:`fail_batch` them instead); returns them, in the order they were claimed."""
+        if error is None:
+            return self._store.release_mine()
+        return self._store.release_mine(error_text(error), self.max_attempts)
+
+    def reset(self, reset_inprogress: bool = False, reset_failed: bool = False) -> None:
         """Forget what this instance skipped, everywhere (done stays); with
-        ``reset_inprogress``, release every claim and skip of every instance too."""
-        self._store.reset(reset_inprogress)
+        ``reset_inprogress``, release every claim and skip of every instance too; with
+        ``reset_failed``, clear every failed attempt count: failed elements are todo again."""
+        self._store.reset(reset_inprogress, reset_failed)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -341,7 +403,8 @@ class ParamSweeper(Generic[E]):
 
     def stats(self) -> Stats[E]:
         """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each a new set in
-        sweeps order (``sweep_stats`` takes it)."""
+        sweeps order (``sweep_stats`` takes it); failed elements are in none of the last
+        four (see :meth:`get_failed`)."""
         states = self._store.states()
         return (
             OrderedSet(self._order),
@@ -367,14 +430,27 @@ class ParamSweeper(Generic[E]):
         """The done elements of the current sweeps, in order (a new set)."""
         return OrderedSet(self._store.states()[State.DONE])
 
+    def get_failed(self) -> dict[E, Failure]:
+        """The *failed* elements, in sweeps order, each with its
+        :class:`~execo_engine.store.contract.Failure` (attempts, last error, when)."""
+        failed = set(self._store.states()[State.FAILED])
+        return {f.element: f for f in self._store.failures() if f.element in failed}
+
+    def get_failures(self) -> dict[E, Failure]:
+        """Every element of the sweeps with failed attempts counted, whatever its state now
+        (todo again, failed, done after all), in sweeps order."""
+        return {f.element: f for f in self._store.failures()}
+
     def combinations(self) -> int | None:
         """How many combinations the sweeps of the last writer had, even when they were not
         saved (None: unknown, a directory older than format 2 never opened by a writer)."""
         return self._store.grid_size()
 
     def __str__(self) -> str:
-        sweeps, remaining, skipped, inprogress, done = self.stats()
+        states = self._store.states()
+        failed = len(states[State.FAILED])
         return (
-            f"{self.name} <{len(sweeps)} total, {len(done)} done, {len(skipped)} skipped, "
-            f"{len(inprogress)} in progress, {len(remaining)} remaining>"
+            f"{self.name} <{len(self._order)} total, {len(states[State.DONE])} done, "
+            f"{len(states[State.SKIPPED])} skipped, {len(states[State.CLAIMED])} in progress, "
+            f"{len(states[State.TODO])} remaining{f', {failed} failed' if failed else ''}>"
         )

@@ -5,6 +5,8 @@
 - ``inprogress``: the claims stream, compacted atomically (temporary file + rename); deleting
   it releases every claim;
 - ``skipped``: the skips stream, compacted like claims; deleting it forgets every skip;
+- ``failed``: the failures stream (format 3), appended; emptied atomically by a reset of the
+  failures; deleting it forgets every failed attempt;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
 - ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
 - ``format``: the format version (see :mod:`execo_engine.store.version`);
@@ -28,6 +30,7 @@ from execo_engine.journal import FileBatch, Journal, replace_atomically
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
 from execo_engine.records import CLAIM, SKIP, Changes, Claim, RecordStore
+from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
 from execo_engine.store.version import check_format
 from execo_engine.sweep import HashableDict
@@ -75,6 +78,7 @@ class DirectoryLog(RecordStore):
             CLAIM: Journal(self.path, "inprogress", read_only),
             SKIP: Journal(self.path, "skipped", read_only),
         }
+        self._failures = Journal(self.path, "failed", read_only)
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._grid_path = os.path.join(self.path, GRID_FILE)
@@ -91,16 +95,18 @@ class DirectoryLog(RecordStore):
             claims.path,
             skips.read_new(repair),
             skips.path,
+            self._failures.read_new(repair),
+            self._failures.path,
         )
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on every stream)."""
-        for journal in (self._done, *self._holds.values()):
+        for journal in (self._done, *self._holds.values(), self._failures):
             journal.restart()
 
     def close(self) -> None:
         """Close every journal."""
-        for journal in (self._done, *self._holds.values(), self._results):
+        for journal in (self._done, *self._holds.values(), self._failures, self._results):
             journal.close()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
@@ -133,6 +139,16 @@ class DirectoryLog(RecordStore):
     def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None:
         """Replace a holds stream by exactly these holds (compaction, reset)."""
         self._holds[kind].rewrite(_data(self._claim_lines(holds, kind)))
+
+    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None:
+        """Append failure records for ``(position, failure)`` pairs."""
+        if lines := self._failure_lines(failures):
+            self._failures.append(_data(lines))
+
+    def clear_failures(self) -> None:
+        """Forget every failed attempt (readers start the failures over)."""
+        self.check_writable()
+        self._failures.rewrite(b"")
 
     def grid_size(self) -> int | None:
         """The number of combinations of the last writer's sweeps (None: never written)."""

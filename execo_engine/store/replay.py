@@ -23,7 +23,7 @@ from execo_engine.codec import Codec
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import CLAIM, SKIP, Changes, Claim
-from execo_engine.store.contract import Choose, Holder, State
+from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.state import Holds, SweepState
 from execo_engine.sweep import HashableDict
 
@@ -63,6 +63,8 @@ class RecordLog(Protocol):
     def append_releases(self, kind: str, elements: Iterable[Any]) -> None: ...
     def hold_records(self, kind: str) -> int: ...
     def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None: ...
+    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None: ...
+    def clear_failures(self) -> None: ...
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
     def set_grid_size(self, size: int) -> None: ...
     def grid_size(self) -> int | None: ...
@@ -291,13 +293,39 @@ class ReplayStore:
                 if position is not None and state.is_done(element, position):
                     state.undo_done(position)
 
-    def release_mine(self) -> list[Any]:
+    def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
+        with self._lock:
+            self._catch_up()
+            self._log.check_writable()
+            state, me, now = self._state, current_owner(), round(time.time(), 3)
+            counted: dict[Any, tuple[int | None, Failure]] = {}
+            for element in elements:
+                position = state.known_position(element)
+                if element in counted or state.is_done(element, position):
+                    continue
+                previous = state.failures.get(element)
+                attempts = 1 + (previous.attempts if previous is not None else 0)
+                failed = max_attempts is not None and attempts >= max_attempts
+                counted[element] = (position, Failure(element, attempts, error, now, failed))
+            for holds, kind in ((state.claims, CLAIM), (state.skips, SKIP)):
+                self._release(
+                    holds, kind, [e for e in counted if holds.by_element.get(e, (None,))[0] == me]
+                )
+            self._log.append_failures(counted.values())
+            for position, failure in counted.values():
+                state.count_failure(position, failure)
+            return [element for element, (_, failure) in counted.items() if failure.failed]
+
+    def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         with self._lock:
             mine = list(self._state.mine)
-            self.give_back(mine)
+            if error is None:
+                self.give_back(mine)
+            else:
+                self.fail(mine, error, max_attempts)
         return mine
 
-    def reset(self, claims: bool = False) -> None:
+    def reset(self, claims: bool = False, failed: bool = False) -> None:
         with self._lock:
             self._catch_up()
             state, me = self._state, current_owner()
@@ -309,6 +337,10 @@ class ReplayStore:
                 self._log.rewrite_holds(CLAIM, [])
                 self._log.rewrite_holds(SKIP, [])
                 state.forget_holds()
+            if failed:
+                self._log.check_writable()
+                self._log.clear_failures()
+                state.forget_failures()
 
     # -- results -------------------------------------------------------------------------------
 
@@ -325,6 +357,11 @@ class ReplayStore:
         with self._lock:
             self._catch_up()
             return self._state.states()
+
+    def failures(self) -> list[Failure]:
+        with self._lock:
+            self._catch_up()
+            return self._state.failures_in_order()
 
     def holders(self) -> list[Holder]:
         with self._lock:

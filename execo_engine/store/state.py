@@ -1,12 +1,15 @@
 """The state machine of a record-log store: replays records into todo / in progress / done /
-skipped for one instance's sweeps. No I/O: records come in as :class:`~execo_engine.records.
-Changes`, and the caller writes its own records before applying them here.
+skipped / failed for one instance's sweeps. No I/O: records come in as
+:class:`~execo_engine.records.Changes`, and the caller writes its own records before applying
+them here.
 
 Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
-Done wins over holds (a claim on a done element changes nothing, except for an element this
-instance gave back after it was done: see :meth:`SweepState.undo_done`); a claim wins over a
-skip. Holds (claims and skips) are kept per element with their owner, the position they were
-written with, and when they were taken.
+Done wins over everything (a claim on a done element changes nothing, except for an element
+this instance gave back after it was done: see :meth:`SweepState.undo_done`); failed wins over
+holds (they are still kept, and count again once the failures are reset); a claim wins over a
+skip. Failed attempts are kept per element (:class:`~execo_engine.store.contract.Failure`),
+whatever its state. Holds (claims and skips) are kept per element with their owner, the
+position they were written with, and when they were taken.
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ from typing import Any
 
 from execo_engine.owner import Owner
 from execo_engine.records import RELEASE, Changes, Claim
-from execo_engine.store.contract import Holder, State
+from execo_engine.store.contract import Failure, Holder, State
 
-TODO, DONE, SKIPPED, CLAIMED = State.TODO, State.DONE, State.SKIPPED, State.CLAIMED
+TODO, DONE, SKIPPED, CLAIMED, FAILED = (
+    State.TODO,
+    State.DONE,
+    State.SKIPPED,
+    State.CLAIMED,
+    State.FAILED,
+)
 #: Decodes a plain done record element (see :meth:`Codec.from_plain`)
 FromPlain = Callable[[Any], Any]
 
@@ -84,6 +93,7 @@ class SweepState:
         self.done_extra: set[Any] = set()  #: done elements that are not in the sweeps
         self.undone: set[int] = set()  #: done positions given back to todo here only
         self.mine: dict[Any, None] = {}  #: claims this instance took, in claim order
+        self.failures: dict[Any, Failure] = {}  #: element -> its failed attempts
 
     # -- positions -------------------------------------------------------------------------
 
@@ -109,10 +119,13 @@ class SweepState:
         return State(self._state[position])
 
     def _settle(self, position: int | None, element: Any) -> None:
-        """Recompute the state of a position that is not done, from its holds."""
+        """Recompute the state of a position that is not done, from its failures and holds."""
         if position is None or self._state[position] == DONE:
             return
-        if element in self.claims.by_element:
+        failure = self.failures.get(element)
+        if failure is not None and failure.failed:
+            self._state[position] = FAILED
+        elif element in self.claims.by_element:
             self._state[position] = CLAIMED
         elif element in self.skips.by_element:
             self._state[position] = SKIPPED
@@ -204,10 +217,17 @@ class SweepState:
             for holds in (self.claims, self.skips):
                 for element, (_, position, _) in holds.by_element.items():
                     self._settle(position, element)
+            for element in self.failures:
+                self._settle(self.position(element), element)
         for records in changes.done:
             if not self._mark_done_fast(records):
                 for hint, element in records:
                     self.mark_done(self._from_plain(element), hint)
+        if changes.failures_restarted:  # reset: every attempt count starts over
+            self.forget_failures()
+        for element, hint, attempts, failed, when, error in changes.failures:
+            failure = Failure(element, attempts, error, when, failed)
+            self.count_failure(self.position(element, hint), failure)
         mine = self.mine
         for holds, restarted, events in (
             (self.claims, changes.claims_restarted, changes.claims),
@@ -252,6 +272,22 @@ class SweepState:
             if position is not None:
                 self.undone.discard(position)
             self.mark_done(element, position)
+
+    def count_failure(self, position: int | None, failure: Failure) -> None:
+        """A failed attempt was counted on ``failure.element`` (at ``position``)."""
+        self.failures[failure.element] = failure
+        self._settle(position, failure.element)
+
+    def forget_failures(self) -> None:
+        """Forget every failed attempt (the failures were reset): FAILED is todo again."""
+        failures, self.failures = self.failures, {}
+        for element in failures:
+            self._settle(self.position(element), element)
+
+    def failures_in_order(self) -> list[Failure]:
+        """The failures of the elements of the sweeps, in sweeps order."""
+        positions = {self.position(e): f for e, f in self.failures.items()}
+        return [positions[p] for p in sorted(p for p in positions if p is not None)]
 
     def reset_skips(self, elements: Iterable[Any]) -> None:
         for element in elements:

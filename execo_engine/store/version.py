@@ -5,9 +5,11 @@
   see :mod:`execo_engine.records`) and ``grid`` (how many combinations the sweeps have, so that
   a status can be reported without saved sweeps). Owners in claim records may have a fourth
   field (PID namespace).
+- Format 3: format 2 plus ``failed`` (failed attempts, see :mod:`execo_engine.records`): a
+  format 2 reader would hand out failed combinations again, so it must refuse the directory.
 
-A writer upgrades a format 1 directory to format 2 when it opens it (format 2 only adds
-files). A reader meeting a newer format than it knows stops with :class:`NewerFormatError`.
+A writer upgrades an older directory to the current format when it opens it (each format only
+adds files). A reader meeting a newer format than it knows stops with :class:`NewerFormatError`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 
 from execo_engine.journal import replace_atomically
 
-FORMAT = 2
+FORMAT = 3
 FORMAT_FILE = "format"
 
 
