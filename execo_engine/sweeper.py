@@ -437,9 +437,44 @@ class ParamSweeper(Generic[E]):
         return {f.element: f for f in self._store.failures() if f.element in failed}
 
     def get_failures(self) -> dict[E, Failure]:
-        """Every element of the sweeps with failed attempts counted, whatever its state now
-        (todo again, failed, done after all), in sweeps order."""
+        """Every element with failed attempts counted, whatever its state now (todo again,
+        failed, done after all): those of the sweeps in sweeps order, then the others."""
         return {f.element: f for f in self._store.failures()}
+
+    def counts(self) -> dict[str, int]:
+        """``total``, ``done``, ``inprogress``, ``skipped``, ``remaining`` and ``failed``
+        counts: from
+        :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
+        whose sweeps were not saved), from the number of combinations the store keeps (see
+        :meth:`combinations`) and the records (done counts each done element once, so done
+        records of elements that left the sweeps count too)."""
+        total = self.combinations() if not self._order else None
+        if total is None:
+            sweeps, remaining, skipped, inprogress, done = self.stats()
+            return {
+                "total": len(sweeps),
+                "done": len(done),
+                "inprogress": len(inprogress),
+                "skipped": len(skipped),
+                "remaining": len(remaining),
+                "failed": len(sweeps) - len(remaining) - len(skipped) - len(inprogress) - len(done),
+            }
+        held = [holder.state for holder in self._store.holders()]
+        done = self._store.done_texts()
+        counts = {
+            "total": total,
+            "done": len(done),
+            "inprogress": held.count(State.CLAIMED),
+            "skipped": held.count(State.SKIPPED),
+            "failed": sum(
+                f.failed and canonical_text(f.element) not in done for f in self._store.failures()
+            ),
+        }
+        counts["remaining"] = max(
+            0,
+            total - counts["done"] - counts["inprogress"] - counts["skipped"] - counts["failed"],
+        )
+        return counts
 
     def combinations(self) -> int | None:
         """How many combinations the sweeps of the last writer had, even when they were not

@@ -7,6 +7,8 @@ import os
 import pytest
 from pg import Server
 
+from execo_engine.sweep import sweep
+
 _names = itertools.count()
 
 
@@ -32,3 +34,12 @@ def location(request, tmp_path):
     server = request.getfixturevalue("postgresql")
     test = f"{request.node.name}-{next(_names)}"
     return lambda name="sweep", **parameters: server.url(f"{test}/{name}", **parameters)
+
+
+GRID = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+@pytest.fixture
+def sweeps():
+    """The 6 combinations of a small grid, in sweeps order."""
+    return sweep(GRID)

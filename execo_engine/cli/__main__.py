@@ -116,9 +116,7 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
-        stats = view.stats()
-        sweeps, remaining, _, inprogress, done = stats
-        claims = [
+        held = [
             {
                 "combination": c,
                 "host": owner[0],
@@ -126,36 +124,44 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
                 "age": round(now - since, 1),
                 "dead": dead,
             }
-            for c, owner, since, dead in view.get_claims()
+            for c, owner, since, dead in view.get_claims() + view.get_skips()
         ]
+        claims = len(view.get_claims())
         entry: dict[str, Any] = {
             "directory": shown(path),
             "name": view.name,
-            "total": len(sweeps),
-            "done": len(done),
-            "inprogress": len(inprogress),
-            "remaining": len(remaining),
-            "claims": claims,
+            **view.counts(),
+            "sweeps_saved": bool(view.get_sweeps()),
+            "claims": held[:claims],
+            "skips": held[claims:],
         }
         if by_factor is not None:
-            entry["by_factor"] = _by_factor(stats, by_factor)
+            entry["by_factor"] = _by_factor(view.stats(), by_factor) if view.get_sweeps() else None
         report.append(entry)
     if as_json:
         print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1, ensure_ascii=False))
         return
     width = max(len(e["name"]) for e in report)
     for e in report:
+        skipped = f", {e['skipped']} skipped" if e["skipped"] else ""
         print(
             f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
             f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining"
+            f"{skipped}"
         )
-        for claim in e["claims"]:
-            flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+        for what, key in (("in progress", "claims"), ("skipped", "skips")):
+            for claim in e[key]:
+                flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+                print(
+                    f"    {what}: {dict(claim['combination'])} on {claim['host']} pid "
+                    f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                )
+        if by_factor is not None and e["by_factor"] is None:
             print(
-                f"    in progress: {dict(claim['combination'])} on {claim['host']} pid "
-                f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                "    per-factor tables need saved sweeps: this directory has none (create it "
+                "with ParamSweeper(..., save_sweeps=True))"
             )
-        for factor, levels in e.get("by_factor", {}).get("total", {}).items():
+        for factor, levels in (e.get("by_factor") or {}).get("total", {}).items():
             print(f"    {_text(factor)}:")
             for level, total in levels.items():
                 counts = {

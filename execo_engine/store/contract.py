@@ -188,8 +188,9 @@ class Store(Protocol):
         key), each list in sweeps order; read-only objects included, thread-safe."""
 
     def failures(self) -> list[Failure]:
-        """Atomically, every element of the sweeps with failed attempts counted (whatever
-        its state now), in sweeps order; read-only objects included, thread-safe."""
+        """Atomically, every element with failed attempts counted (whatever its state now):
+        those of the sweeps in sweeps order, then the others; read-only objects included,
+        thread-safe."""
 
     def holders(self) -> list[Holder]:
         """Every claim and skip, oldest first, with its owner and whether it is dead."""

@@ -44,6 +44,7 @@ def _to_todo(state: State) -> bytes:
     return bytes(TODO if i == state else i for i in range(256))
 
 
+_first = operator.itemgetter(0)
 _MASKS = {state: _mask(state) for state in State}
 _TO_TODO = {state: _to_todo(state) for state in State}
 
@@ -285,9 +286,11 @@ class SweepState:
             self._settle(self.position(element), element)
 
     def failures_in_order(self) -> list[Failure]:
-        """The failures of the elements of the sweeps, in sweeps order."""
-        positions = {self.position(e): f for e, f in self.failures.items()}
-        return [positions[p] for p in sorted(p for p in positions if p is not None)]
+        """Every failure: those of elements of the sweeps in sweeps order, then the others in
+        the order they were first counted."""
+        located = [(self.position(e), f) for e, f in self.failures.items()]
+        in_sweeps = sorted(((p, f) for p, f in located if p is not None), key=_first)
+        return [f for _, f in in_sweeps] + [f for p, f in located if p is None]
 
     def reset_skips(self, elements: Iterable[Any]) -> None:
         for element in elements:

@@ -1,0 +1,127 @@
+"""Shared skips and read-only views under real concurrency: worker processes, real threads."""
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from execo_engine.sweep import ParamSweeper, sweep
+
+pytestmark = pytest.mark.slow
+
+# A worker of a script run: claims combinations until none is left; a failing one is skipped
+# (as a script does with what it does not want to retry in this run). Every run is reported.
+# Once it finds nothing left, it waits for its fellow workers to find nothing left either
+# before exiting, as the workers of one run end together (its skips last as long as it does).
+_WORKER = """
+import os, sys, time
+from execo_engine.sweep import ParamSweeper
+directory, report, finished, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sweeper = ParamSweeper(directory)
+fd = os.open(report, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+while True:
+    combination = sweeper.get_next()
+    if combination is None:
+        if not sweeper.get_inprogress():
+            break
+        time.sleep(0.01)  # others still work: look again
+        continue
+    os.write(fd, b"%d\\n" % combination["i"])
+    if combination["i"] % 4 == 0:
+        sweeper.skip(combination)  # fails: not again in this run
+    else:
+        sweeper.done(combination)
+open(os.path.join(finished, str(os.getpid())), "w").close()
+while len(os.listdir(finished)) < workers:
+    time.sleep(0.01)
+"""
+
+
+def _run(url, tmp_path, name, workers=4):
+    """One run of the script: ``workers`` processes; returns how often each combination ran."""
+    report, finished = tmp_path / f"{name}.report", tmp_path / f"{name}.finished"
+    finished.mkdir()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, str(report), str(finished), str(workers)]
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0
+    return Counter(int(line) for line in report.read_text().split())
+
+
+def _poll(condition, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_four_workers_run_each_skipped_combination_once_per_run(location, tmp_path):
+    url = location(lease="5")  # PostgreSQL: a run's skips go once its workers' leases expire
+    grid = sweep({"i": range(24)})
+    ParamSweeper(url, grid, save_sweeps=True)
+    failing = {c["i"] for c in grid if c["i"] % 4 == 0}
+    assert _run(url, tmp_path, "first") == Counter(range(24))  # each exactly once
+    view = ParamSweeper(url, read_only=True)
+    assert {c["i"] for c in view.get_done()} == set(range(24)) - failing
+    _poll(lambda: ParamSweeper(url).get_skipped() == [], "the skips of the ended run to go")
+    assert _run(url, tmp_path, "second") == Counter(failing)  # the next run retries them once
+    assert len(ParamSweeper(url).get_done()) == 18
+
+
+# A writer process working through a grid: claims, skips, cancels, finishes.
+_WRITER = """
+import sys
+from execo_engine.sweep import ParamSweeper
+sweeper = ParamSweeper(sys.argv[1])
+for combination in sweeper:
+    if combination["i"] % 7 == 0:
+        sweeper.skip(combination)
+    elif combination["i"] % 11 == 0 and not combination.get("again"):
+        sweeper.cancel(combination)
+        sweeper.done(sweeper.get_next())
+    else:
+        sweeper.done(combination)
+"""
+
+
+def test_eight_threads_read_a_read_only_view_while_a_process_writes(tmp_path):
+    grid = sweep({"i": range(3000)})
+    ParamSweeper(tmp_path, grid, save_sweeps=True)
+    view = ParamSweeper(tmp_path, read_only=True)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path)])
+    errors, looks = [], Counter()
+
+    def look(thread):
+        try:
+            while writer.poll() is None or looks[thread] < 10:
+                sweeps, remaining, skipped, inprogress, done = view.stats()
+                sizes = [len(remaining), len(skipped), len(inprogress), len(done)]
+                assert sum(sizes) == len(sweeps) == len(grid), sizes
+                assert len(remaining | skipped | inprogress | done) == len(grid)
+                looks[thread] += 1
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert writer.wait(timeout=60) == 0
+    assert errors == []
+    assert all(looks[n] >= 10 for n in range(8))
+    view.update()  # right after update(), the view is exactly the final state
+    skipped = [c for c in grid if c["i"] % 7 == 0]
+    assert view.get_done() == [c for c in grid if c["i"] % 7 != 0]
+    assert view.get_inprogress() == [] and view.get_remaining() == []
+    # a read-only view never writes: it shows the skips of the exited writer, known dead
+    assert view.get_skipped() == skipped
+    assert all(dead for _, _, _, dead in view.get_skips())
+    assert ParamSweeper(tmp_path).get_remaining() == skipped  # a writer gives them back

@@ -1,0 +1,344 @@
+"""The store contract, run on every store (a directory, and PostgreSQL on a real server):
+what ParamSweeper promises whatever the location, through the Store protocol of
+:mod:`execo_engine.store.contract`. A new store passes this file."""
+
+import os
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import pytest
+
+from execo_engine.codec import PickleNotAllowedError, UnsupportedValueError
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep, sweep_stats
+
+
+def test_get_next_follows_sweeps_order(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    assert [sweeper.get_next() for _ in sweeps] == sweeps
+    assert sweeper.get_next() is None
+    reverse = ParamSweeper(location("reverse"), sweeps[::-1])
+    assert list(reverse) == sweeps[::-1]
+
+
+def test_states_and_str(location, sweeps):
+    sweeper = ParamSweeper(location("grid"), sweeps)
+    assert sweeper.name.endswith("grid")  # the directory's name, or the PostgreSQL sweep's
+    assert (
+        str(sweeper) == f"{sweeper.name} <6 total, 0 done, 0 skipped, 0 in progress, 6 remaining>"
+    )
+    first, second, third = sweeper.get_next_batch(3)
+    sweeper.done(first)
+    sweeper.skip(second)
+    assert sweeper.stats() == (sweeps, sweeps[3:], [second], [third], [first])
+    assert (
+        str(sweeper) == f"{sweeper.name} <6 total, 1 done, 1 skipped, 1 in progress, 3 remaining>"
+    )
+    sweeper.cancel(third)
+    assert sweeper.get_remaining() == [third, *sweeps[3:]]
+    assert sweeper.get_next() == third  # a cancelled element comes back in sweeps order
+
+
+def test_returned_collections_are_copies(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    sweeper.get_sweeps().clear()
+    sweeper.get_remaining().clear()
+    assert sweeper.get_sweeps() == sweeps and sweeper.get_remaining() == sweeps
+
+
+def test_done_inprogress_and_skipped_persist_while_their_owner_lives(location, sweeps):
+    first = ParamSweeper(location(), sweeps)
+    done, skipped, held = first.get_next_batch(3)
+    first.done(done)
+    first.skip(skipped)
+    relaunch = ParamSweeper(location(), sweeps)
+    assert relaunch.get_done() == [done]
+    assert relaunch.get_inprogress() == [held]  # held by a live instance of this process
+    assert relaunch.get_skipped() == [skipped]  # skipped by this process, still alive
+    assert relaunch.get_next() == sweeps[3]
+
+
+def test_done_outside_current_sweeps_kept_but_not_reported(location, sweeps):
+    ParamSweeper(location(), sweeps).done_batch(sweeps[:2])
+    smaller = ParamSweeper(location(), sweeps[1:])
+    assert smaller.get_done() == [sweeps[1]]
+    smaller.set_sweeps(sweeps)
+    assert smaller.get_done() == sweeps[:2]
+
+
+def test_saved_sweeps(location, sweeps):
+    with pytest.raises(ValueError, match="no sweeps given and none saved in"):
+        ParamSweeper(location())
+    ParamSweeper(location(), sweeps, save_sweeps=True)
+    assert ParamSweeper(location()).get_sweeps() == sweeps
+
+
+def test_filter_receives_remaining_in_order(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    sweeper.done(sweeps[0])
+    seen = []
+
+    def last_with_y(remaining):
+        seen.append(list(remaining))
+        return [c for c in reversed(remaining) if c["b"] == "y"]
+
+    assert sweeper.get_next(last_with_y) == sweeps[5]
+    assert seen == [sweeps[1:]]
+    assert sweeper.get_next_batch(5, last_with_y) == [sweeps[3], sweeps[1]]
+
+
+def test_iteration_and_claim_context_manager(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    with sweeper.claim() as combination:
+        assert combination == sweeps[0]
+    with pytest.raises(RuntimeError):
+        with sweeper.claim() as combination:
+            raise RuntimeError("experiment failed")
+    assert sweeper.get_done() == [sweeps[0]]
+    assert sweeper.get_remaining() == sweeps[1:]
+    assert list(sweeper) == sweeps[1:]
+    assert sweeper.get_inprogress() == sweeps[1:]
+    with sweeper.claim() as nothing:
+        assert nothing is None
+
+
+def test_reset(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    other = ParamSweeper(location(), sweeps)
+    done, skipped, held = sweeper.get_next_batch(3)
+    sweeper.done(done)
+    sweeper.skip(skipped)
+    sweeper.reset()
+    assert sweeper.get_skipped() == [] and sweeper.get_done() == [done]
+    assert sweeper.get_inprogress() == [held]
+    sweeper.reset(reset_inprogress=True)
+    assert sweeper.get_inprogress() == [] and other.get_inprogress() == []
+    assert sweeper.get_remaining() == sweeps[1:]
+
+
+def test_release_claims_gives_back_only_own_unfinished(location, sweeps):
+    mine, theirs = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+    finished, unfinished = mine.get_next_batch(2)
+    kept = theirs.get_next()
+    mine.done(finished)
+    assert mine.release_claims() == [unfinished]
+    assert theirs.get_inprogress() == [kept]
+    assert theirs.get_remaining() == [unfinished, *sweeps[3:]]
+
+
+def test_unhashable_element_is_named(location):
+    with pytest.raises(TypeError, match=r"element \{'a': \[1, 2\]\} is unhashable"):
+        ParamSweeper(location(), [HashableDict(a=(1,)), HashableDict(a=[1, 2])])
+    sweeper = ParamSweeper(location(), [HashableDict(a=1)])
+    with pytest.raises(TypeError, match="unhashable"):
+        sweeper.done([1])
+
+
+def test_unsupported_value_names_it_and_pickle_opt_in(location):
+    elements = [HashableDict(ratio=Fraction(1, 3))]
+    with pytest.raises(UnsupportedValueError, match=r"Fraction\(1, 3\).*allow_pickle=True"):
+        ParamSweeper(location(), elements, save_sweeps=True)
+    sweeper = ParamSweeper(location(), elements, save_sweeps=True, allow_pickle=True)
+    sweeper.done(sweeper.get_next())
+    assert ParamSweeper(location(), allow_pickle=True).get_done() == elements
+    with pytest.raises(PickleNotAllowedError, match="refusing to unpickle"):
+        ParamSweeper(location(), elements)
+
+
+def test_compaction_keeps_live_claims(location, sweeps, tmp_path):
+    grid = sweep({"i": range(3000)})
+    sweeper, other = ParamSweeper(location(), grid), ParamSweeper(location(), grid)
+    held = sweeper.get_next_batch(5)
+    for _ in range(2000):
+        sweeper.done(sweeper.get_next())
+    if "://" not in location():  # a directory: the inprogress file was compacted
+        assert len((tmp_path / "sweep" / "inprogress").read_text().splitlines()) < 2000
+    assert other.get_inprogress() == held
+    assert len(other.get_done()) == 2000
+    assert sweeper.release_claims() == held
+
+
+def test_take_claims_one_given_element(location, sweeps):
+    sweeper, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+    assert sweeper.take(sweeps[3]) is None
+    assert other.take(sweeps[3]) == f"in progress (host {os.uname().nodename}, pid {os.getpid()})"
+    sweeper.done(sweeps[3])
+    assert other.take(sweeps[3]) == "done"
+    assert other.take(HashableDict(a=9)) == "not in the sweeps"
+    assert other.get_next_batch(9) == sweeps[:3] + sweeps[4:]
+    other.cancel(sweeps[1])
+    assert sweeper.get_next() == sweeps[1]  # a cancelled element comes back in its place
+
+
+def test_duplicates_are_handed_out_once(location):
+    a, b = HashableDict(x=1, y=2), HashableDict(y=2, x=1)  # equal, keys in another order
+    sweeper = ParamSweeper(location(), [a, HashableDict(x=2), b, HashableDict(x=1.0, y=2)])
+    assert sweeper.get_sweeps() == [a, HashableDict(x=2)]
+    assert list(sweeper) == [a, HashableDict(x=2)]
+    assert ParamSweeper(location("ints"), [1, 2, 1.0, True]).get_sweeps() == [1, 2]
+
+
+def test_instances_with_sweeps_in_other_orders_share_states(location, sweeps):
+    forward = ParamSweeper(location(), sweeps)
+    backward = ParamSweeper(location(), [*sweeps[::-1], HashableDict(a=9, b="z")])
+    forward.done_batch(sweeps[:2])
+    held = forward.get_next()
+    assert backward.get_done() == sweeps[1::-1]
+    assert backward.get_inprogress() == [held]
+    extra = backward.get_next_batch(5)
+    assert extra == [*sweeps[:2:-1], HashableDict(a=9, b="z")]
+    backward.done_batch(extra)
+    forward.done(held)
+    assert forward.get_done() == sweeps
+    assert backward.get_remaining() == [] and forward.get_remaining() == []
+    assert len(ParamSweeper(location(), sweeps[:1]).get_done()) == 1  # extra kept, not reported
+
+
+def test_results_are_recorded_durably_and_read_back(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    sweeper.record_result(sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25)
+    sweeper.record_result(sweeps[1], {"latency": (1, 2)}, "failed")
+    with pytest.raises(UnsupportedValueError, match="Fraction"):
+        sweeper.record_result(sweeps[2], {"ratio": Fraction(1, 2)})
+    results = ParamSweeper(location(), sweeps, read_only=True).get_results()
+    assert [(r["combination"], r["values"], r["outcome"], r["duration"]) for r in results] == [
+        (sweeps[0], {"latency": 1.5, "size": 3, "label": "é"}, "passed", 0.25),
+        (sweeps[1], {"latency": (1, 2)}, "failed", None),
+    ]
+    assert all(r["host"] == os.uname().nodename and r["time"] > 0 for r in results)
+
+
+def test_saved_sweeps_keep_the_order_of_factors(location):
+    grid = sweep({"size": [2, 1], "algo": ["z", "a"], "mode": {"m": {"depth": [1]}}})
+    ParamSweeper(location(), grid, save_sweeps=True)
+    loaded = ParamSweeper(location()).get_sweeps()
+    assert loaded == grid
+    assert [list(c) for c in loaded] == [list(c) for c in grid] != [sorted(c) for c in grid]
+
+
+def test_a_changed_sweep_list_is_checked_again(location):
+    grid = sweep({"a": [1, 2]})
+    grid.append(HashableDict(a=1))
+    assert ParamSweeper(location(), grid).get_sweeps() == [{"a": 1}, {"a": 2}]
+
+
+# -- execo semantics (issue 10): getters are sets, cancel of done, shared skips -------------
+
+
+def test_getters_are_sets_in_sweeps_order(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    sweeper.done_batch([sweeps[4], sweeps[1]])
+    remaining, done = sweeper.get_remaining(), sweeper.get_done()
+    assert list(done) == [sweeps[1], sweeps[4]]  # sweeps order, not the order of done()
+    assert done == {sweeps[4], sweeps[1]} and {sweeps[1], sweeps[4]} == done
+    assert done == [sweeps[1], sweeps[4]] and done != [sweeps[4], sweeps[1]]
+    assert remaining | done == set(sweeps) == sweeper.get_sweeps()
+    assert list(remaining | done) == [*remaining, *done]
+    assert sweeper.get_sweeps() - done == remaining
+    assert not remaining & done and remaining ^ done == set(sweeps)
+    assert done <= sweeper.get_sweeps() and sweeps[4] in done and sweeps[0] not in done
+    assert done[0] == sweeps[1] and done[-1] == sweeps[4] and done[:1] == [sweeps[1]]
+    stats = sweeper.stats()
+    assert sweep_stats(stats)["done"] == {"a": {1: 1, 3: 1}, "b": {"y": 1, "x": 1}}
+
+
+def test_cancel_of_done_is_todo_again_for_this_instance_only(location, sweeps, tmp_path):
+    sweeper, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+    sweeper.done_batch(sweeps)
+    for combination in sweeps:  # "recompute all"
+        sweeper.cancel(combination)
+    assert sweeper.get_remaining() == sweeps and sweeper.get_done() == []
+    assert other.get_done() == sweeps  # others still see them done
+    redone = []
+    while (combination := sweeper.get_next()) is not None:
+        assert other.get_done() == sweeps  # a claim of a done element changes nothing there
+        sweeper.done(combination)
+        redone.append(combination)
+    assert redone == sweeps  # each handed out again exactly once
+    assert sweeper.get_done() == sweeps and other.get_done() == sweeps
+    assert ParamSweeper(location(), sweeps).get_done() == sweeps
+    if "://" not in location():  # a directory: each done again wrote a new done record
+        assert len((tmp_path / "sweep" / "done").read_text().splitlines()) == 2 * len(sweeps)
+
+
+_SKIPPER = """
+import sys
+from execo_engine.sweep import ParamSweeper
+sweeper = ParamSweeper(sys.argv[1], read_only=False)
+sweeper.skip_batch(sweeper.get_next_batch(2))
+print("skipped", flush=True)
+sys.stdin.read()  # lives until the test closes its stdin
+"""
+
+
+def _poll(condition, what, timeout=60.0):
+    """Wait for ``condition()`` to be true (a real condition, a generous deadline)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_skips_are_shared_while_the_skipper_lives(location, sweeps):
+    url = location(lease="3")  # PostgreSQL judges other processes by their lease
+    ParamSweeper(url, sweeps, save_sweeps=True)
+    skipper = subprocess.Popen(
+        [sys.executable, "-c", _SKIPPER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert skipper.stdout.readline() == b"skipped\n"
+        sweeper = ParamSweeper(url, sweeps)
+        assert sweeper.get_skipped() == sweeps[:2]
+        skips = sweeper.get_skips()
+        assert [(c, owner[1], dead) for c, owner, _, dead in skips] == [
+            (sweeps[0], skipper.pid, False),
+            (sweeps[1], skipper.pid, False),
+        ]
+        assert sweeper.take(sweeps[0]) == f"skipped (host {os.uname().nodename}, pid {skipper.pid})"
+        assert sweeper.get_next_batch(9) == sweeps[2:]  # nobody gets them while it lives
+        assert sweeper.counts() == {
+            "total": 6,
+            "done": 0,
+            "inprogress": 4,
+            "skipped": 2,
+            "remaining": 0,
+            "failed": 0,
+        }
+    finally:
+        skipper.communicate()
+    _poll(lambda: sweeper.get_skipped() == [], "the skips of an exited process to go")
+    assert sweeper.get_remaining() == sweeps[:2]  # the next run retries them
+    assert sweeper.get_next_batch(2) == sweeps[:2]
+
+
+def test_reset_forgets_this_instances_skips_everywhere(location, sweeps):
+    sweeper, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+    sweeper.skip_batch(sweeps[:2])
+    other.skip(sweeps[2])
+    assert other.get_skipped() == sweeps[:3]
+    assert sweeper.take(sweeps[0]) is None  # a skip of this very process can be taken back
+    sweeper.cancel(sweeps[0])
+    sweeper.reset()
+    assert other.get_skipped() == [sweeps[2]] and sweeper.get_skipped() == [sweeps[2]]
+    assert other.get_next_batch(2) == sweeps[:2]
+    sweeper.reset(reset_inprogress=True)  # every claim and skip of every instance
+    assert other.get_skipped() == [] and other.get_inprogress() == []
+
+
+def test_status_counts_without_saved_sweeps(location, sweeps):
+    writer = ParamSweeper(location(), sweeps)  # save_sweeps=False, execo's default
+    writer.done_batch(sweeps[:2])
+    writer.get_next()
+    writer.skip(sweeps[5])
+    view = ParamSweeper(location(), [], read_only=True)
+    assert view.combinations() == 6 and view.get_sweeps() == []
+    assert view.counts() == {
+        "total": 6,
+        "done": 2,
+        "inprogress": 1,
+        "skipped": 1,
+        "remaining": 2,
+        "failed": 0,
+    }
+    assert writer.counts() == view.counts()
