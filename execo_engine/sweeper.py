@@ -272,8 +272,8 @@ class ParamSweeper(Generic[E]):
     def take(self, combination: E) -> str | None:
         """Claim this very element if it is todo (or skipped by this process).
 
-        Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid
-        P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
+        Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
+        (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
         """
         _check_hashable([combination])
         return self._store.take(combination)

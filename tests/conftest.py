@@ -43,3 +43,18 @@ GRID = {"a": [1, 2, 3], "b": ["x", "y"]}
 def sweeps():
     """The 6 combinations of a small grid, in sweeps order."""
     return sweep(GRID)
+
+
+_PG_NO_FAILURES = (
+    "issue 14: the PostgreSQL store of this branch does not keep failed attempts yet (the "
+    "one-row-per-combination store of branch postgres carries attempts and the last error)"
+)
+
+
+@pytest.fixture
+def failing(location, request):
+    """``location``, with the PostgreSQL case expected to fail (strictly) until its store
+    keeps failed attempts."""
+    if request.node.callspec.params.get("location") == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_PG_NO_FAILURES))
+    return location

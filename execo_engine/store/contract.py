@@ -150,8 +150,8 @@ class Store(Protocol):
 
     def take(self, element: Any) -> str | None:
         """Claim this very element if it is todo (or skipped by this process); None when
-        claimed, else why not, for a person: ``"done"``, ``"in progress (host H, pid P)"``,
-        ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
+        claimed, else why not, for a person: ``"done"``, ``"failed"``, ``"in progress (host H,
+        pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
 
     def done(self, elements: list[Any]) -> None:
         """Mark ``elements`` done (idempotent; an element not in the sweeps is recorded too)

@@ -220,6 +220,8 @@ class ReplayStore:
                 return "not in the sweeps"
             if state.state_of(position) == State.DONE:
                 return "done"
+            if state.state_of(position) == State.FAILED:
+                return "failed"
             claim = state.claims.by_element.get(element)
             if claim is not None:
                 return f"in progress ({_who(claim[0])})"
