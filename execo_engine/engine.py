@@ -15,7 +15,9 @@ A subclass overrides :meth:`Engine.init` (add options to :attr:`Engine.args_pars
    there (``-M``: one ``stdout+stderr`` file); logs the command line and the directory;
 7. every ``run``, ancestors first. SIGTERM unwinds like SIGINT; whatever way ``run`` ends, the
    claimed but unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back
-   to todo at once.
+   at once: failed (one attempt counted, with the exception's summary, see
+   ``ParamSweeper.fail``) when ``run`` raised an exception, todo again when it was interrupted
+   (SIGINT, SIGTERM) or returned.
 """
 
 from __future__ import annotations
@@ -156,9 +158,10 @@ class Engine:
         **kwargs: Any,
     ) -> ParamSweeper[Any]:
         """A ParamSweeper in ``result_dir/name``, its sweeps saved, that gives its unfinished
-        claims back when the engine stops (exception, SIGINT, SIGTERM), and logs its progress
-        every ``progress_interval`` seconds. With ``-c``, ``sweeps=None`` reuses the saved
-        ones."""
+        claims back when the engine stops (failed on an exception; todo again on SIGINT,
+        SIGTERM), and logs its progress every ``progress_interval`` seconds. With ``-c``,
+        ``sweeps=None`` reuses the saved ones. ``kwargs`` go to ParamSweeper
+        (``max_attempts=3``...)."""
         if self.result_dir is None:
             raise RuntimeError("Engine.sweeper() needs the result directory: call it in run()")
         directory = os.path.join(self.result_dir, name)
@@ -205,17 +208,22 @@ class Engine:
         logger.info("result directory: %s", self.result_dir)
         in_main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+        error: Exception | None = None  # a failure of the unfinished combinations
         try:
             self._call_chain("run")
+        except Exception as exception:
+            error = exception
+            raise
         finally:
             if in_main_thread:
                 signal.signal(signal.SIGTERM, previous)
             for progress in self._progress:
                 progress.stopped.set()
             for sweeper in self._sweepers:
-                if given_back := sweeper.release_claims():
+                if given_back := sweeper.release_claims(error):
                     logger.info(
-                        "%s: %d unfinished combination(s) back to todo",
+                        "%s: %d unfinished combination(s) %s",
                         sweeper.name,
                         len(given_back),
+                        "failed (one attempt counted)" if error else "back to todo",
                     )

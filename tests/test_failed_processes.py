@@ -149,3 +149,42 @@ def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(failing, tmp_path)
     assert sweeper.get_next() == grid[0]
     assert sweeper.fail(grid[0], "a real failure") is True  # its first attempt: failed now
     assert sweeper.get_failed()[grid[0]].attempts == 1
+
+
+# An Engine script whose run() raises on combination i=1; the user continues it with -c.
+_ENGINE = """
+from execo_engine import Engine, sweep
+class Flaky(Engine):
+    def run(self):
+        sweeper = self.sweeper(sweep({"i": [0, 1, 2]}), max_attempts=2)
+        for combination in sweeper:
+            if combination["i"] == 1:
+                raise RuntimeError("no luck with i=1")
+            sweeper.done(combination)
+Flaky().start()
+"""
+
+
+def test_an_engine_run_that_raises_fails_its_unfinished_combination(tmp_path):
+    script = tmp_path / "flaky_engine.py"
+    script.write_text(_ENGINE)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, str(script), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = run()
+    assert first.returncode == 1 and "1 unfinished combination(s) failed" in first.stderr
+    [result_dir] = [p for p in tmp_path.iterdir() if p.name.startswith("Flaky_")]
+    assert [run("-c", str(result_dir)).returncode for _ in range(2)] == [1, 0]
+    view = ParamSweeper(result_dir / "sweeps", read_only=True)
+    failure = view.get_failed()[HashableDict(i=1)]
+    line = _line_of(_ENGINE, "raise RuntimeError")
+    assert failure.attempts == 2
+    assert failure.error == f"flaky_engine.py:{line}: RuntimeError: no luck with i=1"
+    assert view.get_done() == [{"i": 0}, {"i": 2}]
