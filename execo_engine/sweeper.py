@@ -443,8 +443,7 @@ class ParamSweeper(Generic[E]):
 
     def counts(self) -> dict[str, int]:
         """``total``, ``done``, ``inprogress``, ``skipped``, ``remaining`` and ``failed``
-        counts: from
-        :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
+        counts: from :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
         whose sweeps were not saved), from the number of combinations the store keeps (see
         :meth:`combinations`) and the records (done counts each done element once, so done
         records of elements that left the sweeps count too)."""
@@ -460,14 +459,15 @@ class ParamSweeper(Generic[E]):
                 "failed": len(sweeps) - len(remaining) - len(skipped) - len(inprogress) - len(done),
             }
         held = [holder.state for holder in self._store.holders()]
-        done = self._store.done_texts()
+        done_texts = self._store.done_texts()
         counts = {
             "total": total,
-            "done": len(done),
+            "done": len(done_texts),
             "inprogress": held.count(State.CLAIMED),
             "skipped": held.count(State.SKIPPED),
             "failed": sum(
-                f.failed and canonical_text(f.element) not in done for f in self._store.failures()
+                f.failed and canonical_text(f.element) not in done_texts
+                for f in self._store.failures()
             ),
         }
         counts["remaining"] = max(
