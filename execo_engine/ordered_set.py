@@ -20,6 +20,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class OrderedSet(MutableSet[T]):
@@ -54,6 +55,25 @@ class OrderedSet(MutableSet[T]):
 
     def copy(self) -> OrderedSet[T]:
         return OrderedSet(self._items)
+
+    # Set operations, typed as such (the ABC's say AbstractSet), in the order of ``self``.
+
+    def __or__(self, other: Iterable[S]) -> OrderedSet[T | S]:
+        return OrderedSet(itertools.chain(self._items, other))
+
+    def __and__(self, other: Iterable[object]) -> OrderedSet[T]:
+        other = other if isinstance(other, AbstractSet) else set(other)
+        return OrderedSet(item for item in self._items if item in other)
+
+    def __sub__(self, other: Iterable[object]) -> OrderedSet[T]:
+        other = other if isinstance(other, AbstractSet) else set(other)
+        return OrderedSet(item for item in self._items if item not in other)
+
+    def __xor__(self, other: Iterable[S]) -> OrderedSet[T | S]:
+        other = OrderedSet(other)
+        return OrderedSet(
+            itertools.chain(self - other, (item for item in other if item not in self._items))
+        )
 
     @overload
     def __getitem__(self, index: int) -> T: ...

@@ -242,3 +242,22 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "plot needs matplotlib: pip install 'execo_engine[plot]'" in result.stderr
+
+
+def test_status_of_a_directory_without_saved_sweeps(tmp_path):
+    directory = tmp_path / "unsaved"
+    sweeps = sweep(GRID)
+    sweeper = ParamSweeper(directory, sweeps)  # save_sweeps=False, the execo default
+    sweeper.done_batch(sweeps[:2])
+    sweeper.take(sweeps[2])
+    sweeper.skip(sweeps[3])
+    [entry] = json.loads(cli("status", directory, "--json").stdout)["sweeps"]
+    counts = {k: entry[k] for k in ("total", "done", "inprogress", "skipped", "remaining")}
+    assert counts == {"total": 6, "done": 2, "inprogress": 1, "skipped": 1, "remaining": 2}
+    assert entry["sweeps_saved"] is False
+    assert [s["pid"] for s in entry["skips"]] == [os.getpid()]  # who skipped what
+    text = cli("status", directory, "--by-factor").stdout
+    assert "6 total, 2 done, 1 in progress, 2 remaining, 1 skipped" in text
+    skipped = "{'algo': 'b', 'size': 2}"  # as recorded: keys in canonical order
+    assert f"skipped: {skipped} on {os.uname().nodename} pid {os.getpid()}" in text
+    assert "per-factor tables need saved sweeps" in text

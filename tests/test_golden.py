@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from execo_engine.codec import Codec
+from execo_engine.store.version import NewerFormatError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -166,3 +167,21 @@ def write_format1(root):
 
 if __name__ == "__main__":
     write_format1(sys.argv[1])
+
+
+def test_a_writer_marks_format_2_and_a_newer_format_is_refused(tmp_path):
+    directory = _copy(tmp_path, "mixed")
+    ParamSweeper(directory, read_only=True)
+    assert not (directory / "format").exists()  # no format file: format 1, never rewritten
+    ParamSweeper(directory)
+    assert (directory / "format").read_text() == "2\n"
+    (directory / "format").write_text("3\n")
+    for read_only in (True, False):
+        with pytest.raises(
+            NewerFormatError,
+            match=rf"directory '{directory}' is in format version 3, .* reads versions 1 to 2",
+        ):
+            ParamSweeper(directory, read_only=read_only)
+    (directory / "format").write_text("two\n")
+    with pytest.raises(ValueError, match=r"format: not a format version number: b'two\\n'"):
+        ParamSweeper(directory)

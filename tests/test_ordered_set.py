@@ -1,0 +1,34 @@
+"""OrderedSet, what the ParamSweeper getters return: a set as in execo, in a known order."""
+
+import pytest
+
+from execo_engine.ordered_set import OrderedSet
+
+
+def test_a_set_that_keeps_its_order():
+    items = OrderedSet([3, 1, 2, 1])
+    assert list(items) == [3, 1, 2] and len(items) == 3 and 2 in items and 5 not in items
+    assert items == {1, 2, 3} == items and frozenset({1, 2, 3}) == items
+    assert items == [3, 1, 2] and items == (3, 1, 2) and items != [1, 2, 3]
+    assert items != {1, 2} and items != "312"
+    assert list(items | {9}) == [3, 1, 2, 9] and list(items - {1}) == [3, 2]
+    assert items & {2, 3} == {2, 3} and items ^ {3, 4} == {1, 2, 4}
+    assert OrderedSet([1]) <= items < {1, 2, 3, 4}
+    assert items[0] == 3 and items[-1] == 2 and items[1:] == [1, 2]
+    with pytest.raises(IndexError):
+        items[3]
+    assert repr(items) == "OrderedSet([3, 1, 2])"
+
+
+def test_a_mutable_copy():
+    items = OrderedSet("abc")
+    copy = items.copy()
+    copy.add("z")
+    copy.discard("a")
+    copy.remove("b")
+    items |= {"d"}
+    assert list(copy) == ["c", "z"] and list(items) == ["a", "b", "c", "d"]
+    with pytest.raises(KeyError):
+        copy.remove("a")
+    with pytest.raises(TypeError):
+        hash(items)

@@ -1,0 +1,95 @@
+"""The state machine of record-log stores, without any file: records in, states out."""
+
+from execo_engine.codec import Codec
+from execo_engine.records import CLAIM, RELEASE, SKIP, Changes
+from execo_engine.store.contract import State
+from execo_engine.store.state import SweepState
+
+ME, OTHER = ("here", 1, "a"), ("there", 2, "b")
+SWEEPS = ["a", "b", "c", "d", "e"]
+
+
+def changes(done=(), claims=(), skips=(), done_restarted=False, claims_restarted=False):
+    return Changes(
+        iter([[list(record) for record in done]] if done else []),
+        done_restarted,
+        list(claims),
+        claims_restarted,
+        True,
+        list(skips),
+        False,
+    )
+
+
+def state(*applied):
+    machine = SweepState(list(SWEEPS), Codec().from_plain)
+    for change in applied:
+        machine.apply(change, ME)
+    return machine
+
+
+def states(machine):
+    return {s.name: machine.in_state(s) for s in State if machine.in_state(s)}
+
+
+def test_records_replay_into_states():
+    machine = state(
+        changes(
+            done=[(0, "a"), (9, "c")],  # a wrong hint is looked up
+            claims=[(CLAIM, OTHER, "b", 1, 10.0), (CLAIM, OTHER, "d", None, 11.0)],
+            skips=[(SKIP, OTHER, "e", 4, 12.0)],
+        )
+    )
+    assert states(machine) == {"DONE": ["a", "c"], "CLAIMED": ["b", "d"], "SKIPPED": ["e"]}
+    assert [(h.element, h.state.name) for h in machine.holders([OTHER])] == [
+        ("b", "CLAIMED"),
+        ("d", "CLAIMED"),
+        ("e", "SKIPPED"),
+    ]
+    assert all(h.dead for h in machine.holders([OTHER]))
+
+
+def test_done_wins_over_claims_and_releases_give_back():
+    machine = state(changes(claims=[(CLAIM, OTHER, "a", 0, 1.0), (CLAIM, OTHER, "b", 1, 1.0)]))
+    machine.apply(changes(done=[(0, "a")], claims=[(RELEASE, None, "b", None, None)]), ME)
+    assert states(machine) == {"DONE": ["a"], "TODO": ["b", "c", "d", "e"]}
+    machine.apply(changes(claims=[(CLAIM, OTHER, "a", 0, 2.0)]), ME)  # claim of a done one
+    assert machine.in_state(State.DONE) == ["a"] and machine.holders([]) == []
+
+
+def test_a_claim_wins_over_a_skip_and_its_release_shows_the_skip_again():
+    machine = state(changes(skips=[(SKIP, OTHER, "c", 2, 1.0)], claims=[(CLAIM, ME, "c", 2, 2.0)]))
+    assert machine.in_state(State.CLAIMED) == ["c"]
+    machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), ME)
+    assert machine.in_state(State.SKIPPED) == ["c"]
+
+
+def test_restarted_streams_and_compaction_keep_what_is_still_there():
+    machine = state(changes(done=[(0, "a")], claims=[(CLAIM, ME, "b", 1, 1.0)]))
+    machine.claim([(2, "c")], ME, 2.0)
+    assert list(machine.mine) == ["c"]  # "b": a claim of this process, not of this instance
+    machine.apply(changes(claims=[(CLAIM, ME, "c", 2, 2.0)], claims_restarted=True), ME)
+    assert machine.in_state(State.CLAIMED) == ["c"] and list(machine.mine) == ["c"]
+    machine.apply(changes(done_restarted=True), ME)  # done file deleted
+    assert machine.in_state(State.DONE) == [] and machine.in_state(State.CLAIMED) == ["c"]
+
+
+def test_undone_positions_stay_todo_here_until_done_again():
+    machine = state(changes(done=[(0, "a"), (1, "b")]))
+    machine.undo_done(0)
+    assert machine.in_state(State.TODO)[:1] == ["a"]
+    machine.apply(changes(done=[(0, "a"), (1, "b")], done_restarted=True), ME)  # re-read
+    assert machine.in_state(State.DONE) == ["b"]
+    assert next(machine.todo_positions()) == 0
+    machine.claim([(0, "a")], ME, 1.0)
+    machine.done([(0, "a")])
+    assert machine.in_state(State.DONE) == ["a", "b"] and machine.holders([]) == []
+
+
+def test_todo_positions_follow_sweeps_order_and_come_back():
+    machine = state(changes(done=[(1, "b")]))
+    positions = machine.todo_positions()
+    assert [next(positions), next(positions)] == [0, 2]
+    machine.claim([(0, "a"), (2, "c")], ME, 1.0)
+    machine.release(machine.claims, "a")
+    assert list(machine.todo_positions()) == [0, 3, 4]  # a given back comes first again
