@@ -222,7 +222,7 @@ def igeom(range_min: float, range_max: float, num_steps: int) -> list[int]:
     return sorted({round(x) for x in geom(range_min, range_max, num_steps)})
 
 
-_STATS = ("remaining", "skipped", "inprogress", "done")
+_STATS = ("remaining", "skipped", "inprogress", "done", "failed")
 
 
 def _count(combinations: Iterable[Mapping[Any, Any]]) -> dict[Any, dict[Any, int]]:
@@ -237,8 +237,9 @@ def _count(combinations: Iterable[Mapping[Any, Any]]) -> dict[Any, dict[Any, int
 def sweep_stats(stats: Sequence[Iterable[Mapping[Any, Any]]]) -> dict[str, dict[Any, Any]]:
     """Per factor and per level counts and ratios of a ``ParamSweeper.stats()`` tuple.
 
-    ``stats`` is ``(sweeps, remaining, skipped, inprogress, done)``. The result has the keys
-    ``total``, and for each state ``remaining``, ``skipped``, ``inprogress``, ``done`` the counts
+    ``stats`` is ``(sweeps, remaining, skipped, inprogress, done)``, optionally followed by the
+    failed combinations (``ParamSweeper.get_failed()``). The result has the keys ``total``, and
+    for each state ``remaining``, ``skipped``, ``inprogress``, ``done`` (and ``failed``) the counts
     ``{factor: {level: count}}`` (levels with no combination in that state are absent) and the
     ratios ``<state>_ratio`` ``{factor: {level: count / total count of that level}}`` for every
     level of the total.

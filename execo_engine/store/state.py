@@ -14,6 +14,7 @@ position they were written with, and when they were taken.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -286,11 +287,13 @@ class SweepState:
             self._settle(self.position(element), element)
 
     def failures_in_order(self) -> list[Failure]:
-        """Every failure: those of elements of the sweeps in sweeps order, then the others in
-        the order they were first counted."""
+        """Every failure: those of elements of the sweeps in sweeps order (the elements as
+        the sweeps hold them), then the others in the order they were first counted."""
         located = [(self.position(e), f) for e, f in self.failures.items()]
         in_sweeps = sorted(((p, f) for p, f in located if p is not None), key=_first)
-        return [f for _, f in in_sweeps] + [f for p, f in located if p is None]
+        return [dataclasses.replace(f, element=self.order[p]) for p, f in in_sweeps] + [
+            f for p, f in located if p is None
+        ]
 
     def reset_skips(self, elements: Iterable[Any]) -> None:
         for element in elements:
