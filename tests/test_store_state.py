@@ -9,7 +9,15 @@ ME, OTHER = ("here", 1, "a"), ("there", 2, "b")
 SWEEPS = ["a", "b", "c", "d", "e"]
 
 
-def changes(done=(), claims=(), skips=(), done_restarted=False, claims_restarted=False):
+def changes(
+    done=(),
+    claims=(),
+    skips=(),
+    done_restarted=False,
+    claims_restarted=False,
+    failures=(),
+    failures_restarted=False,
+):
     return Changes(
         iter([[list(record) for record in done]] if done else []),
         done_restarted,
@@ -18,6 +26,8 @@ def changes(done=(), claims=(), skips=(), done_restarted=False, claims_restarted
         True,
         list(skips),
         False,
+        list(failures),
+        failures_restarted,
     )
 
 
@@ -93,3 +103,33 @@ def test_todo_positions_follow_sweeps_order_and_come_back():
     machine.claim([(0, "a"), (2, "c")], ME, 1.0)
     machine.release(machine.claims, "a")
     assert list(machine.todo_positions()) == [0, 3, 4]  # a given back comes first again
+
+
+def test_failed_wins_over_holds_and_a_reset_of_failures_brings_them_back():
+    # b: claimed by OTHER, which failed it for good; then someone claims it anyway (a record
+    # written before it saw the failure): it stays failed, the claim is kept for later.
+    machine = state(
+        changes(
+            claims=[(CLAIM, OTHER, "b", 1, 1.0), (RELEASE, None, "b", None, None)],
+            failures=[("b", 1, 1, False, 2.0, "E1"), ("c", 2, 2, True, 3.0, "E2")],
+        )
+    )
+    assert states(machine) == {"TODO": ["a", "b", "d", "e"], "FAILED": ["c"]}
+    machine.apply(changes(claims=[(CLAIM, OTHER, "c", 2, 4.0)]), ME)
+    assert states(machine)["FAILED"] == ["c"]
+    assert [(f.element, f.attempts, f.error, f.failed) for f in machine.failures_in_order()] == [
+        ("b", 1, "E1", False),
+        ("c", 2, "E2", True),
+    ]
+    machine.apply(changes(done=[(1, "b")]), ME)  # done wins, the attempts stay
+    assert states(machine)["DONE"] == ["b"] and len(machine.failures_in_order()) == 2
+    machine.apply(changes(failures_restarted=True), ME)  # the failures were reset
+    assert machine.failures_in_order() == []
+    assert states(machine) == {"TODO": ["a", "d", "e"], "DONE": ["b"], "CLAIMED": ["c"]}
+    assert list(machine.todo_positions()) == [0, 3, 4]
+
+
+def test_failures_of_elements_out_of_the_sweeps_come_last():
+    machine = state(changes(failures=[("z", None, 1, True, 1.0, ""), ("d", 9, 1, True, 2.0, "")]))
+    assert [f.element for f in machine.failures_in_order()] == ["d", "z"]
+    assert states(machine)["FAILED"] == ["d"]  # a wrong hint is looked up
