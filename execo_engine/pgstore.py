@@ -31,7 +31,7 @@ from typing import Any, Self
 from execo_engine.codec import Codec
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
-from execo_engine.records import CLAIM, Changes, Claim, Locate, RecordStore, owner_text
+from execo_engine.records import SKIP, Changes, Claim, Locate, RecordStore, owner_text
 from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
@@ -51,23 +51,14 @@ _SCHEMA = [
     "record text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS execo_results (id bigserial PRIMARY KEY, sweep text NOT NULL, "
     "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_skips (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
     "ALTER TABLE execo_state ADD COLUMN IF NOT EXISTS combinations bigint",
     "CREATE TABLE IF NOT EXISTS execo_leases (sweep text NOT NULL, owner text NOT NULL, "
     "expires timestamptz NOT NULL, PRIMARY KEY (sweep, owner))",
     "CREATE INDEX IF NOT EXISTS execo_done_sweep ON execo_done (sweep, id)",
     "CREATE INDEX IF NOT EXISTS execo_claims_sweep ON execo_claims (sweep, id)",
     "CREATE INDEX IF NOT EXISTS execo_results_sweep ON execo_results (sweep, id)",
-    "CREATE INDEX IF NOT EXISTS execo_skips_sweep ON execo_skips (sweep, id)",
 ]
-_NO_FAILURES = (
-    "{}: this PostgreSQL store does not keep failed attempts (fail, max_attempts, reset of "
-    "failures): use a directory, or an execo_engine whose PostgreSQL store keeps one row per "
-    "combination"
-)
-#: The record streams; skips share the epoch of claims (they are rewritten together)
-STREAMS = {"done": "execo_done", "claims": "execo_claims", "skips": "execo_skips"}
+STREAMS = {"done": "execo_done", "claims": "execo_claims"}
 
 
 def is_postgresql_url(location: object) -> bool:
@@ -148,11 +139,6 @@ def _ensure_schema(connection: Any) -> None:
                 f"the execo tables are at schema version {row[0]}; this "
                 f"execo_engine knows version {SCHEMA_VERSION}"
             )
-
-
-def _stream(kind: str) -> str:
-    """The stream of holds of ``kind`` (CLAIM or SKIP)."""
-    return "claims" if kind == CLAIM else "skips"
 
 
 class _Rows:
@@ -267,10 +253,10 @@ class PostgresStore(RecordStore):
         self.connection = _connect(conninfo)
         _ensure_schema(self.connection)
         self.lock = _Lock(self)
-        self._last = dict.fromkeys(STREAMS, 0)
+        self._last = {"done": 0, "claims": 0}
         self._epochs: dict[str, int] = {}
-        self._restart_pending = dict.fromkeys(STREAMS, False)
-        self._rows = {"claims": 0, "skips": 0}  # rows of the holds streams
+        self._restart_pending = {"done": False, "claims": False}
+        self._claim_rows = 0
         self._renewed = 0.0
         self._state_created = False
         if not read_only:
@@ -294,18 +280,15 @@ class PostgresStore(RecordStore):
             "SELECT 0, done_epoch, claims_epoch, NULL FROM execo_state WHERE sweep = %s "
             "UNION ALL SELECT 1, id, 0, record FROM execo_done WHERE sweep = %s AND id > %s "
             "UNION ALL SELECT 2, id, 0, record FROM execo_claims WHERE sweep = %s AND id > %s "
-            "UNION ALL SELECT 3, id, 0, record FROM execo_skips WHERE sweep = %s AND id > %s "
             "ORDER BY 1, 2",
             self.sweep,
             self.sweep,
             self._last["done"],
             self.sweep,
             self._last["claims"],
-            self.sweep,
-            self._last["skips"],
         ).fetchall()
         epochs = (
-            dict(zip(STREAMS, (*rows[0][1:3], rows[0][2]), strict=True))
+            dict(zip(STREAMS, rows[0][1:3], strict=False))
             if rows and rows[0][0] == 0
             else dict.fromkeys(STREAMS, 0)
         )
@@ -324,21 +307,16 @@ class PostgresStore(RecordStore):
                     f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s ORDER BY id",
                     self.sweep,
                 ).fetchall()
-            if stream != "done":
-                self._rows[stream] = (0 if restarted else self._rows[stream]) + len(found)
+            if stream == "claims":
+                self._claim_rows = (0 if restarted else self._claim_rows) + len(found)
             batches[stream] = _Rows(found, restarted, self._last, stream)
         return self._changes(
-            batches["done"],
-            batches["claims"],
-            f"{self.path} (done)",
-            f"{self.path} (claims)",
-            batches["skips"],
-            f"{self.path} (skips)",
+            batches["done"], batches["claims"], f"{self.path} (done)", f"{self.path} (claims)"
         )
 
     def restart(self) -> None:
-        """Make the next :meth:`read` return everything (``restarted`` set on every stream)."""
-        self._restart_pending = dict.fromkeys(STREAMS, True)
+        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
+        self._restart_pending = {"done": True, "claims": True}
 
     def close(self) -> None:
         """Close the connection (the store is not used after)."""
@@ -362,8 +340,8 @@ class PostgresStore(RecordStore):
             lines,
         ).fetchall()
         self._last[stream] = max(self._last[stream], *(i for (i,) in ids))
-        if stream != "done":
-            self._rows[stream] += len(ids)
+        if stream == "claims":
+            self._claim_rows += len(ids)
 
     def _create_state(self) -> None:
         if not self._state_created:
@@ -376,6 +354,14 @@ class PostgresStore(RecordStore):
         """Append done records for ``(position, element)`` pairs (durable at commit)."""
         self._append("done", self._done_lines(done))
 
+    def append_failures(
+        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
+    ) -> None:
+        """Append failure records for ``(position, failure)`` pairs to the done stream (with
+        ``reset``, after a record forgetting every earlier one; durable at commit)."""
+        lines = [self._reset_failures_line()] if reset else []
+        self._append("done", lines + self._failure_lines(failures))
+
     def append_holds(
         self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None:
@@ -386,21 +372,21 @@ class PostgresStore(RecordStore):
         )
         if lines:
             self.renew_lease(when_due=True)
-            self._append(_stream(kind), lines)
+            self._append("claims", lines)
 
-    def append_releases(self, kind: str, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer held (``kind``: claimed or skipped)."""
-        self._append(_stream(kind), self._release_lines(elements))
+    def append_releases(self, elements: Iterable[Any]) -> None:
+        """Record that ``elements`` are no longer held (claimed nor skipped)."""
+        self._append("claims", self._release_lines(elements))
 
-    def hold_records(self, kind: str) -> int:
-        """How many rows a holds stream has (to decide on compaction)."""
-        return self._rows[_stream(kind)]
+    @property
+    def claim_records(self) -> int:
+        """How many claim rows the sweep holds (to decide on compaction)."""
+        return self._claim_rows
 
-    def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None:
-        """Replace the rows of a holds stream by exactly these holds (compaction, reset)."""
-        stream = _stream(kind)
-        lines = self._claim_lines(holds, kind)
-        self._execute(f"DELETE FROM {STREAMS[stream]} WHERE sweep = %s", self.sweep)
+    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None:
+        """Replace the claim rows by exactly these claims and skips (compaction, reset)."""
+        lines = self._claim_lines(claims) + self._claim_lines(skips, SKIP)
+        self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
         self._execute(
             "INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
             "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
@@ -409,18 +395,8 @@ class PostgresStore(RecordStore):
         epoch = self._execute(
             "SELECT claims_epoch FROM execo_state WHERE sweep = %s", self.sweep
         ).fetchone()[0]
-        self._epochs["claims"] = self._epochs["skips"] = epoch
-        self._last[stream], self._rows[stream] = 0, 0
-        self._append(stream, lines)
-
-    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None:
-        """Not kept here: the PostgreSQL store as a database (one row per combination) keeps
-        failed attempts; this record-log one refuses them."""
-        raise NotImplementedError(_NO_FAILURES.format(self.path))
-
-    def clear_failures(self) -> None:
-        """See :meth:`append_failures`."""
-        raise NotImplementedError(_NO_FAILURES.format(self.path))
+        self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
+        self._append("claims", lines)
 
     def grid_size(self) -> int | None:
         """The number of combinations of the last writer's sweeps (None: unknown)."""

@@ -5,17 +5,17 @@ A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
 :mod:`execo_engine.codec`), appended only, read incrementally by every instance:
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
-  sweeps (a hint that spares readers an index of the grid);
+  sweeps (a hint that spares readers an index of the grid); in format 3 also the failed
+  attempts: ``["f",element,position,attempts,failed,time,error]`` each time one is counted
+  (``attempts`` so far, this one included; ``failed``: ``true`` when the element is FAILED for
+  good; the error text), and ``["r"]`` when the failures are reset (every failed attempt
+  written before is forgotten). They share the done stream because they are as persistent as
+  done (never compacted, flushed to disk) and so that an operation still reads two streams;
 - *claims*: ``["+",[host,pid,start],element,position,time]`` when an element is taken (time:
-  seconds since the epoch) and ``["-",element]`` when it is given back; compacted (replaced by
-  the live claims) when mostly made of finished ones;
-- *skips* (format 2): ``["s",[host,pid,start],element,position,time]`` when an owner skips an
-  element (nobody takes it while that owner lives) and ``["-",element]`` when it no longer
-  does; compacted like the claims;
-- *failures* (format 3): ``["f",element,position,attempts,failed,time,error]`` each time a
-  failed attempt is counted: ``attempts`` counted so far (this one included), ``failed``
-  (``true``: the element is FAILED), the error text; emptied (rewritten) when the failures are
-  reset: a reader then starts them over;
+  seconds since the epoch), ``["s",[host,pid,start],element,position,time]`` when it is
+  skipped (format 2: nobody takes it while that owner lives), and ``["-",element]`` when it is
+  given back; a claim or a skip replaces the element's previous one. Compacted (replaced by the
+  live claims and skips) when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -27,7 +27,6 @@ errors (a record that is not JSON, or not of its stream's shape, names where it 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -40,12 +39,11 @@ from execo_engine.owner import Owner
 from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
-CLAIM, RELEASE, SKIP, FAIL = "+", "-", "s", "f"
-#: (CLAIM or RELEASE, owner (claims only), element, position in the claimer's sweeps or None,
-#: time of the claim or None)
+CLAIM, RELEASE, SKIP = "+", "-", "s"
+FAIL, RESET_FAILURES = "f", "r"  #: the records of failed attempts in the done stream
+#: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
+#: or None, time of the claim or skip, or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
-#: A failure as written: (element, position hint, attempts, failed, time, error)
-FailureEvent = tuple[Any, int | None, int, bool, float, str]
 #: A live claim as written: (element, owner, position hint, time of the claim)
 Claim = tuple[Any, Owner, int | None, float]
 #: Describes where the i-th record of a piece stands ("byte offset 12", "row 3")
@@ -85,6 +83,24 @@ def _is_done_record(record: Any) -> bool:
     return type(record) is list and len(record) == 2
 
 
+def _is_failure_record(record: Any) -> bool:
+    return (
+        type(record) is list
+        and len(record) == 7
+        and record[0] == FAIL
+        and type(record[3]) is int
+        and record[3] > 0
+        and type(record[4]) is bool
+        and isinstance(record[5], (int, float))
+        and type(record[6]) is str
+    )
+
+
+def _is_done_stream_record(record: Any) -> bool:
+    """A done record, a failure record or a reset of the failures."""
+    return _is_done_record(record) or _is_failure_record(record) or record == [RESET_FAILURES]
+
+
 def _all_pairs(records: list[Any]) -> bool:
     """Every record is a done record (checked in C: a resume reads millions)."""
     return set(map(type, records)) <= {list} and set(map(len, records)) <= {2}
@@ -118,17 +134,9 @@ def _is_skip_record(record: Any) -> bool:
     )
 
 
-def _is_failure_record(record: Any) -> bool:
-    return (
-        type(record) is list
-        and len(record) == 7
-        and record[0] == FAIL
-        and type(record[3]) is int
-        and record[3] > 0
-        and type(record[4]) is bool
-        and isinstance(record[5], (int, float))
-        and type(record[6]) is str
-    )
+def _is_hold_record(record: Any) -> bool:
+    """A record of the claims stream: a claim, a skip or a release."""
+    return _is_claim_record(record) or _is_skip_record(record)
 
 
 def _pickle_hint(record: bytes) -> str:
@@ -155,12 +163,6 @@ class Changes:
     claims: list[ClaimEvent]
     claims_restarted: bool
     changed: bool  #: False when nothing at all happened
-    #: the skips stream, as ``claims`` (SKIP instead of CLAIM)
-    skips: list[ClaimEvent] = dataclasses.field(default_factory=list)
-    skips_restarted: bool = False
-    #: the failures stream (format 3), in the order written
-    failures: list[FailureEvent] = dataclasses.field(default_factory=list)
-    failures_restarted: bool = False
 
 
 class RecordStore:
@@ -189,9 +191,8 @@ class RecordStore:
         for locate, records in batch.chunks():
             try:
                 decoded = self.codec.decode_lines(records, plain)
-                if shape is None or (
-                    _all_pairs(decoded) if shape is _is_done_record else all(map(shape, decoded))
-                ):
+                fast = shape is _is_done_stream_record and _all_pairs(decoded)
+                if shape is None or fast or all(map(shape, decoded)):
                     yield decoded
                     continue
             except PickleNotAllowedError as error:
@@ -222,50 +223,28 @@ class RecordStore:
     ) -> list[Any]:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
-    def _events(self, where: str, batch: Batch, shape: Callable[[Any], bool]) -> list[ClaimEvent]:
-        return [
+    def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
+        events = [
             (RELEASE, None, record[1], None, None)
             if record[0] == RELEASE
             else (record[0], tuple(record[1]), record[2], record[3], record[4])
-            for record in self._decode(where, batch, shape)
+            for record in self._decode(claims_where, claims, _is_hold_record)
         ]
-
-    def _changes(
-        self,
-        done: Batch,
-        claims: Batch,
-        done_where: str,
-        claims_where: str,
-        skips: Batch | None = None,
-        skips_where: str = "",
-        failures: Batch | None = None,
-        failures_where: str = "",
-    ) -> Changes:
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
-        for batch in (skips, failures):
-            if batch is not None:
-                changed = changed or batch.restarted or not batch.empty
         return Changes(
-            self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
+            self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
             done.restarted,
-            self._events(claims_where, claims, _is_claim_record),
+            events,  # type: ignore[arg-type]
             claims.restarted,
             changed,
-            [] if skips is None else self._events(skips_where, skips, _is_skip_record),
-            skips is not None and skips.restarted,
-            []
-            if failures is None
-            else [
-                (record[1], record[2], record[3], record[4], record[5], record[6])
-                for record in self._decode(failures_where, failures, _is_failure_record)
-            ],
-            failures is not None and failures.restarted,
         )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""
         return [
-            self.codec.encode(element) for _, element in self._decode(where, batch, _is_done_record)
+            self.codec.encode(record[1])
+            for record in self._decode(where, batch, _is_done_stream_record)
+            if len(record) == 2
         ]
 
     # -- encoding ------------------------------------------------------------------------------
@@ -274,6 +253,19 @@ class RecordStore:
         self.check_writable()
         encode = self.codec.encode
         return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
+
+    def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
+        self.check_writable()
+        encode = self.codec.encode
+        return [
+            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
+            f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
+            for position, f in failures
+        ]
+
+    def _reset_failures_line(self) -> str:
+        self.check_writable()
+        return f'["{RESET_FAILURES}"]'
 
     def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
         self.check_writable()
@@ -288,15 +280,6 @@ class RecordStore:
         self.check_writable()
         encode = self.codec.encode
         return [f'["{RELEASE}",{encode(element)}]' for element in elements]
-
-    def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
-        self.check_writable()
-        encode = self.codec.encode
-        return [
-            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
-            f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
-            for position, f in failures
-        ]
 
     def _sweeps_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()

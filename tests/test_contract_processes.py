@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -55,14 +54,7 @@ def _run(url, tmp_path, name, workers=4):
     return Counter(int(line) for line in report.read_text().split())
 
 
-def _poll(condition, what, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def test_four_workers_run_each_skipped_combination_once_per_run(location, tmp_path):
+def test_four_workers_run_each_skipped_combination_once_per_run(location, tmp_path, poll):
     url = location(lease="5")  # PostgreSQL: a run's skips go once its workers' leases expire
     grid = sweep({"i": range(24)})
     ParamSweeper(url, grid, save_sweeps=True)
@@ -70,7 +62,7 @@ def test_four_workers_run_each_skipped_combination_once_per_run(location, tmp_pa
     assert _run(url, tmp_path, "first") == Counter(range(24))  # each exactly once
     view = ParamSweeper(url, read_only=True)
     assert {c["i"] for c in view.get_done()} == set(range(24)) - failing
-    _poll(lambda: ParamSweeper(url).get_skipped() == [], "the skips of the ended run to go")
+    poll(lambda: ParamSweeper(url).get_skipped() == [], "the skips of the ended run to go")
     assert _run(url, tmp_path, "second") == Counter(failing)  # the next run retries them once
     assert len(ParamSweeper(url).get_done()) == 18
 

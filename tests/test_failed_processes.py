@@ -8,7 +8,6 @@ import sys
 from collections import Counter
 
 import pytest
-from test_store_contract import _poll
 
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
@@ -133,7 +132,7 @@ with sweeper.claim() as combination:
 """
 
 
-def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(failing, tmp_path):
+def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(failing, tmp_path, poll):
     url = failing(lease="3")  # PostgreSQL judges other processes by their lease
     grid = sweep({"i": range(3)})
     ParamSweeper(url, grid, save_sweeps=True)
@@ -144,7 +143,7 @@ def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(failing, tmp_path)
     os.kill(stuck.pid, signal.SIGKILL)
     stuck.wait(timeout=60)
     sweeper = ParamSweeper(url, max_attempts=1)
-    _poll(lambda: sweeper.get_inprogress() == [], "the claim of the killed process to return")
+    poll(lambda: sweeper.get_inprogress() == [], "the claim of the killed process to return")
     assert sweeper.get_remaining() == grid and sweeper.get_failures() == {}
     assert sweeper.get_next() == grid[0]
     assert sweeper.fail(grid[0], "a real failure") is True  # its first attempt: failed now

@@ -5,7 +5,6 @@ what ParamSweeper promises whatever the location, through the Store protocol of
 import os
 import subprocess
 import sys
-import time
 from fractions import Fraction
 
 import pytest
@@ -272,15 +271,7 @@ sys.stdin.read()  # lives until the test closes its stdin
 """
 
 
-def _poll(condition, what, timeout=60.0):
-    """Wait for ``condition()`` to be true (a real condition, a generous deadline)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-def test_skips_are_shared_while_the_skipper_lives(location, sweeps):
+def test_skips_are_shared_while_the_skipper_lives(location, sweeps, poll):
     url = location(lease="3")  # PostgreSQL judges other processes by their lease
     ParamSweeper(url, sweeps, save_sweeps=True)
     skipper = subprocess.Popen(
@@ -307,7 +298,7 @@ def test_skips_are_shared_while_the_skipper_lives(location, sweeps):
         }
     finally:
         skipper.communicate()
-    _poll(lambda: sweeper.get_skipped() == [], "the skips of an exited process to go")
+    poll(lambda: sweeper.get_skipped() == [], "the skips of an exited process to go")
     assert sweeper.get_remaining() == sweeps[:2]  # the next run retries them
     assert sweeper.get_next_batch(2) == sweeps[:2]
 

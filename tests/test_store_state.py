@@ -1,7 +1,7 @@
 """The state machine of record-log stores, without any file: records in, states out."""
 
 from execo_engine.codec import Codec
-from execo_engine.records import CLAIM, RELEASE, SKIP, Changes
+from execo_engine.records import CLAIM, FAIL, RELEASE, RESET_FAILURES, SKIP, Changes
 from execo_engine.store.contract import State
 from execo_engine.store.state import SweepState
 
@@ -9,32 +9,20 @@ ME, OTHER = ("here", 1, "a"), ("there", 2, "b")
 SWEEPS = ["a", "b", "c", "d", "e"]
 
 
-def changes(
-    done=(),
-    claims=(),
-    skips=(),
-    done_restarted=False,
-    claims_restarted=False,
-    failures=(),
-    failures_restarted=False,
-):
+def changes(done=(), claims=(), done_restarted=False, claims_restarted=False):
     return Changes(
         iter([[list(record) for record in done]] if done else []),
         done_restarted,
         list(claims),
         claims_restarted,
         True,
-        list(skips),
-        False,
-        list(failures),
-        failures_restarted,
     )
 
 
 def state(*applied):
     machine = SweepState(list(SWEEPS), Codec().from_plain)
     for change in applied:
-        machine.apply(change, ME)
+        machine.apply(change, lambda: ME)
     return machine
 
 
@@ -46,8 +34,11 @@ def test_records_replay_into_states():
     machine = state(
         changes(
             done=[(0, "a"), (9, "c")],  # a wrong hint is looked up
-            claims=[(CLAIM, OTHER, "b", 1, 10.0), (CLAIM, OTHER, "d", None, 11.0)],
-            skips=[(SKIP, OTHER, "e", 4, 12.0)],
+            claims=[
+                (CLAIM, OTHER, "b", 1, 10.0),
+                (CLAIM, OTHER, "d", None, 11.0),
+                (SKIP, OTHER, "e", 4, 12.0),
+            ],
         )
     )
     assert states(machine) == {"DONE": ["a", "c"], "CLAIMED": ["b", "d"], "SKIPPED": ["e"]}
@@ -61,26 +52,28 @@ def test_records_replay_into_states():
 
 def test_done_wins_over_claims_and_releases_give_back():
     machine = state(changes(claims=[(CLAIM, OTHER, "a", 0, 1.0), (CLAIM, OTHER, "b", 1, 1.0)]))
-    machine.apply(changes(done=[(0, "a")], claims=[(RELEASE, None, "b", None, None)]), ME)
+    machine.apply(changes(done=[(0, "a")], claims=[(RELEASE, None, "b", None, None)]), lambda: ME)
     assert states(machine) == {"DONE": ["a"], "TODO": ["b", "c", "d", "e"]}
-    machine.apply(changes(claims=[(CLAIM, OTHER, "a", 0, 2.0)]), ME)  # claim of a done one
+    machine.apply(changes(claims=[(CLAIM, OTHER, "a", 0, 2.0)]), lambda: ME)  # claim of a done one
     assert machine.in_state(State.DONE) == ["a"] and machine.holders([]) == []
 
 
-def test_a_claim_wins_over_a_skip_and_its_release_shows_the_skip_again():
-    machine = state(changes(skips=[(SKIP, OTHER, "c", 2, 1.0)], claims=[(CLAIM, ME, "c", 2, 2.0)]))
-    assert machine.in_state(State.CLAIMED) == ["c"]
-    machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), ME)
-    assert machine.in_state(State.SKIPPED) == ["c"]
+def test_a_hold_replaces_the_previous_one_and_a_release_ends_it():
+    machine = state(changes(claims=[(SKIP, OTHER, "c", 2, 1.0), (CLAIM, ME, "c", 2, 2.0)]))
+    assert machine.in_state(State.CLAIMED) == ["c"] and machine.in_state(State.SKIPPED) == []
+    machine.apply(changes(claims=[(SKIP, ME, "c", 2, 3.0)]), lambda: ME)
+    assert machine.in_state(State.SKIPPED) == ["c"] and machine.in_state(State.CLAIMED) == []
+    machine.apply(changes(claims=[(RELEASE, None, "c", None, None)]), lambda: ME)
+    assert machine.in_state(State.TODO) == SWEEPS and machine.holders([]) == []
 
 
 def test_restarted_streams_and_compaction_keep_what_is_still_there():
     machine = state(changes(done=[(0, "a")], claims=[(CLAIM, ME, "b", 1, 1.0)]))
     machine.claim([(2, "c")], ME, 2.0)
     assert list(machine.mine) == ["c"]  # "b": a claim of this process, not of this instance
-    machine.apply(changes(claims=[(CLAIM, ME, "c", 2, 2.0)], claims_restarted=True), ME)
+    machine.apply(changes(claims=[(CLAIM, ME, "c", 2, 2.0)], claims_restarted=True), lambda: ME)
     assert machine.in_state(State.CLAIMED) == ["c"] and list(machine.mine) == ["c"]
-    machine.apply(changes(done_restarted=True), ME)  # done file deleted
+    machine.apply(changes(done_restarted=True), lambda: ME)  # done file deleted
     assert machine.in_state(State.DONE) == [] and machine.in_state(State.CLAIMED) == ["c"]
 
 
@@ -88,7 +81,7 @@ def test_undone_positions_stay_todo_here_until_done_again():
     machine = state(changes(done=[(0, "a"), (1, "b")]))
     machine.undo_done(0)
     assert machine.in_state(State.TODO)[:1] == ["a"]
-    machine.apply(changes(done=[(0, "a"), (1, "b")], done_restarted=True), ME)  # re-read
+    machine.apply(changes(done=[(0, "a"), (1, "b")], done_restarted=True), lambda: ME)  # re-read
     assert machine.in_state(State.DONE) == ["b"]
     assert next(machine.todo_positions()) == 0
     machine.claim([(0, "a")], ME, 1.0)
@@ -101,35 +94,39 @@ def test_todo_positions_follow_sweeps_order_and_come_back():
     positions = machine.todo_positions()
     assert [next(positions), next(positions)] == [0, 2]
     machine.claim([(0, "a"), (2, "c")], ME, 1.0)
-    machine.release(machine.claims, "a")
+    machine.release("a")
     assert list(machine.todo_positions()) == [0, 3, 4]  # a given back comes first again
 
 
 def test_failed_wins_over_holds_and_a_reset_of_failures_brings_them_back():
-    # b: claimed by OTHER, which failed it for good; then someone claims it anyway (a record
-    # written before it saw the failure): it stays failed, the claim is kept for later.
+    # b failed once (todo again), c failed for good; then a claim of c written before its
+    # writer saw the failure: c stays failed, the claim is kept for when failures are reset.
     machine = state(
         changes(
+            done=[(FAIL, "b", 1, 1, False, 2.0, "E1"), (FAIL, "c", 2, 2, True, 3.0, "E2")],
             claims=[(CLAIM, OTHER, "b", 1, 1.0), (RELEASE, None, "b", None, None)],
-            failures=[("b", 1, 1, False, 2.0, "E1"), ("c", 2, 2, True, 3.0, "E2")],
         )
     )
     assert states(machine) == {"TODO": ["a", "b", "d", "e"], "FAILED": ["c"]}
-    machine.apply(changes(claims=[(CLAIM, OTHER, "c", 2, 4.0)]), ME)
+    machine.apply(changes(claims=[(CLAIM, OTHER, "c", 2, 4.0)]), lambda: ME)
     assert states(machine)["FAILED"] == ["c"]
     assert [(f.element, f.attempts, f.error, f.failed) for f in machine.failures_in_order()] == [
         ("b", 1, "E1", False),
         ("c", 2, "E2", True),
     ]
-    machine.apply(changes(done=[(1, "b")]), ME)  # done wins, the attempts stay
+    machine.apply(changes(done=[(1, "b")]), lambda: ME)  # done wins, the attempts stay
     assert states(machine)["DONE"] == ["b"] and len(machine.failures_in_order()) == 2
-    machine.apply(changes(failures_restarted=True), ME)  # the failures were reset
-    assert machine.failures_in_order() == []
+    machine.apply(changes(done=[(RESET_FAILURES,), (FAIL, "d", 3, 1, False, 5.0, "")]), lambda: ME)
+    assert [f.element for f in machine.failures_in_order()] == ["d"]  # after the reset only
     assert states(machine) == {"TODO": ["a", "d", "e"], "DONE": ["b"], "CLAIMED": ["c"]}
     assert list(machine.todo_positions()) == [0, 3, 4]
+    machine.apply(changes(done_restarted=True), lambda: ME)  # done deleted: everything goes
+    assert machine.failures_in_order() == [] and states(machine)["CLAIMED"] == ["c"]
 
 
 def test_failures_of_elements_out_of_the_sweeps_come_last():
-    machine = state(changes(failures=[("z", None, 1, True, 1.0, ""), ("d", 9, 1, True, 2.0, "")]))
+    machine = state(
+        changes(done=[(FAIL, "z", None, 1, True, 1.0, ""), (FAIL, "d", 9, 1, True, 2.0, "")])
+    )
     assert [f.element for f in machine.failures_in_order()] == ["d", "z"]
     assert states(machine)["FAILED"] == ["d"]  # a wrong hint is looked up

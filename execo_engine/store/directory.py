@@ -1,12 +1,9 @@
 """A sweep in a directory: the records of :mod:`execo_engine.records` in files, replayed by a
 :class:`~execo_engine.store.replay.ReplayStore`.
 
-- ``done``: appended and fsync'd, never rewritten;
-- ``inprogress``: the claims stream, compacted atomically (temporary file + rename); deleting
-  it releases every claim;
-- ``skipped``: the skips stream, compacted like claims; deleting it forgets every skip;
-- ``failed``: the failures stream (format 3), appended; emptied atomically by a reset of the
-  failures; deleting it forgets every failed attempt;
+- ``done``: appended and fsync'd, never rewritten (format 3: the failed attempts too);
+- ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
+  rename); deleting it releases every claim and skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
 - ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
 - ``format``: the format version (see :mod:`execo_engine.store.version`);
@@ -29,7 +26,7 @@ from execo_engine.codec import Codec
 from execo_engine.journal import FileBatch, Journal, replace_atomically
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
-from execo_engine.records import CLAIM, SKIP, Changes, Claim, RecordStore
+from execo_engine.records import SKIP, Changes, Claim, RecordStore
 from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
 from execo_engine.store.version import check_format
@@ -74,11 +71,7 @@ class DirectoryLog(RecordStore):
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
         )
         self._done = Journal(self.path, "done", read_only)
-        self._holds = {
-            CLAIM: Journal(self.path, "inprogress", read_only),
-            SKIP: Journal(self.path, "skipped", read_only),
-        }
-        self._failures = Journal(self.path, "failed", read_only)
+        self._claims = Journal(self.path, "inprogress", read_only)
         self._results = Journal(self.path, "results", read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._grid_path = os.path.join(self.path, GRID_FILE)
@@ -87,32 +80,39 @@ class DirectoryLog(RecordStore):
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired."""
         repair = not self.read_only
-        claims, skips = self._holds[CLAIM], self._holds[SKIP]
         return self._changes(
             self._done.read_new(repair),
-            claims.read_new(repair),
+            self._claims.read_new(repair),
             self._done.path,
-            claims.path,
-            skips.read_new(repair),
-            skips.path,
-            self._failures.read_new(repair),
-            self._failures.path,
+            self._claims.path,
         )
 
     def restart(self) -> None:
-        """Make the next :meth:`read` return everything (``restarted`` set on every stream)."""
-        for journal in (self._done, *self._holds.values(), self._failures):
-            journal.restart()
+        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
+        self._done.restart()
+        self._claims.restart()
 
     def close(self) -> None:
         """Close every journal."""
-        for journal in (self._done, *self._holds.values(), self._failures, self._results):
+        for journal in (self._done, self._claims, self._results):
             journal.close()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
         fsync (and close) after unlocking."""
         if not (lines := self._done_lines(done)):
+            return None
+        self._done.append(_data(lines))
+        return self._done.sync_handle()
+
+    def append_failures(
+        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
+    ) -> int | None:
+        """Append failure records for ``(position, failure)`` pairs to the done stream (with
+        ``reset``, after a record forgetting every earlier one); returns a descriptor to fsync
+        (and close) after unlocking."""
+        lines = [self._reset_failures_line()] if reset else []
+        if not (lines := lines + self._failure_lines(failures)):
             return None
         self._done.append(_data(lines))
         return self._done.sync_handle()
@@ -125,30 +125,21 @@ class DirectoryLog(RecordStore):
         if lines := self._claim_lines(
             ((element, owner, position, since) for position, element in taken), kind
         ):
-            self._holds[kind].append(_data(lines))
+            self._claims.append(_data(lines))
 
-    def append_releases(self, kind: str, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer held (``kind``: claimed or skipped)."""
+    def append_releases(self, elements: Iterable[Any]) -> None:
+        """Record that ``elements`` are no longer held (claimed nor skipped)."""
         if lines := self._release_lines(elements):
-            self._holds[kind].append(_data(lines))
+            self._claims.append(_data(lines))
 
-    def hold_records(self, kind: str) -> int:
-        """How many records a holds stream holds (to decide on compaction)."""
-        return self._holds[kind].records
+    @property
+    def claim_records(self) -> int:
+        """How many records the claims stream holds (to decide on compaction)."""
+        return self._claims.records
 
-    def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None:
-        """Replace a holds stream by exactly these holds (compaction, reset)."""
-        self._holds[kind].rewrite(_data(self._claim_lines(holds, kind)))
-
-    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None:
-        """Append failure records for ``(position, failure)`` pairs."""
-        if lines := self._failure_lines(failures):
-            self._failures.append(_data(lines))
-
-    def clear_failures(self) -> None:
-        """Forget every failed attempt (readers start the failures over)."""
-        self.check_writable()
-        self._failures.rewrite(b"")
+    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None:
+        """Replace the claims stream by exactly these claims and skips (compaction, reset)."""
+        self._claims.rewrite(_data(self._claim_lines(claims) + self._claim_lines(skips, SKIP)))
 
     def grid_size(self) -> int | None:
         """The number of combinations of the last writer's sweeps (None: never written)."""

@@ -24,13 +24,13 @@ from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import CLAIM, SKIP, Changes, Claim
 from execo_engine.store.contract import Choose, Failure, Holder, State
-from execo_engine.store.state import Holds, SweepState
+from execo_engine.store.state import SweepState
 from execo_engine.sweep import HashableDict
 
 #: Dead owners are looked for at most this often (seconds), on the next operation.
 DEAD_OWNER_CHECK_INTERVAL = 0.1
-#: A holds stream is compacted when it holds more records than this many, and more than
-#: ``COMPACT_RATIO`` times the live holds.
+#: The claims stream is compacted when it holds more records than this many, and more than
+#: ``COMPACT_RATIO`` times the live claims and skips.
 COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
 
 
@@ -39,8 +39,8 @@ class RecordLog(Protocol):
 
     Every method but ``load_sweeps``, ``done_texts``, ``read_results`` and ``close`` is called
     inside ``with log.lock:``, appends after a :meth:`read` in the same locked section.
-    ``kind`` names a holds stream: :data:`~execo_engine.records.CLAIM` or
-    :data:`~execo_engine.records.SKIP`.
+    ``kind`` is the kind of a hold: :data:`~execo_engine.records.CLAIM` or
+    :data:`~execo_engine.records.SKIP`; a hold replaces the element's previous one.
     """
 
     path: str
@@ -57,14 +57,18 @@ class RecordLog(Protocol):
     def read(self) -> Changes: ...
     def restart(self) -> None: ...
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None: ...
+    def append_failures(
+        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
+    ) -> int | None: ...
     def append_holds(
         self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None: ...
-    def append_releases(self, kind: str, elements: Iterable[Any]) -> None: ...
-    def hold_records(self, kind: str) -> int: ...
-    def rewrite_holds(self, kind: str, holds: Iterable[Claim]) -> None: ...
-    def append_failures(self, failures: Iterable[tuple[int | None, Failure]]) -> None: ...
-    def clear_failures(self) -> None: ...
+    def append_releases(self, elements: Iterable[Any]) -> None: ...
+    @property
+    def claim_records(self) -> int:
+        """How many records the claims stream holds (compaction is for the caller to decide)."""
+
+    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None: ...
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
     def set_grid_size(self, size: int) -> None: ...
     def grid_size(self) -> int | None: ...
@@ -90,7 +94,8 @@ class ReplayStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if log.read_only else log.lock
         )
-        self._sync_lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
+        self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
         self._unsynced: list[int] = []  # descriptors to fsync: one per file
         self._last_dead_check = 0.0
         self._state = SweepState([], log.codec.from_plain)
@@ -123,26 +128,27 @@ class ReplayStore:
         """Replay what others appended (under the lock), give back dead owners', compact."""
         changes = self._log.read()
         if changes.changed:
-            self._state.apply(changes, current_owner())
+            self._state.apply(changes, current_owner)
         if self.read_only:
             return
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
             self._last_dead_check = now
             self._reclaim(self._dead_owners())
-        for holds, kind in ((self._state.claims, CLAIM), (self._state.skips, SKIP)):
-            records = self._log.hold_records(kind)
-            if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * len(holds.by_element):
-                self._log.rewrite_holds(kind, holds.records())
+        records, state = self._log.claim_records, self._state
+        live = len(state.claims.by_element) + len(state.skips.by_element)
+        if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
+            self._log.rewrite_claims(state.claims.records(), state.skips.records())
 
     def _dead_owners(self) -> list[Owner]:
         me = current_owner()
         return self._log.dead_owners(owner for owner in self._state.owners() if owner != me)
 
-    def _release(self, holds: Holds, kind: str, elements: list[Any]) -> None:
-        self._log.append_releases(kind, elements)
+    def _release(self, elements: list[Any]) -> None:
+        """Release the claims and skips of ``elements``."""
+        self._log.append_releases(elements)
         for element in elements:
-            self._state.release(holds, element)
+            self._state.release(element)
 
     def _reclaim(self, owners: list[Owner]) -> list[Any]:
         """Give back every claim and skip of ``owners`` (dead ones), with a log line each."""
@@ -151,8 +157,7 @@ class ReplayStore:
         for owner in owners:
             claimed = list(state.claims.by_owner.get(owner, ()))
             skipped = list(state.skips.by_owner.get(owner, ()))
-            self._release(state.claims, CLAIM, claimed)
-            self._release(state.skips, SKIP, skipped)
+            self._release(claimed + skipped)
             logger.warning(
                 "%s: reclaimed %d combination(s) held by %s %s (pid %d)%s",
                 self.name,
@@ -179,7 +184,7 @@ class ReplayStore:
                 limit = time.time() - older_than
                 claims = self._state.claims
                 old = [e for e, (_, _, since) in claims.by_element.items() if since < limit]
-                self._release(claims, CLAIM, old)
+                self._release(old)
                 if old:
                     logger.warning(
                         "%s: reclaimed %d combination(s) claimed more than %g s ago",
@@ -229,9 +234,7 @@ class ReplayStore:
             if skip is not None and skip[0] != current_owner():
                 return f"skipped ({_who(skip[0])})"
             self._log.check_writable()
-            if skip is not None:
-                self._release(state.skips, SKIP, [element])
-            self._claim_positions([position], 1)
+            self._claim_positions([position], 1)  # replaces this process's skip
             return None
 
     # -- state changes -------------------------------------------------------------------------
@@ -239,12 +242,13 @@ class ReplayStore:
     def _keep_for_sync(self, fd: int | None) -> None:
         if fd is None:
             return
-        if self._unsynced:  # a deferred sync: one descriptor per file is enough
-            inode = os.fstat(fd).st_ino
-            if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
-                os.close(fd)
-                return
-        self._unsynced.append(fd)
+        with self._unsynced_lock:
+            if self._unsynced:  # a deferred sync: one descriptor per file is enough
+                inode = os.fstat(fd).st_ino
+                if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
+                    os.close(fd)
+                    return
+            self._unsynced.append(fd)
 
     def done(self, elements: list[Any]) -> None:
         with self._lock:
@@ -252,19 +256,16 @@ class ReplayStore:
             state = self._state
             positions = {e: state.known_position(e) for e in elements}
             new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
-            claimed = [e for _, e in new if e in state.claims.by_element]
-            skipped = [e for _, e in new if e in state.skips.by_element]
+            held = [e for _, e in new if state.is_held(e)]
             self._keep_for_sync(self._log.append_done(new))
-            self._log.append_releases(CLAIM, claimed)
-            if skipped:
-                self._log.append_releases(SKIP, skipped)
+            self._log.append_releases(held)
             state.done(new)
 
     def sync(self) -> None:
         with self._sync_lock:  # a sync that returns has waited for the flushes under way
-            with self._lock:
+            with self._unsynced_lock:
                 fds, self._unsynced = self._unsynced, []
-            for fd in fds:  # outside the lock: flushes of several processes share a disk flush
+            for fd in fds:  # no lock held: flushes of several processes share a disk flush
                 try:
                     os.fsync(fd)
                 finally:
@@ -276,21 +277,19 @@ class ReplayStore:
             self._log.check_writable()
             state = self._state
             positions = {e: state.known_position(e) for e in elements}
-            self._release(
-                state.claims, CLAIM, [e for e in positions if e in state.claims.by_element]
-            )
+            skipped = [
+                (p, e)
+                for e, p in positions.items()
+                if skip and p is not None and not state.is_done(e, p)
+            ]
+            skipping = {e for _, e in skipped}
+            self._release([e for e in positions if state.is_held(e) and e not in skipping])
             if skip:
                 me, now = current_owner(), time.time()
-                held = [
-                    (p, e)
-                    for e, p in positions.items()
-                    if p is not None and not state.is_done(e, p)
-                ]
-                self._log.append_holds(SKIP, held, me, now)
-                state.skip(held, me, now)
-                self._my_skips.update(e for _, e in held)
+                self._log.append_holds(SKIP, skipped, me, now)  # replaces their claims
+                state.skip(skipped, me, now)
+                self._my_skips.update(skipping)
                 return
-            self._release(state.skips, SKIP, [e for e in positions if e in state.skips.by_element])
             for element, position in positions.items():
                 if position is not None and state.is_done(element, position):
                     state.undo_done(position)
@@ -309,11 +308,8 @@ class ReplayStore:
                 attempts = 1 + (previous.attempts if previous is not None else 0)
                 failed = max_attempts is not None and attempts >= max_attempts
                 counted[element] = (position, Failure(element, attempts, error, now, failed))
-            for holds, kind in ((state.claims, CLAIM), (state.skips, SKIP)):
-                self._release(
-                    holds, kind, [e for e in counted if holds.by_element.get(e, (None,))[0] == me]
-                )
-            self._log.append_failures(counted.values())
+            self._release([e for e in counted if state.holder(e) == me])
+            self._keep_for_sync(self._log.append_failures(counted.values()))
             for position, failure in counted.values():
                 state.count_failure(position, failure)
             return [element for element, (_, failure) in counted.items() if failure.failed]
@@ -334,14 +330,12 @@ class ReplayStore:
             mine = [e for e in self._my_skips if state.skips.by_element.get(e, (None,))[0] == me]
             self._my_skips = set()
             if mine:
-                self._release(state.skips, SKIP, mine)
+                self._release(mine)
             if claims:
-                self._log.rewrite_holds(CLAIM, [])
-                self._log.rewrite_holds(SKIP, [])
+                self._log.rewrite_claims([])
                 state.forget_holds()
             if failed:
-                self._log.check_writable()
-                self._log.clear_failures()
+                self._keep_for_sync(self._log.append_failures([], reset=True))
                 state.forget_failures()
 
     # -- results -------------------------------------------------------------------------------

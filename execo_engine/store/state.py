@@ -6,10 +6,10 @@ them here.
 Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
 Done wins over everything (a claim on a done element changes nothing, except for an element
 this instance gave back after it was done: see :meth:`SweepState.undo_done`); failed wins over
-holds (they are still kept, and count again once the failures are reset); a claim wins over a
-skip. Failed attempts are kept per element (:class:`~execo_engine.store.contract.Failure`),
-whatever its state. Holds (claims and skips) are kept per element with their owner, the
-position they were written with, and when they were taken.
+holds (they are still kept, and count again once the failures are reset). An element has at
+most one hold, a claim or a skip: a new one replaces it. Holds are kept per element with their
+owner, the position they were written with, and when they were taken. Failed attempts are kept
+per element (:class:`~execo_engine.store.contract.Failure`), whatever its state.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from execo_engine.owner import Owner
-from execo_engine.records import RELEASE, Changes, Claim
+from execo_engine.records import CLAIM, FAIL, RELEASE, Changes, Claim
 from execo_engine.store.contract import Failure, Holder, State
 
 TODO, DONE, SKIPPED, CLAIMED, FAILED = (
@@ -137,24 +137,35 @@ class SweepState:
 
     # -- replaying records -------------------------------------------------------------------
 
-    def _hold(self, holds: Holds, element: Any, owner: Owner, hint: Any, since: float) -> None:
+    def _hold(self, kind: str, element: Any, owner: Owner, hint: Any, since: float) -> None:
+        """Replay a claim (``kind`` CLAIM) or a skip (SKIP): it replaces any previous hold."""
         position = self.position(element, hint)
         if position is None:
             if element in self.done_extra:
                 return
         elif self._state[position] == DONE:
             return
-        holds.add(element, owner, position, since)
+        self.claims.remove(element)
+        self.skips.remove(element)
+        (self.claims if kind == CLAIM else self.skips).add(element, owner, position, since)
         self._settle(position, element)
 
-    def release(self, holds: Holds, element: Any) -> None:
-        """Forget a hold on ``element``."""
-        hold = holds.remove(element)
+    def release(self, element: Any) -> None:
+        """Forget the hold (claim or skip) on ``element``."""
+        hold = self.claims.remove(element) or self.skips.remove(element)
         if hold is None:
             return
-        if holds is self.claims:
-            self.mine.pop(element, None)
+        self.mine.pop(element, None)
         self._settle(hold[1], element)
+
+    def holder(self, element: Any) -> Owner | None:
+        """Who claimed or skipped ``element`` (None: nobody)."""
+        hold = self.claims.by_element.get(element) or self.skips.by_element.get(element)
+        return hold[0] if hold is not None else None
+
+    def is_held(self, element: Any) -> bool:
+        """Whether ``element`` is claimed or skipped."""
+        return element in self.claims.by_element or element in self.skips.by_element
 
     def mark_done(self, element: Any, hint: Any) -> None:
         """Record that ``element`` is done (nothing changes for a position given back here)."""
@@ -165,9 +176,8 @@ class SweepState:
             return
         else:
             self._state[position] = DONE
-        for holds in (self.claims, self.skips):
-            if element in holds.by_element:
-                self.release(holds, element)
+        if self.is_held(element):
+            self.release(element)
 
     def _mark_done_fast(self, records: list[list[Any]]) -> bool:
         """Mark ``[hint, element]`` done records done in one go, when every hint is right and
@@ -195,55 +205,55 @@ class SweepState:
             state[hint] = DONE
         return True
 
-    def _restart_holds(self, holds: Holds) -> None:
-        """Forget every hold of ``holds`` at once (its stream restarted)."""
-        holds.clear()
-        self._state = self._state.translate(_TO_TODO[holds.state])
-        other = self.skips if holds is self.claims else self.claims
-        for element, (_, position, _) in other.by_element.items():
-            self._settle(position, element)
-        self._cursor = 0
-
     def forget_holds(self) -> None:
-        """Forget every claim and skip (their streams were emptied)."""
-        self._restart_holds(self.claims)
-        self._restart_holds(self.skips)
+        """Forget every claim and skip at once (their stream restarted or was emptied)."""
+        for holds in (self.claims, self.skips):
+            holds.clear()
+            self._state = self._state.translate(_TO_TODO[holds.state])
+        self._cursor = 0
         self.mine = {}
 
-    def apply(self, changes: Changes, me: Owner) -> None:
-        """Replay what :meth:`RecordLog.read` returned; ``me``: this process's owner."""
+    def apply(self, changes: Changes, me: Callable[[], Owner]) -> None:
+        """Replay what :meth:`RecordLog.read` returned; ``me()``: this process's owner (asked
+        only after a compaction)."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
+            self.forget_failures()
             self._state = self._state.translate(_TO_TODO[DONE])
             self.done_extra.clear()
             self._cursor = 0
             for holds in (self.claims, self.skips):
                 for element, (_, position, _) in holds.by_element.items():
                     self._settle(position, element)
-            for element in self.failures:
-                self._settle(self.position(element), element)
         for records in changes.done:
             if not self._mark_done_fast(records):
-                for hint, element in records:
-                    self.mark_done(self._from_plain(element), hint)
-        if changes.failures_restarted:  # reset: every attempt count starts over
-            self.forget_failures()
-        for element, hint, attempts, failed, when, error in changes.failures:
-            failure = Failure(element, attempts, error, when, failed)
-            self.count_failure(self.position(element, hint), failure)
+                for record in records:
+                    if len(record) == 2:
+                        self.mark_done(self._from_plain(record[1]), record[0])
+                    elif record[0] == FAIL:
+                        self._replay_failure(record)
+                    else:  # the failures were reset
+                        self.forget_failures()
         mine = self.mine
-        for holds, restarted, events in (
-            (self.claims, changes.claims_restarted, changes.claims),
-            (self.skips, changes.skips_restarted, changes.skips),
-        ):
-            if restarted:  # file deleted or compacted
-                self._restart_holds(holds)
-            for operation, owner, element, hint, since in events:
-                if operation == RELEASE:
-                    self.release(holds, element)
-                else:
-                    self._hold(holds, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
+        if changes.claims_restarted:  # file deleted or compacted
+            self.forget_holds()
+        for operation, owner, element, hint, since in changes.claims:
+            if operation == RELEASE:
+                self.release(element)
+            else:
+                self._hold(operation, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
-            self.mine = {e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == me}
+            owner = me()
+            self.mine = {
+                e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
+            }
+
+    def _replay_failure(self, record: list[Any]) -> None:
+        """Replay a failure record (see :mod:`execo_engine.records`)."""
+        _, element, hint, attempts, failed, since, error = record
+        element = self._from_plain(element)
+        self.count_failure(
+            self.position(element, hint), Failure(element, attempts, error, since, failed)
+        )
 
     # -- this instance's changes (after writing their records) ------------------------------
 
@@ -258,6 +268,8 @@ class SweepState:
     def skip(self, held: Sequence[tuple[int, Any]], me: Owner, since: float) -> None:
         """This process skipped ``(position, element)`` pairs (not done, not claimed)."""
         for position, element in held:
+            self.claims.remove(element)
+            self.mine.pop(element, None)
             self.skips.add(element, me, position, since)
             self._settle(position, element)
 
@@ -286,6 +298,8 @@ class SweepState:
         for element in failures:
             self._settle(self.position(element), element)
 
+    # -- looking -----------------------------------------------------------------------------
+
     def failures_in_order(self) -> list[Failure]:
         """Every failure: those of elements of the sweeps in sweeps order (the elements as
         the sweeps hold them), then the others in the order they were first counted."""
@@ -294,12 +308,6 @@ class SweepState:
         return [dataclasses.replace(f, element=self.order[p]) for p, f in in_sweeps] + [
             f for p, f in located if p is None
         ]
-
-    def reset_skips(self, elements: Iterable[Any]) -> None:
-        for element in elements:
-            self.release(self.skips, element)
-
-    # -- looking -----------------------------------------------------------------------------
 
     def is_done(self, element: Any, position: int | None) -> bool:
         if position is None:

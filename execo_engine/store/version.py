@@ -1,15 +1,18 @@
 """The format version of a persistence directory, in its ``format`` file.
 
 - Format 1 (no ``format`` file): ``done``, ``inprogress``, ``sweeps``, ``results``, ``lock``.
-- Format 2: the same files and records, plus ``format``, ``skipped`` (skips held by live owners,
-  see :mod:`execo_engine.records`) and ``grid`` (how many combinations the sweeps have, so that
-  a status can be reported without saved sweeps). Owners in claim records may have a fourth
-  field (PID namespace).
-- Format 3: format 2 plus ``failed`` (failed attempts, see :mod:`execo_engine.records`): a
-  format 2 reader would hand out failed combinations again, so it must refuse the directory.
+- Format 2: the same files and records, plus skip records in ``inprogress`` (skips held by
+  live owners, see :mod:`execo_engine.records`: a format 1 reader would call them corrupt),
+  ``format``, and ``grid`` (how many combinations the sweeps have, so that a status can be
+  reported without saved sweeps). Owners in claim records may have a fourth field (PID
+  namespace).
+- Format 3: format 2 plus the records of failed attempts in ``done`` (see
+  :mod:`execo_engine.records`: a format 2 reader would call them corrupt, and would hand failed
+  combinations out again).
 
-A writer upgrades an older directory to the current format when it opens it (each format only
-adds files). A reader meeting a newer format than it knows stops with :class:`NewerFormatError`.
+A writer marks an older directory as the current format when it opens it (every record of an
+older format is a record of the current one). A reader meeting a newer format than it knows stops with
+:class:`NewerFormatError`.
 """
 
 from __future__ import annotations
