@@ -443,10 +443,10 @@ class ParamSweeper(Generic[E]):
 
     def counts(self) -> dict[str, int]:
         """``total``, ``done``, ``inprogress``, ``skipped``, ``remaining`` and ``failed``
-        counts: from :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
-        whose sweeps were not saved), from the number of combinations the store keeps (see
-        :meth:`combinations`) and the records (done counts each done element once, so done
-        records of elements that left the sweeps count too)."""
+        counts: from :meth:`stats` when this instance has sweeps; without sweeps (a status of
+        a directory whose sweeps were not saved), from the number of combinations the store
+        keeps (see :meth:`combinations`) and the records (done counts each done element once,
+        so done records of elements that left the sweeps count too)."""
         total = self.combinations() if not self._order else None
         if total is None:
             sweeps, remaining, skipped, inprogress, done = self.stats()

@@ -10,9 +10,9 @@
   :mod:`execo_engine.records`: a format 2 reader would call them corrupt, and would hand failed
   combinations out again).
 
-A writer marks an older directory as the current format when it opens it (every record of an
-older format is a record of the current one). A reader meeting a newer format than it knows stops with
-:class:`NewerFormatError`.
+A writer marks an older directory as the current format when it opens it (every record of
+an older format is a record of the current one). A reader meeting a newer format than it
+knows stops with :class:`NewerFormatError`.
 """
 
 from __future__ import annotations
