@@ -348,10 +348,12 @@ class ParamSweeper(Generic[E]):
         reach ``max_attempts`` become *failed* for every instance (returned), the others are
         todo again. Done elements are left done (not counted). Every instance sees the
         attempts, and an attempt is counted exactly once per call, whatever the number of
-        processes."""
+        processes; returns once the failure records are on disk (fsync)."""
         elements = list(combinations)
         _check_hashable(elements)
-        return self._store.fail(elements, error_text(error), self.max_attempts)
+        failed = self._store.fail(elements, error_text(error), self.max_attempts)
+        self._store.sync()
+        return failed
 
     def fail(self, combination: E, error: str | BaseException | None = None) -> bool:
         """Count a failed attempt of an element (see :meth:`fail_batch`); True when it is now
@@ -363,13 +365,17 @@ class ParamSweeper(Generic[E]):
         :meth:`fail_batch` them instead); returns them, in the order they were claimed."""
         if error is None:
             return self._store.release_mine()
-        return self._store.release_mine(error_text(error), self.max_attempts)
+        released = self._store.release_mine(error_text(error), self.max_attempts)
+        self._store.sync()
+        return released
 
     def reset(self, reset_inprogress: bool = False, reset_failed: bool = False) -> None:
         """Forget what this instance skipped, everywhere (done stays); with
         ``reset_inprogress``, release every claim and skip of every instance too; with
         ``reset_failed``, clear every failed attempt count: failed elements are todo again."""
         self._store.reset(reset_inprogress, reset_failed)
+        if reset_failed:
+            self._store.sync()
 
     # -- results ---------------------------------------------------------------------------
 

@@ -171,7 +171,8 @@ class Store(Protocol):
         (already bounded by :func:`short_error`) as its last error, and release this process's
         claims and skips on them: the elements whose attempts reach ``max_attempts`` (None: no
         limit) become FAILED for every instance, the others todo. Returns those that became
-        FAILED, in the order given. An element not in the sweeps is counted too."""
+        FAILED, in the order given. An element not in the sweeps is counted too. Visible at
+        return, durable (as done records) after :meth:`sync`."""
 
     def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         """Give back to todo every claim this store object took and did not finish (with
@@ -181,7 +182,8 @@ class Store(Protocol):
     def reset(self, claims: bool = False, failed: bool = False) -> None:
         """Forget the skips of this store object everywhere (done stays); with ``claims``,
         release every claim and skip of every instance too; with ``failed``, clear every
-        failed attempt count, everywhere: FAILED elements are todo again."""
+        failed attempt count, everywhere: FAILED elements are todo again (durable after
+        :meth:`sync`)."""
 
     def states(self) -> dict[State, list[Any]]:
         """Atomically, the elements of the sweeps in each state (every :class:`State` is a
