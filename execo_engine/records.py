@@ -1,6 +1,6 @@
 """What every store writes and reads: the text records of a sweep, and their decoding.
 
-A store (a directory: :mod:`execo_engine.dirstore`; a PostgreSQL database:
+A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database:
 :mod:`execo_engine.pgstore`) keeps four streams of one-line JSON records (see
 :mod:`execo_engine.codec`), appended only, read incrementally by every instance:
 

@@ -51,7 +51,8 @@ Rules every implementation follows
 - Every operation first catches up with what others changed, at a cost of O(what changed), not
   O(grid) nor O(claims); it also gives back what dead owners hold.
 - ``read_only=True``: never writes, never takes a lock that blocks writers; every changing
-  method raises ``PermissionError`` naming the location.
+  method raises ``PermissionError`` naming the location. It gives nothing back either: what
+  dead owners hold stays in its states, flagged ``dead`` by :meth:`Store.holders`.
 - Durability: a change is visible to every other instance when its method returns. Done
   records and results are *durable* (survive a crash of the host) once :meth:`Store.sync`
   returned: ``ParamSweeper.done`` is ``store.done(...)`` then ``store.sync()``, and a caller
