@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.owner import Owner
-from execo_engine.store.contract import Failure, State, short_error
+from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
 
@@ -53,14 +53,32 @@ def done_snapshot(persistence_dir: Location) -> frozenset[str]:
         store.close()
 
 
+def failed_snapshot(persistence_dir: Location) -> frozenset[str]:
+    """What is *failed* in ``persistence_dir`` at this moment (failed for good, not done), as
+    canonical texts, like :func:`done_snapshot`."""
+    store = open_store(persistence_dir, Codec(), read_only=True)
+    try:
+        return _failed_texts(store, store.done_texts())
+    finally:
+        store.close()
+
+
+def _failed_texts(store: Store, done_texts: frozenset[str]) -> frozenset[str]:
+    """The canonical texts of the elements of ``store`` that failed for good and are not
+    in ``done_texts``."""
+    failed = (canonical_text(f.element) for f in store.failures() if f.failed)
+    return frozenset(failed) - done_texts
+
+
 def canonical_text(element: Any) -> str:
     """The canonical text of ``element``, as recorded on disk (text codec)."""
     return Codec().encode(element)
 
 
-def _where(path: str, line: int | None) -> str:
-    """``path:line``, the path relative to the current directory when it lies below it."""
-    relative = os.path.relpath(path) if os.path.isabs(path) else path
+def source_location(path: str, line: int | None, root: str | os.PathLike[str] = ".") -> str:
+    """``path:line``, the path relative to ``root`` (default: the current directory) when it
+    lies below it."""
+    relative = os.path.relpath(path, root) if os.path.isabs(path) else path
     return f"{path if relative.startswith('..') else relative}:{line}"
 
 
@@ -74,7 +92,7 @@ def error_text(error: str | BaseException | None) -> str:
     text = "".join(traceback.format_exception_only(type(error), error)).strip()
     frames = traceback.extract_tb(error.__traceback__)
     if frames:
-        text = f"{_where(frames[-1].filename, frames[-1].lineno)}: {text}"
+        text = f"{source_location(frames[-1].filename, frames[-1].lineno)}: {text}"
     return short_error(text)
 
 
@@ -471,10 +489,7 @@ class ParamSweeper(Generic[E]):
             "done": len(done_texts),
             "inprogress": held.count(State.CLAIMED),
             "skipped": held.count(State.SKIPPED),
-            "failed": sum(
-                f.failed and canonical_text(f.element) not in done_texts
-                for f in self._store.failures()
-            ),
+            "failed": len(_failed_texts(self._store, done_texts)),
         }
         counts["remaining"] = max(
             0,
