@@ -13,9 +13,11 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
 
     ``outcome`` is ``"passed"``, ``"skipped"`` (xfail included) or ``"failed"`` (failure or
     error in setup, call or teardown). Return ``"done"`` (never run again), ``"skip"`` (not run
-    again in this session, retried by the next one) or ``"cancel"`` (retried by the next
-    session), or None to leave the decision to the next implementation. The default is
-    passed → done, skipped → skip, failed → cancel.
+    again in this session, retried by the next one), ``"cancel"`` (retried by the next
+    session, nothing counted) or ``"fail"`` (one failed attempt counted, with the short text of
+    the first report that did not pass: retried by the next session until
+    ``--execo-max-attempts`` is reached), or None to leave the decision to the next
+    implementation. The default is passed → done, skipped → skip, failed → fail.
     """
 
 

@@ -5,8 +5,11 @@
   is an identifier as an argument of that name (None where a combination lacks it).
 - ``--execo-sweep-dir=DIR`` (ini ``execo_sweep_dir``) records outcomes in one ParamSweeper per
   swept test function, in ``DIR/<test name>-<hash>``: passed → done, skipped (xfail too) →
-  skipped, failed or error → cancelled (see the ``pytest_execo_state`` hook to change this).
-  Combinations done before the session are deselected (unless ``--execo-rerun-done``); each
+  skipped, failed or error → one failed attempt counted, with the short failure text
+  (``ParamSweeper.fail``; see the ``pytest_execo_state`` hook to change this). With
+  ``--execo-max-attempts=N``, a combination whose failed attempts reach N is failed for good.
+  Combinations done or failed before the session are deselected (done ones run again with
+  ``--execo-rerun-done``), and the failed ones are listed in the summary; each
   combination is claimed right before it runs, and one done or held meanwhile by another live
   session is skipped with a reason that says so. Claims left by a session that stops early
   are given back at its end; those of a killed one, by the dead-owner reclaim of the store.
@@ -27,14 +30,16 @@ import pytest
 
 from execo_engine.store.locations import child_location, child_locations, is_directory, shown
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
-from execo_engine.sweeper import canonical_text, done_snapshot
+from execo_engine.sweeper import canonical_text, done_snapshot, failed_snapshot
 from execo_engine.utils import slugify
 from pytest_execo import hooks
+from pytest_execo.failures import failure_text
 
 MARKER = "execo_sweep"
-STATES = ("done", "skip", "cancel")
+STATES = ("done", "skip", "cancel", "fail")
 HIDDEN_ARG = "_execo_combination"
 WORKER_INPUT_KEY = "execo_done"
+FAILED_INPUT_KEY = "execo_failed"
 COMBINATIONS = pytest.StashKey[dict[str, list[HashableDict]]]()
 _WORST_FIRST = ("failed", "skipped", "passed")
 
@@ -59,6 +64,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also run the combinations already done in the sweep "
         "dir (their state stays done; ini: execo_rerun_done)",
+    )
+    group.addoption(
+        "--execo-max-attempts",
+        dest="execo_max_attempts",
+        metavar="N",
+        help="a combination whose failed attempts (failed or erroring test) reach N is failed "
+        "for good: never run again until `execo-sweep reset DIR --failed` (default: no limit; "
+        "ini: execo_max_attempts)",
+    )
+    parser.addini(
+        "execo_max_attempts", "failed attempts after which a combination is failed for good"
     )
     parser.addini(
         "execo_sweep_dir",
@@ -182,6 +198,24 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
 # -- recording ---------------------------------------------------------------------------------
 
 
+def _max_attempts(config: pytest.Config) -> int | None:
+    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
+    the value unless it is a whole number >= 1."""
+    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
+    if not value:
+        return None
+    try:
+        attempts = int(value)
+        if attempts < 1:
+            raise ValueError(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
+            f"after which a combination is failed for good), or leave it unset for no limit"
+        ) from None
+    return attempts
+
+
 def _combination_of(item: pytest.Item) -> HashableDict | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(HIDDEN_ARG) if callspec is not None else None
@@ -203,7 +237,7 @@ def sweep_subdir_name(function_id: str) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_execo_state(outcome: str) -> str:
     """The default outcome -> state mapping (runs last)."""
-    return {"passed": "done", "skipped": "skip"}.get(outcome, "cancel")
+    return {"passed": "done", "skipped": "skip"}.get(outcome, "fail")
 
 
 @dataclass
@@ -212,6 +246,7 @@ class _Run:
     combination: HashableDict
     outcomes: list[str] = field(default_factory=list)
     duration: float = 0.0
+    error: str | None = None  #: the short text of the first report that did not pass
 
 
 class SweepRecorder:
@@ -224,12 +259,24 @@ class SweepRecorder:
             config.getoption("execo_rerun_done") or config.getini("execo_rerun_done")
         )
         self.is_worker = hasattr(config, "workerinput")
+        self.max_attempts = _max_attempts(config)
         self.snapshot: dict[str, list[str]] = (
             config.workerinput[WORKER_INPUT_KEY]  # type: ignore
             if self.is_worker
             else self._read_snapshot()
         )
         self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
+        #: what was failed for good before the session (deselected too)
+        self.failed_snapshot: dict[str, list[str]] = (
+            config.workerinput[FAILED_INPUT_KEY]  # type: ignore[attr-defined]
+            if self.is_worker
+            else {
+                name: sorted(failed_snapshot(location))
+                for name, location in child_locations(directory).items()
+            }
+        )
+        self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
+        self.failed_deselected = 0
         self.sweepers: dict[str, ParamSweeper] = {}
         self.running: dict[str, _Run] = {}
         self.collected = self.deselected = 0
@@ -245,6 +292,7 @@ class SweepRecorder:
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: every worker deselects from the same snapshot."""
         node.workerinput[WORKER_INPUT_KEY] = self.snapshot
+        node.workerinput[FAILED_INPUT_KEY] = self.failed_snapshot
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self.snapshot.values())
@@ -264,8 +312,12 @@ class SweepRecorder:
                 keep.append(item)
                 continue
             self.collected += 1
-            done = self._done.get(sweep_subdir_name(_function_id(item.nodeid)), frozenset())
-            if not self.rerun_done and canonical_text(combination) in done:
+            name = sweep_subdir_name(_function_id(item.nodeid))
+            text = canonical_text(combination)
+            if text in self._failed.get(name, ()):
+                self.failed_deselected += 1
+                deselected.append(item)
+            elif not self.rerun_done and text in self._done.get(name, ()):
                 deselected.append(item)
             else:
                 keep.append(item)
@@ -275,9 +327,11 @@ class SweepRecorder:
             items[:] = keep
 
     def pytest_report_collectionfinish(self) -> str:
+        failed = f", {self.failed_deselected} failed" if self.failed_deselected else ""
         return (
-            f"execo: {self.deselected}/{self.collected} combinations done in "
-            f"{shown(self.directory)}, running {self.collected - self.deselected}"
+            f"execo: {self.deselected - self.failed_deselected}/{self.collected} combinations "
+            f"done{failed} in {shown(self.directory)}, running "
+            f"{self.collected - self.deselected}"
         )
 
     def _sweeper(self, item: pytest.Item) -> ParamSweeper:
@@ -290,6 +344,7 @@ class SweepRecorder:
                 combinations,
                 save_sweeps=True,
                 name=function_id,
+                max_attempts=self.max_attempts,
             )
         return self.sweepers[name]
 
@@ -311,6 +366,8 @@ class SweepRecorder:
         if run is not None:
             run.outcomes.append(report.outcome)
             run.duration += report.duration
+            if not report.passed and run.error is None:
+                run.error = failure_text(report, self.config.rootpath)
         if MARKER in report.keywords and (report.when == "call" or not report.passed):
             name = sweep_subdir_name(_function_id(report.nodeid))
             outcomes = self.session_outcomes.setdefault(name, {})
@@ -339,9 +396,12 @@ class SweepRecorder:
             run.sweeper.record_result(
                 run.combination, item.stash[RECORDED], outcome, round(run.duration, 6)
             )
-        {"done": run.sweeper.done, "skip": run.sweeper.skip, "cancel": run.sweeper.cancel}[state](
-            run.combination
-        )
+        if state == "fail":
+            run.sweeper.fail(run.combination, run.error or f"{outcome} (pytest_execo_state: fail)")
+        else:
+            {"done": run.sweeper.done, "skip": run.sweeper.skip, "cancel": run.sweeper.cancel}[
+                state
+            ](run.combination)
         hook.pytest_execo_recorded(
             item=item, combination=run.combination, outcome=outcome, state=state
         )
@@ -354,15 +414,27 @@ class SweepRecorder:
             sweeper.reset()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.session_outcomes:
+        """Per sweep run in this session or holding failed combinations: its counts, and each
+        failed combination with its attempts and last error."""
+        failed_before = {name for name, texts in self.failed_snapshot.items() if texts}
+        names = sorted(self.session_outcomes.keys() | failed_before)
+        if self.is_worker or not names:
             return
         terminalreporter.section("execo sweeps")
-        for name, outcomes in sorted(self.session_outcomes.items()):
+        for name in names:
+            outcomes = list(self.session_outcomes.get(name, {}).values())
             sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
             sweeps, remaining, _, inprogress, done = sweeper.stats()
-            counts = {k: list(outcomes.values()).count(k) for k in _WORST_FIRST}
+            failed = sweeper.get_failed()
+            counts = {k: outcomes.count(k) for k in _WORST_FIRST}
             terminalreporter.write_line(
                 f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
-                f"progress, {len(remaining)} remaining | this session: {counts['passed']} "
-                f"passed, {counts['skipped']} skipped, {counts['failed']} failed"
+                f"progress, {len(remaining)} remaining, {len(failed)} failed | this session: "
+                f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} "
+                f"failed"
             )
+            for combination, failure in failed.items():
+                terminalreporter.write_line(
+                    f"    failed after {failure.attempts} attempt(s): {dict(combination)}: "
+                    f"{failure.error.splitlines()[0] if failure.error else ''}"
+                )
