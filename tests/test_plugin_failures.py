@@ -57,8 +57,8 @@ def test_a_grid_run_again_until_its_failing_combinations_are_failed(pytester, xd
     pytester.makepyfile(test_failing=source)
     options = ["--execo-sweep-dir=results", "--execo-max-attempts=2", "-p", "no:randomly", *xdist]
 
-    # the xdist controller collects nothing: deselections are the workers' business
-    deselected = (lambda n: {}) if xdist else (lambda n: {"deselected": n})
+    def deselected(count):  # the xdist controller collects nothing: workers deselect
+        return {} if xdist else {"deselected": count}
 
     def session():
         before = Counter(runs.read_text().splitlines()) if runs.exists() else Counter()
