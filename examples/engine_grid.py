@@ -1,8 +1,10 @@
 """An Engine script: compress generated data with gzip at several levels and sizes, one result
-file per combination in the result directory. Continue a stopped run with ``-c DIR``.
+file per combination in the result directory. Stop it (Ctrl-C, a crash) and continue with the
+same ``-c DIR``.
 
-    python examples/engine_grid.py            # creates ./CompressionGrid_<date>/
-    python examples/engine_grid.py -c DIR -L  # continue in DIR, copying the output there
+    python examples/engine_grid.py                   # creates ./CompressionGrid_<date>_<offset>/
+    python examples/engine_grid.py -c results/gzip   # creates results/gzip, or continues there
+    python examples/engine_grid.py -c results/gzip -L --repeat 5   # copy the output there too
 """
 
 import json
@@ -20,6 +22,8 @@ class CompressionGrid(Engine):
         self.args_parser.add_argument(
             "--repeat", type=int, default=3, help="measurements per combination"
         )
+        # The result directory exists already (and self.args holds the engine's options).
+        logger.info("results in %s (log level %s)", self.result_dir, self.args.log_level)
 
     def run(self) -> None:
         sweeper = self.sweeper(

@@ -20,10 +20,11 @@ naming the value, unless ``allow_pickle=True``. Decoding never unpickles unless
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import pickle
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from execo_engine.sweep import HashableDict
 
@@ -31,8 +32,47 @@ _PLAIN = (str, int, float, bool, type(None))
 _TAGS = frozenset(
     {"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__", "__pickle__"}
 )
+#: How deep values may nest (a tuple in a dict: 2): deeper records are refused when written,
+#: and corrupt when read (Python's recursion limit is far above)
+MAX_DEPTH = 100
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _are_pairs(payload: Any) -> bool:
+    return type(payload) is list and all(
+        type(pair) is list and len(pair) == 2 and _is_hashable(pair[0]) for pair in payload
+    )
+
+
+#: What each tag must hold (checked before building the value), and how errors say it
+_PAYLOADS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "__tuple__": (lambda payload: type(payload) is list, "a list"),
+    "__dict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
+    "__hdict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
+    "__frozenset__": (
+        lambda payload: type(payload) is list and all(map(_is_hashable, payload)),
+        "a list of hashable values",
+    ),
+    "__bytes__": (lambda payload: type(payload) is str, "a base64 string"),
+    "__pickle__": (lambda payload: type(payload) is str, "a base64 string"),
+}
+
+
+def _loads(text: str | bytes, hook: Callable[[list[tuple[str, Any]]], Any] | None) -> Any:
+    """``json.loads``; every failure (deep nesting included) is a ``ValueError``."""
+    try:
+        return json.loads(text, object_pairs_hook=hook)
+    except RecursionError:
+        raise ValueError("nested too deeply (the depth Python can decode)") from None
 
 
 class UnsupportedValueError(TypeError):
@@ -72,11 +112,13 @@ class Codec:
         return _dumps_in_order(self._to_json(element))
 
     def decode(self, text: str | bytes) -> Any:
-        """The element whose text is ``text``; ``ValueError`` if it is not valid."""
-        return json.loads(text, object_pairs_hook=self._from_object)
+        """The element whose text is ``text``; ``ValueError`` if it is not valid (not JSON,
+        a tag holding what it cannot, nested too deeply)."""
+        return _loads(text, self._from_object)
 
     def decode_lines(self, lines: list[bytes], plain: bool = False) -> list[Any]:
-        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid.
+        """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid
+        (see :meth:`decode`).
 
         With ``plain=True``, records without any tag may come back with plain ``dict`` objects
         where elements have HashableDicts (equal to them, and faster to build);
@@ -84,11 +126,12 @@ class Codec:
         """
         if not lines:
             return []
-        data = b"[" + b",".join(lines) + b"]"
-        if b'"__' in data:
-            return json.loads(data, object_pairs_hook=self._from_object)
+        # One huge record is parsed alone: no copy of it in a list's text.
+        data = lines[0] if len(lines) == 1 else b"[" + b",".join(lines) + b"]"
         # Without any tag in the text, every object is a HashableDict.
-        return json.loads(data, object_pairs_hook=None if plain else HashableDict)
+        untagged = None if plain else HashableDict
+        decoded = _loads(data, self._from_object if b'"__' in data else untagged)
+        return [decoded] if len(lines) == 1 else cast("list[Any]", decoded)
 
     def from_plain(self, value: Any) -> Any:
         """The element of a value decoded with ``plain=True`` (dicts become HashableDicts)."""
@@ -99,24 +142,29 @@ class Codec:
             return [self.from_plain(item) for item in value]
         return value
 
-    def _to_json(self, value: Any) -> Any:
+    def _to_json(self, value: Any, depth: int = MAX_DEPTH) -> Any:
         kind = type(value)
         if kind in _PLAIN:
             return value
+        if depth == 0:
+            raise UnsupportedValueError(
+                f"cannot store {value!r:.60}: values nest at most {MAX_DEPTH} levels"
+            )
+        depth -= 1
         if kind is HashableDict:
             if all(type(key) is str for key in value) and not (
                 len(value) == 1 and next(iter(value)) in _TAGS
             ):
-                return {key: self._to_json(item) for key, item in value.items()}
-            return {"__hdict__": self._pairs(value)}
+                return {key: self._to_json(item, depth) for key, item in value.items()}
+            return {"__hdict__": self._pairs(value, depth)}
         if kind is list:
-            return [self._to_json(item) for item in value]
+            return [self._to_json(item, depth) for item in value]
         if kind is tuple:
-            return {"__tuple__": [self._to_json(item) for item in value]}
+            return {"__tuple__": [self._to_json(item, depth) for item in value]}
         if kind is dict:
-            return {"__dict__": self._pairs(value)}
+            return {"__dict__": self._pairs(value, depth)}
         if kind is frozenset:
-            return {"__frozenset__": self._sorted(self._to_json(item) for item in value)}
+            return {"__frozenset__": self._sorted(self._to_json(item, depth) for item in value)}
         if kind is bytes:
             return {"__bytes__": base64.b64encode(value).decode("ascii")}
         if self.allow_pickle:
@@ -127,9 +175,9 @@ class Codec:
             f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory"
         )
 
-    def _pairs(self, mapping: dict[Any, Any]) -> list[list[Any]]:
+    def _pairs(self, mapping: dict[Any, Any], depth: int) -> list[list[Any]]:
         return self._sorted(
-            [self._to_json(key), self._to_json(item)] for key, item in mapping.items()
+            [self._to_json(key, depth), self._to_json(item, depth)] for key, item in mapping.items()
         )
 
     @staticmethod
@@ -140,6 +188,9 @@ class Codec:
         if len(pairs) != 1 or pairs[0][0] not in _TAGS:
             return HashableDict(pairs)
         tag, payload = pairs[0]
+        expected = _PAYLOADS[tag]
+        if not expected[0](payload):
+            raise ValueError(f"{tag} must hold {expected[1]}, not {_dumps(payload)[:40]}")
         if tag == "__tuple__":
             return tuple(payload)
         if tag == "__dict__":
@@ -149,7 +200,12 @@ class Codec:
         if tag == "__frozenset__":
             return frozenset(payload)
         if tag == "__bytes__":
-            return base64.b64decode(payload)
+            try:
+                return base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                raise ValueError(
+                    f"__bytes__ must hold {expected[1]}, not {payload[:40]!r}"
+                ) from None
         if not self.allow_pickle:
             raise PickleNotAllowedError(
                 "record holds a pickled value: refusing to unpickle it (it could run code); "

@@ -1,35 +1,52 @@
 """Engine: the base class of experiment scripts.
 
-A subclass overrides :meth:`Engine.init` (add options to :attr:`Engine.args_parser`) and
-:meth:`Engine.run` (the experiment), and the script calls ``MyEngine().start()``. ``start``:
+A subclass overrides :meth:`Engine.init` (add options to :attr:`Engine.args_parser`, prepare)
+and :meth:`Engine.run` (the experiment), and the script calls ``MyEngine().start()``. ``start``
+goes in execo's order:
 
-1. :meth:`Engine.setup_run_name` (class name + date);
-2. every ``init`` of the class hierarchy, ancestors first, each class's own method once;
-3. parses the command line (:attr:`Engine.args`); a bad option or value exits with status 2
-   and a usage message, no traceback;
-4. sets the ``execo_engine`` log level (``-l``, a number or a name; logging is configured
-   only if the application did not do it);
-5. the result directory: ``-c DIR`` continues in an existing one, otherwise
-   :meth:`Engine.setup_result_dir` (the run name under the current directory) creates it;
-6. ``-R`` redirects, ``-L`` copies stdout and stderr into ``stdout`` and ``stderr`` files
-   there (``-M``: one ``stdout+stderr`` file); logs the command line and the directory;
-7. every ``run``, ancestors first. SIGTERM unwinds like SIGINT; whatever way ``run`` ends, the
-   claimed but unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back
-   at once: failed (one attempt counted, with the exception's summary, see
-   ``ParamSweeper.fail``) when ``run`` raised an exception, todo again when it was interrupted
-   (SIGINT, SIGTERM) or returned.
+1. parses the command line (:attr:`Engine.args`); options added to the parser in ``__init__``
+   are known now; any others are left for step 6. A bad value of a known option, a bad ``-l``
+   or ``-c`` is a usage error at once (exit status 2, usage line, no traceback) and nothing is
+   created;
+2. sets the ``execo_engine`` log level from ``-l`` (a number or a name, DETAIL and TRACE
+   included; without ``-l`` the level stays what it is, INFO by default);
+3. :meth:`Engine.setup_run_name` (class name, local date, UTC offset), then the result
+   directory, created when missing: ``-c DIR`` (the same ``-c`` on the first run and to
+   continue), otherwise :meth:`Engine.setup_result_dir` (the run name under the current
+   directory);
+4. ``-R`` redirects, ``-L`` copies stdout and stderr into ``stdout`` and ``stderr`` files of the
+   result directory (``-M``: one ``stdout+stderr`` file);
+5. logs the command line and the result directory;
+6. every ``init`` of the class hierarchy, ancestors first, each class's own method once:
+   ``self.args``, ``self.run_name`` and ``self.result_dir`` are set. Then parses the command
+   line again with every option (``-h`` is answered here, so its help lists the options added
+   in ``init``, unless a required argument is missing: then at step 1); an unknown option or a
+   bad value is a usage error, and a result directory created by this start that is still
+   empty is removed;
+7. every ``run``, ancestors first.
+
+The signals of :data:`STOP_SIGNALS` unwind ``init`` and ``run`` like Ctrl-C (``finally``
+blocks run, exit status 128 + signal number); whatever way they end, the claimed but
+unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back at once: failed
+(one attempt counted, with the exception's summary: see ``ParamSweeper.fail``) when ``init`` or
+``run`` raised an exception, todo again when they were interrupted (Ctrl-C, a stop signal) or
+returned.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
+import io
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -37,8 +54,15 @@ from execo_engine.log import logger
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import copy_outputs, redirect_outputs
 
-#: Seconds between two progress lines of a sweep (stderr, through the logger).
+#: Seconds between two progress lines of a sweep (through the logger).
 PROGRESS_INTERVAL = 30.0
+
+#: Signals that stop ``init`` and ``run`` as Ctrl-C does (``SystemExit(128 + signal)``), so
+#: that the sweepers' unfinished claims are given back before the process exits.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM,)
+
+_LEVEL_NAMES = ("TRACE", "DEBUG", "DETAIL", "INFO", "WARNING", "ERROR", "CRITICAL")
+_HELP_OPTIONS = ("-h", "--help")
 
 
 def _log_level(text: str) -> int:
@@ -47,13 +71,34 @@ def _log_level(text: str) -> int:
     level = logging.getLevelName(text.upper())
     if not isinstance(level, int):
         raise argparse.ArgumentTypeError(
-            f"invalid log level {text!r} (a number, or DEBUG, INFO, WARNING, ERROR, CRITICAL)"
+            f"invalid log level {text!r} (a number, or {', '.join(_LEVEL_NAMES)})"
         )
     return level
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
+def _without_help(argv: Sequence[str]) -> list[str]:
+    """``argv`` without its help options (those before a ``--``)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    return [arg for arg in argv[:end] if arg not in _HELP_OPTIONS] + list(argv[end:])
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _stopping_on(signals: Iterable[signal.Signals]) -> Iterator[None]:
+    """Within the block, each of ``signals`` raises ``SystemExit(128 + signal)`` (main thread
+    only: elsewhere Python cannot install handlers); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _terminate) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 class _Progress(threading.Thread):
@@ -89,12 +134,15 @@ class Engine:
         path = getattr(module, "__file__", None)
         #: Directory of the engine's source file, None when run interactively.
         self.engine_dir: str | None = os.path.dirname(os.path.abspath(path)) if path else None
-        #: Where this run writes its results (set by ``start``).
-        self.result_dir: str | None = None
-        #: Name of this run (set by ``setup_run_name``).
-        self.run_name: str | None = None
-        #: Parsed command line, available in ``run`` (not in ``init``).
-        self.args: argparse.Namespace | None = None
+        #: Absolute path of the directory where this run writes its results; set by ``start``
+        #: before ``init`` (empty before).
+        self.result_dir: str = ""
+        #: Name of this run; set by :meth:`setup_run_name` before ``init`` (empty before).
+        self.run_name: str = ""
+        #: Parsed command line. In ``init``: the options known before ``init`` (a value of an
+        #: option added in ``init`` may be taken there for a positional argument); in ``run``:
+        #: every option, including those added in ``init``. Empty before ``start``.
+        self.args = argparse.Namespace()
         #: Add options and arguments here, in ``__init__`` or ``init``.
         self.args_parser = argparse.ArgumentParser(
             prog=os.path.basename(sys.argv[0]) if sys.argv[0] else type(self).__name__,
@@ -105,20 +153,22 @@ class Engine:
             "-l",
             dest="log_level",
             type=_log_level,
-            default=logging.INFO,
             metavar="LEVEL",
-            help="log level, a number or a name (default INFO)",
+            help=f"log level, a number or a name ({', '.join(_LEVEL_NAMES)}); "
+            "default: unchanged (INFO)",
         )
         group.add_argument(
             "-L",
-            dest="copy_outputs",
-            action="store_true",
+            dest="output_mode",
+            action="store_const",
+            const="copy",
             help="copy stdout and stderr into the result directory",
         )
         group.add_argument(
             "-R",
-            dest="redirect_outputs",
-            action="store_true",
+            dest="output_mode",
+            action="store_const",
+            const="redirect",
             help="redirect stdout and stderr into the result directory",
         )
         group.add_argument(
@@ -129,23 +179,27 @@ class Engine:
         )
         group.add_argument(
             "-c",
-            dest="continue_dir",
+            dest="use_dir",
             metavar="DIR",
-            help="continue the experiment in existing result directory DIR",
+            help="use (create, or continue in) result directory DIR",
         )
         self._sweepers: list[ParamSweeper[Any]] = []
         self._progress: list[_Progress] = []
 
     def setup_run_name(self) -> None:
-        """Set :attr:`run_name`: the class name and the date."""
-        self.run_name = f"{type(self).__name__}_{time.strftime('%Y%m%d_%H%M%S')}"
+        """Set :attr:`run_name`: ``<ClassName>_<YYYYmmdd_HHMMSS>_<UTC offset>`` in local time,
+        for example ``MyEngine_20260131_142501_+0100``, as execo names it."""
+        now = datetime.datetime.now().astimezone()
+        self.run_name = f"{type(self).__name__}_{now.strftime('%Y%m%d_%H%M%S_%z')}"
 
     def setup_result_dir(self) -> None:
-        """Set :attr:`result_dir`: the run name under the current directory."""
-        self.result_dir = os.path.join(os.getcwd(), self.run_name or type(self).__name__)
+        """Set :attr:`result_dir`: the run name under the current directory (not called when
+        ``-c DIR`` gives it)."""
+        self.result_dir = os.path.join(os.getcwd(), self.run_name)
 
     def init(self) -> None:
-        """Experiment initialization (options); every class's own ``init``, ancestors first."""
+        """Experiment initialization (options, preparation); every class's own ``init``,
+        ancestors first. :attr:`args`, :attr:`run_name` and :attr:`result_dir` are set."""
 
     def run(self) -> None:
         """The experiment; every class's own ``run``, ancestors first."""
@@ -158,12 +212,12 @@ class Engine:
         **kwargs: Any,
     ) -> ParamSweeper[Any]:
         """A ParamSweeper in ``result_dir/name``, its sweeps saved, that gives its unfinished
-        claims back when the engine stops (failed on an exception; todo again on SIGINT,
-        SIGTERM), and logs its progress every ``progress_interval`` seconds. With ``-c``,
-        ``sweeps=None`` reuses the saved ones. ``kwargs`` go to ParamSweeper
-        (``max_attempts=3``...)."""
-        if self.result_dir is None:
-            raise RuntimeError("Engine.sweeper() needs the result directory: call it in run()")
+        claims back when the engine stops (failed on an exception; todo again on SIGINT and
+        :data:`STOP_SIGNALS`), and logs its progress every ``progress_interval`` seconds. With
+        ``-c``, ``sweeps=None`` reuses the saved ones. ``kwargs`` go to ParamSweeper
+        (``max_attempts=3``...). Call it in ``init`` or ``run``."""
+        if not self.result_dir:
+            raise RuntimeError("Engine.sweeper() needs the result directory: call it in init/run")
         directory = os.path.join(self.result_dir, name)
         sweeper = ParamSweeper(directory, sweeps, save_sweeps=sweeps is not None, **kwargs)
         self._sweepers.append(sweeper)
@@ -178,45 +232,68 @@ class Engine:
             if own is not None:
                 own(self)
 
-    def _setup_outputs(self, args: argparse.Namespace) -> None:
-        if not (args.copy_outputs or args.redirect_outputs):
-            return
-        assert self.result_dir is not None
-        out = os.path.join(self.result_dir, "stdout+stderr" if args.merge_outputs else "stdout")
-        err = out if args.merge_outputs else os.path.join(self.result_dir, "stderr")
-        (redirect_outputs if args.redirect_outputs else copy_outputs)(out, err)
-
-    def start(self, engineargs: list[str] | None = None) -> None:
-        """Run the engine with ``engineargs`` (None: the command line arguments)."""
-        self.setup_run_name()
-        self._call_chain("init")
-        args = self.args = self.args_parser.parse_args(engineargs)
-        if not logging.getLogger().handlers:
-            logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logger.setLevel(args.log_level)
-        if args.continue_dir:
-            if not os.path.isdir(args.continue_dir):
-                self.args_parser.error(f"-c {args.continue_dir}: not an existing directory")
-            self.result_dir = os.path.abspath(args.continue_dir)
+    def _create_result_dir(self) -> bool:
+        """Set :attr:`result_dir` (``-c`` or :meth:`setup_result_dir`) and create it; whether
+        it was created now. A ``-c`` path that is not a directory is a usage error."""
+        if self.args.use_dir:
+            if os.path.exists(self.args.use_dir) and not os.path.isdir(self.args.use_dir):
+                self.args_parser.error(f"-c {self.args.use_dir}: exists and is not a directory")
+            self.result_dir = os.path.abspath(self.args.use_dir)
         else:
             self.setup_result_dir()
-            assert self.result_dir is not None
-            os.makedirs(self.result_dir, exist_ok=True)
-        self._setup_outputs(args)
-        command = sys.argv if engineargs is None else [sys.argv[0], *engineargs]
-        logger.info("command line: %s", " ".join(command))
-        logger.info("result directory: %s", self.result_dir)
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
-        error: Exception | None = None  # a failure of the unfinished combinations
+        created = not os.path.isdir(self.result_dir)
         try:
-            self._call_chain("run")
+            os.makedirs(self.result_dir, exist_ok=True)
+        except OSError as error:
+            self.args_parser.error(f"cannot create result directory {self.result_dir}: {error}")
+        return created
+
+    def _setup_outputs(self) -> None:
+        if self.args.output_mode is None:
+            return
+        merged = self.args.merge_outputs
+        out = os.path.join(self.result_dir, "stdout+stderr" if merged else "stdout")
+        err = out if merged else os.path.join(self.result_dir, "stderr")
+        (redirect_outputs if self.args.output_mode == "redirect" else copy_outputs)(out, err)
+
+    def _parse_known(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The options known before ``init``, the others left for :meth:`_parse_all`. ``-h``
+        is left for it too (its help then lists every option), unless the command line is a
+        usage error without it (a required argument missing): then it is answered at once."""
+        without_help = _without_help(argv)
+        if len(without_help) == len(argv):
+            return self.args_parser.parse_known_args(argv)[0]
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                return self.args_parser.parse_known_args(without_help)[0]
+        except SystemExit:
+            self.args_parser.parse_known_args(argv)  # prints the help, or the error, and exits
+            raise
+
+    def _parse_all(self, argv: Sequence[str], created: bool) -> argparse.Namespace:
+        """Parse ``argv`` with every option; on a usage error or ``-h``, remove the result
+        directory if this start created it and it is still empty, then exit as argparse does."""
+        try:
+            return self.args_parser.parse_args(argv)
+        except SystemExit:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.result_dir)
+            raise
+
+    @contextlib.contextmanager
+    def _claims_given_back(self) -> Iterator[None]:
+        """Within the block, :data:`STOP_SIGNALS` stop the engine; after it, however it ends,
+        the progress lines stop and the sweepers' unfinished claims go back: failed on an
+        exception, todo again otherwise."""
+        error: Exception | None = None
+        try:
+            with _stopping_on(STOP_SIGNALS):
+                yield
         except Exception as exception:
             error = exception
             raise
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGTERM, previous)
             for progress in self._progress:
                 progress.stopped.set()
             for sweeper in self._sweepers:
@@ -227,3 +304,20 @@ class Engine:
                         len(given_back),
                         "failed (one attempt counted)" if error else "back to todo",
                     )
+
+    def start(self, engineargs: Sequence[str] | None = None) -> None:
+        """Run the engine with ``engineargs`` (None: the command line arguments), in the order
+        given in the module documentation."""
+        argv = list(sys.argv[1:] if engineargs is None else engineargs)
+        self.args = self._parse_known(argv)
+        if self.args.log_level is not None:
+            logger.setLevel(self.args.log_level)
+        self.setup_run_name()
+        created = self._create_result_dir()
+        self._setup_outputs()
+        logger.info("command line: %s", shlex.join([sys.argv[0], *argv]))
+        logger.info("run in directory %s", self.result_dir)
+        with self._claims_given_back():
+            self._call_chain("init")
+            self.args = self._parse_all(argv, created)
+            self._call_chain("run")

@@ -6,6 +6,11 @@ middle of its append) is ignored on read, and cut off when the reader holds the 
 replaced atomically (compaction: temporary file + rename) or deleted by a user; a reader notices
 (another inode, a shorter file, no file) and starts over from the beginning of what is there.
 
+Only regular files are opened (:func:`open_regular`): a FIFO, a device or a symbolic link in
+place of a journal is an error naming it, never a blocked reader. A file cut short in the middle
+of a record where a complete one was expected is a :class:`CorruptRecordError`; a failed write
+names the file.
+
 Every method except :meth:`Journal.read_new` with ``repair=False`` must be called with the
 directory lock held, and :meth:`Journal.append` right after :meth:`Journal.read_new` in the same
 locked section (the journal must be read to its end before anything is appended).
@@ -13,17 +18,78 @@ locked section (the journal must be read to its end before anything is appended)
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import functools
 import os
+import re
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from execo_engine.log import logger
-from execo_engine.records import Locate
+from execo_engine.records import CorruptRecordError, Locate
 
 _NEWLINE = b"\n"
 CHUNK = 1 << 20
+_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")  # what follows the name in a temporary's
+
+
+class NotARegularFileError(OSError):
+    """A fixed name of the directory (``done``, ``sweeps``...) is a FIFO, a device, a
+    directory or a symbolic link: refused, it could block every reader or lead elsewhere."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+
+
+def _refuse(path: str, mode: int) -> NotARegularFileError:
+    return NotARegularFileError(
+        errno.EINVAL,
+        f"is {_kind(mode)}, not a regular file (never followed nor read: remove it, or move "
+        f"it away, and run again)",
+        path,
+    )
+
+
+def open_regular(path: str, flags: int, mode: int = 0o644) -> tuple[int, os.stat_result]:
+    """Open ``path`` (``os.open`` ``flags``) only if it is a regular file: never through a
+    symbolic link, and without blocking on a FIFO; returns the descriptor and its status.
+
+    Anything else is a :class:`NotARegularFileError` naming it.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK):
+            raise
+        raise _refuse(path, os.lstat(path).st_mode) from None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(fd)
+        raise _refuse(path, status.st_mode)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd, status
+
+
+def named(error: OSError, path: str) -> OSError:
+    """``error`` (of a write, say ENOSPC) naming ``path``, with what to do."""
+    hint = " (free some space, then run again)" if error.errno == errno.ENOSPC else ""
+    return type(error)(error.errno, f"{error.strerror}{hint}", path)
 
 
 @dataclass
@@ -40,6 +106,7 @@ class FileBatch:
     first_offset: int = 0
     end_offset: int = 0
     restarted: bool = False
+    path: str = ""  #: the file, for errors
 
     @property
     def empty(self) -> bool:
@@ -47,17 +114,48 @@ class FileBatch:
         return self.end_offset <= self.first_offset
 
     def chunks(self, size: int = CHUNK) -> Iterator[tuple[Locate, list[bytes]]]:
-        """Pieces of about ``size`` bytes: records without newlines, and where each stands."""
+        """Pieces of about ``size`` bytes: records without newlines, and where each stands.
+
+        A record longer than ``size`` is read in linear time, in one piece of its own. A
+        :class:`CorruptRecordError` says where if the bytes up to ``end_offset`` do not end
+        with a newline (the file was cut short by hand, or shrank while being read).
+        """
         start = self.first_offset
         while start < self.end_offset:
-            data = os.pread(self.fd, min(size, self.end_offset - start), start)
+            data = self._read(start, min(size, self.end_offset - start), start)
             end = data.rfind(_NEWLINE) + 1
-            while end == 0:  # one record longer than size
-                data += os.pread(self.fd, size, start + len(data))
-                end = data.rfind(_NEWLINE) + 1
-            records = data[: end - 1].split(_NEWLINE)
+            if end:
+                records = data[: end - 1].split(_NEWLINE)
+            else:  # one record longer than size
+                record, end = self._long_record(start, data, size)
+                records = [record]
+            del data
             yield functools.partial(_byte_offset, start, records), records
             start += end
+
+    def _read(self, start: int, length: int, record: int) -> bytes:
+        """``length`` bytes at ``start``, part of the record that begins at ``record``."""
+        data = os.pread(self.fd, length, start) if length > 0 else b""
+        if not data:
+            raise CorruptRecordError(
+                f"{self.path}: corrupt record at byte offset {record}: it has no final "
+                f"newline (the file was cut short, or shrank while being read): a complete "
+                f"record ends with a newline"
+            )
+        return data
+
+    def _long_record(self, start: int, first: bytes, size: int) -> tuple[bytes, int]:
+        """The record (without its newline) starting at ``start`` whose first bytes are
+        ``first``, and its length with the newline; each byte is read and searched once."""
+        pieces, read = [first], start + len(first)
+        while True:  # reads of growing size: few system calls for a huge record
+            piece = self._read(read, min(max(size, read - start), self.end_offset - read), start)
+            newline = piece.find(_NEWLINE)
+            if newline >= 0:
+                pieces.append(piece[:newline])
+                return b"".join(pieces), read - start + newline + 1
+            pieces.append(piece)
+            read += len(piece)
 
 
 def _byte_offset(start: int, records: list[bytes], index: int) -> str:
@@ -85,12 +183,34 @@ def replace_atomically(path: str, data: bytes) -> None:
     temporary = f"{path}.{uuid.uuid4().hex}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise named(error, temporary) from None
+        raise
     fsync_directory(os.path.dirname(path) or ".")
+
+
+def remove_stale_temporaries(directory: str, names: tuple[str, ...]) -> None:
+    """Remove the temporaries of :func:`replace_atomically` for files ``names`` of
+    ``directory``, left by a writer killed midway. Only with the directory lock held, where
+    every replacement of these files is made: no such temporary then belongs to a live
+    writer."""
+    for entry in os.scandir(directory):
+        name = entry.name.split(".", 1)[0]
+        if name in names and _TEMPORARY.fullmatch(entry.name, len(name)):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            logger.warning("%s: removed a temporary file left by a failed rewrite", entry.path)
 
 
 class Journal:
@@ -121,19 +241,19 @@ class Journal:
         self._offset = self.records = 0
 
     def _open(self, create: bool) -> os.stat_result:
-        """Open the file as it is now (never through a link); returns its status."""
+        """Open the file as it is now (a regular file only, see :func:`open_regular`);
+        returns its status."""
         if self.read_only:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            flags = os.O_RDONLY
         else:
-            flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-            self._fd = os.open(self.path, flags | os.O_CREAT if create else flags, 0o644)
-        status = os.fstat(self._fd)
+            flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        self._fd, status = open_regular(self.path, flags)
         self._inode = status.st_ino
         return status
 
     def read_new(self, repair: bool) -> FileBatch:
         """The complete records appended since the last call (or the whole file, restarted)."""
-        batch = FileBatch(restarted=self._restart_pending)
+        batch = FileBatch(restarted=self._restart_pending, path=self.path)
         self._restart_pending = False
         try:
             status = os.stat(self.path, follow_symlinks=False)
@@ -189,8 +309,10 @@ class Journal:
         assert self._fd is not None
         try:
             write_all(self._fd, data)
-        except BaseException:
+        except BaseException as error:
             os.ftruncate(self._fd, self._offset)
+            if isinstance(error, OSError):
+                raise named(error, self.path) from None
             raise
         self._offset += len(data)
         self.records += data.count(_NEWLINE)

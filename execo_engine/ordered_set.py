@@ -37,7 +37,10 @@ class OrderedSet(MutableSet[T]):
         return cls(items)
 
     def __contains__(self, item: object) -> bool:
-        return item in self._items
+        try:
+            return item in self._items
+        except TypeError:  # unhashable (a plain dict equal to a HashableDict): as a list does
+            return any(item == member for member in self._items)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self._items)

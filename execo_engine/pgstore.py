@@ -469,12 +469,12 @@ class PostgresStore(RecordStore):
 
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
-        return self._decode(f"{self.path} (results)", self._all("execo_results"))
+        return self._decode_results(f"{self.path} (results)", self._all("execo_results"))
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""
         rows = self._all("execo_sweeps", "element", "position")
-        return self._decode(f"{self.path} (sweeps)", rows) if not rows.empty else None
+        return self._decode_sweeps(f"{self.path} (sweeps)", rows) if not rows.empty else None
 
     def save_sweeps(self, elements: Iterable[Any]) -> None:
         """Replace the saved elements (in the transaction of the lock)."""

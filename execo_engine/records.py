@@ -27,14 +27,16 @@ errors (a record that is not JSON, or not of its stream's shape, names where it 
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.codec import Codec, PickleNotAllowedError
+from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
 from execo_engine.owner import Owner
 from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
@@ -79,64 +81,190 @@ def owner_text(owner: Owner) -> str:
     return _json(list(owner))
 
 
-def _is_done_record(record: Any) -> bool:
-    return type(record) is list and len(record) == 2
+def _is_number(value: Any, low: float, high: float) -> bool:
+    """An int or a float (not a bool) from ``low`` to below ``high`` (not NaN)."""
+    return type(value) in (int, float) and low <= value < high
 
 
-def _is_failure_record(record: Any) -> bool:
-    return (
-        type(record) is list
-        and len(record) == 7
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool:
+    """A sweep element: hashable (no list nor plain dict inside), nested at most
+    ``MAX_DEPTH`` levels; with ``plain=True`` (decoded so) a dict stands for a
+    HashableDict."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if depth == 0:
+        return False
+    depth -= 1
+    if kind is HashableDict or (plain and kind is dict):
+        return all(
+            _is_element(key, plain, depth) and _is_element(item, plain, depth)
+            for key, item in value.items()
+        )
+    if kind is tuple or kind is frozenset:
+        return all(_is_element(item, plain, depth) for item in value)
+    if kind is list or kind is dict:
+        return False
+    try:  # an unpickled value (allow_pickle=True)
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_nested_within(value: Any, depth: int = MAX_DEPTH) -> bool:
+    """Any decoded value, nested at most ``depth`` levels."""
+    if isinstance(value, dict):
+        items: Iterable[Any] = itertools.chain(value.keys(), value.values())
+    elif type(value) in (list, tuple, frozenset):
+        items = value
+    else:
+        return True
+    return depth > 0 and all(_is_nested_within(item, depth - 1) for item in items)
+
+
+def _is_position(value: Any) -> bool:
+    return value is None or type(value) is int
+
+
+def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
+    """Every record is a done record (checked in C when no element holds a ``[`` nor too
+    many ``{``: a resume reads millions)."""
+    if not (set(map(type, decoded)) <= {list} and set(map(len, decoded)) <= {2}):
+        return False
+    if not set(map(type, map(operator.itemgetter(0), decoded))) <= {int, type(None)}:
+        return False
+    repeat = itertools.repeat
+    if max(map(bytes.count, records, repeat(b"{")), default=0) <= MAX_DEPTH:
+        # Every hashable container has a "{": elements nest at most MAX_DEPTH levels.
+        if sum(map(bytes.count, records, repeat(b"["))) == len(records):
+            return True  # no list, no tag: each element is a (plain) HashableDict or a scalar
+        elements: Iterable[Any] = list(map(operator.itemgetter(1), decoded))
+        if set(map(type, elements)) <= {HashableDict}:  # hashable if its values are
+            elements = map(tuple, map(dict.values, elements))
+        try:
+            collections.deque(map(hash, elements), maxlen=0)
+            return True
+        except TypeError:  # a list or a dict somewhere, or a plain dict standing for a
+            pass  # HashableDict: look closer
+    plain = not any(map(bytes.__contains__, records, repeat(b'"__')))  # see decode_lines
+    return all(_is_element(record[1], plain) for record in decoded)
+
+
+def _is_done_stream_record(record: Any, plain: bool = False) -> bool:
+    """A record of the done stream: a done record, a failure record or a reset of the
+    failures (``plain``: see :func:`_is_element`)."""
+    if type(record) is not list:
+        return False
+    if len(record) == 2:
+        return _is_position(record[0]) and _is_element(record[1], plain)
+    return record == [RESET_FAILURES] or (
+        len(record) == 7
         and record[0] == FAIL
+        and _is_element(record[1], plain)
+        and _is_position(record[2])
         and type(record[3]) is int
         and record[3] > 0
         and type(record[4]) is bool
-        and isinstance(record[5], (int, float))
+        and _is_number(record[5], -1e15, 1e15)
         and type(record[6]) is str
     )
 
 
-def _is_done_stream_record(record: Any) -> bool:
-    """A done record, a failure record or a reset of the failures."""
-    return _is_done_record(record) or _is_failure_record(record) or record == [RESET_FAILURES]
+def _all_done_stream(decoded: list[Any], records: list[bytes]) -> bool:
+    """Every record is a record of the done stream (see :func:`_all_done` for done records
+    alone, the common case)."""
+    if _all_done(decoded, records):
+        return True
+    plain = not any(map(bytes.__contains__, records, itertools.repeat(b'"__')))
+    return all(_is_done_stream_record(record, plain) for record in decoded)
 
 
-def _all_pairs(records: list[Any]) -> bool:
-    """Every record is a done record (checked in C: a resume reads millions)."""
-    return set(map(type, records)) <= {list} and set(map(len, records)) <= {2}
+_PID_LIMIT = 1 << 31
+
+
+def _is_owner(owner: Any) -> bool:
+    """``[host, pid, start marker]``, or with a fourth field (a newer writer's)."""
+    return (
+        type(owner) is list
+        and len(owner) in (3, 4)
+        and type(owner[0]) is str
+        and type(owner[1]) is int
+        and 0 < owner[1] < _PID_LIMIT
+        and type(owner[2]) is str
+        and all(type(field) in (str, int) for field in owner[3:])
+    )
 
 
 def _is_claim_record(record: Any) -> bool:
     if type(record) is not list or not record:
         return False
     if record[0] == RELEASE:
-        return len(record) == 2
+        return len(record) == 2 and _is_element(record[1])
     return (
         record[0] == CLAIM
         and len(record) == 5
-        and type(record[1]) is list
-        and len(record[1]) == 3
-        and isinstance(record[4], (int, float))
+        and _is_owner(record[1])
+        and _is_element(record[2])
+        and _is_position(record[3])
+        and _is_number(record[4], -1e15, 1e15)
     )
 
 
 def _is_skip_record(record: Any) -> bool:
+    """A skip (format 2), or a release."""
     if type(record) is not list or not record:
         return False
     if record[0] == RELEASE:
-        return len(record) == 2
+        return len(record) == 2 and _is_element(record[1])
     return (
         record[0] == SKIP
         and len(record) == 5
-        and type(record[1]) is list
-        and len(record[1]) in (3, 4)
-        and isinstance(record[4], (int, float))
+        and _is_owner(record[1])
+        and _is_element(record[2])
+        and _is_position(record[3])
+        and _is_number(record[4], -1e15, 1e15)
     )
 
 
 def _is_hold_record(record: Any) -> bool:
     """A record of the claims stream: a claim, a skip or a release."""
     return _is_claim_record(record) or _is_skip_record(record)
+
+
+_RESULT_FIELDS = frozenset({"combination", "values", "outcome", "duration", "host", "time"})
+
+
+def _is_result_record(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and record.keys() >= _RESULT_FIELDS
+        and _is_element(record["combination"])
+        and isinstance(record["values"], dict)
+        and _is_nested_within(record["values"])
+        and (record["outcome"] is None or type(record["outcome"]) is str)
+        and (record["duration"] is None or _is_number(record["duration"], -1e15, 1e15))
+        and type(record["host"]) is str
+        and _is_number(record["time"], 0, 1e11)  # a date Python can show
+    )
+
+
+_ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPTH} levels"
+#: What each shape of record is, for errors
+_EXPECTED: dict[Callable[[Any], bool], str] = {
+    _is_done_stream_record: f"[position or null, element], or a failure record "
+    f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
+    _is_claim_record: '["+", [host, pid, start marker], element, position or null, time] '
+    f'or ["-", element]; {_ELEMENT}',
+    _is_hold_record: '["+" or "s", [host, pid, start marker], element, position or null, '
+    f'time] or ["-", element]; {_ELEMENT}',
+    _is_element: f"an element; {_ELEMENT}",
+    _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
+    f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
+}
 
 
 def _pickle_hint(record: bytes) -> str:
@@ -191,13 +319,16 @@ class RecordStore:
         for locate, records in batch.chunks():
             try:
                 decoded = self.codec.decode_lines(records, plain)
-                fast = shape is _is_done_stream_record and _all_pairs(decoded)
-                if shape is None or fast or all(map(shape, decoded)):
+                if shape is None or (
+                    _all_done_stream(decoded, records)
+                    if shape is _is_done_stream_record
+                    else all(map(shape, decoded))
+                ):
                     yield decoded
                     continue
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{where}: {error}") from None
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
             raise self._corrupt(where, locate, records, shape)
 
@@ -209,9 +340,12 @@ class RecordStore:
                 value = self.codec.decode(record)
                 if shape is None or shape(value):
                     continue
-                reason = f"not a record of {where.rsplit('/', 1)[-1]}"
+                name = where.rsplit("/", 1)[-1]
+                reason = f"not a record of {name}: expected {_EXPECTED[shape]}"
             except ValueError as error:
                 reason = str(error)
+            except RecursionError:
+                reason = "nested too deeply (the depth Python can handle)"
             return CorruptRecordError(
                 f"{where}: corrupt record at {locate(index)}: "
                 f"{record[:80]!r} ({reason}){_pickle_hint(record)}"
@@ -238,6 +372,14 @@ class RecordStore:
             claims.restarted,
             changed,
         )
+
+    def _decode_sweeps(self, where: str, batch: Batch) -> list[Any]:
+        """The saved elements of ``batch``, in order."""
+        return self._decode(where, batch, _is_element)
+
+    def _decode_results(self, where: str, batch: Batch) -> list[Any]:
+        """The result records of ``batch``, in order."""
+        return self._decode(where, batch, _is_result_record)
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from execo_engine.sweeper import ParamSweeper
 
 __all__ = ["HashableDict", "ParamSweeper", "SweepList", "geom", "igeom", "sweep", "sweep_stats"]
 
@@ -28,7 +33,7 @@ _MUTATORS = (
 )
 
 
-class HashableDict(dict):
+class HashableDict(dict):  # type: ignore[type-arg]
     """A ``dict`` usable as a set member or dict key.
 
     Its hash depends only on its items (not on their order, and keys of mixed types are fine), so
@@ -102,13 +107,14 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "e
 
 def _distinct(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
     """Whether the product of these factors' parts gives all different combinations: each
-    factor's parts differ, no part repeats a key, and no two factors share a key."""
+    factor's parts differ as dicts (whatever the order of their items), no part repeats a key,
+    and no two factors share a key."""
     seen_keys: set[Any] = set()
     try:
         for parts in factors:
             keys = {key for part in parts for key, _ in part}
             if (
-                len(set(parts)) != len(parts)
+                len(set(map(frozenset, parts))) != len(parts)
                 or not keys.isdisjoint(seen_keys)
                 or any(len({key for key, _ in part}) != len(part) for part in parts)
             ):
@@ -139,21 +145,49 @@ def _levels(factor: Any, levels: Any) -> list[Any]:
     return list(levels)
 
 
+def _check_paired(factor: tuple[Any, ...]) -> None:
+    """Fail naming a paired factor (a tuple key) that names no factor or one name twice."""
+    if not factor:
+        raise ValueError("sweep: the paired factor () names no factor")
+    repeated = [name for name in dict.fromkeys(factor) if factor.count(name) > 1]
+    if repeated:
+        raise ValueError(f"sweep: paired factor {factor!r} names {repeated[0]!r} twice")
+
+
+def _level_items(factor: Any, level: Any) -> tuple[tuple[Any, Any], ...]:
+    """The items a level gives a combination: ``(factor, level)``, or for a paired factor (a
+    tuple of names) each name with its value in the level tuple."""
+    if not isinstance(factor, tuple):
+        return ((factor, level),)
+    if not isinstance(level, (tuple, list)):
+        raise TypeError(
+            f"sweep: each level of paired factor {factor!r} must be a tuple of {len(factor)} "
+            f"values, one per name, got {type(level).__name__} {level!r}"
+        )
+    if len(level) != len(factor):
+        raise ValueError(
+            f"sweep: level {level!r} of paired factor {factor!r} has {len(level)} value(s), "
+            f"needs {len(factor)}: one per name"
+        )
+    return tuple(zip(factor, level, strict=True))
+
+
 def _factor_parts(factor: Any, levels: Any) -> list[tuple[tuple[Any, Any], ...]]:
     """The partial combinations (tuples of items) contributed by one factor."""
+    if isinstance(factor, tuple):
+        _check_paired(factor)
     if isinstance(levels, Mapping):
-        parts = []
+        parts: list[tuple[tuple[Any, Any], ...]] = []
         for level, sub_parameters in levels.items():
             if not isinstance(sub_parameters, Mapping):
                 raise TypeError(
                     f"sweep: sub-sweep of factor {factor!r} at level {level!r} must be a dict, "
                     f"got {type(sub_parameters).__name__} {sub_parameters!r}"
                 )
-            parts.extend(
-                ((factor, level), *tuple(sub.items())) for sub in _combinations(sub_parameters)
-            )
+            items = _level_items(factor, level)
+            parts.extend((*items, *tuple(sub.items())) for sub in _combinations(sub_parameters))
         return parts
-    return [((factor, level),) for level in _levels(factor, levels)]
+    return [_level_items(factor, level) for level in _levels(factor, levels)]
 
 
 def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
@@ -169,57 +203,154 @@ def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
     )
 
 
-def sweep(parameters: Mapping[Any, Any]) -> SweepList:
-    """All combinations of the levels of each factor (full factorial design).
+def _factor_names(parameters: Mapping[Any, Any]) -> dict[Any, None]:
+    """Every factor name of a (valid) sweep dict, sub-sweeps and paired names included, in
+    order of appearance."""
+    names: dict[Any, None] = {}
+    for factor, levels in parameters.items():
+        names.update(dict.fromkeys(factor if isinstance(factor, tuple) else (factor,)))
+        if isinstance(levels, Mapping):
+            for sub_parameters in levels.values():
+                names.update(_factor_names(sub_parameters))
+    return names
+
+
+Exclude: TypeAlias = Callable[[HashableDict], object] | Sequence[Mapping[Any, Any]]
+"""What ``sweep(exclude=...)`` takes: a predicate on a combination, or partial dicts."""
+
+
+def _check_partial(index: int, partial: Any, names: dict[Any, None]) -> None:
+    """Fail naming ``exclude[index]`` unless it is a non-empty dict whose keys are factors of
+    the sweep (a typo would otherwise exclude nothing, silently). Its levels are not checked:
+    trimming a factor's levels for a quick run must not break the exclusions."""
+    if not isinstance(partial, Mapping):
+        raise TypeError(
+            f"sweep: exclude[{index}] must be a partial dict of factor -> level, "
+            f"got {type(partial).__name__} {partial!r}"
+        )
+    if not partial:
+        raise ValueError(f"sweep: exclude[{index}] is empty: it would leave out every combination")
+    for factor in partial:
+        if factor not in names:
+            raise ValueError(
+                f"sweep: exclude[{index}] names {factor!r}, which is no factor of the sweep "
+                f"(factors: {', '.join(map(repr, names)) or 'none'})"
+            )
+
+
+def _exclusion(exclude: Exclude, names: dict[Any, None]) -> Callable[[HashableDict], object]:
+    """The predicate telling which combinations of a sweep with factors ``names`` to leave out,
+    or an error naming the bad part of ``exclude``."""
+    if callable(exclude):
+        return exclude
+    if not isinstance(exclude, (list, tuple)):
+        fix = f": wrap it in a list, exclude=[{exclude!r}]" if isinstance(exclude, Mapping) else ""
+        raise TypeError(
+            f"sweep: exclude must be a callable taking a combination or a list of partial "
+            f"dicts, got {type(exclude).__name__}{fix}"
+        )
+    for index, partial in enumerate(exclude):
+        _check_partial(index, partial, names)
+    partials = [tuple(partial.items()) for partial in exclude]
+
+    def matches_one(combination: HashableDict) -> bool:
+        return any(
+            all(factor in combination and combination[factor] == level for factor, level in p)
+            for p in partials
+        )
+
+    return matches_one
+
+
+def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> SweepList:
+    """All combinations of the levels of each factor (full factorial design), less the excluded.
 
     ``parameters`` maps each factor to its levels: any non-string iterable (list, tuple, range,
     generator, consumed once; a set is sorted). When the levels are a dict instead, its keys are
     the levels and each value is a sub-sweep dict explored only at that level (recursive
     sub-sweep). A factor with no level contributes nothing.
 
+    A tuple of names as a key is a *paired* factor: its levels are tuples of as many values, the
+    names varying together (``{("model", "batch"): [("small", 256), ("large", 32)]}`` gives
+    ``model`` and ``batch`` keys, 2 levels, not 4). It is one factor for the order, anywhere a
+    factor can be (sub-sweeps too; dict levels are then keyed by tuples).
+
+    ``exclude`` leaves combinations out, as if they had never been in the grid: a callable taking
+    a combination (true: leave it out; it must not modify it), or a list of partial dicts (a
+    combination is left out when it has, for every key of one of them, that key with an equal
+    level).
+
     Returns a list (a :class:`SweepList`) of :class:`HashableDict`, the first factor varying
-    slowest, in a deterministic order (the order of the dict and of the levels).
+    slowest, in a deterministic order (the order of the dict and of the levels); a combination
+    has the keys of its factors in that order, a paired factor's names in tuple order, a
+    sub-sweep's keys right after its factor's. Exclusion keeps the order of the rest.
 
     Raises ``TypeError`` naming the factor when its levels are a string, bytes, a scalar or None,
-    and naming factor and level when a sub-sweep is not a dict.
+    naming factor and level when a sub-sweep is not a dict or a paired factor's level is not a
+    tuple, and when ``exclude`` is neither a callable nor a list of dicts. Raises ``ValueError``
+    naming the paired factor and level when a level tuple has the wrong length, the paired factor
+    when it repeats a name, and the exclusion and key when it names no factor of the sweep.
     """
     if not isinstance(parameters, Mapping):
         raise TypeError(
             f"sweep: parameters must be a dict of factor -> levels, got {type(parameters).__name__}"
         )
-    return _combinations(parameters)
+    combinations = _combinations(parameters)
+    if exclude is None:
+        return combinations
+    excluded = _exclusion(exclude, _factor_names(parameters))
+    return SweepList((c for c in combinations if not excluded(c)), combinations.distinct)
 
 
-def geom(range_min: float, range_max: float, num_steps: int) -> list[float]:
+def _step_count(num_steps: float) -> int:
+    """``num_steps`` as an int: any real number with a whole, non-negative value (``3``,
+    ``3.0``, a NumPy integer), as execo accepts them."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Real):
+        raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
+    if not math.isfinite(num_steps) or num_steps != int(num_steps):
+        raise ValueError(f"geom: num_steps must be a whole number, got {num_steps!r}")
+    if num_steps < 0:
+        raise ValueError(f"geom: num_steps must be >= 0, got {num_steps!r}")
+    return int(num_steps)
+
+
+def geom(range_min: float, range_max: float, num_steps: float) -> list[float]:
     """A geometric progression of ``num_steps`` floats from ``range_min`` to ``range_max``.
 
+    The same floats as execo 2.8.2, to the last bit (file names made from them stay the same):
+    with ``ratio = (range_max / range_min) ** (1 / (num_steps - 1))``, element ``i`` is
+    ``range_min * ratio ** i``, and the last one is ``range_max`` itself.
     ``geom(1, 100, 3) == [1.0, 10.0, 100.0]``; 1 step gives ``[range_min]``, 0 steps ``[]``.
-    Both bounds must be of the same sign and non-zero (``ValueError`` otherwise).
+
+    Raises ``ValueError`` when the bounds are zero or of different signs, or when
+    ``num_steps`` is negative or not a whole number (an integral float such as ``3.0`` is
+    accepted), ``TypeError`` when it is not a number.
     """
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool):
-        raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
-    if num_steps < 0:
-        raise ValueError(f"geom: num_steps must be >= 0, got {num_steps}")
+    steps = _step_count(num_steps)
     if range_min == 0 or range_max == 0 or (range_min < 0) != (range_max < 0):
         raise ValueError(
             f"geom: no geometric progression from {range_min!r} to {range_max!r} "
             f"(bounds must be non-zero and of the same sign)"
         )
-    if range_min < 0:
-        return [-x for x in geom(-range_min, -range_max, num_steps)]
-    if num_steps == 0:
+    if steps == 0:
         return []
-    if num_steps == 1:
+    if steps == 1:
         return [float(range_min)]
-    ratio = range_max / range_min
-    values = [range_min * ratio ** (i / (num_steps - 1)) for i in range(num_steps)]
-    values[-1] = range_max
-    return [float(x) for x in values]
+    ratio = (range_max / range_min) ** (1 / (steps - 1))
+    return [float(range_min * ratio**i) for i in range(steps - 1)] + [float(range_max)]
 
 
-def igeom(range_min: float, range_max: float, num_steps: int) -> list[int]:
-    """The sorted, unique integers nearest to ``geom(range_min, range_max, num_steps)``."""
-    return sorted({round(x) for x in geom(range_min, range_max, num_steps)})
+def igeom(range_min: float, range_max: float, num_steps: float) -> list[int]:
+    """Sorted, distinct integers along ``geom(range_min, range_max, num_steps)``, as execo
+    2.8.2 gives them: each value rounded to the nearest integer (``round``, ties to even), plus
+    the integer parts (``int``, towards zero) of both bounds; so fractional bounds can give more
+    integers than steps: ``igeom(1.5, 10.5, 3) == [1, 2, 4, 10]``. One step gives
+    ``[int(range_min)]``, 0 steps ``[]``. Errors as :func:`geom`.
+    """
+    values = geom(range_min, range_max, num_steps)
+    if len(values) <= 1:
+        return [int(value) for value in values]
+    return sorted({round(value) for value in values} | {int(range_min), int(range_max)})
 
 
 _STATS = ("remaining", "skipped", "inprogress", "done", "failed")
@@ -242,7 +373,8 @@ def sweep_stats(stats: Sequence[Iterable[Mapping[Any, Any]]]) -> dict[str, dict[
     for each state ``remaining``, ``skipped``, ``inprogress``, ``done`` (and ``failed``) the counts
     ``{factor: {level: count}}`` (levels with no combination in that state are absent) and the
     ratios ``<state>_ratio`` ``{factor: {level: count / total count of that level}}`` for every
-    level of the total.
+    level of the total. Factors are the keys of the combinations: each name of a paired factor
+    is a factor of its own.
     """
     sweeps, *states = stats
     total = _count(sweeps)

@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from execo_engine.sweeper import ParamSweeper
 
 __all__ = ["ParamSweeper", "copy_outputs", "redirect_outputs", "slugify"]
 
@@ -22,15 +26,19 @@ def slugify(value: Any, separator: str = "-") -> str:
     """A lower-case ASCII file name made from ``str(value)``.
 
     Unicode is decomposed (NFKD) and reduced to ASCII, characters other than letters, digits,
-    ``_``, spaces and ``-`` are removed, and each run of spaces and separators becomes one
-    ``separator``, stripped at both ends: ``slugify("Hello World!") == "hello-world"``. The result
-    never contains a path separator (nor ``.``), so it is a plain name in its directory.
+    ``_``, spaces and ``-`` are removed, the text is stripped of white space, and each run of
+    spaces and separators becomes one ``separator``: ``slugify("Hello World!") ==
+    "hello-world"``. With the default separator the result is execo 2.x's, character for
+    character (so file names made by an execo script are found again), including its
+    collisions: ``slugify({"x": -1}) == slugify({"x": 1}) == "x-1"`` and ``slugify(1.5) ==
+    slugify(15)``. The result never contains a path separator (nor ``.``), so it is a plain
+    name in its directory.
     """
     if "/" in separator or os.sep in separator:
         raise ValueError(f"slugify: separator {separator!r} must not contain a path separator")
     text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii")
     text = _NOT_WORD.sub("", text).strip().lower()
-    return re.sub(r"[-\s" + re.escape(separator) + "]+", separator, text).strip(separator)
+    return re.sub(r"[-\s" + re.escape(separator) + "]+", separator, text)
 
 
 def _same_file(a: str | None, b: str | None) -> bool:
@@ -106,10 +114,9 @@ def _stop_copies(copiers: list[tuple[int, int, subprocess.Popen[bytes]]]) -> Non
         os.dup2(original, fd)
         os.close(original)
     for _, _, copier in copiers:
-        try:
+        # another process may still write to the pipe: the copier then goes on without us
+        with contextlib.suppress(subprocess.TimeoutExpired):
             copier.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass  # another process still writes to the pipe: the copier goes on without us
 
 
 def __getattr__(name: str) -> Any:

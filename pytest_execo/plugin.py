@@ -118,14 +118,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
-    if len(marker.args) != 1 or marker.kwargs:
+    """The combinations of an ``execo_sweep`` marker: ``sweep(dict, exclude=...)``, or the given
+    list of combinations (``exclude`` has no meaning there: leave them out of the list)."""
+    if len(marker.args) != 1 or set(marker.kwargs) - {"exclude"}:
         raise TypeError(
             f"{test}: @pytest.mark.{MARKER} takes one argument, a sweep dict or a "
-            f"list of combinations"
+            f"list of combinations, and for a sweep dict exclude=..."
         )
     parameters = marker.args[0]
     if isinstance(parameters, Mapping):
-        return sweep(parameters)
+        return sweep(parameters, **marker.kwargs)
+    if marker.kwargs:
+        raise TypeError(
+            f"{test}: @pytest.mark.{MARKER}(exclude=...) needs a sweep dict: leave the "
+            f"combinations out of the list instead"
+        )
     if isinstance(parameters, (list, tuple)) and all(isinstance(c, Mapping) for c in parameters):
         return [HashableDict(c) for c in parameters]
     raise TypeError(
@@ -242,7 +249,7 @@ def pytest_execo_state(outcome: str) -> str:
 
 @dataclass
 class _Run:
-    sweeper: ParamSweeper
+    sweeper: ParamSweeper[HashableDict]
     combination: HashableDict
     outcomes: list[str] = field(default_factory=list)
     duration: float = 0.0
@@ -277,7 +284,7 @@ class SweepRecorder:
         )
         self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
         self.failed_deselected = 0
-        self.sweepers: dict[str, ParamSweeper] = {}
+        self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
         self.collected = self.deselected = 0
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
@@ -305,14 +312,14 @@ class SweepRecorder:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        keep, deselected = [], []
+        keep, deselected, names = [], [], set()
         for item in items:
             combination = _combination_of(item)
             if combination is None:
                 keep.append(item)
                 continue
             self.collected += 1
-            name = sweep_subdir_name(_function_id(item.nodeid))
+            names.add(name := sweep_subdir_name(_function_id(item.nodeid)))
             text = canonical_text(combination)
             if text in self._failed.get(name, ()):
                 self.failed_deselected += 1
@@ -321,6 +328,11 @@ class SweepRecorder:
                 deselected.append(item)
             else:
                 keep.append(item)
+        for name in names:  # refuse a planted link before anything is written through it
+            try:
+                child_location(self.directory, name)
+            except NotADirectoryError as error:
+                raise pytest.UsageError(f"execo: {error}") from None
         if deselected:
             self.deselected = len(deselected)
             config.hook.pytest_deselected(items=deselected)
@@ -334,7 +346,7 @@ class SweepRecorder:
             f"{self.collected - self.deselected}"
         )
 
-    def _sweeper(self, item: pytest.Item) -> ParamSweeper:
+    def _sweeper(self, item: pytest.Item) -> ParamSweeper[HashableDict]:
         function_id = _function_id(item.nodeid)
         name = sweep_subdir_name(function_id)
         if name not in self.sweepers:

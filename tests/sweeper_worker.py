@@ -20,7 +20,7 @@ def work(sweeper: ParamSweeper, report_fd: int, seconds: float) -> None:
     while True:
         element = sweeper.get_next()
         if element is None:
-            if not sweeper.get_inprogress():
+            if not sweeper.get_inprogress() and not sweeper.get_remaining():  # none reclaimed
                 return
             time.sleep(0.01)  # others hold the rest: look again
             continue

@@ -1,5 +1,9 @@
-"""Engine scripts run as real subprocesses: chaining, options, outputs, -c, kills."""
+"""Engine scripts run as real subprocesses, in the style of execo 2.x scripts: start order,
+options added in ``__init__`` and ``init``, outputs, ``-c``, result directory names, kills."""
 
+import importlib.util
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,6 +12,7 @@ import time
 
 import pytest
 
+import execo_engine
 from execo_engine.sweep import ParamSweeper
 
 THREE_LEVELS = """
@@ -42,7 +47,7 @@ Leaf().start()
 """
 
 
-def run_script(tmp_path, source, *args, check=True):
+def run_script(tmp_path, source, *args, check=True, env=None):
     script = tmp_path / "engine_script.py"
     script.write_text(textwrap.dedent(source))
     result = subprocess.run(
@@ -51,6 +56,7 @@ def run_script(tmp_path, source, *args, check=True):
         text=True,
         capture_output=True,
         timeout=120,
+        env=env,
     )
     if check:
         assert result.returncode == 0, result.stderr
@@ -61,23 +67,149 @@ def result_dirs(tmp_path):
     return [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("Leaf_")]
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+: ")
+
+
+def printed(result):
+    """The lines the script printed itself (log lines aside)."""
+    return [line for line in result.stdout.splitlines() if not LOG_LINE.match(line)]
+
+
 def test_init_and_run_ancestors_first_with_custom_options(tmp_path):
     result = run_script(tmp_path, THREE_LEVELS, "--middle-option", "7", "--base-option", "x")
     [directory] = result_dirs(tmp_path)
-    assert result.stdout.splitlines()[:5] == [
+    assert printed(result)[:5] == [
         "init Base",
         "init Middle",
         "init Leaf",
         "run Base x",
         f"run Leaf 7 {directory.name}",
     ]
-    assert "command line:" in result.stderr and f"result directory: {directory}" in result.stderr
-    assert "a debug line" not in result.stderr
+    log = result.stdout.splitlines()
+    assert log[0].endswith(
+        f"INFO: command line: {tmp_path / 'engine_script.py'} --middle-option 7 --base-option x"
+    )
+    assert log[1].endswith(f"INFO: run in directory {directory}")
+    assert LOG_LINE.match(log[0]) and LOG_LINE.match(log[1])
+    assert "a debug line" not in result.stdout and result.stderr == "to stderr\n"
 
 
 @pytest.mark.parametrize("level", ["DEBUG", "10", "debug"])
 def test_log_level(tmp_path, level):
-    assert "a debug line" in run_script(tmp_path, THREE_LEVELS, "-l", level).stderr
+    assert "DEBUG: a debug line" in run_script(tmp_path, THREE_LEVELS, "-l", level).stdout
+
+
+EXECO_STYLE = """
+import os
+from execo_engine import Engine, logger
+
+class Experiment(Engine):
+    def __init__(self):
+        super().__init__()
+        self.args_parser.add_argument("--early", default="e")
+
+    def init(self):
+        if not vars(self.args):
+            raise SystemExit("self.args is empty in init")
+        with open(os.path.join(self.result_dir, "init.txt"), "w") as f:
+            print(self.args.early, self.run_name, self.args.log_level, file=f)
+        self.args_parser.add_argument("--late", type=int, default=1)
+
+    def run(self):
+        logger.detail("a detail line")
+        logger.trace("a trace line")
+        print("run", self.args.early, self.args.late, os.path.basename(self.result_dir))
+
+Experiment().start()
+"""
+
+
+def experiment_dirs(tmp_path):
+    return [p for p in tmp_path.iterdir() if p.is_dir() and p.name.startswith("Experiment_")]
+
+
+def test_init_sees_args_result_dir_and_run_sees_options_added_in_init(tmp_path):
+    result = run_script(tmp_path, EXECO_STYLE, "--late", "5", "--early", "x", "-l", "DETAIL")
+    [directory] = experiment_dirs(tmp_path)
+    assert (directory / "init.txt").read_text() == f"x {directory.name} 15\n"
+    assert printed(result) == [f"run x 5 {directory.name}"]
+    assert "DETAIL: a detail line" in result.stdout and "a trace line" not in result.stdout
+
+
+def test_log_level_trace_shows_detail_and_trace(tmp_path):
+    result = run_script(tmp_path, EXECO_STYLE, "-l", "trace")
+    assert "DETAIL: a detail line" in result.stdout and "TRACE: a trace line" in result.stdout
+
+
+def test_default_result_dir_is_named_as_execo_names_it(tmp_path):
+    if not os.path.exists("/usr/share/zoneinfo/Asia/Kolkata"):
+        pytest.skip("no time zone database (/usr/share/zoneinfo)")
+    run_script(tmp_path, EXECO_STYLE, env={**os.environ, "TZ": "Asia/Kolkata"})
+    [directory] = experiment_dirs(tmp_path)
+    assert re.fullmatch(r"Experiment_\d{8}_\d{6}_\+0530", directory.name), directory.name
+    assert (directory / "init.txt").read_text().split()[1] == directory.name  # the run name
+
+
+def test_help_lists_options_added_in_init_and_leaves_no_directory(tmp_path):
+    result = run_script(tmp_path, THREE_LEVELS, "-h")
+    assert "--base-option" in result.stdout and "--middle-option" in result.stdout  # in init
+    assert "run Base" not in result.stdout and result_dirs(tmp_path) == []
+
+
+POSITIONAL = """
+from execo_engine import Engine
+
+class Positional(Engine):
+    def __init__(self):
+        super().__init__()
+        self.args_parser.add_argument("cluster", help="where to run")
+
+    def init(self):
+        self.args_parser.add_argument("--nodes", type=int, default=1)
+
+    def run(self):
+        print("run on", self.args.cluster, self.args.nodes)
+
+Positional().start()
+"""
+
+
+def test_help_with_a_required_argument_is_answered_at_once(tmp_path):
+    result = run_script(tmp_path, POSITIONAL, "-h")
+    assert "cluster" in result.stdout and "where to run" in result.stdout
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
+    complete = run_script(tmp_path, POSITIONAL, "-h", "grid5000")
+    assert "--nodes" in complete.stdout and "run on" not in complete.stdout
+    assert printed(run_script(tmp_path, POSITIONAL, "--nodes", "4", "nancy")) == ["run on nancy 4"]
+
+
+def test_a_missing_required_argument_is_a_usage_error_before_anything_runs(tmp_path):
+    result = run_script(tmp_path, POSITIONAL, check=False)
+    assert result.returncode == 2 and "the following arguments are required: cluster" in (
+        result.stderr
+    )
+    assert result.stdout == "" and [p for p in tmp_path.iterdir() if p.is_dir()] == []
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--late", "many"], "argument --late: invalid int value: 'many'"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_usage_errors_found_after_init(tmp_path, args, message):
+    result = run_script(tmp_path, EXECO_STYLE, *args, check=False)
+    assert result.returncode == 2 and result.stderr.startswith("usage: engine_script.py")
+    assert message in result.stderr and "Traceback" not in result.stderr
+    [directory] = experiment_dirs(tmp_path)  # init wrote in it: kept
+    assert printed(result) == [] and (directory / "init.txt").exists()
+
+
+def test_a_usage_error_leaves_no_empty_result_dir(tmp_path):
+    result = run_script(tmp_path, THREE_LEVELS, "--no-such-option", check=False)
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+    assert result_dirs(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -107,21 +239,58 @@ def test_continue_reuses_the_directory(tmp_path):
     result = run_script(tmp_path, THREE_LEVELS, "-c", str(existing), "-L")
     assert "run Leaf 0 earlier" in result.stdout
     assert result_dirs(tmp_path) == [] and (existing / "stdout").exists()
+    assert f"INFO: run in directory {existing}" in (existing / "stdout").read_text()
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["-c", "a-file"], "-c a-file: not an existing directory"),
-        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["-c", "a-file"], "-c a-file: exists and is not a directory"),
         (["-l", "LOUD"], "invalid log level 'LOUD'"),
+        (["-l"], "argument -l: expected one argument"),
     ],
 )
-def test_bad_input_is_a_clear_error(tmp_path, args, message):
+def test_bad_engine_option_is_a_usage_error_before_anything_runs(tmp_path, args, message):
     (tmp_path / "a-file").write_text("")
     result = run_script(tmp_path, THREE_LEVELS, *args, check=False)
-    assert result.returncode == 2
+    assert result.returncode == 2 and result.stderr.startswith("usage: engine_script.py")
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == "" and result_dirs(tmp_path) == []
+
+
+RESUMABLE = """
+import os
+from execo_engine import Engine, ParamSweeper, slugify, sweep
+
+class Leaf(Engine):
+    def init(self):
+        self.args_parser.add_argument("--stop-after", type=int)
+
+    def run(self):
+        sweeper = ParamSweeper(
+            os.path.join(self.result_dir, "sweeps"), sweep({"i": range(10), "j": [1, 2]})
+        )
+        for count, combination in enumerate(sweeper):
+            if count == self.args.stop_after:
+                raise SystemExit(3)  # a crash in the middle of the grid
+            with open(os.path.join(self.result_dir, slugify(combination)), "x"):
+                pass
+            sweeper.done(combination)
+
+Leaf().start()
+"""
+
+
+def test_same_c_dir_on_the_first_run_and_to_resume(tmp_path):
+    directory = tmp_path / "results" / "first"  # neither exists yet
+    first = run_script(tmp_path, RESUMABLE, "-c", "results/first", "--stop-after", "7", check=False)
+    assert first.returncode == 3, first.stderr
+    assert len(list(directory.iterdir())) == 1 + 7  # the sweep, and one file per done combination
+    run_script(tmp_path, RESUMABLE, "-c", "results/first")
+    files = {p.name for p in directory.iterdir()} - {"sweeps"}
+    expected = {f"i-{i}-j-{j}" for i in range(10) for j in (1, 2)}
+    assert files == expected  # each combination ran once ("x": a second run would fail)
+    assert result_dirs(tmp_path) == []
 
 
 SWEEPING = """
@@ -145,7 +314,7 @@ def start_engine(tmp_path, *args):
     script = tmp_path / "engine_script.py"
     script.write_text(textwrap.dedent(SWEEPING))
     return subprocess.Popen(
-        [sys.executable, str(script), *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(script), *args], cwd=tmp_path, stdout=subprocess.PIPE, text=True
     )
 
 
@@ -189,12 +358,54 @@ def test_sigterm_gives_the_current_combination_back_at_once(tmp_path):
     directory = wait_for_result_dir(tmp_path)
     wait_for_started(directory / "started", 30, engine)
     engine.send_signal(signal.SIGTERM)
-    _, stderr = engine.communicate(timeout=60)
+    stdout, _ = engine.communicate(timeout=60)
     assert engine.returncode == 128 + signal.SIGTERM
-    assert "unfinished combination(s) back to todo" in stderr
-    assert "/200 done" in stderr  # a progress line was logged
+    assert "unfinished combination(s) back to todo" in stdout
+    assert "/200 done" in stdout  # a progress line was logged
     sweeper = ParamSweeper(directory / "sweeps")
     assert sweeper.get_inprogress() == []
     assert sweeper.get_failures() == {}  # an interruption is no failed attempt
     done = len(sweeper.get_done())
     assert len(sweeper.get_remaining()) == 200 - done and done >= 29
+
+
+TYPED = """
+import argparse
+import os
+
+from execo_engine import Engine, ParamSweeper, logger, sweep
+
+
+class Typed(Engine):
+    def init(self) -> None:
+        self.args_parser.add_argument("--size", type=int, default=1)
+        namespace: argparse.Namespace = self.args
+        logger.detail("%s", namespace)
+
+    def run(self) -> None:
+        path: str = os.path.join(self.result_dir, "sweeps")
+        sweeper = ParamSweeper(path, sweep({"size": [self.args.size]}))
+        logger.trace("%s %s", self.run_name.upper(), sweeper.get_next())
+
+
+Typed().start()
+"""
+
+
+@pytest.mark.slow
+def test_a_typed_engine_subclass_passes_mypy_strict(tmp_path):
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install mypy)")
+    (tmp_path / "typed_engine.py").write_text(TYPED)
+    package_root = os.path.dirname(os.path.dirname(execo_engine.__file__))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "typed_engine.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MYPYPATH": package_root},  # an editable install is not found else
+    )
+    # Only the user's file is judged (the package is checked by its own gate).
+    assert result.stdout.splitlines()[-1].startswith(("Found", "Success")), result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("typed_engine")] == []

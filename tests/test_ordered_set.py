@@ -3,6 +3,7 @@
 import pytest
 
 from execo_engine.ordered_set import OrderedSet
+from execo_engine.sweep import HashableDict
 
 
 def test_a_set_that_keeps_its_order():
@@ -11,6 +12,7 @@ def test_a_set_that_keeps_its_order():
     assert items == {1, 2, 3} == items and frozenset({1, 2, 3}) == items
     assert items == [3, 1, 2] and items == (3, 1, 2) and items != [1, 2, 3]
     assert items != {1, 2} and items != "312"
+    assert {"a": 1} in OrderedSet([HashableDict(a=1)]) and [1] not in items  # unhashable
     assert list(items | {9}) == [3, 1, 2, 9] and list(items - {1}) == [3, 2]
     assert items & {2, 3} == {2, 3} and items ^ {3, 4} == {1, 2, 4}
     assert OrderedSet([1]) <= items < {1, 2, 3, 4}

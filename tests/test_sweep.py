@@ -67,7 +67,7 @@ def test_empty_levels_contribute_nothing():
 
 @pytest.mark.parametrize("levels", ["abc", b"abc", 3, 2.5, None])
 def test_bad_level_list_names_factor(levels):
-    with pytest.raises(TypeError, match="factor 'speed'.*non-string iterable"):
+    with pytest.raises(TypeError, match=r"factor 'speed'.*non-string iterable"):
         sweep({"ok": [1], "speed": levels})
 
 
@@ -140,7 +140,181 @@ def test_sweep_knows_when_its_combinations_are_distinct():
     assert not sweep({"a": [1, 1.0]}).distinct  # equal levels
     assert not sweep({"a": [1], "b": {"x": {"a": [2]}}}).distinct  # a sub-factor named a
     assert not sweep({"a": [[1], [1]]}).distinct  # unhashable levels: not known
+    # two equal sub-combinations whose keys come in different orders, one level down
+    inner = {"f": {1: {"x": [0], "y": [0], "f": [9]}, 2: {"y": [0], "x": [0], "f": [9]}}}
+    nested = sweep({"a": {1: inner}})
+    assert len(nested) == 2 and len(set(nested)) == 1 and not nested.distinct
     grid = sweep({"a": [1, 2]})
     grid.append(grid[0])
     assert not grid.distinct and grid == [{"a": 1}, {"a": 2}, {"a": 1}]
     assert type(grid) is SweepList and isinstance(grid, list)
+
+
+TRAINING = {("model", "batch"): [("small", 256), ("large", 32)], "lr": [0.1, 0.01]}
+
+
+def test_paired_factors_vary_together():
+    result = sweep(TRAINING)
+    assert result == [
+        {"model": "small", "batch": 256, "lr": 0.1},
+        {"model": "small", "batch": 256, "lr": 0.01},
+        {"model": "large", "batch": 32, "lr": 0.1},
+        {"model": "large", "batch": 32, "lr": 0.01},
+    ]
+    # keys in factor order, a pair's names in tuple order; the pair is one factor for the order
+    assert [list(c) for c in result] == [["model", "batch", "lr"]] * 4
+    assert result.distinct and all(type(c) is HashableDict for c in result)
+    flipped = sweep({"lr": [0.1, 0.01], ("model", "batch"): [("small", 256), ("large", 32)]})
+    assert [(c["lr"], c["model"]) for c in flipped] == [
+        (0.1, "small"),
+        (0.1, "large"),
+        (0.01, "small"),
+        (0.01, "large"),
+    ]
+    assert [list(c) for c in flipped] == [["lr", "model", "batch"]] * 4
+    # any iterable of tuples (or lists) of levels, three names, a set of tuples sorted
+    assert sweep({("a", "b", "c"): iter([[1, 2, 3], (4, 5, 6)])}) == [
+        {"a": 1, "b": 2, "c": 3},
+        {"a": 4, "b": 5, "c": 6},
+    ]
+    assert sweep({("a", "b"): {(2, "y"), (1, "x")}}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+
+
+def test_paired_factors_in_and_over_sub_sweeps():
+    data = {
+        "dataset": {
+            "cifar": {("model", "batch"): [("resnet", 128), ("vit", 64)], "epochs": [10]},
+            "mnist": {"model": ["mlp"]},
+        },
+        "seed": [1, 2],
+    }
+    result = sweep(data)
+    assert result == [
+        {"dataset": "cifar", "model": "resnet", "batch": 128, "epochs": 10, "seed": 1},
+        {"dataset": "cifar", "model": "resnet", "batch": 128, "epochs": 10, "seed": 2},
+        {"dataset": "cifar", "model": "vit", "batch": 64, "epochs": 10, "seed": 1},
+        {"dataset": "cifar", "model": "vit", "batch": 64, "epochs": 10, "seed": 2},
+        {"dataset": "mnist", "model": "mlp", "seed": 1},
+        {"dataset": "mnist", "model": "mlp", "seed": 2},
+    ]
+    assert [list(c) for c in result][::4] == [
+        ["dataset", "model", "batch", "epochs", "seed"],
+        ["dataset", "model", "seed"],
+    ]
+    assert result.distinct
+    # a pair whose levels are a dict: tuples as keys, each with its own sub-sweep
+    keyed = sweep({("model", "batch"): {("small", 256): {"lr": [0.1, 0.2]}, ("large", 32): {}}})
+    assert keyed == [
+        {"model": "small", "batch": 256, "lr": 0.1},
+        {"model": "small", "batch": 256, "lr": 0.2},
+        {"model": "large", "batch": 32},
+    ]
+    assert keyed.distinct
+
+
+def test_paired_factors_distinct_only_when_truly_distinct():
+    assert not sweep({("a", "b"): [(1, 2), (1, 2)]}).distinct  # the same pair twice
+    assert not sweep({("a", "b"): [(1, 2)], "b": [3]}).distinct  # b also a factor alone
+    assert not sweep({("a", "b"): [(1, 2), (1, 3)], "c": {4: {"b": [5]}}}).distinct
+    assert not sweep({("a", "b"): [(1, [2]), (1, [2])]}).distinct  # unhashable: not known
+    assert sweep({("a", "b"): [(1, 2), (1, 3)], "c": [1, 1.5]}).distinct
+
+
+LEAVE_OUT_LARGE_LR = [{"model": "large", "lr": 0.1}]
+
+
+def test_exclude_by_partial_dicts_keeps_the_order_of_the_rest():
+    full = sweep(TRAINING)
+    result = sweep(TRAINING, exclude=LEAVE_OUT_LARGE_LR)
+    assert result == [c for c in full if not (c["model"] == "large" and c["lr"] == 0.1)]
+    assert len(result) == 3 and result.distinct and type(result) is SweepList
+    # any of several partial dicts; a one-key partial dict leaves out all its combinations
+    assert sweep(TRAINING, exclude=[{"lr": 0.01}, {"batch": 32, "lr": 0.1}]) == [
+        {"model": "small", "batch": 256, "lr": 0.1}
+    ]
+    # equal levels match (1 == 1.0 == True), as dict lookups do
+    assert sweep({"x": [0, 1, 2]}, exclude=[{"x": 1.0}]) == [{"x": 0}, {"x": 2}]
+    # a combination without a key of the partial dict (sub-sweeps) does not match it
+    nested = {"opt": {"sgd": {"momentum": [0.0, 0.9]}, "adam": {}}}
+    assert sweep(nested, exclude=[{"momentum": 0.9}]) == [
+        {"opt": "sgd", "momentum": 0.0},
+        {"opt": "adam"},
+    ]
+    assert sweep(TRAINING, exclude=[]) == full
+    # a sweep that was not distinct stays "not known distinct" after exclusion
+    assert not sweep({"a": [1, 1, 2]}, exclude=[{"a": 2}]).distinct
+
+
+def test_exclude_by_predicate():
+    seen = []
+
+    def too_big(combination):
+        seen.append(combination)
+        return combination["batch"] * combination["lr"] > 10
+
+    result = sweep(TRAINING, exclude=too_big)
+    assert result == [c for c in sweep(TRAINING) if c["batch"] * c["lr"] <= 10]
+    assert len(result) == 3 and result.distinct
+    assert seen == sweep(TRAINING) and all(type(c) is HashableDict for c in seen)
+    assert sweep({"a": range(4)}, exclude=lambda c: c["a"] % 2) == [{"a": 0}, {"a": 2}]
+
+
+def test_paired_factor_errors_name_the_culprit():
+    with pytest.raises(
+        ValueError, match=r"level \('large',\) of paired factor \('model', 'batch'\)"
+    ):
+        sweep({("model", "batch"): [("small", 256), ("large",)]})
+    with pytest.raises(ValueError, match=r"has 3 value\(s\), needs 2"):
+        sweep({"x": {1: {("model", "batch"): [("small", 256, 0.1)]}}})
+    with pytest.raises(
+        TypeError,
+        match=r"level of paired factor \('model', 'batch'\) must be a tuple of 2 values"
+        r".*got str 'ab'",
+    ):
+        sweep({("model", "batch"): ["ab"]})
+    with pytest.raises(TypeError, match=r"paired factor \('m', 'b'\) must be a tuple.*got int 3"):
+        sweep({("m", "b"): {3: {}}})
+    with pytest.raises(TypeError, match=r"factor \('m', 'b'\).*non-string iterable"):
+        sweep({("m", "b"): "ab"})
+    with pytest.raises(ValueError, match=r"paired factor \('m', 'b', 'm'\) names 'm' twice"):
+        sweep({("m", "b", "m"): [(1, 2, 3)]})
+    with pytest.raises(ValueError, match=r"paired factor \(\) names no factor"):
+        sweep({(): [()]})
+
+
+def test_exclude_errors_name_the_culprit():
+    with pytest.raises(
+        ValueError,
+        match=r"exclude\[1\] names 'modle', which is no factor of the sweep "
+        r"\(factors: 'model', 'batch', 'lr'\)",
+    ):
+        sweep(TRAINING, exclude=[{"lr": 0.1}, {"modle": "large"}])
+    with pytest.raises(ValueError, match=r"names \('model', 'batch'\), which is no factor"):
+        sweep(TRAINING, exclude=[{("model", "batch"): ("large", 32)}])
+    # factors of sub-sweeps are factors too; a sweep without factors has none
+    assert sweep({"o": {"sgd": {"m": [1, 2]}}}, exclude=[{"m": 2}]) == [{"o": "sgd", "m": 1}]
+    with pytest.raises(ValueError, match=r"names 'm', which is no factor.*\(factors: none\)"):
+        sweep({}, exclude=[{"m": 2}])
+    with pytest.raises(TypeError, match=r"got dict: wrap it in a list, exclude=\[\{'lr': 0.1\}\]"):
+        sweep(TRAINING, exclude={"lr": 0.1})
+    for bad in ("lr", 3):
+        with pytest.raises(
+            TypeError, match=r"exclude must be a callable .* or a list of partial dicts, got "
+        ):
+            sweep(TRAINING, exclude=bad)
+    with pytest.raises(TypeError, match=r"exclude\[0\] must be a partial dict .*got str 'lr'"):
+        sweep(TRAINING, exclude=["lr"])
+    with pytest.raises(ValueError, match=r"exclude\[0\] is empty: it would leave out every"):
+        sweep(TRAINING, exclude=[{}])
+
+
+def test_sweep_stats_counts_each_paired_name_as_a_factor():
+    sweeps = sweep(TRAINING, exclude=LEAVE_OUT_LARGE_LR)
+    stats = sweep_stats((sweeps, sweeps[1:], [], [], sweeps[:1]))
+    assert stats["total"] == {
+        "model": {"small": 2, "large": 1},
+        "batch": {256: 2, 32: 1},
+        "lr": {0.1: 1, 0.01: 2},
+    }
+    assert stats["done"] == {"model": {"small": 1}, "batch": {256: 1}, "lr": {0.1: 1}}
+    assert stats["done_ratio"]["batch"] == {256: 0.5, 32: 0.0}

@@ -1,4 +1,4 @@
-"""slugify, redirect_outputs, copy_outputs (in real subprocesses) and the logger."""
+"""slugify, redirect_outputs and copy_outputs (in real subprocesses)."""
 
 import subprocess
 import sys
@@ -56,6 +56,9 @@ def as_words(expected):
         ("a\\b/c", "abc"),
         ({"x": 1}, "x-1"),
         ("___", "___"),
+        (-1, "-1"),  # not "1": a leading separator stays, as in execo
+        ("  --a-- ", "-a-"),
+        ({"x": -1, "y": "a b"}, "x-1-y-a-b"),
     ],
 )
 def test_slugify(value, slug):
@@ -118,16 +121,3 @@ def test_copy_outputs_keeps_output_of_a_killed_process(tmp_path):
     # the copier outlives the process and drains the pipe; wait for it through the terminal copy
     assert result.stdout.splitlines() == expected
     assert (tmp_path / "out.txt").read_text().splitlines() == expected
-
-
-def test_logger_does_not_duplicate_when_application_configures_logging():
-    script = textwrap.dedent("""
-        import logging
-        logging.basicConfig(format="%(name)s:%(message)s")
-        from execo_engine.log import logger
-        logger.warning("once")
-    """)
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stderr.splitlines() == ["execo_engine:once"]

@@ -10,6 +10,7 @@ through ParamSweeper, safe while workers run, and log what they do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime
 import json
@@ -62,6 +63,8 @@ def open_view(directory: str) -> ParamSweeper[Any]:
     """A read-only ParamSweeper on ``directory`` (its saved sweeps, or none)."""
     try:
         return ParamSweeper(directory, read_only=True)
+    except CorruptRecordError:  # a ValueError too, but not a missing sweeps file
+        raise
     except ValueError:  # no saved sweeps: claims and results are still readable
         return ParamSweeper(directory, [], read_only=True)
 
@@ -257,7 +260,9 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
             combination, recorded = record["combination"], record["values"]
             factors.update(dict.fromkeys(map(str, combination)))
             values.update(dict.fromkeys(map(str, recorded)))
-            when = datetime.datetime.fromtimestamp(record["time"]).isoformat(timespec="seconds")
+            when = datetime.datetime.fromtimestamp(record["time"], datetime.UTC).isoformat(
+                timespec="seconds"
+            )
             rows.append(
                 {
                     "sweep": view.name,
@@ -291,8 +296,8 @@ def results(directory: str, output_format: str, output: str | None) -> None:
     """Export the recorded results as CSV or JSON lines."""
     factors, values, rows = result_rows(directory)
     columns = result_columns(directory, factors, values)
-    out = open(output, "w", newline="") if output else sys.stdout
-    try:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(output, "w", newline="")) if output else sys.stdout
         if output_format == "csv":
             writer = csv.DictWriter(out, columns, extrasaction="ignore")
             writer.writeheader()
@@ -303,9 +308,6 @@ def results(directory: str, output_format: str, output: str | None) -> None:
                     json.dumps({c: row.get(c) for c in columns}, default=repr, ensure_ascii=False)
                     + "\n"
                 )
-    finally:
-        if output:
-            out.close()
 
 
 def _spans_decades(values: list[float]) -> bool:

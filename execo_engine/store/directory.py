@@ -17,22 +17,48 @@ this host that no longer runs are dead (see :mod:`execo_engine.owner`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.journal import FileBatch, Journal, replace_atomically
+from execo_engine.journal import (
+    FileBatch,
+    Journal,
+    open_regular,
+    remove_stale_temporaries,
+    replace_atomically,
+)
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner, is_dead
 from execo_engine.records import SKIP, Changes, Claim, RecordStore
 from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
-from execo_engine.store.version import check_format
+from execo_engine.store.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.sweep import HashableDict
 
 GRID_FILE = "grid"
+
+
+def check_subdirectory(path: str) -> None:
+    """Refuse ``path``, below a directory the caller was given (a shared sweep directory), if
+    it is a symbolic link or not a directory: following it could make writes land outside.
+    A missing ``path`` is fine (a store creates it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        kind = "a symbolic link" if os.path.islink(path) else "not a directory"
+        raise NotADirectoryError(
+            f"{path}: is {kind}, refused as a sweep subdirectory (never followed out of the "
+            f"sweep directory): remove it and run again"
+        ) from None
+    os.close(fd)
 
 
 def _data(lines: list[str]) -> bytes:
@@ -66,7 +92,7 @@ class DirectoryLog(RecordStore):
             raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
         if not read_only:
             os.makedirs(self.path, exist_ok=True)
-        check_format(self.path, writable=not read_only)
+        check_format(self.path)
         self.lock: DirectoryLock | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
         )
@@ -76,10 +102,17 @@ class DirectoryLog(RecordStore):
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._grid_path = os.path.join(self.path, GRID_FILE)
         self._grid_size: int | None = None
+        self._first_read_done = read_only  # a writer's first read cleans up and marks the format
 
     def read(self) -> Changes:
-        """The records appended since the last read; torn last records are repaired."""
+        """The records appended since the last read; torn last records are repaired (and, on
+        a writer's first read, temporary files of rewrites killed midway removed, and the
+        directory marked with this format version)."""
         repair = not self.read_only
+        if not self._first_read_done:
+            remove_stale_temporaries(self.path, ("inprogress", "sweeps", GRID_FILE, FORMAT_FILE))
+            mark_format(self.path)
+            self._first_read_done = True
         return self._changes(
             self._done.read_new(repair),
             self._claims.read_new(repair),
@@ -144,7 +177,7 @@ class DirectoryLog(RecordStore):
     def grid_size(self) -> int | None:
         """The number of combinations of the last writer's sweeps (None: never written)."""
         try:
-            fd = os.open(self._grid_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd, _ = open_regular(self._grid_path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
@@ -202,16 +235,18 @@ class DirectoryLog(RecordStore):
     def read_results(self) -> list[Any]:
         """Every complete result record, in the order they were written."""
         with self._whole("results") as (where, batch):
-            return self._decode(where, batch)
+            return self._decode_results(where, batch)
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""
         try:
-            fd = os.open(self._sweeps_path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd, status = open_regular(self._sweeps_path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            return self._decode(self._sweeps_path, FileBatch(fd, 0, os.fstat(fd).st_size))
+            return self._decode_sweeps(
+                self._sweeps_path, FileBatch(fd, 0, status.st_size, path=self._sweeps_path)
+            )
         finally:
             os.close(fd)
 

@@ -18,7 +18,7 @@ from execo_engine.pgstore import (
     without_password,
 )
 from execo_engine.store.contract import Store
-from execo_engine.store.directory import DirectoryStore
+from execo_engine.store.directory import DirectoryStore, check_subdirectory
 from execo_engine.store.replay import ReplayStore
 
 Location = str | os.PathLike[str]
@@ -43,10 +43,13 @@ def open_store(
 
 def child_location(location: Location, name: str) -> str:
     """The location of sweep ``name`` below ``location`` (a subdirectory, or the sweep
-    ``<sweep>/<name>`` of the same database)."""
+    ``<sweep>/<name>`` of the same database); ``NotADirectoryError`` if the subdirectory is a
+    symbolic link (see :func:`check_subdirectory`)."""
     if not is_directory(location):
         return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
-    return os.path.join(location, name)
+    path = os.path.join(location, name)
+    check_subdirectory(path)
+    return path
 
 
 def child_locations(location: Location) -> dict[str, str]:
@@ -59,7 +62,7 @@ def child_locations(location: Location) -> dict[str, str]:
     return {
         entry.name: entry.path
         for entry in os.scandir(location)
-        if entry.is_dir()
+        if entry.is_dir(follow_symlinks=False)  # never a link out of the directory
         and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))
     }
 

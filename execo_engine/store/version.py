@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from execo_engine.journal import replace_atomically
+from execo_engine.journal import open_regular, replace_atomically
 
 FORMAT = 3
 FORMAT_FILE = "format"
@@ -34,7 +34,7 @@ def directory_format(directory: str) -> int:
     ``ValueError`` naming the file if it does not hold a version number."""
     path = os.path.join(directory, FORMAT_FILE)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd, _ = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return 1
     try:
@@ -53,9 +53,8 @@ def directory_format(directory: str) -> int:
     return version
 
 
-def check_format(directory: str, writable: bool) -> None:
-    """``NewerFormatError`` if ``directory`` is of a format newer than :data:`FORMAT`; a
-    ``writable`` opener marks an older one as :data:`FORMAT` (only files were added)."""
+def check_format(directory: str) -> None:
+    """``NewerFormatError`` if ``directory`` is of a format newer than :data:`FORMAT`."""
     found = directory_format(directory)
     if found > FORMAT:
         raise NewerFormatError(
@@ -63,5 +62,10 @@ def check_format(directory: str, writable: bool) -> None:
             f"newer execo_engine; this one reads versions 1 to {FORMAT}: upgrade execo_engine "
             f"to use it"
         )
-    if writable and found < FORMAT:
+
+
+def mark_format(directory: str) -> None:
+    """Mark ``directory`` as of format :data:`FORMAT` if it is older (only records were
+    added); with the directory lock held, as every replacement of a directory's files."""
+    if directory_format(directory) < FORMAT:
         replace_atomically(os.path.join(directory, FORMAT_FILE), f"{FORMAT}\n".encode())

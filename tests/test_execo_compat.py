@@ -1,0 +1,154 @@
+"""Side by side with execo 2.8.2 installed in its own virtual environment (``$EXECO_PYTHON``, or
+``/tmp/execo-venv/bin/python``): the same outputs of sweep, geom, igeom, slugify, sweep_stats and
+``import *`` (through benchmarks/compare_execo.py), and the same Engine behaviour (result
+directory names, ``-c`` creating its directory, log line format, DETAIL level)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from execo_engine import geom, igeom
+
+COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_execo.py"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def execo_python():
+    """The interpreter where execo 2.8.2 is installed (skip when there is none)."""
+    python = os.environ.get("EXECO_PYTHON") or "/tmp/execo-venv/bin/python"
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"no execo 2.8.2 interpreter at {python} (set EXECO_PYTHON)")
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('execo'))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if version.returncode != 0:
+        pytest.skip(f"{python} has no execo installed (pip install execo==2.8.2)")
+    return python
+
+
+def test_same_outputs_as_execo(execo_python):
+    result = subprocess.run(
+        [sys.executable, str(COMPARE), "--execo-python", execo_python, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    differences = json.loads(result.stdout)["differences"]
+    assert set(differences) == {
+        "sweep",
+        "geom",
+        "igeom",
+        "slugify",
+        "sweep_stats",
+        "import *",
+        "dir(execo_engine)",
+    }
+    assert {section: cases[:3] for section, cases in differences.items() if cases} == {}
+
+
+ENGINE = """
+import os, sys
+from execo_engine import Engine, logger
+
+class Probe(Engine):
+    def run(self):
+        logger.info("an info line")
+        logger.detail("a detail line")
+        print("result dir:", os.path.realpath(self.result_dir))
+
+Probe().start(sys.argv[1:])
+"""
+
+
+def run_engine(python, directory, *args):
+    directory.mkdir()
+    (directory / "probe.py").write_text(textwrap.dedent(ENGINE))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [python, "probe.py", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "TZ": "Asia/Kolkata"},
+    )
+    assert result.returncode == 0, result.stderr
+    return ANSI_COLOUR.sub("", result.stdout).splitlines()
+
+
+@pytest.mark.parametrize("interpreter", ["execo", "ours"])
+def test_engine_behaves_as_execo(execo_python, tmp_path, interpreter):
+    python = execo_python if interpreter == "execo" else sys.executable
+    if not os.path.exists("/usr/share/zoneinfo/Asia/Kolkata"):
+        pytest.skip("no time zone database (/usr/share/zoneinfo)")
+    lines = run_engine(python, tmp_path / "default")
+    [directory] = [p for p in (tmp_path / "default").iterdir() if p.is_dir()]
+    assert re.fullmatch(r"Probe_\d{8}_\d{6}_\+0530", directory.name), directory.name
+    assert f"result dir: {directory}" in lines
+    assert any(
+        re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO: an info line", line)
+        for line in lines
+    ), lines
+    assert not any("a detail line" in line for line in lines)
+
+    lines = run_engine(python, tmp_path / "continued", "-c", "new/sub", "-l", "DETAIL")
+    created = tmp_path / "continued" / "new" / "sub"
+    assert created.is_dir() and f"result dir: {created}" in lines
+    assert any(line.endswith("DETAIL: a detail line") for line in lines), lines
+
+
+# Values printed by execo 2.8.2 (checked live, with thousands more, by
+# test_same_outputs_as_execo where execo is installed).
+@pytest.mark.parametrize(
+    "args,floats,integers",
+    [
+        ((1, 20, 5), [1.0, 2.114742526881128, 4.472135954999579, 9.457416090031757, 20.0], None),
+        (
+            (1, 1000, 7),
+            [
+                1.0,
+                3.162277660168379,
+                9.999999999999998,
+                31.622776601683785,
+                99.99999999999997,
+                316.2277660168378,
+                1000.0,
+            ],
+            [1, 3, 10, 32, 100, 316, 1000],
+        ),
+        ((0.5, 8, 4), [0.5, 1.2599210498948732, 3.174802103936399, 8.0], [0, 1, 3, 8]),
+        ((1.5, 10.5, 3), [1.5, 3.968626966596886, 10.5], [1, 2, 4, 10]),
+        ((10, 1, 4), [10.0, 4.641588833612779, 2.154434690031884, 1.0], [1, 2, 5, 10]),
+        ((3.5, 296, 1), [3.5], [3]),
+        ((1, 10, 3.0), [1.0, 3.1622776601683795, 10.0], [1, 3, 10]),
+    ],
+)
+def test_geom_and_igeom_give_execo_values(args, floats, integers):
+    assert geom(*args) == floats
+    if integers is not None:
+        assert igeom(*args) == integers
+
+
+def test_geom_accepts_any_whole_number_of_steps():
+    numpy = pytest.importorskip("numpy")
+    assert geom(1, 100, numpy.int64(3)) == geom(1, 100, 3) == [1.0, 10.0, 100.0]
+
+
+@pytest.mark.parametrize(
+    "steps,error",
+    [(2.5, ValueError), (float("nan"), ValueError), (-1, ValueError), ("3", TypeError)],
+)
+def test_geom_refuses_what_execo_answered_with_nonsense(steps, error):
+    with pytest.raises(error, match="num_steps"):
+        geom(1, 10, steps)

@@ -1,0 +1,442 @@
+"""Files a broken or hostile writer leaves in a sweep directory: every reader, writer and
+``execo-sweep`` command ends, with the complete records or one clear error naming the file.
+
+Each test runs under a deadline (``SIGALRM``): a hang fails the test instead of blocking it.
+"""
+
+import contextlib
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from execo_engine.cli.__main__ import main
+from execo_engine.codec import Codec
+from execo_engine.journal import NotARegularFileError
+from execo_engine.owner import current_owner
+from execo_engine.records import CorruptRecordError, owner_text
+from execo_engine.store.directory import DirectoryLog
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+from pytest_execo.plugin import sweep_subdir_name
+
+GRID = sweep({"i": [0, 1, 2], "t": [(1, "a"), (2, "b")]})
+DEADLINE = 120  # seconds a test may take on a loaded machine before it counts as hung
+
+
+@pytest.fixture(autouse=True)
+def deadline():
+    """Turn a hang (a blocking open, a loop that never ends) into a failure."""
+
+    def hung(signum, frame):
+        raise TimeoutError(f"still running after {DEADLINE} s: hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(DEADLINE)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def directory(tmp_path):
+    """A sweep with saved sweeps, one done element, one live claim and one result."""
+    path = tmp_path / "sweep"
+    sweeper = ParamSweeper(path, GRID, save_sweeps=True)
+    sweeper.done(sweeper.get_next())
+    sweeper.get_next()
+    sweeper.record_result(GRID[0], {"seconds": 1.5}, "passed", 1.5)
+    return path
+
+
+def cli_error(capsys, *args):
+    """Run ``execo-sweep ARGS`` in this process; its exit status and stderr (one error)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(arg) for arg in args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code not in (0, None)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# -- 3. truncation and non-regular files ---------------------------------------------------
+
+
+def test_sweeps_truncated_at_every_byte_loads_complete_records_or_fails_clearly(tmp_path, capsys):
+    full = tmp_path / "full"
+    ParamSweeper(full, GRID, save_sweeps=True)
+    data = (full / "sweeps").read_bytes()
+    lines = data.splitlines(keepends=True)
+    directory = tmp_path / "cut"
+    directory.mkdir()
+    sweeps_file = directory / "sweeps"
+    for size in range(len(data) + 1):
+        sweeps_file.write_bytes(data[:size])
+        complete = sum(1 for end in range(len(lines)) if len(b"".join(lines[: end + 1])) <= size)
+        if data[:size].endswith(b"\n") or size == 0:
+            if complete:
+                assert ParamSweeper(directory).get_sweeps() == GRID[:complete]
+                assert ParamSweeper(directory, read_only=True).get_sweeps() == GRID[:complete]
+            continue
+        offset = len(b"".join(lines[:complete]))
+        message = rf"{sweeps_file}: .*byte offset {offset}"
+        with pytest.raises(CorruptRecordError, match=message):
+            ParamSweeper(directory)
+        with pytest.raises(CorruptRecordError, match=message):
+            ParamSweeper(directory, read_only=True)
+        assert re.search(message, cli_error(capsys, "status", directory))
+
+
+@pytest.mark.parametrize("name", ["done", "inprogress", "sweeps", "results"])
+def test_a_fifo_in_place_of_a_file_is_refused_by_name_and_never_written(directory, capsys, name):
+    fifo = directory / name
+    fifo.unlink()
+    os.mkfifo(fifo)
+    message = rf"{fifo}.*is a FIFO, not a regular file"
+    with pytest.raises(NotARegularFileError, match=message):  # a reader
+        view = ParamSweeper(directory, read_only=True)
+        view.get_done()
+        view.get_results()
+    with pytest.raises(NotARegularFileError, match=message):  # a writer
+        writer = ParamSweeper(directory, None if name == "sweeps" else GRID)
+        writer.get_next()
+        writer.done(GRID[-1])
+        writer.record_result(GRID[-1], {"seconds": 2})
+        writer.get_results()
+    command = "results" if name == "results" else "status"
+    assert re.search(message, cli_error(capsys, command, directory))
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert os.read(reader, 1 << 16) == b"", "something was written into the FIFO"
+    finally:
+        os.close(reader)
+    assert fifo.is_fifo()
+
+
+@pytest.mark.parametrize("name", ["done", "inprogress", "results"])
+def test_a_directory_or_a_link_in_place_of_a_journal_is_refused(directory, tmp_path, name):
+    target = directory / name
+    target.rename(tmp_path / "elsewhere")
+    before = (tmp_path / "elsewhere").read_bytes()
+    target.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(NotARegularFileError, match=rf"{target}: is a symbolic link"):
+        writer = ParamSweeper(directory, GRID)
+        writer.get_next()
+        writer.get_results()
+    assert (tmp_path / "elsewhere").read_bytes() == before, "written through the link"
+    target.unlink()
+    target.mkdir()
+    with pytest.raises(NotARegularFileError, match=rf"{target}: is a directory"):
+        view = ParamSweeper(directory, read_only=True)
+        view.get_done()
+        view.get_results()
+
+
+# -- 4. well-formed records of the wrong shape ---------------------------------------------
+
+#: JSON texts of bad elements: a tag holding what it cannot, a list, deep nesting
+BAD_ELEMENTS = {
+    "tuple holding an int": '{"__tuple__":5}',
+    "frozenset of lists": '{"__frozenset__":[[1]]}',
+    "dict holding an int": '{"__dict__":7}',
+    "hdict with a list key": '{"__hdict__":[[[1],2]]}',
+    "bytes holding an int": '{"__bytes__":3}',
+    "bytes not base64": '{"__bytes__":"@@@"}',
+    "list": "[1,2]",
+    "list inside a dict": '{"i":[1]}',
+    "list beside a tuple": '{"l":[2],"t":{"__tuple__":[1]}}',
+    "dict inside a dict": '{"d":{"__dict__":[[1,2]]}}',
+    "1000 nested lists": "[" * 1000 + "]" * 1000,
+    "1000 nested dicts": '{"a":' * 1000 + "1" + "}" * 1000,
+    "1000 nested tuples": '{"__tuple__":[' * 1000 + "]}" * 1000,
+}
+HOST = socket.gethostname()
+#: Claim records whose owner or fields are of the wrong type
+BAD_CLAIMS = {
+    "pid a string": f'["+",["{HOST}","123","s"],{{"i":0}},0,1.0]',
+    "pid 10**30": f'["+",["{HOST}",{10**30},"s"],{{"i":0}},0,1.0]',
+    "pid a path": f'["+",["{HOST}","1/stat","s"],{{"i":0}},0,1.0]',
+    "pid a boolean": f'["+",["{HOST}",true,"s"],{{"i":0}},0,1.0]',
+    "start marker an int": f'["+",["{HOST}",{os.getpid()},5],{{"i":0}},0,1.0]',
+    "owner a string": '["+","someone",{"i":0},0,1.0]',
+    "time a string": f'["+",["{HOST}",1,"s"],{{"i":0}},0,"now"]',
+    "time infinite": f'["+",["{HOST}",1,"s"],{{"i":0}},0,Infinity]',
+    "position a string": f'["+",["{HOST}",1,"s"],{{"i":0}},"0",1.0]',
+}
+
+
+def _record(name, element):
+    """A record of stream ``name`` holding ``element`` (JSON text)."""
+    return {
+        "done": f"[0,{element}]",
+        "inprogress": f'["-",{element}]',
+        "sweeps": element,
+        "results": f'{{"combination":{element},"values":{{}},"outcome":null,'
+        f'"duration":null,"host":"h","time":1.0}}',
+    }[name]
+
+
+CASES = [
+    pytest.param(name, _record(name, element), id=f"{name}-{label}")
+    for name in ("done", "inprogress", "sweeps", "results")
+    for label, element in BAD_ELEMENTS.items()
+] + [
+    pytest.param("inprogress", record, id=f"inprogress-{label}")
+    for label, record in BAD_CLAIMS.items()
+]
+_RESULT = '"combination":{"i":0},"values":{},"outcome":null,"duration":null,"host":"h"'
+#: Result records with a field missing or of the wrong type
+BAD_RESULTS = {
+    "a list": "[1,2]",
+    "no time": f"{{{_RESULT}}}",
+    "time 10**30": f'{{{_RESULT},"time":{10**30}}}',
+    "time a string": f'{{{_RESULT},"time":"now"}}',
+    "values a list": "{" + _RESULT.replace('"values":{}', '"values":[]') + ',"time":1}',
+}
+CASES += [
+    pytest.param("results", record, id=f"results-{label}") for label, record in BAD_RESULTS.items()
+]
+
+
+@pytest.mark.parametrize(("name", "record"), CASES)
+def test_a_record_of_the_wrong_shape_is_a_corrupt_record_naming_file_and_offset(
+    directory, capsys, name, record
+):
+    path = directory / name
+    offset = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(record.encode() + b"\n")
+    message = rf"{path}: corrupt record at byte offset {offset}: .*(expected|nested|must hold)"
+    writer_sweeps = None if name == "sweeps" else GRID
+    with pytest.raises(CorruptRecordError, match=message):  # a writer
+        writer = ParamSweeper(directory, writer_sweeps)
+        writer.get_next()
+        writer.get_results()
+    with pytest.raises(CorruptRecordError, match=message):  # a reader
+        view = ParamSweeper(directory, read_only=True)
+        view.get_remaining()
+        view.get_results()
+    command = "results" if name == "results" else "status"
+    assert re.search(message, cli_error(capsys, command, directory))
+
+
+def test_the_command_prints_one_line_for_a_deeply_nested_record(directory):
+    with (directory / "done").open("ab") as f:
+        f.write(b"[0," + b"[" * 5000 + b"]" * 5000 + b"]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "execo_engine", "status", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert f"{directory / 'done'}: corrupt record at byte offset" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["dicts", "tuples"])
+def test_elements_nested_at_any_depth_load_or_are_corrupt_records(tmp_path, kind):
+    for depth in (50, 100, 200, 300, 400, 500, 700, 900, 990, 2000):
+        directory = tmp_path / f"{kind}{depth}"
+        ParamSweeper(directory, GRID)
+        if kind == "dicts":
+            element = '{"a":' * depth + "1" + "}" * depth
+        else:
+            element = '{"__tuple__":[' * depth + "]}" * depth
+        (directory / "done").write_text(f"[null,{element}]\n")
+        try:
+            ParamSweeper(directory, GRID).get_done()
+            ParamSweeper(directory, GRID, read_only=True).get_done()
+        except CorruptRecordError as error:
+            assert re.search("nested too deeply|nests at most 100 levels", str(error)), error
+
+
+def test_owners_with_a_fourth_field_are_valid_claims(directory):
+    """A newer writer's owner carries a PID-namespace id: its claims are valid records."""
+    element = '{"i":2,"t":{"__tuple__":[1,"a"]}}'
+    with (directory / "inprogress").open("ab") as f:
+        f.write(f'["+",["elsewhere",7,"s","pid:[4026531836]"],{element},null,1.0]\n'.encode())
+    store = DirectoryLog(directory, Codec())
+    with store.lock:
+        claims = store.read().claims
+    assert claims[-1] == ("+", ("elsewhere", 7, "s", "pid:[4026531836]"), GRID[-2], None, 1.0)
+
+
+# -- 5. disk full ------------------------------------------------------------------------
+
+
+def _stale_temporaries(directory):
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_the_next_writer_removes_temporaries_of_killed_rewrites_only(directory):
+    left = ["inprogress.0123456789abcdef0123456789abcdef.tmp", "sweeps." + "f" * 32 + ".tmp"]
+    kept = ["inprogress.mine.tmp", "results." + "a" * 32 + ".tmp", "notes.tmp"]
+    for name in left + kept:
+        (directory / name).write_text("partial")
+    ParamSweeper(directory, GRID, read_only=True).get_remaining()
+    assert _stale_temporaries(directory) == sorted(left + kept), "a reader removed files"
+    ParamSweeper(directory, GRID).get_remaining()
+    assert _stale_temporaries(directory) == sorted(kept)
+
+
+def _claims_to_compact(directory, live):
+    """An ``inprogress`` file of ``live`` big claims held by this (live) process, plus 4 times
+    as many tiny releases: the next writer compacts it into a temporary of about its size."""
+    codec, me = Codec(), owner_text(current_owner())
+    with (directory / "inprogress").open("w") as f:
+        for k in range(live):
+            element = codec.encode(HashableDict(k=k, pad="x" * 1000))
+            f.write(f'["+",{me},{element},null,1.0]\n')
+        f.write('["-",0]\n' * (4 * live + 1))
+
+
+@pytest.mark.slow
+def test_a_compaction_killed_midway_leaves_a_temporary_the_next_writer_removes(tmp_path):
+    live = 20000  # a 20 MB temporary: written and fsync'd slowly enough to be caught
+    for attempt in range(10):
+        directory = tmp_path / f"attempt{attempt}"
+        ParamSweeper(directory, GRID, save_sweeps=True)
+        _claims_to_compact(directory, live)
+        compacting = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from execo_engine.sweep import ParamSweeper; import sys; "
+                "ParamSweeper(sys.argv[1]).get_next()",
+                str(directory),
+            ]
+        )
+        while compacting.poll() is None and not _stale_temporaries(directory):
+            pass  # poll as fast as possible: the window is the temporary's write and fsync
+        compacting.kill()
+        compacting.wait(timeout=DEADLINE)
+        if compacting.returncode == -signal.SIGKILL and _stale_temporaries(directory):
+            break
+    else:
+        pytest.skip("the compaction never got killed midway in 10 attempts (too fast here)")
+    ParamSweeper(directory, read_only=True).get_remaining()
+    assert _stale_temporaries(directory), "a read-only view removed a temporary"
+    writer = ParamSweeper(directory)
+    assert len(writer.get_claims()) == live, "claims lost"
+    assert _stale_temporaries(directory) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    # lazily: this process keeps the lock file open (see execo_engine.locking)
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def _fill(path):
+    """Fill the file system of ``path`` (a new file) until it is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.slow
+def test_a_full_disk_names_the_file_loses_nothing_acknowledged_and_leaves_no_temporary(
+    small_disk,
+):
+    grid = sweep({"i": range(1500), "pad": ["p" * 40]})
+    directory = small_disk / "sweep"
+    sweeper = ParamSweeper(directory, grid, save_sweeps=True)
+    acknowledged, errors = [], []
+    filler = small_disk / "filler"
+    _fill(filler)
+    filler.write_bytes(filler.read_bytes()[: -8 * 4096])  # a little room: some work succeeds
+    while len(errors) < 20:
+        try:
+            element = sweeper.get_next()
+            if element is None:
+                break
+            sweeper.done(element)
+            acknowledged.append(element)
+        except OSError as error:
+            errors.append(error)
+    assert errors, "the disk never filled up"
+    for error in errors:
+        assert error.errno == errno.ENOSPC, error
+        assert str(directory) in str(error) and "free some space" in str(error), error
+    assert _stale_temporaries(directory) == []
+    filler.unlink()
+    fresh = ParamSweeper(directory, grid)
+    done = fresh.get_done()
+    assert set(acknowledged) <= set(done)
+    assert fresh.get_next() is not None, "the sweep cannot go on once space is back"
+
+
+@pytest.mark.slow
+def test_a_compaction_on_a_full_disk_fails_by_name_and_removes_its_temporary(small_disk):
+    grid = sweep({"i": range(1500)})
+    directory = small_disk / "sweep"
+    sweeper = ParamSweeper(directory, grid, save_sweeps=True)
+    taken = sweeper.get_next_batch(1100)
+    filler = small_disk / "filler"
+    _fill(filler)
+    # Room for the ~830 small release records before a compaction, not for its ~25 KB.
+    filler.write_bytes(filler.read_bytes()[: -5 * 4096])
+    cancelled = []
+    with pytest.raises(
+        OSError, match=rf"No space left on device.*{directory}/inprogress\."
+    ) as info:
+        for element in taken:  # releases: the claims stream grows until it is compacted
+            sweeper.cancel(element)
+            cancelled.append(element)
+    assert info.value.errno == errno.ENOSPC
+    assert "free some space" in str(info.value)
+    assert _stale_temporaries(directory) == []
+    filler.unlink()
+    fresh = ParamSweeper(directory, grid)
+    assert set(fresh.get_inprogress()) == set(taken) - set(cancelled)
+    assert _stale_temporaries(directory) == []
+
+
+# -- 7. a symbolic link planted in a shared sweep directory ---------------------------------
+
+
+def test_the_plugin_refuses_a_symlinked_test_subdirectory(pytester):
+    pytester.makepyfile(
+        test_grid="""
+        import pytest
+
+        @pytest.mark.execo_sweep({"size": [1, 2]})
+        def test_grid(combination, size):
+            pass
+        """
+    )
+    shared = pytester.path / "shared"
+    outside = pytester.path / "outside"
+    shared.mkdir()
+    outside.mkdir()
+    planted = shared / sweep_subdir_name("test_grid.py::test_grid")
+    planted.symlink_to(outside, target_is_directory=True)
+    result = pytester.runpytest(f"--execo-sweep-dir={shared}")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(
+        [f"ERROR: execo: {planted}: is a symbolic link, refused as a sweep subdirectory*"]
+    )
+    assert list(outside.iterdir()) == [], "the session wrote outside the sweep directory"
+    assert planted.is_symlink()
