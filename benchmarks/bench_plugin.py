@@ -1,25 +1,37 @@
-"""pytest_execo overhead: 10,000 trivial swept combinations against plain parametrize.
+"""pytest_execo cost per test: COUNT trivial swept combinations against plain parametrize.
 
 Usage::
 
-    python benchmarks/bench_plugin.py [--count 10000]
+    python benchmarks/bench_plugin.py [--count 10000] [--rounds 3] [--million]
 
-Prints, in one run (compare the ratios, not the seconds, across machines):
+Runs, side by side in one run (each round runs every workload once, in turn; the figure is the
+median over the rounds; compare the ratios, not the seconds, across machines):
 
 - plain ``@pytest.mark.parametrize`` over COUNT values, and the same with
-  ``@pytest.mark.execo_sweep`` and ``--execo-sweep-dir`` (fresh directory);
+  ``@pytest.mark.execo_sweep`` without a sweep dir (the marker alone);
+- the marker with ``--execo-sweep-dir`` (a fresh directory each time: every test is claimed,
+  run and recorded), serial and with ``-n 2`` (pytest-xdist), each against plain
+  parametrize in the same mode;
 - a resumed session where 90% of the combinations are done, against a plain run of the other
   10%.
+
+``--million`` also times the first ``take()`` of a 1,000,000-combination sweep with the
+position the item knows and without it (then an index of the sweep is built), with the memory
+each allocates (tracemalloc).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections.abc import Callable
 
 PLAIN = """
 import pytest
@@ -40,12 +52,71 @@ def test_swept(i):
 def run_pytest(directory: str, *args: str, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            *args,
+        ],
         cwd=directory,
         stdout=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
+        check=False,
     )
     return time.perf_counter() - start
+
+
+def fresh(directory: str, name: str) -> str:
+    shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    return f"--execo-sweep-dir={name}"
+
+
+def workloads(directory: str) -> dict[str, Callable[[], float]]:
+    def resumed() -> float:
+        run_pytest(
+            directory,
+            "test_swept.py",
+            fresh(directory, "resumed"),
+            env={"BENCH_FAIL_TAIL": "1"},
+        )  # leaves 90% done, 10% to run again
+        return run_pytest(directory, "test_swept.py", "--execo-sweep-dir=resumed")
+
+    return {
+        "plain": lambda: run_pytest(directory, "test_plain.py"),
+        "marker": lambda: run_pytest(directory, "test_swept.py"),
+        "recording": lambda: run_pytest(directory, "test_swept.py", fresh(directory, "fresh")),
+        "plain -n 2": lambda: run_pytest(directory, "test_plain.py", "-n", "2"),
+        "recording -n 2": lambda: run_pytest(
+            directory, "test_swept.py", fresh(directory, "fresh2"), "-n", "2"
+        ),
+        "plain rest": lambda: run_pytest(directory, "test_plain_rest.py"),
+        "resumed": resumed,
+    }
+
+
+def million() -> None:
+    from execo_engine.sweep import ParamSweeper, sweep
+
+    combinations = sweep({"i": list(range(1000)), "j": list(range(1000))})
+    target = combinations[765_432]
+    with tempfile.TemporaryDirectory() as directory:
+        for label, position in (("with its position", 765_432), ("without", None)):
+            sweeper = ParamSweeper(os.path.join(directory, label), combinations)
+            tracemalloc.start()
+            start = time.perf_counter()
+            sweeper.take(target, position)
+            seconds = time.perf_counter() - start
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(
+                f"first take() of a 1,000,000 sweep, {label}: {seconds * 1e3:.1f} ms, "
+                f"{peak / 2**20:.1f} MiB allocated"
+            )
 
 
 def main() -> None:
@@ -53,7 +124,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--count", type=int, default=10_000)
-    count = parser.parse_args().count
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--million", action="store_true")
+    options = parser.parse_args()
+    count = options.count
     done = count * 9 // 10
     with tempfile.TemporaryDirectory() as directory:
         with open(os.path.join(directory, "test_plain.py"), "w") as f:
@@ -62,24 +136,36 @@ def main() -> None:
             f.write(PLAIN.format(count=count - done).replace("test_plain", "test_rest"))
         with open(os.path.join(directory, "test_swept.py"), "w") as f:
             f.write(SWEPT.format(count=count, done=done))
-        plain = run_pytest(directory, "test_plain.py")
-        swept = run_pytest(directory, "test_swept.py", "--execo-sweep-dir=fresh")
-        run_pytest(
-            directory, "test_swept.py", "--execo-sweep-dir=resumed", env={"BENCH_FAIL_TAIL": "1"}
-        )  # leaves 90% done, 10% to run again
-        resumed = run_pytest(directory, "test_swept.py", "--execo-sweep-dir=resumed")
-        plain_rest = run_pytest(directory, "test_plain_rest.py")
-    print(f"{'workload':<52}{'seconds':>10}{'ratio':>8}")
-    print(f"{f'plain parametrize, {count:,} tests':<52}{plain:>10.2f}")
-    print(
-        f"{f'execo_sweep + --execo-sweep-dir, {count:,} tests':<52}{swept:>10.2f}"
-        f"{swept / plain:>7.2f}x"
-    )
-    print(f"{f'plain parametrize, {count - done:,} tests':<52}{plain_rest:>10.2f}")
-    print(
-        f"{f'resumed: {done:,} of {count:,} done, runs {count - done:,}':<52}{resumed:>10.2f}"
-        f"{resumed / plain_rest:>7.2f}x"
-    )
+        runs = workloads(directory)
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(options.rounds):
+            for name, run in runs.items():
+                seconds[name].append(run())
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    rows = [
+        (f"plain parametrize, {count:,} tests", "plain", None, count),
+        ("execo_sweep marker, no sweep dir", "marker", "plain", count),
+        ("execo_sweep + --execo-sweep-dir (fresh)", "recording", "plain", count),
+        ("plain parametrize, -n 2", "plain -n 2", None, count),
+        ("execo_sweep + --execo-sweep-dir, -n 2", "recording -n 2", "plain -n 2", count),
+        (f"plain parametrize, {count - done:,} tests", "plain rest", None, count - done),
+        (
+            f"resumed: {done:,} of {count:,} done, runs {count - done:,}",
+            "resumed",
+            "plain rest",
+            count - done,
+        ),
+    ]
+    print(f"median of {options.rounds} rounds")
+    print(f"{'workload':<58}{'seconds':>9}{'ratio':>8}{'us/test':>9}")
+    for label, name, base, tests in rows:
+        line = f"{label:<58}{median[name]:>9.2f}"
+        if base is not None:
+            extra = (median[name] - median[base]) / tests * 1e6
+            line += f"{median[name] / median[base]:>7.2f}x{extra:>+9.0f}"
+        print(line)
+    if options.million:
+        million()
 
 
 if __name__ == "__main__":

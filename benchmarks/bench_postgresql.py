@@ -1,46 +1,207 @@
-"""claim+done rates of the PostgreSQL store against the directory store, in one run.
+"""The PostgreSQL store against a plain SKIP LOCKED queue table, side by side on one server.
 
 Usage (needs PostgreSQL installed, e.g. Debian's ``postgresql`` package, and psycopg)::
 
-    python benchmarks/bench_postgresql.py [--seconds 3]
+    python benchmarks/bench_postgresql.py [--runs 3] [--no-grid]
 
-It starts a throwaway server on 127.0.0.1 (as the tests do), then runs 1 and 4 worker processes
-looping ``get_next()`` + ``done()`` on a directory and on a PostgreSQL sweep.
+It starts one throwaway server on 127.0.0.1 (``tests/pg.py``, ``synchronous_commit`` on,
+``pg_stat_statements`` loaded), then, for 1, 4 and 8 worker processes, the median of ``--runs``
+runs of the time to finish 5,000 trivial combinations:
+
+- *this store*: each worker loops ``ParamSweeper.get_next()`` + ``done()`` until none is left;
+- *plain queue*: a table ``(id, state)`` with a partial index on the todo rows; each worker loops
+  ``UPDATE q SET state = 'claimed' WHERE id = (SELECT id ... ORDER BY id LIMIT 1 FOR UPDATE
+  SKIP LOCKED) RETURNING id`` then ``UPDATE q SET state = 'done' WHERE id = ...``, autocommit.
+
+Statements per claim+done are counted by the server (``pg_stat_statements``, utility
+statements included), over every statement of the run (lease renewals, dead-owner checks and
+the end-of-grid polls too): in autocommit, each one is one network round trip.
+
+Then the 1,000,000-combination grid of ``bench_sweeper.py`` (its roles): create (``sweep()``
++ first open), 500,000 marked done, and resume in a fresh process (open + first ``get_next``),
+on a directory and on this store. Timings depend on the machine and its load: compare the
+ratios of one run, not runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from bench_sweeper import measure_rate
+from bench_sweeper import read_result
+from bench_sweeper import spawn as spawn_sweeper_role
 from pg import Server
+
+GRID = 5_000
+PROCESSES = (1, 4, 8)
+QUEUE_CLAIM = (
+    "UPDATE queue SET state = 'claimed' WHERE id = (SELECT id FROM queue WHERE state = 'todo' "
+    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+)
+QUEUE_DONE = "UPDATE queue SET state = 'done' WHERE id = %s"
+
+
+def emit(**result: object) -> None:
+    print(json.dumps(result), flush=True)
+
+
+def wait_for(go_file: str) -> float:
+    emit(ready=True)
+    while not os.path.exists(go_file):
+        time.sleep(0.001)
+    return time.monotonic()
+
+
+# -- worker roles ------------------------------------------------------------------------------
+
+
+def role_store(url: str, go_file: str) -> None:
+    from execo_engine.sweep import ParamSweeper
+
+    sweeper = ParamSweeper(url)
+    start, count = wait_for(go_file), 0
+    while (element := sweeper.get_next()) is not None:
+        sweeper.done(element)
+        count += 1
+    emit(count=count, start=start, end=time.monotonic())
+
+
+def role_queue(conninfo: str, go_file: str) -> None:
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        start, count = wait_for(go_file), 0
+        while (row := connection.execute(QUEUE_CLAIM).fetchone()) is not None:
+            connection.execute(QUEUE_DONE, row)
+            count += 1
+        emit(count=count, start=start, end=time.monotonic())
+
+
+# -- orchestrator ------------------------------------------------------------------------------
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--role", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def prepare_store(server: Server, name: str) -> str:
+    from execo_engine.sweep import ParamSweeper, sweep
+
+    url = server.url(name)
+    ParamSweeper(url, sweep({"i": range(GRID)}), save_sweeps=True)
+    return url
+
+
+def prepare_queue(server: Server, name: str) -> str:  # noqa: ARG001 (same shape)
+    server.execute("DROP TABLE IF EXISTS queue")
+    server.execute("CREATE TABLE queue (id serial PRIMARY KEY, state text NOT NULL)")
+    server.execute("CREATE INDEX ON queue (id) WHERE state = 'todo'")
+    server.execute("INSERT INTO queue (state) SELECT 'todo' FROM generate_series(1, %s)", GRID)
+    return server.conninfo
+
+
+def statements(server: Server) -> int:
+    rows = server.execute(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+        "WHERE query NOT ILIKE '%pg_stat_statements%'"
+    )
+    return int(rows[0][0])
+
+
+def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, float]:
+    """(claim+done per second, statements per claim+done) of one run."""
+    target = (prepare_store if kind == "store" else prepare_queue)(server, name)
+    with tempfile.TemporaryDirectory() as workdir:
+        go_file = os.path.join(workdir, "go")
+        workers = [spawn(kind, target, go_file) for _ in range(processes)]
+        for worker in workers:
+            read_result(worker)
+        server.execute("SELECT pg_stat_statements_reset()")
+        open(go_file, "w").close()
+        results: list[dict[str, Any]] = [read_result(worker) for worker in workers]
+        for worker in workers:
+            worker.communicate()
+    done = sum(r["count"] for r in results)
+    if done != GRID:
+        raise RuntimeError(f"{kind}: {done} combinations done of {GRID}")
+    seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return GRID / seconds, statements(server) / GRID
+
+
+def grid_times(location: str) -> dict[str, float]:
+    setup = spawn_sweeper_role(sys.executable, "grid-setup", location)
+    result: dict[str, Any] = read_result(setup)
+    setup.communicate()
+    resume = spawn_sweeper_role(sys.executable, "grid-resume", location)
+    result.update(read_result(resume))
+    resume.communicate()
+    if not result["first_is_500000th"]:
+        raise RuntimeError(f"{location}: the resume did not hand out combination #500,000")
+    return {
+        "create (sweep() + first open) s": result["sweep_time"] + result["open_time"],
+        "resume (open + first get_next) s": result["resume_time"],
+        "resume peak RSS MiB": result["peak_rss_mib"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="duration of a rate run")
-    seconds = parser.parse_args().seconds
-    server = Server()
+    parser.add_argument("--runs", type=int, default=3, help="runs per cell (median shown)")
+    parser.add_argument("--no-grid", action="store_true", help="skip the 1M-combination grid")
+    parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role:
+        role, target, go_file = args.role
+        (role_store if role == "store" else role_queue)(target, go_file)
+        return
+    server = Server(
+        "shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_utility=on"
+    )
     if not server.available:
         sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
     server.start()
     try:
-        with tempfile.TemporaryDirectory() as workdir:
-            print(f"{'claim+done/s':<24}{'directory':>12}{'postgresql':>12}{'ratio':>8}")
-            for processes in (1, 4):
-                directory = measure_rate(sys.executable, workdir, processes, 0, seconds)
-                database = measure_rate(
-                    sys.executable, workdir, processes, 0, seconds, server.url(f"bench-{processes}")
-                )
+        server.execute("CREATE EXTENSION pg_stat_statements")
+        print(
+            f"{GRID:,} trivial combinations, median of {args.runs} runs, synchronous commit\n"
+            f"{'processes':<10}{'this store':>14}{'plain queue':>14}{'ratio':>8}"
+            f"{'statements per claim+done (store / queue)':>44}"
+        )
+        for processes in PROCESSES:
+            cells: dict[str, list[tuple[float, float]]] = {"store": [], "queue": []}
+            for index in range(args.runs):
+                for kind in cells:  # interleaved: both see the same machine load
+                    cells[kind].append(run(server, kind, processes, f"{kind}_{processes}_{index}"))
+            rate = {kind: statistics.median(r for r, _ in cells[kind]) for kind in cells}
+            trips = {kind: statistics.median(t for _, t in cells[kind]) for kind in cells}
+            print(
+                f"{processes:<10}{rate['store']:>12,.0f}/s{rate['queue']:>12,.0f}/s"
+                f"{rate['store'] / rate['queue']:>7.2f}x"
+                f"{trips['store']:>36.2f} / {trips['queue']:.2f}",
+                flush=True,
+            )
+        if not args.no_grid:
+            with tempfile.TemporaryDirectory() as workdir:
+                directory = grid_times(os.path.join(workdir, "grid"))
+                database = grid_times(server.url("grid"))
+            print(f"\n1,000,000 combinations{'directory':>30}{'postgresql':>14}{'ratio':>8}")
+            for key, value in directory.items():
                 print(
-                    f"{f'{processes} process(es)':<24}{directory:>12,.0f}{database:>12,.0f}"
-                    f"{database / directory:>7.2f}x"
+                    f"{key:<36}{value:>16.2f}{database[key]:>14.2f}{database[key] / value:>7.2f}x"
                 )
     finally:
         server.stop()

@@ -112,11 +112,11 @@ def spawn(python: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def read_result(process: subprocess.Popen[str]) -> dict[str, object]:
+def read_result(process: subprocess.Popen[str]) -> dict[str, float]:
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
-        raise RuntimeError(f"benchmark worker {process.args} died (exit {process.wait()})")
+        raise RuntimeError(f"benchmark worker {process.args!r} died (exit {process.wait()})")
     return json.loads(line)
 
 
@@ -142,10 +142,10 @@ def measure_rate(
     results = [read_result(worker) for worker in workers]
     for process in workers + ([holder] if holder else []):
         process.communicate()
-    return sum(r["count"] for r in results) / max(r["seconds"] for r in results)  # type: ignore
+    return sum(r["count"] for r in results) / max(r["seconds"] for r in results)
 
 
-def measure_grid(python: str, workdir: str) -> dict[str, object]:
+def measure_grid(python: str, workdir: str) -> dict[str, float]:
     directory = tempfile.mkdtemp(dir=workdir)
     setup = spawn(python, "grid-setup", directory)
     result = read_result(setup)
@@ -178,11 +178,11 @@ def run_all(python: str, seconds: float, grid: bool) -> dict[str, float]:
                 print(f"  {key}: {results[key]:,.0f}", file=sys.stderr, flush=True)
         if grid:
             g = measure_grid(python, workdir)
-            results["1M grid: sweep() s"] = g["sweep_time"]  # type: ignore[assignment]
-            results["1M grid: first open s"] = g["open_time"]  # type: ignore[assignment]
-            results["1M grid: resume + first get_next s"] = g["resume_time"]  # type: ignore
-            results["1M grid: resume peak RSS MiB"] = g["peak_rss_mib"]  # type: ignore
-            results["1M grid: resume hands out #500,000 (1=yes)"] = float(g["first_is_500000th"])
+            results["1M grid: sweep() s"] = g["sweep_time"]
+            results["1M grid: first open s"] = g["open_time"]
+            results["1M grid: resume + first get_next s"] = g["resume_time"]
+            results["1M grid: resume peak RSS MiB"] = g["peak_rss_mib"]
+            results["1M grid: resume hands out #500,000 (1=yes)"] = g["first_is_500000th"]
     return results
 
 

@@ -5,16 +5,57 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``copy_outputs`` (from :mod:`execo_engine.utils`), ``logger`` (from :mod:`execo_engine.log`) and
 ``Engine`` (from :mod:`execo_engine.engine`). ``from execo_engine import *`` gives exactly the
 names execo 2.x's package gives: these, and the modules ``engine``, ``log`` and ``utils``.
+The error classes of :mod:`execo_engine.errors` are importable from here too.
+
+All but the pure combinatorics of :mod:`execo_engine.sweep` are imported on first use, so that
+importing a submodule stays cheap (the pytest plugin imports ``execo_engine.sweep`` in every
+pytest session).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Eager (pure and cheap), and it binds ``sweep`` to the function, not to the submodule.
+from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
+
+if TYPE_CHECKING:
+    from execo_engine import engine, log, utils
+    from execo_engine.engine import Engine
+    from execo_engine.errors import (
+        ConnectionLostError,
+        CorruptRecordError,
+        DirectoryVanishedError,
+        NewerFormatError,
+        NotARegularFileError,
+        PickleNotAllowedError,
+        UnsupportedValueError,
+    )
+    from execo_engine.log import logger
+    from execo_engine.sweeper import ParamSweeper
+    from execo_engine.utils import copy_outputs, redirect_outputs, slugify
 
 __version__ = "3.0.0.dev0"
 
-from execo_engine import engine, log, utils
-from execo_engine.engine import Engine
-from execo_engine.log import logger
-from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
-from execo_engine.sweeper import ParamSweeper
-from execo_engine.utils import copy_outputs, redirect_outputs, slugify
+#: Where each lazily imported public name lives.
+_HOMES = {
+    "Engine": "engine",
+    "logger": "log",
+    "ParamSweeper": "sweeper",
+    "copy_outputs": "utils",
+    "redirect_outputs": "utils",
+    "slugify": "utils",
+    # error classes (not in __all__, which lists execo 2.x's names)
+    "ConnectionLostError": "errors",
+    "CorruptRecordError": "errors",
+    "DirectoryVanishedError": "errors",
+    "NewerFormatError": "errors",
+    "NotARegularFileError": "errors",
+    "PickleNotAllowedError": "errors",
+    "UnsupportedValueError": "errors",
+}
+_SUBMODULES = ("engine", "log", "utils")
 
 __all__ = [
     "Engine",
@@ -32,3 +73,13 @@ __all__ = [
     "sweep_stats",
     "utils",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"execo_engine.{name}")
+    if name not in _HOMES:
+        raise AttributeError(f"module 'execo_engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"execo_engine.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

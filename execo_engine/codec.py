@@ -26,6 +26,7 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.sweep import HashableDict
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -73,14 +74,6 @@ def _loads(text: str | bytes, hook: Callable[[list[tuple[str, Any]]], Any] | Non
         return json.loads(text, object_pairs_hook=hook)
     except RecursionError:
         raise ValueError("nested too deeply (the depth Python can decode)") from None
-
-
-class UnsupportedValueError(TypeError):
-    """A value the text codec cannot carry (and pickle was not allowed)."""
-
-
-class PickleNotAllowedError(ValueError):
-    """A file holds a pickled value and the reader did not opt in to unpickling."""
 
 
 class Codec:

@@ -29,20 +29,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from execo_engine.errors import CorruptRecordError, NotARegularFileError
 from execo_engine.log import logger
-from execo_engine.records import CorruptRecordError, Locate
+from execo_engine.records import Locate
 
 _NEWLINE = b"\n"
 CHUNK = 1 << 20
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")  # what follows the name in a temporary's
-
-
-class NotARegularFileError(OSError):
-    """A fixed name of the directory (``done``, ``sweeps``...) is a FIFO, a device, a
-    directory or a symbolic link: refused, it could block every reader or lead elsewhere."""
-
-    def __str__(self) -> str:
-        return f"{self.filename}: {self.strerror}"
 
 
 def _kind(mode: int) -> str:

@@ -1,73 +1,165 @@
-"""Exclusive lock on a persistence directory, across threads, instances and processes.
+"""Exclusive lock on a persistence directory, across threads, instances, processes and hosts.
 
-``fcntl.lockf`` locks work across processes and hosts (NFS included) but belong to a process,
-not to an open file: a second lock in the same process succeeds at once, and closing *any*
-descriptor of the file drops them. So each process keeps one registry entry per directory: a
-re-entrant thread lock, and one lock-file descriptor that is never closed. Every
-:class:`DirectoryLock` on the same directory in a process shares that entry.
+The lock is ``fcntl.lockf`` on the directory's ``lock`` file (it works over NFS). Such locks
+belong to a process, not to an open file: a second lock in the same process succeeds at once,
+and closing *any* descriptor of the file drops them. So each process keeps one registry entry per
+lock file *identity* (device, inode), whatever path reached it (a symlinked path, a bind mount):
+a re-entrant thread lock, and the one descriptor through which the process locks that file. The
+descriptor lives only while some thread of the process holds or waits for the lock, and no other
+descriptor of the file is ever closed meanwhile.
+
+The lock file must stay the same file for the lock to mean anything, so:
+
+- every acquisition opens ``lock`` again by its path (never through a symbolic link) and, once
+  the file is locked, checks that ``lock`` still names the locked file, else starts over;
+- the same file has a second name, ``.lock``: when someone deletes ``lock`` (an empty file looks
+  stale), it is linked back from ``.lock``, so the lock stays the one every process holds; when
+  ``lock`` was replaced by another file, ``.lock`` wins and ``lock`` is linked back to it;
+- a directory that no longer exists is a :class:`DirectoryVanishedError`, never a lock on a file
+  that nobody else can find. A directory replaced by a new one simply has a new lock: the journals
+  notice their files changed and start over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
+import weakref
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
+from execo_engine.errors import DirectoryVanishedError
+
 LOCK_FILE = "lock"
+TWIN_FILE = ".lock"  #: a second name of the lock file, to restore ``lock`` from
+
+_Key = tuple[int, int]  # (st_dev, st_ino) of a lock file
 
 
 class _Entry:
-    def __init__(self, fd: int) -> None:
+    """The lock of one lock file in this process."""
+
+    def __init__(self, key: _Key, fd: int) -> None:
+        self.key = key
         self.fd = fd
+        self.extra_fds: list[int] = []  # other descriptors of the file, closed with ``fd``
         self.thread_lock = threading.RLock()
-        self.depth = 0
+        self.depth = 0  # nested holds by the thread holding ``thread_lock``
+        self.users = 0  # threads holding or waiting for it
+        self.refs = 0  # DirectoryLock instances that remember it
+        self.closed = False
+
+    def unref(self, users: int = 0, refs: int = 0) -> None:
+        """Count ``users`` and ``refs`` fewer (under the registry lock); the entry closes its
+        descriptors once no thread uses it and no instance remembers it (closing one while a
+        thread of the process holds the lock would drop the lock)."""
+        self.users -= users
+        self.refs -= refs
+        if self.users == 0 and self.refs == 0 and not self.closed:
+            self.closed = True
+            if _registry.get(self.key) is self:
+                del _registry[self.key]
+            for fd in [self.fd, *self.extra_fds]:
+                os.close(fd)
 
 
-_registry: dict[str, _Entry] = {}
+_registry: dict[_Key, _Entry] = {}
 _registry_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    # Another thread may have held a lock at fork time; file locks are not inherited anyway.
+    # File locks are not inherited, and another thread may have held a lock at fork time.
     global _registry_lock
     _registry_lock = threading.Lock()
     for entry in _registry.values():
-        entry.thread_lock = threading.RLock()
-        entry.depth = 0
+        entry.closed = True
+        for fd in [entry.fd, *entry.extra_fds]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _registry.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _key(status: os.stat_result) -> _Key:
+    return status.st_dev, status.st_ino
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    """The status of ``path`` itself, None when it (or its directory) is gone."""
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _lstat_key(path: str) -> _Key | None:
+    status = _lstat(path)
+    return None if status is None else _key(status)
+
+
+class _Memory:
+    """The entry a DirectoryLock remembers (apart, for its finalizer)."""
+
+    entry: _Entry | None = None
+
+    def forget(self, stale: _Entry | None = None) -> None:
+        """Remember nothing (the lock is garbage), or no longer the ``stale`` entry."""
+        with _registry_lock:
+            entry = self.entry
+            if entry is None or (stale is not None and entry is not stale):
+                return
+            self.entry = None
+            if not entry.closed:
+                entry.unref(refs=1)
+
+
 class DirectoryLock:
-    """Context manager holding the exclusive lock of ``directory`` (re-entrant per thread)."""
+    """Context manager holding the exclusive lock of ``directory`` (re-entrant per thread).
+
+    ``DirectoryVanishedError`` when the directory no longer exists; ``OSError`` naming the file
+    when ``lock`` or ``.lock`` is a symbolic link or not a regular file. The instance keeps the
+    lock file open while it lives (and the file stays the directory's lock): each acquisition
+    then costs ``lockf`` and one ``lstat``.
+    """
 
     def __init__(self, directory: str) -> None:
-        key = os.path.realpath(directory)
-        with _registry_lock:
-            entry = _registry.get(key)
-            if entry is None:
-                fd = os.open(
-                    os.path.join(key, LOCK_FILE),
-                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o644,
-                )
-                entry = _registry[key] = _Entry(fd)
-        self._entry = entry
+        self.directory = directory
+        self._lock_path = os.path.join(directory, LOCK_FILE)
+        self._twin_path = os.path.join(directory, TWIN_FILE)
+        self._held = threading.local()  # .entry held by this thread through self, .count times
+        self._memory = _Memory()  # the entry of the last acquisition
+        weakref.finalize(self, self._memory.forget)
 
     def __enter__(self) -> Self:
-        entry = self._entry
-        entry.thread_lock.acquire()
-        if entry.depth == 0:
+        if getattr(self._held, "count", 0):  # this thread holds it through self already
+            self._held.count += 1
+            return self
+        while True:
+            entry = self._entry()
+            entry.thread_lock.acquire()
+            locked = False
             try:
-                fcntl.lockf(entry.fd, fcntl.LOCK_EX)
+                if entry.depth == 0:
+                    fcntl.lockf(entry.fd, fcntl.LOCK_EX)
+                    locked = True
+                    if not self._is_current(entry):
+                        fcntl.lockf(entry.fd, fcntl.LOCK_UN)
+                        self._leave(entry)
+                        self._memory.forget(entry)
+                        continue
             except BaseException:
-                entry.thread_lock.release()
+                if locked:
+                    fcntl.lockf(entry.fd, fcntl.LOCK_UN)
+                self._leave(entry)
                 raise
-        entry.depth += 1
-        return self
+            entry.depth += 1
+            self._held.entry, self._held.count = entry, 1
+            return self
 
     def __exit__(
         self,
@@ -75,8 +167,128 @@ class DirectoryLock:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        entry = self._entry
+        """Release the lock; a file error raised under it because the directory was deleted
+        or replaced meanwhile (its ``lock`` is another file now) becomes a
+        :class:`DirectoryVanishedError` saying so."""
+        self._held.count -= 1
+        if self._held.count:
+            return
+        entry: _Entry = self._held.entry
+        self._held.entry = None
         entry.depth -= 1
-        if entry.depth == 0:
-            fcntl.lockf(entry.fd, fcntl.LOCK_UN)
+        replaced = (
+            isinstance(exc, OSError)
+            and not isinstance(exc, DirectoryVanishedError)
+            and _lstat_key(self._lock_path) != entry.key
+        )
+        try:
+            if entry.depth == 0:
+                fcntl.lockf(entry.fd, fcntl.LOCK_UN)
+        finally:
+            self._leave(entry)
+        if replaced:
+            raise DirectoryVanishedError(
+                f"persistence directory {self.directory!r} was deleted or replaced while in use "
+                f"({exc}): the operation did not complete; the next one starts over with the "
+                f"directory as it is then"
+            ) from exc
+
+    # -- the entry of the lock file --------------------------------------------------------
+
+    def _entry(self) -> _Entry:
+        """The entry this instance remembers, else the one of the file ``lock`` names now
+        (opened, or restored, if need be); counted as used by this thread."""
+        with _registry_lock:
+            entry = self._memory.entry
+            if entry is None or entry.closed:
+                key = _lstat_key(self._lock_path)
+                entry = _registry.get(key) if key is not None else None
+                if entry is None:
+                    fd = self._open()
+                    key = _key(os.fstat(fd))
+                    entry = _registry.get(key)
+                    if entry is None:
+                        entry = _registry[key] = _Entry(key, fd)
+                    else:  # closing it now could drop a lock another thread holds
+                        entry.extra_fds.append(fd)
+                entry.refs += 1
+                self._memory.entry = entry
+            entry.users += 1
+            return entry
+
+    def _leave(self, entry: _Entry) -> None:
+        """This thread no longer holds nor waits for ``entry``."""
         entry.thread_lock.release()
+        with _registry_lock:
+            entry.unref(users=1)
+
+    def _open(self) -> int:
+        """A descriptor of the lock file, restoring ``lock`` from ``.lock`` (or creating both)
+        when it is missing."""
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+        while True:
+            with self._errors_named(self._lock_path):
+                try:
+                    return os.open(self._lock_path, flags)
+                except FileNotFoundError:
+                    pass
+            with self._errors_named(self._twin_path):
+                try:
+                    os.link(self._twin_path, self._lock_path, follow_symlinks=False)
+                    continue
+                except FileExistsError:  # restored or created meanwhile
+                    continue
+                except FileNotFoundError:
+                    pass
+                try:
+                    fd = os.open(self._twin_path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    continue
+                except FileNotFoundError:
+                    if os.path.isdir(self.directory):  # created again meanwhile
+                        continue
+                    raise
+            # made meanwhile, or the directory vanished again: checked once locked
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
+                os.link(self._twin_path, self._lock_path, follow_symlinks=False)
+            return fd
+
+    def _is_current(self, entry: _Entry) -> bool:
+        """Whether ``lock`` (and ``.lock``) still name the file locked through ``entry``;
+        repairs ``.lock`` when it is missing, and ``lock`` when ``.lock`` names another file."""
+        status = _lstat(self._lock_path)
+        if status is None or _key(status) != entry.key:
+            return False
+        if status.st_nlink == 2:  # ``lock`` and ``.lock``, the only names ever made
+            return True
+        twin = _lstat_key(self._twin_path)
+        if twin == entry.key:
+            return True
+        with self._errors_named(self._twin_path):
+            if twin is None:
+                with contextlib.suppress(FileExistsError, FileNotFoundError):
+                    os.link(self._lock_path, self._twin_path, follow_symlinks=False)
+            else:  # ``lock`` was replaced: whoever holds the file of ``.lock`` still works
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._lock_path)
+        return _lstat_key(self._lock_path) == _lstat_key(self._twin_path) == entry.key
+
+    @contextlib.contextmanager
+    def _errors_named(self, path: str) -> Iterator[None]:
+        """Turn the errors of a vanished directory, or of a link in place of a lock file, into
+        messages that say what happened and what to do."""
+        try:
+            yield
+        except (FileNotFoundError, NotADirectoryError):
+            raise DirectoryVanishedError(
+                f"persistence directory {self.directory!r} no longer exists (deleted or moved "
+                f"while in use): create it again, or open a new ParamSweeper, to start over"
+            ) from None
+        except OSError as error:
+            if os.path.islink(path) or not os.path.isfile(path):
+                raise OSError(
+                    error.errno,
+                    f"{path} is not a regular file (a symbolic link?): it is the lock of the "
+                    f"persistence directory; remove it and try again",
+                ) from None
+            raise

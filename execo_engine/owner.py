@@ -1,28 +1,66 @@
-"""Who holds a claim: ``(host, pid, start)``, and whether that process still exists.
+"""Who holds a claim: ``(host, pid, start, pidns)``, and whether that process still exists.
 
-``start`` tells a process apart from a later one that reuses its pid: on Linux the boot id and
-the process start time from ``/proc``; elsewhere empty (then only the pid is checked).
+- ``host``: the host name (private to a UTS namespace: containers may share one);
+- ``pid``: the process id, meaningful only inside its PID namespace;
+- ``start``: tells a process apart from a later one that reuses its pid: on Linux the boot id and
+  the process start time from ``/proc``; elsewhere empty (then only the pid is checked);
+- ``pidns``: the PID namespace (``pid:[inode]`` on Linux, ``""`` where unknown).
+
+Only an owner of this very host and PID namespace can be judged by its pid, at once
+(:func:`is_dead`); any other one (another host, another container, even with the same host name)
+is judged by its lease (:mod:`execo_engine.liveness`). Records written before the namespace was
+recorded (format 1) hold 3-field owners: :func:`decode_owner` reads them with ``pidns=""``, and an
+owner of this host with an unknown namespace is judged by pid, as it was then.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import Any, NamedTuple
 
-Owner = tuple[str, int, str]
+#: The largest pid accepted in a record (pids are C ints everywhere).
+MAX_PID = 2**31 - 1
+
+
+class Owner(NamedTuple):
+    """The identity of a process that holds claims (a tuple: it is hashable and compares as
+    one, and is written as the JSON list of its fields)."""
+
+    host: str
+    pid: int
+    start: str
+    pidns: str = ""
+
 
 _HOST = socket.gethostname()
 
 
-def _boot_id() -> str:
+def _read(path: str) -> str:
     try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
+        with open(path) as f:
             return f.read().strip()
     except OSError:
         return ""
 
 
-_BOOT_ID = _boot_id()
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+_BOOT_ID = _read("/proc/sys/kernel/random/boot_id")
+
+
+def _proc_is_ours() -> bool:
+    """Whether ``/proc`` shows the processes of our PID namespace (not so after ``unshare
+    --pid`` without ``--mount-proc``: pids read there would be other processes')."""
+    try:
+        return os.readlink("/proc/self") == str(os.getpid())
+    except OSError:
+        return False
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -45,26 +83,68 @@ def _start_marker(pid: int) -> str | None:
     return f"{_BOOT_ID}:{fields[19]}"
 
 
-_current: tuple[int, Owner] | None = None
+_current: tuple[int, Owner, bool] | None = None
+
+
+def _identity() -> tuple[Owner, bool]:
+    """This process's owner, and whether its ``/proc`` can judge same-namespace pids (both
+    recomputed after a fork, or in a child that entered another namespace)."""
+    global _current
+    pid = os.getpid()
+    if _current is None or _current[0] != pid:
+        proc_ok = _proc_is_ours()
+        start = (_start_marker(pid) or "") if proc_ok else ""
+        _current = (pid, Owner(_HOST, pid, start, _pid_namespace()), proc_ok)
+    return _current[1], _current[2]
 
 
 def current_owner() -> Owner:
     """The owner identity of the calling process (recomputed after a fork)."""
-    global _current
-    pid = os.getpid()
-    if _current is None or _current[0] != pid:
-        _current = (pid, (_HOST, pid, _start_marker(pid) or ""))
-    return _current[1]
+    return _identity()[0]
+
+
+def decode_owner(value: Any) -> Owner:
+    """The owner a record holds: ``[host, pid, start, pidns]``, or ``[host, pid, start]``
+    (format 1, ``pidns=""``).
+
+    ``ValueError`` saying what was expected when ``value`` is of another shape or type (the
+    caller adds where the record stands).
+    """
+    if type(value) is list and len(value) in (3, 4):
+        host, pid, start, *namespace = value
+        if (
+            type(host) is str
+            and type(pid) is int
+            and 0 < pid <= MAX_PID
+            and type(start) is str
+            and all(type(field) is str for field in namespace)
+        ):
+            return Owner(host, pid, start, *namespace)
+    raise ValueError(
+        f"expected an owner [host, pid, start, pid namespace] (or [host, pid, start]): "
+        f"host, start and namespace strings, pid an integer from 1 to {MAX_PID}; got "
+        f"{_short(value)}"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def judged_by_pid(owner: Owner) -> bool:
+    """Whether ``owner`` is a process this process can see by pid: same host, same PID
+    namespace (or one not recorded: format 1), with a ``/proc`` of this namespace."""
+    me, proc_ok = _identity()
+    return owner.host == me.host and owner.pidns in (me.pidns, "") and (proc_ok or not _BOOT_ID)
 
 
 def is_dead(owner: Owner) -> bool:
-    """True only when ``owner`` was a process of this host that no longer runs.
-
-    Owners of other hosts cannot be checked from here: they are never reported dead.
-    """
-    host, pid, start = owner
-    if host != _HOST:
+    """True only when ``owner`` was a process of this host and PID namespace that no longer
+    runs (see :func:`judged_by_pid`); never for any other owner."""
+    if not judged_by_pid(owner):
         return False
+    _, pid, start, _ = owner
     if start and _BOOT_ID and not start.startswith(_BOOT_ID + ":"):
         return True  # this host rebooted since
     if start:

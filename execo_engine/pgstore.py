@@ -1,64 +1,214 @@
-"""A ParamSweeper store in a PostgreSQL database, for hosts that share no filesystem.
+"""A sweep kept in a PostgreSQL database, for hosts that share no filesystem.
 
-``ParamSweeper("postgresql://user@host/db?sweep=NAME&lease=60", sweeps)``: the same records as a
-directory (:mod:`execo_engine.records`), one row each, in tables created on first use
-(``execo_schema`` holds their version). Several sweeps share a database, told apart by NAME.
-Other query parameters go to the driver (psycopg 3, the ``postgresql`` extra).
+``ParamSweeper("postgresql://user@host/db?sweep=NAME&lease=60", sweeps)``. The database holds
+the state, one row per combination (``execo_elements``): its position in the sweep's order, its
+canonical text (:mod:`execo_engine.codec`), its state (todo, claimed, done, skipped, failed),
+its owner, times, attempts and last error. Every operation is one statement, committed on its
+own (autocommit, ``synchronous_commit`` on: a claim, a done or a lease acknowledged to a worker
+survives a crash of the server); no lock is held between operations and no instance replays
+what others did:
 
-- Every operation is one transaction holding ``pg_advisory_xact_lock`` on the sweep: rows are
-  appended in commit order, so each instance reads only the rows after the last it saw (the
-  role of the directory lock and of the file offsets). Done is durable at commit.
-- Claim compaction and reset replace the claim rows and bump an epoch that tells readers to
-  read them all again.
-- Liveness is a lease: each instance renews ``(sweep, owner) -> expires`` every ``lease/3``
-  seconds (from a background thread too, so a long combination keeps its claims); a claim whose
-  owner's lease expired (database time, no clock skew) is reclaimed by the next operation of
-  any instance. ``lease`` is in seconds, 60 by default.
+- a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
+  of the sweeps; done is one idempotent update (by row id for what this instance claimed, else
+  an upsert by canonical text, which also records elements outside the sweeps);
+- the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
+  compares a digest); an instance whose sweeps differ from the last ones loaded claims among
+  its own elements, in its own order (one statement still, sending its elements);
+- liveness is a lease per process (``execo_owners``): a background thread renews it every
+  ``lease/3`` seconds; the claims and skips of an owner whose lease expired (database clock: no
+  skew) or, on the same host, whose process is gone, go back to todo on the next check of any
+  instance (at most every :data:`DEAD_OWNER_CHECK_INTERVAL` seconds, and whenever a claim finds
+  nothing), with a log line;
+- a lost connection (terminated backend, restarted server) is opened again on the next
+  operation, retried for up to :data:`RECONNECT_SECONDS` with a log line; every operation is
+  idempotent or recovers its outcome (a claim finds the rows it took by its ticket), so a retry
+  never hands an element out twice nor loses an acknowledged done;
+- after ``fork()`` the child opens its own connection (the parent's is left alone).
 
-No SQL text is ever built from user data: every value is a query parameter.
+Several sweeps share a database, told apart by NAME; ``options=-c search_path=SCHEMA`` keeps
+them in another schema. Query parameters other than ``sweep`` and ``lease`` go to the driver
+(psycopg 3, the ``postgresql`` extra) unchanged. No SQL text is ever built from user data.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
+import json
+import os
 import threading
 import time
 import urllib.parse
+import uuid
 import weakref
-from collections.abc import Iterable, Iterator
-from typing import Any, Self
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from execo_engine.codec import Codec
+from execo_engine.errors import ConnectionLostError, PickleNotAllowedError, UnsupportedValueError
+from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner
-from execo_engine.records import SKIP, Changes, Claim, Locate, RecordStore, owner_text
-from execo_engine.store.contract import Failure
+from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
+from execo_engine.store.contract import Choose, Failure, Holder, State
+from execo_engine.store.logs import reclaimed_dead, reclaimed_old
 from execo_engine.sweep import HashableDict
 
-SCHEMA_VERSION = 1
-DEFAULT_LEASE = 60.0
-FETCH = 10_000
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
+#: A lost connection is retried for this long (seconds) before the operation fails.
+RECONNECT_SECONDS = 120.0
+#: Dead owners are looked for at most this often (seconds) by the operations of an instance.
+DEAD_OWNER_CHECK_INTERVAL = 1.0
+#: The state of a row (the column ``state``) as a :class:`State`.
+_STATES = {
+    "todo": State.TODO,
+    "done": State.DONE,
+    "skipped": State.SKIPPED,
+    "claimed": State.CLAIMED,
+    "failed": State.FAILED,
+}
+
+_NO_BOUND = 2**31 - 1  # beyond any position
+#: Tickets of claims and of store objects' skips: unique within a process (owner)
+_tickets = itertools.count(1)
+
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS execo_schema (version integer NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_state (sweep text PRIMARY KEY, done_epoch bigint NOT NULL "
-    "DEFAULT 0, claims_epoch bigint NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS execo_sweeps (sweep text NOT NULL, position integer NOT NULL, "
-    "element text NOT NULL, PRIMARY KEY (sweep, position))",
-    "CREATE TABLE IF NOT EXISTS execo_done (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_claims (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS execo_results (id bigserial PRIMARY KEY, sweep text NOT NULL, "
-    "record text NOT NULL)",
-    "ALTER TABLE execo_state ADD COLUMN IF NOT EXISTS combinations bigint",
-    "CREATE TABLE IF NOT EXISTS execo_leases (sweep text NOT NULL, owner text NOT NULL, "
-    "expires timestamptz NOT NULL, PRIMARY KEY (sweep, owner))",
-    "CREATE INDEX IF NOT EXISTS execo_done_sweep ON execo_done (sweep, id)",
-    "CREATE INDEX IF NOT EXISTS execo_claims_sweep ON execo_claims (sweep, id)",
-    "CREATE INDEX IF NOT EXISTS execo_results_sweep ON execo_results (sweep, id)",
+    "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
+    "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
+    "pickled boolean NOT NULL DEFAULT false, "
+    "created timestamptz NOT NULL DEFAULT now())",
+    # sweep: an execo_sweeps id (no foreign key: COPY of a million rows checks none)
+    "CREATE TABLE execo_elements (id bigserial PRIMARY KEY, sweep integer NOT NULL, "
+    "position integer, "
+    "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
+    "state text NOT NULL DEFAULT 'todo' "
+    "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
+    # ticket: of the claim that took it, or of the store object that skipped it
+    "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
+    "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
+    # the claim: the first todo rows in order, from the index alone
+    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
+    # (sweep, digest) also serves every query on one sweep's rows: no other index to update
+    "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
+    "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
+    "CREATE TABLE execo_saved (sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE "
+    "CASCADE, position integer NOT NULL, text text NOT NULL, PRIMARY KEY (sweep, position))",
+    "CREATE TABLE execo_results (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
+    "token uuid NOT NULL UNIQUE, record text NOT NULL)",
+    "CREATE INDEX execo_results_sweep ON execo_results (sweep, id)",
 ]
-STREAMS = {"done": "execo_done", "claims": "execo_claims"}
+
+# The rows of elements given as canonical texts (%(texts)s), numbered from 1 in that order.
+_GIVEN = (
+    "unnest(%(texts)s::text[]) WITH ORDINALITY AS t(text, n) JOIN execo_elements e "
+    "ON e.sweep = %(sweep)s AND e.digest = md5(t.text)::uuid AND e.text = t.text"
+)
+_CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
+# A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
+# nothing is taken otherwise.
+_CLAIM_NEXT = f"""
+UPDATE execo_elements e SET {_CLAIM_SET} FROM (
+    SELECT id FROM execo_elements
+    WHERE sweep = %(sweep)s AND state = 'todo' AND position < %(bound)s
+        AND (SELECT order_digest FROM execo_sweeps WHERE id = %(sweep)s) = %(digest)s
+    ORDER BY position LIMIT %(count)s FOR UPDATE SKIP LOCKED) picked
+WHERE e.id = picked.id RETURNING true, e.id, e.position, e.text"""
+_SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
+# A claim among given elements (this instance's order, or what a filter chose), in their order.
+_CLAIM_AMONG = f"""
+WITH picked AS (
+    SELECT e.id, t.n FROM {_GIVEN} WHERE e.state = 'todo'
+    ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
+taken AS (
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked WHERE e.id = picked.id
+    RETURNING e.id, picked.n - 1 AS index, e.text)
+SELECT true, id, index, text FROM taken ORDER BY index"""
+# What a claim whose answer was lost took (found by its ticket).
+_CLAIMED_BY_TICKET = """
+SELECT true, id, position, text FROM execo_elements
+WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed'
+ORDER BY position"""
+_TAKE = f"""
+WITH current AS (
+    SELECT e.id, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
+    LEFT JOIN execo_owners o ON o.id = e.owner FOR UPDATE OF e),
+taken AS (
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM current
+    WHERE e.id = current.id AND (current.state = 'todo'
+        OR (current.state = 'skipped' AND current.owner = %(owner)s)
+        OR current.ticket = %(ticket)s)
+    RETURNING e.id)
+SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
+FROM current LEFT JOIN taken ON true"""
+_DONE_HELD = """
+UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
+WHERE id = ANY(%s::bigint[])"""
+_DONE_ONE = _DONE_HELD.replace("= ANY(%s::bigint[])", "= %s")
+_DONE = """
+INSERT INTO execo_elements (sweep, text, state, done_at)
+SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
+ON CONFLICT (sweep, digest) DO UPDATE
+SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
+WHERE execo_elements.text = EXCLUDED.text"""
+# Give back (cancel, skip): returns each given element's state before.
+_GIVE_BACK = f"""
+WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
+changed AS (
+    UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
+        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
+        ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::bigint END
+    FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
+    RETURNING e.id)
+SELECT text, state FROM current"""
+# One failed attempt counted on each given element not done, with its error: failed for good
+# when it reaches max_attempts (NULL: never), else todo again if this owner held it.
+_FAIL = f"""
+WITH current AS (SELECT e.id, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
+UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
+    claimed_at = now(),
+    state = CASE WHEN current.state = 'failed' OR e.attempts + 1 >= %(max)s::integer
+        THEN 'failed' WHEN current.owner = %(owner)s THEN 'todo' ELSE e.state END,
+    owner = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.owner END,
+    ticket = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.ticket END
+FROM current WHERE e.id = current.id AND current.state <> 'done'
+RETURNING current.text, e.state"""
+_RESET_FAILED = """
+UPDATE execo_elements SET attempts = 0, last_error = NULL,
+    state = CASE WHEN state = 'failed' THEN 'todo' ELSE state END
+WHERE sweep = %(sweep)s AND (attempts > 0 OR state = 'failed') RETURNING id"""
+_RELEASE = """
+UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
+WHERE id = ANY(%(ids)s) AND owner = %(owner)s AND state = 'claimed' RETURNING id"""
+_OWNER = """
+INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
+VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
+ON CONFLICT (sweep, owner) DO UPDATE SET expires = EXCLUDED.expires, heartbeat = now()
+RETURNING id, xmax = 0"""
+_OWNERS = "SELECT id, owner, expires < now() FROM execo_owners WHERE sweep = %(sweep)s"
+# Gives the claims and skips of dead owners back to todo, and forgets those owners.
+_BURY = """
+WITH dead AS (
+    DELETE FROM execo_owners WHERE sweep = %(sweep)s AND id = ANY(%(ids)s) RETURNING id, owner),
+freed AS (
+    UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
+    WHERE e.sweep = %(sweep)s AND e.owner = dead.id AND e.state IN ('claimed', 'skipped')
+    RETURNING dead.owner)
+SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
+_STATES_QUERY = """
+SELECT s.order_digest = %(digest)s, e.position, e.state,
+    CASE WHEN s.order_digest = %(digest)s THEN NULL ELSE e.text END
+FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id AND e.state <> 'todo'
+WHERE s.id = %(sweep)s"""
+_HOLDERS = """
+SELECT e.text, e.state, o.owner, extract(epoch FROM e.claimed_at)::float8,
+    o.id IS NULL OR o.expires < now()
+FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
+WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped') ORDER BY e.claimed_at, e.id"""
 
 
 def is_postgresql_url(location: object) -> bool:
@@ -74,96 +224,183 @@ def without_password(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
 
 
+def _query(url: str) -> list[tuple[str, str]]:
+    """The query parameters of ``url``, percent-decoded (a ``+`` stays a ``+``, as libpq
+    reads it; a value may hold ``=``)."""
+    parts = urllib.parse.urlsplit(url).query.split("&")
+    pairs = [part.partition("=") for part in parts if part]
+    return [(urllib.parse.unquote(key), urllib.parse.unquote(value)) for key, _, value in pairs]
+
+
+def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
+    """``url`` with these query parameters, each percent-encoded (libpq decodes them back)."""
+    query = "&".join(
+        f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
+        for key, value in pairs
+    )
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
+
+
+def _checked_lease(value: Any, shown: str) -> float:
+    """``value`` as a lease (the same rules as for directories:
+    :func:`execo_engine.liveness.check_lease`); ``ValueError`` naming ``shown`` otherwise."""
+    try:
+        return check_lease(value)
+    except ValueError as error:
+        raise ValueError(f"{shown}: {error} (URL parameter &lease=SECONDS)") from None
+
+
 def parse_url(url: str) -> tuple[str, str, float]:
     """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    sweep = query.pop("sweep", "")
+    query = _query(url)
+    found = dict(query)
+    sweep = found.get("sweep", "")
     shown = without_password(url)
     if not sweep:
         raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
-    try:
-        lease = float(query.pop("lease", DEFAULT_LEASE))
-    except ValueError:
-        raise ValueError(f"{shown}: lease must be a number of seconds") from None
-    if lease <= 0:
-        raise ValueError(f"{shown}: lease must be > 0 seconds")
-    conninfo = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    lease = _checked_lease(found.get("lease", DEFAULT_LEASE), shown)
+    conninfo = _with_query(url, [(k, v) for k, v in query if k not in ("sweep", "lease")])
     return conninfo, sweep, lease
 
 
 def with_sweep(url: str, sweep: str) -> str:
     """``url`` naming another sweep of the same database."""
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    query["sweep"] = sweep
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    pairs = [(k, v) for k, v in _query(url) if k != "sweep"]
+    return _with_query(url, [("sweep", sweep), *pairs])
 
 
-def _connect(conninfo: str) -> Any:
+def _driver() -> Any:
     try:
         import psycopg
     except ImportError:
         raise ImportError(
             "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
         ) from None
-    connection = psycopg.connect(conninfo, autocommit=True)
-    # Claims may be lost in a crash of the server (their owners are gone with it anyway): no
-    # need to wait for the disk; done and results switch it back on (SET LOCAL).
-    connection.execute("SET synchronous_commit TO off")
-    return connection
+    return psycopg
 
 
-def sweeps_below(url: str) -> dict[str, str]:
-    """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
-    conninfo, prefix, _ = parse_url(url)
-    with _connect(conninfo) as connection:
-        _ensure_schema(connection)
-        rows = connection.execute(
-            "SELECT sweep FROM execo_state WHERE starts_with(sweep, %s) ORDER BY sweep",
-            (prefix + "/",),
-        ).fetchall()
-    return {sweep[len(prefix) + 1 :]: with_sweep(url, sweep) for (sweep,) in rows}
-
-
-def _ensure_schema(connection: Any) -> None:
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        for statement in _SCHEMA:
-            connection.execute(statement)
+def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
+    """Check the schema version of the execo tables; create them where there are none."""
+    psycopg = _driver()
+    try:
         row = connection.execute("SELECT version FROM execo_schema").fetchone()
-        if row is None:
-            connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
-        elif row[0] != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the execo tables are at schema version {row[0]}; this "
-                f"execo_engine knows version {SCHEMA_VERSION}"
+    except psycopg.errors.UndefinedTable:
+        row = None
+    if row is None:
+        if read_only:
+            raise FileNotFoundError(f"{shown}: no execo tables in this database")
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            connection.execute("CREATE TABLE IF NOT EXISTS execo_schema (version integer)")
+            row = connection.execute("SELECT version FROM execo_schema").fetchone()
+            if row is None:
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
+    if row[0] != SCHEMA_VERSION:
+        writer = "an older" if row[0] < SCHEMA_VERSION else "a newer"
+        raise RuntimeError(
+            f"{shown}: the execo tables of this database are at schema version {row[0]}, "
+            f"written by {writer} execo_engine; this one reads version {SCHEMA_VERSION} only. "
+            + (
+                "Finish or export those sweeps with the version that wrote them, or use "
+                "another database or schema (add options=-c%20search_path%3DNAME to the URL)"
+                if row[0] < SCHEMA_VERSION
+                else "Upgrade execo_engine"
             )
+        )
 
 
-class _Rows:
-    """A batch of rows ``(id, record)`` read from one stream (see records.Batch)."""
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
-    def __init__(
-        self,
-        rows: list[tuple[int, str]],
-        restarted: bool = False,
-        seen: dict[str, int] | None = None,
-        stream: str = "",
-    ) -> None:
-        self._rows, self.restarted, self._seen, self._stream = rows, restarted, seen, stream
+
+class _Link:
+    """The connection of one store: opened on first use, again in a child after ``fork()``
+    and again after it was lost.
+
+    :meth:`run` calls ``work(connection)`` and, when the connection is lost, waits for the
+    server (up to :data:`RECONNECT_SECONDS`) and calls it again, with :attr:`retrying` set: the
+    outcome of the lost call is unknown, ``work`` must make its second run safe (idempotent,
+    or finding out what the first one did).
+    """
+
+    def __init__(self, conninfo: str, shown: str, read_only: bool) -> None:
+        self._conninfo, self._shown, self._read_only = conninfo, shown, read_only
+        self._connection: Any = None
+        self._pid = 0
+        self.lock = threading.RLock()
+        self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
 
     @property
-    def empty(self) -> bool:
-        return not self._rows
+    def forked(self) -> bool:
+        """Whether the connection, if any, was opened by another process (a parent)."""
+        return self._pid != os.getpid()
 
-    def chunks(self) -> Iterator[tuple[Locate, list[bytes]]]:
-        for start in range(0, len(self._rows), FETCH):
-            rows = self._rows[start : start + FETCH]
-            ids = [row_id for row_id, _ in rows]
-            yield (lambda index: f"row id {ids[index]}"), [record.encode() for _, record in rows]
-            if self._seen is not None:  # read up to there: the next read starts after it
-                self._seen[self._stream] = ids[-1]
+    def _connect(self) -> Any:
+        if self._connection is None or self.forked:
+            # A parent's connection is not closed here: that would end the parent's session.
+            self._connection = None
+            connection = _driver().connect(self._conninfo, autocommit=True)
+            try:
+                if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
+                    connection.execute("SET synchronous_commit TO on")  # whatever the server's
+                _create_schema(connection, self._read_only, self._shown)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _is_lost(self) -> bool:
+        connection = self._connection
+        return connection is None or connection.broken or connection.closed
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the lock, with reconnections (see the class)."""
+        psycopg = _driver()
+        with self.lock:
+            self.retrying, deadline, attempts = False, 0.0, 0
+            while True:
+                try:
+                    connection = self._connect()
+                    if attempts:
+                        logger.warning(
+                            "%s: reconnected to the database (%d attempt(s))",
+                            self._shown,
+                            attempts,
+                        )
+                        attempts = 0
+                    return work(connection)
+                except psycopg.OperationalError as error:
+                    if not self._is_lost():
+                        raise
+                    self._connection = None
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + RECONNECT_SECONDS
+                        logger.warning(
+                            "%s: lost the connection to the database (%s): reconnecting",
+                            self._shown,
+                            _first_line(error),
+                        )
+                    elif now >= deadline:
+                        raise ConnectionLostError(
+                            f"{self._shown}: could not reach the database again within "
+                            f"{RECONNECT_SECONDS:g} s ({_first_line(error)}); the sweep's state "
+                            f"is safe in the database: run again once the server is back"
+                        ) from error
+                    self.retrying, attempts = True, attempts + 1
+                    time.sleep(min(0.05 * 2**attempts, 1.0, max(0.0, deadline - now)))
+
+    def close(self) -> None:
+        """Close the connection (only the one this process opened)."""
+        with self.lock:
+            if self._connection is not None and not self.forked:
+                self._connection.close()
+            self._connection = None
 
 
 class _LeaseKeeper(threading.Thread):
@@ -172,10 +409,12 @@ class _LeaseKeeper(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True, name="execo lease keeper")
         self.stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+        self.wake = threading.Event()
 
     def run(self) -> None:
         while True:
-            time.sleep(0.5)
+            self.wake.wait(0.5)
+            self.wake.clear()
             for store in list(self.stores):
                 try:
                     store.renew_lease(when_due=True)
@@ -183,7 +422,7 @@ class _LeaseKeeper(threading.Thread):
                     logger.warning(
                         "%s: could not renew the lease (%s): if it expires, other "
                         "instances take this process's claims back",
-                        store.path,
+                        store.location,
                         error,
                     )
 
@@ -201,290 +440,678 @@ def _keep_leases(store: PostgresStore) -> None:
         _keeper.stores.add(store)
 
 
-class _Lock:
-    """The instance's thread lock, plus a transaction holding the sweep's advisory lock."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._transaction: Any = None
-
-    def __enter__(self) -> Self:
-        self._thread_lock.acquire()
-        if self._depth == 0 and not self._store.read_only:
-            try:
-                self._transaction = self._store.connection.transaction()
-                self._transaction.__enter__()
-                self._store.connection.execute(
-                    "SELECT pg_advisory_xact_lock(%s)", (self._store.key,)
-                )
-            except BaseException:
-                self._thread_lock.release()
-                raise
-        self._depth += 1
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._depth -= 1
-        try:
-            if self._depth == 0 and self._transaction is not None:
-                transaction, self._transaction = self._transaction, None
-                transaction.__exit__(*exc_info)  # commit, or roll back on an exception
-        finally:
-            self._thread_lock.release()
+def _order_digest(texts: Sequence[str]) -> bytes:
+    return hashlib.sha256("\n".join(texts).encode()).digest()
 
 
-class PostgresStore(RecordStore):
-    """Reads and appends the records of one sweep in a PostgreSQL database.
+class PostgresStore:
+    """One sweep's state in a PostgreSQL database, seen by one ParamSweeper instance: a
+    :class:`~execo_engine.store.contract.Store` (see the module docstring).
 
-    Every method but :meth:`load_sweeps` must be called inside ``with store.lock:``.
-    ``read_only=True`` takes no advisory lock and writes nothing.
+    Positions are indexes in this object's sweeps. Every method is thread-safe (one lock
+    around the connection, held for one statement, never between operations).
     """
 
+    dead_owner = "the expired lease of"  #: how logs call an owner whose lease expired
+
     def __init__(
-        self, url: str, codec: Codec, read_only: bool = False, lease: float | None = None
+        self, location: str, codec: Codec, read_only: bool = False, lease: float | None = None
     ) -> None:
-        conninfo, sweep, url_lease = parse_url(url)
-        lease = url_lease if lease is None else lease
-        super().__init__(without_password(url), codec, read_only)
-        self.name, self.sweep, self.lease = sweep, sweep, lease
-        self.key = int.from_bytes(hashlib.sha1(sweep.encode()).digest()[:8], "big", signed=True)
-        self.connection = _connect(conninfo)
-        _ensure_schema(self.connection)
-        self.lock = _Lock(self)
-        self._last = {"done": 0, "claims": 0}
-        self._epochs: dict[str, int] = {}
-        self._restart_pending = {"done": False, "claims": False}
-        self._claim_rows = 0
+        conninfo, sweep, url_lease = parse_url(location)
+        self.location = without_password(location)
+        self.name, self.read_only, self.codec = sweep, read_only, codec
+        self.lease = url_lease if lease is None else _checked_lease(lease, self.location)
+        self._link = _Link(conninfo, self.location, read_only)
+        self._sweep_id = 0
+        self._owner: tuple[int, int] | None = None  # (pid, owner row id)
         self._renewed = 0.0
-        self._state_created = False
+        self._last_dead_check = 0.0
+        self._sweeps: list[Any] = []
+        self._texts: list[str] = []
+        self._digest = b""
+        self._index: dict[str, int] | None = None
+        self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
+        self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
+        self._ticket = 0  # of the last claim: finds what it took if its answer was lost
+        self._instance = next(_tickets)  # the ticket of this object's skips
+        self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
-            _keep_leases(self)
 
-    def _execute(self, query: str, *params: Any) -> Any:
-        return self.connection.execute(query, params)
+    # -- plumbing ----------------------------------------------------------------------------
 
-    def _durable(self) -> None:
-        """Make this transaction's commit wait for the disk (the connection does not by
-        default, for claims)."""
-        self._execute("SET LOCAL synchronous_commit TO on")
+    def _find_sweep(self, connection: Any) -> None:
+        row = connection.execute("SELECT id FROM execo_sweeps WHERE name = %s", (self.name,))
+        row = row.fetchone()
+        if row is None and not self.read_only:
+            row = connection.execute(
+                "INSERT INTO execo_sweeps (name) VALUES (%s) ON CONFLICT (name) DO UPDATE "
+                "SET name = EXCLUDED.name RETURNING id",
+                (self.name,),
+            ).fetchone()
+        if row is None:
+            raise FileNotFoundError(f"{self.location}: no sweep {self.name!r} in this database")
+        self._sweep_id = row[0]
 
-    # -- reading ------------------------------------------------------------------------------
+    def _run(self, work: Callable[[Any], T]) -> T:
+        return self._link.run(work)
 
-    def read(self) -> Changes:
-        """The rows appended since the last read (one query; a second for a stream that was
-        compacted or reset meanwhile)."""
-        rows = self._execute(
-            "SELECT 0, done_epoch, claims_epoch, NULL FROM execo_state WHERE sweep = %s "
-            "UNION ALL SELECT 1, id, 0, record FROM execo_done WHERE sweep = %s AND id > %s "
-            "UNION ALL SELECT 2, id, 0, record FROM execo_claims WHERE sweep = %s AND id > %s "
-            "ORDER BY 1, 2",
-            self.sweep,
-            self.sweep,
-            self._last["done"],
-            self.sweep,
-            self._last["claims"],
-        ).fetchall()
-        epochs = (
-            dict(zip(STREAMS, rows[0][1:3], strict=False))
-            if rows and rows[0][0] == 0
-            else dict.fromkeys(STREAMS, 0)
-        )
-        batches = {}
-        for index, stream in enumerate(STREAMS, start=1):
-            restarted = (
-                self._restart_pending[stream]
-                or self._epochs.get(stream, epochs[stream]) != epochs[stream]
-            )
-            self._restart_pending[stream] = False
-            self._epochs[stream] = epochs[stream]
-            found = [(row_id, record) for kind, row_id, _, record in rows if kind == index]
-            if restarted:
-                self._last[stream] = 0
-                found = self._execute(
-                    f"SELECT id, record FROM {STREAMS[stream]} WHERE sweep = %s ORDER BY id",
-                    self.sweep,
-                ).fetchall()
-            if stream == "claims":
-                self._claim_rows = (0 if restarted else self._claim_rows) + len(found)
-            batches[stream] = _Rows(found, restarted, self._last, stream)
-        return self._changes(
-            batches["done"], batches["claims"], f"{self.path} (done)", f"{self.path} (claims)"
-        )
+    def _execute(self, query: str, **values: Any) -> list[tuple[Any, ...]]:
+        """The rows of one statement on this sweep (``%(sweep)s``), safe to run twice."""
+        params = {"sweep": self._sweep_id, **values}
+        return self._run(lambda connection: connection.execute(query, params).fetchall())
 
-    def restart(self) -> None:
-        """Make the next :meth:`read` return everything (``restarted`` set on both)."""
-        self._restart_pending = {"done": True, "claims": True}
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"{self.location}: opened read-only")
 
-    def close(self) -> None:
-        """Close the connection (the store is not used after)."""
-        if _keeper is not None:
-            _keeper.stores.discard(self)
-        self.connection.close()
+    def _owner_id(self, connection: Any) -> int:
+        """This process's owner row (registered again in a child after a fork)."""
+        if self._owner is None or self._owner[0] != os.getpid():
+            self._held.clear()  # a parent's claims are the parent's
+            self._register(connection)
+        assert self._owner is not None
+        return self._owner[1]
 
-    # -- appending ----------------------------------------------------------------------------
-
-    def _append(self, stream: str, lines: list[str]) -> None:
-        if not lines:
-            return
-        self._create_state()
-        if stream == "done":  # claims need not wait for the disk
-            self._durable()
-        ids = self._execute(
-            f"INSERT INTO {STREAMS[stream]} (sweep, record) SELECT %s, r FROM "
-            f"unnest(%s::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n "
-            f"RETURNING id",
-            self.sweep,
-            lines,
-        ).fetchall()
-        self._last[stream] = max(self._last[stream], *(i for (i,) in ids))
-        if stream == "claims":
-            self._claim_rows += len(ids)
-
-    def _create_state(self) -> None:
-        if not self._state_created:
-            self._execute(
-                "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
-            )
-            self._state_created = True
-
-    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
-        """Append done records for ``(position, element)`` pairs (durable at commit)."""
-        self._append("done", self._done_lines(done))
-
-    def append_failures(
-        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
-    ) -> None:
-        """Append failure records for ``(position, failure)`` pairs to the done stream (with
-        ``reset``, after a record forgetting every earlier one; durable at commit)."""
-        lines = [self._reset_failures_line()] if reset else []
-        self._append("done", lines + self._failure_lines(failures))
-
-    def append_holds(
-        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
-    ) -> None:
-        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
-        ``(position, element)`` pairs."""
-        lines = self._claim_lines(
-            ((element, owner, position, since) for position, element in taken), kind
-        )
-        if lines:
-            self.renew_lease(when_due=True)
-            self._append("claims", lines)
-
-    def append_releases(self, elements: Iterable[Any]) -> None:
-        """Record that ``elements`` are no longer held (claimed nor skipped)."""
-        self._append("claims", self._release_lines(elements))
-
-    @property
-    def claim_records(self) -> int:
-        """How many claim rows the sweep holds (to decide on compaction)."""
-        return self._claim_rows
-
-    def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None:
-        """Replace the claim rows by exactly these claims and skips (compaction, reset)."""
-        lines = self._claim_lines(claims) + self._claim_lines(skips, SKIP)
-        self._execute("DELETE FROM execo_claims WHERE sweep = %s", self.sweep)
-        self._execute(
-            "INSERT INTO execo_state (sweep, claims_epoch) VALUES (%s, 1) ON CONFLICT "
-            "(sweep) DO UPDATE SET claims_epoch = execo_state.claims_epoch + 1",
-            self.sweep,
-        )
-        epoch = self._execute(
-            "SELECT claims_epoch FROM execo_state WHERE sweep = %s", self.sweep
-        ).fetchone()[0]
-        self._epochs["claims"], self._last["claims"], self._claim_rows = epoch, 0, 0
-        self._append("claims", lines)
-
-    def grid_size(self) -> int | None:
-        """The number of combinations of the last writer's sweeps (None: unknown)."""
-        row = self._execute(
-            "SELECT combinations FROM execo_state WHERE sweep = %s", self.sweep
+    def _register(self, connection: Any) -> None:
+        _keep_leases(self)
+        row_id, inserted = connection.execute(
+            _OWNER,
+            {
+                "sweep": self._sweep_id,
+                "owner": json.dumps(list(current_owner())),
+                "lease": self.lease,
+            },
         ).fetchone()
-        return None if row is None else row[0]
-
-    def set_grid_size(self, size: int) -> None:
-        """Record that the sweeps have ``size`` combinations."""
-        self._create_state()
-        self._execute(
-            "UPDATE execo_state SET combinations = %s WHERE sweep = %s AND combinations IS "
-            "DISTINCT FROM %s",
-            size,
-            self.sweep,
-            size,
-        )
-
-    # -- leases -------------------------------------------------------------------------------
+        if inserted and self._owner is not None and self._owner[0] == os.getpid():
+            logger.warning(
+                "%s: this process's lease had expired: other instances took back its claims "
+                "(what it finishes still counts as done)",
+                self.name,
+            )
+            # what it claimed since then, under its former id, is its own
+            connection.execute(
+                "UPDATE execo_elements SET owner = %s WHERE sweep = %s AND owner = %s "
+                "AND state IN ('claimed', 'skipped')",
+                (row_id, self._sweep_id, self._owner[1]),
+            )
+        self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
 
     def renew_lease(self, when_due: bool = False) -> None:
-        """Push this process's lease on the sweep ``lease`` seconds ahead (only if a third of
-        it went by, with ``when_due``)."""
-        if when_due and time.monotonic() - self._renewed < self.lease / 3:
+        """Push this process's lease ``lease`` seconds ahead (with ``when_due``, only once a
+        third of it went by)."""
+        if self.read_only or (
+            when_due
+            and self._owner is not None
+            and time.monotonic() - self._renewed < self.lease / 3
+        ):
             return
-        with self.lock._thread_lock:
-            self._execute(
-                "INSERT INTO execo_leases VALUES (%s, %s, now() + %s * interval "
-                "'1 second') ON CONFLICT (sweep, owner) DO UPDATE SET expires = "
-                "EXCLUDED.expires",
-                self.sweep,
-                owner_text(current_owner()),
-                self.lease,
+        self._run(self._register)
+
+    def close(self) -> None:
+        """Close the connection and stop renewing the lease."""
+        if _keeper is not None:
+            _keeper.stores.discard(self)
+        self._link.close()
+
+    def sync(self) -> None:
+        """Nothing to wait for: every change is durable when its statement returns
+        (``synchronous_commit`` on)."""
+
+    def refresh(self, full: bool = False) -> None:
+        """Nothing to catch up with (every query reads the database); gives back what dead
+        owners hold."""
+        self._reclaim_dead(force=full)
+
+    # -- sweeps ------------------------------------------------------------------------------
+
+    def set_sweeps(self, sweeps: list[Any], save: bool) -> None:
+        """Iterate on ``sweeps`` (distinct, in order): loaded into the database with ``COPY``
+        unless they are the sweeps loaded last (a digest says); done, claims and skips stay,
+        by canonical text. With ``save``, also saved (see :meth:`load_sweeps`)."""
+        if save:
+            self._check_writable()
+        try:
+            texts = [self.codec.encode(element) for element in sweeps]
+        except UnsupportedValueError:
+            self._refuse_pickles()
+            raise
+        digest = _order_digest(texts)
+        with self._link.lock:
+            self._sweeps, self._texts, self._digest, self._index = sweeps, texts, digest, None
+            self._redo, self._held = [], {}
+        if not self.read_only:
+            self._run(lambda connection: self._load(connection, texts, digest))
+        if save:
+            self._save(sweeps)
+
+    def _refuse_pickles(self) -> None:
+        """``PickleNotAllowedError`` if pickled elements were loaded into this sweep (and
+        this object's codec does not allow them)."""
+        rows = self._execute("SELECT pickled FROM execo_sweeps WHERE id = %(sweep)s")
+        if rows and rows[0][0] and not self.codec.allow_pickle:
+            raise PickleNotAllowedError(
+                f"{self.location}: the sweep holds pickled elements: refusing to unpickle "
+                f"them (it could run code); pass allow_pickle=True only if you trust whoever "
+                f"writes this sweep"
             )
-            self._renewed = time.monotonic()
 
-    dead_owner = "the expired lease of"  #: how logs call an owner reported by dead_owners
+    def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
+        sweep = self._sweep_id
+        row = connection.execute("SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,))
+        if row.fetchone() == (digest,):
+            return
+        with connection.transaction(), connection.cursor() as cursor:
+            row = cursor.execute(
+                "SELECT order_digest, EXISTS (SELECT FROM execo_elements WHERE sweep = %s) "
+                "FROM execo_sweeps WHERE id = %s FOR UPDATE",
+                (sweep, sweep),
+            ).fetchone()
+            if row[0] == digest:  # loaded by another instance meanwhile
+                return
+            if row[1]:
+                cursor.execute(
+                    "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
+                    "sweep integer) ON COMMIT DROP"
+                )
+            target = "execo_load" if row[1] else "execo_elements"  # a new sweep: straight in
+            with cursor.copy(f"COPY {target} (position, text, sweep) FROM STDIN") as copy:
+                for position, text in enumerate(texts):
+                    copy.write_row((position, text, sweep))
+            if row[1]:
+                cursor.execute(
+                    "UPDATE execo_elements SET position = NULL "
+                    "WHERE sweep = %s AND position IS NOT NULL",
+                    (sweep,),
+                )
+                cursor.execute(
+                    "INSERT INTO execo_elements (sweep, position, text) "
+                    "SELECT sweep, position, text FROM execo_load "
+                    "ON CONFLICT (sweep, digest) DO UPDATE SET position = EXCLUDED.position"
+                )
+            pickled = self.codec.allow_pickle and any('"__pickle__"' in t for t in texts)
+            cursor.execute(
+                "UPDATE execo_sweeps SET order_digest = %s, size = %s, pickled = pickled OR %s "
+                "WHERE id = %s",
+                (digest, len(texts), pickled, sweep),
+            )
 
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
-        """The owners whose lease expired (or who never had one)."""
-        owners = list(owners)
-        if not owners:
-            return []
-        alive = {
-            owner
-            for (owner,) in self._execute(
-                "SELECT owner FROM execo_leases WHERE sweep = %s AND expires > now()", self.sweep
-            ).fetchall()
-        }
-        return [owner for owner in owners if owner_text(owner) not in alive]
+    def _save(self, sweeps: list[Any]) -> None:
+        """Replace the saved sweeps, unless they are these already (a digest says); one
+        transaction holding the sweep's advisory lock (writers saving at once take turns)."""
+        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
+        texts = [encode(element) for element in sweeps]
+        digest, sweep = _order_digest(texts), self._sweep_id
 
-    # -- sweeps, snapshots, results --------------------------------------------------------
+        def save(connection: Any) -> None:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (sweep,))
+                saved = cursor.execute(
+                    "SELECT saved_digest FROM execo_sweeps WHERE id = %s", (sweep,)
+                ).fetchone()
+                if saved == (digest,):
+                    return
+                cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (sweep,))
+                with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
+                    for position, text in enumerate(texts):
+                        copy.write_row((sweep, position, text))
+                cursor.execute(
+                    "UPDATE execo_sweeps SET saved_digest = %s WHERE id = %s", (digest, sweep)
+                )
 
-    def _all(self, table: str, column: str = "record", order: str = "id") -> _Rows:
+        self._run(save)
+
+    def load_sweeps(self) -> list[Any] | None:
+        """The saved sweeps, in order, or None when none were saved."""
         rows = self._execute(
-            f"SELECT {order}, {column} FROM {table} WHERE sweep = %s ORDER BY {order}", self.sweep
-        ).fetchall()
-        return _Rows(rows)
+            "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position"
+        )
+        return [self.codec.decode(text) for (text,) in rows] if rows else None
 
-    def done_texts(self) -> list[str]:
-        """The canonical text of every element of a done record."""
-        return self._done_texts(f"{self.path} (done)", self._all("execo_done"))
+    def grid_size(self) -> int | None:
+        """How many elements the sweeps loaded last had (None: none were loaded)."""
+        rows = self._execute(
+            "SELECT size FROM execo_sweeps WHERE id = %(sweep)s AND order_digest IS NOT NULL"
+        )
+        return int(rows[0][0]) if rows else None
+
+    def _position_of_text(self, text: str) -> int | None:
+        if self._index is None:
+            self._index = {t: i for i, t in enumerate(self._texts)}
+        return self._index.get(text)
+
+    def _local_positions(self) -> dict[str, int]:
+        """``{text: position}`` of what this object holds or was given back after done (few:
+        no index of the whole sweeps needed)."""
+        texts = self._texts
+        return {texts[p]: p for p in itertools.chain(self._held, self._redo)}
+
+    def _located(self, position: int | None, text: str) -> int | None:
+        """This object's position of a row (``position``: in the sweeps loaded last)."""
+        texts = self._texts
+        if position is not None and 0 <= position < len(texts) and texts[position] == text:
+            return position
+        return self._position_of_text(text)
+
+    def _elements(self, texts: Iterable[str]) -> list[Any]:
+        """The elements of canonical texts: this object's own when in its sweeps."""
+        found = []
+        for text in texts:
+            position = self._position_of_text(text)
+            found.append(self.codec.decode(text) if position is None else self._sweeps[position])
+        return found
+
+    # -- claims ------------------------------------------------------------------------------
+
+    def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
+        """Claim up to ``count`` todo elements in sweeps order (or among what ``choose``
+        returns, in its order): one statement (two with ``choose``, which sees the todo
+        list)."""
+        self._check_writable()
+        if count <= 0:
+            return []
+        chosen = None
+        if choose is not None:
+            states = self._state_bytes()
+            todo = [self._sweeps[p] for p in _positions(states, State.TODO)]
+            chosen = [p for e in choose(todo) if (p := self._position(e)) is not None]
+            chosen = [p for p in dict.fromkeys(chosen) if states[p] == State.TODO]
+        taken = self._run(lambda connection: self._claim(connection, count, chosen))
+        if len(taken) < count and self._reclaim_dead(force=True):
+            taken += self.claim(count - len(taken), choose)
+        else:
+            self._reclaim_dead()
+        return taken
+
+    def _position(self, element: Any, hint: int | None = None) -> int | None:
+        """Where ``element`` stands in the sweeps (``hint``: where the caller believes it
+        does, checked with one comparison before an index of the sweeps is built)."""
+        try:
+            text = self.codec.encode(element)
+        except TypeError:
+            return None
+        texts = self._texts
+        if type(hint) is int and 0 <= hint < len(texts) and texts[hint] == text:
+            return hint
+        return self._position_of_text(text)
+
+    def _claim(self, connection: Any, count: int, chosen: Sequence[int] | None) -> list[Any]:
+        owner = self._owner_id(connection)
+        if not self._link.retrying:
+            self._ticket = next(_tickets)
+        params: dict[str, Any] = {
+            "sweep": self._sweep_id,
+            "owner": owner,
+            "ticket": self._ticket,
+            "count": count,
+        }
+        rows: list[tuple[Any, ...]] = []
+        if self._link.retrying:  # the answer to this ticket was lost: what did it take?
+            rows = connection.execute(_CLAIMED_BY_TICKET, params).fetchall()
+        # elements done but given back here: todo for this object only, merged in order
+        rank: Callable[[int], int] = (
+            int if chosen is None else {p: i for i, p in enumerate(chosen)}.__getitem__
+        )
+        redo_set = set(self._redo)
+        redo = [p for p in (self._redo if chosen is None else chosen) if p in redo_set][:count]
+        if not rows and chosen is None:
+            bound = redo[-1] if len(redo) == count else _NO_BOUND
+            params.update(digest=self._digest, bound=bound)
+            rows = connection.execute(_CLAIM_NEXT, params).fetchall()
+            if not rows and connection.execute(_SAME_ORDER, params).fetchone() != (True,):
+                chosen = range(len(self._texts))  # other sweeps were loaded since: ours here
+        if not rows and chosen is not None:
+            texts = [self._texts[p] for p in chosen]
+            rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
+            rows = [(ok, i, chosen[index], text) for ok, i, index, text in rows]
+        taken: dict[int, int] = {}
+        stray = []
+        for _, row_id, position, text in rows:
+            if row_id is not None:
+                mine = self._located(position, text)
+                if mine is None:  # not in our sweeps (they changed meanwhile)
+                    stray.append(row_id)
+                else:
+                    taken[mine] = row_id
+        handed = sorted(set(taken) | set(redo), key=rank)[:count]
+        for position in handed:
+            if position in redo_set:
+                self._redo.remove(position)
+            self._held[position] = taken.get(position, 0)
+        stray += [row_id for position, row_id in taken.items() if position not in handed]
+        if stray:
+            connection.execute(_RELEASE, {"ids": stray, "owner": owner})
+        return [self._sweeps[p] for p in handed]
+
+    def take(self, element: Any, position: int | None = None) -> str | None:
+        """Claim this very element if it is todo (or skipped by this process): None when
+        claimed, else why not (``"done"``, ``"in progress (host H, pid P)"``,
+        ``"skipped (host H, pid P)"``, ``"not in the sweeps"``). One statement."""
+        position = self._position(element, position)
+        if position is None:
+            return "not in the sweeps"
+        self._check_writable()
+        with self._link.lock:
+            if position in self._redo:
+                self._redo.remove(position)
+                self._held[position] = 0
+                return None
+        ticket = next(_tickets)  # the same for a retry, which then finds what it took
+
+        def take(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "owner": self._owner_id(connection),
+                "ticket": ticket,
+                "texts": [self._texts[position]],
+            }
+            return connection.execute(_TAKE, params).fetchall()  # type: ignore[no-any-return]
+
+        rows = self._run(take)
+        if not rows:
+            return "not in the sweeps"
+        row_id, state, holder, taken = rows[0]
+        if taken:
+            with self._link.lock:
+                self._held[position] = row_id
+            return None
+        if holder is not None:
+            host, pid, *_ = json.loads(holder)
+            return f"{'in progress' if state == 'claimed' else state} (host {host}, pid {pid})"
+        return str(state)
+
+    def done(self, elements: list[Any]) -> None:
+        """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
+        claims: one idempotent statement, durable when it returns."""
+        self._check_writable()
+        ids, texts, others, positions = [], [], [], []
+        with self._link.lock:
+            # what this object handed out comes back as the very same object: no encoding
+            handed = {id(self._sweeps[p]): p for p, row_id in self._held.items() if row_id}
+            for element in elements:
+                position = handed.get(id(element))
+                if position is None:
+                    texts.append(self.codec.encode(element))
+                else:
+                    ids.append(self._held[position])
+                    positions.append(position)
+            local = self._local_positions()
+            for text in texts:
+                row_id = self._held.get(local.get(text, -1))
+                if row_id:  # claimed here, given as an equal object
+                    ids.append(row_id)
+                else:
+                    others.append(text)
+        if ids:  # one id: a scalar parameter (an array costs more to send than the query)
+            query, arg = (_DONE_ONE, ids[0]) if len(ids) == 1 else (_DONE_HELD, ids)
+            self._run(lambda connection: connection.execute(query, (arg,)))
+        if others:
+            params = {"sweep": self._sweep_id, "texts": others}
+            self._run(lambda connection: connection.execute(_DONE, params))
+        with self._link.lock:
+            for position in positions:
+                self._held.pop(position, None)
+        self._unhold(texts)
+
+    def _unhold(self, texts: list[str]) -> None:
+        """Forget that this object holds (or is to redo) the elements of ``texts``."""
+        with self._link.lock:
+            local = self._local_positions()
+            for text in texts:
+                position = local.get(text)
+                if position is not None:
+                    self._held.pop(position, None)
+                    if position in self._redo:
+                        self._redo.remove(position)
+
+    def give_back(self, elements: list[Any], skip: bool = False) -> None:
+        """Release the claims on ``elements``: todo again or, with ``skip``, skipped by this
+        process. A done element given back without ``skip`` is todo for this object only."""
+        self._check_writable()
+        texts = [self.codec.encode(element) for element in elements]
+        if not texts:
+            return
+        state = "skipped" if skip else "todo"
+
+        def give_back(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "texts": texts,
+                "state": state,
+                "owner": self._owner_id(connection),
+                "instance": self._instance,
+            }
+            return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
+
+        before = dict(self._run(give_back))
+        self._unhold(texts)
+        with self._link.lock:
+            for text in texts:
+                if before.get(text) == "done" and not skip:  # todo again here only
+                    position = self._position_of_text(text)
+                    if position is not None and position not in self._redo:
+                        bisect.insort(self._redo, position)
+
+    def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
+        """Count one failed attempt on each element not done, in one statement (see
+        :data:`_FAIL`); returns those now failed for good, in the order given. Elements with
+        no row (never in any sweeps of this database) are not counted."""
+        self._check_writable()
+        texts = [self.codec.encode(element) for element in elements]
+        if not texts:
+            return []
+
+        def fail(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "texts": texts,
+                "error": error,
+                "max": max_attempts,
+                "owner": self._owner_id(connection),
+            }
+            return connection.execute(_FAIL, params).fetchall()  # type: ignore[no-any-return]
+
+        failed = {text for text, state in self._run(fail) if state == "failed"}
+        self._unhold(texts)
+        return [element for element, text in zip(elements, texts, strict=True) if text in failed]
+
+    def failures(self) -> list[Failure]:
+        """Every element with failed attempts counted, in sweeps order (``since``: the
+        database's clock)."""
+        rows = self._execute(
+            "SELECT text, attempts, coalesce(last_error, ''), "
+            "coalesce(extract(epoch FROM claimed_at)::float8, 0), state = 'failed' "
+            "FROM execo_elements WHERE sweep = %(sweep)s AND attempts > 0 ORDER BY position"
+        )
+        elements = self._elements(row[0] for row in rows)
+        return [Failure(e, *row[1:]) for e, row in zip(elements, rows, strict=True)]
+
+    def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
+        """Give back every element this object claimed and did not finish; returns them in
+        the order they were claimed (with ``error``: as :meth:`fail`)."""
+        if error is not None:
+            with self._link.lock:
+                mine = [self._sweeps[p] for p in self._held]
+            self.fail(mine, error, max_attempts)
+            return mine
+        self._check_writable()
+        with self._link.lock:
+            held, self._held = self._held, {}
+            for position, row_id in held.items():
+                if not row_id:
+                    bisect.insort(self._redo, position)
+        ids = [row_id for row_id in held.values() if row_id]
+        if ids:
+            self._run(
+                lambda connection: connection.execute(
+                    _RELEASE, {"ids": ids, "owner": self._owner_id(connection)}
+                ).fetchall()
+            )
+        return [self._sweeps[p] for p in held]
+
+    def reset(self, claims: bool = False, failed: bool = False) -> None:
+        """Forget this object's skips everywhere (done stays); with ``claims``, release
+        every claim and skip of every instance too; with ``failed``, clear every failed attempt
+        count (failed elements are todo again)."""
+        self._check_writable()
+        if failed:
+            self._execute(_RESET_FAILED)
+
+        def reset(connection: Any) -> None:
+            connection.execute(
+                "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
+                "WHERE sweep = %(sweep)s AND state IN ('skipped', 'claimed') "
+                "AND (%(claims)s OR (state = 'skipped' AND owner = %(owner)s "
+                "AND ticket = %(instance)s))",
+                {
+                    "sweep": self._sweep_id,
+                    "claims": claims,
+                    "owner": self._owner_id(connection),
+                    "instance": self._instance,
+                },
+            )
+
+        self._run(reset)
+        if claims:
+            with self._link.lock:
+                held, self._held = self._held, {}
+                for position in (p for p, row_id in held.items() if not row_id):
+                    bisect.insort(self._redo, position)
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    def _owners(self) -> list[tuple[int, Owner, bool]]:
+        """``(row id, owner, dead)`` of every owner of the sweep: dead when its lease expired
+        or, on this host, its process is gone."""
+        me = current_owner()
+        found = []
+        for row_id, text, expired in self._execute(_OWNERS):
+            owner = decode_owner(json.loads(text))
+            found.append((row_id, owner, owner != me and (expired or is_dead(owner))))
+        return found
+
+    def _reclaim_dead(self, force: bool = False) -> bool:
+        """Give back what dead owners hold (at most every :data:`DEAD_OWNER_CHECK_INTERVAL`
+        seconds unless ``force``); whether anything was."""
+        now = time.monotonic()
+        if self.read_only or (
+            not force and now - self._last_dead_check < DEAD_OWNER_CHECK_INTERVAL
+        ):
+            return False
+        self._last_dead_check = now
+        dead = [row_id for row_id, _, is_gone in self._owners() if is_gone]
+        freed = 0
+        for text, count in self._execute(_BURY, ids=dead) if dead else []:
+            host, pid, *_ = json.loads(text)
+            freed += count
+            if count:
+                reclaimed_dead(self.name, count, self.dead_owner, host, pid)
+        return freed > 0
+
+    def reclaim(self, older_than: float | None = None) -> list[Any]:
+        """Give back what dead owners hold and, with ``older_than`` (seconds), every claim
+        taken longer ago than that; returns the elements given back."""
+        self._check_writable()
+        before = {h.element: h for h in self.holders()}
+        self._reclaim_dead(force=True)
+        if older_than is not None:
+            old = self._execute(
+                "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
+                "WHERE sweep = %(sweep)s AND state = 'claimed' "
+                "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING id",
+                seconds=older_than,
+            )
+            if old:
+                reclaimed_old(self.name, len(old), older_than)
+        after = {h.element for h in self.holders()}
+        return [element for element in before if element not in after]
+
+    # -- looking -----------------------------------------------------------------------------
+
+    def _state_bytes(self) -> bytearray:
+        """The :class:`State` of each position of the sweeps, from one query."""
+        self._reclaim_dead()
+        rows = self._execute(_STATES_QUERY, digest=self._digest)
+        states = bytearray(len(self._sweeps))
+        for same, position, state, text in rows:
+            if state not in _STATES:  # no row, or a state this version does not report
+                continue
+            mine = position if same else self._position_of_text(text)
+            if mine is not None and 0 <= mine < len(states):
+                states[mine] = _STATES[state]
+        with self._link.lock:
+            for position in self._redo:
+                states[position] = State.TODO
+            for position, row_id in self._held.items():
+                if not row_id:  # a redo claimed here
+                    states[position] = State.CLAIMED
+        return states
+
+    def states(self) -> dict[State, list[Any]]:
+        """The elements of the sweeps in each state, in sweeps order, from one query (one
+        snapshot); an element done but given back here is todo (claimed once claimed
+        again)."""
+        states = self._state_bytes()
+        return {state: [self._sweeps[p] for p in _positions(states, state)] for state in State}
+
+    def holders(self) -> list[Holder]:
+        """Every claim and skip, oldest first (``since``: the database's clock)."""
+        dead = {owner: is_gone for _, owner, is_gone in self._owners()}
+        found = []
+        for text, state, holder, since, expired in self._execute(_HOLDERS):
+            owner = decode_owner(json.loads(holder)) if holder else Owner("?", 0, "", "")
+            [element] = self._elements([text])
+            gone = bool(expired or dead.get(owner, True))
+            found.append(Holder(element, owner, since or 0.0, _STATES[state], gone))
+        return found
+
+    def done_texts(self) -> frozenset[str]:
+        """The canonical text of every done element of the sweep."""
+        rows = self._execute(
+            "SELECT text FROM execo_elements WHERE sweep = %(sweep)s AND state = 'done'"
+        )
+        return frozenset(text for (text,) in rows)
+
+    # -- results -----------------------------------------------------------------------------
 
     def append_result(self, record: HashableDict) -> None:
-        """Append a result record (durable at commit)."""
-        line = self._result_line(record)
-        self._durable()
-        self._execute("INSERT INTO execo_results (sweep, record) VALUES (%s, %s)", self.sweep, line)
+        """Add a result record; durable when it returns. Idempotent (a token)."""
+        self._check_writable()
+        self._execute(
+            "INSERT INTO execo_results (sweep, token, record) "
+            "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING "
+            "RETURNING id",
+            token=uuid.uuid4(),
+            record=self.codec.encode_in_order(record),
+        )
 
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
-        return self._decode_results(f"{self.path} (results)", self._all("execo_results"))
+        rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
+        return [self.codec.decode(record) for (record,) in rows]
 
-    def load_sweeps(self) -> list[Any] | None:
-        """The saved elements, in order, or None when none were saved."""
-        rows = self._all("execo_sweeps", "element", "position")
-        return self._decode_sweeps(f"{self.path} (sweeps)", rows) if not rows.empty else None
 
-    def save_sweeps(self, elements: Iterable[Any]) -> None:
-        """Replace the saved elements (in the transaction of the lock)."""
-        lines = self._sweeps_lines(elements)
-        self._execute(
-            "INSERT INTO execo_state (sweep) VALUES (%s) ON CONFLICT DO NOTHING", self.sweep
+def _positions(states: bytearray, state: State) -> Iterator[int]:
+    """The positions in ``state``, in order."""
+    position = states.find(state)
+    while position >= 0:
+        yield position
+        position = states.find(state, position + 1)
+
+
+def sweeps_below(url: str) -> dict[str, str]:
+    """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
+    conninfo, prefix, _ = parse_url(url)
+    link = _Link(conninfo, without_password(url), read_only=True)
+    try:
+        rows = link.run(
+            lambda connection: connection.execute(
+                "SELECT name FROM execo_sweeps WHERE starts_with(name, %s) ORDER BY name",
+                (prefix + "/",),
+            ).fetchall()
         )
-        self._durable()
-        self._execute("DELETE FROM execo_sweeps WHERE sweep = %s", self.sweep)
-        with self.connection.cursor() as cursor:
-            with cursor.copy("COPY execo_sweeps (sweep, position, element) FROM STDIN") as copy:
-                for position, line in enumerate(lines):
-                    copy.write_row((self.sweep, position, line))
+    except FileNotFoundError:  # no execo tables at all
+        return {}
+    finally:
+        link.close()
+    return {name[len(prefix) + 1 :]: with_sweep(url, name) for (name,) in rows}

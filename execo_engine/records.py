@@ -1,8 +1,9 @@
-"""What every store writes and reads: the text records of a sweep, and their decoding.
+"""What a record-log store writes and reads: the text records of a sweep, and their decoding.
 
-A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database:
-:mod:`execo_engine.pgstore`) keeps four streams of one-line JSON records (see
-:mod:`execo_engine.codec`), appended only, read incrementally by every instance:
+A record-log store (a directory: :mod:`execo_engine.store.directory`, through
+:mod:`execo_engine.store.replay`) keeps four streams of one-line JSON records (see
+:mod:`execo_engine.codec`), appended only, read incrementally by every instance (the
+PostgreSQL store keeps rows instead, and uses only the decoding of elements and results):
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
   sweeps (a hint that spares readers an index of the grid); in format 3 also the failed
@@ -11,11 +12,12 @@ A store (a directory: :mod:`execo_engine.store.directory`; a PostgreSQL database
   good; the error text), and ``["r"]`` when the failures are reset (every failed attempt
   written before is forgotten). They share the done stream because they are as persistent as
   done (never compacted, flushed to disk) and so that an operation still reads two streams;
-- *claims*: ``["+",[host,pid,start],element,position,time]`` when an element is taken (time:
-  seconds since the epoch), ``["s",[host,pid,start],element,position,time]`` when it is
-  skipped (format 2: nobody takes it while that owner lives), and ``["-",element]`` when it is
-  given back; a claim or a skip replaces the element's previous one. Compacted (replaced by the
-  live claims and skips) when mostly made of finished ones;
+- *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
+  (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
+  ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
+  takes it while that owner lives), and ``["-",element]`` when it is given back; a claim or a
+  skip replaces the element's previous one. Compacted (replaced by the live claims and skips)
+  when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -36,8 +38,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.codec import MAX_DEPTH, Codec, PickleNotAllowedError
-from execo_engine.owner import Owner
+from execo_engine.codec import MAX_DEPTH, Codec
+from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
+from execo_engine.owner import Owner, decode_owner
 from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
@@ -52,10 +55,6 @@ Claim = tuple[Any, Owner, int | None, float]
 Locate = Callable[[int], str]
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class CorruptRecordError(ValueError):
-    """A complete record that cannot be decoded, or is not of the shape its stream holds."""
 
 
 class Batch(Protocol):
@@ -183,20 +182,13 @@ def _all_done_stream(decoded: list[Any], records: list[bytes]) -> bool:
     return all(_is_done_stream_record(record, plain) for record in decoded)
 
 
-_PID_LIMIT = 1 << 31
-
-
 def _is_owner(owner: Any) -> bool:
-    """``[host, pid, start marker]``, or with a fourth field (a newer writer's)."""
-    return (
-        type(owner) is list
-        and len(owner) in (3, 4)
-        and type(owner[0]) is str
-        and type(owner[1]) is int
-        and 0 < owner[1] < _PID_LIMIT
-        and type(owner[2]) is str
-        and all(type(field) in (str, int) for field in owner[3:])
-    )
+    """See :func:`execo_engine.owner.decode_owner`."""
+    try:
+        decode_owner(owner)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_claim_record(record: Any) -> bool:
@@ -257,10 +249,10 @@ _ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPT
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_stream_record: f"[position or null, element], or a failure record "
     f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
-    _is_claim_record: '["+", [host, pid, start marker], element, position or null, time] '
-    f'or ["-", element]; {_ELEMENT}',
-    _is_hold_record: '["+" or "s", [host, pid, start marker], element, position or null, '
-    f'time] or ["-", element]; {_ELEMENT}',
+    _is_claim_record: '["+", [host, pid, start marker, pid namespace], element, position or '
+    f'null, time] or ["-", element]; {_ELEMENT}',
+    _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
+    f'position or null, time] or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
     f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
@@ -358,17 +350,17 @@ class RecordStore:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
-        events = [
+        events: list[ClaimEvent] = [
             (RELEASE, None, record[1], None, None)
             if record[0] == RELEASE
-            else (record[0], tuple(record[1]), record[2], record[3], record[4])
+            else (record[0], decode_owner(record[1]), record[2], record[3], record[4])
             for record in self._decode(claims_where, claims, _is_hold_record)
         ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
         return Changes(
             self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
             done.restarted,
-            events,  # type: ignore[arg-type]
+            events,
             claims.restarted,
             changed,
         )

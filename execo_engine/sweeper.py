@@ -143,17 +143,21 @@ class ParamSweeper(Generic[E]):
     name). ``allow_pickle=True`` lets elements hold values the text format cannot carry,
     pickled (only where you trust every writer). ``read_only=True`` reads without locking and
     never writes (any change raises ``PermissionError``); it is thread-safe like a writer.
-    ``lease`` (seconds) is how long the owner of a claim on another host may stay silent
-    before its claims are given back (None: the store's default). ``max_attempts``: an element
-    whose failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no
-    limit, a failed element is todo again, as with :meth:`cancel`).
+    ``lease`` (seconds, 60 by default, at least 1; directories only, a ``postgresql://`` URL
+    takes ``&lease=``): how long a process may go without heartbeat before others take it for
+    dead (see :mod:`execo_engine.liveness`): shorter gives a vanished host's claims back
+    sooner, but a process paused, starved or cut from the file server for longer loses its
+    claims (it logs so; its ``done()`` still counts). ``max_attempts``: an element whose
+    failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no limit,
+    a failed element is todo again, as with :meth:`cancel`).
 
     Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
-    died (on this host, for a directory) or whose lease expired goes back to todo at the next
-    operation of any instance. Deleting the ``inprogress`` file releases every claim, even
-    while instances run. Elements done but not in the current sweeps are kept and not reported.
-    The getters return new :class:`~execo_engine.ordered_set.OrderedSet` copies: sets, as in
-    execo, that iterate in sweeps order.
+    died (at once on this host and PID namespace) or whose lease expired (another host or
+    container, or PostgreSQL) goes back to todo at the next operation of any instance. Deleting
+    the ``inprogress`` file releases every claim, even while instances run. Elements done but
+    not in the current sweeps are kept and not reported. The getters return new
+    :class:`~execo_engine.ordered_set.OrderedSet` copies: sets, as in execo, that iterate in
+    sweeps order.
 
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
@@ -287,14 +291,16 @@ class ParamSweeper(Generic[E]):
         """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
         return self._store.claim(num_combs, filtr)
 
-    def take(self, combination: E) -> str | None:
+    def take(self, combination: E, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (or skipped by this process).
 
+        ``position``, where the caller knows the element stands in the sweeps, spares building
+        an index of the sweeps (one comparison checks it; a wrong one is only slower).
         Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
         (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
         """
         _check_hashable([combination])
-        return self._store.take(combination)
+        return self._store.take(combination, position)
 
     def __iter__(self) -> Iterator[E]:
         """Claim elements one by one, as :meth:`get_next`, until none is left."""
@@ -323,17 +329,28 @@ class ParamSweeper(Generic[E]):
 
     # -- state changes -----------------------------------------------------------------------
 
-    def done_batch(self, combinations: Iterable[E]) -> None:
+    def done_batch(self, combinations: Iterable[E], *, wait: bool = True) -> None:
         """Mark elements done; returns once their records are on disk (fsync). Done again
-        after a :meth:`cancel`, an element gets a new done record."""
+        after a :meth:`cancel`, an element gets a new done record.
+
+        ``wait=False`` returns once the records are written (they survive the death of this
+        process, not yet a crash of the machine) and leaves their fsync to :meth:`flush`.
+        """
         elements = list(combinations)
         _check_hashable(elements)
         self._store.done(elements)
-        self._store.sync()
+        if wait:
+            self._store.sync()
 
-    def done(self, combination: E) -> None:
-        """Mark an element done; returns once its record is on disk (fsync)."""
-        self.done_batch([combination])
+    def done(self, combination: E, *, wait: bool = True) -> None:
+        """Mark an element done; returns once its record is on disk (fsync); ``wait=False``:
+        see :meth:`done_batch`."""
+        self.done_batch([combination], wait=wait)
+
+    def flush(self) -> None:
+        """Put on disk (fsync) every record written with ``wait=False`` so far; callable from
+        another thread than the one writing (a background flush)."""
+        self._store.sync()
 
     def skip_batch(self, combinations: Iterable[E]) -> None:
         """Mark elements skipped: no instance hands them out while this process lives; once
@@ -403,10 +420,13 @@ class ParamSweeper(Generic[E]):
         values: Mapping[str, Any],
         outcome: str | None = None,
         duration: float | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
         """Append the results of a combination (``values``: name -> value) to the ``results``
         file of the directory, with its outcome, duration (seconds), host and time; returns
-        once it is on disk. Values must be of the types the text format carries."""
+        once it is on disk (``wait=False``: see :meth:`done_batch`). Values must be of the
+        types the text format carries."""
         record = HashableDict(
             combination=combination,
             values=HashableDict(values),
@@ -416,7 +436,8 @@ class ParamSweeper(Generic[E]):
             time=round(time.time(), 3),
         )
         self._store.append_result(record)
-        self._store.sync()
+        if wait:
+            self._store.sync()
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see

@@ -11,13 +11,16 @@ import pytest
 def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str | None:
     """Decide what a combination's outcome does to its state in the sweep directory.
 
-    ``outcome`` is ``"passed"``, ``"skipped"`` (xfail included) or ``"failed"`` (failure or
-    error in setup, call or teardown). Return ``"done"`` (never run again), ``"skip"`` (not run
-    again in this session, retried by the next one), ``"cancel"`` (retried by the next
-    session, nothing counted) or ``"fail"`` (one failed attempt counted, with the short text of
-    the first report that did not pass: retried by the next session until
-    ``--execo-max-attempts`` is reached), or None to leave the decision to the next
-    implementation. The default is passed → done, skipped → skip, failed → fail.
+    ``outcome`` is ``"passed"`` (the call phase ran and passed, and nothing failed),
+    ``"skipped"`` (xfail included) or ``"failed"`` (failure or error in setup, call or
+    teardown), over the last attempt when pytest-rerunfailures ran it several times; an item
+    whose test body never ran (``--setup-only``) is given back without asking this hook.
+    Return ``"done"`` (never run again), ``"skip"`` (not run again in this session, retried by
+    the next one), ``"cancel"`` (retried by the next session, nothing counted) or ``"fail"``
+    (one failed attempt counted, with the short text of the first report that did not pass:
+    retried by the next session until ``--execo-max-attempts`` is reached), or None to leave
+    the decision to the next implementation. The default is passed → done, skipped → skip,
+    failed → fail.
     """
 
 

@@ -1,47 +1,44 @@
-"""pytest hooks of pytest_execo. All sweep state logic stays in ``ParamSweeper``.
+"""pytest hooks of pytest_execo (the ``pytest11`` entry point). All sweep state logic stays in
+``ParamSweeper``; recording lives in :mod:`pytest_execo.recorder`, imported only by sessions
+with a sweep dir, so that the entry point costs every other pytest session almost nothing.
 
 - ``@pytest.mark.execo_sweep({...})`` parametrizes a test from a ``sweep()`` dict (or a list of
   combinations). The test gets the combination as ``combination``, and each factor whose name
-  is an identifier as an argument of that name (None where a combination lacks it).
-- ``--execo-sweep-dir=DIR`` (ini ``execo_sweep_dir``) records outcomes in one ParamSweeper per
-  swept test function, in ``DIR/<test name>-<hash>``: passed → done, skipped (xfail too) →
-  skipped, failed or error → one failed attempt counted, with the short failure text
-  (``ParamSweeper.fail``; see the ``pytest_execo_state`` hook to change this). With
-  ``--execo-max-attempts=N``, a combination whose failed attempts reach N is failed for good.
-  Combinations done or failed before the session are deselected (done ones run again with
-  ``--execo-rerun-done``), and the failed ones are listed in the summary; each
-  combination is claimed right before it runs, and one done or held meanwhile by another live
-  session is skipped with a reason that says so. Claims left by a session that stops early
-  are given back at its end; those of a killed one, by the dead-owner reclaim of the store.
-- Under pytest-xdist the controller reads "what is done" once and hands it to every worker,
-  so that all workers deselect (and so collect) the same items, and prints the summary.
+  is an identifier as an argument of that name (None where a combination lacks it). Ids are
+  the levels (see :mod:`pytest_execo.naming`).
+- ``--execo-sweep-dir=DIR`` (ini ``execo_sweep_dir``) records outcomes (see
+  :class:`pytest_execo.recorder.SweepRecorder`).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from execo_engine.store.locations import child_location, child_locations, is_directory, shown
-from execo_engine.sweep import HashableDict, ParamSweeper, sweep
-from execo_engine.sweeper import canonical_text, done_snapshot, failed_snapshot
-from execo_engine.utils import slugify
+from execo_engine.sweep import HashableDict, sweep
 from pytest_execo import hooks
-from pytest_execo.failures import failure_text
+from pytest_execo.naming import combination_ids
 
 MARKER = "execo_sweep"
-STATES = ("done", "skip", "cancel", "fail")
+POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
-WORKER_INPUT_KEY = "execo_done"
-FAILED_INPUT_KEY = "execo_failed"
-COMBINATIONS = pytest.StashKey[dict[str, list[HashableDict]]]()
-_WORST_FIRST = ("failed", "skipped", "passed")
+#: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
+DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "fail"}
+
+
+@dataclass(frozen=True)
+class SweptFunction:
+    """What the marker made of one test function: its combinations and their ids."""
+
+    combinations: list[HashableDict]
+    ids: list[str]
+
+
+SWEPT = pytest.StashKey[dict[str, SweptFunction]]()  # function node id -> SweptFunction
+RECORDED = pytest.StashKey[dict[str, Any]]()  # execo_record values of an item
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -54,23 +51,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--execo-sweep-dir",
         dest="execo_sweep_dir",
         metavar="DIR",
-        help="record the outcome of each execo_sweep combination in DIR and skip "
-        "the combinations already done there (ini: execo_sweep_dir)",
+        help="record the outcome of each execo_sweep combination in DIR (or in a "
+        "postgresql://user@host/db?sweep=NAME database) and deselect the combinations "
+        "already done there (ini: execo_sweep_dir)",
     )
     group.addoption(
         "--execo-rerun-done",
         dest="execo_rerun_done",
         action="store_true",
         default=None,
-        help="also run the combinations already done in the sweep "
-        "dir (their state stays done; ini: execo_rerun_done)",
+        help="do not deselect the combinations already done in the sweep dir: run them "
+        "again (their state stays done; execo_record values are recorded; "
+        "ini: execo_rerun_done)",
+    )
+    group.addoption(
+        "--execo-all-done-ok",
+        dest="execo_all_done_ok",
+        action="store_true",
+        default=None,
+        help="exit with status 0, not 5 (no tests ran), when every selected combination "
+        "is already done (for CI; ini: execo_all_done_ok)",
     )
     group.addoption(
         "--execo-max-attempts",
         dest="execo_max_attempts",
         metavar="N",
         help="a combination whose failed attempts (failed or erroring test) reach N is failed "
-        "for good: never run again until `execo-sweep reset DIR --failed` (default: no limit; "
+        "for good: deselected until `execo-sweep reset DIR --failed` (default: no limit; "
         "ini: execo_max_attempts)",
     )
     parser.addini(
@@ -78,25 +85,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "execo_sweep_dir",
-        "directory where execo_sweep outcomes are recorded, relative to the ini file",
+        "directory (relative to the ini file) or postgresql:// URL where execo_sweep "
+        "outcomes are recorded",
     )
     parser.addini(
         "execo_rerun_done", "run combinations already done too", type="bool", default=False
     )
+    parser.addini(
+        "execo_all_done_ok",
+        "exit 0 when every selected combination is already done",
+        type="bool",
+        default=False,
+    )
 
 
-def _sweep_dir(config: pytest.Config) -> str | None:
-    """The sweep dir (absolute), or a ``postgresql://`` URL, or None."""
-    option = config.getoption("execo_sweep_dir")
-    ini = config.getini("execo_sweep_dir")
-    if not (option or ini):
+def _flag(config: pytest.Config, name: str) -> bool:
+    return bool(config.getoption(name) or config.getini(name))
+
+
+def _max_attempts(config: pytest.Config) -> int | None:
+    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
+    the value unless it is a whole number >= 1."""
+    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
+    if not value:
         return None
-    if not is_directory(option or ini):
-        return option or ini
-    if option:
-        return os.path.join(config.invocation_params.dir, option)
-    base = config.inipath.parent if config.inipath else config.rootpath
-    return os.path.join(base, ini)
+    try:
+        attempts = int(value)
+        if attempts < 1:
+            raise ValueError(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
+            f"after which a combination is failed for good), or leave it unset for no limit"
+        ) from None
+    return attempts
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,13 +127,20 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(parameters): parametrize the test with every combination of "
         "sweep(parameters) (a dict of factor -> levels, or a list of combinations); "
         "the test receives `combination` and factors by name. With "
-        "--execo-sweep-dir, outcomes are recorded and done combinations skipped.",
+        "--execo-sweep-dir, outcomes are recorded and done combinations deselected.",
     )
-    directory = _sweep_dir(config)
-    if directory:
-        if is_directory(directory) and os.path.exists(directory) and not os.path.isdir(directory):
-            raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
-        config.pluginmanager.register(SweepRecorder(config, directory), "execo-recorder")
+    config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
+    if config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir"):
+        from pytest_execo.recorder import SweepRecorder, sweep_dir  # sessions with a sweep dir
+
+        recorder = SweepRecorder(
+            config,
+            sweep_dir(config),
+            rerun_done=_flag(config, "execo_rerun_done"),
+            all_done_ok=_flag(config, "execo_all_done_ok"),
+            max_attempts=_max_attempts(config),
+        )
+        config.pluginmanager.register(recorder, "execo-recorder")
 
 
 # -- parametrization ------------------------------------------------------------------------
@@ -141,19 +170,15 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     )
 
 
-def _id_of(combination: Mapping[Any, Any]) -> str:
-    def text(value: Any) -> str:
-        return str(value) if isinstance(value, (str, int, float, type(None))) else repr(value)
-
-    return "-".join(f"{text(factor)}={text(level)}" for factor, level in combination.items())
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize, directly (no fixture runs for them), exactly the arguments the test (or
+    its fixtures) asks for: ``combination`` and factors; a test that asks for none gets a
+    hidden argument, so that each combination is still an item. Each item carries the position
+    of its combination as a mark (an extra argument would cost every test a fixture)."""
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
     combinations = _combinations_of(marker, metafunc.definition.nodeid)
-    metafunc.config.stash.setdefault(COMBINATIONS, {})[metafunc.definition.nodeid] = combinations
     factors = [
         factor
         for factor in dict.fromkeys(f for c in combinations for f in c)
@@ -162,10 +187,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         and factor in metafunc.fixturenames
         and factor != "combination"
     ]
-    values = [(c, *(c.get(f) for f in factors)) for c in combinations]
-    if HIDDEN_ARG not in metafunc.fixturenames:  # tests that request no factor nor combination
+    if "combination" in metafunc.fixturenames:
+        argnames = ["combination", *factors]
+        values = [(c, *(c.get(f) for f in factors)) for c in combinations]
+    else:
+        argnames, values = factors, [tuple(c.get(f) for f in factors) for c in combinations]
+    if not argnames:  # tests that request no factor nor combination
         metafunc.fixturenames.append(HIDDEN_ARG)
-    metafunc.parametrize([HIDDEN_ARG, *factors], values, ids=[_id_of(c) for c in combinations])
+        argnames, values = [HIDDEN_ARG], [(None,)] * len(combinations)
+    ids = combination_ids(combinations)
+    metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
+        combinations, ids
+    )
+    position = getattr(pytest.mark, POSITION_MARKER)
+    metafunc.parametrize(
+        argnames,
+        [
+            pytest.param(*v, id=i, marks=position(p))
+            for p, (v, i) in enumerate(zip(values, ids, strict=True))
+        ],
+    )
+
+
+def swept_position(item: pytest.Item) -> tuple[SweptFunction, int] | None:
+    """The swept function of an item and the position of its combination, or None for an item
+    of a test without the marker."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    for mark in callspec.marks:
+        if mark.name == POSITION_MARKER:
+            return item.config.stash[SWEPT][item.nodeid.partition("[")[0]], mark.args[0]
+    return None
 
 
 @pytest.fixture
@@ -175,14 +228,10 @@ def _execo_combination() -> None:
 
 
 @pytest.fixture
-def combination(_execo_combination: HashableDict | None) -> HashableDict:
-    """The execo_sweep combination of this test (a HashableDict)."""
-    if _execo_combination is None:
-        raise pytest.UsageError(f"the `combination` fixture needs @pytest.mark.{MARKER}")
-    return _execo_combination
-
-
-RECORDED = pytest.StashKey[dict[str, Any]]()
+def combination() -> HashableDict:
+    """The execo_sweep combination of this test (a HashableDict); execo_sweep tests get it
+    from their parametrization, this fixture only serves the others (an error)."""
+    raise pytest.UsageError(f"the `combination` fixture needs @pytest.mark.{MARKER}")
 
 
 @pytest.fixture
@@ -202,251 +251,7 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
     return record
 
 
-# -- recording ---------------------------------------------------------------------------------
-
-
-def _max_attempts(config: pytest.Config) -> int | None:
-    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
-    the value unless it is a whole number >= 1."""
-    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
-    if not value:
-        return None
-    try:
-        attempts = int(value)
-        if attempts < 1:
-            raise ValueError(value)
-    except ValueError:
-        raise pytest.UsageError(
-            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
-            f"after which a combination is failed for good), or leave it unset for no limit"
-        ) from None
-    return attempts
-
-
-def _combination_of(item: pytest.Item) -> HashableDict | None:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get(HIDDEN_ARG) if callspec is not None else None
-
-
-def _function_id(nodeid: str) -> str:
-    return nodeid.partition("[")[0]
-
-
-@functools.lru_cache(maxsize=1024)
-def sweep_subdir_name(function_id: str) -> str:
-    """The readable, unique name of a test function's ParamSweeper directory."""
-    digest = hashlib.sha1(function_id.encode()).hexdigest()[:8]
-    test = function_id.rpartition("/")[2].replace(".py::", "::")
-    readable = slugify(test.replace("::", " "), separator="-")[:60]
-    return f"{readable}-{digest}"
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_execo_state(outcome: str) -> str:
-    """The default outcome -> state mapping (runs last)."""
-    return {"passed": "done", "skipped": "skip"}.get(outcome, "fail")
-
-
-@dataclass
-class _Run:
-    sweeper: ParamSweeper[HashableDict]
-    combination: HashableDict
-    outcomes: list[str] = field(default_factory=list)
-    duration: float = 0.0
-    error: str | None = None  #: the short text of the first report that did not pass
-
-
-class SweepRecorder:
-    """Per-session state of ``--execo-sweep-dir``: snapshot, sweepers, claims, counts."""
-
-    def __init__(self, config: pytest.Config, directory: str) -> None:
-        self.config = config
-        self.directory = directory
-        self.rerun_done = bool(
-            config.getoption("execo_rerun_done") or config.getini("execo_rerun_done")
-        )
-        self.is_worker = hasattr(config, "workerinput")
-        self.max_attempts = _max_attempts(config)
-        self.snapshot: dict[str, list[str]] = (
-            config.workerinput[WORKER_INPUT_KEY]  # type: ignore
-            if self.is_worker
-            else self._read_snapshot()
-        )
-        self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
-        #: what was failed for good before the session (deselected too)
-        self.failed_snapshot: dict[str, list[str]] = (
-            config.workerinput[FAILED_INPUT_KEY]  # type: ignore[attr-defined]
-            if self.is_worker
-            else {
-                name: sorted(failed_snapshot(location))
-                for name, location in child_locations(directory).items()
-            }
-        )
-        self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
-        self.failed_deselected = 0
-        self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
-        self.running: dict[str, _Run] = {}
-        self.collected = self.deselected = 0
-        self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
-
-    def _read_snapshot(self) -> dict[str, list[str]]:
-        return {
-            name: sorted(done_snapshot(location))
-            for name, location in child_locations(self.directory).items()
-        }
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: every worker deselects from the same snapshot."""
-        node.workerinput[WORKER_INPUT_KEY] = self.snapshot
-        node.workerinput[FAILED_INPUT_KEY] = self.failed_snapshot
-
-    def pytest_report_header(self) -> str:
-        done = sum(len(texts) for texts in self.snapshot.values())
-        return (
-            f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
-            f"this session)"
-        )
-
-    @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        keep, deselected, names = [], [], set()
-        for item in items:
-            combination = _combination_of(item)
-            if combination is None:
-                keep.append(item)
-                continue
-            self.collected += 1
-            names.add(name := sweep_subdir_name(_function_id(item.nodeid)))
-            text = canonical_text(combination)
-            if text in self._failed.get(name, ()):
-                self.failed_deselected += 1
-                deselected.append(item)
-            elif not self.rerun_done and text in self._done.get(name, ()):
-                deselected.append(item)
-            else:
-                keep.append(item)
-        for name in names:  # refuse a planted link before anything is written through it
-            try:
-                child_location(self.directory, name)
-            except NotADirectoryError as error:
-                raise pytest.UsageError(f"execo: {error}") from None
-        if deselected:
-            self.deselected = len(deselected)
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = keep
-
-    def pytest_report_collectionfinish(self) -> str:
-        failed = f", {self.failed_deselected} failed" if self.failed_deselected else ""
-        return (
-            f"execo: {self.deselected - self.failed_deselected}/{self.collected} combinations "
-            f"done{failed} in {shown(self.directory)}, running "
-            f"{self.collected - self.deselected}"
-        )
-
-    def _sweeper(self, item: pytest.Item) -> ParamSweeper[HashableDict]:
-        function_id = _function_id(item.nodeid)
-        name = sweep_subdir_name(function_id)
-        if name not in self.sweepers:
-            combinations = self.config.stash[COMBINATIONS][function_id]
-            self.sweepers[name] = ParamSweeper(
-                child_location(self.directory, name),
-                combinations,
-                save_sweeps=True,
-                name=function_id,
-                max_attempts=self.max_attempts,
-            )
-        return self.sweepers[name]
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        combination = _combination_of(item)
-        if combination is None:
-            return
-        sweeper = self._sweeper(item)
-        why_not = sweeper.take(combination)
-        if why_not == "done" and self.rerun_done:
-            return  # run again on request; its state stays done
-        if why_not is not None:
-            pytest.skip(f"execo: combination {why_not} by another session")
-        self.running[item.nodeid] = _Run(sweeper, combination)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        run = self.running.get(report.nodeid)
-        if run is not None:
-            run.outcomes.append(report.outcome)
-            run.duration += report.duration
-            if not report.passed and run.error is None:
-                run.error = failure_text(report, self.config.rootpath)
-        if MARKER in report.keywords and (report.when == "call" or not report.passed):
-            name = sweep_subdir_name(_function_id(report.nodeid))
-            outcomes = self.session_outcomes.setdefault(name, {})
-            previous = outcomes.get(report.nodeid, "passed")
-            outcomes[report.nodeid] = min(previous, report.outcome, key=_WORST_FIRST.index)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, Any, None]:
-        result = yield
-        run = self.running.pop(item.nodeid, None)
-        if run is None:
-            return
-        if result.excinfo is not None:  # interrupted (KeyboardInterrupt, exit): run it again
-            run.sweeper.cancel(run.combination)
-            return
-        outcome = min(run.outcomes, key=_WORST_FIRST.index, default="failed")
-        hook = self.config.hook
-        state = hook.pytest_execo_state(item=item, combination=run.combination, outcome=outcome)
-        if state not in STATES:
-            run.sweeper.cancel(run.combination)
-            raise pytest.UsageError(
-                f"pytest_execo_state returned {state!r} for {item.nodeid}: "
-                f"expected one of {', '.join(STATES)}"
-            )
-        if RECORDED in item.stash:  # before done: a crash in between must not lose results
-            run.sweeper.record_result(
-                run.combination, item.stash[RECORDED], outcome, round(run.duration, 6)
-            )
-        if state == "fail":
-            run.sweeper.fail(run.combination, run.error or f"{outcome} (pytest_execo_state: fail)")
-        else:
-            {"done": run.sweeper.done, "skip": run.sweeper.skip, "cancel": run.sweeper.cancel}[
-                state
-            ](run.combination)
-        hook.pytest_execo_recorded(
-            item=item, combination=run.combination, outcome=outcome, state=state
-        )
-
-    def pytest_sessionfinish(self) -> None:
-        """Give back what this session claimed and did not finish (-x, Ctrl-C, ...), and
-        forget its skips: the next session (perhaps in this same process) retries them."""
-        for sweeper in self.sweepers.values():
-            sweeper.release_claims()
-            sweeper.reset()
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """Per sweep run in this session or holding failed combinations: its counts, and each
-        failed combination with its attempts and last error."""
-        failed_before = {name for name, texts in self.failed_snapshot.items() if texts}
-        names = sorted(self.session_outcomes.keys() | failed_before)
-        if self.is_worker or not names:
-            return
-        terminalreporter.section("execo sweeps")
-        for name in names:
-            outcomes = list(self.session_outcomes.get(name, {}).values())
-            sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
-            sweeps, remaining, _, inprogress, done = sweeper.stats()
-            failed = sweeper.get_failed()
-            counts = {k: outcomes.count(k) for k in _WORST_FIRST}
-            terminalreporter.write_line(
-                f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
-                f"progress, {len(remaining)} remaining, {len(failed)} failed | this session: "
-                f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} "
-                f"failed"
-            )
-            for combination, failure in failed.items():
-                terminalreporter.write_line(
-                    f"    failed after {failure.attempts} attempt(s): {dict(combination)}: "
-                    f"{failure.error.splitlines()[0] if failure.error else ''}"
-                )
+    """The default outcome -> state mapping (runs last): :data:`DEFAULT_STATES`."""
+    return DEFAULT_STATES[outcome]

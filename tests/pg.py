@@ -1,5 +1,8 @@
-"""A throwaway PostgreSQL server for the tests: initdb in a temporary directory, pg_ctl on a free
-port of 127.0.0.1, trust authentication, stopped and deleted at the end."""
+"""A throwaway PostgreSQL server for the tests and benchmarks: initdb in a temporary directory,
+pg_ctl on a free port of 127.0.0.1, trust authentication, stopped and deleted at the end.
+
+The one place that starts, restarts and stops servers: tests and benchmarks use this class.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from typing import Any
 
 
 def _binary(name: str) -> str | None:
@@ -27,19 +31,30 @@ def _free_port() -> int:
 
 
 class Server:
-    """``Server().start()`` then ``url(sweep)``; ``stop()`` at the end."""
+    """``Server().start()`` then ``url(sweep)``; ``stop()`` at the end.
 
-    def __init__(self) -> None:
-        self.initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
-        self.directory = self.port = None
+    ``settings`` are extra ``-c name=value`` server settings (e.g.
+    ``shared_preload_libraries=pg_stat_statements``).
+    """
+
+    def __init__(self, *settings: str) -> None:
+        self.initdb, self.pg_ctl = _binary("initdb") or "", _binary("pg_ctl") or ""
+        self.settings = settings
+        self.directory: str | None = None
+        self.port = 0
         self.as_user: list[str] = []
 
     @property
     def available(self) -> bool:
         return bool(self.initdb and self.pg_ctl)
 
+    @property
+    def data(self) -> str:
+        assert self.directory is not None
+        return os.path.join(self.directory, "data")
+
     def _run(self, *command: str) -> None:
-        subprocess.run([*self.as_user, *command], check=True, capture_output=True, timeout=120)
+        subprocess.run([*self.as_user, *command], check=True, capture_output=True, timeout=300)
 
     def start(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="execo-pg-")
@@ -47,32 +62,63 @@ class Server:
             user = pwd.getpwnam("postgres")
             os.chown(self.directory, user.pw_uid, user.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
-        data = os.path.join(self.directory, "data")
-        self._run(self.initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(self.initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
         self.port = _free_port()
+        self._ctl("start")
+
+    def _ctl(self, action: str, *options: str) -> None:
+        settings = "".join(f" -c {setting}" for setting in self.settings)
+        assert self.directory is not None
         self._run(
             self.pg_ctl,
             "-D",
-            data,
+            self.data,
             "-l",
             os.path.join(self.directory, "log"),
             "-w",
+            "-t",
+            "120",
+            *options,
             "-o",
-            f"-p {self.port} -c listen_addresses=127.0.0.1 "
-            f"-k {self.directory} -c fsync=on -c max_connections=200",
-            "start",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} "
+            f"-c fsync=on -c synchronous_commit=on -c max_connections=200{settings}",
+            action,
         )
+
+    def restart(self, mode: str) -> None:
+        """``pg_ctl restart -m MODE`` (``fast``: clients are disconnected, clean shutdown;
+        ``immediate``: a crash, recovered from the WAL at start)."""
+        self._ctl("restart", "-m", mode)
 
     def url(self, sweep: str, **parameters: str) -> str:
         query = "&".join([f"sweep={sweep}"] + [f"{k}={v}" for k, v in parameters.items()])
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?{query}"
 
+    @property
+    def conninfo(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def execute(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """The rows of one statement run on a connection of its own."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            cursor = connection.execute(query, params or None)
+            return cursor.fetchall() if cursor.description else []
+
+    def terminate_backends(self) -> int:
+        """``pg_terminate_backend`` on every other client connection; how many."""
+        rows = self.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return int(rows[0][0])
+
     def stop(self) -> None:
         if self.directory is None:
             return
         try:
-            self._run(
-                self.pg_ctl, "-D", os.path.join(self.directory, "data"), "-m", "immediate", "stop"
-            )
+            self._run(self.pg_ctl, "-D", self.data, "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.store.version import FORMAT, NewerFormatError
+from execo_engine.errors import NewerFormatError
+from execo_engine.store.version import FORMAT
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -42,8 +43,9 @@ MIXED = [
     HashableDict(nested=HashableDict(k=(1, 2)), f=frozenset({2.5})),
 ]
 UNSAVED = {"size": [10, 20, 30], "algo": ["quick", "merge"]}
-FAR_HOST = ("far-host", 7, "boot:123")
-EXITED = ("vm", 11512, "ea9b47d8-22f0-4163-a1c2-93222e50a1b0:56069")
+# Format 1 owners have no PID namespace: they are read back with an empty one.
+FAR_HOST = ("far-host", 7, "boot:123", "")
+EXITED = ("vm", 11512, "ea9b47d8-22f0-4163-a1c2-93222e50a1b0:56069", "")
 
 
 def _texts(elements):
@@ -115,12 +117,12 @@ def test_format1_unsaved_read_only_and_writer(tmp_path):
 
 
 def _far_claim(directory, element, position):
-    from execo_engine.dirstore import DirectoryStore
+    from execo_engine.dirstore import DirectoryStore  # type: ignore[import-not-found]
 
     store = DirectoryStore(directory, Codec())
     with store.lock:
         store.read()
-        store.append_claims([(position, element)], FAR_HOST, 1700000000.0)
+        store.append_claims([(position, element)], FAR_HOST[:3], 1700000000.0)
 
 
 def _claims_of_an_exited_process(directory, count):

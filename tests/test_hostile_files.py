@@ -17,12 +17,12 @@ import pytest
 
 from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
-from execo_engine.journal import NotARegularFileError
+from execo_engine.errors import CorruptRecordError, NotARegularFileError
 from execo_engine.owner import current_owner
-from execo_engine.records import CorruptRecordError, owner_text
+from execo_engine.records import owner_text
 from execo_engine.store.directory import DirectoryLog
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
-from pytest_execo.plugin import sweep_subdir_name
+from pytest_execo.naming import sweep_subdir_name
 
 GRID = sweep({"i": [0, 1, 2], "t": [(1, "a"), (2, "b")]})
 DEADLINE = 120  # seconds a test may take on a loaded machine before it counts as hung
@@ -377,9 +377,9 @@ def test_a_full_disk_names_the_file_loses_nothing_acknowledged_and_leaves_no_tem
         except OSError as error:
             errors.append(error)
     assert errors, "the disk never filled up"
-    for error in errors:
-        assert error.errno == errno.ENOSPC, error
-        assert str(directory) in str(error) and "free some space" in str(error), error
+    for found in errors:
+        assert found.errno == errno.ENOSPC, found
+        assert str(directory) in str(found) and "free some space" in str(found), found
     assert _stale_temporaries(directory) == []
     filler.unlink()
     fresh = ParamSweeper(directory, grid)

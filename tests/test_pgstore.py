@@ -16,60 +16,73 @@ import pytest
 from execo_engine.store.locations import child_locations, shown
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
+pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
 WORKER = Path(__file__).with_name("sweeper_worker.py")
 
 
-def start_worker(url, report, threads=1, seconds=0.0):
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), url, str(report), "1", str(threads), str(seconds)]
-    )
+def start_worker(url, report, seconds=0.0, host=None):
+    """A worker process; with ``host``, in a UTS namespace of its own with that host name
+    (another host, as far as owners go)."""
+    command = [sys.executable, str(WORKER), url, str(report), "1", "1", str(seconds)]
+    if host is not None:
+        command = ["unshare", "--uts", "--fork", "sh", "-c", f'hostname {host} && exec "$@"', "-"]
+        command += [sys.executable, str(WORKER), url, str(report), "1", "1", str(seconds)]
+    return subprocess.Popen(command, start_new_session=True)  # a group: unshare and its child
 
 
 def reported(reports):
     return [int(x) for report in reports if report.exists() for x in report.read_text().split()]
 
 
-def test_four_processes_two_threads_each(postgresql, tmp_path):
-    url = postgresql.url("four-by-two")
-    n = 5000
-    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
-    reports = [tmp_path / f"{k}.txt" for k in range(4)]
-    workers = [start_worker(url, report, threads=2) for report in reports]
-    assert [w.wait(timeout=600) for w in workers] == [0] * 4
-    handed_out = reported(reports)
-    assert len(handed_out) == n and sorted(handed_out) == list(range(n))  # 0 dup, 0 lost
-    fresh = ParamSweeper(url)
-    assert [e["i"] for e in fresh.get_done()] == list(range(n))
-    assert fresh.get_inprogress() == [] and fresh.get_remaining() == []
-
-
-def test_killed_worker_claims_come_back_after_the_lease(postgresql, tmp_path):
-    url = postgresql.url("killed", lease="2")
-    n = 100
-    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
-    victim = start_worker(url, tmp_path / "victim.txt", seconds=0.5)  # long combinations
+def kill_while_holding(url, report, host=None):
+    """Start a worker with long combinations, SIGKILL it while it holds one; returns what
+    is in progress then (as a read-only view sees it)."""
+    victim = start_worker(url, report, seconds=0.5, host=host)
     view = ParamSweeper(url, read_only=True)
-    deadline = time.monotonic() + 60
-    while (
-        not (reported([tmp_path / "victim.txt"]) and view.get_inprogress())
-        and time.monotonic() < deadline
-    ):
+    deadline = time.monotonic() + 120
+    while not (reported([report]) and view.get_inprogress()):
+        assert victim.poll() is None, "the worker ended early"
+        assert time.monotonic() < deadline
         time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)  # in the middle of a combination it holds
+    os.killpg(victim.pid, signal.SIGKILL)  # in the middle of a combination it holds
     victim.wait()
-    killed_at = time.monotonic()
-    held = view.get_inprogress()
-    assert len(held) == 1  # the claim of the dead worker is still there: its lease runs
+    return view.get_inprogress()
+
+
+def finish_with_survivor(url, n, tmp_path):
     survivor = start_worker(url, tmp_path / "survivor.txt", seconds=0.001)
     assert survivor.wait(timeout=300) == 0
-    assert time.monotonic() - killed_at >= 1.0  # it waited for the lease to expire
     fresh = ParamSweeper(url)
     assert [e["i"] for e in fresh.get_done()] == list(range(n))
     assert fresh.get_inprogress() == []
-    assert held[0] in fresh.get_done()
     counts = Counter(reported([tmp_path / "victim.txt", tmp_path / "survivor.txt"]))
     assert set(counts.values()) == {1} and len(counts) == n
+
+
+def test_claims_of_a_killed_worker_of_another_host_come_back_after_the_lease(postgresql, tmp_path):
+    if os.geteuid() != 0 or subprocess.run(["unshare", "--uts", "true"]).returncode:
+        pytest.skip("needs unshare --uts (root) to run a worker under another host name")
+    url, n = postgresql.url("killed-elsewhere", lease="6"), 60
+    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
+    held = kill_while_holding(url, tmp_path / "victim.txt", host="elsewhere")
+    killed_at = time.monotonic()
+    assert len(held) == 1  # its lease runs: the claim stays
+    assert ParamSweeper(url).get_claims()[0][1][0] == "elsewhere"
+    finish_with_survivor(url, n, tmp_path)
+    # it waited for the lease: renewed at most lease/3 (+ the keeper's half second) before
+    # the kill, it expired at least lease - lease/3 - 0.5 = 3.5 s after it
+    assert time.monotonic() - killed_at >= 3.0
+    assert next(iter(held)) in ParamSweeper(url).get_done()
+
+
+def test_claims_of_a_killed_worker_of_this_host_come_back_at_once(postgresql, tmp_path):
+    url, n = postgresql.url("killed-here", lease="3600"), 60  # the lease would never do it
+    ParamSweeper(url, sweep({"i": range(n)}), save_sweeps=True)
+    held = kill_while_holding(url, tmp_path / "victim.txt")
+    assert len(held) == 1
+    finish_with_survivor(url, n, tmp_path)
+    assert next(iter(held)) in ParamSweeper(url).get_done()
 
 
 GRID_TEST = """

@@ -5,44 +5,11 @@ import sys
 from collections import Counter
 
 import pytest
+from plugin_helpers import ALL, BIG_GRID_TEST, ids, runs_of, sweeper_of, write_grid
 
-from execo_engine.sweep import HashableDict, ParamSweeper
+from execo_engine.sweep import HashableDict
 
 pytest_plugins = ["pytester"]
-
-GRID_TEST = """
-import os, pytest
-
-RUNS = {runs!r}
-
-@pytest.mark.execo_sweep({{"size": [1, 2, 3], "algo": ["a", "b"]}})
-def test_grid(combination, size, algo):
-    with open(RUNS, "a") as f:
-        f.write(f"{{size}}-{{algo}}\\n")
-    {body}
-"""
-
-
-def write_grid(pytester, body="pass"):
-    runs = pytester.path / "runs.txt"
-    pytester.makepyfile(test_grid=GRID_TEST.format(runs=str(runs), body=body))
-    return runs
-
-
-def runs_of(runs):
-    return Counter(runs.read_text().split()) if runs.exists() else Counter()
-
-
-def sweeper_of(pytester, test="test_grid"):
-    [directory] = (pytester.path / "results").glob(f"*{test}-*")
-    return ParamSweeper(directory)
-
-
-def ids(combinations):
-    return sorted(f"{c['size']}-{c['algo']}" for c in combinations)
-
-
-ALL = ["1-a", "1-b", "2-a", "2-b", "3-a", "3-b"]
 
 
 def test_plain_parametrization_without_sweep_dir(pytester):
@@ -63,9 +30,9 @@ def test_plain_parametrization_without_sweep_dir(pytester):
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
         [
-            "*test_sub[[]x=1-mode=fast-level=0[]] PASSED*",
-            "*test_sub[[]x=2-mode=slow[]] PASSED*",
-            "*test_list[[]a=2-b=z[]] PASSED*",
+            "*test_sub[[]1-fast-0[]] PASSED*",
+            "*test_sub[[]2-slow[]] PASSED*",
+            "*test_list[[]2-z[]] PASSED*",
         ]
     )
     written = [p.name for p in pytester.path.iterdir() if p.name != ".pytest_cache"]
@@ -130,7 +97,7 @@ def test_outcome_mapping_and_resume(pytester):
     second = pytester.runpytest("--execo-sweep-dir=results", "-v")
     second.stdout.fnmatch_lines(["execo: 1/6 combinations done in *results, running 5"])
     second.assert_outcomes(passed=1, skipped=1, xfailed=1, failed=1, errors=2)
-    assert "test_case[case=pass]" not in second.stdout.str()
+    assert "test_case[pass]" not in second.stdout.str()
 
 
 def test_second_session_runs_exactly_what_is_not_done(pytester):
@@ -198,19 +165,6 @@ def test_xdist_worker_killed_outright(pytester):
     assert ids(sweeper_of(pytester).get_done()) == ALL
     assert sweeper_of(pytester).get_inprogress() == []
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 1, "2-b": 2, "3-a": 1, "3-b": 1})
-
-
-BIG_GRID_TEST = """
-import os, pytest
-
-@pytest.mark.execo_sweep({{"i": list(range(40)), "j": ["x", "y"]}})
-def test_big(combination, i, j):
-    with open({runs!r}, "a") as f:
-        f.write(f"{{i}}-{{j}}\\n")
-    assert i % 7 != 3
-    if i % 5 == 1:
-        pytest.skip("later")
-"""
 
 
 @pytest.mark.parametrize("workers", ["0", "2", "4"])
@@ -336,7 +290,7 @@ def test_swept_test_without_arguments_and_combination_fixture_misuse(pytester):
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*test_no_args[[]x=1[]] PASSED*",
+            "*test_no_args[[]1[]] PASSED*",
             "*the `combination` fixture needs @pytest.mark.execo_sweep*",
         ]
     )

@@ -38,9 +38,9 @@ def test_marker_pairs_factors_and_leaves_exclusions_out(pytester, exclude):
     result = pytester.runpytest("--collect-only", "-q", "-p", "no:randomly")
     result.stdout.fnmatch_lines(
         [
-            "test_train.py::test_train[model=small-batch=256-lr=0.1]",
-            "test_train.py::test_train[model=small-batch=256-lr=0.01]",
-            "test_train.py::test_train[model=large-batch=32-lr=0.01]",
+            "test_train.py::test_train[small-256-0.1]",
+            "test_train.py::test_train[small-256-0.01]",
+            "test_train.py::test_train[large-32-0.01]",
             "3 tests collected*",
         ]
     )

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from execo_engine.codec import PickleNotAllowedError, UnsupportedValueError
+from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep, sweep_stats
 
 

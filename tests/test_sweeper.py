@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.records import CorruptRecordError
+from execo_engine.errors import CorruptRecordError
 from execo_engine.sweep import HashableDict, ParamSweeper
 
 
@@ -196,7 +196,11 @@ def test_read_only_never_writes(tmp_path, sweeps):
     writer.done(writer.get_next())
     with (tmp_path / "done").open("ab") as f:
         f.write(b'[1,{"a":1')  # a torn record: a read-only view ignores it, does not repair it
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def files():
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    before = files()
     view = ParamSweeper(tmp_path, read_only=True)
     assert view.get_done() == sweeps[:1] and len(view.get_remaining()) == 5
     for mutate in (
@@ -207,7 +211,7 @@ def test_read_only_never_writes(tmp_path, sweeps):
     ):
         with pytest.raises(PermissionError, match="read-only"):
             mutate()
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert files() == before
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ParamSweeper(tmp_path / "missing", read_only=True)
 
@@ -220,8 +224,8 @@ def test_claims_and_reclaim_older_than(tmp_path, sweeps):
     )
     claims = sweeper.get_claims()
     assert [(c, owner, dead) for c, owner, _, dead in claims] == [
-        (sweeps[0], ("far-host", 7, "x"), False),
-        (sweeps[1], ("far-host", 7, "x"), False),
+        (sweeps[0], ("far-host", 7, "x", ""), False),  # a format-1 owner: no namespace
+        (sweeps[1], ("far-host", 7, "x", ""), False),
     ]
     assert sweeper.reclaim() == []  # another host: cannot tell it is dead
     assert sweeper.reclaim(older_than=3600) == [sweeps[0]]
@@ -247,5 +251,21 @@ def test_valid_json_of_the_wrong_shape_is_a_corrupt_record(tmp_path, sweeps, nam
         CorruptRecordError,
         match=rf"corrupt record at byte offset {size}: .*"
         rf"not a record of {name}",
+    ):
+        ParamSweeper(tmp_path, sweeps)
+
+
+def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, sweeps):
+    import execo_engine
+    import execo_engine.errors
+
+    names = [n for n in vars(execo_engine.errors) if n.endswith("Error")]
+    assert len(names) == 7
+    for name in names:
+        assert getattr(execo_engine, name) is getattr(execo_engine.errors, name)
+        assert name not in execo_engine.__all__  # execo 2.x's names only
+    (tmp_path / "done").write_text("not json\n{}\n")
+    with pytest.raises(
+        execo_engine.CorruptRecordError, match="done: corrupt record at byte offset 0"
     ):
         ParamSweeper(tmp_path, sweeps)

@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from execo_engine.codec import PickleNotAllowedError
-from execo_engine.records import CorruptRecordError
+from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
+from execo_engine.liveness import heartbeats
 from execo_engine.store.locations import child_locations, is_directory, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -133,12 +133,14 @@ def _failed_count(failed: int) -> str:
 def status(
     directory: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
 ) -> None:
-    """One row per sweep, its claims with owner and age, optionally per-factor tables
-    (``by_factor``: the factors to show, [] for all) and, with ``list_failed``, each failed
-    combination with its attempts and last error (always in the JSON output)."""
+    """One row per sweep, its claims with owner, age and the age of the owner's heartbeat
+    (directories), optionally per-factor tables (``by_factor``: the factors to show, [] for
+    all) and, with ``list_failed``, each failed combination with its attempts and last error
+    (always in the JSON output)."""
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
+        beats = heartbeats(path) if is_directory(path) else {}
         failed_combinations = _failed(view)
         held = [
             {
@@ -146,6 +148,7 @@ def status(
                 "host": owner[0],
                 "pid": owner[1],
                 "age": round(now - since, 1),
+                "heartbeat_age": round(beats[owner].age, 1) if owner in beats else None,
                 "dead": dead,
             }
             for c, owner, since, dead in view.get_claims() + view.get_skips()
@@ -186,9 +189,11 @@ def status(
         for what, key in (("in progress", "claims"), ("skipped", "skips")):
             for claim in e[key]:
                 flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
+                beat = claim["heartbeat_age"]
+                beat_text = "" if beat is None else f", heartbeat {beat:.0f} s ago"
                 print(
                     f"    {what}: {dict(claim['combination'])} on {claim['host']} pid "
-                    f"{claim['pid']}, for {claim['age']:.0f} s{flag}"
+                    f"{claim['pid']}, for {claim['age']:.0f} s{beat_text}{flag}"
                 )
         if by_factor is not None and e["by_factor"] is None:
             print(

@@ -18,8 +18,8 @@ Vocabulary
   removed duplicates). Other instances may use other sweeps (other orders, other elements): done
   and held states are shared by element, not by position.
 - An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.owner`). An owner
-  is dead when the store says so (for a directory, a process of this host that no longer runs,
-  or an owner whose lease expired; for PostgreSQL, an expired lease). What dead owners hold is
+  is dead when the store says so (a process of this host and PID namespace that no longer
+  runs, or an owner whose lease expired). What dead owners hold is
   given back to todo by the next operation of any writing instance, with a log line.
 
 States (:class:`State`), each element of the sweeps is in exactly one:
@@ -149,10 +149,12 @@ class Store(Protocol):
         """Claim up to ``count`` todo elements for this process, in sweeps order (or in the
         order ``choose`` returns, keeping only todo ones); returns them (``[]``: none)."""
 
-    def take(self, element: Any) -> str | None:
-        """Claim this very element if it is todo (or skipped by this process); None when
-        claimed, else why not, for a person: ``"done"``, ``"failed"``, ``"in progress (host H,
-        pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
+    def take(self, element: Any, position: int | None = None) -> str | None:
+        """Claim this very element if it is todo (or skipped by this process) (``position``:
+        where the caller believes it stands in the sweeps, a hint that spares an index of a
+        large grid; a wrong one is only slower); None when claimed, else why not, for a
+        person: ``"done"``, ``"failed"``, ``"in progress (host H, pid P)"``, ``"skipped (host
+        H, pid P)"`` or ``"not in the sweeps"``."""
 
     def done(self, elements: list[Any]) -> None:
         """Mark ``elements`` done (idempotent; an element not in the sweeps is recorded too)

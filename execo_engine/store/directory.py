@@ -11,7 +11,9 @@
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
 executed or unpickled (unless the codec was told ``allow_pickle=True``). Claims of a process of
-this host that no longer runs are dead (see :mod:`execo_engine.owner`).
+this host and PID namespace that no longer runs are dead at once (see :mod:`execo_engine.owner`);
+those of any other owner when its heartbeat in ``owners/`` stops for a lease (see
+:mod:`execo_engine.liveness`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from execo_engine.journal import (
     remove_stale_temporaries,
     replace_atomically,
 )
+from execo_engine.liveness import DEFAULT_LEASE, Liveness
 from execo_engine.locking import DirectoryLock
-from execo_engine.owner import Owner, is_dead
+from execo_engine.owner import Owner
 from execo_engine.records import SKIP, Changes, Claim, RecordStore
 from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
@@ -72,6 +75,8 @@ class DirectoryLog(RecordStore):
     ``read_only=True`` opens an existing directory without ever writing to it nor taking its
     lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
     repaired, and appending raises ``PermissionError``.
+
+    ``lease``: see :mod:`execo_engine.liveness` (``ValueError`` naming it when invalid).
     """
 
     def __init__(
@@ -82,7 +87,6 @@ class DirectoryLog(RecordStore):
         lease: float | None = None,
     ) -> None:
         super().__init__(os.fspath(path), codec, read_only)
-        self.lease = lease  #: for judging owners of other hosts (None: the default)
         self.name = os.path.basename(os.path.normpath(self.path))
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise NotADirectoryError(
@@ -103,6 +107,7 @@ class DirectoryLog(RecordStore):
         self._grid_path = os.path.join(self.path, GRID_FILE)
         self._grid_size: int | None = None
         self._first_read_done = read_only  # a writer's first read cleans up and marks the format
+        self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
 
     def read(self) -> Changes:
         """The records appended since the last read; torn last records are repaired (and, on
@@ -158,6 +163,7 @@ class DirectoryLog(RecordStore):
         if lines := self._claim_lines(
             ((element, owner, position, since) for position, element in taken), kind
         ):
+            self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))
 
     def append_releases(self, elements: Iterable[Any]) -> None:
@@ -206,9 +212,10 @@ class DirectoryLog(RecordStore):
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
-        """The owners that are processes of this host that no longer run (the one place
-        where the directory judges owners)."""
-        return [owner for owner in owners if is_dead(owner)]
+        """The owners that are processes of this host and PID namespace that no longer run,
+        or whose heartbeat stopped for their lease (the one place where the directory judges
+        owners)."""
+        return self.liveness.dead_owners(owners)
 
     @contextlib.contextmanager
     def _whole(self, name: str) -> Iterator[tuple[str, FileBatch]]:

@@ -19,7 +19,6 @@ from execo_engine.pgstore import (
 )
 from execo_engine.store.contract import Store
 from execo_engine.store.directory import DirectoryStore, check_subdirectory
-from execo_engine.store.replay import ReplayStore
 
 Location = str | os.PathLike[str]
 
@@ -36,8 +35,7 @@ def open_store(
     directory (the default, which needs no database). ``lease``: see
     :mod:`execo_engine.store.contract`."""
     if not is_directory(location):
-        url = str(location)
-        return ReplayStore(PostgresStore(url, codec, read_only, lease), without_password(url))
+        return PostgresStore(str(location), codec, read_only, lease)
     return DirectoryStore(location, codec, read_only, lease)
 
 

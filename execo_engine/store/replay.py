@@ -1,8 +1,8 @@
 """A :class:`~execo_engine.store.contract.Store` over a record log: every instance appends
 records and replays the others' into a :class:`~execo_engine.store.state.SweepState`.
 
-The log is a medium (:class:`RecordLog`): a directory of journals
-(:mod:`execo_engine.store.directory`), or the record tables of :mod:`execo_engine.pgstore`.
+The log is a medium (:class:`RecordLog`): today, a directory of journals
+(:mod:`execo_engine.store.directory`).
 Each operation takes the log's lock, reads only what was appended since its last look, gives
 back what dead owners hold (owners are judged only by :meth:`RecordLog.dead_owners`), changes
 the state, appends its own records and releases the lock; done records and results are flushed
@@ -24,6 +24,7 @@ from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import CLAIM, SKIP, Changes, Claim
 from execo_engine.store.contract import Choose, Failure, Holder, State
+from execo_engine.store.logs import reclaimed_dead, reclaimed_old
 from execo_engine.store.state import SweepState
 from execo_engine.sweep import HashableDict
 
@@ -127,8 +128,15 @@ class ReplayStore:
     def _catch_up(self) -> None:
         """Replay what others appended (under the lock), give back dead owners', compact."""
         changes = self._log.read()
-        if changes.changed:
-            self._state.apply(changes, current_owner)
+        if changes.changed and (lost := self._state.apply(changes, current_owner)):
+            logger.warning(
+                "%s: lost the claim on %d combination(s), given back by another instance "
+                "(this process was taken for dead, or claims were reset), e.g. %r: they may "
+                "run twice; done() on them still counts",
+                self.name,
+                len(lost),
+                lost[0],
+            )
         if self.read_only:
             return
         now = time.monotonic()
@@ -158,14 +166,13 @@ class ReplayStore:
             claimed = list(state.claims.by_owner.get(owner, ()))
             skipped = list(state.skips.by_owner.get(owner, ()))
             self._release(claimed + skipped)
-            logger.warning(
-                "%s: reclaimed %d combination(s) held by %s %s (pid %d)%s",
+            reclaimed_dead(
                 self.name,
                 len(claimed) + len(skipped),
                 self._log.dead_owner,
                 owner[0],
                 owner[1],
-                f", {len(skipped)} of them skipped" if skipped else "",
+                len(skipped),
             )
             reclaimed.extend(claimed + skipped)
         return reclaimed
@@ -186,12 +193,7 @@ class ReplayStore:
                 old = [e for e, (_, _, since) in claims.by_element.items() if since < limit]
                 self._release(old)
                 if old:
-                    logger.warning(
-                        "%s: reclaimed %d combination(s) claimed more than %g s ago",
-                        self.name,
-                        len(old),
-                        older_than,
-                    )
+                    reclaimed_old(self.name, len(old), older_than)
                 reclaimed.extend(old)
             return reclaimed
 
@@ -216,11 +218,11 @@ class ReplayStore:
                 (p for p in chosen if p is not None and state.state_of(p) == State.TODO), count
             )
 
-    def take(self, element: Any) -> str | None:
+    def take(self, element: Any, position: int | None = None) -> str | None:
         with self._lock:
             self._catch_up()
             state = self._state
-            position = state.position(element)
+            position = state.position(element, position)
             if position is None:
                 return "not in the sweeps"
             if state.state_of(position) == State.DONE:

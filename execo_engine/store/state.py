@@ -213,9 +213,10 @@ class SweepState:
         self._cursor = 0
         self.mine = {}
 
-    def apply(self, changes: Changes, me: Callable[[], Owner]) -> None:
+    def apply(self, changes: Changes, me: Callable[[], Owner]) -> list[Any]:
         """Replay what :meth:`RecordLog.read` returned; ``me()``: this process's owner (asked
-        only after a compaction)."""
+        only after a compaction). Returns this instance's claims that another instance gave
+        back meanwhile (it took this process for dead, or reset every claim): lost claims."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
             self.forget_failures()
             self._state = self._state.translate(_TO_TODO[DONE])
@@ -236,8 +237,11 @@ class SweepState:
         mine = self.mine
         if changes.claims_restarted:  # file deleted or compacted
             self.forget_holds()
+        lost = []
         for operation, owner, element, hint, since in changes.claims:
             if operation == RELEASE:
+                if element in self.mine:
+                    lost.append(element)
                 self.release(element)
             else:
                 self._hold(operation, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
@@ -246,6 +250,8 @@ class SweepState:
             self.mine = {
                 e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
             }
+            lost += [e for e in mine if e not in self.mine]
+        return lost
 
     def _replay_failure(self, record: list[Any]) -> None:
         """Replay a failure record (see :mod:`execo_engine.records`)."""

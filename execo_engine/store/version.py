@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import os
 
+from execo_engine.errors import NewerFormatError
 from execo_engine.journal import open_regular, replace_atomically
 
 FORMAT = 3
 FORMAT_FILE = "format"
-
-
-class NewerFormatError(RuntimeError):
-    """A directory written by a newer execo_engine, in a format this one does not know."""
 
 
 def directory_format(directory: str) -> int:

@@ -1,0 +1,493 @@
+"""Leases for a persistence directory: heartbeats of the writing processes, judged by each reader.
+
+A process that holds claims (or skips) in a directory *heartbeats* there: a background thread
+rewrites its small file ``owners/<token>`` every ``lease/3`` seconds (also while the process runs
+one long combination), one JSON line ``{"owner": [...], "lease": seconds, "beat": counter}`` whose
+counter never repeats within the process. An owner that this process cannot judge by its pid
+(another host, another PID namespace: see :mod:`execo_engine.owner`) is dead when its file has not
+changed for ``lease`` seconds *as seen by this reader's monotonic clock*: clock skew between hosts
+does not matter, and only NFS close-to-open consistency is relied on (each look opens the file
+again). A heartbeat file that is missing is not a beat: an owner whose file vanished (or never
+appeared) is dead ``lease`` seconds after this reader first looked. Owners of this host and PID
+namespace are still judged at once by their pid.
+
+The lease is the writer's: each file states it, and readers use it (a file that cannot be read
+as a heartbeat falls back on the reader's lease). Trade-off: a shorter lease gives a vanished
+host's claims back sooner (within ``lease + lease/3`` of its death, as soon as some instance
+operates), but a process that is paused, starved of CPU, or cut from the file server for more
+than ``lease`` seconds loses its claims: when it resumes it logs so, its ``done()`` still counts
+(done is idempotent), and the combination may have run twice. Leases shorter than
+:data:`MIN_LEASE` are refused: a renewal has to fit in two thirds of the lease.
+
+Heartbeat files are removed by their process when it stops (last instance gone, or exit), and by
+any writer once their owner is known dead. Nothing read here is executed or unpickled; files are
+opened relative to ``owners/`` without following symbolic links, and anything that is not a
+regular file is refused.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from execo_engine.log import logger
+from execo_engine.owner import Owner, current_owner, decode_owner, is_dead, judged_by_pid
+from execo_engine.records import owner_text
+
+DEFAULT_LEASE = 60.0  #: seconds, for directories and PostgreSQL alike
+MIN_LEASE = 1.0  #: seconds; a renewal (every lease/3) must fit in two thirds of the lease
+OWNERS_DIR = "owners"
+_MAX_HEARTBEAT = 4096  # bytes read from a heartbeat file at most
+
+#: Lease values as the ``lease`` argument or URL parameter documents them.
+LEASE_RULE = f"a finite number of seconds, at least {MIN_LEASE:g}"
+
+
+def check_lease(value: Any) -> float:
+    """``value`` as a lease in seconds; ``ValueError`` naming ``lease`` when it is not a finite
+    number of at least :data:`MIN_LEASE` seconds (NaN, infinity, zero, negative, text)."""
+    try:
+        lease = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        lease = math.nan
+    if not math.isfinite(lease) or lease < MIN_LEASE:
+        raise ValueError(
+            f"lease must be {LEASE_RULE} (heartbeats renew it every lease/3 s), not {value!r}"
+        )
+    return lease
+
+
+def token(owner: Owner) -> str:
+    """The name of ``owner``'s heartbeat file: readable, and unique to the owner."""
+    digest = hashlib.sha256(owner_text(owner).encode()).hexdigest()[:16]
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", owner.host)[:64]
+    return f"{host}.{owner.pid}.{digest}"
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def _owners_dir(directory: str, create: bool) -> Iterator[int | None]:
+    """A descriptor of ``directory/owners`` (made if ``create``; None if missing): never a
+    symbolic link, and never ``directory`` itself re-created if it vanished."""
+    path = os.path.join(directory, OWNERS_DIR)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        if not create:
+            yield None
+            return
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o755)  # FileNotFoundError if the directory itself is gone
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise OSError(
+            error.errno, f"{path} is not a directory (a symbolic link?): remove it"
+        ) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_regular(owners: int, name: str, flags: int, where: str) -> int:
+    """Open heartbeat file ``name``: ``OSError`` naming it (``where``) if it is not a regular
+    file (a link, a FIFO, a directory...)."""
+    try:
+        fd = os.open(name, flags | _OPEN, 0o644, dir_fd=owners)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise OSError(error.errno, f"{where} is not a regular file: remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{where} is not a regular file: remove it")
+    return fd
+
+
+def _read(owners: int, name: str) -> bytes | None:
+    """The content of heartbeat file ``name`` (None if it does not exist)."""
+    try:
+        fd = _open_regular(owners, name, os.O_RDONLY, f"{OWNERS_DIR}/{name}")
+    except FileNotFoundError:
+        return None
+    try:
+        return os.pread(fd, _MAX_HEARTBEAT, 0)
+    finally:
+        os.close(fd)
+
+
+def _parse(data: bytes | None) -> tuple[Owner, float] | None:
+    """The owner and lease a heartbeat holds, or None if it is not one."""
+    if data is None:
+        return None
+    try:
+        record = json.loads(data)
+        return decode_owner(record["owner"]), check_lease(record["lease"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
+_beats = itertools.count()  # never repeats in a process: a rewritten file always differs
+
+
+def _write(directory: str, owner: Owner, lease: float) -> None:
+    """Write one heartbeat of ``owner`` in ``directory`` (re-creating a file deleted meanwhile)."""
+    name = token(owner)
+    data = json.dumps({"owner": list(owner), "lease": lease, "beat": next(_beats)}).encode() + b"\n"
+    with _owners_dir(directory, create=True) as owners:
+        assert owners is not None  # made if missing
+        for _ in range(3):
+            where = os.path.join(directory, OWNERS_DIR, name)
+            fd = _open_regular(owners, name, os.O_WRONLY | os.O_CREAT, where)
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+                written = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(name, dir_fd=owners, follow_symlinks=False).st_ino == written:
+                    return  # else removed while being written (taken for dead): write it again
+
+
+def _remove(directory: str, names: Iterable[str]) -> None:
+    with _owners_dir(directory, create=False) as owners:
+        if owners is None:
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=owners)
+
+
+@dataclass
+class Heartbeat:
+    """One owner's heartbeat file as ``execo-sweep status`` shows it."""
+
+    owner: Owner
+    lease: float
+    age: float  #: seconds since it was last written, by this host's clock (file mtime)
+
+
+def heartbeats(directory: str) -> dict[Owner, Heartbeat]:
+    """The heartbeat of every owner in ``directory`` (read only, no lock)."""
+    found: dict[Owner, Heartbeat] = {}
+    with _owners_dir(directory, create=False) as owners:
+        if owners is None:
+            return found
+        now = time.time()
+        for name in os.listdir(owners):
+            with contextlib.suppress(OSError):
+                parsed = _parse(_read(owners, name))
+                if parsed is not None:
+                    mtime = os.stat(name, dir_fd=owners, follow_symlinks=False).st_mtime
+                    found[parsed[0]] = Heartbeat(parsed[0], parsed[1], max(0.0, now - mtime))
+    return found
+
+
+# -- judging others ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    data: bytes | None  # the content as last seen (None: missing)
+    since: float  # when this reader first saw it (monotonic)
+    read: float  # when this reader last read it (monotonic)
+    lease: float  # the lease it states (or the reader's)
+    reported: bool = False
+
+
+@dataclass
+class _Observations:
+    """What this process saw of the heartbeats of one directory (shared by its instances)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: dict[str, _Seen] = field(default_factory=dict)
+
+
+_observations: dict[str, _Observations] = {}
+_observations_lock = threading.Lock()
+
+
+def _observations_of(directory: str) -> _Observations:
+    with _observations_lock:
+        return _observations.setdefault(os.path.realpath(directory), _Observations())
+
+
+# -- heartbeating --------------------------------------------------------------------------------
+
+
+class _Beating:
+    """This process's heartbeat in one directory, kept by the heartbeat thread."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.leases: list[float] = []  # one per instance that needs it
+        self.last = 0.0  # monotonic time of the last beat
+        self.cleaned = 0.0  # monotonic time of the last look for dead owners' files
+        self.failing = False  # the last beat failed (logged once until one works again)
+
+    @property
+    def lease(self) -> float:
+        return max(self.leases)
+
+    @property
+    def due(self) -> float:
+        return self.last + min(self.leases) / 3
+
+    def beat(self, owner: Owner) -> None:
+        now = time.monotonic()
+        if self.last and now - self.last > self.lease:
+            logger.warning(
+                "%s: this process did not heartbeat for %.1f s (paused, or starved of CPU or "
+                "I/O), more than its lease of %g s: other instances may have taken its claims "
+                "back (its done() calls still count)",
+                self.directory,
+                now - self.last,
+                self.lease,
+            )
+        _write(self.directory, owner, self.lease)
+        self.last = now
+
+
+class _Heart(threading.Thread):
+    """The one thread of a process that heartbeats in every directory that needs it."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="execo heartbeat")
+        self.wake = threading.Condition()
+        self.beating: dict[str, _Beating] = {}
+        self.owner = current_owner()
+
+    def run(self) -> None:
+        while True:
+            with self.wake:  # beats under it: none after stop_beating removed the file
+                now = time.monotonic()
+                due = [b for b in self.beating.values() if b.due <= now]
+                if not due:
+                    next_due = min((b.due for b in self.beating.values()), default=now + 60)
+                    self.wake.wait(next_due - now)
+                for beating in due:
+                    self._keep(beating)
+
+    def _keep(self, beating: _Beating) -> None:
+        """Beat in one directory; once a lease, remove the heartbeat files of dead owners."""
+        try:
+            beating.beat(self.owner)
+            if time.monotonic() - beating.cleaned >= beating.lease:
+                beating.cleaned = time.monotonic()
+                _clean(beating.directory, beating.lease)
+            beating.failing = False
+        except Exception as error:
+            if not beating.failing:
+                logger.warning(
+                    "%s: could not heartbeat (%s): if this lasts for a lease, other "
+                    "instances take this process's claims back",
+                    beating.directory,
+                    error,
+                )
+            beating.failing = True
+            beating.last = time.monotonic()  # try again a third of a lease later
+
+    def start_beating(self, directory: str, lease: float) -> None:
+        """Heartbeat in ``directory`` from now on (the first beat before returning)."""
+        with self.wake:
+            beating = self.beating.get(directory)
+            if beating is None:
+                beating = _Beating(directory)
+                beating.leases.append(lease)
+                beating.beat(self.owner)  # errors go to the caller, before any claim is written
+                self.beating[directory] = beating
+            else:
+                beating.leases.append(lease)
+            self.wake.notify()
+
+    def stop_beating(self, directory: str, lease: float) -> None:
+        """One instance no longer needs the heartbeat of ``directory``; the last one removes
+        the file."""
+        if self.owner != current_owner():  # a finalizer inherited by a forked child
+            return
+        with self.wake:
+            beating = self.beating.get(directory)
+            if beating is None:
+                return
+            beating.leases.remove(lease)
+            if beating.leases:
+                return
+            del self.beating[directory]
+        with contextlib.suppress(OSError):
+            _remove(directory, [token(self.owner)])
+
+    def stop_all(self) -> None:
+        """Remove every heartbeat file of this process (at exit)."""
+        if self.owner != current_owner():
+            return
+        with self.wake:
+            directories, self.beating = list(self.beating), {}
+        for directory in directories:
+            with contextlib.suppress(OSError):
+                _remove(directory, [token(self.owner)])
+
+
+_heart: _Heart | None = None
+_heart_lock = threading.Lock()
+
+
+def _the_heart() -> _Heart:
+    global _heart
+    with _heart_lock:
+        if _heart is None or _heart.owner != current_owner():  # none yet, or a forked child
+            _heart = _Heart()
+            _heart.start()
+        return _heart
+
+
+def _at_exit() -> None:
+    if _heart is not None:
+        _heart.stop_all()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held one of these locks at fork time; the child gets its own
+    # heartbeat thread (its owner is another process) on its first claim.
+    global _heart_lock, _observations_lock
+    _heart_lock, _observations_lock = threading.Lock(), threading.Lock()
+    for observations in _observations.values():
+        observations.lock = threading.Lock()
+
+
+atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the store's view ----------------------------------------------------------------------------
+
+
+class Liveness:
+    """The leases of one store instance on ``directory``: this process's heartbeat there, and
+    the judgement of other owners.
+
+    ``read_only`` instances never write nor remove anything.
+    """
+
+    def __init__(self, directory: str, lease: float = DEFAULT_LEASE, read_only: bool = False):
+        self.directory = os.path.abspath(directory)  # the heartbeat thread may outlive a chdir
+        self.lease = check_lease(lease)
+        self.read_only = read_only
+        self._observations = _observations_of(directory)
+        self._heart: _Heart | None = None
+        self._stop: weakref.finalize[[str, float], Liveness] | None = None
+
+    def beat(self) -> None:
+        """Make sure this process heartbeats in the directory (call it before writing a claim
+        or a skip; cheap once started). It goes on until :meth:`stop`, the instance is garbage
+        collected, or the process exits."""
+        heart = _the_heart()
+        if heart is self._heart and self._stop is not None and self._stop.alive:
+            return
+        if self._stop is not None:
+            self._stop.detach()  # the parent's, in a forked child
+        heart.start_beating(self.directory, self.lease)
+        self._heart = heart
+        self._stop = weakref.finalize(self, heart.stop_beating, self.directory, self.lease)
+
+    def stop(self) -> None:
+        """This instance holds nothing any more: its heartbeat may stop."""
+        if self._stop is not None:
+            self._stop()
+
+    def dead_owners(self, owners: Iterable[Owner], quiet: bool = False) -> list[Owner]:
+        """The ``owners`` known to be gone: a process of this host and PID namespace that no
+        longer runs, or any other owner whose heartbeat has not changed for its lease as seen
+        by this process (logged once, unless ``quiet``). Writers also remove the heartbeat
+        files of the dead."""
+        me = current_owner()
+        dead = []
+        others = []
+        for owner in owners:
+            if owner == me:
+                continue
+            if judged_by_pid(owner):
+                if is_dead(owner):
+                    dead.append(owner)
+            else:
+                others.append(owner)
+        if others:
+            dead += self._expired(others, quiet or self.read_only)
+        if dead and not self.read_only:
+            _remove(self.directory, map(token, dead))
+        return dead
+
+    def _expired(self, owners: list[Owner], quiet: bool) -> list[Owner]:
+        """The ``owners`` whose heartbeat has not changed for their lease."""
+        observations = self._observations
+        reread = max(0.1, self.lease / 10)  # more often would not judge any sooner
+        expired = []
+        with observations.lock, _owners_dir(self.directory, create=False) as owners_fd:
+            for owner in owners:
+                name = token(owner)
+                seen = observations.seen.get(name)
+                now = time.monotonic()
+                if seen is None or now - seen.read >= reread:
+                    data = self._look(owners_fd, name, owner)
+                    if seen is None or (data is not None and data != seen.data):
+                        parsed = _parse(data)
+                        lease = parsed[1] if parsed is not None else self.lease
+                        seen = observations.seen[name] = _Seen(data, now, now, lease)
+                    seen.read = now
+                if now - seen.since >= seen.lease:
+                    expired.append(owner)
+                    if not seen.reported and not quiet:
+                        seen.reported = True
+                        logger.warning(
+                            "%s: no heartbeat from host %s pid %d for %.1f s (its lease: %g s)",
+                            self.directory,
+                            owner.host,
+                            owner.pid,
+                            now - seen.since,
+                            seen.lease,
+                        )
+        return expired
+
+    @staticmethod
+    def _look(owners_fd: int | None, name: str, owner: Owner) -> bytes | None:
+        """The heartbeat of ``owner`` as it is now (None: none, or not this owner's)."""
+        if owners_fd is None:
+            return None
+        data = _read(owners_fd, name)
+        if data is None and name in os.listdir(owners_fd):  # an NFS client's stale lookup
+            data = _read(owners_fd, name)
+        parsed = _parse(data)
+        return data if parsed is None or parsed[0] == owner else None
+
+
+def _clean(directory: str, lease: float) -> None:
+    """Remove the heartbeat files of owners known dead (those that hold nothing are found here;
+    the others when their claims are reclaimed)."""
+    with _owners_dir(directory, create=False) as owners:
+        if owners is None:
+            return
+        found = {}
+        for name in os.listdir(owners):
+            with contextlib.suppress(OSError):
+                parsed = _parse(_read(owners, name))
+                if parsed is not None and token(parsed[0]) == name:
+                    found[parsed[0]] = name
+    Liveness(directory, lease).dead_owners(found, quiet=True)

@@ -1,0 +1,519 @@
+"""``--execo-sweep-dir``: deselect what is done, claim each combination, record its outcome.
+
+- Each swept item is a unit of work of one *sweep* (see :mod:`pytest_execo.naming`): one
+  ``ParamSweeper`` per sweep, in ``DIR/<sweep directory name>``. Items whose sweep was done
+  before the session are deselected (unless ``--execo-rerun-done``), and so are those failed
+  for good (``--execo-max-attempts``), which the summary lists with their last error.
+- An item is claimed right before its test protocol, in the process that runs the protocol and
+  receives its reports (under pytest-forked: the parent, before the fork). One done or held
+  meanwhile by another live session is skipped with a reason that says so, located at the test.
+- Outcome (see :func:`outcome_of`): over the reports of the item's last attempt (pytest-
+  rerunfailures reports earlier attempts as ``"rerun"``), failed or error → ``"failed"``,
+  skipped (xfail too) → ``"skipped"``, a call phase that ran and passed → ``"passed"``. No call
+  phase (``--setup-only``, ``--setup-plan``) gives the claim back; sessions that run no test
+  body (``--collect-only``, ``--setup-plan``, ``--setup-only``, ``--fixtures``...) claim nothing.
+  The ``pytest_execo_state`` hook maps the outcome to a state (default: passed → done, skipped →
+  skip, failed → fail: one failed attempt counted, with the short text of the first report
+  that did not pass, see :func:`pytest_execo.failures.failure_text`);
+  :meth:`SweepRecorder._record` applies it.
+- Durability: a done record is written (to the kernel: it survives the death of the process)
+  before the item's protocol ends, so before the next test starts; a background thread fsyncs
+  what was written every 10 ms (:class:`Flusher`), and the session waits for every fsync at its
+  end: when pytest exits, every combination it reported done is on disk.
+- Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
+  that all workers deselect (and so collect) the same items; workers send their collection
+  counts back, and the controller prints the collection line and the summary. Reports carry
+  the item's sweep name and ``execo_record`` values, so that the process receiving them (the
+  xdist controller, the pytest-forked parent) knows what they belong to.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from execo_engine.store.locations import child_location, child_locations, is_directory, shown
+from execo_engine.sweep import HashableDict
+from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot, failed_snapshot
+from pytest_execo.failures import failure_text
+from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
+from pytest_execo.plugin import RECORDED, swept_position
+
+if TYPE_CHECKING:
+    from pytest import TerminalReporter
+
+SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
+FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
+COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
+STATES = ("done", "skip", "cancel", "fail")
+_WORST_FIRST = ("failed", "skipped", "passed")
+#: Options of pytest sessions that run no test body (they never record anything).
+NO_TEST_BODY_OPTIONS = (
+    "collectonly",
+    "setuponly",
+    "setupplan",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "markers",
+    "cacheshow",
+    "help",
+    "version",
+)
+UNIT = pytest.StashKey["Unit | None"]()
+#: How often (seconds) the records written since the last time are fsync'd in the background.
+FLUSH_INTERVAL = 0.01
+
+
+def sweep_dir(config: pytest.Config) -> str:
+    """Where ``--execo-sweep-dir`` (absolute; relative to the current directory) or the ini
+    value ``execo_sweep_dir`` (relative to the ini file) points: a directory or a
+    ``postgresql://`` URL."""
+    location: str = config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir")
+    if not is_directory(location):
+        return location
+    if config.getoption("execo_sweep_dir"):
+        return os.path.join(config.invocation_params.dir, location)
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return os.path.join(base, location)
+
+
+def runs_test_bodies(config: pytest.Config) -> bool:
+    """Whether this session may run test bodies (see :data:`NO_TEST_BODY_OPTIONS`)."""
+    return not any(getattr(config.option, name, False) for name in NO_TEST_BODY_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A swept item's unit of work: the combination at ``position`` of sweep ``sweep``."""
+
+    sweep: str  #: the sweep's directory name
+    key: str  #: the sweep's key (its name in logs)
+    combinations: list[HashableDict]
+    position: int
+
+    @property
+    def combination(self) -> HashableDict:
+        return self.combinations[self.position]
+
+
+# -- outcome -> state --------------------------------------------------------------------------
+
+
+def is_rerun(report: pytest.TestReport) -> bool:
+    """A failed attempt that pytest-rerunfailures runs again (an outcome pytest does not
+    know)."""
+    outcome: str = report.outcome
+    return outcome == "rerun"
+
+
+@dataclass
+class Attempt:
+    """The reports of an item's current attempt, as far as the recording needs them."""
+
+    outcomes: list[str] = field(default_factory=list)
+    call_passed: bool = False
+    duration: float = 0.0
+    values: dict[str, Any] | None = None  #: execo_record values
+    error: str | None = None  #: the short text of the first report that did not pass
+
+    def add(self, report: pytest.TestReport) -> None:
+        """Take a report in; a ``"rerun"`` one (pytest-rerunfailures) starts a new attempt."""
+        self.duration += report.duration
+        if is_rerun(report):
+            self.outcomes, self.call_passed, self.error = [], False, None
+            return
+        self.outcomes.append(report.outcome)
+        self.call_passed |= report.when == "call" and report.passed
+        values = getattr(report, "execo_record", None)
+        if values:
+            self.values = values
+
+
+def outcome_of(attempt: Attempt) -> str | None:
+    """``"failed"``, ``"skipped"``, ``"passed"``, or None when no test body ran."""
+    for outcome in ("failed", "skipped"):
+        if outcome in attempt.outcomes:
+            return outcome
+    return "passed" if attempt.call_passed else None
+
+
+@dataclass
+class _Run:
+    sweeper: ParamSweeper[HashableDict]
+    unit: Unit
+    rerun_done: bool  #: run again on request though done: only results are recorded
+    attempt: Attempt = field(default_factory=Attempt)
+
+
+class Flusher:
+    """fsyncs, in a background thread, what sweepers wrote with ``wait=False``: every
+    :data:`FLUSH_INTERVAL` seconds, what was asked for since the last time (a periodic thread,
+    so that a test never waits for it nor hands it the interpreter); :meth:`close` flushes
+    what is left and raises what a fsync raised."""
+
+    def __init__(self) -> None:
+        self._pending: set[ParamSweeper[HashableDict]] = set()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def request(self, sweeper: ParamSweeper[HashableDict]) -> None:
+        """Have ``sweeper``'s unsynced records fsync'd within :data:`FLUSH_INTERVAL`."""
+        with self._lock:
+            self._pending.add(sweeper)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="execo-flush", daemon=True)
+            self._thread.start()
+
+    def _flush_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        for sweeper in pending:
+            sweeper.flush()
+
+    def _loop(self) -> None:
+        while not self._closing.wait(FLUSH_INTERVAL):
+            try:
+                self._flush_pending()
+            except BaseException as error:  # raised again by close()
+                self._error = error
+                return
+
+    def close(self) -> None:
+        """Wait until everything requested is on disk."""
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._flush_pending()
+        if self._error is not None:
+            raise self._error
+
+
+class SweepRecorder:
+    """Per-session state of ``--execo-sweep-dir``: snapshot, sweepers, claims, counts."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        directory: str,
+        rerun_done: bool,
+        all_done_ok: bool,
+        max_attempts: int | None = None,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.rerun_done = rerun_done
+        self.all_done_ok = all_done_ok
+        self.max_attempts = max_attempts
+        self.records = runs_test_bodies(config)
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
+        self.is_worker = hasattr(config, "workerinput")
+        self.snapshot: dict[str, list[str]] = (
+            config.workerinput[SNAPSHOT_KEY]  # type: ignore[attr-defined]
+            if self.is_worker
+            else {
+                name: sorted(done_snapshot(location))
+                for name, location in child_locations(directory).items()
+            }
+        )
+        self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
+        self.failed_snapshot: dict[str, list[str]] = (
+            config.workerinput[FAILED_KEY]  # type: ignore[attr-defined]
+            if self.is_worker
+            else {
+                name: sorted(failed_snapshot(location))
+                for name, location in child_locations(directory).items()
+            }
+        )
+        self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
+        self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
+        self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
+        self.running: dict[str, _Run] = {}
+        self.flusher = Flusher()
+        #: collection counts: units selected, distinct combinations, deselected as done,
+        #: units left to run after every deselection
+        self.counts: dict[str, int] | None = None
+        self.counted_by_workers = False  #: xdist controller: the line goes in the summary
+        self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
+
+    # -- units -------------------------------------------------------------------------------
+
+    def unit_of(self, item: pytest.Item) -> Unit | None:
+        """The unit of work of a swept item (None for other items), computed once."""
+        if UNIT in item.stash:
+            return item.stash[UNIT]
+        found = swept_position(item)
+        unit = None
+        if found is not None:
+            swept, position = found
+            function = item.nodeid.partition("[")[0]
+            extra = extra_id(item.callspec.id, swept.ids[position])  # type: ignore[attr-defined]
+            if (function, extra) not in self._sweeps:
+                self._sweeps[function, extra] = self._sweep_of(item, function, extra)
+            name, key = self._sweeps[function, extra]
+            unit = Unit(name, key, swept.combinations, position)
+        item.stash[UNIT] = unit
+        return unit
+
+    def _sweep_of(self, item: pytest.Item, function: str, extra: str) -> tuple[str, str]:
+        """``(directory name, key)`` of a sweep; a sweep without extra id whose directory
+        exists only under the name older versions gave it (derived from the rootdir-relative
+        node id) keeps that directory."""
+        key = sweep_key(function_key(item.path, function, self.config.inipath), extra)
+        name = sweep_subdir_name(key)
+        if not extra and name not in self._done:
+            legacy = sweep_subdir_name(function)
+            if legacy in self._done:
+                return legacy, key
+        return name, key
+
+    def _sweeper(self, unit: Unit) -> ParamSweeper[HashableDict]:
+        if unit.sweep not in self.sweepers:
+            self.sweepers[unit.sweep] = ParamSweeper(
+                child_location(self.directory, unit.sweep),
+                unit.combinations,
+                save_sweeps=True,
+                name=unit.key,
+                max_attempts=self.max_attempts,
+            )
+        return self.sweepers[unit.sweep]
+
+    # -- collection --------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: every worker deselects from the same snapshot."""
+        node.workerinput[SNAPSHOT_KEY] = self.snapshot
+        node.workerinput[FAILED_KEY] = self.failed_snapshot
+
+    def pytest_report_header(self) -> str:
+        done = sum(len(texts) for texts in self.snapshot.values())
+        return (
+            f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
+            f"this session)"
+        )
+
+    @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        keep, deselected, combinations, units, failed = [], [], set(), 0, 0
+        for item in items:
+            unit = self.unit_of(item)
+            if unit is None:
+                keep.append(item)
+                continue
+            units += 1
+            combinations.add((item.nodeid.partition("[")[0], unit.position))
+            done = self._done.get(unit.sweep)
+            text = canonical_text(unit.combination)
+            if text in self._failed.get(unit.sweep, ()):
+                failed += 1
+                deselected.append(item)
+            elif done and not self.rerun_done and text in done:
+                deselected.append(item)
+            else:
+                keep.append(item)
+        self.counts = {
+            "units": units,
+            "combinations": len(combinations),
+            "done": len(deselected) - failed,
+            "failed": failed,
+        }
+        for name, _ in self._sweeps.values():  # refuse a planted link before writing through it
+            try:
+                child_location(self.directory, name)
+            except NotADirectoryError as error:
+                raise pytest.UsageError(f"execo: {error}") from None
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = keep
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal asks for the collection line
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Count what is left to run after every deselection (``--lf`` runs after us)."""
+        if self.counts is None:
+            return
+        self.counts["running"] = sum(1 for item in session.items if self.unit_of(item))
+        if self.is_worker:
+            self.config.workeroutput[COUNTS_KEY] = self.counts  # type: ignore[attr-defined]
+
+    def _collection_line(self) -> str | None:
+        counts = self.counts
+        if not counts or not counts["units"]:
+            return None
+        what = "combinations"
+        if counts["units"] != counts["combinations"]:
+            what = f"items ({counts['combinations']} combinations, several items each)"
+        failed = f", {counts['failed']} failed" if counts.get("failed") else ""
+        return (
+            f"execo: {counts['done']}/{counts['units']} {what} done{failed} in "
+            f"{shown(self.directory)}, running {counts['running']}"
+        )
+
+    def pytest_report_collectionfinish(self) -> str | None:
+        return self._collection_line()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any) -> None:
+        """xdist controller: the collection counts of the first worker that sends them."""
+        counts = getattr(node, "workeroutput", {}).get(COUNTS_KEY)
+        if counts is not None and self.counts is None:
+            self.counts, self.counted_by_workers = counts, True
+
+    # -- running -----------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+        unit = self.unit_of(item) if self.records else None
+        run = self._claim(item, unit) if unit is not None else None
+        try:
+            result = yield
+        except BaseException:  # interrupted (KeyboardInterrupt, exit): run it again
+            if run is not None:
+                del self.running[item.nodeid]
+                if not run.rerun_done:
+                    run.sweeper.cancel(run.unit.combination)
+            raise
+        if run is not None:
+            del self.running[item.nodeid]
+            self._record(item, run)
+        return result
+
+    def _claim(self, item: pytest.Item, unit: Unit) -> _Run | None:
+        sweeper = self._sweeper(unit)
+        why_not = sweeper.take(unit.combination, unit.position)
+        if why_not is None or (why_not == "done" and self.rerun_done):
+            run = self.running[item.nodeid] = _Run(sweeper, unit, rerun_done=why_not is not None)
+            return run
+        # a skip mark, not pytest.skip() here: the skip is reported at the test, and it also
+        # reaches a protocol run in a forked child
+        item.add_marker(pytest.mark.skip(reason=f"execo: combination {why_not} by another session"))
+        return None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Tag the reports of swept items with their sweep and ``execo_record`` values (they
+        may be read by another process than this one)."""
+        report = yield
+        unit = self.unit_of(item)
+        if unit is not None:
+            report.execo_sweep = unit.sweep  # type: ignore[attr-defined]
+            values = item.stash.get(RECORDED, None)
+            if values is not None:
+                report.execo_record = dict(values)  # type: ignore[attr-defined]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        run = self.running.get(report.nodeid)
+        if run is not None:
+            run.attempt.add(report)
+            if not report.passed and not is_rerun(report) and run.attempt.error is None:
+                run.attempt.error = failure_text(report, self.config.rootpath)
+        sweep = getattr(report, "execo_sweep", None)
+        if sweep is None or not (report.when == "call" or not report.passed):
+            return
+        outcomes = self.session_outcomes.setdefault(sweep, {})
+        if is_rerun(report):  # a new attempt follows
+            outcomes.pop(report.nodeid, None)
+        elif report.outcome in _WORST_FIRST:
+            previous = outcomes.get(report.nodeid, "passed")
+            outcomes[report.nodeid] = min(previous, report.outcome, key=_WORST_FIRST.index)
+
+    def _record(self, item: pytest.Item, run: _Run) -> None:
+        """Apply the outcome of a finished item to its sweep (the one place where states
+        change)."""
+        combination, sweeper = run.unit.combination, run.sweeper
+        outcome = outcome_of(run.attempt)
+        if outcome is not None and run.attempt.values is not None:
+            # before the state: a crash in between must not lose results
+            sweeper.record_result(
+                combination,
+                run.attempt.values,
+                outcome,
+                round(run.attempt.duration, 6),
+                wait=False,
+            )
+            self.flusher.request(sweeper)
+        if run.rerun_done:
+            return  # run again on request: its state stays done
+        if outcome is None:  # no test body ran: give it back
+            sweeper.cancel(combination)
+            return
+        hook = self.config.hook
+        state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
+        if state not in STATES:
+            sweeper.cancel(combination)
+            raise pytest.UsageError(
+                f"pytest_execo_state returned {state!r} for {item.nodeid}: "
+                f"expected one of {', '.join(STATES)}"
+            )
+        if state == "done":
+            sweeper.done(combination, wait=False)
+            self.flusher.request(sweeper)
+        elif state == "skip":
+            sweeper.skip(combination)
+        elif state == "fail":
+            sweeper.fail(combination, run.attempt.error or f"{outcome} (pytest_execo_state: fail)")
+        else:
+            sweeper.cancel(combination)
+        hook.pytest_execo_recorded(item=item, combination=combination, outcome=outcome, state=state)
+
+    # -- end ---------------------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Give back what this session claimed and did not finish (-x, Ctrl-C, ...), wait
+        until every record is on disk, and apply ``--execo-all-done-ok``."""
+        try:
+            for sweeper in self.sweepers.values():
+                sweeper.release_claims()
+                sweeper.reset()  # forget this session's skips: the next session retries them
+        finally:
+            self.flusher.close()
+        if (
+            self.all_done_ok
+            and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+            and self.counts
+            and self.counts["done"]
+        ):
+            session.exitstatus = pytest.ExitCode.OK
+
+    def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
+        if self.is_worker or not self.records:  # a session without test bodies recorded nothing
+            return
+        line = self._collection_line() if self.counted_by_workers else None
+        failed_before = {name for name, texts in self.failed_snapshot.items() if texts}
+        names = sorted(self.session_outcomes.keys() | failed_before)
+        if not names and line is None:
+            return
+        terminalreporter.section("execo sweeps")
+        if line is not None:
+            terminalreporter.write_line(line)
+        for name in names:
+            outcomes = list(self.session_outcomes.get(name, {}).values())
+            sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
+            sweeps, remaining, _, inprogress, done = sweeper.stats()
+            failed = sweeper.get_failed()
+            counts = {k: outcomes.count(k) for k in _WORST_FIRST}
+            terminalreporter.write_line(
+                f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
+                f"progress, {len(remaining)} remaining, {len(failed)} failed | this session: "
+                f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} "
+                f"failed"
+            )
+            for combination, failure in failed.items():  # each with its last error
+                first_line = failure.error.splitlines()[0] if failure.error else ""
+                terminalreporter.write_line(
+                    f"    failed after {failure.attempts} attempt(s): {dict(combination)}: "
+                    f"{first_line}"
+                )

@@ -1,0 +1,54 @@
+"""Helpers of the pytest_execo tests: a small swept grid that logs its runs, and readers of what
+a session left in the sweep directory."""
+
+from collections import Counter
+
+from execo_engine.sweep import ParamSweeper
+
+GRID_TEST = """
+import os, pytest
+
+RUNS = {runs!r}
+
+@pytest.mark.execo_sweep({{"size": [1, 2, 3], "algo": ["a", "b"]}})
+def test_grid(combination, size, algo):
+    with open(RUNS, "a") as f:
+        f.write(f"{{size}}-{{algo}}\\n")
+    {body}
+"""
+
+
+def write_grid(pytester, body="pass"):
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_grid=GRID_TEST.format(runs=str(runs), body=body))
+    return runs
+
+
+def runs_of(runs):
+    return Counter(runs.read_text().split()) if runs.exists() else Counter()
+
+
+def sweeper_of(pytester, test="test_grid"):
+    """The ParamSweeper of the one sweep of ``test`` in ``results/``."""
+    [directory] = (pytester.path / "results").glob(f"*{test}-*")
+    return ParamSweeper(directory)
+
+
+def ids(combinations):
+    return sorted(f"{c['size']}-{c['algo']}" for c in combinations)
+
+
+ALL = ["1-a", "1-b", "2-a", "2-b", "3-a", "3-b"]
+
+
+BIG_GRID_TEST = """
+import os, pytest
+
+@pytest.mark.execo_sweep({{"i": list(range(40)), "j": ["x", "y"]}})
+def test_big(combination, i, j):
+    with open({runs!r}, "a") as f:
+        f.write(f"{{i}}-{{j}}\\n")
+    assert i % 7 != 3
+    if i % 5 == 1:
+        pytest.skip("later")
+"""

@@ -1,0 +1,54 @@
+"""Sweep URLs: what reaches the driver, and what is refused (no server needed)."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+
+from execo_engine.pgstore import parse_url, with_sweep
+
+
+def driver_parameters(conninfo: str) -> dict[str, str]:
+    """The query parameters as libpq reads them: split on ``&`` and the first ``=``, then
+    percent-decoded once (a ``+`` stays a ``+``)."""
+    query = urllib.parse.urlsplit(conninfo).query
+    pairs = [part.partition("=") for part in query.split("&") if part]
+    assert all("=" not in value for _, _, value in pairs)  # libpq refuses a second "="
+    return {urllib.parse.unquote(k): urllib.parse.unquote(v) for k, _, v in pairs}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "options=-c%20search_path%3Dmine&application_name=my%20sweep",  # encoded, as libpq wants
+        "options=-c search_path=mine&application_name=my sweep",  # as a person types it
+    ],
+)
+def test_parameters_reach_the_driver_unchanged(query):
+    conninfo, sweep, lease = parse_url(f"postgresql://u:pw@db:5433/exp?sweep=a/b&lease=9&{query}")
+    assert (sweep, lease) == ("a/b", 9.0)
+    assert conninfo.startswith("postgresql://u:pw@db:5433/exp?")
+    assert driver_parameters(conninfo) == {
+        "options": "-c search_path=mine",
+        "application_name": "my sweep",
+    }
+
+
+def test_a_plus_stays_a_plus():
+    conninfo, _, _ = parse_url("postgresql://db/exp?sweep=s&application_name=a+b%2Bc")
+    assert driver_parameters(conninfo) == {"application_name": "a+b+c"}
+
+
+def test_another_sweep_of_the_same_database_keeps_the_parameters():
+    url = with_sweep("postgresql://db/exp?sweep=s&options=-c%20search_path%3Dmine", "s/t 1")
+    conninfo, sweep, _ = parse_url(url)
+    assert sweep == "s/t 1"
+    assert driver_parameters(conninfo) == {"options": "-c search_path=mine"}
+
+
+@pytest.mark.parametrize("lease", ["0", "-5", "nan", "inf", "soon"])
+def test_bad_leases_are_refused_naming_the_url_without_its_password(lease):
+    with pytest.raises(ValueError, match="lease must be a") as error:
+        parse_url(f"postgresql://u:secret@db/exp?sweep=s&lease={lease}")
+    assert "secret" not in str(error.value) and "u@db/exp" in str(error.value)

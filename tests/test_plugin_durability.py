@@ -1,0 +1,70 @@
+"""What a session killed outright keeps (issue 15, point 7): done records are written before the
+next test starts and fsync'd in the background; the session waits for the fsyncs at its end."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from execo_engine.sweep import HashableDict, ParamSweeper
+
+pytest_plugins = ["pytester"]
+
+KILLED_GRID = """
+import os, signal, pytest
+
+@pytest.mark.execo_sweep({{"x": list(range(30))}})
+def test_kill(x):
+    with open({runs!r}, "a") as f:
+        f.write(f"{{x}}\\n")
+    if x == 17 and os.path.exists("kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_done_without_waiting_is_visible_at_once_and_flush_closes_everything(tmp_path):
+    elements = [HashableDict(x=x) for x in range(50)]
+    writer = ParamSweeper(tmp_path / "sweep", elements)
+    writer.take(elements[0], position=0)
+    writer.done(elements[0])  # the journals are open from now on
+    reader = ParamSweeper(tmp_path / "sweep", elements)
+    before = open_fds()
+    for element in elements[1:40]:
+        assert writer.take(element, position=element["x"]) is None
+        writer.done(element, wait=False)
+    assert reader.get_done() == elements[:40]  # written: another instance sees them
+    assert open_fds() > before  # descriptors wait for their fsync
+    writer.flush()
+    assert open_fds() == before
+    writer.flush()  # nothing left: a no-op
+
+
+@pytest.mark.slow
+def test_sigkill_loses_no_finished_combination(pytester):
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_kill=KILLED_GRID.format(runs=str(runs)))
+    (pytester.path / "kill").write_text("")
+    command = [sys.executable, "-m", "pytest", "-p", "no:randomly", "--execo-sweep-dir=results"]
+    killed = subprocess.run(command, cwd=pytester.path, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    [directory] = (pytester.path / "results").iterdir()
+    sweeper = ParamSweeper(directory, read_only=True)
+    # every combination whose test finished before the kill is done, none after it; the one
+    # that was running is held by a dead process (the next session reclaims it)
+    assert [c["x"] for c in sweeper.get_done()] == list(range(17))
+    assert [(claim[0]["x"], claim[3]) for claim in sweeper.get_claims()] == [(17, True)]
+    (pytester.path / "kill").unlink()
+    resumed = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout
+    assert "execo: 17/30 combinations done" in resumed.stdout
+    assert Counter(runs.read_text().split()) == Counter(
+        {str(x): 2 if x == 17 else 1 for x in range(30)}
+    )
+    assert [c["x"] for c in ParamSweeper(directory).get_done()] == list(range(30))
