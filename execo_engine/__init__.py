@@ -23,15 +23,13 @@ from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 if TYPE_CHECKING:
     from execo_engine import engine, log, utils
     from execo_engine.engine import Engine
-    from execo_engine.errors import (
-        ConnectionLostError,
-        CorruptRecordError,
-        DirectoryVanishedError,
-        NewerFormatError,
-        NotARegularFileError,
-        PickleNotAllowedError,
-        UnsupportedValueError,
-    )
+    from execo_engine.errors import ConnectionLostError as ConnectionLostError
+    from execo_engine.errors import CorruptRecordError as CorruptRecordError
+    from execo_engine.errors import DirectoryVanishedError as DirectoryVanishedError
+    from execo_engine.errors import NewerFormatError as NewerFormatError
+    from execo_engine.errors import NotARegularFileError as NotARegularFileError
+    from execo_engine.errors import PickleNotAllowedError as PickleNotAllowedError
+    from execo_engine.errors import UnsupportedValueError as UnsupportedValueError
     from execo_engine.log import logger
     from execo_engine.sweeper import ParamSweeper
     from execo_engine.utils import copy_outputs, redirect_outputs, slugify
