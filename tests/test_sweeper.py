@@ -265,7 +265,6 @@ def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, 
         assert getattr(execo_engine, name) is getattr(execo_engine.errors, name)
         assert name not in execo_engine.__all__  # execo 2.x's names only
     (tmp_path / "done").write_text("not json\n{}\n")
-    with pytest.raises(
-        execo_engine.CorruptRecordError, match="done: corrupt record at byte offset 0"
-    ):
+    expected = "done: corrupt record at byte offset 0"
+    with pytest.raises(execo_engine.CorruptRecordError, match=expected):
         ParamSweeper(tmp_path, sweeps)
