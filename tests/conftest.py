@@ -64,9 +64,3 @@ def poll():
     """``poll(condition, what, timeout=120)``: wait until ``condition()`` is true, failing
     with ``what`` after a generous deadline (a loaded machine is slow)."""
     return _poll
-
-
-@pytest.fixture
-def failing(location):
-    """``location``, for the tests of failed attempts (issue 14)."""
-    return location

@@ -41,8 +41,8 @@ while True:
 
 
 @pytest.mark.parametrize("max_attempts", [3, 2])
-def test_a_body_that_fails_twice_then_passes(failing, tmp_path, max_attempts):
-    script, runs, url = tmp_path / "flaky.py", tmp_path / "runs", failing()
+def test_a_body_that_fails_twice_then_passes(location, tmp_path, max_attempts):
+    script, runs, url = tmp_path / "flaky.py", tmp_path / "runs", location()
     script.write_text(_FLAKY)
     runs.mkdir()
     statuses = [
@@ -96,8 +96,8 @@ while True:
 """
 
 
-def test_four_processes_count_each_failure_exactly_once(failing, tmp_path):
-    url, report = failing(lease="5"), tmp_path / "report"
+def test_four_processes_count_each_failure_exactly_once(location, tmp_path):
+    url, report = location(lease="5"), tmp_path / "report"
     grid = sweep({"i": range(24)})
     ParamSweeper(url, grid, save_sweeps=True)
     workers = [
@@ -132,8 +132,8 @@ with sweeper.claim() as combination:
 """
 
 
-def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(failing, tmp_path, poll):
-    url = failing(lease="3")  # PostgreSQL judges other processes by their lease
+def test_sigkill_mid_body_is_neither_a_failure_nor_an_attempt(location, tmp_path, poll):
+    url = location(lease="3")  # PostgreSQL judges other processes by their lease
     grid = sweep({"i": range(3)})
     ParamSweeper(url, grid, save_sweeps=True)
     stuck = subprocess.Popen(

@@ -338,8 +338,8 @@ def test_status_counts_without_saved_sweeps(location, sweeps):
 # -- failed attempts (issue 14) ----------------------------------------------------------------
 
 
-def test_fail_counts_an_attempt_keeps_the_error_and_gives_back(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps)  # no max_attempts: never failed for good
+def test_fail_counts_an_attempt_keeps_the_error_and_gives_back(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)  # no max_attempts: never failed for good
     first, second = sweeper.get_next_batch(2)
     assert sweeper.fail(first, "RuntimeError: disk full") is False
     assert sweeper.get_remaining() == [first, *sweeps[2:]]
@@ -354,14 +354,14 @@ def test_fail_counts_an_attempt_keeps_the_error_and_gives_back(failing, sweeps):
     assert list(sweeper.get_failures()) == [first]
 
 
-def test_max_attempts_makes_an_element_failed_for_every_instance(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps, save_sweeps=True, max_attempts=2)
+def test_max_attempts_makes_an_element_failed_for_every_instance(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, save_sweeps=True, max_attempts=2)
     target = sweeper.get_next()
     assert sweeper.fail(target, "ValueError: 1") is False
     assert sweeper.get_next() == target
     assert sweeper.fail(target, "ValueError: 2") is True
-    other = ParamSweeper(failing(), sweeps)  # another instance, no limit of its own
-    for view in (sweeper, other, ParamSweeper(failing(), read_only=True)):
+    other = ParamSweeper(location(), sweeps)  # another instance, no limit of its own
+    for view in (sweeper, other, ParamSweeper(location(), read_only=True)):
         failed = view.get_failed()
         assert list(failed) == [target]
         assert (failed[target].attempts, failed[target].error) == (2, "ValueError: 2")
@@ -376,8 +376,8 @@ def test_max_attempts_makes_an_element_failed_for_every_instance(failing, sweeps
     assert str(other).endswith("0 in progress, 0 remaining, 1 failed>")
 
 
-def test_done_wins_over_failed_and_is_not_counted(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps, max_attempts=1)
+def test_done_wins_over_failed_and_is_not_counted(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
     first, second = sweeper.get_next_batch(2)
     sweeper.done(second)
     assert sweeper.fail_batch([first, second], "boom") == [first]  # done: not counted
@@ -387,11 +387,11 @@ def test_done_wins_over_failed_and_is_not_counted(failing, sweeps):
     assert sweeper.get_failures()[first].attempts == 1  # the attempts stay visible
 
 
-def test_reset_failed_makes_them_todo_with_no_attempts(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps, max_attempts=1)
+def test_reset_failed_makes_them_todo_with_no_attempts(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
     claimed = sweeper.get_next_batch(3)
     sweeper.fail_batch(claimed[:2], "boom")
-    other = ParamSweeper(failing(), sweeps)
+    other = ParamSweeper(location(), sweeps)
     assert list(other.get_failed()) == claimed[:2]
     sweeper.reset()  # without reset_failed: failed stays failed
     assert list(other.get_failed()) == claimed[:2]
@@ -405,8 +405,8 @@ def test_reset_failed_makes_them_todo_with_no_attempts(failing, sweeps):
     assert sweeper.get_failed()[claimed[0]].attempts == 1
 
 
-def test_error_text_is_bounded_to_its_first_lines(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps)
+def test_error_text_is_bounded_to_its_first_lines(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
     lines = [f"line {i} " + "x" * 30 for i in range(50)]
     sweeper.fail(sweeper.get_next(), "\n".join(lines))
     assert sweeper.get_failures()[sweeps[0]].error == "\n".join(lines[:5]) + "..."
@@ -415,8 +415,8 @@ def test_error_text_is_bounded_to_its_first_lines(failing, sweeps):
     assert len(error) == 1000 and error.endswith("...")
 
 
-def test_claim_fails_on_an_exception_and_cancels_on_an_interruption(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps)
+def test_claim_fails_on_an_exception_and_cancels_on_an_interruption(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
     with pytest.raises(ZeroDivisionError):
         with sweeper.claim() as combination:
             line = sys._getframe().f_lineno + 1
@@ -437,8 +437,8 @@ def test_claim_fails_on_an_exception_and_cancels_on_an_interruption(failing, swe
     assert sweeper.get_remaining() == sweeps
 
 
-def test_release_claims_with_an_error_fails_them(failing, sweeps):
-    sweeper = ParamSweeper(failing(), sweeps, max_attempts=1)
+def test_release_claims_with_an_error_fails_them(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
     claimed = sweeper.get_next_batch(2)
     assert sweeper.release_claims(RuntimeError("the run stopped")) == claimed
     failed = sweeper.get_failed()
