@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -216,23 +216,9 @@ class SweepRecorder:
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         self.is_worker = hasattr(config, "workerinput")
-        self.snapshot: dict[str, list[str]] = (
-            config.workerinput[SNAPSHOT_KEY]  # type: ignore[attr-defined]
-            if self.is_worker
-            else {
-                name: sorted(done_snapshot(location))
-                for name, location in child_locations(directory).items()
-            }
-        )
+        self.snapshot = self._snapshot(SNAPSHOT_KEY, done_snapshot)
         self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
-        self.failed_snapshot: dict[str, list[str]] = (
-            config.workerinput[FAILED_KEY]  # type: ignore[attr-defined]
-            if self.is_worker
-            else {
-                name: sorted(failed_snapshot(location))
-                for name, location in child_locations(directory).items()
-            }
-        )
+        self.failed_snapshot = self._snapshot(FAILED_KEY, failed_snapshot)
         self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
@@ -243,6 +229,17 @@ class SweepRecorder:
         self.counts: dict[str, int] | None = None
         self.counted_by_workers = False  #: xdist controller: the line goes in the summary
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
+
+    def _snapshot(self, key: str, read: Callable[[str], frozenset[str]]) -> dict[str, list[str]]:
+        """``{sweep name: canonical texts}`` that ``read`` finds in each sweep of the sweep
+        dir now (the controller), or that the controller handed to this xdist worker
+        (``workerinput[key]``)."""
+        if self.is_worker:
+            return self.config.workerinput[key]  # type: ignore[attr-defined,no-any-return]
+        return {
+            name: sorted(read(location))
+            for name, location in child_locations(self.directory).items()
+        }
 
     # -- units -------------------------------------------------------------------------------
 
