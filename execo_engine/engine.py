@@ -27,7 +27,10 @@ goes in execo's order:
 
 The signals of :data:`STOP_SIGNALS` unwind ``init`` and ``run`` like Ctrl-C (``finally``
 blocks run, exit status 128 + signal number); whatever way they end, the claimed but
-unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back to todo at once.
+unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back at once: failed
+(one attempt counted, with the exception's summary: see ``ParamSweeper.fail``) when ``init`` or
+``run`` raised an exception, todo again when they were interrupted (Ctrl-C, a stop signal) or
+returned.
 """
 
 from __future__ import annotations
@@ -209,9 +212,10 @@ class Engine:
         **kwargs: Any,
     ) -> ParamSweeper[Any]:
         """A ParamSweeper in ``result_dir/name``, its sweeps saved, that gives its unfinished
-        claims back when the engine stops (exception, SIGINT, :data:`STOP_SIGNALS`), and logs
-        its progress every ``progress_interval`` seconds. With ``-c``, ``sweeps=None`` reuses
-        the saved ones. Call it in ``init`` or ``run``."""
+        claims back when the engine stops (failed on an exception; todo again on SIGINT and
+        :data:`STOP_SIGNALS`), and logs its progress every ``progress_interval`` seconds. With
+        ``-c``, ``sweeps=None`` reuses the saved ones. ``kwargs`` go to ParamSweeper
+        (``max_attempts=3``...). Call it in ``init`` or ``run``."""
         if not self.result_dir:
             raise RuntimeError("Engine.sweeper() needs the result directory: call it in init/run")
         directory = os.path.join(self.result_dir, name)
@@ -280,19 +284,25 @@ class Engine:
     @contextlib.contextmanager
     def _claims_given_back(self) -> Iterator[None]:
         """Within the block, :data:`STOP_SIGNALS` stop the engine; after it, however it ends,
-        the progress lines stop and the sweepers' unfinished claims go back to todo."""
+        the progress lines stop and the sweepers' unfinished claims go back: failed on an
+        exception, todo again otherwise."""
+        error: Exception | None = None
         try:
             with _stopping_on(STOP_SIGNALS):
                 yield
+        except Exception as exception:
+            error = exception
+            raise
         finally:
             for progress in self._progress:
                 progress.stopped.set()
             for sweeper in self._sweepers:
-                if given_back := sweeper.release_claims():
+                if given_back := sweeper.release_claims(error):
                     logger.info(
-                        "%s: %d unfinished combination(s) back to todo",
+                        "%s: %d unfinished combination(s) %s",
                         sweeper.name,
                         len(given_back),
+                        "failed (one attempt counted)" if error else "back to todo",
                     )
 
     def start(self, engineargs: Sequence[str] | None = None) -> None:

@@ -50,7 +50,7 @@ from execo_engine.errors import ConnectionLostError, PickleNotAllowedError, Unsu
 from execo_engine.liveness import DEFAULT_LEASE, check_lease
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
-from execo_engine.store.contract import Choose, Holder, State
+from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.logs import reclaimed_dead, reclaimed_old
 from execo_engine.sweep import HashableDict
 
@@ -67,7 +67,9 @@ _STATES = {
     "done": State.DONE,
     "skipped": State.SKIPPED,
     "claimed": State.CLAIMED,
+    "failed": State.FAILED,
 }
+
 _NO_BOUND = 2**31 - 1  # beyond any position
 #: Tickets of claims and of store objects' skips: unique within a process (owner)
 _tickets = itertools.count(1)
@@ -163,6 +165,22 @@ changed AS (
     FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.id)
 SELECT text, state FROM current"""
+# One failed attempt counted on each given element not done, with its error: failed for good
+# when it reaches max_attempts (NULL: never), else todo again if this owner held it.
+_FAIL = f"""
+WITH current AS (SELECT e.id, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
+UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
+    claimed_at = now(),
+    state = CASE WHEN current.state = 'failed' OR e.attempts + 1 >= %(max)s::integer
+        THEN 'failed' WHEN current.owner = %(owner)s THEN 'todo' ELSE e.state END,
+    owner = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.owner END,
+    ticket = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.ticket END
+FROM current WHERE e.id = current.id AND current.state <> 'done'
+RETURNING current.text, e.state"""
+_RESET_FAILED = """
+UPDATE execo_elements SET attempts = 0, last_error = NULL,
+    state = CASE WHEN state = 'failed' THEN 'todo' ELSE state END
+WHERE sweep = %(sweep)s AND (attempts > 0 OR state = 'failed') RETURNING id"""
 _RELEASE = """
 UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
 WHERE id = ANY(%(ids)s) AND owner = %(owner)s AND state = 'claimed' RETURNING id"""
@@ -874,9 +892,48 @@ class PostgresStore:
                     if position is not None and position not in self._redo:
                         bisect.insort(self._redo, position)
 
-    def release_mine(self) -> list[Any]:
+    def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
+        """Count one failed attempt on each element not done, in one statement (see
+        :data:`_FAIL`); returns those now failed for good, in the order given. Elements with
+        no row (never in any sweeps of this database) are not counted."""
+        self._check_writable()
+        texts = [self.codec.encode(element) for element in elements]
+        if not texts:
+            return []
+
+        def fail(connection: Any) -> list[tuple[Any, ...]]:
+            params = {
+                "sweep": self._sweep_id,
+                "texts": texts,
+                "error": error,
+                "max": max_attempts,
+                "owner": self._owner_id(connection),
+            }
+            return connection.execute(_FAIL, params).fetchall()  # type: ignore[no-any-return]
+
+        failed = {text for text, state in self._run(fail) if state == "failed"}
+        self._unhold(texts)
+        return [element for element, text in zip(elements, texts, strict=True) if text in failed]
+
+    def failures(self) -> list[Failure]:
+        """Every element with failed attempts counted, in sweeps order (``since``: the
+        database's clock)."""
+        rows = self._execute(
+            "SELECT text, attempts, coalesce(last_error, ''), "
+            "coalesce(extract(epoch FROM claimed_at)::float8, 0), state = 'failed' "
+            "FROM execo_elements WHERE sweep = %(sweep)s AND attempts > 0 ORDER BY position"
+        )
+        elements = self._elements(row[0] for row in rows)
+        return [Failure(e, *row[1:]) for e, row in zip(elements, rows, strict=True)]
+
+    def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         """Give back every element this object claimed and did not finish; returns them in
-        the order they were claimed."""
+        the order they were claimed (with ``error``: as :meth:`fail`)."""
+        if error is not None:
+            with self._link.lock:
+                mine = [self._sweeps[p] for p in self._held]
+            self.fail(mine, error, max_attempts)
+            return mine
         self._check_writable()
         with self._link.lock:
             held, self._held = self._held, {}
@@ -892,10 +949,13 @@ class PostgresStore:
             )
         return [self._sweeps[p] for p in held]
 
-    def reset(self, claims: bool = False) -> None:
+    def reset(self, claims: bool = False, failed: bool = False) -> None:
         """Forget this object's skips everywhere (done stays); with ``claims``, release
-        every claim and skip of every instance too."""
+        every claim and skip of every instance too; with ``failed``, clear every failed attempt
+        count (failed elements are todo again)."""
         self._check_writable()
+        if failed:
+            self._execute(_RESET_FAILED)
 
         def reset(connection: Any) -> None:
             connection.execute(

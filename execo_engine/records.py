@@ -6,7 +6,12 @@ A record-log store (a directory: :mod:`execo_engine.store.directory`, through
 PostgreSQL store keeps rows instead, and uses only the decoding of elements and results):
 
 - *done*: ``[position,element]``, position being where the element stands in the writer's
-  sweeps (a hint that spares readers an index of the grid);
+  sweeps (a hint that spares readers an index of the grid); in format 3 also the failed
+  attempts: ``["f",element,position,attempts,failed,time,error]`` each time one is counted
+  (``attempts`` so far, this one included; ``failed``: ``true`` when the element is FAILED for
+  good; the error text), and ``["r"]`` when the failures are reset (every failed attempt
+  written before is forgotten). They share the done stream because they are as persistent as
+  done (never compacted, flushed to disk) and so that an operation still reads two streams;
 - *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
   (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
   ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
@@ -36,9 +41,11 @@ from typing import Any, Protocol
 from execo_engine.codec import MAX_DEPTH, Codec
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.owner import Owner, decode_owner
+from execo_engine.store.contract import Failure
 from execo_engine.sweep import HashableDict
 
 CLAIM, RELEASE, SKIP = "+", "-", "s"
+FAIL, RESET_FAILURES = "f", "r"  #: the records of failed attempts in the done stream
 #: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
 #: or None, time of the claim or skip, or None)
 ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
@@ -122,15 +129,6 @@ def _is_position(value: Any) -> bool:
     return value is None or type(value) is int
 
 
-def _is_done_record(record: Any) -> bool:
-    return (
-        type(record) is list
-        and len(record) == 2
-        and _is_position(record[0])
-        and _is_element(record[1])
-    )
-
-
 def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
     """Every record is a done record (checked in C when no element holds a ``[`` nor too
     many ``{``: a resume reads millions)."""
@@ -153,6 +151,35 @@ def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
             pass  # HashableDict: look closer
     plain = not any(map(bytes.__contains__, records, repeat(b'"__')))  # see decode_lines
     return all(_is_element(record[1], plain) for record in decoded)
+
+
+def _is_done_stream_record(record: Any, plain: bool = False) -> bool:
+    """A record of the done stream: a done record, a failure record or a reset of the
+    failures (``plain``: see :func:`_is_element`)."""
+    if type(record) is not list:
+        return False
+    if len(record) == 2:
+        return _is_position(record[0]) and _is_element(record[1], plain)
+    return record == [RESET_FAILURES] or (
+        len(record) == 7
+        and record[0] == FAIL
+        and _is_element(record[1], plain)
+        and _is_position(record[2])
+        and type(record[3]) is int
+        and record[3] > 0
+        and type(record[4]) is bool
+        and _is_number(record[5], -1e15, 1e15)
+        and type(record[6]) is str
+    )
+
+
+def _all_done_stream(decoded: list[Any], records: list[bytes]) -> bool:
+    """Every record is a record of the done stream (see :func:`_all_done` for done records
+    alone, the common case)."""
+    if _all_done(decoded, records):
+        return True
+    plain = not any(map(bytes.__contains__, records, itertools.repeat(b'"__')))
+    return all(_is_done_stream_record(record, plain) for record in decoded)
 
 
 def _is_owner(owner: Any) -> bool:
@@ -220,7 +247,8 @@ def _is_result_record(record: Any) -> bool:
 _ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPTH} levels"
 #: What each shape of record is, for errors
 _EXPECTED: dict[Callable[[Any], bool], str] = {
-    _is_done_record: f"[position or null, element]; {_ELEMENT}",
+    _is_done_stream_record: f"[position or null, element], or a failure record "
+    f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
     _is_claim_record: '["+", [host, pid, start marker, pid namespace], element, position or '
     f'null, time] or ["-", element]; {_ELEMENT}',
     _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
@@ -284,8 +312,8 @@ class RecordStore:
             try:
                 decoded = self.codec.decode_lines(records, plain)
                 if shape is None or (
-                    _all_done(decoded, records)
-                    if shape is _is_done_record
+                    _all_done_stream(decoded, records)
+                    if shape is _is_done_stream_record
                     else all(map(shape, decoded))
                 ):
                     yield decoded
@@ -330,7 +358,7 @@ class RecordStore:
         ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
         return Changes(
-            self._decode_chunks(done_where, done, plain=True, shape=_is_done_record),
+            self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
             done.restarted,
             events,
             claims.restarted,
@@ -348,7 +376,9 @@ class RecordStore:
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""
         return [
-            self.codec.encode(element) for _, element in self._decode(where, batch, _is_done_record)
+            self.codec.encode(record[1])
+            for record in self._decode(where, batch, _is_done_stream_record)
+            if len(record) == 2
         ]
 
     # -- encoding ------------------------------------------------------------------------------
@@ -357,6 +387,19 @@ class RecordStore:
         self.check_writable()
         encode = self.codec.encode
         return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
+
+    def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
+        self.check_writable()
+        encode = self.codec.encode
+        return [
+            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
+            f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
+            for position, f in failures
+        ]
+
+    def _reset_failures_line(self) -> str:
+        self.check_writable()
+        return f'["{RESET_FAILURES}"]'
 
     def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
         self.check_writable()

@@ -353,7 +353,7 @@ def igeom(range_min: float, range_max: float, num_steps: float) -> list[int]:
     return sorted({round(value) for value in values} | {int(range_min), int(range_max)})
 
 
-_STATS = ("remaining", "skipped", "inprogress", "done")
+_STATS = ("remaining", "skipped", "inprogress", "done", "failed")
 
 
 def _count(combinations: Iterable[Mapping[Any, Any]]) -> dict[Any, dict[Any, int]]:
@@ -368,8 +368,9 @@ def _count(combinations: Iterable[Mapping[Any, Any]]) -> dict[Any, dict[Any, int
 def sweep_stats(stats: Sequence[Iterable[Mapping[Any, Any]]]) -> dict[str, dict[Any, Any]]:
     """Per factor and per level counts and ratios of a ``ParamSweeper.stats()`` tuple.
 
-    ``stats`` is ``(sweeps, remaining, skipped, inprogress, done)``. The result has the keys
-    ``total``, and for each state ``remaining``, ``skipped``, ``inprogress``, ``done`` the counts
+    ``stats`` is ``(sweeps, remaining, skipped, inprogress, done)``, optionally followed by the
+    failed combinations (``ParamSweeper.get_failed()``). The result has the keys ``total``, and
+    for each state ``remaining``, ``skipped``, ``inprogress``, ``done`` (and ``failed``) the counts
     ``{factor: {level: count}}`` (levels with no combination in that state are absent) and the
     ratios ``<state>_ratio`` ``{factor: {level: count / total count of that level}}`` for every
     level of the total. Factors are the keys of the combinations: each name of a paired factor

@@ -6,10 +6,12 @@ takes the lock, catches up with the others, changes the state, writes and, for d
 and results, makes them durable (:meth:`Store.sync`) before the call returns.
 
 Each element is *todo*, *in progress* (claimed by a live process), *skipped* (by a live process,
-which no instance hands it out to again while that process lives) or *done*. Every state is
-shared by every instance, thread, process and host using the same location; claims and skips
-of dead processes go back to todo. The one exception is execo's: ``cancel()`` of a done
-element makes it todo again for this instance only.
+which no instance hands it out to again while that process lives), *done* or *failed* (its
+failed attempts reached ``max_attempts``: never handed out again until the failures are reset).
+Every state is shared by every instance, thread, process and host using the same location;
+claims and skips of dead processes go back to todo (a process killed mid-combination neither
+fails it nor counts an attempt). The one exception is execo's: ``cancel()`` of a done element
+makes it todo again for this instance only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import operator
 import os
 import socket
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.owner import Owner
-from execo_engine.store.contract import State
+from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
 
@@ -50,9 +53,47 @@ def done_snapshot(persistence_dir: Location) -> frozenset[str]:
         store.close()
 
 
+def failed_snapshot(persistence_dir: Location) -> frozenset[str]:
+    """What is *failed* in ``persistence_dir`` at this moment (failed for good, not done), as
+    canonical texts, like :func:`done_snapshot`."""
+    store = open_store(persistence_dir, Codec(), read_only=True)
+    try:
+        return _failed_texts(store, store.done_texts())
+    finally:
+        store.close()
+
+
+def _failed_texts(store: Store, done_texts: frozenset[str]) -> frozenset[str]:
+    """The canonical texts of the elements of ``store`` that failed for good and are not
+    in ``done_texts``."""
+    failed = (canonical_text(f.element) for f in store.failures() if f.failed)
+    return frozenset(failed) - done_texts
+
+
 def canonical_text(element: Any) -> str:
     """The canonical text of ``element``, as recorded on disk (text codec)."""
     return Codec().encode(element)
+
+
+def source_location(path: str, line: int | None, root: str | os.PathLike[str] = ".") -> str:
+    """``path:line``, the path relative to ``root`` (default: the current directory) when it
+    lies below it."""
+    relative = os.path.relpath(path, root) if os.path.isabs(path) else path
+    return f"{path if relative.startswith('..') else relative}:{line}"
+
+
+def error_text(error: str | BaseException | None) -> str:
+    """The error text a failure keeps (see :func:`~execo_engine.store.contract.short_error`):
+    a string as it is; an exception as ``file:line: Type: message``, where it was raised."""
+    if error is None:
+        return ""
+    if isinstance(error, str):
+        return short_error(error)
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        text = f"{source_location(frames[-1].filename, frames[-1].lineno)}: {text}"
+    return short_error(text)
 
 
 def _check_hashable(elements: Iterable[object]) -> None:
@@ -106,7 +147,9 @@ class ParamSweeper(Generic[E]):
     takes ``&lease=``): how long a process may go without heartbeat before others take it for
     dead (see :mod:`execo_engine.liveness`): shorter gives a vanished host's claims back
     sooner, but a process paused, starved or cut from the file server for longer loses its
-    claims (it logs so; its ``done()`` still counts).
+    claims (it logs so; its ``done()`` still counts). ``max_attempts``: an element whose
+    failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no limit,
+    a failed element is todo again, as with :meth:`cancel`).
 
     Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
     died (at once on this host and PID namespace) or whose lease expired (another host or
@@ -131,6 +174,7 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -143,6 +187,7 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None: ...
     def __init__(
         self,
@@ -154,7 +199,14 @@ class ParamSweeper(Generic[E]):
         allow_pickle: bool = False,
         read_only: bool = False,
         lease: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
+        if max_attempts is not None and (type(max_attempts) is not int or max_attempts < 1):
+            raise ValueError(
+                f"ParamSweeper: max_attempts={max_attempts!r}: give a whole number >= 1, or "
+                f"None for no limit"
+            )
+        self.max_attempts = max_attempts
         if not isinstance(persistence_dir, (str, os.PathLike)) and isinstance(
             sweeps, (str, os.PathLike)
         ):
@@ -244,8 +296,8 @@ class ParamSweeper(Generic[E]):
 
         ``position``, where the caller knows the element stands in the sweeps, spares building
         an index of the sweeps (one comparison checks it; a wrong one is only slower).
-        Returns None when claimed, else why not: ``"done"``, ``"in progress (host H, pid
-        P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
+        Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
+        (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
         """
         _check_hashable([combination])
         return self._store.take(combination, position)
@@ -257,10 +309,17 @@ class ParamSweeper(Generic[E]):
 
     @contextmanager
     def claim(self, filtr: Filter[E] | None = None) -> Iterator[E | None]:
-        """Claim the next element (None if none): done on normal exit, cancelled on error."""
+        """Claim the next element (None if none): done on normal exit; failed (:meth:`fail`,
+        with the exception's summary) when the body raises an ``Exception``; cancelled when it
+        is interrupted (``KeyboardInterrupt``, ``SystemExit`` as SIGTERM raises under
+        :class:`~execo_engine.engine.Engine`)."""
         element = self.get_next(filtr)
         try:
             yield element
+        except Exception as error:
+            if element is not None:
+                self.fail(element, error)
+            raise
         except BaseException:
             if element is not None:
                 self.cancel(element)
@@ -316,15 +375,42 @@ class ParamSweeper(Generic[E]):
         """Give an element back to todo (see :meth:`cancel_batch`)."""
         self.cancel_batch([combination])
 
-    def release_claims(self) -> list[E]:
-        """Cancel every element this instance claimed and has not finished; returns them, in
-        the order they were claimed."""
-        return self._store.release_mine()
+    def fail_batch(
+        self, combinations: Iterable[E], error: str | BaseException | None = None
+    ) -> list[E]:
+        """Give elements back counting one failed attempt each, and keep ``error`` (a text,
+        or an exception: see :func:`error_text`) as their last error: those whose attempts
+        reach ``max_attempts`` become *failed* for every instance (returned), the others are
+        todo again. Done elements are left done (not counted). Every instance sees the
+        attempts, and an attempt is counted exactly once per call, whatever the number of
+        processes; returns once the failure records are on disk (fsync)."""
+        elements = list(combinations)
+        _check_hashable(elements)
+        failed = self._store.fail(elements, error_text(error), self.max_attempts)
+        self._store.sync()
+        return failed
 
-    def reset(self, reset_inprogress: bool = False) -> None:
+    def fail(self, combination: E, error: str | BaseException | None = None) -> bool:
+        """Count a failed attempt of an element (see :meth:`fail_batch`); True when it is now
+        *failed*."""
+        return bool(self.fail_batch([combination], error))
+
+    def release_claims(self, error: str | BaseException | None = None) -> list[E]:
+        """Cancel every element this instance claimed and has not finished (with ``error``:
+        :meth:`fail_batch` them instead); returns them, in the order they were claimed."""
+        if error is None:
+            return self._store.release_mine()
+        released = self._store.release_mine(error_text(error), self.max_attempts)
+        self._store.sync()
+        return released
+
+    def reset(self, reset_inprogress: bool = False, reset_failed: bool = False) -> None:
         """Forget what this instance skipped, everywhere (done stays); with
-        ``reset_inprogress``, release every claim and skip of every instance too."""
-        self._store.reset(reset_inprogress)
+        ``reset_inprogress``, release every claim and skip of every instance too; with
+        ``reset_failed``, clear every failed attempt count: failed elements are todo again."""
+        self._store.reset(reset_inprogress, reset_failed)
+        if reset_failed:
+            self._store.sync()
 
     # -- results ---------------------------------------------------------------------------
 
@@ -362,7 +448,8 @@ class ParamSweeper(Generic[E]):
 
     def stats(self) -> Stats[E]:
         """Atomically ``(sweeps, remaining, skipped, inprogress, done)``, each a new set in
-        sweeps order (``sweep_stats`` takes it)."""
+        sweeps order (``sweep_stats`` takes it); failed elements are in none of the last
+        four (see :meth:`get_failed`)."""
         states = self._store.states()
         return (
             OrderedSet(self._order),
@@ -388,12 +475,23 @@ class ParamSweeper(Generic[E]):
         """The done elements of the current sweeps, in order (a new set)."""
         return OrderedSet(self._store.states()[State.DONE])
 
+    def get_failed(self) -> dict[E, Failure]:
+        """The *failed* elements, in sweeps order, each with its
+        :class:`~execo_engine.store.contract.Failure` (attempts, last error, when)."""
+        failed = set(self._store.states()[State.FAILED])
+        return {f.element: f for f in self._store.failures() if f.element in failed}
+
+    def get_failures(self) -> dict[E, Failure]:
+        """Every element with failed attempts counted, whatever its state now (todo again,
+        failed, done after all): those of the sweeps in sweeps order, then the others."""
+        return {f.element: f for f in self._store.failures()}
+
     def counts(self) -> dict[str, int]:
-        """``total``, ``done``, ``inprogress``, ``skipped`` and ``remaining`` counts: from
-        :meth:`stats` when this instance has sweeps; without sweeps (a status of a directory
-        whose sweeps were not saved), from the number of combinations the store keeps (see
-        :meth:`combinations`) and the records (done counts each done element once, so done
-        records of elements that left the sweeps count too)."""
+        """``total``, ``done``, ``inprogress``, ``skipped``, ``remaining`` and ``failed``
+        counts: from :meth:`stats` when this instance has sweeps; without sweeps (a status of
+        a directory whose sweeps were not saved), from the number of combinations the store
+        keeps (see :meth:`combinations`) and the records (done counts each done element once,
+        so done records of elements that left the sweeps count too)."""
         total = self.combinations() if not self._order else None
         if total is None:
             sweeps, remaining, skipped, inprogress, done = self.stats()
@@ -403,16 +501,20 @@ class ParamSweeper(Generic[E]):
                 "inprogress": len(inprogress),
                 "skipped": len(skipped),
                 "remaining": len(remaining),
+                "failed": len(sweeps) - len(remaining) - len(skipped) - len(inprogress) - len(done),
             }
         held = [holder.state for holder in self._store.holders()]
+        done_texts = self._store.done_texts()
         counts = {
             "total": total,
-            "done": len(self._store.done_texts()),
+            "done": len(done_texts),
             "inprogress": held.count(State.CLAIMED),
             "skipped": held.count(State.SKIPPED),
+            "failed": len(_failed_texts(self._store, done_texts)),
         }
         counts["remaining"] = max(
-            0, total - counts["done"] - counts["inprogress"] - counts["skipped"]
+            0,
+            total - counts["done"] - counts["inprogress"] - counts["skipped"] - counts["failed"],
         )
         return counts
 
@@ -422,8 +524,10 @@ class ParamSweeper(Generic[E]):
         return self._store.grid_size()
 
     def __str__(self) -> str:
-        sweeps, remaining, skipped, inprogress, done = self.stats()
+        states = self._store.states()
+        failed = len(states[State.FAILED])
         return (
-            f"{self.name} <{len(sweeps)} total, {len(done)} done, {len(skipped)} skipped, "
-            f"{len(inprogress)} in progress, {len(remaining)} remaining>"
+            f"{self.name} <{len(self._order)} total, {len(states[State.DONE])} done, "
+            f"{len(states[State.SKIPPED])} skipped, {len(states[State.CLAIMED])} in progress, "
+            f"{len(states[State.TODO])} remaining{f', {failed} failed' if failed else ''}>"
         )

@@ -16,9 +16,11 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
     teardown), over the last attempt when pytest-rerunfailures ran it several times; an item
     whose test body never ran (``--setup-only``) is given back without asking this hook.
     Return ``"done"`` (never run again), ``"skip"`` (not run again in this session, retried by
-    the next one) or ``"cancel"`` (retried by the next session), or None to leave the decision
-    to the next implementation. The default is passed → done, skipped → skip, failed →
-    cancel.
+    the next one), ``"cancel"`` (retried by the next session, nothing counted) or ``"fail"``
+    (one failed attempt counted, with the short text of the first report that did not pass:
+    retried by the next session until ``--execo-max-attempts`` is reached), or None to leave
+    the decision to the next implementation. The default is passed → done, skipped → skip,
+    failed → fail.
     """
 
 

@@ -26,7 +26,7 @@ MARKER = "execo_sweep"
 POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
 #: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
-DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "cancel"}
+DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "fail"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="exit with status 0, not 5 (no tests ran), when every selected combination "
         "is already done (for CI; ini: execo_all_done_ok)",
     )
+    group.addoption(
+        "--execo-max-attempts",
+        dest="execo_max_attempts",
+        metavar="N",
+        help="a combination whose failed attempts (failed or erroring test) reach N is failed "
+        "for good: deselected until `execo-sweep reset DIR --failed` (default: no limit; "
+        "ini: execo_max_attempts)",
+    )
+    parser.addini(
+        "execo_max_attempts", "failed attempts after which a combination is failed for good"
+    )
     parser.addini(
         "execo_sweep_dir",
         "directory (relative to the ini file) or postgresql:// URL where execo_sweep "
@@ -92,6 +103,24 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(config.getoption(name) or config.getini(name))
 
 
+def _max_attempts(config: pytest.Config) -> int | None:
+    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
+    the value unless it is a whole number >= 1."""
+    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
+    if not value:
+        return None
+    try:
+        attempts = int(value)
+        if attempts < 1:
+            raise ValueError(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
+            f"after which a combination is failed for good), or leave it unset for no limit"
+        ) from None
+    return attempts
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -109,6 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
             sweep_dir(config),
             rerun_done=_flag(config, "execo_rerun_done"),
             all_done_ok=_flag(config, "execo_all_done_ok"),
+            max_attempts=_max_attempts(config),
         )
         config.pluginmanager.register(recorder, "execo-recorder")
 

@@ -2,7 +2,8 @@
 
 - Each swept item is a unit of work of one *sweep* (see :mod:`pytest_execo.naming`): one
   ``ParamSweeper`` per sweep, in ``DIR/<sweep directory name>``. Items whose sweep was done
-  before the session are deselected (unless ``--execo-rerun-done``).
+  before the session are deselected (unless ``--execo-rerun-done``), and so are those failed
+  for good (``--execo-max-attempts``), which the summary lists with their last error.
 - An item is claimed right before its test protocol, in the process that runs the protocol and
   receives its reports (under pytest-forked: the parent, before the fork). One done or held
   meanwhile by another live session is skipped with a reason that says so, located at the test.
@@ -12,7 +13,9 @@
   phase (``--setup-only``, ``--setup-plan``) gives the claim back; sessions that run no test
   body (``--collect-only``, ``--setup-plan``, ``--setup-only``, ``--fixtures``...) claim nothing.
   The ``pytest_execo_state`` hook maps the outcome to a state (default: passed → done, skipped →
-  skip, failed → cancel); :meth:`SweepRecorder._record` applies it.
+  skip, failed → fail: one failed attempt counted, with the short text of the first report
+  that did not pass, see :func:`pytest_execo.failures.failure_text`);
+  :meth:`SweepRecorder._record` applies it.
 - Durability: a done record is written (to the kernel: it survives the death of the process)
   before the item's protocol ends, so before the next test starts; a background thread fsyncs
   what was written every 10 ms (:class:`Flusher`), and the session waits for every fsync at its
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +39,8 @@ import pytest
 
 from execo_engine.store.locations import child_location, child_locations, is_directory, shown
 from execo_engine.sweep import HashableDict
-from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot
+from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot, failed_snapshot
+from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
 from pytest_execo.plugin import RECORDED, swept_position
 
@@ -44,8 +48,9 @@ if TYPE_CHECKING:
     from pytest import TerminalReporter
 
 SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
+FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
 COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
-STATES = ("done", "skip", "cancel")
+STATES = ("done", "skip", "cancel", "fail")
 _WORST_FIRST = ("failed", "skipped", "passed")
 #: Options of pytest sessions that run no test body (they never record anything).
 NO_TEST_BODY_OPTIONS = (
@@ -114,12 +119,13 @@ class Attempt:
     call_passed: bool = False
     duration: float = 0.0
     values: dict[str, Any] | None = None  #: execo_record values
+    error: str | None = None  #: the short text of the first report that did not pass
 
     def add(self, report: pytest.TestReport) -> None:
         """Take a report in; a ``"rerun"`` one (pytest-rerunfailures) starts a new attempt."""
         self.duration += report.duration
         if is_rerun(report):
-            self.outcomes, self.call_passed = [], False
+            self.outcomes, self.call_passed, self.error = [], False, None
             return
         self.outcomes.append(report.outcome)
         self.call_passed |= report.when == "call" and report.passed
@@ -194,25 +200,26 @@ class SweepRecorder:
     """Per-session state of ``--execo-sweep-dir``: snapshot, sweepers, claims, counts."""
 
     def __init__(
-        self, config: pytest.Config, directory: str, rerun_done: bool, all_done_ok: bool
+        self,
+        config: pytest.Config,
+        directory: str,
+        rerun_done: bool,
+        all_done_ok: bool,
+        max_attempts: int | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
         self.rerun_done = rerun_done
         self.all_done_ok = all_done_ok
+        self.max_attempts = max_attempts
         self.records = runs_test_bodies(config)
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         self.is_worker = hasattr(config, "workerinput")
-        self.snapshot: dict[str, list[str]] = (
-            config.workerinput[SNAPSHOT_KEY]  # type: ignore[attr-defined]
-            if self.is_worker
-            else {
-                name: sorted(done_snapshot(location))
-                for name, location in child_locations(directory).items()
-            }
-        )
+        self.snapshot = self._snapshot(SNAPSHOT_KEY, done_snapshot)
         self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
+        self.failed_snapshot = self._snapshot(FAILED_KEY, failed_snapshot)
+        self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
@@ -222,6 +229,17 @@ class SweepRecorder:
         self.counts: dict[str, int] | None = None
         self.counted_by_workers = False  #: xdist controller: the line goes in the summary
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
+
+    def _snapshot(self, key: str, read: Callable[[str], frozenset[str]]) -> dict[str, list[str]]:
+        """``{sweep name: canonical texts}`` that ``read`` finds in each sweep of the sweep
+        dir now (the controller), or that the controller handed to this xdist worker
+        (``workerinput[key]``)."""
+        if self.is_worker:
+            return self.config.workerinput[key]  # type: ignore[attr-defined,no-any-return]
+        return {
+            name: sorted(read(location))
+            for name, location in child_locations(self.directory).items()
+        }
 
     # -- units -------------------------------------------------------------------------------
 
@@ -261,6 +279,7 @@ class SweepRecorder:
                 unit.combinations,
                 save_sweeps=True,
                 name=unit.key,
+                max_attempts=self.max_attempts,
             )
         return self.sweepers[unit.sweep]
 
@@ -270,6 +289,7 @@ class SweepRecorder:
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: every worker deselects from the same snapshot."""
         node.workerinput[SNAPSHOT_KEY] = self.snapshot
+        node.workerinput[FAILED_KEY] = self.failed_snapshot
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self.snapshot.values())
@@ -282,7 +302,7 @@ class SweepRecorder:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        keep, deselected, combinations, units = [], [], set(), 0
+        keep, deselected, combinations, units, failed = [], [], set(), 0, 0
         for item in items:
             unit = self.unit_of(item)
             if unit is None:
@@ -291,11 +311,20 @@ class SweepRecorder:
             units += 1
             combinations.add((item.nodeid.partition("[")[0], unit.position))
             done = self._done.get(unit.sweep)
-            if done and not self.rerun_done and canonical_text(unit.combination) in done:
+            text = canonical_text(unit.combination)
+            if text in self._failed.get(unit.sweep, ()):
+                failed += 1
+                deselected.append(item)
+            elif done and not self.rerun_done and text in done:
                 deselected.append(item)
             else:
                 keep.append(item)
-        self.counts = {"units": units, "combinations": len(combinations), "done": len(deselected)}
+        self.counts = {
+            "units": units,
+            "combinations": len(combinations),
+            "done": len(deselected) - failed,
+            "failed": failed,
+        }
         for name, _ in self._sweeps.values():  # refuse a planted link before writing through it
             try:
                 child_location(self.directory, name)
@@ -321,8 +350,9 @@ class SweepRecorder:
         what = "combinations"
         if counts["units"] != counts["combinations"]:
             what = f"items ({counts['combinations']} combinations, several items each)"
+        failed = f", {counts['failed']} failed" if counts.get("failed") else ""
         return (
-            f"execo: {counts['done']}/{counts['units']} {what} done in "
+            f"execo: {counts['done']}/{counts['units']} {what} done{failed} in "
             f"{shown(self.directory)}, running {counts['running']}"
         )
 
@@ -385,6 +415,8 @@ class SweepRecorder:
         run = self.running.get(report.nodeid)
         if run is not None:
             run.attempt.add(report)
+            if not report.passed and not is_rerun(report) and run.attempt.error is None:
+                run.attempt.error = failure_text(report, self.config.rootpath)
         sweep = getattr(report, "execo_sweep", None)
         if sweep is None or not (report.when == "call" or not report.passed):
             return
@@ -428,6 +460,8 @@ class SweepRecorder:
             self.flusher.request(sweeper)
         elif state == "skip":
             sweeper.skip(combination)
+        elif state == "fail":
+            sweeper.fail(combination, run.attempt.error or f"{outcome} (pytest_execo_state: fail)")
         else:
             sweeper.cancel(combination)
         hook.pytest_execo_recorded(item=item, combination=combination, outcome=outcome, state=state)
@@ -455,17 +489,28 @@ class SweepRecorder:
         if self.is_worker or not self.records:  # a session without test bodies recorded nothing
             return
         line = self._collection_line() if self.counted_by_workers else None
-        if not self.session_outcomes and line is None:
+        failed_before = {name for name, texts in self.failed_snapshot.items() if texts}
+        names = sorted(self.session_outcomes.keys() | failed_before)
+        if not names and line is None:
             return
         terminalreporter.section("execo sweeps")
         if line is not None:
             terminalreporter.write_line(line)
-        for name, outcomes in sorted(self.session_outcomes.items()):
+        for name in names:
+            outcomes = list(self.session_outcomes.get(name, {}).values())
             sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
             sweeps, remaining, _, inprogress, done = sweeper.stats()
-            counts = {k: list(outcomes.values()).count(k) for k in _WORST_FIRST}
+            failed = sweeper.get_failed()
+            counts = {k: outcomes.count(k) for k in _WORST_FIRST}
             terminalreporter.write_line(
                 f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
-                f"progress, {len(remaining)} remaining | this session: {counts['passed']} "
-                f"passed, {counts['skipped']} skipped, {counts['failed']} failed"
+                f"progress, {len(remaining)} remaining, {len(failed)} failed | this session: "
+                f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} "
+                f"failed"
             )
+            for combination, failure in failed.items():  # each with its last error
+                first_line = failure.error.splitlines()[0] if failure.error else ""
+                terminalreporter.write_line(
+                    f"    failed after {failure.attempts} attempt(s): {dict(combination)}: "
+                    f"{first_line}"
+                )

@@ -208,7 +208,7 @@ def test_results_of_pytest_xdist_and_engine_runs(pytester, tmp_path):
         ),
         (["plot", "{sweep}", "--x", "colour", "--y", "latency"], "unknown factor 'colour'"),
         (["plot", "{sweep}", "--x", "size", "--y", "speed"], "unknown value 'speed'"),
-        (["reset", "{sweep}"], "the following arguments are required: --inprogress"),
+        (["reset", "{sweep}"], "say what to reset: --inprogress, --failed, or both"),
     ],
 )
 @pytest.mark.slow
@@ -265,3 +265,43 @@ def test_status_of_a_directory_without_saved_sweeps(tmp_path):
     skipped = "{'algo': 'b', 'size': 2}"  # as recorded: keys in canonical order
     assert f"skipped: {skipped} on {os.uname().nodename} pid {os.getpid()}" in text
     assert "per-factor tables need saved sweeps" in text
+
+
+def test_failed_combinations_in_status_results_and_reset(tmp_path):
+    directory, sweeps = tmp_path / "sweep", sweep(GRID)
+    sweeper = ParamSweeper(directory, sweeps, save_sweeps=True, max_attempts=2)
+    for combination in sweeps[:2]:  # size=1: algo a and b fail twice
+        for attempt in (1, 2):
+            assert sweeper.take(combination) is None
+            sweeper.fail(combination, f"ValueError: attempt {attempt}\n  more detail")
+    sweeper.fail(sweeper.get_next(), "TimeoutError")  # size=2, algo=a: one attempt, todo
+    sweeper.take(sweeps[2])
+    sweeper.record_result(sweeps[2], {"latency": 0.5}, "passed", 1.0)
+    sweeper.done(sweeps[2])
+
+    text = cli("status", directory, "--by-factor", "size", "--failed").stdout
+    assert "6 total, 1 done, 0 in progress, 3 remaining, 2 failed" in text
+    for algo in ("a", "b"):
+        assert (
+            f"    failed: {{'size': 1, 'algo': '{algo}'}} after 2 attempt(s): ValueError: "
+            f"attempt 2\n          more detail\n" in text
+        )
+    assert "           1  [....................]   0.0%  2 total, 0 done, 0 in progress, " in text
+    assert "0 remaining, 2 failed" in text
+    assert "failed:" not in cli("status", directory).stdout  # listed on request only
+
+    [entry] = json.loads(cli("status", directory, "--json", "--by-factor").stdout)["sweeps"]
+    assert (entry["failed"], entry["remaining"], entry["done"]) == (2, 3, 1)
+    assert [
+        (f["combination"], f["attempts"], f["error"]) for f in entry["failed_combinations"]
+    ] == [(dict(c), 2, "ValueError: attempt 2\n  more detail") for c in sweeps[:2]]
+    assert entry["by_factor"]["failed"] == {"size": {"1": 2}, "algo": {"a": 1, "b": 1}}
+
+    rows = list(csv.DictReader(io.StringIO(cli("results", directory).stdout)))
+    assert [(r["size"], r["algo"], r["attempts"]) for r in rows] == [("2", "a", "1")]
+
+    reset = cli("reset", directory, "--failed")
+    assert "2 failed combination(s) back to todo" in reset.stdout
+    [entry] = json.loads(cli("status", directory, "--json").stdout)["sweeps"]
+    assert (entry["failed"], entry["remaining"], entry["failed_combinations"]) == (0, 5, [])
+    assert ParamSweeper(directory, read_only=True).get_failures() == {}  # attempts cleared

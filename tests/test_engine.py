@@ -368,6 +368,7 @@ def test_sigterm_gives_the_current_combination_back_at_once(tmp_path):
     assert "/200 done" in stdout  # a progress line was logged
     sweeper = ParamSweeper(directory / "sweeps")
     assert sweeper.get_inprogress() == []
+    assert sweeper.get_failures() == {}  # an interruption is no failed attempt
     done = len(sweeper.get_done())
     assert len(sweeper.get_remaining()) == 200 - done and done >= 29
 

@@ -24,6 +24,7 @@ import pytest
 
 from execo_engine.codec import Codec
 from execo_engine.errors import NewerFormatError
+from execo_engine.store.version import FORMAT
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -170,17 +171,18 @@ if __name__ == "__main__":
     write_format1(sys.argv[1])
 
 
-def test_a_writer_marks_format_2_and_a_newer_format_is_refused(tmp_path):
+def test_a_writer_marks_the_current_format_and_a_newer_format_is_refused(tmp_path):
     directory = _copy(tmp_path, "mixed")
     ParamSweeper(directory, read_only=True)
     assert not (directory / "format").exists()  # no format file: format 1, never rewritten
     ParamSweeper(directory)
-    assert (directory / "format").read_text() == "2\n"
-    (directory / "format").write_text("3\n")
+    assert (directory / "format").read_text() == f"{FORMAT}\n" == "3\n"
+    (directory / "format").write_text(f"{FORMAT + 1}\n")
     for read_only in (True, False):
         with pytest.raises(
             NewerFormatError,
-            match=rf"directory '{directory}' is in format version 3, .* reads versions 1 to 2",
+            match=rf"directory '{directory}' is in format version {FORMAT + 1}, .* reads "
+            rf"versions 1 to {FORMAT}",
         ):
             ParamSweeper(directory, read_only=read_only)
     (directory / "format").write_text("two\n")

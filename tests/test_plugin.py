@@ -180,7 +180,7 @@ def test_xdist_matches_serial(pytester, workers):
     summary = [line for line in result.stdout.lines if "this session:" in line]
     assert len(summary) == 1
     assert summary[0].endswith(
-        ": 80 total, 54 done, 0 in progress, 26 remaining | this "
+        ": 80 total, 54 done, 0 in progress, 26 remaining, 0 failed | this "
         "session: 54 passed, 14 skipped, 12 failed"
     )
     sweeper = sweeper_of(pytester, "test_big")
@@ -275,7 +275,7 @@ def test_hooks_observe_and_remap_outcomes(pytester):
         "1-b passed done",
         "2-a passed done",
         "2-b passed done",
-        "3-a failed cancel",
+        "3-a failed fail",
         "3-b failed done",
     ]
     assert ids(sweeper_of(pytester).get_remaining()) == ["3-a"]
@@ -323,7 +323,7 @@ def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
     result.stderr.fnmatch_lines(
         [
             "*pytest_execo_state returned 'finished' for *test_grid*"
-            "expected one of done, skip, cancel*"
+            "expected one of done, skip, cancel, fail*"
         ]
     )
     assert result.ret != 0

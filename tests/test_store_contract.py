@@ -294,6 +294,7 @@ def test_skips_are_shared_while_the_skipper_lives(location, sweeps, poll):
             "inprogress": 4,
             "skipped": 2,
             "remaining": 0,
+            "failed": 0,
         }
     finally:
         skipper.communicate()
@@ -323,5 +324,129 @@ def test_status_counts_without_saved_sweeps(location, sweeps):
     writer.skip(sweeps[5])
     view = ParamSweeper(location(), [], read_only=True)
     assert view.combinations() == 6 and view.get_sweeps() == []
-    assert view.counts() == {"total": 6, "done": 2, "inprogress": 1, "skipped": 1, "remaining": 2}
+    assert view.counts() == {
+        "total": 6,
+        "done": 2,
+        "inprogress": 1,
+        "skipped": 1,
+        "remaining": 2,
+        "failed": 0,
+    }
     assert writer.counts() == view.counts()
+
+
+# -- failed attempts (issue 14) ----------------------------------------------------------------
+
+
+def test_fail_counts_an_attempt_keeps_the_error_and_gives_back(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)  # no max_attempts: never failed for good
+    first, second = sweeper.get_next_batch(2)
+    assert sweeper.fail(first, "RuntimeError: disk full") is False
+    assert sweeper.get_remaining() == [first, *sweeps[2:]]
+    assert sweeper.get_inprogress() == [second]
+    assert sweeper.get_next() == first  # back in sweeps order, as a cancel
+    assert sweeper.fail(first, "OSError: again") is False
+    failures = sweeper.get_failures()
+    assert list(failures) == [first]
+    assert (failures[first].attempts, failures[first].error) == (2, "OSError: again")
+    assert failures[first].failed is False and sweeper.get_failed() == {}
+    sweeper.cancel(second)  # a cancel counts nothing
+    assert list(sweeper.get_failures()) == [first]
+
+
+def test_max_attempts_makes_an_element_failed_for_every_instance(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, save_sweeps=True, max_attempts=2)
+    target = sweeper.get_next()
+    assert sweeper.fail(target, "ValueError: 1") is False
+    assert sweeper.get_next() == target
+    assert sweeper.fail(target, "ValueError: 2") is True
+    other = ParamSweeper(location(), sweeps)  # another instance, no limit of its own
+    for view in (sweeper, other, ParamSweeper(location(), read_only=True)):
+        failed = view.get_failed()
+        assert list(failed) == [target]
+        assert (failed[target].attempts, failed[target].error) == (2, "ValueError: 2")
+    assert other.take(target) == "failed"
+    assert other.get_next_batch(9) == sweeps[1:]  # never handed out again
+    other.done_batch(sweeps[1:])
+    assert other.get_next() is None
+    sweeps_, remaining, skipped, inprogress, done = other.stats()  # still the 5-tuple
+    assert (len(sweeps_), remaining, skipped, inprogress, done) == (6, [], [], [], sweeps[1:])
+    assert sweep_stats(other.stats())["remaining"] == {}  # failed is not remaining
+    assert other.counts()["failed"] == 1 and other.counts()["remaining"] == 0
+    assert str(other).endswith("0 in progress, 0 remaining, 1 failed>")
+
+
+def test_done_wins_over_failed_and_is_not_counted(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
+    first, second = sweeper.get_next_batch(2)
+    sweeper.done(second)
+    assert sweeper.fail_batch([first, second], "boom") == [first]  # done: not counted
+    assert list(sweeper.get_failures()) == [first]
+    sweeper.done(first)  # done anyway (by hand, by another run): done it is
+    assert sweeper.get_failed() == {} and sweeper.get_done() == [first, second]
+    assert sweeper.get_failures()[first].attempts == 1  # the attempts stay visible
+
+
+def test_reset_failed_makes_them_todo_with_no_attempts(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
+    claimed = sweeper.get_next_batch(3)
+    sweeper.fail_batch(claimed[:2], "boom")
+    other = ParamSweeper(location(), sweeps)
+    assert list(other.get_failed()) == claimed[:2]
+    sweeper.reset()  # without reset_failed: failed stays failed
+    assert list(other.get_failed()) == claimed[:2]
+    other.reset(reset_failed=True)
+    for view in (sweeper, other):
+        assert view.get_failed() == {} and view.get_failures() == {}
+        assert view.get_remaining() == [*claimed[:2], *sweeps[3:]]
+        assert view.get_inprogress() == [claimed[2]]  # claims stay
+    assert sweeper.get_next() == claimed[0]
+    assert sweeper.fail(claimed[0], "again") is True  # counted from zero again
+    assert sweeper.get_failed()[claimed[0]].attempts == 1
+
+
+def test_error_text_is_bounded_to_its_first_lines(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    lines = [f"line {i} " + "x" * 30 for i in range(50)]
+    sweeper.fail(sweeper.get_next(), "\n".join(lines))
+    assert sweeper.get_failures()[sweeps[0]].error == "\n".join(lines[:5]) + "..."
+    sweeper.fail(sweeper.get_next(), "y" * 100_000)
+    error = sweeper.get_failures()[sweeps[0]].error
+    assert len(error) == 1000 and error.endswith("...")
+
+
+def test_claim_fails_on_an_exception_and_cancels_on_an_interruption(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps)
+    with pytest.raises(ZeroDivisionError):
+        with sweeper.claim() as combination:
+            line = sys._getframe().f_lineno + 1
+            combination["a"] / 0
+    failure = sweeper.get_failures()[sweeps[0]]
+    assert failure.attempts == 1
+    assert (
+        failure.error == f"{os.path.relpath(__file__)}:{line}: ZeroDivisionError: division by zero"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        with sweeper.claim() as combination:
+            assert combination == sweeps[0]
+            raise KeyboardInterrupt
+    with pytest.raises(SystemExit):  # as SIGTERM raises under Engine
+        with sweeper.claim() as combination:
+            raise SystemExit(143)
+    assert sweeper.get_failures()[sweeps[0]].attempts == 1  # interruptions count nothing
+    assert sweeper.get_remaining() == sweeps
+
+
+def test_release_claims_with_an_error_fails_them(location, sweeps):
+    sweeper = ParamSweeper(location(), sweeps, max_attempts=1)
+    claimed = sweeper.get_next_batch(2)
+    assert sweeper.release_claims(RuntimeError("the run stopped")) == claimed
+    failed = sweeper.get_failed()
+    assert list(failed) == claimed
+    assert failed[claimed[0]].error == "RuntimeError: the run stopped"  # never raised: no line
+
+
+def test_max_attempts_must_be_a_positive_whole_number(location, sweeps):
+    for wrong in (0, -1, 1.5, "3"):
+        with pytest.raises(ValueError, match=f"max_attempts={wrong!r}: give a whole number"):
+            ParamSweeper(location(), sweeps, max_attempts=wrong)

@@ -1,7 +1,7 @@
 """The state machine of record-log stores, without any file: records in, states out."""
 
 from execo_engine.codec import Codec
-from execo_engine.records import CLAIM, RELEASE, SKIP, Changes
+from execo_engine.records import CLAIM, FAIL, RELEASE, RESET_FAILURES, SKIP, Changes
 from execo_engine.store.contract import State
 from execo_engine.store.state import SweepState
 
@@ -96,3 +96,37 @@ def test_todo_positions_follow_sweeps_order_and_come_back():
     machine.claim([(0, "a"), (2, "c")], ME, 1.0)
     machine.release("a")
     assert list(machine.todo_positions()) == [0, 3, 4]  # a given back comes first again
+
+
+def test_failed_wins_over_holds_and_a_reset_of_failures_brings_them_back():
+    # b failed once (todo again), c failed for good; then a claim of c written before its
+    # writer saw the failure: c stays failed, the claim is kept for when failures are reset.
+    machine = state(
+        changes(
+            done=[(FAIL, "b", 1, 1, False, 2.0, "E1"), (FAIL, "c", 2, 2, True, 3.0, "E2")],
+            claims=[(CLAIM, OTHER, "b", 1, 1.0), (RELEASE, None, "b", None, None)],
+        )
+    )
+    assert states(machine) == {"TODO": ["a", "b", "d", "e"], "FAILED": ["c"]}
+    machine.apply(changes(claims=[(CLAIM, OTHER, "c", 2, 4.0)]), lambda: ME)
+    assert states(machine)["FAILED"] == ["c"]
+    assert [(f.element, f.attempts, f.error, f.failed) for f in machine.failures_in_order()] == [
+        ("b", 1, "E1", False),
+        ("c", 2, "E2", True),
+    ]
+    machine.apply(changes(done=[(1, "b")]), lambda: ME)  # done wins, the attempts stay
+    assert states(machine)["DONE"] == ["b"] and len(machine.failures_in_order()) == 2
+    machine.apply(changes(done=[(RESET_FAILURES,), (FAIL, "d", 3, 1, False, 5.0, "")]), lambda: ME)
+    assert [f.element for f in machine.failures_in_order()] == ["d"]  # after the reset only
+    assert states(machine) == {"TODO": ["a", "d", "e"], "DONE": ["b"], "CLAIMED": ["c"]}
+    assert list(machine.todo_positions()) == [0, 3, 4]
+    machine.apply(changes(done_restarted=True), lambda: ME)  # done deleted: everything goes
+    assert machine.failures_in_order() == [] and states(machine)["CLAIMED"] == ["c"]
+
+
+def test_failures_of_elements_out_of_the_sweeps_come_last():
+    machine = state(
+        changes(done=[(FAIL, "z", None, 1, True, 1.0, ""), (FAIL, "d", 9, 1, True, 2.0, "")])
+    )
+    assert [f.element for f in machine.failures_in_order()] == ["d", "z"]
+    assert states(machine)["FAILED"] == ["d"]  # a wrong hint is looked up

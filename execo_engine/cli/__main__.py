@@ -113,14 +113,35 @@ def _by_factor(stats: Sequence[Iterable[Any]], factors: list[str]) -> dict[str, 
     }
 
 
-def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
+def _failed(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
+    """The failed combinations of ``view``, with their attempts and last error."""
+    return [
+        {
+            "combination": c,
+            "attempts": failure.attempts,
+            "error": failure.error,
+            "time": failure.since,
+        }
+        for c, failure in view.get_failed().items()
+    ]
+
+
+def _failed_count(failed: int) -> str:
+    return f", {failed} failed" if failed else ""
+
+
+def status(
+    directory: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
+) -> None:
     """One row per sweep, its claims with owner, age and the age of the owner's heartbeat
     (directories), optionally per-factor tables (``by_factor``: the factors to show, [] for
-    all)."""
+    all) and, with ``list_failed``, each failed combination with its attempts and last error
+    (always in the JSON output)."""
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
         beats = heartbeats(path) if is_directory(path) else {}
+        failed_combinations = _failed(view)
         held = [
             {
                 "combination": c,
@@ -140,9 +161,11 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
             "sweeps_saved": bool(view.get_sweeps()),
             "claims": held[:claims],
             "skips": held[claims:],
+            "failed_combinations": failed_combinations,
         }
         if by_factor is not None:
-            entry["by_factor"] = _by_factor(view.stats(), by_factor) if view.get_sweeps() else None
+            stats = (*view.stats(), [f["combination"] for f in failed_combinations])
+            entry["by_factor"] = _by_factor(stats, by_factor) if view.get_sweeps() else None
         report.append(entry)
     if as_json:
         print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1, ensure_ascii=False))
@@ -153,8 +176,16 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
         print(
             f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
             f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining"
-            f"{skipped}"
+            f"{skipped}{_failed_count(e['failed'])}"
         )
+        for failure in e["failed_combinations"] if list_failed else []:
+            first, *more = failure["error"].splitlines() or [""]
+            print(
+                f"    failed: {dict(failure['combination'])} after {failure['attempts']} "
+                f"attempt(s): {first}"
+            )
+            for line in more:
+                print(f"        {line}")
         for what, key in (("in progress", "claims"), ("skipped", "skips")):
             for claim in e[key]:
                 flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
@@ -174,12 +205,12 @@ def status(directory: str, by_factor: list[str] | None, as_json: bool) -> None:
             for level, total in levels.items():
                 counts = {
                     state: e["by_factor"][state].get(factor, {}).get(level, 0)
-                    for state in ("done", "inprogress", "remaining")
+                    for state in ("done", "inprogress", "remaining", "failed")
                 }
                 print(
                     f"      {_text(level):>12}  {_bar(counts['done'], total)}  {total} total, "
                     f"{counts['done']} done, {counts['inprogress']} in progress, "
-                    f"{counts['remaining']} remaining"
+                    f"{counts['remaining']} remaining{_failed_count(counts['failed'])}"
                 )
 
 
@@ -200,25 +231,34 @@ def reclaim(directory: str, older_than: float | None) -> None:
         print(f"{writer.name}: reclaimed {len(reclaimed)} combination(s)")
 
 
-def reset_inprogress(directory: str) -> None:
-    """Release every claim of every sweep in ``directory``."""
+def reset(directory: str, inprogress: bool, failed: bool) -> None:
+    """Release every claim (``inprogress``) and make every failed combination todo again,
+    attempts cleared (``failed``), in every sweep of ``directory``."""
+    if not (inprogress or failed):
+        raise UsageError("say what to reset: --inprogress, --failed, or both")
+    log = logging.getLogger("execo_engine")
     for path in sweep_dirs(directory):
         writer = open_writer(path, open_view(path))
-        held = len(writer.get_claims())
-        writer.reset(reset_inprogress=True)
-        logging.getLogger("execo_engine").warning("%s: released %d claim(s)", shown(path), held)
-        print(f"{writer.name}: released {held} claim(s)")
+        held, failures = len(writer.get_claims()), len(writer.get_failed())
+        writer.reset(reset_inprogress=inprogress, reset_failed=failed)
+        done = ([f"released {held} claim(s)"] if inprogress else []) + (
+            [f"{failures} failed combination(s) back to todo"] if failed else []
+        )
+        log.warning("%s: %s", shown(path), ", ".join(done))
+        print(f"{writer.name}: {', '.join(done)}")
 
 
 def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """Factor names (in sweeps order), value names and rows of the recorded results: (sweep),
-    factors, values, outcome, duration, host, time."""
+    factors, values, outcome, duration, attempts (the failed attempts counted on the
+    combination, 0 for none), host, time."""
     paths = sweep_dirs(directory)
     factors: dict[str, None] = {}
     values: dict[str, None] = {}
     rows = []
     for path in paths:
         view = open_view(path)
+        failures = view.get_failures()
         for first in view.get_sweeps()[:1]:
             factors.update(dict.fromkeys(map(str, first)))
         for record in view.get_results():
@@ -235,6 +275,7 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
                     **{str(k): v for k, v in recorded.items()},
                     "outcome": record["outcome"],
                     "duration": record["duration"],
+                    "attempts": getattr(failures.get(combination), "attempts", 0),
                     "host": record["host"],
                     "time": when,
                 }
@@ -249,7 +290,10 @@ def result_columns(directory: str, factors: list[str], values: list[str]) -> lis
     """The columns of ``execo-sweep results``."""
     several = len(sweep_dirs(directory)) > 1
     return (
-        (["sweep"] if several else []) + factors + values + ["outcome", "duration", "host", "time"]
+        (["sweep"] if several else [])
+        + factors
+        + values
+        + ["outcome", "duration", "attempts", "host", "time"]
     )
 
 
@@ -336,6 +380,11 @@ def parser() -> argparse.ArgumentParser:
         help="counts per level of these factors (none named: all)",
     )
     command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.add_argument(
+        "--failed",
+        action="store_true",
+        help="list each failed combination with its attempts and last error",
+    )
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
     command.add_argument("dir")
     command.add_argument(
@@ -344,13 +393,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="also claims older than this, whoever holds them",
     )
-    command = commands.add_parser("reset", help="release every claim")
+    command = commands.add_parser("reset", help="release every claim, or retry failed ones")
     command.add_argument("dir")
     command.add_argument(
         "--inprogress",
         action="store_true",
-        required=True,
         help="release every in-progress claim (done is never reset)",
+    )
+    command.add_argument(
+        "--failed",
+        action="store_true",
+        help="make every failed combination todo again, its attempts cleared",
     )
     command = commands.add_parser("results", help="export recorded results")
     command.add_argument("dir")
@@ -372,11 +425,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
         if args.command == "status":
-            status(args.dir, args.by_factor, args.json)
+            status(args.dir, args.by_factor, args.json, args.failed)
         elif args.command == "reclaim":
             reclaim(args.dir, args.older_than)
         elif args.command == "reset":
-            reset_inprogress(args.dir)
+            reset(args.dir, args.inprogress, args.failed)
         elif args.command == "results":
             results(args.dir, args.format, args.output)
         else:

@@ -30,9 +30,16 @@ States (:class:`State`), each element of the sweeps is in exactly one:
   while that owner lives, and it is todo again once the owner is gone (the next run retries);
 - ``DONE``: shared and persistent, except for this store object after :meth:`Store.give_back`
   of a done element (execo's "recompute": todo again here only, others still see done);
-- room is left for ``FAILED`` (issue 14): a persistent state with an attempt count and the last
-  error, entered by a future ``fail(element, error)`` operation; getters and ``holders`` will
-  then carry it. Nothing here may assume four states only: iterate over :class:`State`.
+- ``FAILED``: shared and persistent: :meth:`Store.fail` counted its ``max_attempts``-th failed
+  attempt; never handed out again until :meth:`Store.reset` with ``failed=True``. Done wins
+  over failed (an element done anyway is done). Nothing here may assume a fixed number of
+  states: iterate over :class:`State`.
+
+Failed attempts are counted per element (:class:`Failure`), shared and persistent whatever
+the element's state, until a reset of the failures: ``fail`` is "give back and count one
+attempt", ``give_back`` is "give back without counting". Whether an element is FAILED is
+decided once, by the instance that counts the attempt (with its ``max_attempts``), and stays
+so for every instance.
 
 Rules every implementation follows
 ----------------------------------
@@ -78,6 +85,7 @@ class State(enum.IntEnum):
     DONE = 1
     SKIPPED = 2
     CLAIMED = 3
+    FAILED = 4
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,31 @@ class Holder:
     since: float  #: when it was taken, seconds since the epoch (the holder's clock)
     state: State
     dead: bool  #: the store judges the owner gone: the next writing operation gives it back
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The failed attempts counted on an element (see :meth:`Store.fail`)."""
+
+    element: Any
+    attempts: int  #: failed attempts counted since the last reset of the failures
+    error: str  #: the error text of the last one (bounded: see :func:`short_error`)
+    since: float  #: when the last one was counted, seconds since the epoch (its writer's clock)
+    failed: bool  #: the element is FAILED (the last one reached its writer's ``max_attempts``)
+
+
+#: An error text keeps at most this many lines and characters (first lines first).
+MAX_ERROR_LINES, MAX_ERROR_CHARS = 5, 1000
+
+
+def short_error(text: str) -> str:
+    """``text`` bounded to its first :data:`MAX_ERROR_LINES` non-empty lines and
+    :data:`MAX_ERROR_CHARS` characters (``...`` marks a cut), as stores keep it."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    kept = "\n".join(lines[:MAX_ERROR_LINES])
+    if len(lines) <= MAX_ERROR_LINES and len(kept) <= MAX_ERROR_CHARS:
+        return kept
+    return kept[: MAX_ERROR_CHARS - 3] + "..."
 
 
 class Store(Protocol):
@@ -119,9 +152,9 @@ class Store(Protocol):
     def take(self, element: Any, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (or skipped by this process) (``position``:
         where the caller believes it stands in the sweeps, a hint that spares an index of a
-        large grid; a wrong one is only slower); None when
-        claimed, else why not, for a person: ``"done"``, ``"in progress (host H, pid P)"``,
-        ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``."""
+        large grid; a wrong one is only slower); None when claimed, else why not, for a
+        person: ``"done"``, ``"failed"``, ``"in progress (host H, pid P)"``, ``"skipped (host
+        H, pid P)"`` or ``"not in the sweeps"``."""
 
     def done(self, elements: list[Any]) -> None:
         """Mark ``elements`` done (idempotent; an element not in the sweeps is recorded too)
@@ -136,17 +169,33 @@ class Store(Protocol):
         todo for this store object only (others still see it done); done again, it writes a
         new done record."""
 
-    def release_mine(self) -> list[Any]:
-        """Give back to todo every claim this store object took and did not finish; returns
-        them in the order they were claimed."""
+    def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
+        """Count one failed attempt on each of ``elements`` that is not done, keep ``error``
+        (already bounded by :func:`short_error`) as its last error, and release this process's
+        claims and skips on them: the elements whose attempts reach ``max_attempts`` (None: no
+        limit) become FAILED for every instance, the others todo. Returns those that became
+        FAILED, in the order given. An element not in the sweeps is counted too. Visible at
+        return, durable (as done records) after :meth:`sync`."""
 
-    def reset(self, claims: bool = False) -> None:
+    def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
+        """Give back to todo every claim this store object took and did not finish (with
+        ``error``, as :meth:`fail` with ``max_attempts``); returns them in the order they were
+        claimed."""
+
+    def reset(self, claims: bool = False, failed: bool = False) -> None:
         """Forget the skips of this store object everywhere (done stays); with ``claims``,
-        release every claim and skip of every instance too."""
+        release every claim and skip of every instance too; with ``failed``, clear every
+        failed attempt count, everywhere: FAILED elements are todo again (durable after
+        :meth:`sync`)."""
 
     def states(self) -> dict[State, list[Any]]:
         """Atomically, the elements of the sweeps in each state (every :class:`State` is a
         key), each list in sweeps order; read-only objects included, thread-safe."""
+
+    def failures(self) -> list[Failure]:
+        """Atomically, every element with failed attempts counted (whatever its state now):
+        those of the sweeps in sweeps order, then the others; read-only objects included,
+        thread-safe."""
 
     def holders(self) -> list[Holder]:
         """Every claim and skip, oldest first, with its owner and whether it is dead."""

@@ -1,7 +1,7 @@
 """A sweep in a directory: the records of :mod:`execo_engine.records` in files, replayed by a
 :class:`~execo_engine.store.replay.ReplayStore`.
 
-- ``done``: appended and fsync'd, never rewritten;
+- ``done``: appended and fsync'd, never rewritten (format 3: the failed attempts too);
 - ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
   rename); deleting it releases every claim and skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
@@ -37,6 +37,7 @@ from execo_engine.liveness import DEFAULT_LEASE, Liveness
 from execo_engine.locking import DirectoryLock
 from execo_engine.owner import Owner
 from execo_engine.records import SKIP, Changes, Claim, RecordStore
+from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
 from execo_engine.store.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.sweep import HashableDict
@@ -138,6 +139,18 @@ class DirectoryLog(RecordStore):
         """Append done records for ``(position, element)`` pairs; returns a descriptor to
         fsync (and close) after unlocking."""
         if not (lines := self._done_lines(done)):
+            return None
+        self._done.append(_data(lines))
+        return self._done.sync_handle()
+
+    def append_failures(
+        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
+    ) -> int | None:
+        """Append failure records for ``(position, failure)`` pairs to the done stream (with
+        ``reset``, after a record forgetting every earlier one); returns a descriptor to fsync
+        (and close) after unlocking."""
+        lines = [self._reset_failures_line()] if reset else []
+        if not (lines := lines + self._failure_lines(failures)):
             return None
         self._done.append(_data(lines))
         return self._done.sync_handle()

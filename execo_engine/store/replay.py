@@ -23,7 +23,7 @@ from execo_engine.codec import Codec
 from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner
 from execo_engine.records import CLAIM, SKIP, Changes, Claim
-from execo_engine.store.contract import Choose, Holder, State
+from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.logs import reclaimed_dead, reclaimed_old
 from execo_engine.store.state import SweepState
 from execo_engine.sweep import HashableDict
@@ -58,6 +58,9 @@ class RecordLog(Protocol):
     def read(self) -> Changes: ...
     def restart(self) -> None: ...
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None: ...
+    def append_failures(
+        self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
+    ) -> int | None: ...
     def append_holds(
         self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None: ...
@@ -224,6 +227,8 @@ class ReplayStore:
                 return "not in the sweeps"
             if state.state_of(position) == State.DONE:
                 return "done"
+            if state.state_of(position) == State.FAILED:
+                return "failed"
             claim = state.claims.by_element.get(element)
             if claim is not None:
                 return f"in progress ({_who(claim[0])})"
@@ -291,13 +296,36 @@ class ReplayStore:
                 if position is not None and state.is_done(element, position):
                     state.undo_done(position)
 
-    def release_mine(self) -> list[Any]:
+    def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
+        with self._lock:
+            self._catch_up()
+            self._log.check_writable()
+            state, me, now = self._state, current_owner(), round(time.time(), 3)
+            counted: dict[Any, tuple[int | None, Failure]] = {}
+            for element in elements:
+                position = state.known_position(element)
+                if element in counted or state.is_done(element, position):
+                    continue
+                previous = state.failures.get(element)
+                attempts = 1 + (previous.attempts if previous is not None else 0)
+                failed = max_attempts is not None and attempts >= max_attempts
+                counted[element] = (position, Failure(element, attempts, error, now, failed))
+            self._release([e for e in counted if state.holder(e) == me])
+            self._keep_for_sync(self._log.append_failures(counted.values()))
+            for position, failure in counted.values():
+                state.count_failure(position, failure)
+            return [element for element, (_, failure) in counted.items() if failure.failed]
+
+    def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         with self._lock:
             mine = list(self._state.mine)
-            self.give_back(mine)
+            if error is None:
+                self.give_back(mine)
+            else:
+                self.fail(mine, error, max_attempts)
         return mine
 
-    def reset(self, claims: bool = False) -> None:
+    def reset(self, claims: bool = False, failed: bool = False) -> None:
         with self._lock:
             self._catch_up()
             state, me = self._state, current_owner()
@@ -308,6 +336,9 @@ class ReplayStore:
             if claims:
                 self._log.rewrite_claims([])
                 state.forget_holds()
+            if failed:
+                self._keep_for_sync(self._log.append_failures([], reset=True))
+                state.forget_failures()
 
     # -- results -------------------------------------------------------------------------------
 
@@ -324,6 +355,11 @@ class ReplayStore:
         with self._lock:
             self._catch_up()
             return self._state.states()
+
+    def failures(self) -> list[Failure]:
+        with self._lock:
+            self._catch_up()
+            return self._state.failures_in_order()
 
     def holders(self) -> list[Holder]:
         with self._lock:

@@ -1,26 +1,36 @@
 """The state machine of a record-log store: replays records into todo / in progress / done /
-skipped for one instance's sweeps. No I/O: records come in as :class:`~execo_engine.records.
-Changes`, and the caller writes its own records before applying them here.
+skipped / failed for one instance's sweeps. No I/O: records come in as
+:class:`~execo_engine.records.Changes`, and the caller writes its own records before applying
+them here.
 
 Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
-Done wins over holds (a claim on a done element changes nothing, except for an element this
-instance gave back after it was done: see :meth:`SweepState.undo_done`). An element has at
+Done wins over everything (a claim on a done element changes nothing, except for an element
+this instance gave back after it was done: see :meth:`SweepState.undo_done`); failed wins over
+holds (they are still kept, and count again once the failures are reset). An element has at
 most one hold, a claim or a skip: a new one replaces it. Holds are kept per element with their
-owner, the position they were written with, and when they were taken.
+owner, the position they were written with, and when they were taken. Failed attempts are kept
+per element (:class:`~execo_engine.store.contract.Failure`), whatever its state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from execo_engine.owner import Owner
-from execo_engine.records import CLAIM, RELEASE, Changes, Claim
-from execo_engine.store.contract import Holder, State
+from execo_engine.records import CLAIM, FAIL, RELEASE, Changes, Claim
+from execo_engine.store.contract import Failure, Holder, State
 
-TODO, DONE, SKIPPED, CLAIMED = State.TODO, State.DONE, State.SKIPPED, State.CLAIMED
+TODO, DONE, SKIPPED, CLAIMED, FAILED = (
+    State.TODO,
+    State.DONE,
+    State.SKIPPED,
+    State.CLAIMED,
+    State.FAILED,
+)
 #: Decodes a plain done record element (see :meth:`Codec.from_plain`)
 FromPlain = Callable[[Any], Any]
 
@@ -35,6 +45,7 @@ def _to_todo(state: State) -> bytes:
     return bytes(TODO if i == state else i for i in range(256))
 
 
+_first = operator.itemgetter(0)
 _MASKS = {state: _mask(state) for state in State}
 _TO_TODO = {state: _to_todo(state) for state in State}
 
@@ -84,6 +95,7 @@ class SweepState:
         self.done_extra: set[Any] = set()  #: done elements that are not in the sweeps
         self.undone: set[int] = set()  #: done positions given back to todo here only
         self.mine: dict[Any, None] = {}  #: claims this instance took, in claim order
+        self.failures: dict[Any, Failure] = {}  #: element -> its failed attempts
 
     # -- positions -------------------------------------------------------------------------
 
@@ -109,10 +121,13 @@ class SweepState:
         return State(self._state[position])
 
     def _settle(self, position: int | None, element: Any) -> None:
-        """Recompute the state of a position that is not done, from its holds."""
+        """Recompute the state of a position that is not done, from its failures and holds."""
         if position is None or self._state[position] == DONE:
             return
-        if element in self.claims.by_element:
+        failure = self.failures.get(element)
+        if failure is not None and failure.failed:
+            self._state[position] = FAILED
+        elif element in self.claims.by_element:
             self._state[position] = CLAIMED
         elif element in self.skips.by_element:
             self._state[position] = SKIPPED
@@ -142,6 +157,11 @@ class SweepState:
             return
         self.mine.pop(element, None)
         self._settle(hold[1], element)
+
+    def holder(self, element: Any) -> Owner | None:
+        """Who claimed or skipped ``element`` (None: nobody)."""
+        hold = self.claims.by_element.get(element) or self.skips.by_element.get(element)
+        return hold[0] if hold is not None else None
 
     def is_held(self, element: Any) -> bool:
         """Whether ``element`` is claimed or skipped."""
@@ -198,6 +218,7 @@ class SweepState:
         only after a compaction). Returns this instance's claims that another instance gave
         back meanwhile (it took this process for dead, or reset every claim): lost claims."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
+            self.forget_failures()
             self._state = self._state.translate(_TO_TODO[DONE])
             self.done_extra.clear()
             self._cursor = 0
@@ -206,8 +227,13 @@ class SweepState:
                     self._settle(position, element)
         for records in changes.done:
             if not self._mark_done_fast(records):
-                for hint, element in records:
-                    self.mark_done(self._from_plain(element), hint)
+                for record in records:
+                    if len(record) == 2:
+                        self.mark_done(self._from_plain(record[1]), record[0])
+                    elif record[0] == FAIL:
+                        self._replay_failure(record)
+                    else:  # the failures were reset
+                        self.forget_failures()
         mine = self.mine
         if changes.claims_restarted:  # file deleted or compacted
             self.forget_holds()
@@ -226,6 +252,14 @@ class SweepState:
             }
             lost += [e for e in mine if e not in self.mine]
         return lost
+
+    def _replay_failure(self, record: list[Any]) -> None:
+        """Replay a failure record (see :mod:`execo_engine.records`)."""
+        _, element, hint, attempts, failed, since, error = record
+        element = self._from_plain(element)
+        self.count_failure(
+            self.position(element, hint), Failure(element, attempts, error, since, failed)
+        )
 
     # -- this instance's changes (after writing their records) ------------------------------
 
@@ -259,7 +293,27 @@ class SweepState:
                 self.undone.discard(position)
             self.mark_done(element, position)
 
+    def count_failure(self, position: int | None, failure: Failure) -> None:
+        """A failed attempt was counted on ``failure.element`` (at ``position``)."""
+        self.failures[failure.element] = failure
+        self._settle(position, failure.element)
+
+    def forget_failures(self) -> None:
+        """Forget every failed attempt (the failures were reset): FAILED is todo again."""
+        failures, self.failures = self.failures, {}
+        for element in failures:
+            self._settle(self.position(element), element)
+
     # -- looking -----------------------------------------------------------------------------
+
+    def failures_in_order(self) -> list[Failure]:
+        """Every failure: those of elements of the sweeps in sweeps order (the elements as
+        the sweeps hold them), then the others in the order they were first counted."""
+        located = [(self.position(e), f) for e, f in self.failures.items()]
+        in_sweeps = sorted(((p, f) for p, f in located if p is not None), key=_first)
+        return [dataclasses.replace(f, element=self.order[p]) for p, f in in_sweeps] + [
+            f for p, f in located if p is None
+        ]
 
     def is_done(self, element: Any, position: int | None) -> bool:
         if position is None:

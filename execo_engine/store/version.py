@@ -6,10 +6,13 @@
   ``format``, and ``grid`` (how many combinations the sweeps have, so that a status can be
   reported without saved sweeps). Owners in claim records may have a fourth field (PID
   namespace).
+- Format 3: format 2 plus the records of failed attempts in ``done`` (see
+  :mod:`execo_engine.records`: a format 2 reader would call them corrupt, and would hand failed
+  combinations out again).
 
-A writer marks a format 1 directory as format 2 when it opens it (every format 1 record is a
-format 2 record). A reader meeting a newer format than it knows stops with
-:class:`NewerFormatError`.
+A writer marks an older directory as the current format when it opens it (every record of
+an older format is a record of the current one). A reader meeting a newer format than it
+knows stops with :class:`NewerFormatError`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 from execo_engine.errors import NewerFormatError
 from execo_engine.journal import open_regular, replace_atomically
 
-FORMAT = 2
+FORMAT = 3
 FORMAT_FILE = "format"
 
 
