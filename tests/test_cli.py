@@ -267,6 +267,7 @@ def test_status_of_a_directory_without_saved_sweeps(tmp_path):
     assert "per-factor tables need saved sweeps" in text
 
 
+@pytest.mark.slow
 def test_failed_combinations_in_status_results_and_reset(tmp_path):
     directory, sweeps = tmp_path / "sweep", sweep(GRID)
     sweeper = ParamSweeper(directory, sweeps, save_sweeps=True, max_attempts=2)
