@@ -291,8 +291,8 @@ def submit(
 ) -> str | None:
     """Start ``workers`` workers running ``command`` on the sweep at ``location`` (a
     directory, created if needed, or a ``postgresql://`` URL); returns the job id (None with
-    ``dry_run``, which writes the script and logs it with the submit command, and starts
-    nothing).
+    ``dry_run``, which writes the script, prints it and the submit command on standard output,
+    and starts nothing).
 
     ``scheduler``: ``"local"`` runs the workers here (``parallel`` at a time) and returns once
     they all ended (job id ``local:<time stamp>``); ``"slurm"`` submits one job array
@@ -321,8 +321,8 @@ def submit(
     command_line = submit_command(request, script)
     if dry_run:
         with open(script) as text:
-            logger.info("worker script %s:\n%s", script, text.read())
-        logger.info("submit with: %s", shlex.join(command_line or ["bash", script]))
+            print(f"# worker script {script}:\n{text.read()}")
+        print(f"# submit with:\n{shlex.join(command_line or ['bash', script])}")
         return None
     if request.scheduler == "local":
         job = "local:" + os.path.basename(script).removesuffix(".sh").rpartition("-")[2]
