@@ -131,6 +131,7 @@ def _directives(request: Request, output: str) -> list[str]:
     last = request.workers - 1
     array = f"0-{last}" + (f"%{request.parallel}" if request.parallel else "")
     lines = [f"--array={array}", "--job-name=execo-sweep", f"--output={output}"]
+    lines.append("--open-mode=append")  # a requeued task adds to its output
     if request.time:
         lines.append(f"--time={request.time}")
     if request.partition:

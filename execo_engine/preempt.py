@@ -26,7 +26,6 @@ import atexit
 import os
 import signal
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -52,22 +51,26 @@ class _Releasable(Protocol):
     def release_claims(self) -> list[object]: ...
 
 
-def _raise_preempted(signum: int, _frame: FrameType | None) -> None:
-    """Raise :class:`Preempted`, once: the next preemption signals are ignored, so that giving
-    the claims back is not interrupted (a scheduler often sends SIGTERM after its warning)."""
-    for other in PREEMPTION_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
-    raise Preempted(signum)
+def _raising(exception: Callable[[int], BaseException]) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that raises ``exception(signum)``, once: it ignores the next
+    preemption signals, so that giving the claims back is not interrupted (a scheduler often
+    sends SIGTERM after its warning)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for other in PREEMPTION_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+        raise exception(signum)
+
+    return handler
 
 
-def _install(
-    handler: Callable[[int, FrameType | None], None], only_default: bool
-) -> dict[int, Handler]:
-    """Install ``handler`` for the preemption signals (those with their default action only,
-    with ``only_default``); returns the handlers it replaced. Nothing outside the main
-    thread (Python only runs signal handlers there)."""
+def _install(exception: Callable[[int], BaseException], only_default: bool) -> dict[int, Handler]:
+    """Have the preemption signals raise ``exception(signum)`` (those with their default
+    action only, with ``only_default``); returns the handlers it replaced. Nothing outside
+    the main thread (Python only runs signal handlers there)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
+    handler = _raising(exception)
     replaced: dict[int, Handler] = {}
     for signum in PREEMPTION_SIGNALS:
         if only_default and signal.getsignal(signum) is not signal.SIG_DFL:
@@ -77,13 +80,11 @@ def _install(
 
 
 @contextmanager
-def preemptible(
-    handler: Callable[[int, FrameType | None], None] = _raise_preempted,
-) -> Iterator[None]:
-    """While inside, SIGTERM, SIGUSR1 and SIGUSR2 call ``handler`` (default: raise
-    :class:`Preempted`) in the main thread; the previous handlers come back on exit. Outside
-    the main thread, changes nothing."""
-    replaced = _install(handler, only_default=False)
+def preemptible(exception: Callable[[int], BaseException] = Preempted) -> Iterator[None]:
+    """While inside, the first of SIGTERM, SIGUSR1 and SIGUSR2 raises ``exception(signum)``
+    (default: :class:`Preempted`) in the main thread, and the next ones are ignored; the
+    previous handlers come back on exit. Outside the main thread, changes nothing."""
+    replaced = _install(exception, only_default=False)
     try:
         yield
     finally:
@@ -91,11 +92,13 @@ def preemptible(
             signal.signal(signum, previous)
 
 
-_watched: weakref.WeakSet[_Releasable] = weakref.WeakSet()
+#: The writing sweepers of this worker process, kept until it exits (a sweeper that was a
+#: local variable of the function a preemption interrupted must still give its claims back).
+_watched: list[_Releasable] = []
 
 
 def _release_watched() -> None:
-    for sweeper in list(_watched):
+    for sweeper in _watched:
         sweeper.release_claims()
 
 
@@ -108,5 +111,5 @@ def watch_worker(sweeper: _Releasable) -> None:
         return
     atexit.unregister(_release_watched)  # registered once
     atexit.register(_release_watched)
-    _watched.add(sweeper)
-    _install(_raise_preempted, only_default=True)
+    _watched.append(sweeper)
+    _install(Preempted, only_default=True)

@@ -30,6 +30,7 @@ from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from execo_engine.sweeper import canonical_text, done_snapshot
 from execo_engine.utils import slugify
 from pytest_execo import hooks
+from pytest_execo.preemption import PreemptionGuard
 
 MARKER = "execo_sweep"
 STATES = ("done", "skip", "cancel")
@@ -96,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if is_directory(directory) and os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         config.pluginmanager.register(SweepRecorder(config, directory), "execo-recorder")
+        config.pluginmanager.register(PreemptionGuard(), "execo-preemption")
 
 
 # -- parametrization ------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def main(report_path: str, hold_worker: int, work: float) -> None:
     fd = os.open(report_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     atexit.register(still_held, fd)  # before the sweeper: runs after its give-back
     sweeper = ParamSweeper(LOCATION)
-    hold = INDEX == hold_worker and RESTART == 0
+    hold = hold_worker == INDEX and RESTART == 0
     while True:
         combination = sweeper.get_next()
         if combination is None:
