@@ -5,12 +5,14 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``copy_outputs`` (from :mod:`execo_engine.utils`), ``logger`` (from :mod:`execo_engine.log`) and
 ``Engine`` (from :mod:`execo_engine.engine`). ``from execo_engine import *`` gives exactly the
 names execo 2.x's package gives: these, and the modules ``engine``, ``log`` and ``utils``.
+``submit`` (from :mod:`execo_engine.launch`) is importable from here too, outside ``__all__``.
 """
 
 __version__ = "3.0.0.dev0"
 
 from execo_engine import engine, log, utils
 from execo_engine.engine import Engine
+from execo_engine.launch import submit as submit
 from execo_engine.log import logger
 from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 from execo_engine.sweeper import ParamSweeper
