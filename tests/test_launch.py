@@ -201,19 +201,26 @@ def test_a_worker_of_a_complete_sweep_exits_0_at_once(tmp_path):
 # -- preemption without a scheduler: the worker side --------------------------------------------
 
 
+def preempt(process, report, event, signum):
+    """Once ``process`` reported ``event``, send it ``signum``; returns that event, after
+    checking that the process exited with status 128 + ``signum``."""
+    try:
+        first = wait_for(f"a {event} event", lambda: events(report, event))[0]
+        process.send_signal(signum)
+        assert process.wait(timeout=DEADLINE) == 128 + signum
+    finally:
+        process.kill()
+        process.wait()
+    return first
+
+
 @pytest.mark.slow
 def test_a_paramsweeper_worker_gives_its_claim_back_on_sigusr1(tmp_path):
     location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
     saved_sweep(location, 5)
     env = {**clean_env(), "EXECO_SWEEP_LOCATION": location, "EXECO_WORKER_INDEX": "0"}
     worker = subprocess.Popen([*WORKER, report, "0", "0"], env=env)
-    try:
-        holding = wait_for("the worker to hold", lambda: events(report, "holding"))[0]
-        worker.send_signal(signal.SIGUSR1)
-        assert worker.wait(timeout=DEADLINE) == 128 + signal.SIGUSR1
-    finally:
-        worker.kill()
-        worker.wait()
+    holding = preempt(worker, report, "holding", signal.SIGUSR1)
     exited = events(report, "exited")
     assert exited == [{**exited[0], "pid": worker.pid, "held": []}]  # given back while alive
     view = ParamSweeper(location, read_only=True)
@@ -249,11 +256,18 @@ ENGINE = """
 """
 
 
-def engine_script(path, report, n, hold=False):
-    text = textwrap.dedent(ENGINE).replace("__N__", str(n))
-    text = text.replace("__REPORT__", repr(str(report)))
-    path.write_text(text.replace("__HOLD__", repr(hold)))
+def write_from(template, path, report, n, hold):
+    """``template`` filled in (__N__ combinations, __REPORT__, __HOLD__), written to ``path``."""
+    filled = {"__N__": str(n), "__REPORT__": repr(str(report)), "__HOLD__": repr(hold)}
+    text = textwrap.dedent(template)
+    for name, value in filled.items():
+        text = text.replace(name, value)
+    path.write_text(text)
     return str(path)
+
+
+def engine_script(path, report, n, hold=False):
+    return write_from(ENGINE, path, report, n, hold)
 
 
 @pytest.mark.slow
@@ -262,13 +276,7 @@ def test_an_engine_gives_its_claim_back_on_sigusr2(tmp_path):
     result.mkdir()
     script = engine_script(tmp_path / "engine.py", report, 5, hold=True)
     engine = subprocess.Popen([sys.executable, script, "-c", str(result)], env=clean_env())
-    try:
-        claimed = wait_for("the engine to claim", lambda: events(report, "claimed"))[0]
-        engine.send_signal(signal.SIGUSR2)
-        assert engine.wait(timeout=DEADLINE) == 128 + signal.SIGUSR2
-    finally:
-        engine.kill()
-        engine.wait()
+    claimed = preempt(engine, report, "claimed", signal.SIGUSR2)
     view = ParamSweeper(str(result / "sweeps"), read_only=True)
     assert not view.get_inprogress() and claimed["i"] in [c["i"] for c in view.get_remaining()]
 
@@ -291,10 +299,7 @@ PYTEST_GRID = """
 
 
 def pytest_grid(path, report, n, hold=-1):
-    text = textwrap.dedent(PYTEST_GRID).replace("__N__", str(n))
-    text = text.replace("__REPORT__", repr(str(report)))
-    path.write_text(text.replace("__HOLD__", str(hold)))
-    return str(path)
+    return write_from(PYTEST_GRID, path, report, n, hold)
 
 
 @pytest.mark.slow
