@@ -12,10 +12,11 @@ file (see :func:`submissions`). The script, readable and adaptable:
 
 1. exits 0 at once when the sweep has nothing left (every saved sweep done, no claim), so a
    requeued or late worker costs nothing;
-2. runs COMMAND and forwards SIGUSR1, SIGUSR2 and SIGTERM to it as SIGTERM, once (the warning
-   of ``--signal-before``: SLURM ``--signal=B:USR1@S``, OAR ``--checkpoint S``, which sends
-   SIGUSR2); a Python worker then gives its claims back and exits
-   (see :mod:`execo_engine.preempt`);
+2. runs COMMAND in a process group of its own and forwards SIGUSR1, SIGUSR2 and SIGTERM to
+   that group as SIGTERM, once (the warning of ``--signal-before``: SLURM
+   ``--signal=B:USR1@S``, OAR ``--checkpoint S``, which sends SIGUSR2); Python workers (and
+   the xdist workers of ``pytest -n``) then give their claims back and exit (see
+   :mod:`execo_engine.preempt`);
 3. after such a signal, if COMMAND failed and ``requeue`` was asked, has the scheduler run it
    again: SLURM ``scontrol requeue`` of the array task (submitted with ``--requeue``), OAR exit
    status 99 (submitted with ``-t besteffort -t idempotent``).
@@ -180,19 +181,22 @@ def batch_script(request: Request, submit_dir: str) -> str:
         f"# (scheduler {request.scheduler}); adapt it freely.",
         f"export {LOCATION_ENV}={quote(request.location)}",
         f"export {INDEX_ENV}={_INDEX[request.scheduler]}",
-        f'if {quote(sys.executable)} -m execo_engine.launch nothing-left "${LOCATION_ENV}"; then',
+        f"if {quote(sys.executable)} -m execo_engine.cli.submit nothing-left "
+        f'"${LOCATION_ENV}"; then',
         f'    echo "execo worker ${INDEX_ENV}: nothing left to do in the sweep"',
         "    exit 0",
         "fi",
         "preempted=0",
-        "forward() {",
+        "forward() {  # to every process of the worker (pytest -n: its xdist workers too)",
         '    if [ "$preempted" = 0 ]; then',
         "        preempted=1",
-        '        kill -TERM "$worker" 2>/dev/null',
+        '        kill -TERM -- "-$worker" 2>/dev/null',
         "    fi",
         "}",
         "trap forward USR1 USR2 TERM",
+        "set -m  # the worker in a process group of its own",
         " ".join(map(quote, request.command)) + " &",
+        "set +m",
         "worker=$!",
         "# wait returns early when a signal is trapped: wait again until the worker is gone",
         'while wait "$worker"; status=$?; kill -0 "$worker" 2>/dev/null; do :; done',
@@ -352,16 +356,3 @@ def nothing_left(location: str) -> bool:
         if remaining or inprogress:
             return False
     return found
-
-
-def main(argv: Sequence[str]) -> int:
-    """``python -m execo_engine.launch nothing-left LOCATION``: status 0 when nothing is left
-    (see :func:`nothing_left`), 1 otherwise (what the worker scripts call)."""
-    if len(argv) != 2 or argv[0] != "nothing-left":
-        print("usage: python -m execo_engine.launch nothing-left LOCATION", file=sys.stderr)
-        return 2
-    return 0 if nothing_left(argv[1]) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

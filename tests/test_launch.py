@@ -56,6 +56,23 @@ def cli(*args, env=None, cwd=None, **kwargs):
     )
 
 
+def dry_run_script(location, command, scheduler="local", *args):
+    """The worker script ``execo-sweep submit --dry-run`` writes, and its output."""
+    done = cli(
+        "submit",
+        location,
+        "--scheduler",
+        scheduler,
+        *args,
+        "--dry-run",
+        "--",
+        *command,
+        env=clean_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return re.search(r"# worker script (\S+):", done.stdout)[1], done.stdout
+
+
 def clean_env():
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
 
@@ -95,15 +112,12 @@ def test_cli_without_command_says_how(tmp_path):
 
 def test_slurm_dry_run_prints_the_script_and_sbatch_and_starts_nothing(tmp_path):
     location = str(tmp_path / "sweep")
-    args = ["--scheduler", "slurm", "--workers", "4", "--parallel", "2", "--time", "30"]
-    args += ["--partition", "short", "--requeue", "--signal-before", "60"]
-    args += ["--scheduler-arg=--qos=low", "--dry-run", "--", "python", "run.py", "-c", "a b"]
-    done = cli("submit", location, *args, env=clean_env())
-    assert done.returncode == 0, done.stderr
-    script = re.search(r"# worker script (\S+):", done.stdout)[1]
+    args = ["--workers", "4", "--parallel", "2", "--time", "30", "--partition", "short"]
+    args += ["--requeue", "--signal-before", "60", "--scheduler-arg=--qos=low"]
+    script, out = dry_run_script(location, ["python", "run.py", "-c", "a b"], "slurm", *args)
     assert os.path.dirname(script) == os.path.join(location, "execo-submit")
     text = Path(script).read_text()
-    assert text in done.stdout
+    assert text in out
     for directive in (
         "--array=0-3%2",
         "--time=30",
@@ -114,7 +128,7 @@ def test_slurm_dry_run_prints_the_script_and_sbatch_and_starts_nothing(tmp_path)
         assert f"#SBATCH {directive}\n" in text
     assert "python run.py -c 'a b' &\n" in text
     assert 'scontrol requeue "$SLURM_JOB_ID"' in text
-    assert f"sbatch --parsable --qos=low {script}" in done.stdout
+    assert f"sbatch --parsable --qos=low {script}" in out
     assert not submissions(location)  # nothing submitted, nothing recorded
 
 
@@ -136,6 +150,10 @@ def test_local_four_workers_one_sigkilled_grid_completes(tmp_path):
     )
     try:
         holding = wait_for("worker 2 to hold a combination", lambda: events(report, "holding"))[0]
+        status = cli("status", location, env=clean_env()).stdout
+        assert re.search(
+            rf"workers alive \(holding claims\): [1-4] \(.*:{holding['pid']}\b", status
+        )
         os.kill(holding["pid"], signal.SIGKILL)
         out, err = launcher.communicate(timeout=DEADLINE)
     finally:
@@ -330,6 +348,37 @@ def test_a_pytest_session_cancels_the_running_combination_on_sigusr1(tmp_path):
     assert [c["i"] for c in view.get_remaining()] == [2, 3] and not view.get_inprogress()
 
 
+@pytest.mark.slow
+def test_a_preempted_pytest_n_2_worker_gives_every_claim_back(tmp_path):
+    """The script forwards the warning to the worker's whole process group: the xdist workers
+    of ``pytest -n 2`` stop too, and nothing stays claimed."""
+    location, report = tmp_path / "sweeps", tmp_path / "report"
+    grid = pytest_grid(tmp_path / "test_grid.py", report, 8, hold=2)
+    command = [sys.executable, "-m", "pytest", grid, f"--execo-sweep-dir={location}", "-n", "2"]
+    script, _ = dry_run_script(str(location), [*command, "-p", "no:randomly", "-q"])
+    worker = subprocess.Popen(
+        ["bash", script],
+        env={**clean_env(), "EXECO_WORKER_INDEX": "0"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for("i=2 to run", lambda: [e for e in events(report, "claimed") if e["i"] == 2])
+        worker.send_signal(signal.SIGTERM)
+        out = worker.communicate(timeout=DEADLINE)[0]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 128 + signal.SIGTERM, out
+    assert "execo worker 0: preempted (status 143), claims given back" in out
+    (sweep_dir,) = [p for p in location.iterdir() if p.name != "execo-submit"]
+    view = ParamSweeper(str(sweep_dir), read_only=True)
+    assert 2 in [c["i"] for c in view.get_remaining()] and not view.get_inprogress()
+    assert 2 not in [c["i"] for c in view.get_done()]
+
+
 # -- OAR: the script run with the environment of an array task ------------------------------------
 
 
@@ -337,12 +386,9 @@ def test_a_pytest_session_cancels_the_running_combination_on_sigusr1(tmp_path):
 def test_oar_script_runs_as_array_tasks_and_exits_99_when_preempted(tmp_path):
     location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
     saved_sweep(location)
-    args = ["--scheduler", "oar", "--workers", "4", "--requeue", "--signal-before", "120"]
-    args += ["--time", "2:00:00", "--dry-run", "--", *WORKER, report, "1", "0.02"]
-    done = cli("submit", location, *args, env=clean_env())
-    assert done.returncode == 0, done.stderr
-    script = re.search(r"# worker script (\S+):", done.stdout)[1]
-    oarsub = done.stdout.strip().splitlines()[-1].split()
+    args = ["--workers", "4", "--requeue", "--signal-before", "120", "--time", "2:00:00"]
+    script, out = dry_run_script(location, [*WORKER, report, "1", "0.02"], "oar", *args)
+    oarsub = out.strip().splitlines()[-1].split()
     assert oarsub[0] == "oarsub" and oarsub[-1] == script
     flags = " ".join(oarsub[1:-1])
     for expected in (

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from execo_engine.launch import SCHEDULERS, submissions, submit
+from execo_engine.launch import SCHEDULERS, nothing_left, submissions, submit
 from execo_engine.sweeper import ParamSweeper
 
 
@@ -217,3 +217,17 @@ def watch(
             time.sleep(interval)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m execo_engine.cli.submit nothing-left LOCATION``, what the worker scripts
+    run first: status 0 when nothing is left (see :func:`execo_engine.launch.nothing_left`),
+    1 otherwise."""
+    if len(argv) != 2 or argv[0] != "nothing-left":
+        print("usage: python -m execo_engine.cli.submit nothing-left LOCATION", file=sys.stderr)
+        return 2
+    return 0 if nothing_left(argv[1]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
