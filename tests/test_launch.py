@@ -525,15 +525,21 @@ def test_slurm_usr1_gives_the_claim_back_and_requeues_the_task(slurm_cluster, tm
         lambda: [e for e in events(report, "exited") if e["pid"] == holding["pid"]],
     )
     assert exited[0]["held"] == []  # its claim came back while it was still alive
-    fields = wait_for(
-        "the task to be requeued",
-        lambda: (f := job_fields(slurm_cluster, f"{job}_1")).get("Restarts") == "1" and f,
-    )
-    if fields["JobState"] == "PENDING":  # SLURM delays a requeued job by 2 min: not needed here
-        slurm_cluster.run("scontrol", "update", f"JobId={job}_1", "StartTime=now")
+    hurried = []
+
+    def second_run_ended():
+        fields = job_fields(slurm_cluster, f"{job}_1")
+        if fields.get("Restarts") != "1":  # not requeued yet
+            return None
+        if fields["JobState"] == "PENDING" and not hurried:  # SLURM delays a requeued job by
+            slurm_cluster.run("scontrol", "update", f"JobId={job}_1", "StartTime=now")  # 2 min
+            hurried.append(True)
+        return fields["JobState"] == "COMPLETED" and fields  # the first run ended FAILED
+
+    fields = wait_for("the requeued task to run and end", second_run_ended)
+    assert fields["ExitCode"] == "0:0"
     wait_finished(slurm_cluster, job, 4)
     assert_each_done_once(location, report)
-    assert job_fields(slurm_cluster, f"{job}_1")["ExitCode"] == "0:0"  # its second run
     output = (tmp_path / "sweep" / "execo-submit" / f"slurm-{job}_1.out").read_text()
     assert "execo worker 1: preempted" in output
 
