@@ -299,8 +299,9 @@ def submit(
     ``dry_run``, which writes the script, prints it and the submit command on standard output,
     and starts nothing).
 
-    ``scheduler``: ``"local"`` runs the workers here (``parallel`` at a time) and returns once
-    they all ended (job id ``local:<time stamp>``); ``"slurm"`` submits one job array
+    Workers start in the current directory (the scheduler's default), with the location made
+    absolute. ``scheduler``: ``"local"`` runs the workers here (``parallel`` at a time) and
+    returns once they all ended (job id ``local:<time stamp>``); ``"slurm"`` submits one job array
     (``sbatch --array=0-(N-1)%P``); ``"oar"`` one array job (``oarsub --array N``). ``time``
     (the scheduler's format: SLURM ``--time``, OAR walltime), ``partition`` (SLURM partition,
     OAR queue), ``requeue`` (run a preempted worker again), ``signal_before`` (seconds of
@@ -308,8 +309,9 @@ def submit(
     for batch schedulers only. ``ValueError`` names a bad argument;
     ``subprocess.CalledProcessError`` a failed submission.
     """
+    where = os.fspath(location)
     request = Request(
-        os.fspath(location),
+        where if is_postgresql_url(where) else os.path.abspath(where),
         tuple(command),
         scheduler,
         workers,
