@@ -4,7 +4,8 @@
 ``EXECO_SWEEP_LOCATION`` (sweeps saved there by the test) until nothing is todo nor in progress,
 each combination taking WORK seconds of simulated work. Worker number HOLD_WORKER
 (``EXECO_WORKER_INDEX``), on its first run only (``SLURM_RESTART_COUNT`` unset or 0), holds its
-first combination until it is signalled or killed. Appends JSON lines to REPORT: ``claimed``,
+first combination until it is signalled or killed; the other workers start once it holds
+(so that it surely gets one, however late it starts). Appends JSON lines to REPORT: ``claimed``,
 ``holding``, ``done`` (after ``done()`` returned), and at exit ``exited`` with the claims its
 process still held in the sweep as seen by a fresh read-only view (the process is still
 alive then, so nobody else can have reclaimed them).
@@ -35,11 +36,18 @@ def still_held(fd: int) -> None:
     report(fd, "exited", held=mine)
 
 
+def holding(report_path: str) -> bool:
+    with open(report_path) as report:
+        return any(json.loads(line)["event"] == "holding" for line in report if line.strip())
+
+
 def main(report_path: str, hold_worker: int, work: float) -> None:
     fd = os.open(report_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     atexit.register(still_held, fd)  # before the sweeper: runs after its give-back
     sweeper = ParamSweeper(LOCATION)
     hold = hold_worker == INDEX and RESTART == 0
+    while hold_worker >= 0 and not hold and not holding(report_path):
+        time.sleep(0.05)  # the holder has not taken its combination yet
     while True:
         combination = sweeper.get_next()
         if combination is None:
