@@ -35,11 +35,12 @@ def events(report, event=None):
 
 
 def wait_for(what, condition, deadline=DEADLINE):
-    """Poll ``condition`` until it returns something true; fail naming ``what``."""
+    """Poll ``condition`` until it returns something true; fail naming ``what`` (a text, or a
+    function that returns it)."""
     end = time.monotonic() + deadline
     while not (value := condition()):
         if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.05)
     return value
 
@@ -525,18 +526,18 @@ def test_slurm_usr1_gives_the_claim_back_and_requeues_the_task(slurm_cluster, tm
         lambda: [e for e in events(report, "exited") if e["pid"] == holding["pid"]],
     )
     assert exited[0]["held"] == []  # its claim came back while it was still alive
-    hurried = []
+    seen = []
 
     def second_run_ended():
         fields = job_fields(slurm_cluster, f"{job}_1")
+        seen[:] = [fields]
         if fields.get("Restarts") != "1":  # not requeued yet
             return None
-        if fields["JobState"] == "PENDING" and not hurried:  # SLURM delays a requeued job by
-            slurm_cluster.run("scontrol", "update", f"JobId={job}_1", "StartTime=now")  # 2 min
-            hurried.append(True)
-        return fields["JobState"] == "COMPLETED" and fields  # the first run ended FAILED
+        if fields["JobState"] == "PENDING":  # SLURM delays a requeued job by 2 min: hurry it
+            slurm_cluster.run("scontrol", "update", f"JobId={job}_1", "StartTime=now")
+        return fields["JobState"] == "COMPLETED" and fields  # the first run ended otherwise
 
-    fields = wait_for("the requeued task to run and end", second_run_ended)
+    fields = wait_for(lambda: f"the requeued task to run and end: {seen}", second_run_ended)
     assert fields["ExitCode"] == "0:0"
     wait_finished(slurm_cluster, job, 4)
     assert_each_done_once(location, report)
