@@ -63,7 +63,8 @@ _INDEX = {
 #: The script lines that have the scheduler run the worker again after a preemption.
 _REQUEUE = {
     "local": [],
-    "slurm": ['scontrol requeue "$SLURM_JOB_ID"'],
+    # SLURM ends this run itself to requeue it: exiting first could record it as failed
+    "slurm": ["trap - USR1 USR2 TERM", 'scontrol requeue "$SLURM_JOB_ID" && sleep 600'],
     "oar": [f"exit {OAR_RESUBMIT_STATUS}"],
 }
 

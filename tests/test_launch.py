@@ -128,7 +128,7 @@ def test_slurm_dry_run_prints_the_script_and_sbatch_and_starts_nothing(tmp_path)
     ):
         assert f"#SBATCH {directive}\n" in text
     assert "python run.py -c 'a b' &\n" in text
-    assert 'scontrol requeue "$SLURM_JOB_ID"' in text
+    assert 'scontrol requeue "$SLURM_JOB_ID" && sleep 600' in text
     assert f"sbatch --parsable --qos=low {script}" in out
     assert not submissions(location)  # nothing submitted, nothing recorded
 
