@@ -26,7 +26,7 @@ import atexit
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -48,7 +48,7 @@ class Preempted(SystemExit):
 
 
 class _Releasable(Protocol):
-    def release_claims(self) -> list[object]: ...
+    def release_claims(self) -> Sequence[object]: ...
 
 
 def _raising(exception: Callable[[int], BaseException]) -> Callable[[int, FrameType | None], None]:

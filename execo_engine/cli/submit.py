@@ -165,7 +165,7 @@ class _Watched:
     """One sweep seen by ``--watch``: a read-only view caught up at each frame, and the done
     count when the watch started, for the rate."""
 
-    def __init__(self, view: ParamSweeper, now: float) -> None:
+    def __init__(self, view: ParamSweeper[Any], now: float) -> None:
         self.view, self.since = view, now
         self.first: int | None = None
 
@@ -190,7 +190,7 @@ class _Watched:
 
 def watch(
     find: Callable[[], list[str]],
-    open_view: Callable[[str], ParamSweeper],
+    open_view: Callable[[str], ParamSweeper[Any]],
     bar: Callable[[int, int], str],
     interval: float = WATCH_INTERVAL,
     out: TextIO = sys.stdout,
