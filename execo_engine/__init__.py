@@ -5,7 +5,8 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``copy_outputs`` (from :mod:`execo_engine.utils`), ``logger`` (from :mod:`execo_engine.log`) and
 ``Engine`` (from :mod:`execo_engine.engine`). ``from execo_engine import *`` gives exactly the
 names execo 2.x's package gives: these, and the modules ``engine``, ``log`` and ``utils``.
-The error classes of :mod:`execo_engine.errors` are importable from here too.
+The error classes of :mod:`execo_engine.errors` and ``submit`` (from :mod:`execo_engine.launch`)
+are importable from here too, outside ``__all__``.
 
 All but the pure combinatorics of :mod:`execo_engine.sweep` are imported on first use, so that
 importing a submodule stays cheap (the pytest plugin imports ``execo_engine.sweep`` in every
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from execo_engine.errors import NotARegularFileError as NotARegularFileError
     from execo_engine.errors import PickleNotAllowedError as PickleNotAllowedError
     from execo_engine.errors import UnsupportedValueError as UnsupportedValueError
+    from execo_engine.launch import submit as submit
     from execo_engine.log import logger
     from execo_engine.sweeper import ParamSweeper
     from execo_engine.utils import copy_outputs, redirect_outputs, slugify
@@ -44,7 +46,8 @@ _HOMES = {
     "copy_outputs": "utils",
     "redirect_outputs": "utils",
     "slugify": "utils",
-    # error classes (not in __all__, which lists execo 2.x's names)
+    # not in __all__, which lists execo 2.x's names: submit and the error classes
+    "submit": "launch",
     "ConnectionLostError": "errors",
     "CorruptRecordError": "errors",
     "DirectoryVanishedError": "errors",

@@ -42,15 +42,14 @@ import io
 import logging
 import os
 import shlex
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from types import FrameType
 from typing import Any
 
 from execo_engine.log import logger
+from execo_engine.preempt import PREEMPTION_SIGNALS, preemptible
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import copy_outputs, redirect_outputs
 
@@ -58,8 +57,9 @@ from execo_engine.utils import copy_outputs, redirect_outputs
 PROGRESS_INTERVAL = 30.0
 
 #: Signals that stop ``init`` and ``run`` as Ctrl-C does (``SystemExit(128 + signal)``), so
-#: that the sweepers' unfinished claims are given back before the process exits.
-STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM,)
+#: that the sweepers' unfinished claims are given back before the process exits: SIGTERM and
+#: the schedulers' preemption warnings SIGUSR1, SIGUSR2 (see :mod:`execo_engine.preempt`).
+STOP_SIGNALS = PREEMPTION_SIGNALS
 
 _LEVEL_NAMES = ("TRACE", "DEBUG", "DETAIL", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HELP_OPTIONS = ("-h", "--help")
@@ -80,25 +80,6 @@ def _without_help(argv: Sequence[str]) -> list[str]:
     """``argv`` without its help options (those before a ``--``)."""
     end = argv.index("--") if "--" in argv else len(argv)
     return [arg for arg in argv[:end] if arg not in _HELP_OPTIONS] + list(argv[end:])
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def _stopping_on(signals: Iterable[signal.Signals]) -> Iterator[None]:
-    """Within the block, each of ``signals`` raises ``SystemExit(128 + signal)`` (main thread
-    only: elsewhere Python cannot install handlers); the previous handlers come back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, _terminate) for signum in signals}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 class _Progress(threading.Thread):
@@ -288,7 +269,7 @@ class Engine:
         exception, todo again otherwise."""
         error: Exception | None = None
         try:
-            with _stopping_on(STOP_SIGNALS):
+            with preemptible():
                 yield
         except Exception as exception:
             error = exception

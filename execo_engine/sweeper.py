@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, overload
 from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.owner import Owner
+from execo_engine.preempt import watch_worker
 from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
@@ -221,6 +222,8 @@ class ParamSweeper(Generic[E]):
         self.name = name or self._store.name
         self._order: list[E] = []
         self.set_sweeps(sweeps, save_sweeps)
+        if not read_only:
+            watch_worker(self)  # in a submitted worker: give the claims back when preempted
 
     # -- sweeps -----------------------------------------------------------------------------
 

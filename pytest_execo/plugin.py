@@ -131,7 +131,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
     if config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir"):
-        from pytest_execo.recorder import SweepRecorder, sweep_dir  # sessions with a sweep dir
+        # sessions with a sweep dir only
+        from pytest_execo.preemption import PreemptionGuard
+        from pytest_execo.recorder import SweepRecorder, sweep_dir
 
         recorder = SweepRecorder(
             config,
@@ -141,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
             max_attempts=_max_attempts(config),
         )
         config.pluginmanager.register(recorder, "execo-recorder")
+        config.pluginmanager.register(PreemptionGuard(), "execo-preemption")
 
 
 # -- parametrization ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from execo_engine.cli import submit as submitting
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.liveness import heartbeats
 from execo_engine.store.locations import child_locations, is_directory, shown
@@ -163,6 +164,7 @@ def status(
             "skips": held[claims:],
             "failed_combinations": failed_combinations,
         }
+        entry.update(submitting.status_fields(path, directory, entry["claims"]))
         if by_factor is not None:
             stats = (*view.stats(), [f["combination"] for f in failed_combinations])
             entry["by_factor"] = _by_factor(stats, by_factor) if view.get_sweeps() else None
@@ -200,6 +202,8 @@ def status(
                 "    per-factor tables need saved sweeps: this directory has none (create it "
                 "with ParamSweeper(..., save_sweeps=True))"
             )
+        for line in submitting.status_lines(e):
+            print(line)
         for factor, levels in (e.get("by_factor") or {}).get("total", {}).items():
             print(f"    {_text(factor)}:")
             for level, total in levels.items():
@@ -385,6 +389,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list each failed combination with its attempts and last error",
     )
+    submitting.add_watch_options(command)
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
     command.add_argument("dir")
     command.add_argument(
@@ -415,17 +420,25 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
     command.add_argument("-o", "--output", default="plot.png", help="PNG file (plot.png)")
+    submitting.add_submit_parser(commands)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; bad input exits with status 2 and a message, no traceback."""
-    args = parser().parse_args(argv)
+    args = submitting.parse_args(parser(), argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
-        if args.command == "status":
+        if args.command == "status" and args.watch:
+            sys.exit(submitting.watch(lambda: sweep_dirs(args.dir), open_view, _bar, args.interval))
+        elif args.command == "status":
             status(args.dir, args.by_factor, args.json, args.failed)
+        elif args.command == "submit":
+            try:
+                submitting.run_submit(args)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
         elif args.command == "reclaim":
             reclaim(args.dir, args.older_than)
         elif args.command == "reset":
@@ -440,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:  # the reader went away (| head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except (CorruptRecordError, PickleNotAllowedError, OSError) as error:
+    except (CorruptRecordError, PickleNotAllowedError, OSError, submitting.SubmitError) as error:
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
         sys.exit(1)
 

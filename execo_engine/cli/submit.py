@@ -1,0 +1,233 @@
+"""``execo-sweep submit`` (start workers, see :mod:`execo_engine.launch`), the submitted jobs and
+live workers in ``execo-sweep status``, and ``execo-sweep status --watch``."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from execo_engine.launch import SCHEDULERS, nothing_left, submissions, submit
+from execo_engine.sweeper import ParamSweeper
+
+
+class SubmitError(Exception):
+    """The scheduler refused the submission: the message has its command and output."""
+
+
+#: Seconds between two frames of ``status --watch`` (``--interval``).
+WATCH_INTERVAL = 2.0
+
+
+def add_submit_parser(commands: Any) -> None:
+    """Add the ``submit`` command to the ``execo-sweep`` subparsers ``commands``."""
+    command = commands.add_parser(
+        "submit",
+        help="start workers on a sweep: local processes, a SLURM or OAR array",
+        usage="execo-sweep submit LOCATION [options] -- COMMAND [ARG]...",
+        description="Start N workers running COMMAND on the sweep LOCATION (a directory or a "
+        "postgresql:// URL): each gets EXECO_SWEEP_LOCATION and EXECO_WORKER_INDEX. The "
+        "worker script is written in LOCATION/execo-submit/ (for a URL: "
+        "./execo-submit-<sweep>/), with the job ids and the workers' outputs.",
+    )
+    command.add_argument("location", metavar="LOCATION")
+    command.add_argument("--scheduler", choices=SCHEDULERS, default="local")
+    command.add_argument("--workers", type=int, default=1, metavar="N", help="workers (1)")
+    command.add_argument(
+        "--parallel", type=int, metavar="P", help="at most P workers at a time (local, SLURM)"
+    )
+    command.add_argument("--time", metavar="T", help="time limit (SLURM --time, OAR walltime)")
+    command.add_argument("--partition", metavar="P", help="SLURM partition, OAR queue")
+    command.add_argument(
+        "--requeue",
+        action="store_true",
+        help="run a preempted worker again (SLURM --requeue, OAR besteffort+idempotent)",
+    )
+    command.add_argument(
+        "--signal-before",
+        type=int,
+        metavar="S",
+        help="warn workers S seconds before the kill (SLURM --signal=B:USR1@S, "
+        "OAR --checkpoint S): they give their claims back and exit",
+    )
+    command.add_argument(
+        "--scheduler-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="passed to sbatch/oarsub as it is (repeat for several)",
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="write and print the script, start nothing"
+    )
+
+
+def parse_args(top: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``top.parse_args(argv)``, where for ``submit`` what follows the first ``--`` is the
+    worker command (``worker_command``), whatever options it has."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if argv[:1] == ["submit"] and "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1 :]
+    args = top.parse_args(argv)
+    if args.command == "submit":
+        args.worker_command = command
+    return args
+
+
+def run_submit(args: argparse.Namespace) -> None:
+    """``execo-sweep submit``: prints the job id; ``ValueError`` for bad arguments,
+    :class:`SubmitError` when sbatch/oarsub fails."""
+    try:
+        job = submit(
+            args.location,
+            args.worker_command,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            parallel=args.parallel,
+            time=args.time,
+            partition=args.partition,
+            requeue=args.requeue,
+            signal_before=args.signal_before,
+            scheduler_args=args.scheduler_arg,
+            dry_run=args.dry_run,
+        )
+    except subprocess.CalledProcessError as error:
+        raise SubmitError(
+            f"{' '.join(error.cmd)} failed with status {error.returncode}: "
+            f"{(error.stderr or '').strip()}"
+        ) from None
+    if job is not None:
+        print(job)
+
+
+def add_watch_options(status: argparse.ArgumentParser) -> None:
+    """Add ``--watch`` and ``--interval`` to the ``status`` command."""
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh in place until every sweep is complete (or Ctrl-C)",
+    )
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=WATCH_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between two refreshes of --watch ({WATCH_INTERVAL:g})",
+    )
+
+
+def workers_alive(claims: list[dict[str, Any]]) -> list[str]:
+    """``host:pid`` of the live processes holding claims, from ``status``'s claim entries."""
+    return sorted({f"{c['host']}:{c['pid']}" for c in claims if not c["dead"]})
+
+
+def status_fields(path: str, top: str, claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``jobs`` submitted to the sweep at ``path`` (or to ``top``, the location given to
+    ``status``, that holds it) and its live ``workers``, for ``execo-sweep status``."""
+    jobs = submissions(path) + (submissions(top) if top != path else [])
+    return {
+        "jobs": sorted(jobs, key=lambda job: job["submitted"]),
+        "workers": workers_alive(claims),
+    }
+
+
+def status_lines(entry: dict[str, Any]) -> list[str]:
+    """The lines ``execo-sweep status`` prints about :func:`status_fields`."""
+    lines = [
+        f"    job {job['job']} ({job['scheduler']}, {job['workers']} worker(s)), submitted "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['submitted']))}"
+        for job in entry["jobs"]
+    ]
+    if entry["jobs"] or entry["workers"]:
+        workers = entry["workers"]
+        lines.append(
+            f"    workers alive (holding claims): {len(workers)}"
+            + (f" ({', '.join(workers)})" if workers else "")
+        )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class _Watched:
+    """One sweep seen by ``--watch``: a read-only view caught up at each frame, and the done
+    count when the watch started, for the rate."""
+
+    def __init__(self, view: ParamSweeper[Any], now: float) -> None:
+        self.view, self.since = view, now
+        self.first: int | None = None
+
+    def line(self, now: float, bar: Callable[[int, int], str]) -> tuple[str, bool]:
+        """Its frame line, and whether it is complete."""
+        sweeps, remaining, _, inprogress, done = self.view.stats()
+        if self.first is None:
+            self.first = len(done)
+        rate = (len(done) - self.first) / (now - self.since) if now > self.since else 0.0
+        if not remaining and not inprogress:
+            left = "complete"
+        elif rate > 0:
+            left = f"{rate:.2f}/s, about {_duration(len(remaining) / rate)} left"
+        else:
+            left = "no rate yet"
+        line = (
+            f"{self.view.name}  {bar(len(done), len(sweeps))}  {len(done)}/{len(sweeps)} done, "
+            f"{len(inprogress)} in progress, {len(remaining)} remaining, {left}"
+        )
+        return line, bool(sweeps) and not remaining and not inprogress
+
+
+def watch(
+    find: Callable[[], list[str]],
+    open_view: Callable[[str], ParamSweeper[Any]],
+    bar: Callable[[int, int], str],
+    interval: float = WATCH_INTERVAL,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Print a frame (one line per sweep of ``find()``) every ``interval`` seconds, in place on a
+    terminal (appended otherwise), until every sweep is complete (returns 0) or Ctrl-C (130)."""
+    watched: dict[str, _Watched] = {}
+    shown = 0
+    try:
+        while True:
+            now = time.monotonic()
+            for path in find():
+                if path not in watched:
+                    watched[path] = _Watched(open_view(path), now)
+            lines = [watched[path].line(now, bar) for path in watched]
+            frame = [time.strftime("%H:%M:%S"), *(line for line, _ in lines)]
+            if shown and out.isatty():
+                out.write(f"\x1b[{shown}F\x1b[J")  # back to the previous frame's first line
+            out.write("\n".join(frame) + "\n")
+            out.flush()
+            shown = len(frame)
+            if all(complete for _, complete in lines):
+                return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m execo_engine.cli.submit nothing-left LOCATION``, what the worker scripts
+    run first: status 0 when nothing is left (see :func:`execo_engine.launch.nothing_left`),
+    1 otherwise."""
+    if len(argv) != 2 or argv[0] != "nothing-left":
+        print("usage: python -m execo_engine.cli.submit nothing-left LOCATION", file=sys.stderr)
+        return 2
+    return 0 if nothing_left(argv[1]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,564 @@
+"""execo-sweep submit: local workers, a real one-node SLURM, an OAR array task's environment;
+preemption-safe workers (Engine, ParamSweeper scripts, pytest sessions)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from slurm import Cluster
+
+from execo_engine import ParamSweeper, sweep
+from execo_engine.launch import nothing_left, submissions, submit
+
+HERE = Path(__file__).parent
+WORKER = [sys.executable, str(HERE / "cluster_worker.py")]
+DEADLINE = 300.0  # a loaded 2-core machine runs these slowly: generous, never a pass condition
+
+
+def saved_sweep(location, n=40):
+    ParamSweeper(location, sweep({"i": list(range(n))}), save_sweeps=True)
+
+
+def events(report, event=None):
+    if not os.path.exists(report):
+        return []
+    with open(report) as lines:
+        found = [json.loads(line) for line in lines if line.strip()]
+    return [e for e in found if event is None or e["event"] == event]
+
+
+def wait_for(what, condition, deadline=DEADLINE):
+    """Poll ``condition`` until it returns something true; fail naming ``what`` (a text, or a
+    function that returns it)."""
+    end = time.monotonic() + deadline
+    while not (value := condition()):
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
+        time.sleep(0.05)
+    return value
+
+
+def cli(*args, env=None, cwd=None, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "execo_engine.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        **kwargs,
+    )
+
+
+def dry_run_script(location, command, scheduler="local", *args):
+    """The worker script ``execo-sweep submit --dry-run`` writes, and its output."""
+    done = cli(
+        "submit",
+        location,
+        "--scheduler",
+        scheduler,
+        *args,
+        "--dry-run",
+        "--",
+        *command,
+        env=clean_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return re.search(r"# worker script (\S+):", done.stdout)[1], done.stdout
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+
+def assert_each_done_once(location, report, n=40):
+    done = [e["i"] for e in events(report, "done")]
+    assert sorted(done) == list(range(n)), f"done twice or never: {sorted(done)}"
+    view = ParamSweeper(location, read_only=True)
+    assert len(view.get_done()) == n and not view.get_remaining() and not view.get_inprogress()
+
+
+# -- arguments, dry run ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"scheduler": "pbs"}, "unknown scheduler 'pbs'"),
+        ({"workers": 0}, "workers=0"),
+        ({"scheduler": "local", "time": "10"}, "time: only for a batch scheduler"),
+        ({"scheduler": "local", "requeue": True}, "requeue: only for a batch scheduler"),
+        ({"scheduler": "oar", "parallel": 2}, "OAR has no limit"),
+        ({"scheduler": "slurm", "signal_before": 0}, "signal_before=0"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        submit(tmp_path / "sweep", ["true"], **arguments)
+    assert not submissions(str(tmp_path / "sweep"))
+
+
+def test_cli_without_command_says_how(tmp_path):
+    done = cli("submit", str(tmp_path / "sweep"), "--workers", "2", env=clean_env())
+    assert done.returncode == 2
+    assert "give the worker command after --" in done.stderr
+
+
+def test_slurm_dry_run_prints_the_script_and_sbatch_and_starts_nothing(tmp_path):
+    location = str(tmp_path / "sweep")
+    args = ["--workers", "4", "--parallel", "2", "--time", "30", "--partition", "short"]
+    args += ["--requeue", "--signal-before", "60", "--scheduler-arg=--qos=low"]
+    script, out = dry_run_script(location, ["python", "run.py", "-c", "a b"], "slurm", *args)
+    assert os.path.dirname(script) == os.path.join(location, "execo-submit")
+    text = Path(script).read_text()
+    assert text in out
+    for directive in (
+        "--array=0-3%2",
+        "--time=30",
+        "--partition=short",
+        "--requeue",
+        "--signal=B:USR1@60",
+    ):
+        assert f"#SBATCH {directive}\n" in text
+    assert "python run.py -c 'a b' &\n" in text
+    assert 'scontrol requeue "$SLURM_JOB_ID" && sleep 600' in text
+    assert f"sbatch --parsable --qos=low {script}" in out
+    assert not submissions(location)  # nothing submitted, nothing recorded
+
+
+# -- local ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_local_four_workers_one_sigkilled_grid_completes(tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    command = [*WORKER, report, "2", "0.02"]  # worker 2 holds its first combination
+    args = ["submit", location, "--scheduler", "local", "--workers", "4", "--", *command]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "execo_engine.cli", *args],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        holding = wait_for("worker 2 to hold a combination", lambda: events(report, "holding"))[0]
+        status = cli("status", location, env=clean_env()).stdout
+        assert re.search(
+            rf"workers alive \(holding claims\): [1-4] \(.*:{holding['pid']}\b", status
+        )
+        os.kill(holding["pid"], signal.SIGKILL)
+        out, err = launcher.communicate(timeout=DEADLINE)
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert launcher.returncode == 0, err
+    assert re.fullmatch(r"local:\S+\n", out)
+    assert "worker 2 exited with status -9" in err or "worker 2 exited with status 137" in err
+    assert_each_done_once(location, report)
+    redone = [e for e in events(report, "done") if e["i"] == holding["i"]]
+    assert redone[0]["worker"] != 2  # another worker did the killed one's combination
+    assert {e["worker"] for e in events(report, "claimed")} == {0, 1, 2, 3}
+    assert [job["job"] for job in submissions(location)] == [out.strip()]
+
+
+@pytest.mark.slow
+def test_status_shows_jobs_and_watch_refreshes_until_complete(tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    watch = [sys.executable, "-m", "execo_engine.cli", "status", location, "--watch"]
+    watcher = subprocess.Popen(
+        [*watch, "--interval", "0.2"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        job = submit(location, [*WORKER, report, "-1", "0.05"], workers=2)
+        out, err = watcher.communicate(timeout=DEADLINE)  # it stops by itself
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert watcher.returncode == 0, err
+    frames = [line for line in out.splitlines() if line.startswith("sweep ")]
+    assert len(frames) >= 2
+    assert "0/40 done" in frames[0]
+    assert re.search(r"40/40 done, 0 in progress, 0 remaining, complete$", frames[-1])
+    assert any(re.search(r"\d+\.\d\d/s, about .* left", frame) for frame in frames)
+    status = cli("status", location, env=clean_env())
+    assert f"job {job} (local, 2 worker(s))" in status.stdout
+    assert "workers alive (holding claims): 0" in status.stdout
+    entry = json.loads(cli("status", location, "--json", env=clean_env()).stdout)["sweeps"][0]
+    assert [j["job"] for j in entry["jobs"]] == [job] and entry["workers"] == []
+
+
+@pytest.mark.slow
+def test_a_worker_of_a_complete_sweep_exits_0_at_once(tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location, 3)
+    assert not nothing_left(location)
+    submit(location, [*WORKER, report, "-1", "0"], workers=1)
+    assert nothing_left(location)
+    before = events(report)
+    job = submit(location, [*WORKER, report, "-1", "0"], workers=2)
+    assert events(report) == before  # the command did not even start
+    outputs = sorted((Path(location) / "execo-submit").glob(f"{job.replace(':', '-')}_*.out"))
+    assert [p.read_text() for p in outputs] == [
+        f"execo worker {i}: nothing left to do in the sweep\n" for i in (0, 1)
+    ]
+
+
+# -- preemption without a scheduler: the worker side --------------------------------------------
+
+
+def preempt(process, report, event, signum):
+    """Once ``process`` reported ``event``, send it ``signum``; returns that event, after
+    checking that the process exited with status 128 + ``signum``."""
+    try:
+        first = wait_for(f"a {event} event", lambda: events(report, event))[0]
+        process.send_signal(signum)
+        assert process.wait(timeout=DEADLINE) == 128 + signum
+    finally:
+        process.kill()
+        process.wait()
+    return first
+
+
+@pytest.mark.slow
+def test_a_paramsweeper_worker_gives_its_claim_back_on_sigusr1(tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location, 5)
+    env = {**clean_env(), "EXECO_SWEEP_LOCATION": location, "EXECO_WORKER_INDEX": "0"}
+    worker = subprocess.Popen([*WORKER, report, "0", "0"], env=env)
+    holding = preempt(worker, report, "holding", signal.SIGUSR1)
+    exited = events(report, "exited")
+    assert exited == [{**exited[0], "pid": worker.pid, "held": []}]  # given back while alive
+    view = ParamSweeper(location, read_only=True)
+    assert holding["i"] in [c["i"] for c in view.get_remaining()] and not view.get_inprogress()
+
+
+ENGINE = """
+    import json, os, sys, time
+    from execo_engine import Engine, sweep
+
+    class Grid(Engine):
+        def run(self):
+            sweeper = self.sweeper(sweep({"i": list(range(__N__))}))
+            while True:
+                combination = sweeper.get_next()
+                if combination is None:
+                    if not sweeper.get_inprogress():
+                        return
+                    time.sleep(0.05)
+                    continue
+                with open(__REPORT__, "a") as report:
+                    report.write(json.dumps({"event": "claimed", "i": combination["i"],
+                                             "pid": os.getpid()}) + "\\n")
+                while __HOLD__:
+                    time.sleep(0.05)
+                time.sleep(0.02)
+                sweeper.done(combination)
+                with open(__REPORT__, "a") as report:
+                    report.write(json.dumps({"event": "done", "i": combination["i"],
+                        "worker": os.environ.get("EXECO_WORKER_INDEX")}) + "\\n")
+
+    Grid().start()
+"""
+
+
+def write_from(template, path, report, n, hold):
+    """``template`` filled in (__N__ combinations, __REPORT__, __HOLD__), written to ``path``."""
+    filled = {"__N__": str(n), "__REPORT__": repr(str(report)), "__HOLD__": repr(hold)}
+    text = textwrap.dedent(template)
+    for name, value in filled.items():
+        text = text.replace(name, value)
+    path.write_text(text)
+    return str(path)
+
+
+def engine_script(path, report, n, hold=False):
+    return write_from(ENGINE, path, report, n, hold)
+
+
+@pytest.mark.slow
+def test_an_engine_gives_its_claim_back_on_sigusr2(tmp_path):
+    result, report = tmp_path / "result", tmp_path / "report"
+    result.mkdir()
+    script = engine_script(tmp_path / "engine.py", report, 5, hold=True)
+    engine = subprocess.Popen([sys.executable, script, "-c", str(result)], env=clean_env())
+    claimed = preempt(engine, report, "claimed", signal.SIGUSR2)
+    view = ParamSweeper(str(result / "sweeps"), read_only=True)
+    assert not view.get_inprogress() and claimed["i"] in [c["i"] for c in view.get_remaining()]
+
+
+PYTEST_GRID = """
+    import json, os, time
+    import pytest
+
+    @pytest.mark.execo_sweep({"i": list(range(__N__))})
+    def test_grid(i):
+        with open(__REPORT__, "a") as report:
+            report.write(json.dumps({"event": "claimed", "i": i, "pid": os.getpid()}) + "\\n")
+        while i == __HOLD__:
+            time.sleep(0.05)
+        time.sleep(0.02)
+        with open(__REPORT__, "a") as report:
+            report.write(json.dumps({"event": "done", "i": i,
+                "worker": os.environ.get("EXECO_WORKER_INDEX")}) + "\\n")
+"""
+
+
+def pytest_grid(path, report, n, hold=-1):
+    return write_from(PYTEST_GRID, path, report, n, hold)
+
+
+@pytest.mark.slow
+def test_a_pytest_session_cancels_the_running_combination_on_sigusr1(tmp_path):
+    location, report = tmp_path / "sweeps", tmp_path / "report"
+    grid = pytest_grid(tmp_path / "test_grid.py", report, 4, hold=2)
+    command = [sys.executable, "-m", "pytest", grid, f"--execo-sweep-dir={location}", "-q"]
+    session = subprocess.Popen(
+        [*command, "-p", "no:randomly", "-p", "no:cacheprovider"],
+        env=clean_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for("the session to run i=2", lambda: events(report, "claimed")[2:])
+        session.send_signal(signal.SIGUSR1)
+        out = session.communicate(timeout=DEADLINE)[0]
+    finally:
+        session.kill()
+        session.wait()
+    assert session.returncode == 128 + signal.SIGUSR1, out
+    assert "execo: preempted by SIGUSR1" in out
+    (sweep_dir,) = location.iterdir()
+    view = ParamSweeper(str(sweep_dir), read_only=True)
+    assert [c["i"] for c in view.get_done()] == [0, 1]
+    assert [c["i"] for c in view.get_remaining()] == [2, 3] and not view.get_inprogress()
+
+
+@pytest.mark.slow
+def test_a_preempted_pytest_n_2_worker_gives_every_claim_back(tmp_path):
+    """The script forwards the warning to the worker's whole process group: the xdist workers
+    of ``pytest -n 2`` stop too, and nothing stays claimed."""
+    location, report = tmp_path / "sweeps", tmp_path / "report"
+    grid = pytest_grid(tmp_path / "test_grid.py", report, 8, hold=2)
+    command = [sys.executable, "-m", "pytest", grid, f"--execo-sweep-dir={location}", "-n", "2"]
+    script, _ = dry_run_script(str(location), [*command, "-p", "no:randomly", "-q"])
+    worker = subprocess.Popen(
+        ["bash", script],
+        env={**clean_env(), "EXECO_WORKER_INDEX": "0"},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for("i=2 to run", lambda: [e for e in events(report, "claimed") if e["i"] == 2])
+        worker.send_signal(signal.SIGTERM)
+        out = worker.communicate(timeout=DEADLINE)[0]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == 128 + signal.SIGTERM, out
+    assert "execo worker 0: preempted (status 143), claims given back" in out
+    (sweep_dir,) = [p for p in location.iterdir() if p.name != "execo-submit"]
+    view = ParamSweeper(str(sweep_dir), read_only=True)
+    assert 2 in [c["i"] for c in view.get_remaining()] and not view.get_inprogress()
+    assert 2 not in [c["i"] for c in view.get_done()]
+
+
+# -- OAR: the script run with the environment of an array task ------------------------------------
+
+
+@pytest.mark.slow
+def test_oar_script_runs_as_array_tasks_and_exits_99_when_preempted(tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    args = ["--workers", "4", "--requeue", "--signal-before", "120", "--time", "2:00:00"]
+    script, out = dry_run_script(location, [*WORKER, report, "1", "0.02"], "oar", *args)
+    oarsub = out.strip().splitlines()[-1].split()
+    assert oarsub[0] == "oarsub" and oarsub[-1] == script
+    flags = " ".join(oarsub[1:-1])
+    for expected in (
+        "--array 4",
+        "-t besteffort -t idempotent",
+        "--checkpoint 120",
+        "-l walltime=2:00:00",
+    ):
+        assert expected in flags
+
+    def array_task(index, array_id=900):  # what OAR gives the index-th job of an array
+        env = {**clean_env(), "OAR_ARRAY_ID": str(array_id), "OAR_ARRAY_INDEX": str(index)}
+        env["OAR_JOB_ID"] = env["OAR_JOBID"] = str(array_id + index - 1)
+        return subprocess.Popen(["bash", script], env=env, stdout=subprocess.PIPE, text=True)
+
+    tasks = [array_task(index) for index in (1, 2, 3, 4)]
+    try:
+        holding = wait_for("worker 1 to hold", lambda: events(report, "holding"))[0]
+        assert holding["worker"] == 1  # OAR_ARRAY_INDEX 2 is worker 1
+        tasks[1].send_signal(signal.SIGUSR2)  # OAR's default checkpoint signal
+        out = tasks[1].communicate(timeout=DEADLINE)[0]
+        assert tasks[1].returncode == 99, out  # idempotent: OAR resubmits it
+        assert "preempted" in out
+        exited = [e for e in events(report, "exited") if e["pid"] == holding["pid"]]
+        assert exited[0]["held"] == []  # given back before the worker ended
+        for task in tasks:
+            task.communicate(timeout=DEADLINE)
+        assert [task.returncode for task in tasks] == [0, 99, 0, 0]
+        resubmitted = array_task(2, array_id=901)
+        out = resubmitted.communicate(timeout=DEADLINE)[0]
+        assert resubmitted.returncode == 0 and "nothing left" in out
+    finally:
+        for task in tasks:
+            task.kill()
+            task.wait()
+    assert_each_done_once(location, report)
+
+
+# -- a real SLURM ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    cluster = Cluster()
+    why_not = cluster.missing()
+    if why_not:
+        if os.environ.get("CI"):
+            pytest.fail(f"SLURM cannot run: {why_not} (.ci/run installs slurm-wlm and munge)")
+        pytest.skip(f"SLURM cannot run: {why_not}")
+    try:
+        cluster.start()
+    except Cluster.Unavailable as error:
+        cluster.stop()
+        pytest.skip(f"the one-node SLURM did not start: {error}")
+    yield cluster
+    cluster.stop()
+
+
+def slurm_submit(cluster, cwd, location, *args):
+    done = cli("submit", location, "--scheduler", "slurm", *args, env=cluster.env(), cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def job_fields(cluster, job):
+    text = cluster.run("scontrol", "show", "job", job).stdout
+    return dict(re.findall(r"(\w+)=(\S+)", text))
+
+
+def wait_finished(cluster, job, tasks):
+    """Until every task of the array ``job`` has ended (none pending nor running)."""
+    ids = [f"{job}_{task}" for task in range(tasks)]
+    wait_for(
+        f"job {job} to finish",
+        lambda: all(
+            job_fields(cluster, i).get("JobState") in ("COMPLETED", "FAILED", "CANCELLED")
+            for i in ids
+        ),
+    )
+
+
+@pytest.mark.slow
+def test_slurm_array_of_4_completes_a_40_combination_grid(slurm_cluster, tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    job = slurm_submit(
+        slurm_cluster, tmp_path, location, "--workers", "4", "--", *WORKER, report, "-1", "0.05"
+    )
+    assert job.isdigit()
+    wait_finished(slurm_cluster, job, 4)
+    assert_each_done_once(location, report)
+    assert {e["worker"] for e in events(report, "claimed")} == {0, 1, 2, 3}
+    status = cli("status", location, env=slurm_cluster.env()).stdout
+    assert f"job {job} (slurm, 4 worker(s))" in status
+    assert (tmp_path / "sweep" / "execo-submit" / f"slurm-{job}_0.out").exists()
+
+
+@pytest.mark.slow
+def test_slurm_runs_an_engine_script_and_a_pytest_session(slurm_cluster, tmp_path):
+    result, report = tmp_path / "result", tmp_path / "engine-report"
+    script = engine_script(tmp_path / "engine.py", report, 12)
+    command = [sys.executable, script, "-c", str(result)]
+    engine_job = slurm_submit(
+        slurm_cluster, tmp_path, str(result), "--workers", "3", "--", *command
+    )
+    sessions, session_report = tmp_path / "sessions", tmp_path / "pytest-report"
+    grid = pytest_grid(tmp_path / "test_grid.py", session_report, 12)
+    command = [sys.executable, "-m", "pytest", grid, f"--execo-sweep-dir={sessions}", "-n", "2"]
+    command += ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
+    pytest_job = slurm_submit(
+        slurm_cluster, tmp_path, str(sessions), "--workers", "2", "--", *command
+    )
+    wait_finished(slurm_cluster, engine_job, 3)
+    wait_finished(slurm_cluster, pytest_job, 2)
+    assert_each_done_once(str(result / "sweeps"), report, 12)
+    (sweep_dir,) = [p for p in sessions.iterdir() if p.name != "execo-submit"]
+    assert_each_done_once(str(sweep_dir), session_report, 12)
+    for job, tasks in ((engine_job, 3), (pytest_job, 2)):
+        for task in range(tasks):
+            assert job_fields(slurm_cluster, f"{job}_{task}")["ExitCode"] == "0:0"
+
+
+@pytest.mark.slow
+def test_slurm_usr1_gives_the_claim_back_and_requeues_the_task(slurm_cluster, tmp_path):
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    args = ["--workers", "4", "--requeue", "--signal-before", "60"]
+    job = slurm_submit(slurm_cluster, tmp_path, location, *args, "--", *WORKER, report, "1", "0.05")
+    holding = wait_for("worker 1 to hold", lambda: events(report, "holding"))[0]
+    # what --signal=B:USR1@60 does 60 s before the end: USR1 to the batch shell only
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", f"{job}_1")
+    exited = wait_for(
+        "worker 1 to exit",
+        lambda: [e for e in events(report, "exited") if e["pid"] == holding["pid"]],
+    )
+    assert exited[0]["held"] == []  # its claim came back while it was still alive
+    seen = []
+
+    def second_run_ended():  # SLURM starts a requeued job 2 minutes later (hurrying it with
+        fields = job_fields(slurm_cluster, f"{job}_1")  # StartTime=now can fail its start)
+        seen[:] = [fields]
+        return fields.get("Restarts") == "1" and fields["JobState"] == "COMPLETED" and fields
+
+    fields = wait_for(lambda: f"the requeued task to run and end: {seen}", second_run_ended)
+    assert fields["ExitCode"] == "0:0"
+    wait_finished(slurm_cluster, job, 4)
+    assert_each_done_once(location, report)
+    output = (tmp_path / "sweep" / "execo-submit" / f"slurm-{job}_1.out").read_text()
+    assert "execo worker 1: preempted" in output
+
+
+@pytest.mark.slow
+def test_slurm_kill_without_warning_its_claim_comes_back(slurm_cluster, tmp_path):
+    """A task killed outright cannot give its claim back: another
+    worker takes it once the owner is known dead. On one host that is at once (its pid is
+    gone); across hosts, after the lease. The deadline covers either."""
+    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    saved_sweep(location)
+    job = slurm_submit(
+        slurm_cluster, tmp_path, location, "--workers", "4", "--", *WORKER, report, "2", "0.05"
+    )
+    holding = wait_for("worker 2 to hold", lambda: events(report, "holding"))[0]
+    # as when its node dies: the worker is killed outright. (scancel, even --signal=KILL, lets
+    # slurmstepd send SIGTERM to the batch shell's children first, which a worker handles
+    # like the warning signal: it would give its claim back itself.)
+    os.kill(holding["pid"], signal.SIGKILL)
+    slurm_cluster.run("scancel", f"{job}_2")
+    wait_finished(slurm_cluster, job, 4)
+    assert_each_done_once(location, report)
+    assert not [e for e in events(report, "exited") if e["pid"] == holding["pid"]]  # killed
+    redone = [e for e in events(report, "done") if e["i"] == holding["i"]]
+    assert redone[0]["worker"] != 2
