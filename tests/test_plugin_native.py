@@ -86,7 +86,7 @@ def test_reruns(pytester, workers):
     assert sweeper.get_inprogress() == []
     summary = [line for line in result.stdout.lines if "this session:" in line]
     assert summary == [
-        summary[0].split(":")[0] + ": 3 total, 2 done, 0 in progress, 1 remaining | this "
+        summary[0].split(":")[0] + ": 3 total, 2 done, 0 in progress, 1 remaining, 0 failed | this "
         "session: 2 passed, 0 skipped, 1 failed"
     ]
 
