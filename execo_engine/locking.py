@@ -68,12 +68,34 @@ class _Entry:
 
 _registry: dict[_Key, _Entry] = {}
 _registry_lock = threading.Lock()
+#: What collected DirectoryLocks remembered, to forget under the registry lock: their finalizer
+#: only queues it, as the garbage collector may run it inside a locked section of the very
+#: thread that holds the (non-reentrant) registry lock, where waiting for it would never end.
+_collected: list[_Memory] = []
+
+
+def _forget_collected() -> None:
+    """Forget what collected DirectoryLocks remembered (under the registry lock)."""
+    while _collected:
+        _collected.pop().forget_locked()
+
+
+def _collect(memory: _Memory) -> None:
+    """The finalizer of a DirectoryLock: forget what it remembered now if the registry lock is
+    free, else queue it for the next holder of the lock (never wait: see :data:`_collected`)."""
+    _collected.append(memory)
+    if _registry_lock.acquire(blocking=False):
+        try:
+            _forget_collected()
+        finally:
+            _registry_lock.release()
 
 
 def _after_fork_in_child() -> None:
     # File locks are not inherited, and another thread may have held a lock at fork time.
     global _registry_lock
     _registry_lock = threading.Lock()
+    _collected.clear()
     for entry in _registry.values():
         entry.closed = True
         for fd in [entry.fd, *entry.extra_fds]:
@@ -107,15 +129,21 @@ class _Memory:
 
     entry: _Entry | None = None
 
-    def forget(self, stale: _Entry | None = None) -> None:
-        """Remember nothing (the lock is garbage), or no longer the ``stale`` entry."""
+    def forget(self, stale: _Entry) -> None:
+        """No longer remember the ``stale`` entry."""
         with _registry_lock:
-            entry = self.entry
-            if entry is None or (stale is not None and entry is not stale):
-                return
-            self.entry = None
-            if not entry.closed:
-                entry.unref(refs=1)
+            _forget_collected()
+            self.forget_locked(stale)
+
+    def forget_locked(self, stale: _Entry | None = None) -> None:
+        """Remember nothing (the lock is garbage), or no longer the ``stale`` entry; under the
+        registry lock."""
+        entry = self.entry
+        if entry is None or (stale is not None and entry is not stale):
+            return
+        self.entry = None
+        if not entry.closed:
+            entry.unref(refs=1)
 
 
 class DirectoryLock:
@@ -133,7 +161,7 @@ class DirectoryLock:
         self._twin_path = os.path.join(directory, TWIN_FILE)
         self._held = threading.local()  # .entry held by this thread through self, .count times
         self._memory = _Memory()  # the entry of the last acquisition
-        weakref.finalize(self, self._memory.forget)
+        weakref.finalize(self, _collect, self._memory)
 
     def __enter__(self) -> Self:
         if getattr(self._held, "count", 0):  # this thread holds it through self already
@@ -199,6 +227,7 @@ class DirectoryLock:
         """The entry this instance remembers, else the one of the file ``lock`` names now
         (opened, or restored, if need be); counted as used by this thread."""
         with _registry_lock:
+            _forget_collected()
             entry = self._memory.entry
             if entry is None or entry.closed:
                 key = _lstat_key(self._lock_path)

@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 from namespaces import Worker, check_grid, wait_for
 
+from execo_engine import locking
 from execo_engine.errors import DirectoryVanishedError
 from execo_engine.locking import DirectoryLock
 from execo_engine.sweep import ParamSweeper, sweep
@@ -244,18 +245,22 @@ def test_two_instances_on_two_paths_exclude_each_other(tmp_path):
     assert entered.is_set()
 
 
+def _descriptors_of(path):
+    """This process's descriptors of the file ``path``."""
+    wanted = os.stat(path)
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            status = os.stat(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the descriptor of the listing itself
+            continue
+        found += (status.st_dev, status.st_ino) == (wanted.st_dev, wanted.st_ino)
+    return found
+
+
 def test_lock_is_reentrant_and_keeps_one_descriptor_while_it_lives(tmp_path):
     def descriptors():
-        """This process's descriptors of the lock file."""
-        lock_file = os.stat(tmp_path / "lock")
-        found = 0
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                status = os.stat(f"/proc/self/fd/{fd}")
-            except FileNotFoundError:  # the descriptor of the listing itself
-                continue
-            found += (status.st_dev, status.st_ino) == (lock_file.st_dev, lock_file.st_ino)
-        return found
+        return _descriptors_of(tmp_path / "lock")
 
     lock, other = DirectoryLock(str(tmp_path)), DirectoryLock(str(tmp_path))
     with lock, lock, other:
@@ -302,3 +307,28 @@ def test_lock_file_that_is_a_symlink_is_refused(tmp_path):
     with pytest.raises(OSError, match="lock is not a regular file"):
         ParamSweeper(directory, [1, 2, 3])
     assert elsewhere.read_bytes() == b""
+
+
+def test_a_lock_collected_inside_a_locked_section_never_waits_and_closes_later(tmp_path):
+    """The garbage collector may finalize a DirectoryLock while this very thread holds the
+    registry lock (seen in CI: a 120 s hang); its descriptor is closed at the next operation."""
+
+    def descriptors():
+        return _descriptors_of(tmp_path / "lock")
+
+    def collect_inside_the_registry_lock():
+        lock = DirectoryLock(str(tmp_path))
+        with lock:
+            pass
+        with locking._registry_lock:
+            del lock  # its finalizer runs here, in the thread holding the registry lock
+
+    worker = threading.Thread(target=collect_inside_the_registry_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the finalizer waited for a lock its own thread holds"
+    assert descriptors() == 1  # not closed yet: the registry lock was taken
+    with DirectoryLock(str(tmp_path)):  # the next operation forgets the collected one
+        assert descriptors() == 1
+    gc.collect()
+    assert descriptors() == 0
