@@ -191,40 +191,20 @@ def _is_owner(owner: Any) -> bool:
     return True
 
 
-def _is_claim_record(record: Any) -> bool:
-    if type(record) is not list or not record:
-        return False
-    if record[0] == RELEASE:
-        return len(record) == 2 and _is_element(record[1])
-    return (
-        record[0] == CLAIM
-        and len(record) == 5
-        and _is_owner(record[1])
-        and _is_element(record[2])
-        and _is_position(record[3])
-        and _is_number(record[4], -1e15, 1e15)
-    )
-
-
-def _is_skip_record(record: Any) -> bool:
-    """A skip (format 2), or a release."""
-    if type(record) is not list or not record:
-        return False
-    if record[0] == RELEASE:
-        return len(record) == 2 and _is_element(record[1])
-    return (
-        record[0] == SKIP
-        and len(record) == 5
-        and _is_owner(record[1])
-        and _is_element(record[2])
-        and _is_position(record[3])
-        and _is_number(record[4], -1e15, 1e15)
-    )
-
-
 def _is_hold_record(record: Any) -> bool:
-    """A record of the claims stream: a claim, a skip or a release."""
-    return _is_claim_record(record) or _is_skip_record(record)
+    """A record of the claims stream: a claim, a skip (format 2) or a release."""
+    if type(record) is not list or not record:
+        return False
+    if record[0] == RELEASE:
+        return len(record) == 2 and _is_element(record[1])
+    return (
+        record[0] in (CLAIM, SKIP)
+        and len(record) == 5
+        and _is_owner(record[1])
+        and _is_element(record[2])
+        and _is_position(record[3])
+        and _is_number(record[4], -1e15, 1e15)
+    )
 
 
 _RESULT_FIELDS = frozenset({"combination", "values", "outcome", "duration", "host", "time"})
@@ -249,8 +229,6 @@ _ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPT
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_stream_record: f"[position or null, element], or a failure record "
     f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
-    _is_claim_record: '["+", [host, pid, start marker, pid namespace], element, position or '
-    f'null, time] or ["-", element]; {_ELEMENT}',
     _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
     f'position or null, time] or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
