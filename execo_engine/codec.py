@@ -40,7 +40,8 @@ _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _is_hashable(value: Any) -> bool:
+def is_hashable(value: Any) -> bool:
+    """Whether ``hash(value)`` works."""
     try:
         hash(value)
     except TypeError:
@@ -50,7 +51,7 @@ def _is_hashable(value: Any) -> bool:
 
 def _are_pairs(payload: Any) -> bool:
     return type(payload) is list and all(
-        type(pair) is list and len(pair) == 2 and _is_hashable(pair[0]) for pair in payload
+        type(pair) is list and len(pair) == 2 and is_hashable(pair[0]) for pair in payload
     )
 
 
@@ -60,7 +61,7 @@ _PAYLOADS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "__dict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
     "__hdict__": (_are_pairs, "a list of [key, value] pairs, keys hashable"),
     "__frozenset__": (
-        lambda payload: type(payload) is list and all(map(_is_hashable, payload)),
+        lambda payload: type(payload) is list and all(map(is_hashable, payload)),
         "a list of hashable values",
     ),
     "__bytes__": (lambda payload: type(payload) is str, "a base64 string"),

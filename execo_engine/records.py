@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.codec import MAX_DEPTH, Codec
+from execo_engine.codec import MAX_DEPTH, Codec, is_hashable
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.owner import Owner, decode_owner
 from execo_engine.store.contract import Failure
@@ -107,11 +107,7 @@ def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool
         return all(_is_element(item, plain, depth) for item in value)
     if kind is list or kind is dict:
         return False
-    try:  # an unpickled value (allow_pickle=True)
-        hash(value)
-    except TypeError:
-        return False
-    return True
+    return is_hashable(value)  # an unpickled value (allow_pickle=True)
 
 
 def _is_nested_within(value: Any, depth: int = MAX_DEPTH) -> bool:
