@@ -69,10 +69,18 @@ _PAYLOADS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _loads(text: str | bytes, hook: Callable[[list[tuple[str, Any]]], Any] | None) -> Any:
-    """``json.loads``; every failure (deep nesting included) is a ``ValueError``."""
+_PLAIN_JSON = json.JSONDecoder()  # objects stay dicts
+_UNTAGGED_JSON = json.JSONDecoder(object_pairs_hook=HashableDict)  # for text without any tag
+
+
+def _loads(text: str | bytes, decoder: json.JSONDecoder) -> Any:
+    """``json.loads`` of UTF-8 ``text`` with ``decoder`` (made once: ``json.loads`` with a hook
+    builds a decoder on every call); every failure (deep nesting, bad UTF-8 included) is a
+    ``ValueError``."""
     try:
-        return json.loads(text, object_pairs_hook=hook)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "surrogatepass")
+        return decoder.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply (the depth Python can decode)") from None
 
@@ -87,6 +95,7 @@ class Codec:
     def __init__(self, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
         self._last: tuple[Any, str] = (None, "null")
+        self._tagged_json = json.JSONDecoder(object_pairs_hook=self._from_object)
 
     def encode(self, element: Any) -> str:
         """The canonical one-line JSON text of ``element``.
@@ -108,7 +117,7 @@ class Codec:
     def decode(self, text: str | bytes) -> Any:
         """The element whose text is ``text``; ``ValueError`` if it is not valid (not JSON,
         a tag holding what it cannot, nested too deeply)."""
-        return _loads(text, self._from_object)
+        return _loads(text, self._tagged_json)
 
     def decode_lines(self, lines: list[bytes], plain: bool = False) -> list[Any]:
         """Decode many records at once (one JSON parse); ``ValueError`` if one is invalid
@@ -123,8 +132,8 @@ class Codec:
         # One huge record is parsed alone: no copy of it in a list's text.
         data = lines[0] if len(lines) == 1 else b"[" + b",".join(lines) + b"]"
         # Without any tag in the text, every object is a HashableDict.
-        untagged = None if plain else HashableDict
-        decoded = _loads(data, self._from_object if b'"__' in data else untagged)
+        untagged = _PLAIN_JSON if plain else _UNTAGGED_JSON
+        decoded = _loads(data, self._tagged_json if b'"__' in data else untagged)
         return [decoded] if len(lines) == 1 else cast("list[Any]", decoded)
 
     def from_plain(self, value: Any) -> Any:

@@ -15,9 +15,10 @@ PostgreSQL store keeps rows instead, and uses only the decoding of elements and 
 - *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
   (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
   ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
-  takes it while that owner lives), and ``["-",element]`` when it is given back; a claim or a
-  skip replaces the element's previous one. Compacted (replaced by the live claims and skips)
-  when mostly made of finished ones;
+  takes it while that owner lives), and ``["-",element]`` when it is given back (a done record
+  ends a hold too: no release is written for a done element); a claim or a skip replaces the
+  element's previous one. Compacted (replaced by the live claims and skips) when mostly made
+  of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -99,6 +100,8 @@ def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool
         return False
     depth -= 1
     if kind is HashableDict or (plain and kind is dict):
+        if _SCALARS.issuperset(map(type, value.values())) and _SCALARS.issuperset(map(type, value)):
+            return True  # the common flat combination, checked in C
         return all(
             _is_element(key, plain, depth) and _is_element(item, plain, depth)
             for key, item in value.items()
@@ -123,6 +126,9 @@ def _is_nested_within(value: Any, depth: int = MAX_DEPTH) -> bool:
 
 def _is_position(value: Any) -> bool:
     return value is None or type(value) is int
+
+
+_FEW = 16  #: pieces of at most this many records are checked record by record
 
 
 def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
@@ -171,20 +177,36 @@ def _is_done_stream_record(record: Any, plain: bool = False) -> bool:
 
 def _all_done_stream(decoded: list[Any], records: list[bytes]) -> bool:
     """Every record is a record of the done stream (see :func:`_all_done` for done records
-    alone, the common case)."""
-    if _all_done(decoded, records):
+    alone, the common case of big pieces; a few records are checked one by one)."""
+    if len(records) > _FEW and _all_done(decoded, records):
         return True
     plain = not any(map(bytes.__contains__, records, itertools.repeat(b'"__')))
     return all(_is_done_stream_record(record, plain) for record in decoded)
 
 
-def _is_owner(owner: Any) -> bool:
-    """See :func:`execo_engine.owner.decode_owner`."""
+_owners: dict[tuple[Any, ...], Owner] = {}  # decoded owners by their fields: few, seen often
+_MAX_OWNERS = 4096
+
+
+def _owner(value: Any) -> Owner | None:
+    """The owner ``value`` holds (see :func:`execo_engine.owner.decode_owner`), None if it is
+    not one; decoded once per distinct owner."""
+    if type(value) is not list:
+        return None
     try:
-        decode_owner(owner)
+        owner = _owners.get(tuple(value))
+    except TypeError:  # a list or a dict inside: not an owner
+        return None
+    if owner is not None and type(value[1]) is int:  # a bool or float pid would compare equal
+        return owner
+    try:
+        owner = decode_owner(value)
     except ValueError:
-        return False
-    return True
+        return None
+    if len(_owners) >= _MAX_OWNERS:
+        _owners.clear()
+    _owners[tuple(value)] = owner
+    return owner
 
 
 def _is_hold_record(record: Any) -> bool:
@@ -196,7 +218,7 @@ def _is_hold_record(record: Any) -> bool:
     return (
         record[0] in (CLAIM, SKIP)
         and len(record) == 5
-        and _is_owner(record[1])
+        and _owner(record[1]) is not None
         and _is_element(record[2])
         and _is_position(record[3])
         and _is_number(record[4], -1e15, 1e15)
@@ -327,7 +349,7 @@ class RecordStore:
         events: list[ClaimEvent] = [
             (RELEASE, None, record[1], None, None)
             if record[0] == RELEASE
-            else (record[0], decode_owner(record[1]), record[2], record[3], record[4])
+            else (record[0], _owner(record[1]), record[2], record[3], record[4])
             for record in self._decode(claims_where, claims, _is_hold_record)
         ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty

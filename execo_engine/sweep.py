@@ -44,12 +44,14 @@ class HashableDict(dict):  # type: ignore[type-arg]
     """
 
     __slots__ = ("_hash",)
+    _hash: int
 
     def __hash__(self) -> int:  # type: ignore[override]
-        cached: int | None = getattr(self, "_hash", None)
-        if cached is None:
-            cached = self._hash = hash(frozenset(self.items()))
-        return cached
+        try:
+            return self._hash
+        except AttributeError:  # not computed yet, or dropped by a mutation
+            self._hash = hash(frozenset(self.items()))
+            return self._hash
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The cached hash is salted per process: never pickle it.

@@ -89,6 +89,20 @@ def test_undone_positions_stay_todo_here_until_done_again():
     assert machine.in_state(State.DONE) == ["a", "b"] and machine.holders([]) == []
 
 
+def test_a_done_record_ends_the_hold_it_finishes_without_a_release():
+    machine = state(changes(claims=[(CLAIM, OTHER, "a", 0, 1.0), (SKIP, OTHER, "b", 1, 1.0)]))
+    machine.apply(changes(done=[(0, "a"), (1, "b")]), lambda: ME)  # no release record
+    assert states(machine) == {"DONE": ["a", "b"], "TODO": ["c", "d", "e"]}
+    assert machine.holders([]) == [] and machine.owners() == set()
+    # Here "c" was done then given back (execo's cancel): another's claim and done of it end
+    # that claim, and "c" stays todo here.
+    machine.apply(changes(done=[(2, "c")]), lambda: ME)
+    machine.undo_done(2)
+    machine.apply(changes(claims=[(CLAIM, OTHER, "c", 2, 2.0)]), lambda: ME)
+    machine.apply(changes(done=[(2, "c")]), lambda: ME)
+    assert machine.holders([]) == [] and "c" in machine.in_state(State.TODO)
+
+
 def test_todo_positions_follow_sweeps_order_and_come_back():
     machine = state(changes(done=[(1, "b")]))
     positions = machine.todo_positions()

@@ -23,6 +23,20 @@ def test_removing_inprogress_file_resets_claims_while_running(tmp_path, sweeps):
     assert other.get_next() == held[0]
 
 
+def test_done_writes_no_release_and_ends_the_claim_for_every_reader(tmp_path, sweeps):
+    sweeper, other = ParamSweeper(tmp_path, sweeps), ParamSweeper(tmp_path, sweeps)
+    first, second = sweeper.get_next(), sweeper.get_next()
+    assert other.get_inprogress() == [first, second]  # seen claimed before the done
+    sweeper.done(first)
+    sweeper.cancel(second)
+    tags = [line[:4] for line in (tmp_path / "inprogress").read_text().splitlines()]
+    assert tags == ['["+"', '["+"', '["-"']  # the cancel is a release; the done is not
+    assert other.get_inprogress() == [] and other.get_done() == [first]
+    fresh = ParamSweeper(tmp_path, sweeps)  # reads the claim of a done element, ignores it
+    assert fresh.get_inprogress() == [] and fresh.get_done() == [first]
+    assert fresh.get_next() == second
+
+
 def test_old_argument_order_is_deprecated(tmp_path, sweeps):
     with pytest.warns(DeprecationWarning, match="ParamSweeper\\(persistence_dir, sweeps\\)"):
         sweeper = ParamSweeper(sweeps, str(tmp_path))

@@ -258,9 +258,8 @@ class ReplayStore:
             state = self._state
             positions = {e: state.known_position(e) for e in elements}
             new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
-            held = [e for _, e in new if state.is_held(e)]
+            # A done record releases the element's hold for every reader: no release record.
             self._keep_for_sync(self._log.append_done(new))
-            self._log.append_releases(held)
             state.done(new)
 
     def sync(self) -> None:

@@ -168,13 +168,12 @@ class SweepState:
         return element in self.claims.by_element or element in self.skips.by_element
 
     def mark_done(self, element: Any, hint: Any) -> None:
-        """Record that ``element`` is done (nothing changes for a position given back here)."""
+        """Record that ``element`` is done, which ends its hold (no release record is written
+        for a done element); a position given back here stays todo here."""
         position = self.position(element, hint)
         if position is None:
             self.done_extra.add(element)
-        elif position in self.undone:
-            return
-        else:
+        elif position not in self.undone:
             self._state[position] = DONE
         if self.is_held(element):
             self.release(element)
