@@ -109,10 +109,11 @@ class DirectoryLog(RecordStore):
         self._first_read_done = read_only  # a writer's first read cleans up and marks the format
         self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
 
-    def read(self) -> Changes:
-        """The records appended since the last read; torn last records are repaired (and, on
-        a writer's first read, temporary files of rewrites killed midway removed, and the
-        directory marked with this format version)."""
+    def read(self, claims: bool = True) -> Changes:
+        """The records appended since the last read (of the done stream alone unless
+        ``claims``: the claims stream is then read next time); torn last records are repaired
+        (and, on a writer's first read, temporary files of rewrites killed midway removed, and
+        the directory marked with this format version)."""
         repair = not self.read_only
         if not self._first_read_done:
             remove_stale_temporaries(self.path, ("inprogress", "sweeps", GRID_FILE, FORMAT_FILE))
@@ -120,7 +121,7 @@ class DirectoryLog(RecordStore):
             self._first_read_done = True
         return self._changes(
             self._done.read_new(repair),
-            self._claims.read_new(repair),
+            self._claims.read_new(repair) if claims else FileBatch(),
             self._done.path,
             self._claims.path,
         )

@@ -39,7 +39,9 @@ class RecordLog(Protocol):
     """Where the records of a sweep are kept (see :mod:`execo_engine.records`).
 
     Every method but ``load_sweeps``, ``done_texts``, ``read_results`` and ``close`` is called
-    inside ``with log.lock:``, appends after a :meth:`read` in the same locked section.
+    inside ``with log.lock:``, appends after a :meth:`read` in the same locked section (to the
+    claims stream, a :meth:`read` with ``claims``; ``read(claims=False)`` reads the done stream
+    alone and leaves what the claims stream gained for the next read).
     ``kind`` is the kind of a hold: :data:`~execo_engine.records.CLAIM` or
     :data:`~execo_engine.records.SKIP`; a hold replaces the element's previous one.
     """
@@ -55,7 +57,7 @@ class RecordLog(Protocol):
         """Held around every operation: excludes every other instance."""
 
     def check_writable(self) -> None: ...
-    def read(self) -> Changes: ...
+    def read(self, claims: bool = True) -> Changes: ...
     def restart(self) -> None: ...
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None: ...
     def append_failures(
@@ -125,9 +127,10 @@ class ReplayStore:
 
     # -- catching up -------------------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        """Replay what others appended (under the lock), give back dead owners', compact."""
-        changes = self._log.read()
+    def _catch_up(self, claims: bool = True) -> None:
+        """Replay what others appended (under the lock), give back dead owners', compact;
+        without ``claims``, only what they did and failed (the claims are read next time)."""
+        changes = self._log.read(claims)
         if changes.changed and (lost := self._state.apply(changes, current_owner)):
             logger.warning(
                 "%s: lost the claim on %d combination(s), given back by another instance "
@@ -137,7 +140,7 @@ class ReplayStore:
                 len(lost),
                 lost[0],
             )
-        if self.read_only:
+        if self.read_only or not claims:
             return
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
@@ -254,7 +257,7 @@ class ReplayStore:
 
     def done(self, elements: list[Any]) -> None:
         with self._lock:
-            self._catch_up()
+            self._catch_up(claims=False)  # others' claims change nothing here
             state = self._state
             positions = {e: state.known_position(e) for e in elements}
             new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
