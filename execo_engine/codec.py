@@ -24,7 +24,7 @@ import binascii
 import json
 import pickle
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.sweep import HashableDict
@@ -85,6 +85,20 @@ def _loads(text: str | bytes, decoder: json.JSONDecoder) -> Any:
         raise ValueError("nested too deeply (the depth Python can decode)") from None
 
 
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
+def _is_flat(element: Any) -> bool:
+    """A HashableDict of plain values with string keys, none a tag: its JSON text is its own
+    (the common combination of a sweep, encoded without building a copy)."""
+    return (
+        type(element) is HashableDict
+        and _PLAIN_TYPES.issuperset(map(type, element.values()))
+        and all(type(key) is str for key in element)
+        and not (len(element) == 1 and next(iter(element)) in _TAGS)
+    )
+
+
 class Codec:
     """Encodes elements to canonical JSON text and back.
 
@@ -105,7 +119,7 @@ class Codec:
         """
         last, text = self._last
         if element is not last:
-            text = _dumps(self._to_json(element))
+            text = _dumps(element if _is_flat(element) else self._to_json(element))
             self._last = (element, text)
         return text
 
@@ -133,8 +147,8 @@ class Codec:
         data = lines[0] if len(lines) == 1 else b"[" + b",".join(lines) + b"]"
         # Without any tag in the text, every object is a HashableDict.
         untagged = _PLAIN_JSON if plain else _UNTAGGED_JSON
-        decoded = _loads(data, self._tagged_json if b'"__' in data else untagged)
-        return [decoded] if len(lines) == 1 else cast("list[Any]", decoded)
+        decoded: list[Any] = _loads(data, self._tagged_json if b'"__' in data else untagged)
+        return [decoded] if len(lines) == 1 else decoded
 
     def from_plain(self, value: Any) -> Any:
         """The element of a value decoded with ``plain=True`` (dicts become HashableDicts)."""
