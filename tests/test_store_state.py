@@ -103,6 +103,17 @@ def test_a_done_record_ends_the_hold_it_finishes_without_a_release():
     assert machine.holders([]) == [] and "c" in machine.in_state(State.TODO)
 
 
+def test_a_claim_lost_before_its_done_is_reported_when_the_claims_are_read():
+    machine = state()
+    machine.claim([(0, "a"), (1, "b")], ME, 1.0)
+    machine.done([(0, "a"), (1, "b")])  # written while only the done stream was read
+    assert machine.apply(changes(), lambda: ME, claims_read=False) == []
+    reclaimed = changes(claims=[(RELEASE, None, "a", None, None), (CLAIM, OTHER, "a", 0, 2.0)])
+    assert machine.apply(reclaimed, lambda: ME) == ["a"]  # given back while this one ran it
+    assert machine.in_state(State.DONE) == ["a", "b"] and machine.finished == {}
+    assert machine.apply(changes(claims=[(RELEASE, None, "a", None, None)]), lambda: ME) == []
+
+
 def test_todo_positions_follow_sweeps_order_and_come_back():
     machine = state(changes(done=[(1, "b")]))
     positions = machine.todo_positions()

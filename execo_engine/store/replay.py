@@ -130,8 +130,10 @@ class ReplayStore:
     def _catch_up(self, claims: bool = True) -> None:
         """Replay what others appended (under the lock), give back dead owners', compact;
         without ``claims``, only what they did and failed (the claims are read next time)."""
-        changes = self._log.read(claims)
-        if changes.changed and (lost := self._state.apply(changes, current_owner)):
+        changes, state = self._log.read(claims), self._state
+        # Claims finished since the claims stream was last read are checked once it is read.
+        replay = changes.changed or (claims and state.finished)
+        if replay and (lost := state.apply(changes, current_owner, claims)):
             logger.warning(
                 "%s: lost the claim on %d combination(s), given back by another instance "
                 "(this process was taken for dead, or claims were reset), e.g. %r: they may "
@@ -146,7 +148,7 @@ class ReplayStore:
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
             self._last_dead_check = now
             self._reclaim(self._dead_owners())
-        records, state = self._log.claim_records, self._state
+        records = self._log.claim_records
         live = len(state.claims.by_element) + len(state.skips.by_element)
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
             self._log.rewrite_claims(state.claims.records(), state.skips.records())

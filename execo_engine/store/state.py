@@ -95,6 +95,8 @@ class SweepState:
         self.done_extra: set[Any] = set()  #: done elements that are not in the sweeps
         self.undone: set[int] = set()  #: done positions given back to todo here only
         self.mine: dict[Any, None] = {}  #: claims this instance took, in claim order
+        #: claims this instance finished (done) while only the done stream was read since
+        self.finished: dict[Any, None] = {}
         self.failures: dict[Any, Failure] = {}  #: element -> its failed attempts
 
     # -- positions -------------------------------------------------------------------------
@@ -212,10 +214,14 @@ class SweepState:
         self._cursor = 0
         self.mine = {}
 
-    def apply(self, changes: Changes, me: Callable[[], Owner]) -> list[Any]:
+    def apply(
+        self, changes: Changes, me: Callable[[], Owner], claims_read: bool = True
+    ) -> list[Any]:
         """Replay what :meth:`RecordLog.read` returned; ``me()``: this process's owner (asked
-        only after a compaction). Returns this instance's claims that another instance gave
-        back meanwhile (it took this process for dead, or reset every claim): lost claims."""
+        only after a compaction); ``claims_read``: the claims stream was read too (else the
+        done stream alone). Returns this instance's claims that another instance gave back
+        meanwhile (it took this process for dead, or reset every claim): lost claims, those
+        finished since the claims stream was last read included."""
         if changes.done_restarted:  # done file deleted, truncated or replaced: start over
             self.forget_failures()
             self._state = self._state.translate(_TO_TODO[DONE])
@@ -239,7 +245,7 @@ class SweepState:
         lost = []
         for operation, owner, element, hint, since in changes.claims:
             if operation == RELEASE:
-                if element in self.mine:
+                if element in self.mine or element in self.finished:
                     lost.append(element)
                 self.release(element)
             else:
@@ -250,6 +256,8 @@ class SweepState:
                 e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
             }
             lost += [e for e in mine if e not in self.mine]
+        if claims_read:
+            self.finished = {}
         return lost
 
     def _replay_failure(self, record: list[Any]) -> None:
@@ -286,10 +294,13 @@ class SweepState:
         self._settle(position, self.order[position])
 
     def done(self, done: list[tuple[int | None, Any]]) -> None:
-        """This instance recorded ``(position, element)`` pairs done."""
+        """This instance recorded ``(position, element)`` pairs done (its claims among them
+        are checked against the claims stream when it is next read: see :meth:`apply`)."""
         for position, element in done:
             if position is not None:
                 self.undone.discard(position)
+            if element in self.mine:
+                self.finished[element] = None
             self.mark_done(element, position)
 
     def count_failure(self, position: int | None, failure: Failure) -> None:
