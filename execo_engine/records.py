@@ -347,15 +347,19 @@ class RecordStore:
         return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
 
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
-        events: list[ClaimEvent] = [
-            (RELEASE, None, record[1], None, None)
-            if record[0] == RELEASE
-            else (record[0], _owner(record[1]), record[2], record[3], record[4])
-            for record in self._decode(claims_where, claims, _is_hold_record)
-        ]
+        events: list[ClaimEvent] = []
+        if not claims.empty:
+            events = [
+                (RELEASE, None, record[1], None, None)
+                if record[0] == RELEASE
+                else (record[0], _owner(record[1]), record[2], record[3], record[4])
+                for record in self._decode(claims_where, claims, _is_hold_record)
+            ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
         return Changes(
-            self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
+            iter(())
+            if done.empty
+            else self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
             done.restarted,
             events,
             claims.restarted,

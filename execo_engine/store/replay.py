@@ -131,9 +131,10 @@ class ReplayStore:
         """Replay what others appended (under the lock), give back dead owners', compact;
         without ``claims``, only what they did and failed (the claims are read next time)."""
         changes, state = self._log.read(claims), self._state
-        # Claims finished since the claims stream was last read are checked once it is read.
-        replay = changes.changed or (claims and state.finished)
-        if replay and (lost := state.apply(changes, current_owner, claims)):
+        if not changes.changed:
+            if claims:  # nobody gave back what this instance finished meanwhile
+                state.finished.clear()
+        elif lost := state.apply(changes, current_owner, claims):
             logger.warning(
                 "%s: lost the claim on %d combination(s), given back by another instance "
                 "(this process was taken for dead, or claims were reset), e.g. %r: they may "
