@@ -147,6 +147,8 @@ class SweepState:
                 return
         elif self._state[position] == DONE:
             return
+        else:
+            element = self.order[position]  # the same, its hash already computed
         self.claims.remove(element)
         self.skips.remove(element)
         (self.claims if kind == CLAIM else self.skips).add(element, owner, position, since)
@@ -232,9 +234,14 @@ class SweepState:
                     self._settle(position, element)
         for records in changes.done:
             if not self._mark_done_fast(records):
+                order, size = self.order, len(self.order)
                 for record in records:
                     if len(record) == 2:
-                        self.mark_done(self._from_plain(record[1]), record[0])
+                        hint, plain = record
+                        if type(hint) is int and 0 <= hint < size and order[hint] == plain:
+                            self.mark_done(order[hint], hint)  # no copy to build
+                        else:
+                            self.mark_done(self._from_plain(plain), hint)
                     elif record[0] == FAIL:
                         self._replay_failure(record)
                     else:  # the failures were reset
