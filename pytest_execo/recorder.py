@@ -42,7 +42,8 @@ from execo_engine.sweep import HashableDict
 from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot, failed_snapshot
 from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
-from pytest_execo.plugin import RECORDED, swept_position
+from pytest_execo.plugin import DEFAULT_STATES, RECORDED, swept_position
+from pytest_execo.plugin import pytest_execo_state as default_state
 from pytest_execo.writer import BackgroundWriter, Result
 
 if TYPE_CHECKING:
@@ -198,8 +199,10 @@ class SweepRecorder:
 
     def unit_of(self, item: pytest.Item) -> Unit | None:
         """The unit of work of a swept item (None for other items), computed once."""
-        if UNIT in item.stash:
+        try:
             return item.stash[UNIT]
+        except KeyError:
+            pass
         found = swept_position(item)
         unit = None
         if found is not None:
@@ -397,7 +400,10 @@ class SweepRecorder:
             sweeper.cancel(combination)
             return
         hook = self.config.hook
-        state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
+        if [i.function for i in hook.pytest_execo_state.get_hookimpls()] == [default_state]:
+            state = DEFAULT_STATES[outcome]  # what the hook would return, without calling it
+        else:
+            state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
         if state == "done":
             self.writer.add(sweeper, combination, result, done=True)
         else:
@@ -415,7 +421,10 @@ class SweepRecorder:
                         f"pytest_execo_state returned {state!r} for {item.nodeid}: "
                         f"expected one of {', '.join(STATES)}"
                     )
-        hook.pytest_execo_recorded(item=item, combination=combination, outcome=outcome, state=state)
+        if hook.pytest_execo_recorded.get_hookimpls():
+            hook.pytest_execo_recorded(
+                item=item, combination=combination, outcome=outcome, state=state
+            )
 
     # -- end ---------------------------------------------------------------------------------
 
@@ -449,7 +458,9 @@ class SweepRecorder:
             terminalreporter.write_line(line)
         for name in names:
             outcomes = list(self.session_outcomes.get(name, {}).values())
-            sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
+            sweeper = self.sweepers.get(name)  # up to date: it reads only what is new
+            if sweeper is None:
+                sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
             sweeps, remaining, _, inprogress, done = sweeper.stats()
             failed = sweeper.get_failed()
             counts = {k: outcomes.count(k) for k in _WORST_FIRST}

@@ -14,6 +14,7 @@ combinations finished in the last :data:`WRITE_INTERVAL` seconds plus the time o
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,15 +36,18 @@ class Result:
     duration: float
 
 
+#: A finished combination: its sweeper, the combination, its results, whether it is done.
+Finished = tuple[ParamSweeper[HashableDict], Any, Result | None, bool]
+
+
 class BackgroundWriter:
     """Writes results and done records of finished combinations in batches, in a background
     thread started on first use; :meth:`close` writes what is left and raises what a write
     raised. An error of the thread is also raised by the next :meth:`add`."""
 
     def __init__(self) -> None:
-        self._pending: dict[ParamSweeper[HashableDict], list[tuple[Any, Result | None, bool]]]
-        self._pending = {}
-        self._wakeup = threading.Condition()
+        self._pending: collections.deque[Finished] = collections.deque()  # thread-safe ends
+        self._work = threading.Event()  #: set when something is pending, or to close
         self._closing = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -59,21 +63,20 @@ class BackgroundWriter:
         written and fsync'd within :data:`WRITE_INTERVAL` seconds and one write."""
         if self._error is not None:
             raise self._error
-        with self._wakeup:
-            self._pending.setdefault(sweeper, []).append((combination, result, done))
-            self._wakeup.notify()
+        self._pending.append((sweeper, combination, result, done))
+        if not self._work.is_set():
+            self._work.set()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="execo-writer", daemon=True)
             self._thread.start()
 
     def _loop(self) -> None:
         while True:
-            with self._wakeup:
-                while not self._pending and not self._closing.is_set():
-                    self._wakeup.wait()
-            if self._closing.is_set():
-                return  # close() writes the rest
+            self._work.wait()
             self._closing.wait(WRITE_INTERVAL)  # gather a batch (cut short by close())
+            self._work.clear()  # then read: what is added from now on sets it again
+            if self._closing.is_set():  # set before close() sets _work: no wait is missed
+                return  # close() writes the rest
             try:
                 self._write_pending()
             except BaseException as error:  # raised again by add() and close()
@@ -81,26 +84,27 @@ class BackgroundWriter:
                 return
 
     def _write_pending(self) -> None:
-        with self._wakeup:
-            pending, self._pending = self._pending, {}
-        for sweeper, finished in pending.items():
-            for combination, result, _ in finished:
+        batches: dict[ParamSweeper[HashableDict], list[Finished]] = {}
+        while self._pending:
+            finished = self._pending.popleft()
+            batches.setdefault(finished[0], []).append(finished)
+        for sweeper, batch in batches.items():
+            for _, combination, result, _ in batch:
                 if result is not None:
                     sweeper.record_result(
                         combination, result.values, result.outcome, result.duration, wait=False
                     )
-            done = [combination for combination, _, is_done in finished if is_done]
+            done = [combination for _, combination, _, is_done in batch if is_done]
             if done:
                 sweeper.done_batch(done, wait=False)
-        for sweeper in pending:
+        for sweeper in batches:
             sweeper.flush()
 
     def close(self) -> None:
         """Return once everything handed over is on disk (fsync); raise what a write raised."""
         self._closing.set()
+        self._work.set()
         if self._thread is not None:
-            with self._wakeup:
-                self._wakeup.notify()
             self._thread.join()
             self._thread = None
         if self._error is not None:
