@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from execo_engine.sweep import HashableDict, ParamSweeper
+from pytest_execo.writer import BackgroundWriter, Result
 
 pytest_plugins = ["pytester"]
 
@@ -53,6 +54,35 @@ def test_done_without_waiting_is_visible_at_once_and_flush_closes_everything(tmp
     writer.flush()
     assert open_fds() == before
     writer.flush()  # nothing left: a no-op
+
+
+def test_background_writer_puts_everything_on_disk_by_close(tmp_path):
+    elements = [HashableDict(x=x) for x in range(200)]
+    writer_sweeper = ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
+    writer = BackgroundWriter()
+    for element in elements:
+        assert writer_sweeper.take(element, position=element["x"]) is None
+        result = Result({"square": element["x"] ** 2}, "passed", 0.5) if element["x"] % 3 else None
+        writer.add(writer_sweeper, element, result, done=element["x"] < 150)
+    writer.close()
+    reader = ParamSweeper(tmp_path / "sweep", read_only=True)
+    assert reader.get_done() == elements[:150]
+    # handed over but not done (a rerun of a done combination): claimed until given back
+    assert [claim[0] for claim in reader.get_claims()] == elements[150:]
+    assert [(r["combination"], r["values"]["square"]) for r in reader.get_results()] == [
+        (e, e["x"] ** 2) for e in elements if e["x"] % 3
+    ]
+    writer.close()  # nothing left: a no-op
+
+
+def test_background_writer_raises_what_a_write_raised(tmp_path):
+    elements = [HashableDict(x=x) for x in range(3)]
+    ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
+    read_only = ParamSweeper(tmp_path / "sweep", read_only=True)
+    writer = BackgroundWriter()
+    writer.add(read_only, elements[0], None, done=True)
+    with pytest.raises(PermissionError):
+        writer.close()
 
 
 @pytest.mark.slow
