@@ -24,7 +24,7 @@ from execo_engine.sweep import HashableDict
 from execo_engine.sweeper import ParamSweeper
 
 #: How long (seconds) the thread gathers finished combinations before writing them as a batch.
-WRITE_INTERVAL = 0.005
+WRITE_INTERVAL = 0.01
 
 
 @dataclass(frozen=True)
