@@ -15,6 +15,9 @@ median over the rounds; compare the ratios, not the seconds, across machines):
 - a resumed session where 90% of the combinations are done, against a plain run of the other
   10%.
 
+Each workload gets its wall-clock seconds and its CPU seconds (user + system of pytest and its
+xdist workers): on a machine shared with other work, the CPU ratios move less than the wall ones.
+
 ``--million`` also times the first ``take()`` of a 1,000,000-combination sweep with the
 position the item knows and without it (then an index of the sweep is built), with the memory
 each allocates (tracemalloc).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,7 +53,12 @@ def test_swept(i):
 """
 
 
-def run_pytest(directory: str, *args: str, env: dict[str, str] | None = None) -> float:
+def run_pytest(
+    directory: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Seconds of wall-clock time and of CPU time (user + system, xdist workers included) of
+    a pytest session."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
         [
@@ -68,7 +77,9 @@ def run_pytest(directory: str, *args: str, env: dict[str, str] | None = None) ->
         env={**os.environ, **(env or {})},
         check=False,
     )
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def fresh(directory: str, name: str) -> str:
@@ -76,8 +87,8 @@ def fresh(directory: str, name: str) -> str:
     return f"--execo-sweep-dir={name}"
 
 
-def workloads(directory: str) -> dict[str, Callable[[], float]]:
-    def resumed() -> float:
+def workloads(directory: str) -> dict[str, Callable[[], tuple[float, float]]]:
+    def resumed() -> tuple[float, float]:
         run_pytest(
             directory,
             "test_swept.py",
@@ -137,11 +148,12 @@ def main() -> None:
         with open(os.path.join(directory, "test_swept.py"), "w") as f:
             f.write(SWEPT.format(count=count, done=done))
         runs = workloads(directory)
-        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
         for _ in range(options.rounds):
             for name, run in runs.items():
                 seconds[name].append(run())
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    median = {name: statistics.median(w for w, _ in values) for name, values in seconds.items()}
+    cpu = {name: statistics.median(c for _, c in values) for name, values in seconds.items()}
     rows = [
         (f"plain parametrize, {count:,} tests", "plain", None, count),
         ("execo_sweep marker, no sweep dir", "marker", "plain", count),
@@ -156,13 +168,18 @@ def main() -> None:
             count - done,
         ),
     ]
-    print(f"median of {options.rounds} rounds")
-    print(f"{'workload':<58}{'seconds':>9}{'ratio':>8}{'us/test':>9}")
+    print(f"median of {options.rounds} rounds; CPU: user + system time, xdist workers included")
+    print(f"{'workload':<58}{'seconds':>9}{'ratio':>8}{'us/test':>9}{'CPU s':>8}{'ratio':>8}")
     for label, name, base, tests in rows:
         line = f"{label:<58}{median[name]:>9.2f}"
         if base is not None:
             extra = (median[name] - median[base]) / tests * 1e6
             line += f"{median[name] / median[base]:>7.2f}x{extra:>+9.0f}"
+        else:
+            line += " " * 17
+        line += f"{cpu[name]:>8.2f}"
+        if base is not None:
+            line += f"{cpu[name] / cpu[base]:>7.2f}x"
         print(line)
     if options.million:
         million()

@@ -16,10 +16,11 @@
   skip, failed → fail: one failed attempt counted, with the short text of the first report
   that did not pass, see :func:`pytest_execo.failures.failure_text`);
   :meth:`SweepRecorder._record` applies it.
-- Durability: a done record is written (to the kernel: it survives the death of the process)
-  before the item's protocol ends, so before the next test starts; a background thread fsyncs
-  what was written every 10 ms (:class:`Flusher`), and the session waits for every fsync at its
-  end: when pytest exits, every combination it reported done is on disk.
+- Durability: done records and their results are written and fsync'd in batches by a
+  background thread (:class:`pytest_execo.writer.BackgroundWriter`), within a few milliseconds
+  of the end of their test; until then the combination stays claimed by this process. The
+  session waits for every write and fsync at its end, before giving its unfinished claims
+  back: when pytest exits, every combination it reported done is on disk.
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items; workers send their collection
   counts back, and the controller prints the collection line and the summary. Reports carry
@@ -30,7 +31,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,9 @@ from execo_engine.sweep import HashableDict
 from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot, failed_snapshot
 from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
-from pytest_execo.plugin import RECORDED, swept_position
+from pytest_execo.plugin import DEFAULT_STATES, RECORDED, swept_position
+from pytest_execo.plugin import pytest_execo_state as default_state
+from pytest_execo.writer import BackgroundWriter, Result
 
 if TYPE_CHECKING:
     from pytest import TerminalReporter
@@ -65,8 +67,6 @@ NO_TEST_BODY_OPTIONS = (
     "version",
 )
 UNIT = pytest.StashKey["Unit | None"]()
-#: How often (seconds) the records written since the last time are fsync'd in the background.
-FLUSH_INTERVAL = 0.01
 
 
 def sweep_dir(config: pytest.Config) -> str:
@@ -150,52 +150,6 @@ class _Run:
     attempt: Attempt = field(default_factory=Attempt)
 
 
-class Flusher:
-    """fsyncs, in a background thread, what sweepers wrote with ``wait=False``: every
-    :data:`FLUSH_INTERVAL` seconds, what was asked for since the last time (a periodic thread,
-    so that a test never waits for it nor hands it the interpreter); :meth:`close` flushes
-    what is left and raises what a fsync raised."""
-
-    def __init__(self) -> None:
-        self._pending: set[ParamSweeper[HashableDict]] = set()
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def request(self, sweeper: ParamSweeper[HashableDict]) -> None:
-        """Have ``sweeper``'s unsynced records fsync'd within :data:`FLUSH_INTERVAL`."""
-        with self._lock:
-            self._pending.add(sweeper)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="execo-flush", daemon=True)
-            self._thread.start()
-
-    def _flush_pending(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, set()
-        for sweeper in pending:
-            sweeper.flush()
-
-    def _loop(self) -> None:
-        while not self._closing.wait(FLUSH_INTERVAL):
-            try:
-                self._flush_pending()
-            except BaseException as error:  # raised again by close()
-                self._error = error
-                return
-
-    def close(self) -> None:
-        """Wait until everything requested is on disk."""
-        self._closing.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._flush_pending()
-        if self._error is not None:
-            raise self._error
-
-
 class SweepRecorder:
     """Per-session state of ``--execo-sweep-dir``: snapshot, sweepers, claims, counts."""
 
@@ -223,7 +177,7 @@ class SweepRecorder:
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
-        self.flusher = Flusher()
+        self.writer = BackgroundWriter()
         #: collection counts: units selected, distinct combinations, deselected as done,
         #: units left to run after every deselection
         self.counts: dict[str, int] | None = None
@@ -245,8 +199,10 @@ class SweepRecorder:
 
     def unit_of(self, item: pytest.Item) -> Unit | None:
         """The unit of work of a swept item (None for other items), computed once."""
-        if UNIT in item.stash:
+        try:
             return item.stash[UNIT]
+        except KeyError:
+            pass
         found = swept_position(item)
         unit = None
         if found is not None:
@@ -429,54 +385,58 @@ class SweepRecorder:
 
     def _record(self, item: pytest.Item, run: _Run) -> None:
         """Apply the outcome of a finished item to its sweep (the one place where states
-        change)."""
+        change): a done record and results are handed to the background writer; other states
+        are written at once, after the results (a crash in between must not lose results)."""
         combination, sweeper = run.unit.combination, run.sweeper
         outcome = outcome_of(run.attempt)
+        result = None
         if outcome is not None and run.attempt.values is not None:
-            # before the state: a crash in between must not lose results
-            sweeper.record_result(
-                combination,
-                run.attempt.values,
-                outcome,
-                round(run.attempt.duration, 6),
-                wait=False,
-            )
-            self.flusher.request(sweeper)
-        if run.rerun_done:
-            return  # run again on request: its state stays done
+            result = Result(run.attempt.values, outcome, round(run.attempt.duration, 6))
+        if run.rerun_done:  # run again on request: its state stays done
+            if result is not None:
+                self.writer.add(sweeper, combination, result, done=False)
+            return
         if outcome is None:  # no test body ran: give it back
             sweeper.cancel(combination)
             return
         hook = self.config.hook
-        state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
-        if state not in STATES:
-            sweeper.cancel(combination)
-            raise pytest.UsageError(
-                f"pytest_execo_state returned {state!r} for {item.nodeid}: "
-                f"expected one of {', '.join(STATES)}"
-            )
-        if state == "done":
-            sweeper.done(combination, wait=False)
-            self.flusher.request(sweeper)
-        elif state == "skip":
-            sweeper.skip(combination)
-        elif state == "fail":
-            sweeper.fail(combination, run.attempt.error or f"{outcome} (pytest_execo_state: fail)")
+        if [i.function for i in hook.pytest_execo_state.get_hookimpls()] == [default_state]:
+            state = DEFAULT_STATES[outcome]  # what the hook would return, without calling it
         else:
-            sweeper.cancel(combination)
-        hook.pytest_execo_recorded(item=item, combination=combination, outcome=outcome, state=state)
+            state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
+        if state == "done":
+            self.writer.add(sweeper, combination, result, done=True)
+        else:
+            if result is not None:
+                sweeper.record_result(combination, result.values, result.outcome, result.duration)
+            if state == "skip":
+                sweeper.skip(combination)
+            elif state == "fail":
+                error = run.attempt.error or f"{outcome} (pytest_execo_state: fail)"
+                sweeper.fail(combination, error)
+            else:
+                sweeper.cancel(combination)
+                if state != "cancel":
+                    raise pytest.UsageError(
+                        f"pytest_execo_state returned {state!r} for {item.nodeid}: "
+                        f"expected one of {', '.join(STATES)}"
+                    )
+        if hook.pytest_execo_recorded.get_hookimpls():
+            hook.pytest_execo_recorded(
+                item=item, combination=combination, outcome=outcome, state=state
+            )
 
     # -- end ---------------------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Give back what this session claimed and did not finish (-x, Ctrl-C, ...), wait
-        until every record is on disk, and apply ``--execo-all-done-ok``."""
+        """Wait until every record is on disk, give back what this session claimed and did
+        not finish (-x, Ctrl-C, ...), and apply ``--execo-all-done-ok``."""
         try:
+            self.writer.close()  # first: a combination waiting for its done record is claimed
+        finally:
             for sweeper in self.sweepers.values():
                 sweeper.release_claims()
                 sweeper.reset()  # forget this session's skips: the next session retries them
-        finally:
-            self.flusher.close()
         if (
             self.all_done_ok
             and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
@@ -498,7 +458,9 @@ class SweepRecorder:
             terminalreporter.write_line(line)
         for name in names:
             outcomes = list(self.session_outcomes.get(name, {}).values())
-            sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
+            sweeper = self.sweepers.get(name)  # up to date: it reads only what is new
+            if sweeper is None:
+                sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
             sweeps, remaining, _, inprogress, done = sweeper.stats()
             failed = sweeper.get_failed()
             counts = {k: outcomes.count(k) for k in _WORST_FIRST}

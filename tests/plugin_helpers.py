@@ -6,9 +6,21 @@ from collections import Counter
 from execo_engine.sweep import ParamSweeper
 
 GRID_TEST = """
-import os, pytest
+import os, time, pytest
+from execo_engine.sweep import ParamSweeper
 
 RUNS = {runs!r}
+
+def wait_until_others_done(me):
+    # before a crash: the combinations that started before this one are finished and written
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        started = set(open(RUNS).read().split()) - {{me}}
+        sweeps = [os.path.join("results", d) for d in os.listdir("results")]
+        done = [ParamSweeper(s, read_only=True).get_done() for s in sweeps]
+        if {{f"{{c['size']}}-{{c['algo']}}" for d in done for c in d}} >= started:
+            return
+        time.sleep(0.01)
 
 @pytest.mark.execo_sweep({{"size": [1, 2, 3], "algo": ["a", "b"]}})
 def test_grid(combination, size, algo):

@@ -157,7 +157,9 @@ def test_keyboard_interrupt_in_a_test(pytester):
 def test_xdist_worker_killed_outright(pytester):
     runs = write_grid(
         pytester,
-        body='if size == 2 and algo == "b" and os.path.exists("kill"):\n        os._exit(1)',
+        body='if size == 2 and algo == "b" and os.path.exists("kill"):\n'
+        '        wait_until_others_done("2-b")\n'
+        "        os._exit(1)",
     )
     (pytester.path / "kill").write_text("")
     crashed = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "2")
