@@ -921,17 +921,18 @@ class PostgresStore:
         """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
         claims: one idempotent statement, durable when it returns."""
         self._check_writable()
-        ids, texts, others, positions = [], [], [], []
+        ids, unknown, others, positions = [], [], [], []
         with self._link.lock:
             # what this object handed out comes back as the very same object: no encoding
             handed = {id(self._sweeps[p]): p for p, row_id in self._held.items() if row_id}
             for element in elements:
                 position = handed.get(id(element))
                 if position is None:
-                    texts.append(self.codec.encode(element))
+                    unknown.append(element)
                 else:
                     ids.append(self._held[position])
                     positions.append(position)
+            texts = self.codec.encode_many(unknown) if unknown else []
             local = self._local_positions()
             for text in texts:
                 row_id = self._held.get(local.get(text, -1))
@@ -952,7 +953,8 @@ class PostgresStore:
         with self._link.lock:
             for position in positions:
                 self._held.pop(position, None)
-        self._unhold(texts)
+        if texts:
+            self._unhold(texts)
 
     def _unhold(self, texts: list[str]) -> None:
         """Forget that this object holds (or is to redo) the elements of ``texts``."""
