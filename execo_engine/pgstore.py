@@ -89,6 +89,10 @@ class _Statement:
         self.name = f"execo_{next(self._names)}".encode()
 
 
+# libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
+_SUCCESS = (1, 2)
+_CONNECTION_BAD = 1
+
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
@@ -331,6 +335,14 @@ def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
         )
 
 
+def _wait_for(fileno: int, events: int) -> None:
+    """Wait until the socket ``fileno`` is ready for ``events`` (poll: any descriptor number;
+    a signal's exception, as ``KeyboardInterrupt``, interrupts it)."""
+    poll = select.poll()
+    poll.register(fileno, events)
+    poll.poll()
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -354,6 +366,7 @@ class _Link:
         self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
         self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
         self._prepared: set[bytes] = set()  # the names of the statements prepared on it
+        self._readable = select.poll()  # waits for an answer on the connection's socket
 
     @property
     def forked(self) -> bool:
@@ -374,6 +387,8 @@ class _Link:
                 raise
             self._connection, self._pid = connection, os.getpid()
             self.encoding, self._prepared = connection.info.encoding, set()
+            self._readable = select.poll()
+            self._readable.register(connection.pgconn.socket, select.POLLIN)
         return self._connection
 
     def query(
@@ -389,23 +404,22 @@ class _Link:
         encoding = self.encoding
         values = [None if p is None else str(p).encode(encoding) for p in params]
         result = self._exchange(connection, pgconn.send_query_prepared, statement.name, values)
-        columns = range(result.nfields)
-        return [tuple(result.get_value(r, c) for c in columns) for r in range(result.ntuples)]
+        value, columns = result.get_value, range(result.nfields)
+        return [tuple([value(row, c) for c in columns]) for row in range(result.ntuples)]
 
     def _exchange(self, connection: Any, send: Callable[..., None], *args: Any) -> Any:
         """Send a query with ``send(*args)`` and wait for its result (interruptible, as
         psycopg's own wait): the result, or its error raised. A connection interrupted
         in the middle is closed (the next operation opens another one)."""
-        psycopg, pgconn = _driver(), connection.pgconn
-        results = []
+        pgconn, results = connection.pgconn, []
         try:
             send(*args)
             while pgconn.flush():  # a non-blocking connection: the rest of the query
-                select.select([pgconn.socket], [pgconn.socket], [])
+                _wait_for(pgconn.socket, select.POLLIN | select.POLLOUT)
                 pgconn.consume_input()
             while True:
                 while pgconn.is_busy():
-                    select.select([pgconn.socket], [], [])
+                    self._readable.poll()
                     pgconn.consume_input()
                 result = pgconn.get_result()
                 if result is None:
@@ -414,12 +428,12 @@ class _Link:
         except BaseException:
             connection.close()
             raise
-        failed = [r for r in results if r.status == psycopg.pq.ExecStatus.FATAL_ERROR]
-        if pgconn.status == psycopg.pq.ConnStatus.BAD or not results:
+        failed = [result for result in results if result.status not in _SUCCESS]
+        if pgconn.status == _CONNECTION_BAD or not results:
             message = failed[0].get_error_message(self.encoding) if failed else "no answer"
-            raise psycopg.OperationalError(f"the connection is lost: {message}")
+            raise _driver().OperationalError(f"the connection is lost: {message}")
         if failed:
-            raise psycopg.errors.error_from_result(failed[0], encoding=self.encoding)
+            raise _driver().errors.error_from_result(failed[0], encoding=self.encoding)
         return results[-1]
 
     def _is_lost(self) -> bool:
@@ -428,7 +442,6 @@ class _Link:
 
     def run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` under the lock, with reconnections (see the class)."""
-        psycopg = _driver()
         with self.lock:
             self.retrying, deadline, attempts = False, 0.0, 0
             while True:
@@ -442,7 +455,7 @@ class _Link:
                         )
                         attempts = 0
                     return work(connection)
-                except psycopg.OperationalError as error:
+                except _driver().OperationalError as error:  # evaluated on an exception only
                     if not self._is_lost():
                         raise
                     self._connection = None

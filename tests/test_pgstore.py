@@ -108,6 +108,16 @@ def test_awkward_texts_go_through_copy_and_claims(postgresql, encoding):
     assert ParamSweeper(url, changed).get_done() == changed
 
 
+def test_the_libpq_codes_of_the_hot_path_are_libpq_s():
+    """The claim and done statements run on libpq directly, told apart by libpq's codes."""
+    from psycopg import pq
+
+    from execo_engine import pgstore
+
+    assert pgstore._SUCCESS == (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+    assert pgstore._CONNECTION_BAD == pq.ConnStatus.BAD
+
+
 GRID_TEST = """
 import os, pytest
 
