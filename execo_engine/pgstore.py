@@ -10,7 +10,8 @@ what others did:
 
 - a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
   of the sweeps; done is one idempotent update (by row id for what this instance claimed, else
-  an upsert by canonical text, which also records elements outside the sweeps);
+  an upsert by canonical text, which also records elements outside the sweeps); these two run
+  on libpq directly, prepared once per connection (:class:`_Statement`);
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
@@ -427,6 +428,7 @@ class _Link:
                 results.append(result)
         except BaseException:
             connection.close()
+            self._connection = None
             raise
         failed = [result for result in results if result.status not in _SUCCESS]
         if pgconn.status == _CONNECTION_BAD or not results:
