@@ -249,14 +249,16 @@ class Codec:
 
 def _plain_texts(values: list[Any], before: str = "", after: str = "") -> list[str] | None:
     """``before + text + after`` for the JSON text of each of ``values``, or None unless they
-    are all plain values (exact types: an ``IntEnum`` is not an ``int``). Each distinct object
-    is encoded once (told apart by identity: ``1``, ``1.0`` and ``True`` are equal)."""
-    if not set(map(type, values)) <= _PLAIN_TYPES:
+    are all plain values (exact types: an ``IntEnum`` is not an ``int``). Each distinct value
+    is encoded once: all strings or all ints are told apart by value, others by identity
+    (``1``, ``1.0`` and ``True`` are equal, so are ``0.0`` and ``-0.0``)."""
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN_TYPES:
         return None
-    ids = list(map(id, values))
-    distinct = dict(zip(ids, values, strict=True))
+    keys = values if kinds in ({str}, {int}) else list(map(id, values))
+    distinct = dict(zip(keys, values, strict=True))
     text_of = {key: before + _dumps(value) + after for key, value in distinct.items()}
-    return list(map(text_of.__getitem__, ids))
+    return list(map(text_of.__getitem__, keys))
 
 
 def _grid_texts(elements: Sequence[Any], in_order: bool) -> list[str] | None:
