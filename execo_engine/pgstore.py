@@ -58,7 +58,7 @@ from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A lost connection is retried for this long (seconds) before the operation fails.
 RECONNECT_SECONDS = 120.0
 #: Dead owners are looked for at most this often (seconds) by the operations of an instance.
@@ -108,9 +108,12 @@ _SCHEMA = [
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
     # ticket: of the claim that took it, or of the store object that skipped it
     "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
-    "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
+    "attempts integer NOT NULL DEFAULT 0, last_error text, "
+    # todo: what the claim's index holds, rather than state, so that a change of state
+    # between others (claimed to done) updates no index (a HOT update)
+    "todo boolean NOT NULL GENERATED ALWAYS AS (state = 'todo') STORED, UNIQUE (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
-    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
+    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE todo",
     # (sweep, digest) also serves every query on one sweep's rows: no other index to update
     "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
@@ -136,7 +139,7 @@ _CLAIM_NEXT = _Statement("""
 UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
 FROM (
     SELECT id FROM execo_elements
-    WHERE sweep = $1 AND state = 'todo' AND position < $4
+    WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
     ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED) picked
 WHERE e.id = picked.id RETURNING e.id, e.position, e.text""")
