@@ -5,8 +5,9 @@ Usage (needs PostgreSQL installed, e.g. Debian's ``postgresql`` package, and psy
     python benchmarks/bench_postgresql.py [--runs 3] [--no-grid]
 
 It starts one throwaway server on 127.0.0.1 (``tests/pg.py``, ``synchronous_commit`` on,
-``pg_stat_statements`` loaded), then, for 1, 4 and 8 worker processes, the median of ``--runs``
-runs of the time to finish 5,000 trivial combinations:
+``pg_stat_statements`` loaded), runs each side once to warm it up, then, for 1, 4 and 8 worker
+processes, the median of ``--runs`` runs (the two sides alternating, each first in turn) of
+the time to finish 5,000 trivial combinations:
 
 - *this store*: each worker loops ``ParamSweeper.get_next()`` + ``done()`` until none is left;
 - *plain queue*: a table ``(id, state)`` with a partial index on the todo rows; each worker loops
@@ -189,10 +190,13 @@ def main() -> None:
             f"{'processes':<10}{'this store':>12}{'plain queue':>13}{'ratio':>7}"
             f"{'statements':>17}{'client CPU':>18}{'server':>14}"
         )
+        for kind in ("store", "queue"):  # warm-up: the server's caches, files and plans
+            run(server, kind, 1, f"{kind}_warm_up")
         for processes in PROCESSES:
             cells: dict[str, list[tuple[float, ...]]] = {"store": [], "queue": []}
             for index in range(args.runs):
-                for kind in cells:  # interleaved: both see the same machine load
+                # interleaved, each kind first in turn: both see the same machine load
+                for kind in sorted(cells, reverse=index % 2 == 1):
                     cells[kind].append(run(server, kind, processes, f"{kind}_{processes}_{index}"))
             store, queue = (
                 [statistics.median(column) for column in zip(*cells[kind], strict=True)]
