@@ -5,8 +5,9 @@ Usage (needs PostgreSQL installed, e.g. Debian's ``postgresql`` package, and psy
     python benchmarks/bench_postgresql.py [--runs 3] [--no-grid]
 
 It starts one throwaway server on 127.0.0.1 (``tests/pg.py``, ``synchronous_commit`` on,
-``pg_stat_statements`` loaded), then, for 1, 4 and 8 worker processes, the median of ``--runs``
-runs of the time to finish 5,000 trivial combinations:
+``pg_stat_statements`` loaded), runs each side once to warm it up, then, for 1, 4 and 8 worker
+processes, the median of ``--runs`` runs (the two sides alternating, each first in turn) of
+the time to finish 5,000 trivial combinations:
 
 - *this store*: each worker loops ``ParamSweeper.get_next()`` + ``done()`` until none is left;
 - *plain queue*: a table ``(id, state)`` with a partial index on the todo rows; each worker loops
@@ -15,7 +16,10 @@ runs of the time to finish 5,000 trivial combinations:
 
 Statements per claim+done are counted by the server (``pg_stat_statements``, utility
 statements included), over every statement of the run (lease renewals, dead-owner checks and
-the end-of-grid polls too): in autocommit, each one is one network round trip.
+the end-of-grid polls too): in autocommit, each one is one network round trip. The CPU time
+per claim+done of the worker processes (client) and the server's execution time per
+claim+done (``pg_stat_statements``) are shown too: on a host whose cores are all busy, the rate
+follows their sum.
 
 Then the 1,000,000-combination grid of ``bench_sweeper.py`` (its roles): create (``sweep()``
 + first open), 500,000 marked done, and resume in a fresh process (open + first ``get_next``),
@@ -67,22 +71,22 @@ def role_store(url: str, go_file: str) -> None:
     from execo_engine.sweep import ParamSweeper
 
     sweeper = ParamSweeper(url)
-    start, count = wait_for(go_file), 0
+    start, cpu, count = wait_for(go_file), time.process_time(), 0
     while (element := sweeper.get_next()) is not None:
         sweeper.done(element)
         count += 1
-    emit(count=count, start=start, end=time.monotonic())
+    emit(count=count, start=start, end=time.monotonic(), cpu=time.process_time() - cpu)
 
 
 def role_queue(conninfo: str, go_file: str) -> None:
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as connection:
-        start, count = wait_for(go_file), 0
+        start, cpu, count = wait_for(go_file), time.process_time(), 0
         while (row := connection.execute(QUEUE_CLAIM).fetchone()) is not None:
             connection.execute(QUEUE_DONE, row)
             count += 1
-        emit(count=count, start=start, end=time.monotonic())
+        emit(count=count, start=start, end=time.monotonic(), cpu=time.process_time() - cpu)
 
 
 # -- orchestrator ------------------------------------------------------------------------------
@@ -112,16 +116,18 @@ def prepare_queue(server: Server, name: str) -> str:  # noqa: ARG001 (same shape
     return server.conninfo
 
 
-def statements(server: Server) -> int:
+def statements(server: Server) -> tuple[int, float]:
+    """(statements, milliseconds of execution) since the last reset."""
     rows = server.execute(
-        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-        "WHERE query NOT ILIKE '%pg_stat_statements%'"
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
+        "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'"
     )
-    return int(rows[0][0])
+    return int(rows[0][0]), float(rows[0][1])
 
 
-def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, float]:
-    """(claim+done per second, statements per claim+done) of one run."""
+def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, ...]:
+    """(claim+done per second, statements, client CPU us, server execution us per
+    claim+done) of one run."""
     target = (prepare_store if kind == "store" else prepare_queue)(server, name)
     with tempfile.TemporaryDirectory() as workdir:
         go_file = os.path.join(workdir, "go")
@@ -137,7 +143,9 @@ def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, fl
     if done != GRID:
         raise RuntimeError(f"{kind}: {done} combinations done of {GRID}")
     seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
-    return GRID / seconds, statements(server) / GRID
+    calls, milliseconds = statements(server)
+    cpu = sum(r["cpu"] for r in results)
+    return GRID / seconds, calls / GRID, cpu * 1e6 / GRID, milliseconds * 1e3 / GRID
 
 
 def grid_times(location: str) -> dict[str, float]:
@@ -177,21 +185,30 @@ def main() -> None:
     try:
         server.execute("CREATE EXTENSION pg_stat_statements")
         print(
-            f"{GRID:,} trivial combinations, median of {args.runs} runs, synchronous commit\n"
-            f"{'processes':<10}{'this store':>14}{'plain queue':>14}{'ratio':>8}"
-            f"{'statements per claim+done (store / queue)':>44}"
+            f"{GRID:,} trivial combinations, median of {args.runs} runs, synchronous commit; "
+            f"per claim+done: statements, client CPU us, server execution us (store / queue)\n"
+            f"{'processes':<10}{'this store':>12}{'plain queue':>13}{'ratio':>7}"
+            f"{'statements':>17}{'client CPU':>18}{'server':>14}"
         )
+        for kind in ("store", "queue"):  # warm-up: the server's caches, files and plans
+            run(server, kind, 1, f"{kind}_warm_up")
         for processes in PROCESSES:
-            cells: dict[str, list[tuple[float, float]]] = {"store": [], "queue": []}
+            cells: dict[str, list[tuple[float, ...]]] = {"store": [], "queue": []}
             for index in range(args.runs):
-                for kind in cells:  # interleaved: both see the same machine load
+                # interleaved, each kind first in turn: both see the same machine load
+                for kind in sorted(cells, reverse=index % 2 == 1):
                     cells[kind].append(run(server, kind, processes, f"{kind}_{processes}_{index}"))
-            rate = {kind: statistics.median(r for r, _ in cells[kind]) for kind in cells}
-            trips = {kind: statistics.median(t for _, t in cells[kind]) for kind in cells}
+            store, queue = (
+                [statistics.median(column) for column in zip(*cells[kind], strict=True)]
+                for kind in ("store", "queue")
+            )
+            pairs = "".join(
+                f"{s:>10.{digits}f} / {q:<5.{digits}f}"
+                for s, q, digits in zip(store[1:], queue[1:], (2, 0, 0), strict=True)
+            )
             print(
-                f"{processes:<10}{rate['store']:>12,.0f}/s{rate['queue']:>12,.0f}/s"
-                f"{rate['store'] / rate['queue']:>7.2f}x"
-                f"{trips['store']:>36.2f} / {trips['queue']:.2f}",
+                f"{processes:<10}{store[0]:>10,.0f}/s{queue[0]:>11,.0f}/s"
+                f"{store[0] / queue[0]:>6.2f}x{pairs}",
                 flush=True,
             )
         if not args.no_grid:

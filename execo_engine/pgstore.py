@@ -10,7 +10,8 @@ what others did:
 
 - a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
   of the sweeps; done is one idempotent update (by row id for what this instance claimed, else
-  an upsert by canonical text, which also records elements outside the sweeps);
+  an upsert by canonical text, which also records elements outside the sweeps); these two run
+  on libpq directly, prepared once per connection (:class:`_Statement`);
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
@@ -37,6 +38,7 @@ import hashlib
 import itertools
 import json
 import os
+import select
 import threading
 import time
 import urllib.parse
@@ -56,7 +58,7 @@ from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A lost connection is retried for this long (seconds) before the operation fails.
 RECONNECT_SECONDS = 120.0
 #: Dead owners are looked for at most this often (seconds) by the operations of an instance.
@@ -74,6 +76,24 @@ _NO_BOUND = 2**31 - 1  # beyond any position
 #: Tickets of claims and of store objects' skips: unique within a process (owner)
 _tickets = itertools.count(1)
 
+
+class _Statement:
+    """A statement of the hot path (claim, done), run by :meth:`_Link.query` on libpq itself
+    and prepared once per connection: on these one-row statements, psycopg's cursors cost the
+    client more CPU than the statement costs the server, and a worker runs two per element.
+    Parameters are ``$1``, ``$2``... (their types inferred by the server)."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql.encode()
+        self.name = f"execo_{next(self._names)}".encode()
+
+
+# libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
+_SUCCESS = (1, 2)
+_CONNECTION_BAD = 1
+
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
@@ -88,9 +108,12 @@ _SCHEMA = [
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
     # ticket: of the claim that took it, or of the store object that skipped it
     "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
-    "attempts integer NOT NULL DEFAULT 0, last_error text, UNIQUE (sweep, digest))",
+    "attempts integer NOT NULL DEFAULT 0, last_error text, "
+    # todo: what the claim's index holds, rather than state, so that a change of state
+    # between others (claimed to done) updates no index (a HOT update)
+    "todo boolean NOT NULL GENERATED ALWAYS AS (state = 'todo') STORED, UNIQUE (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
-    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE state = 'todo'",
+    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE todo",
     # (sweep, digest) also serves every query on one sweep's rows: no other index to update
     "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
@@ -110,14 +133,16 @@ _GIVEN = (
 )
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
-# nothing is taken otherwise.
-_CLAIM_NEXT = f"""
-UPDATE execo_elements e SET {_CLAIM_SET} FROM (
+# nothing is taken otherwise. Run on libpq directly (:class:`_Statement`): $1 sweep, $2 owner,
+# $3 ticket, $4 bound (positions below), $5 digest, $6 count.
+_CLAIM_NEXT = _Statement("""
+UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
+FROM (
     SELECT id FROM execo_elements
-    WHERE sweep = %(sweep)s AND state = 'todo' AND position < %(bound)s
-        AND (SELECT order_digest FROM execo_sweeps WHERE id = %(sweep)s) = %(digest)s
-    ORDER BY position LIMIT %(count)s FOR UPDATE SKIP LOCKED) picked
-WHERE e.id = picked.id RETURNING true, e.id, e.position, e.text"""
+    WHERE sweep = $1 AND todo AND position < $4
+        AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
+    ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED) picked
+WHERE e.id = picked.id RETURNING e.id, e.position, e.text""")
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
@@ -145,10 +170,12 @@ taken AS (
     RETURNING e.id)
 SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
 FROM current LEFT JOIN taken ON true"""
-_DONE_HELD = """
+# Done by row ids (what this object claimed): $1 one id, or an array of them.
+_DONE_BY_ID = """
 UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
-WHERE id = ANY(%s::bigint[])"""
-_DONE_ONE = _DONE_HELD.replace("= ANY(%s::bigint[])", "= %s")
+WHERE id {}"""
+_DONE_ONE = _Statement(_DONE_BY_ID.format("= $1"))
+_DONE_IDS = _Statement(_DONE_BY_ID.format("= ANY($1::bigint[])"))
 _DONE = """
 INSERT INTO execo_elements (sweep, text, state, done_at)
 SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
@@ -312,6 +339,14 @@ def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
         )
 
 
+def _wait_for(fileno: int, events: int) -> None:
+    """Wait until the socket ``fileno`` is ready for ``events`` (poll: any descriptor number;
+    a signal's exception, as ``KeyboardInterrupt``, interrupts it)."""
+    poll = select.poll()
+    poll.register(fileno, events)
+    poll.poll()
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -333,6 +368,9 @@ class _Link:
         self._pid = 0
         self.lock = threading.RLock()
         self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
+        self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
+        self._prepared: set[bytes] = set()  # the names of the statements prepared on it
+        self._readable = select.poll()  # waits for an answer on the connection's socket
 
     @property
     def forked(self) -> bool:
@@ -352,7 +390,56 @@ class _Link:
                 connection.close()
                 raise
             self._connection, self._pid = connection, os.getpid()
+            self.encoding, self._prepared = connection.info.encoding, set()
+            self._readable = select.poll()
+            self._readable.register(connection.pgconn.socket, select.POLLIN)
         return self._connection
+
+    def query(
+        self, connection: Any, statement: _Statement, *params: object
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``statement`` run with ``params`` (each sent as ``str(param)``, None as
+        NULL), each column as the bytes of its text form (None: NULL). The same errors as
+        psycopg's ``execute`` (``OperationalError`` when the connection is lost)."""
+        pgconn = connection.pgconn
+        if statement.name not in self._prepared:
+            self._exchange(connection, pgconn.send_prepare, statement.name, statement.sql)
+            self._prepared.add(statement.name)
+        encoding = self.encoding
+        values = [None if p is None else str(p).encode(encoding) for p in params]
+        result = self._exchange(connection, pgconn.send_query_prepared, statement.name, values)
+        value, columns = result.get_value, range(result.nfields)
+        return [tuple([value(row, c) for c in columns]) for row in range(result.ntuples)]
+
+    def _exchange(self, connection: Any, send: Callable[..., None], *args: Any) -> Any:
+        """Send a query with ``send(*args)`` and wait for its result (interruptible, as
+        psycopg's own wait): the result, or its error raised. A connection interrupted
+        in the middle is closed (the next operation opens another one)."""
+        pgconn, results = connection.pgconn, []
+        try:
+            send(*args)
+            while pgconn.flush():  # a non-blocking connection: the rest of the query
+                _wait_for(pgconn.socket, select.POLLIN | select.POLLOUT)
+                pgconn.consume_input()
+            while True:
+                while pgconn.is_busy():
+                    self._readable.poll()
+                    pgconn.consume_input()
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                results.append(result)
+        except BaseException:
+            connection.close()
+            self._connection = None
+            raise
+        failed = [result for result in results if result.status not in _SUCCESS]
+        if pgconn.status == _CONNECTION_BAD or not results:
+            message = failed[0].get_error_message(self.encoding) if failed else "no answer"
+            raise _driver().OperationalError(f"the connection is lost: {message}")
+        if failed:
+            raise _driver().errors.error_from_result(failed[0], encoding=self.encoding)
+        return results[-1]
 
     def _is_lost(self) -> bool:
         connection = self._connection
@@ -360,7 +447,6 @@ class _Link:
 
     def run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` under the lock, with reconnections (see the class)."""
-        psycopg = _driver()
         with self.lock:
             self.retrying, deadline, attempts = False, 0.0, 0
             while True:
@@ -374,7 +460,7 @@ class _Link:
                         )
                         attempts = 0
                     return work(connection)
-                except psycopg.OperationalError as error:
+                except _driver().OperationalError as error:  # evaluated on an exception only
                     if not self._is_lost():
                         raise
                     self._connection = None
@@ -440,6 +526,22 @@ def _keep_leases(store: PostgresStore) -> None:
         _keeper.stores.add(store)
 
 
+#: Rows per block of COPY data (a block is built at once, in memory)
+_COPY_ROWS = 65536
+
+
+def _copy_blocks(texts: Sequence[str], tail: str) -> Iterator[bytes]:
+    """The ``COPY ... FROM STDIN`` data (text format) of rows ``position, text`` followed by
+    ``tail`` (the other columns, tab first), one block of :data:`_COPY_ROWS` rows at a time,
+    with no Python code run per row. A canonical text is ASCII with no control character
+    (JSON escapes them): only its backslashes need escaping, which the positions and ``tail``
+    have none of."""
+    for start in range(0, len(texts), _COPY_ROWS):
+        rows = texts[start : start + _COPY_ROWS]
+        block = "".join(map(f"{{}}\t{{}}{tail}\n".format, itertools.count(start), rows))
+        yield block.replace("\\", "\\\\").encode("ascii")
+
+
 def _order_digest(texts: Sequence[str]) -> bytes:
     return hashlib.sha256("\n".join(texts).encode()).digest()
 
@@ -469,6 +571,7 @@ class PostgresStore:
         self._sweeps: list[Any] = []
         self._texts: list[str] = []
         self._digest = b""
+        self._digest_text = "\\x"  # the digest as a bytea's text form
         self._index: dict[str, int] | None = None
         self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
         self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
@@ -572,13 +675,14 @@ class PostgresStore:
         if save:
             self._check_writable()
         try:
-            texts = [self.codec.encode(element) for element in sweeps]
+            texts = self.codec.encode_many(sweeps)
         except UnsupportedValueError:
             self._refuse_pickles()
             raise
         digest = _order_digest(texts)
         with self._link.lock:
             self._sweeps, self._texts, self._digest, self._index = sweeps, texts, digest, None
+            self._digest_text = "\\x" + digest.hex()
             self._redo, self._held = [], {}
         if not self.read_only:
             self._run(lambda connection: self._load(connection, texts, digest))
@@ -616,8 +720,8 @@ class PostgresStore:
                 )
             target = "execo_load" if row[1] else "execo_elements"  # a new sweep: straight in
             with cursor.copy(f"COPY {target} (position, text, sweep) FROM STDIN") as copy:
-                for position, text in enumerate(texts):
-                    copy.write_row((position, text, sweep))
+                for block in _copy_blocks(texts, f"\t{sweep}"):
+                    copy.write(block)
             if row[1]:
                 cursor.execute(
                     "UPDATE execo_elements SET position = NULL "
@@ -639,8 +743,7 @@ class PostgresStore:
     def _save(self, sweeps: list[Any]) -> None:
         """Replace the saved sweeps, unless they are these already (a digest says); one
         transaction holding the sweep's advisory lock (writers saving at once take turns)."""
-        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
-        texts = [encode(element) for element in sweeps]
+        texts = self.codec.encode_many(sweeps, in_order=True)  # factors in the sweep's order
         digest, sweep = _order_digest(texts), self._sweep_id
 
         def save(connection: Any) -> None:
@@ -652,9 +755,9 @@ class PostgresStore:
                 if saved == (digest,):
                     return
                 cursor.execute("DELETE FROM execo_saved WHERE sweep = %s", (sweep,))
-                with cursor.copy("COPY execo_saved (sweep, position, text) FROM STDIN") as copy:
-                    for position, text in enumerate(texts):
-                        copy.write_row((sweep, position, text))
+                with cursor.copy("COPY execo_saved (position, text, sweep) FROM STDIN") as copy:
+                    for block in _copy_blocks(texts, f"\t{sweep}"):
+                        copy.write(block)
                 cursor.execute(
                     "UPDATE execo_sweeps SET saved_digest = %s WHERE id = %s", (digest, sweep)
                 )
@@ -756,8 +859,20 @@ class PostgresStore:
         redo = [p for p in (self._redo if chosen is None else chosen) if p in redo_set][:count]
         if not rows and chosen is None:
             bound = redo[-1] if len(redo) == count else _NO_BOUND
-            params.update(digest=self._digest, bound=bound)
-            rows = connection.execute(_CLAIM_NEXT, params).fetchall()
+            rows = [
+                (True, int(row_id), int(position), text.decode(self._link.encoding))
+                for row_id, position, text in self._link.query(
+                    connection,
+                    _CLAIM_NEXT,
+                    self._sweep_id,
+                    owner,
+                    self._ticket,
+                    bound,
+                    self._digest_text,
+                    count,
+                )
+            ]
+            params["digest"] = self._digest
             if not rows and connection.execute(_SAME_ORDER, params).fetchone() != (True,):
                 chosen = range(len(self._texts))  # other sweeps were loaded since: ours here
         if not rows and chosen is not None:
@@ -824,17 +939,18 @@ class PostgresStore:
         """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
         claims: one idempotent statement, durable when it returns."""
         self._check_writable()
-        ids, texts, others, positions = [], [], [], []
+        ids, unknown, others, positions = [], [], [], []
         with self._link.lock:
             # what this object handed out comes back as the very same object: no encoding
             handed = {id(self._sweeps[p]): p for p, row_id in self._held.items() if row_id}
             for element in elements:
                 position = handed.get(id(element))
                 if position is None:
-                    texts.append(self.codec.encode(element))
+                    unknown.append(element)
                 else:
                     ids.append(self._held[position])
                     positions.append(position)
+            texts = self.codec.encode_many(unknown) if unknown else []
             local = self._local_positions()
             for text in texts:
                 row_id = self._held.get(local.get(text, -1))
@@ -842,16 +958,21 @@ class PostgresStore:
                     ids.append(row_id)
                 else:
                     others.append(text)
-        if ids:  # one id: a scalar parameter (an array costs more to send than the query)
-            query, arg = (_DONE_ONE, ids[0]) if len(ids) == 1 else (_DONE_HELD, ids)
-            self._run(lambda connection: connection.execute(query, (arg,)))
+        if ids:  # one id: a scalar parameter (an array costs more to parse than the query)
+            query, arg = (
+                (_DONE_ONE, ids[0])
+                if len(ids) == 1
+                else (_DONE_IDS, f"{{{','.join(map(str, ids))}}}")
+            )
+            self._run(lambda connection: self._link.query(connection, query, arg))
         if others:
             params = {"sweep": self._sweep_id, "texts": others}
             self._run(lambda connection: connection.execute(_DONE, params))
         with self._link.lock:
             for position in positions:
                 self._held.pop(position, None)
-        self._unhold(texts)
+        if texts:
+            self._unhold(texts)
 
     def _unhold(self, texts: list[str]) -> None:
         """Forget that this object holds (or is to redo) the elements of ``texts``."""

@@ -85,6 +85,39 @@ def test_claims_of_a_killed_worker_of_this_host_come_back_at_once(postgresql, tm
     assert next(iter(held)) in ParamSweeper(url).get_done()
 
 
+AWKWARD_TEXT = ["a\\b", "\\", 'q"\\"', "t\tn\nr\r", "é\u2028", "\\N", ""]
+
+
+@pytest.mark.parametrize("encoding", ["UTF8", "LATIN1"])
+def test_awkward_texts_go_through_copy_and_claims(postgresql, encoding):
+    """A grid whose texts hold what COPY escapes (backslashes, \\N) and JSON escapes: loaded
+    as a new sweep, reloaded changed (the temporary table), claimed and done, whatever the
+    client encoding."""
+    url = postgresql.url(f"awkward-{encoding}", client_encoding=encoding)
+    grid = sweep({"s": AWKWARD_TEXT, "i": [1, 2]})
+    first = ParamSweeper(url, grid, save_sweeps=True)
+    assert first.get_next_batch(3) == grid[:3]
+    first.done_batch(grid[:2])
+    changed = [HashableDict(s=s, i=3) for s in AWKWARD_TEXT] + grid[::-1]
+    second = ParamSweeper(url, changed)
+    assert ParamSweeper(url).get_sweeps() == grid  # saved, in order
+    claimed = second.get_next_batch(len(changed))
+    assert claimed == [e for e in changed if e not in grid[:3]]
+    second.done_batch(claimed)
+    first.done_batch([grid[2]])
+    assert ParamSweeper(url, changed).get_done() == changed
+
+
+def test_the_libpq_codes_of_the_hot_path_are_libpq_s():
+    """The claim and done statements run on libpq directly, told apart by libpq's codes."""
+    from psycopg import pq
+
+    from execo_engine import pgstore
+
+    assert pgstore._SUCCESS == (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+    assert pgstore._CONNECTION_BAD == pq.ConnStatus.BAD
+
+
 GRID_TEST = """
 import os, pytest
 
