@@ -238,11 +238,6 @@ FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
 WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped') ORDER BY e.claimed_at, e.id"""
 
 
-def is_postgresql_url(location: object) -> bool:
-    """Whether ``location`` names a PostgreSQL sweep rather than a directory."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
 def without_password(url: str) -> str:
     """``url`` as it can be printed or logged."""
     parts = urllib.parse.urlsplit(url)

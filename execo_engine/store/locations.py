@@ -9,23 +9,16 @@ from __future__ import annotations
 import os
 
 from execo_engine.codec import Codec
-from execo_engine.pgstore import (
-    PostgresStore,
-    is_postgresql_url,
-    parse_url,
-    sweeps_below,
-    with_sweep,
-    without_password,
-)
 from execo_engine.store.contract import Store
 from execo_engine.store.directory import DirectoryStore, check_subdirectory
 
 Location = str | os.PathLike[str]
+_SCHEMES = ("postgresql://", "postgres://")  # the PostgreSQL store (imported only for them)
 
 
 def is_directory(location: Location) -> bool:
     """Whether ``location`` names a directory (not a database)."""
-    return not is_postgresql_url(os.fspath(location))
+    return not os.fspath(location).startswith(_SCHEMES)
 
 
 def open_store(
@@ -35,6 +28,8 @@ def open_store(
     directory (the default, which needs no database). ``lease``: see
     :mod:`execo_engine.store.contract`."""
     if not is_directory(location):
+        from execo_engine.pgstore import PostgresStore
+
         return PostgresStore(str(location), codec, read_only, lease)
     return DirectoryStore(location, codec, read_only, lease)
 
@@ -44,6 +39,8 @@ def child_location(location: Location, name: str) -> str:
     ``<sweep>/<name>`` of the same database); ``NotADirectoryError`` if the subdirectory is a
     symbolic link (see :func:`check_subdirectory`)."""
     if not is_directory(location):
+        from execo_engine.pgstore import parse_url, with_sweep
+
         return with_sweep(str(location), f"{parse_url(str(location))[1]}/{name}")
     path = os.path.join(location, name)
     check_subdirectory(path)
@@ -54,6 +51,8 @@ def child_locations(location: Location) -> dict[str, str]:
     """``{name: location}`` of the sweeps below ``location`` that have done records or
     claims."""
     if not is_directory(location):
+        from execo_engine.pgstore import sweeps_below
+
         return sweeps_below(str(location))
     if not os.path.isdir(location):
         return {}
@@ -68,4 +67,8 @@ def child_locations(location: Location) -> dict[str, str]:
 def shown(location: Location) -> str:
     """``location`` as it can be printed: a URL without its password."""
     text = os.fspath(location)
-    return text if is_directory(text) else without_password(text)
+    if is_directory(text):
+        return text
+    from execo_engine.pgstore import without_password
+
+    return without_password(text)
