@@ -893,6 +893,10 @@ class PostgresStore:
             connection.execute(_RELEASE, {"ids": stray, "owner": owner})
         return [self._sweeps[p] for p in handed]
 
+    def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
+        """:meth:`take` of each pair in turn (one statement each)."""
+        return [self.take(element, position) for element, position in wanted]
+
     def take(self, element: Any, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (or skipped by this process): None when
         claimed, else why not (``"done"``, ``"in progress (host H, pid P)"``,

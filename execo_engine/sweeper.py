@@ -23,7 +23,7 @@ import socket
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
 
@@ -304,6 +304,16 @@ class ParamSweeper(Generic[E]):
         """
         _check_hashable([combination])
         return self._store.take(combination, position)
+
+    def take_batch(
+        self, combinations: Sequence[E], positions: Sequence[int | None] | None = None
+    ) -> list[str | None]:
+        """:meth:`take` each element (with its ``positions`` hint, if given), at once: one
+        reason (or None: claimed) per element, in order; an element given twice is claimed
+        once."""
+        _check_hashable(combinations)
+        hints = positions if positions is not None else [None] * len(combinations)
+        return self._store.take_many(list(zip(combinations, hints, strict=True)))
 
     def __iter__(self) -> Iterator[E]:
         """Claim elements one by one, as :meth:`get_next`, until none is left."""

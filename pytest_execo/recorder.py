@@ -49,6 +49,8 @@ from pytest_execo.writer import BackgroundWriter, Result
 if TYPE_CHECKING:
     from pytest import TerminalReporter
 
+#: How many items (the first included) a serial session claims at once, in order
+TAKE_AHEAD = 32
 SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
 FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
 COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
@@ -177,6 +179,8 @@ class SweepRecorder:
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
+        self._ahead: set[str] = set()  #: items claimed with an item before them, not run yet
+        self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
         self.writer = BackgroundWriter()
         #: collection counts: units selected, distinct combinations, deselected as done,
         #: units left to run after every deselection
@@ -343,7 +347,11 @@ class SweepRecorder:
 
     def _claim(self, item: pytest.Item, unit: Unit) -> _Run | None:
         sweeper = self._sweeper(unit)
-        why_not = sweeper.take(unit.combination, unit.position)
+        if item.nodeid in self._ahead:  # claimed with an item before it
+            self._ahead.remove(item.nodeid)
+            why_not = None
+        else:
+            why_not = self._take(item, unit, sweeper)
         if why_not is None or (why_not == "done" and self.rerun_done):
             run = self.running[item.nodeid] = _Run(sweeper, unit, rerun_done=why_not is not None)
             return run
@@ -351,6 +359,33 @@ class SweepRecorder:
         # reaches a protocol run in a forked child
         item.add_marker(pytest.mark.skip(reason=f"execo: combination {why_not} by another session"))
         return None
+
+    def _take(
+        self, item: pytest.Item, unit: Unit, sweeper: ParamSweeper[HashableDict]
+    ) -> str | None:
+        """Claim ``item``'s combination; in a session that runs its items in order (not an
+        xdist worker), claim the next :data:`TAKE_AHEAD` items of the same sweep with it, in
+        one store operation (those not claimed ask again at their turn; what the session does
+        not run is given back at its end)."""
+        if self.is_worker:
+            return sweeper.take(unit.combination, unit.position)
+        items = item.session.items
+        if self._order is None or len(self._order) != len(items):
+            self._order = {other.nodeid: i for i, other in enumerate(items)}
+        start = self._order.get(item.nodeid, len(items))
+        batch = [(item, unit)]
+        for other in items[start + 1 : start + TAKE_AHEAD]:
+            other_unit = self.unit_of(other)
+            if other_unit is not None and other_unit.sweep == unit.sweep:
+                if other.nodeid not in self._ahead:
+                    batch.append((other, other_unit))
+        reasons = sweeper.take_batch(
+            [u.combination for _, u in batch], [u.position for _, u in batch]
+        )
+        self._ahead.update(
+            other.nodeid for (other, _), r in zip(batch[1:], reasons[1:]) if r is None
+        )
+        return reasons[0]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

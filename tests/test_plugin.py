@@ -136,6 +136,20 @@ def test_stop_early_with_x_gives_claims_back(pytester):
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 2, "2-b": 1, "3-a": 1, "3-b": 1})
 
 
+def test_a_serial_session_claims_its_next_items_with_the_first(pytester):
+    write_grid(
+        pytester,
+        body='if size == 1 and algo == "a":\n'
+        '        [d] = [os.path.join("results", d) for d in os.listdir("results")]\n'
+        '        view = ParamSweeper(d, read_only=True)\n'
+        '        open("held", "w").write(str(len(view.get_inprogress())))',
+    )
+    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=6)
+    assert (pytester.path / "held").read_text() == "6"  # one store operation claimed them all
+    sweeper = sweeper_of(pytester)
+    assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ALL
+
+
 @pytest.mark.slow
 def test_keyboard_interrupt_in_a_test(pytester):
     runs = write_grid(

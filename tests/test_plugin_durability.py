@@ -96,10 +96,11 @@ def test_sigkill_loses_no_finished_combination(pytester):
     [directory] = (pytester.path / "results").iterdir()
     sweeper = ParamSweeper(directory, read_only=True)
     # every combination finished before the kill is written (while the next one ran), none
-    # after it; the one
-    # that was running is held by a dead process (the next session reclaims it)
+    # after it; the one that was running, and those claimed ahead with it, are held by a
+    # dead process (the next session reclaims them)
     assert [c["x"] for c in sweeper.get_done()] == list(range(17))
-    assert [(claim[0]["x"], claim[3]) for claim in sweeper.get_claims()] == [(17, True)]
+    claims = [(claim[0]["x"], claim[3]) for claim in sweeper.get_claims()]
+    assert claims == [(x, True) for x in range(17, 17 + len(claims))] and claims
     (pytester.path / "kill").unlink()
     resumed = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout

@@ -156,6 +156,10 @@ class Store(Protocol):
         person: ``"done"``, ``"failed"``, ``"in progress (host H, pid P)"``, ``"skipped (host
         H, pid P)"`` or ``"not in the sweeps"``."""
 
+    def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
+        """:meth:`take` of each ``(element, position)`` pair, in order, at once (an element
+        wanted twice is taken once): a reason, or None, for each pair."""
+
     def done(self, elements: list[Any]) -> None:
         """Mark ``elements`` done (idempotent; an element not in the sweeps is recorded too)
         and release the claims on them; visible at return, durable after :meth:`sync`."""

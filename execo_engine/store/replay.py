@@ -225,25 +225,42 @@ class ReplayStore:
             )
 
     def take(self, element: Any, position: int | None = None) -> str | None:
+        return self.take_many([(element, position)])[0]
+
+    def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
         with self._lock:
             self._catch_up()
-            state = self._state
-            position = state.position(element, position)
-            if position is None:
-                return "not in the sweeps"
-            if state.state_of(position) == State.DONE:
-                return "done"
-            if state.state_of(position) == State.FAILED:
-                return "failed"
-            claim = state.claims.by_element.get(element)
-            if claim is not None:
-                return f"in progress ({_who(claim[0])})"
-            skip = state.skips.by_element.get(element)
-            if skip is not None and skip[0] != current_owner():
-                return f"skipped ({_who(skip[0])})"
-            self._log.check_writable()
-            self._claim_positions([position], 1)  # replaces this process's skip
-            return None
+            reasons: list[str | None] = []
+            chosen: dict[int, None] = {}  # positions to claim, in order
+            for element, hint in wanted:
+                reason, position = self._why_not(element, hint)
+                if reason is None and position is not None:
+                    if position in chosen:  # wanted twice
+                        reason = f"in progress ({_who(current_owner())})"
+                    chosen[position] = None
+                reasons.append(reason)
+            if chosen:
+                self._log.check_writable()
+                self._claim_positions(chosen, len(chosen))  # replaces this process's skips
+            return reasons
+
+    def _why_not(self, element: Any, hint: int | None) -> tuple[str | None, int | None]:
+        """Why ``element`` cannot be taken (None: it can), and its position."""
+        state = self._state
+        position = state.position(element, hint)
+        if position is None:
+            return "not in the sweeps", None
+        if state.state_of(position) == State.DONE:
+            return "done", position
+        if state.state_of(position) == State.FAILED:
+            return "failed", position
+        claim = state.claims.by_element.get(element)
+        if claim is not None:
+            return f"in progress ({_who(claim[0])})", position
+        skip = state.skips.by_element.get(element)
+        if skip is not None and skip[0] != current_owner():
+            return f"skipped ({_who(skip[0])})", position
+        return None, position
 
     # -- state changes -------------------------------------------------------------------------
 
