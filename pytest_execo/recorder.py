@@ -376,14 +376,17 @@ class SweepRecorder:
         batch = [(item, unit)]
         for other in items[start + 1 : start + TAKE_AHEAD]:
             other_unit = self.unit_of(other)
-            if other_unit is not None and other_unit.sweep == unit.sweep:
-                if other.nodeid not in self._ahead:
-                    batch.append((other, other_unit))
+            if (
+                other_unit is not None
+                and other_unit.sweep == unit.sweep
+                and other.nodeid not in self._ahead
+            ):
+                batch.append((other, other_unit))
         reasons = sweeper.take_batch(
             [u.combination for _, u in batch], [u.position for _, u in batch]
         )
         self._ahead.update(
-            other.nodeid for (other, _), r in zip(batch[1:], reasons[1:]) if r is None
+            other.nodeid for (other, _), r in zip(batch[1:], reasons[1:], strict=True) if r is None
         )
         return reasons[0]
 

@@ -141,7 +141,7 @@ def test_a_serial_session_claims_its_next_items_with_the_first(pytester):
         pytester,
         body='if size == 1 and algo == "a":\n'
         '        [d] = [os.path.join("results", d) for d in os.listdir("results")]\n'
-        '        view = ParamSweeper(d, read_only=True)\n'
+        "        view = ParamSweeper(d, read_only=True)\n"
         '        open("held", "w").write(str(len(view.get_inprogress())))',
     )
     pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=6)

@@ -170,7 +170,6 @@ def test_take_claims_one_given_element(location, sweeps):
     assert sweeper.get_next() == sweeps[1]  # a cancelled element comes back in its place
 
 
-
 def test_take_batch_is_take_of_each_at_once(location, sweeps):
     sweeper, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
     held, finished = other.get_next(), other.get_next()  # sweeps[0] and sweeps[1]
@@ -178,12 +177,14 @@ def test_take_batch_is_take_of_each_at_once(location, sweeps):
     me = f"in progress (host {os.uname().nodename}, pid {os.getpid()})"
     wanted = [sweeps[4], held, finished, sweeps[4], HashableDict(a=9), sweeps[2]]
     positions = [4, 0, 1, 4, None, 5]  # the last hint is wrong: only slower
-    assert sweeper.take_batch(wanted, positions) == [None, me, "done", me, "not in the sweeps", None]
+    reasons = sweeper.take_batch(wanted, positions)
+    assert reasons == [None, me, "done", me, "not in the sweeps", None]
     assert other.get_inprogress() == [held, sweeps[2], sweeps[4]]
     assert sweeper.take_batch([sweeps[3], sweeps[5]]) == [None, None]
     assert sweeper.get_remaining() == [] and sweeper.take_batch([]) == []
     with pytest.raises(ValueError):  # one position per element
         sweeper.take_batch([sweeps[3]], [3, 4])
+
 
 def test_duplicates_are_handed_out_once(location):
     a, b = HashableDict(x=1, y=2), HashableDict(y=2, x=1)  # equal, keys in another order
