@@ -367,8 +367,8 @@ def _at_exit() -> None:
 def _after_fork_in_child() -> None:
     # Another thread may have held one of these locks at fork time; the child gets its own
     # heartbeat thread (its owner is another process) on its first claim.
-    global _heart_lock, _observations_lock
-    _heart_lock, _observations_lock = threading.Lock(), threading.Lock()
+    global _heart, _heart_lock, _observations_lock
+    _heart, _heart_lock, _observations_lock = None, threading.Lock(), threading.Lock()
     for observations in _observations.values():
         observations.lock = threading.Lock()
 
@@ -399,9 +399,9 @@ class Liveness:
         """Make sure this process heartbeats in the directory (call it before writing a claim
         or a skip; cheap once started). It goes on until :meth:`stop`, the instance is garbage
         collected, or the process exits."""
+        if self._heart is _heart and self._stop is not None and self._stop.alive:
+            return  # beating already (a forked child has no heart yet: see _after_fork_in_child)
         heart = _the_heart()
-        if heart is self._heart and self._stop is not None and self._stop.alive:
-            return
         if self._stop is not None:
             self._stop.detach()  # the parent's, in a forked child
         heart.start_beating(self.directory, self.lease)
