@@ -151,6 +151,9 @@ class FileBatch:
             read += len(piece)
 
 
+_NOTHING_NEW = FileBatch()  #: what :meth:`Journal.read_new` returns when nothing changed
+
+
 def _byte_offset(start: int, records: list[bytes], index: int) -> str:
     return f"byte offset {start + sum(len(record) + 1 for record in records[:index])}"
 
@@ -246,11 +249,20 @@ class Journal:
 
     def read_new(self, repair: bool) -> FileBatch:
         """The complete records appended since the last call (or the whole file, restarted)."""
-        batch = FileBatch(restarted=self._restart_pending, path=self.path)
-        self._restart_pending = False
         try:
             status = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:  # deleted (or never written)
+            status = None
+        if (  # the same file, of the same size: nothing new (the common case, made cheap)
+            status is not None
+            and status.st_ino == self._inode
+            and status.st_size == self._offset
+            and not self._restart_pending
+        ):
+            return _NOTHING_NEW
+        batch = FileBatch(restarted=self._restart_pending, path=self.path)
+        self._restart_pending = False
+        if status is None:
             batch.restarted |= self._inode is not None
             self.close()
             return batch
