@@ -77,6 +77,7 @@ def main() -> None:
                     key = f"claim+done/s, {processes} proc, {held} in progress"
                     order = sides.items() if round_number % 2 == 0 else reversed(sides.items())
                     for name, python in order:
+                        os.sync()  # earlier runs' dirty pages must not be written back in this one
                         rate = measure_rate(python, workdir, processes, held, args.seconds)
                         rates.setdefault(key, {}).setdefault(name, []).append(rate)
                         print(f"  round {round_number} {name} {key}: {rate:,.0f}", file=sys.stderr)
