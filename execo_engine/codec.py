@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -89,14 +89,21 @@ def _loads(text: str | bytes, decoder: json.JSONDecoder) -> Any:
 _PLAIN_TYPES = frozenset(_PLAIN)
 
 
+def _is_object(keys: Collection[Any]) -> bool:
+    """Whether a HashableDict with these keys is written as a plain JSON object: string keys,
+    and not one tag name alone (else in the ``__hdict__`` form)."""
+    return all(type(key) is str for key in keys) and not (
+        len(keys) == 1 and next(iter(keys)) in _TAGS
+    )
+
+
 def _is_flat(element: Any) -> bool:
-    """A HashableDict of plain values with string keys, none a tag: its JSON text is its own
+    """A HashableDict of plain values written as a plain object: its JSON text is its own
     (the common combination of a sweep, encoded without building a copy)."""
     return (
         type(element) is HashableDict
         and _PLAIN_TYPES.issuperset(map(type, element.values()))
-        and all(type(key) is str for key in element)
-        and not (len(element) == 1 and next(iter(element)) in _TAGS)
+        and _is_object(element)
     )
 
 
@@ -185,9 +192,7 @@ class Codec:
             )
         depth -= 1
         if kind is HashableDict:
-            if all(type(key) is str for key in value) and not (
-                len(value) == 1 and next(iter(value)) in _TAGS
-            ):
+            if _is_object(value):
                 return {key: self._to_json(item, depth) for key, item in value.items()}
             return {"__hdict__": self._pairs(value, depth)}
         if kind is list:
@@ -273,7 +278,7 @@ def _grid_texts(elements: Sequence[Any], in_order: bool) -> list[str] | None:
     if len(shapes) != 1:
         return None
     shape = shapes.pop()
-    if not all(type(key) is str for key in shape) or (len(shape) == 1 and shape[0] in _TAGS):
+    if not _is_object(shape):
         return None  # written in the __hdict__ form
     keys = list(shape) if in_order else sorted(shape)
     if not keys:
