@@ -161,7 +161,7 @@ def _is_done_stream_record(record: Any, plain: bool = False) -> bool:
     if type(record) is not list:
         return False
     if len(record) == 2:
-        return (record[0] is None or type(record[0]) is int) and _is_element(record[1], plain)
+        return _is_position(record[0]) and _is_element(record[1], plain)
     return record == [RESET_FAILURES] or (
         len(record) == 7
         and record[0] == FAIL
@@ -215,14 +215,13 @@ def _is_hold_record(record: Any) -> bool:
         return False
     if record[0] == RELEASE:
         return len(record) == 2 and _is_element(record[1])
-    return (  # the checks of _is_position and _is_number inlined: every claim goes through
+    return (
         record[0] in (CLAIM, SKIP)
         and len(record) == 5
         and _owner(record[1]) is not None
         and _is_element(record[2])
-        and (record[3] is None or type(record[3]) is int)
-        and type(record[4]) in (int, float)
-        and -1e15 <= record[4] < 1e15
+        and _is_position(record[3])
+        and _is_number(record[4], -1e15, 1e15)
     )
 
 
