@@ -107,12 +107,17 @@ class SweepState:
         ``hint`` is where a record said it stood: one comparison checks it. Otherwise (no hint,
         or a record written with other sweeps) an index of the sweeps is built, once.
         """
-        order = self.order
-        if type(hint) is int and 0 <= hint < len(order) and order[hint] == element:
-            return hint
+        if (hinted := self._hinted(element, hint)) is not None:
+            return hinted
         if self._index is None:
-            self._index = {e: i for i, e in enumerate(order)}
+            self._index = {e: i for i, e in enumerate(self.order)}
         return self._index.get(element)
+
+    def _hinted(self, value: Any, hint: Any) -> int | None:
+        """``hint`` if the sweeps hold an element equal to ``value`` there, else None."""
+        if type(hint) is int and 0 <= hint < len(self.order) and self.order[hint] == value:
+            return hint
+        return None
 
     def known_position(self, element: Any) -> int | None:
         """The position of ``element``, from its claim when it has one."""
@@ -234,12 +239,11 @@ class SweepState:
                     self._settle(position, element)
         for records in changes.done:
             if not self._mark_done_fast(records):
-                order, size = self.order, len(self.order)
                 for record in records:
                     if len(record) == 2:
                         hint, plain = record
-                        if type(hint) is int and 0 <= hint < size and order[hint] == plain:
-                            self.mark_done(order[hint], hint)  # no copy to build
+                        if (hinted := self._hinted(plain, hint)) is not None:
+                            self.mark_done(self.order[hinted], hinted)  # no copy to build
                         else:
                             self.mark_done(self._from_plain(plain), hint)
                     elif record[0] == FAIL:
