@@ -71,9 +71,12 @@ def _failed_texts(store: Store, done_texts: frozenset[str]) -> frozenset[str]:
     return frozenset(failed) - done_texts
 
 
+_CANONICAL = Codec()  # its cache of the last text is safe to share: one tuple, read at once
+
+
 def canonical_text(element: Any) -> str:
     """The canonical text of ``element``, as recorded on disk (text codec)."""
-    return Codec().encode(element)
+    return _CANONICAL.encode(element)
 
 
 def source_location(path: str, line: int | None, root: str | os.PathLike[str] = ".") -> str:

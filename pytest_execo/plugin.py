@@ -25,6 +25,7 @@ from pytest_execo.naming import combination_ids
 MARKER = "execo_sweep"
 POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
+RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
 #: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
 DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "fail"}
 
@@ -142,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
             all_done_ok=_flag(config, "execo_all_done_ok"),
             max_attempts=_max_attempts(config),
         )
-        config.pluginmanager.register(recorder, "execo-recorder")
+        config.pluginmanager.register(recorder, RECORDER)
         config.pluginmanager.register(PreemptionGuard(), "execo-preemption")
 
 
@@ -246,6 +247,9 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
     ``user_properties`` (junitxml).
     """
     values = request.node.stash.setdefault(RECORDED, {})
+    recorder = request.config.pluginmanager.get_plugin(RECORDER)
+    if recorder is not None:
+        recorder.carry_values()
 
     def record(**named: Any) -> None:
         values.update(named)

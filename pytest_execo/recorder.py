@@ -23,16 +23,17 @@
   back: when pytest exits, every combination it reported done is on disk.
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items; workers send their collection
-  counts back, and the controller prints the collection line and the summary. Reports carry
-  the item's sweep name and ``execo_record`` values, so that the process receiving them (the
-  xdist controller, the pytest-forked parent) knows what they belong to.
+  counts back, and the controller prints the collection line and the summary; a worker's
+  reports carry their item's sweep name for it. A process forked to run a test body
+  (pytest-forked) puts the test's ``execo_record`` values on its reports for the process
+  recording them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -69,6 +70,7 @@ NO_TEST_BODY_OPTIONS = (
     "version",
 )
 UNIT = pytest.StashKey["Unit | None"]()
+CARRIER = "execo-values-carrier"  #: the name of the _ValuesCarrier plugin
 
 
 def sweep_dir(config: pytest.Config) -> str:
@@ -113,24 +115,29 @@ def is_rerun(report: pytest.TestReport) -> bool:
     return outcome == "rerun"
 
 
-@dataclass
 class Attempt:
     """The reports of an item's current attempt, as far as the recording needs them."""
 
-    outcomes: list[str] = field(default_factory=list)
-    call_passed: bool = False
-    duration: float = 0.0
-    values: dict[str, Any] | None = None  #: execo_record values
-    error: str | None = None  #: the short text of the first report that did not pass
+    __slots__ = ("call_passed", "duration", "error", "values", "worst")
+
+    def __init__(self) -> None:
+        self.worst: str | None = None  #: "failed", else "skipped", if a report was so
+        self.call_passed = False
+        self.duration = 0.0
+        self.values: dict[str, Any] | None = None  #: execo_record values a report carried
+        self.error: str | None = None  #: the short text of the first report that did not pass
 
     def add(self, report: pytest.TestReport) -> None:
         """Take a report in; a ``"rerun"`` one (pytest-rerunfailures) starts a new attempt."""
         self.duration += report.duration
-        if is_rerun(report):
-            self.outcomes, self.call_passed, self.error = [], False, None
-            return
-        self.outcomes.append(report.outcome)
-        self.call_passed |= report.when == "call" and report.passed
+        outcome: str = report.outcome
+        if outcome == "passed":
+            if report.when == "call":
+                self.call_passed = True
+        elif is_rerun(report):
+            self.worst, self.call_passed, self.error = None, False, None
+        elif outcome == "failed" or (outcome == "skipped" and self.worst is None):
+            self.worst = outcome
         values = getattr(report, "execo_record", None)
         if values:
             self.values = values
@@ -138,18 +145,38 @@ class Attempt:
 
 def outcome_of(attempt: Attempt) -> str | None:
     """``"failed"``, ``"skipped"``, ``"passed"``, or None when no test body ran."""
-    for outcome in ("failed", "skipped"):
-        if outcome in attempt.outcomes:
-            return outcome
-    return "passed" if attempt.call_passed else None
+    return attempt.worst or ("passed" if attempt.call_passed else None)
 
 
-@dataclass
 class _Run:
-    sweeper: ParamSweeper[HashableDict]
-    unit: Unit
-    rerun_done: bool  #: run again on request though done: only results are recorded
-    attempt: Attempt = field(default_factory=Attempt)
+    """A swept item being run: claimed by this session, or run again though done
+    (``rerun_done``: only its results are recorded), or neither (held or done elsewhere:
+    skipped, only its outcome is counted)."""
+
+    __slots__ = ("attempt", "claimed", "rerun_done", "sweeper", "unit")
+
+    def __init__(
+        self, sweeper: ParamSweeper[HashableDict], unit: Unit, claimed: bool, rerun_done: bool
+    ) -> None:
+        self.sweeper, self.unit = sweeper, unit
+        self.claimed, self.rerun_done = claimed, rerun_done
+        self.attempt = Attempt()
+
+
+class _ValuesCarrier:
+    """Registered in a process that runs test bodies for the recording one (the child that
+    pytest-forked forks): puts the ``execo_record`` values on each report, which that
+    process receives."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        values = item.stash.get(RECORDED, None)
+        if values:
+            report.execo_record = dict(values)  # type: ignore[attr-defined]
+        return report
 
 
 class SweepRecorder:
@@ -182,6 +209,10 @@ class SweepRecorder:
         self._ahead: set[str] = set()  #: items claimed with an item before them, not run yet
         self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
         self.writer = BackgroundWriter()
+        self.pid = os.getpid()
+        #: whether pytest_execo_state and pytest_execo_recorded have implementations other
+        #: than the default (known once the first item is recorded)
+        self._hooked: tuple[bool, bool] | None = None
         #: collection counts: units selected, distinct combinations, deselected as done,
         #: units left to run after every deselection
         self.counts: dict[str, int] | None = None
@@ -270,9 +301,9 @@ class SweepRecorder:
                 continue
             units += 1
             combinations.add((item.nodeid.partition("[")[0], unit.position))
-            done = self._done.get(unit.sweep)
-            text = canonical_text(unit.combination)
-            if text in self._failed.get(unit.sweep, ()):
+            done, failed_before = self._done.get(unit.sweep), self._failed.get(unit.sweep)
+            text = canonical_text(unit.combination) if done or failed_before else None
+            if failed_before and text in failed_before:
                 failed += 1
                 deselected.append(item)
             elif done and not self.rerun_done and text in done:
@@ -329,52 +360,69 @@ class SweepRecorder:
     # -- running -----------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, object, object]:
         unit = self.unit_of(item) if self.records else None
-        run = self._claim(item, unit) if unit is not None else None
+        if unit is None:
+            return (yield)
+        run = self.running[item.nodeid] = self._claim(item, unit, nextitem)
         try:
             result = yield
         except BaseException:  # interrupted (KeyboardInterrupt, exit): run it again
-            if run is not None:
-                del self.running[item.nodeid]
-                if not run.rerun_done:
-                    run.sweeper.cancel(run.unit.combination)
-            raise
-        if run is not None:
             del self.running[item.nodeid]
+            if run.claimed:
+                run.sweeper.cancel(run.unit.combination)
+            raise
+        del self.running[item.nodeid]
+        if run.claimed or run.rerun_done:
             self._record(item, run)
         return result
 
-    def _claim(self, item: pytest.Item, unit: Unit) -> _Run | None:
+    def _claim(self, item: pytest.Item, unit: Unit, nextitem: pytest.Item | None) -> _Run:
         sweeper = self._sweeper(unit)
         if item.nodeid in self._ahead:  # claimed with an item before it
             self._ahead.remove(item.nodeid)
             why_not = None
         else:
-            why_not = self._take(item, unit, sweeper)
-        if why_not is None or (why_not == "done" and self.rerun_done):
-            run = self.running[item.nodeid] = _Run(sweeper, unit, rerun_done=why_not is not None)
-            return run
-        # a skip mark, not pytest.skip() here: the skip is reported at the test, and it also
-        # reaches a protocol run in a forked child
-        item.add_marker(pytest.mark.skip(reason=f"execo: combination {why_not} by another session"))
-        return None
+            why_not = self._take(item, unit, sweeper, nextitem)
+        rerun_done = why_not == "done" and self.rerun_done
+        if why_not is not None and not rerun_done:
+            # a skip mark, not pytest.skip() here: the skip is reported at the test, and it
+            # also reaches a protocol run in a forked child
+            reason = f"execo: combination {why_not} by another session"
+            item.add_marker(pytest.mark.skip(reason=reason))
+        return _Run(sweeper, unit, claimed=why_not is None, rerun_done=rerun_done)
+
+    def carry_values(self) -> None:
+        """Called by ``execo_record``: in a process forked from this one to run the test
+        (pytest-forked), have the reports carry the values back (see
+        :class:`_ValuesCarrier`); in this process, :meth:`_record` reads them off the item."""
+        if os.getpid() != self.pid and not self.config.pluginmanager.has_plugin(CARRIER):
+            self.config.pluginmanager.register(_ValuesCarrier(), CARRIER)
 
     def _take(
-        self, item: pytest.Item, unit: Unit, sweeper: ParamSweeper[HashableDict]
+        self,
+        item: pytest.Item,
+        unit: Unit,
+        sweeper: ParamSweeper[HashableDict],
+        nextitem: pytest.Item | None,
     ) -> str | None:
-        """Claim ``item``'s combination; in a session that runs its items in order (not an
-        xdist worker), claim the next :data:`TAKE_AHEAD` items of the same sweep with it, in
-        one store operation (those not claimed ask again at their turn; what the session does
-        not run is given back at its end)."""
+        """Claim ``item``'s combination, and with it, in one store operation, those of the
+        items of the same sweep this process runs next: the next :data:`TAKE_AHEAD` - 1 in a
+        session that runs its items in order, ``nextitem`` in an xdist worker (the scheduler
+        hands it the others later; it never takes ``nextitem`` back). Those not claimed ask
+        again at their turn; what the session does not run is given back at its end."""
         if self.is_worker:
-            return sweeper.take(unit.combination, unit.position)
-        items = item.session.items
-        if self._order is None or len(self._order) != len(items):
-            self._order = {other.nodeid: i for i, other in enumerate(items)}
-        start = self._order.get(item.nodeid, len(items))
+            following = [nextitem] if nextitem is not None else []
+        else:
+            items = item.session.items
+            if self._order is None or len(self._order) != len(items):
+                self._order = {other.nodeid: i for i, other in enumerate(items)}
+            start = self._order.get(item.nodeid, len(items))
+            following = items[start + 1 : start + TAKE_AHEAD]
         batch = [(item, unit)]
-        for other in items[start + 1 : start + TAKE_AHEAD]:
+        for other in following:
             other_unit = self.unit_of(other)
             if (
                 other_unit is not None
@@ -390,29 +438,21 @@ class SweepRecorder:
         )
         return reasons[0]
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Tag the reports of swept items with their sweep and ``execo_record`` values (they
-        may be read by another process than this one)."""
-        report = yield
-        unit = self.unit_of(item)
-        if unit is not None:
-            report.execo_sweep = unit.sweep  # type: ignore[attr-defined]
-            values = item.stash.get(RECORDED, None)
-            if values is not None:
-                report.execo_record = dict(values)  # type: ignore[attr-defined]
-        return report
-
+    @pytest.hookimpl(tryfirst=True)  # an xdist worker tags a report before sending it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         run = self.running.get(report.nodeid)
         if run is not None:
-            run.attempt.add(report)
-            if not report.passed and not is_rerun(report) and run.attempt.error is None:
-                run.attempt.error = failure_text(report, self.config.rootpath)
-        sweep = getattr(report, "execo_sweep", None)
-        if sweep is None or not (report.when == "call" or not report.passed):
+            sweep = run.unit.sweep
+            if self.is_worker:  # for the controller's summary
+                report.execo_sweep = sweep  # type: ignore[attr-defined]
+            if run.claimed or run.rerun_done:
+                attempt = run.attempt
+                attempt.add(report)
+                if attempt.error is None and not report.passed and not is_rerun(report):
+                    attempt.error = failure_text(report, self.config.rootpath)
+        else:  # the xdist controller: as the worker tagged it
+            sweep = getattr(report, "execo_sweep", None)
+        if sweep is None or (report.passed and report.when != "call"):
             return
         outcomes = self.session_outcomes.setdefault(sweep, {})
         if is_rerun(report):  # a new attempt follows
@@ -425,11 +465,12 @@ class SweepRecorder:
         """Apply the outcome of a finished item to its sweep (the one place where states
         change): a done record and results are handed to the background writer; other states
         are written at once, after the results (a crash in between must not lose results)."""
-        combination, sweeper = run.unit.combination, run.sweeper
-        outcome = outcome_of(run.attempt)
+        combination, sweeper, attempt = run.unit.combination, run.sweeper, run.attempt
+        outcome = outcome_of(attempt)
+        values = attempt.values if attempt.values is not None else item.stash.get(RECORDED, None)
         result = None
-        if outcome is not None and run.attempt.values is not None:
-            result = Result(run.attempt.values, outcome, round(run.attempt.duration, 6))
+        if outcome is not None and values is not None:
+            result = Result(dict(values), outcome, round(attempt.duration, 6))
         if run.rerun_done:  # run again on request: its state stays done
             if result is not None:
                 self.writer.add(sweeper, combination, result, done=False)
@@ -438,10 +479,15 @@ class SweepRecorder:
             sweeper.cancel(combination)
             return
         hook = self.config.hook
-        if [i.function for i in hook.pytest_execo_state.get_hookimpls()] == [default_state]:
-            state = DEFAULT_STATES[outcome]  # what the hook would return, without calling it
-        else:
+        if self._hooked is None:  # after collection: conftest.py files are loaded
+            self._hooked = (
+                [i.function for i in hook.pytest_execo_state.get_hookimpls()] != [default_state],
+                bool(hook.pytest_execo_recorded.get_hookimpls()),
+            )
+        if self._hooked[0]:
             state = hook.pytest_execo_state(item=item, combination=combination, outcome=outcome)
+        else:
+            state = DEFAULT_STATES[outcome]  # what the hook would return, without calling it
         if state == "done":
             self.writer.add(sweeper, combination, result, done=True)
         else:
@@ -459,7 +505,7 @@ class SweepRecorder:
                         f"pytest_execo_state returned {state!r} for {item.nodeid}: "
                         f"expected one of {', '.join(STATES)}"
                     )
-        if hook.pytest_execo_recorded.get_hookimpls():
+        if self._hooked[1]:
             hook.pytest_execo_recorded(
                 item=item, combination=combination, outcome=outcome, state=state
             )

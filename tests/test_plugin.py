@@ -151,6 +151,22 @@ def test_a_serial_session_claims_its_next_items_with_the_first(pytester):
 
 
 @pytest.mark.slow
+def test_an_xdist_worker_claims_the_item_it_runs_next_with_each(pytester):
+    write_grid(
+        pytester,
+        body='if size == 1 and algo == "a":\n'
+        '        [d] = [os.path.join("results", d) for d in os.listdir("results")]\n'
+        "        view = ParamSweeper(d, read_only=True)\n"
+        '        open("held", "w").write(str(len(view.get_inprogress())))',
+    )
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "1")
+    result.assert_outcomes(passed=6)
+    assert (pytester.path / "held").read_text() == "2"  # 1-a and the 1-b it runs next
+    sweeper = sweeper_of(pytester)
+    assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ALL
+
+
+@pytest.mark.slow
 def test_keyboard_interrupt_in_a_test(pytester):
     runs = write_grid(
         pytester,
