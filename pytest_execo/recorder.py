@@ -441,6 +441,7 @@ class SweepRecorder:
     @pytest.hookimpl(tryfirst=True)  # an xdist worker tags a report before sending it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         run = self.running.get(report.nodeid)
+        sweep: str | None
         if run is not None:
             sweep = run.unit.sweep
             if self.is_worker:  # for the controller's summary
