@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -91,9 +90,9 @@ def runs_test_bodies(config: pytest.Config) -> bool:
     return not any(getattr(config.option, name, False) for name in NO_TEST_BODY_OPTIONS)
 
 
-@dataclass(frozen=True)
-class Unit:
-    """A swept item's unit of work: the combination at ``position`` of sweep ``sweep``."""
+class Unit(NamedTuple):
+    """A swept item's unit of work: the combination at ``position`` of sweep ``sweep`` (a
+    tuple: one is made per item at collection)."""
 
     sweep: str  #: the sweep's directory name
     key: str  #: the sweep's key (its name in logs)
@@ -234,10 +233,8 @@ class SweepRecorder:
 
     def unit_of(self, item: pytest.Item) -> Unit | None:
         """The unit of work of a swept item (None for other items), computed once."""
-        try:
+        if UNIT in item.stash:  # no KeyError raised for each item at collection
             return item.stash[UNIT]
-        except KeyError:
-            pass
         found = swept_position(item)
         unit = None
         if found is not None:
