@@ -25,7 +25,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
@@ -43,23 +43,21 @@ HeldBy = tuple[E, Owner, float, bool]
 Stats = tuple[OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E]]
 
 
-def done_snapshot(persistence_dir: Location) -> frozenset[str]:
-    """What is done in ``persistence_dir`` at this moment, as canonical texts (see
-    :func:`canonical_text`): a view that stays the same while others keep working, and that
-    can be sent to other processes."""
-    store = open_store(persistence_dir, Codec(), read_only=True)
-    try:
-        return store.done_texts()
-    finally:
-        store.close()
+class Snapshot(NamedTuple):
+    """What is done, and what is failed for good (and not done), in a sweep at one moment, as
+    canonical texts (see :func:`canonical_text`): a view that stays the same while others keep
+    working, and that can be sent to other processes."""
+
+    done: frozenset[str]
+    failed: frozenset[str]
 
 
-def failed_snapshot(persistence_dir: Location) -> frozenset[str]:
-    """What is *failed* in ``persistence_dir`` at this moment (failed for good, not done), as
-    canonical texts, like :func:`done_snapshot`."""
+def snapshot(persistence_dir: Location) -> Snapshot:
+    """The :class:`Snapshot` of ``persistence_dir`` now (its done records are read once)."""
     store = open_store(persistence_dir, Codec(), read_only=True)
     try:
-        return _failed_texts(store, store.done_texts())
+        done = store.done_texts()
+        return Snapshot(done, _failed_texts(store, done))
     finally:
         store.close()
 

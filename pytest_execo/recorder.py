@@ -32,14 +32,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
 from execo_engine.store.locations import child_location, child_locations, is_directory, shown
 from execo_engine.sweep import HashableDict
-from execo_engine.sweeper import ParamSweeper, canonical_text, done_snapshot, failed_snapshot
+from execo_engine.sweeper import ParamSweeper, canonical_text, snapshot
 from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
 from pytest_execo.plugin import DEFAULT_STATES, RECORDED, swept_position
@@ -198,10 +198,8 @@ class SweepRecorder:
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         self.is_worker = hasattr(config, "workerinput")
-        self.snapshot = self._snapshot(SNAPSHOT_KEY, done_snapshot)
-        self._done = {name: frozenset(texts) for name, texts in self.snapshot.items()}
-        self.failed_snapshot = self._snapshot(FAILED_KEY, failed_snapshot)
-        self._failed = {name: frozenset(texts) for name, texts in self.failed_snapshot.items()}
+        #: {sweep name: canonical texts} done, and failed for good, before the session
+        self._done, self._failed = self._snapshots()
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
@@ -218,16 +216,21 @@ class SweepRecorder:
         self.counted_by_workers = False  #: xdist controller: the line goes in the summary
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
 
-    def _snapshot(self, key: str, read: Callable[[str], frozenset[str]]) -> dict[str, list[str]]:
-        """``{sweep name: canonical texts}`` that ``read`` finds in each sweep of the sweep
-        dir now (the controller), or that the controller handed to this xdist worker
-        (``workerinput[key]``)."""
+    def _snapshots(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """What is done and what is failed for good in each sweep of the sweep dir now (the
+        controller), or as the controller handed it to this xdist worker (``workerinput``)."""
         if self.is_worker:
-            return self.config.workerinput[key]  # type: ignore[attr-defined,no-any-return]
-        return {
-            name: sorted(read(location))
-            for name, location in child_locations(self.directory).items()
-        }
+            given: dict[str, dict[str, list[str]]] = self.config.workerinput  # type: ignore[attr-defined]
+            done, failed = given[SNAPSHOT_KEY], given[FAILED_KEY]
+            return (
+                {name: frozenset(texts) for name, texts in done.items()},
+                {name: frozenset(texts) for name, texts in failed.items()},
+            )
+        snapshots = {name: snapshot(at) for name, at in child_locations(self.directory).items()}
+        return (
+            {name: taken.done for name, taken in snapshots.items()},
+            {name: taken.failed for name, taken in snapshots.items()},
+        )
 
     # -- units -------------------------------------------------------------------------------
 
@@ -276,11 +279,11 @@ class SweepRecorder:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: every worker deselects from the same snapshot."""
-        node.workerinput[SNAPSHOT_KEY] = self.snapshot
-        node.workerinput[FAILED_KEY] = self.failed_snapshot
+        node.workerinput[SNAPSHOT_KEY] = {name: list(texts) for name, texts in self._done.items()}
+        node.workerinput[FAILED_KEY] = {name: list(texts) for name, texts in self._failed.items()}
 
     def pytest_report_header(self) -> str:
-        done = sum(len(texts) for texts in self.snapshot.values())
+        done = sum(len(texts) for texts in self._done.values())
         return (
             f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
             f"this session)"
@@ -531,7 +534,7 @@ class SweepRecorder:
         if self.is_worker or not self.records:  # a session without test bodies recorded nothing
             return
         line = self._collection_line() if self.counted_by_workers else None
-        failed_before = {name for name, texts in self.failed_snapshot.items() if texts}
+        failed_before = {name for name, texts in self._failed.items() if texts}
         names = sorted(self.session_outcomes.keys() | failed_before)
         if not names and line is None:
             return
