@@ -137,24 +137,27 @@ _GIVEN = (
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
 # nothing is taken otherwise. Run on libpq directly (:class:`_Statement`): $1 sweep, $2 owner,
-# $3 ticket, $4 bound (positions below), $5 digest, $6 count.
+# $3 ticket, $4 bound (positions below), $5 digest, $6 count. The rows are picked once (a
+# CTE) and joined on their own key: a plan cannot start from the sweep's rows (statistics not
+# yet updated for a sweep just loaded make it look empty) and run the pick again for each.
 _CLAIM_NEXT = _Statement("""
-UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
-FROM (
-    SELECT digest FROM execo_elements
+WITH picked AS MATERIALIZED (
+    SELECT sweep, digest FROM execo_elements
     WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
-    ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED) picked
-WHERE e.sweep = $1 AND e.digest = picked.digest RETURNING e.digest, e.position, e.text""")
+    ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED)
+UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
+FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
+RETURNING e.digest, e.position, e.text""")
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
 WITH picked AS (
-    SELECT e.digest, t.n FROM {_GIVEN} WHERE e.state = 'todo'
+    SELECT e.sweep, e.digest, t.n FROM {_GIVEN} WHERE e.state = 'todo'
     ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
 taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM picked
-    WHERE e.sweep = %(sweep)s AND e.digest = picked.digest
+    WHERE e.sweep = picked.sweep AND e.digest = picked.digest
     RETURNING e.digest, picked.n - 1 AS index, e.text)
 SELECT true, digest::text, index, text FROM taken ORDER BY index"""
 # What a claim whose answer was lost took (found by its ticket).
@@ -164,11 +167,11 @@ WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = %(ticket)s AND state 
 ORDER BY position"""
 _TAKE = f"""
 WITH current AS (
-    SELECT e.digest, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
+    SELECT e.sweep, e.digest, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
     LEFT JOIN execo_owners o ON o.id = e.owner FOR UPDATE OF e),
 taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM current
-    WHERE e.sweep = %(sweep)s AND e.digest = current.digest AND (current.state = 'todo'
+    WHERE e.sweep = current.sweep AND e.digest = current.digest AND (current.state = 'todo'
         OR (current.state = 'skipped' AND current.owner = %(owner)s)
         OR current.ticket = %(ticket)s)
     RETURNING e.digest)
@@ -188,19 +191,20 @@ SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
 WHERE execo_elements.text = EXCLUDED.text"""
 # Give back (cancel, skip): returns each given element's state before.
 _GIVE_BACK = f"""
-WITH current AS (SELECT e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
+WITH current AS (SELECT e.sweep, e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
     UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
         owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
         ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::bigint END
-    FROM current WHERE e.sweep = %(sweep)s AND e.digest = current.digest
+    FROM current WHERE e.sweep = current.sweep AND e.digest = current.digest
         AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.digest)
 SELECT text, state FROM current"""
 # One failed attempt counted on each given element not done, with its error: failed for good
 # when it reaches max_attempts (NULL: never), else todo again if this owner held it.
 _FAIL = f"""
-WITH current AS (SELECT e.digest, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
+WITH current AS (
+    SELECT e.sweep, e.digest, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
 UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
     claimed_at = now(),
     state = CASE WHEN current.state = 'failed' OR e.attempts + 1 >= %(max)s::integer
@@ -208,7 +212,7 @@ UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
     owner = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.owner END,
     ticket = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.ticket END
 FROM current
-WHERE e.sweep = %(sweep)s AND e.digest = current.digest AND current.state <> 'done'
+WHERE e.sweep = current.sweep AND e.digest = current.digest AND current.state <> 'done'
 RETURNING current.text, e.state"""
 _RESET_FAILED = """
 UPDATE execo_elements SET attempts = 0, last_error = NULL,
@@ -529,6 +533,9 @@ def _keep_leases(store: PostgresStore) -> None:
         _keeper.stores.add(store)
 
 
+#: A load of sweeps whose rows are more than this share of the table's analyzes it (the
+#: autovacuum daemon's default threshold)
+_ANALYZE_SHARE = 0.1
 #: Rows per block of COPY data (a block is built at once, in memory)
 _COPY_ROWS = 65536
 
@@ -706,6 +713,10 @@ class PostgresStore:
             )
 
     def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
+        """Load ``texts`` as the order of the sweep (one transaction), unless it is already;
+        then, if that changed many rows of the table (:data:`_ANALYZE_SHARE`), analyze it
+        at once: plans made from statistics in which the sweep has no rows scan all of it
+        (the autovacuum daemon would analyze it only a minute or so later)."""
         sweep = self._sweep_id
         row = connection.execute("SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,))
         if row.fetchone() == (digest,):
@@ -718,6 +729,9 @@ class PostgresStore:
             ).fetchone()
             if row[0] == digest:  # loaded by another instance meanwhile
                 return
+            (rows,) = cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'execo_elements'::regclass"
+            ).fetchone()
             if row[1]:
                 cursor.execute(
                     "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
@@ -744,6 +758,8 @@ class PostgresStore:
                 "WHERE id = %s",
                 (digest, len(texts), pickled, sweep),
             )
+        if len(texts) > _ANALYZE_SHARE * rows:  # rows: -1 if never analyzed
+            connection.execute("ANALYZE execo_elements")  # only a warning if not the owner
 
     def _save(self, sweeps: list[Any]) -> None:
         """Replace the saved sweeps, unless they are these already (a digest says); one
