@@ -140,15 +140,20 @@ _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed
 # $3 ticket, $4 bound (positions below), $5 digest, $6 count. The rows are picked once (a
 # CTE) and joined on their own key: a plan cannot start from the sweep's rows (statistics not
 # yet updated for a sweep just loaded make it look empty) and run the pick again for each.
-_CLAIM_NEXT = _Statement("""
+_CLAIM_NEXT_SQL = """
 WITH picked AS MATERIALIZED (
     SELECT sweep, digest FROM execo_elements
     WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
-    ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED)
+    ORDER BY position LIMIT {} FOR UPDATE SKIP LOCKED)
 UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
 FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
-RETURNING e.digest, e.position, e.text""")
+RETURNING e.digest, e.position, e.text"""
+_CLAIM_NEXT = _Statement(_CLAIM_NEXT_SQL.format("$6"))
+# The claim of one element (get_next), with no $6: the server plans a statement again on each
+# run unless its generic plan costs no more than the plans made for the parameters, and a
+# LIMIT $6 costs as a tenth of the rows in a generic plan (planning cost more than running).
+_CLAIM_ONE = _Statement(_CLAIM_NEXT_SQL.format("1"))
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
@@ -884,13 +889,13 @@ class PostgresStore:
                 (True, digest.decode(), int(position), text.decode(self._link.encoding))
                 for digest, position, text in self._link.query(
                     connection,
-                    _CLAIM_NEXT,
+                    _CLAIM_ONE if count == 1 else _CLAIM_NEXT,
                     self._sweep_id,
                     owner,
                     self._ticket,
                     bound,
                     self._digest_text,
-                    count,
+                    *(() if count == 1 else (count,)),
                 )
             ]
             params["digest"] = self._digest
