@@ -17,8 +17,9 @@ the time to finish 5,000 trivial combinations:
 Statements per claim+done are counted by the server (``pg_stat_statements``, utility
 statements included), over every statement of the run (lease renewals, dead-owner checks and
 the end-of-grid polls too): in autocommit, each one is one network round trip. The CPU time
-per claim+done of the worker processes (client) and the server's execution time per
-claim+done (``pg_stat_statements``) are shown too: on a host whose cores are all busy, the rate
+per claim+done of the worker processes (client) and the server's time per claim+done,
+planning and execution (``pg_stat_statements`` with ``track_planning``: a statement planned
+again on every call shows there), are shown too: on a host whose cores are all busy, the rate
 follows their sum.
 
 Then the 1,000,000-combination grid of ``bench_sweeper.py`` (its roles): create (``sweep()``
@@ -117,17 +118,17 @@ def prepare_queue(server: Server, name: str) -> str:  # noqa: ARG001 (same shape
 
 
 def statements(server: Server) -> tuple[int, float]:
-    """(statements, milliseconds of execution) since the last reset."""
+    """(statements, milliseconds of planning and execution) since the last reset."""
     rows = server.execute(
-        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_plan_time + total_exec_time), 0) "
         "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'"
     )
     return int(rows[0][0]), float(rows[0][1])
 
 
 def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, ...]:
-    """(claim+done per second, statements, client CPU us, server execution us per
-    claim+done) of one run."""
+    """(claim+done per second, statements, client CPU us, server us (planning + execution)
+    per claim+done) of one run."""
     target = (prepare_store if kind == "store" else prepare_queue)(server, name)
     with tempfile.TemporaryDirectory() as workdir:
         go_file = os.path.join(workdir, "go")
@@ -177,7 +178,9 @@ def main() -> None:
         (role_store if role == "store" else role_queue)(target, go_file)
         return
     server = Server(
-        "shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_utility=on"
+        "shared_preload_libraries=pg_stat_statements",
+        "pg_stat_statements.track_utility=on",
+        "pg_stat_statements.track_planning=on",
     )
     if not server.available:
         sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
@@ -186,7 +189,8 @@ def main() -> None:
         server.execute("CREATE EXTENSION pg_stat_statements")
         print(
             f"{GRID:,} trivial combinations, median of {args.runs} runs, synchronous commit; "
-            f"per claim+done: statements, client CPU us, server execution us (store / queue)\n"
+            f"per claim+done: statements, client CPU us, server us: planning + execution "
+            f"(store / queue)\n"
             f"{'processes':<10}{'this store':>12}{'plain queue':>13}{'ratio':>7}"
             f"{'statements':>17}{'client CPU':>18}{'server':>14}"
         )

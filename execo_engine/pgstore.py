@@ -9,9 +9,10 @@ survives a crash of the server); no lock is held between operations and no insta
 what others did:
 
 - a claim is one ``UPDATE ... FOR UPDATE SKIP LOCKED`` taking the first todo rows in the order
-  of the sweeps; done is one idempotent update (by row id for what this instance claimed, else
-  an upsert by canonical text, which also records elements outside the sweeps); these two run
-  on libpq directly, prepared once per connection (:class:`_Statement`);
+  of the sweeps; done is one idempotent update (by the row's key, the sweep and the digest of
+  the canonical text, for what this instance claimed, else an upsert by canonical text, which
+  also records elements outside the sweeps); these two run on libpq directly, prepared once
+  per connection (:class:`_Statement`);
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
@@ -58,7 +59,7 @@ from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: A lost connection is retried for this long (seconds) before the operation fails.
 RECONNECT_SECONDS = 120.0
 #: Dead owners are looked for at most this often (seconds) by the operations of an instance.
@@ -100,9 +101,10 @@ _SCHEMA = [
     "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
     "pickled boolean NOT NULL DEFAULT false, "
     "created timestamptz NOT NULL DEFAULT now())",
-    # sweep: an execo_sweeps id (no foreign key: COPY of a million rows checks none)
-    "CREATE TABLE execo_elements (id bigserial PRIMARY KEY, sweep integer NOT NULL, "
-    "position integer, "
+    # sweep: an execo_sweeps id (no foreign key: COPY of a million rows checks none).
+    # (sweep, digest) is a row's only identity, and its only index besides the claim's: a
+    # claim, which moves the row out of the claim's index, adds an entry to this one only
+    "CREATE TABLE execo_elements (sweep integer NOT NULL, position integer, "
     "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
     "state text NOT NULL DEFAULT 'todo' "
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
@@ -111,10 +113,11 @@ _SCHEMA = [
     "attempts integer NOT NULL DEFAULT 0, last_error text, "
     # todo: what the claim's index holds, rather than state, so that a change of state
     # between others (claimed to done) updates no index (a HOT update)
-    "todo boolean NOT NULL GENERATED ALWAYS AS (state = 'todo') STORED, UNIQUE (sweep, digest))",
+    "todo boolean NOT NULL GENERATED ALWAYS AS (state = 'todo') STORED, "
+    "PRIMARY KEY (sweep, digest))",
     # the claim: the first todo rows in order, from the index alone
     "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE todo",
-    # (sweep, digest) also serves every query on one sweep's rows: no other index to update
+    # the primary key also serves every query on one sweep's rows: no other index to update
     "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
     "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
@@ -134,48 +137,57 @@ _GIVEN = (
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
 # nothing is taken otherwise. Run on libpq directly (:class:`_Statement`): $1 sweep, $2 owner,
-# $3 ticket, $4 bound (positions below), $5 digest, $6 count.
-_CLAIM_NEXT = _Statement("""
-UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
-FROM (
-    SELECT id FROM execo_elements
+# $3 ticket, $4 bound (positions below), $5 digest, $6 count. The rows are picked once (a
+# CTE) and joined on their own key: a plan cannot start from the sweep's rows (statistics not
+# yet updated for a sweep just loaded make it look empty) and run the pick again for each.
+_CLAIM_NEXT_SQL = """
+WITH picked AS MATERIALIZED (
+    SELECT sweep, digest FROM execo_elements
     WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
-    ORDER BY position LIMIT $6 FOR UPDATE SKIP LOCKED) picked
-WHERE e.id = picked.id RETURNING e.id, e.position, e.text""")
+    ORDER BY position LIMIT {} FOR UPDATE SKIP LOCKED)
+UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
+FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
+RETURNING e.digest, e.position, e.text"""
+_CLAIM_NEXT = _Statement(_CLAIM_NEXT_SQL.format("$6"))
+# The claim of one element (get_next), with no $6: the server plans a statement again on each
+# run unless its generic plan costs no more than the plans made for the parameters, and a
+# LIMIT $6 costs as a tenth of the rows in a generic plan (planning cost more than running).
+_CLAIM_ONE = _Statement(_CLAIM_NEXT_SQL.format("1"))
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
 WITH picked AS (
-    SELECT e.id, t.n FROM {_GIVEN} WHERE e.state = 'todo'
+    SELECT e.sweep, e.digest, t.n FROM {_GIVEN} WHERE e.state = 'todo'
     ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
 taken AS (
-    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked WHERE e.id = picked.id
-    RETURNING e.id, picked.n - 1 AS index, e.text)
-SELECT true, id, index, text FROM taken ORDER BY index"""
+    UPDATE execo_elements e SET {_CLAIM_SET} FROM picked
+    WHERE e.sweep = picked.sweep AND e.digest = picked.digest
+    RETURNING e.digest, picked.n - 1 AS index, e.text)
+SELECT true, digest::text, index, text FROM taken ORDER BY index"""
 # What a claim whose answer was lost took (found by its ticket).
 _CLAIMED_BY_TICKET = """
-SELECT true, id, position, text FROM execo_elements
+SELECT true, digest::text, position, text FROM execo_elements
 WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed'
 ORDER BY position"""
 _TAKE = f"""
 WITH current AS (
-    SELECT e.id, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
+    SELECT e.sweep, e.digest, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
     LEFT JOIN execo_owners o ON o.id = e.owner FOR UPDATE OF e),
 taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM current
-    WHERE e.id = current.id AND (current.state = 'todo'
+    WHERE e.sweep = current.sweep AND e.digest = current.digest AND (current.state = 'todo'
         OR (current.state = 'skipped' AND current.owner = %(owner)s)
         OR current.ticket = %(ticket)s)
-    RETURNING e.id)
-SELECT current.id, current.state, current.holder, taken.id IS NOT NULL
+    RETURNING e.digest)
+SELECT current.digest::text, current.state, current.holder, taken.digest IS NOT NULL
 FROM current LEFT JOIN taken ON true"""
-# Done by row ids (what this object claimed): $1 one id, or an array of them.
-_DONE_BY_ID = """
+# Done by digest (what this object claimed): $1 sweep, $2 one digest, or an array of them.
+_DONE_BY_DIGEST = """
 UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
-WHERE id {}"""
-_DONE_ONE = _Statement(_DONE_BY_ID.format("= $1"))
-_DONE_IDS = _Statement(_DONE_BY_ID.format("= ANY($1::bigint[])"))
+WHERE sweep = $1 AND digest {}"""
+_DONE_ONE = _Statement(_DONE_BY_DIGEST.format("= $2"))
+_DONE_MANY = _Statement(_DONE_BY_DIGEST.format("= ANY($2::uuid[])"))
 _DONE = """
 INSERT INTO execo_elements (sweep, text, state, done_at)
 SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
@@ -184,33 +196,37 @@ SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
 WHERE execo_elements.text = EXCLUDED.text"""
 # Give back (cancel, skip): returns each given element's state before.
 _GIVE_BACK = f"""
-WITH current AS (SELECT e.id, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
+WITH current AS (SELECT e.sweep, e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
     UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
         owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
         ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::bigint END
-    FROM current WHERE e.id = current.id AND current.state IN ('todo', 'claimed', 'skipped')
-    RETURNING e.id)
+    FROM current WHERE e.sweep = current.sweep AND e.digest = current.digest
+        AND current.state IN ('todo', 'claimed', 'skipped')
+    RETURNING e.digest)
 SELECT text, state FROM current"""
 # One failed attempt counted on each given element not done, with its error: failed for good
 # when it reaches max_attempts (NULL: never), else todo again if this owner held it.
 _FAIL = f"""
-WITH current AS (SELECT e.id, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
+WITH current AS (
+    SELECT e.sweep, e.digest, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
 UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
     claimed_at = now(),
     state = CASE WHEN current.state = 'failed' OR e.attempts + 1 >= %(max)s::integer
         THEN 'failed' WHEN current.owner = %(owner)s THEN 'todo' ELSE e.state END,
     owner = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.owner END,
     ticket = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.ticket END
-FROM current WHERE e.id = current.id AND current.state <> 'done'
+FROM current
+WHERE e.sweep = current.sweep AND e.digest = current.digest AND current.state <> 'done'
 RETURNING current.text, e.state"""
 _RESET_FAILED = """
 UPDATE execo_elements SET attempts = 0, last_error = NULL,
     state = CASE WHEN state = 'failed' THEN 'todo' ELSE state END
-WHERE sweep = %(sweep)s AND (attempts > 0 OR state = 'failed') RETURNING id"""
+WHERE sweep = %(sweep)s AND (attempts > 0 OR state = 'failed') RETURNING digest"""
 _RELEASE = """
 UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
-WHERE id = ANY(%(ids)s) AND owner = %(owner)s AND state = 'claimed' RETURNING id"""
+WHERE sweep = %(sweep)s AND digest = ANY(%(digests)s::uuid[]) AND owner = %(owner)s
+    AND state = 'claimed' RETURNING digest"""
 _OWNER = """
 INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
 VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
@@ -235,7 +251,8 @@ _HOLDERS = """
 SELECT e.text, e.state, o.owner, extract(epoch FROM e.claimed_at)::float8,
     o.id IS NULL OR o.expires < now()
 FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
-WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped') ORDER BY e.claimed_at, e.id"""
+WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped')
+ORDER BY e.claimed_at, e.position, e.digest"""
 
 
 def without_password(url: str) -> str:
@@ -521,6 +538,9 @@ def _keep_leases(store: PostgresStore) -> None:
         _keeper.stores.add(store)
 
 
+#: A load of sweeps whose rows are more than this share of the table's analyzes it (the
+#: autovacuum daemon's default threshold)
+_ANALYZE_SHARE = 0.1
 #: Rows per block of COPY data (a block is built at once, in memory)
 _COPY_ROWS = 65536
 
@@ -569,7 +589,9 @@ class PostgresStore:
         self._digest_text = "\\x"  # the digest as a bytea's text form
         self._index: dict[str, int] | None = None
         self._redo: list[int] = []  # done, but given back here: todo for this object (sorted)
-        self._held: dict[int, int] = {}  # claimed here, in claim order: position -> row id
+        # claimed here, in claim order: position -> the row's digest (its text form; "": a
+        # redo, which has no row to update)
+        self._held: dict[int, str] = {}
         self._ticket = 0  # of the last claim: finds what it took if its answer was lost
         self._instance = next(_tickets)  # the ticket of this object's skips
         self._link.run(self._find_sweep)
@@ -696,6 +718,10 @@ class PostgresStore:
             )
 
     def _load(self, connection: Any, texts: list[str], digest: bytes) -> None:
+        """Load ``texts`` as the order of the sweep (one transaction), unless it is already;
+        then, if that changed many rows of the table (:data:`_ANALYZE_SHARE`), analyze it
+        at once: plans made from statistics in which the sweep has no rows scan all of it
+        (the autovacuum daemon would analyze it only a minute or so later)."""
         sweep = self._sweep_id
         row = connection.execute("SELECT order_digest FROM execo_sweeps WHERE id = %s", (sweep,))
         if row.fetchone() == (digest,):
@@ -708,6 +734,9 @@ class PostgresStore:
             ).fetchone()
             if row[0] == digest:  # loaded by another instance meanwhile
                 return
+            (rows,) = cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = 'execo_elements'::regclass"
+            ).fetchone()
             if row[1]:
                 cursor.execute(
                     "CREATE TEMPORARY TABLE execo_load (position integer, text text, "
@@ -734,6 +763,8 @@ class PostgresStore:
                 "WHERE id = %s",
                 (digest, len(texts), pickled, sweep),
             )
+        if len(texts) > _ANALYZE_SHARE * rows:  # rows: -1 if never analyzed
+            connection.execute("ANALYZE execo_elements")  # only a warning if not the owner
 
     def _save(self, sweeps: list[Any]) -> None:
         """Replace the saved sweeps, unless they are these already (a digest says); one
@@ -855,16 +886,16 @@ class PostgresStore:
         if not rows and chosen is None:
             bound = redo[-1] if len(redo) == count else _NO_BOUND
             rows = [
-                (True, int(row_id), int(position), text.decode(self._link.encoding))
-                for row_id, position, text in self._link.query(
+                (True, digest.decode(), int(position), text.decode(self._link.encoding))
+                for digest, position, text in self._link.query(
                     connection,
-                    _CLAIM_NEXT,
+                    _CLAIM_ONE if count == 1 else _CLAIM_NEXT,
                     self._sweep_id,
                     owner,
                     self._ticket,
                     bound,
                     self._digest_text,
-                    count,
+                    *(() if count == 1 else (count,)),
                 )
             ]
             params["digest"] = self._digest
@@ -874,23 +905,23 @@ class PostgresStore:
             texts = [self._texts[p] for p in chosen]
             rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
             rows = [(ok, i, chosen[index], text) for ok, i, index, text in rows]
-        taken: dict[int, int] = {}
+        taken: dict[int, str] = {}
         stray = []
-        for _, row_id, position, text in rows:
-            if row_id is not None:
+        for _, digest, position, text in rows:
+            if digest is not None:
                 mine = self._located(position, text)
                 if mine is None:  # not in our sweeps (they changed meanwhile)
-                    stray.append(row_id)
+                    stray.append(digest)
                 else:
-                    taken[mine] = row_id
+                    taken[mine] = digest
         handed = sorted(set(taken) | set(redo), key=rank)[:count]
         for position in handed:
             if position in redo_set:
                 self._redo.remove(position)
-            self._held[position] = taken.get(position, 0)
-        stray += [row_id for position, row_id in taken.items() if position not in handed]
+            self._held[position] = taken.get(position, "")
+        stray += [digest for position, digest in taken.items() if position not in handed]
         if stray:
-            connection.execute(_RELEASE, {"ids": stray, "owner": owner})
+            connection.execute(_RELEASE, {**params, "digests": stray})
         return [self._sweeps[p] for p in handed]
 
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
@@ -908,7 +939,7 @@ class PostgresStore:
         with self._link.lock:
             if position in self._redo:
                 self._redo.remove(position)
-                self._held[position] = 0
+                self._held[position] = ""
                 return None
         ticket = next(_tickets)  # the same for a retry, which then finds what it took
 
@@ -924,10 +955,10 @@ class PostgresStore:
         rows = self._run(take)
         if not rows:
             return "not in the sweeps"
-        row_id, state, holder, taken = rows[0]
+        digest, state, holder, taken = rows[0]
         if taken:
             with self._link.lock:
-                self._held[position] = row_id
+                self._held[position] = digest
             return None
         if holder is not None:
             host, pid, *_ = json.loads(holder)
@@ -938,32 +969,33 @@ class PostgresStore:
         """Mark ``elements`` done (claimed or not, in the sweeps or not) and release their
         claims: one idempotent statement, durable when it returns."""
         self._check_writable()
-        ids, unknown, others, positions = [], [], [], []
+        digests, unknown, others, positions = [], [], [], []
         with self._link.lock:
             # what this object handed out comes back as the very same object: no encoding
-            handed = {id(self._sweeps[p]): p for p, row_id in self._held.items() if row_id}
+            handed = {id(self._sweeps[p]): p for p, digest in self._held.items() if digest}
             for element in elements:
                 position = handed.get(id(element))
                 if position is None:
                     unknown.append(element)
                 else:
-                    ids.append(self._held[position])
+                    digests.append(self._held[position])
                     positions.append(position)
             texts = self.codec.encode_many(unknown) if unknown else []
             local = self._local_positions()
             for text in texts:
-                row_id = self._held.get(local.get(text, -1))
-                if row_id:  # claimed here, given as an equal object
-                    ids.append(row_id)
+                digest = self._held.get(local.get(text, -1))
+                if digest:  # claimed here, given as an equal object
+                    digests.append(digest)
                 else:
                     others.append(text)
-        if ids:  # one id: a scalar parameter (an array costs more to parse than the query)
+        if digests:  # one: a scalar parameter (an array costs more to parse than the query)
             query, arg = (
-                (_DONE_ONE, ids[0])
-                if len(ids) == 1
-                else (_DONE_IDS, f"{{{','.join(map(str, ids))}}}")
+                (_DONE_ONE, digests[0])
+                if len(digests) == 1
+                else (_DONE_MANY, f"{{{','.join(digests)}}}")
             )
-            self._run(lambda connection: self._link.query(connection, query, arg))
+            sweep = self._sweep_id
+            self._run(lambda connection: self._link.query(connection, query, sweep, arg))
         if others:
             params = {"sweep": self._sweep_id, "texts": others}
             self._run(lambda connection: connection.execute(_DONE, params))
@@ -1057,14 +1089,19 @@ class PostgresStore:
         self._check_writable()
         with self._link.lock:
             held, self._held = self._held, {}
-            for position, row_id in held.items():
-                if not row_id:
+            for position, digest in held.items():
+                if not digest:
                     bisect.insort(self._redo, position)
-        ids = [row_id for row_id in held.values() if row_id]
-        if ids:
+        digests = [digest for digest in held.values() if digest]
+        if digests:
             self._run(
                 lambda connection: connection.execute(
-                    _RELEASE, {"ids": ids, "owner": self._owner_id(connection)}
+                    _RELEASE,
+                    {
+                        "sweep": self._sweep_id,
+                        "digests": digests,
+                        "owner": self._owner_id(connection),
+                    },
                 ).fetchall()
             )
         return [self._sweeps[p] for p in held]
@@ -1095,7 +1132,7 @@ class PostgresStore:
         if claims:
             with self._link.lock:
                 held, self._held = self._held, {}
-                for position in (p for p, row_id in held.items() if not row_id):
+                for position in (p for p, digest in held.items() if not digest):
                     bisect.insort(self._redo, position)
 
     # -- liveness ----------------------------------------------------------------------------
@@ -1138,7 +1175,7 @@ class PostgresStore:
             old = self._execute(
                 "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
                 "WHERE sweep = %(sweep)s AND state = 'claimed' "
-                "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING id",
+                "AND claimed_at < now() - %(seconds)s * interval '1 second' RETURNING digest",
                 seconds=older_than,
             )
             if old:
@@ -1162,8 +1199,8 @@ class PostgresStore:
         with self._link.lock:
             for position in self._redo:
                 states[position] = State.TODO
-            for position, row_id in self._held.items():
-                if not row_id:  # a redo claimed here
+            for position, digest in self._held.items():
+                if not digest:  # a redo claimed here
                     states[position] = State.CLAIMED
         return states
 

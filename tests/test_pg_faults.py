@@ -160,7 +160,7 @@ def test_url_parameters_reach_the_driver_unchanged(postgresql):
 
 @pytest.mark.parametrize(
     ("version", "message"),
-    [(2, r"schema version 2, written by an older.*search_path"), (4, r"newer.*Upgrade")],
+    [(3, r"schema version 3, written by an older.*search_path"), (5, r"newer.*Upgrade")],
 )
 def test_other_schema_versions_are_refused(postgresql, version, message):
     schema = f"version{version}"

@@ -108,6 +108,29 @@ def test_awkward_texts_go_through_copy_and_claims(postgresql, encoding):
     assert ParamSweeper(url, changed).get_done() == changed
 
 
+def test_a_load_that_is_much_of_the_table_analyzes_it_at_once(postgresql):
+    """Statistics taken before a sweep was loaded say it has no rows, and plans made from them
+    scan all of it: a load of more than a tenth of the table analyzes it right away, a small
+    load into a large table leaves that to the autovacuum daemon."""
+    postgresql.execute("CREATE SCHEMA analyzed")
+    url = postgresql.url("big", options="-c%20search_path%3Danalyzed")
+
+    def analyses() -> int:
+        rows = postgresql.execute(
+            "SELECT analyze_count FROM pg_stat_user_tables "
+            "WHERE schemaname = 'analyzed' AND relname = 'execo_elements'"
+        )
+        return int(rows[0][0])
+
+    ParamSweeper(url, sweep({"i": range(20_000)}))
+    assert analyses() == 1
+    small = ParamSweeper(url.replace("sweep=big", "sweep=small"), sweep({"i": range(100)}))
+    assert analyses() == 1
+    ParamSweeper(url.replace("sweep=big", "sweep=more"), sweep({"i": range(5_000)}))
+    assert analyses() == 2
+    assert small.get_next() == {"i": 0}  # the small sweep is claimed all the same
+
+
 def test_the_libpq_codes_of_the_hot_path_are_libpq_s():
     """The claim and done statements run on libpq directly, told apart by libpq's codes."""
     from psycopg import pq
