@@ -59,8 +59,12 @@ def emit(**result: object) -> None:
 
 
 def wait_for(go_file: str) -> float:
+    """Wait until the benchmark creates ``go_file`` (all workers start at once); exit if the
+    benchmark died first (killed or timed out), instead of polling forever as an orphan."""
     emit(ready=True)
     while not os.path.exists(go_file):
+        if os.getppid() != int(os.environ["BENCH_PARENT"]):
+            sys.exit("bench_postgresql: the benchmark process is gone")
         time.sleep(0.001)
     return time.monotonic()
 
@@ -98,6 +102,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
         [sys.executable, os.path.abspath(__file__), "--role", *args],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "BENCH_PARENT": str(os.getpid())},  # see wait_for
     )
 
 
