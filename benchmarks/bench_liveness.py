@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_sweeper import wait_for_go
+
 ROOT = Path(__file__).resolve().parent.parent
 GRID = 200_000
 
@@ -44,8 +46,7 @@ def role_rate(directory: str, seconds: str, go_file: str) -> None:
 
     sweeper = ParamSweeper(directory, sweep({"i": range(GRID)}))
     emit(ready=True)
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
+    wait_for_go(go_file)
     count, end = 0, time.monotonic() + float(seconds)
     while time.monotonic() < end:
         sweeper.done(sweeper.get_next())

@@ -41,7 +41,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from bench_sweeper import read_result
+from bench_sweeper import read_result, wait_for_go
 from bench_sweeper import spawn as spawn_sweeper_role
 from pg import Server
 
@@ -59,13 +59,8 @@ def emit(**result: object) -> None:
 
 
 def wait_for(go_file: str) -> float:
-    """Wait until the benchmark creates ``go_file`` (all workers start at once); exit if the
-    benchmark died first (killed or timed out), instead of polling forever as an orphan."""
     emit(ready=True)
-    while not os.path.exists(go_file):
-        if os.getppid() != int(os.environ["BENCH_PARENT"]):
-            sys.exit("bench_postgresql: the benchmark process is gone")
-        time.sleep(0.001)
+    wait_for_go(go_file)
     return time.monotonic()
 
 
@@ -100,9 +95,9 @@ def role_queue(conninfo: str, go_file: str) -> None:
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--role", *args],
+        stdin=subprocess.PIPE,  # see wait_for_go
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BENCH_PARENT": str(os.getpid())},  # see wait_for
     )
 
 

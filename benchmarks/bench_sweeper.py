@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import select
 import subprocess
 import sys
 import tempfile
@@ -56,13 +57,21 @@ def role_holder(directory: str, held: int) -> None:
     sys.stdin.read()  # hold the claims until the orchestrator closes our stdin
 
 
+def wait_for_go(go_file: str) -> None:
+    """Wait until the orchestrator creates ``go_file`` (its workers start at once). Our stdin is
+    a pipe from it: at its end of file the orchestrator is gone (killed, timed out), and we
+    exit instead of polling forever as an orphan."""
+    while not os.path.exists(go_file):
+        if select.select([sys.stdin], [], [], 0.001)[0] and not sys.stdin.read(1):
+            sys.exit("benchmark worker: the benchmark process is gone")
+
+
 def role_rate(directory: str, seconds: float, go_file: str) -> None:
     from execo_engine.sweep import ParamSweeper, sweep
 
     sweeper = ParamSweeper(directory, sweep({"i": range(RATE_GRID)}))
     emit(ready=True)
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
+    wait_for_go(go_file)
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         sweeper.done(sweeper.get_next())
