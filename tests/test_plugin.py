@@ -136,7 +136,15 @@ def test_stop_early_with_x_gives_claims_back(pytester):
     assert runs_of(runs) == Counter({"1-a": 1, "1-b": 1, "2-a": 2, "2-b": 1, "3-a": 1, "3-b": 1})
 
 
-def test_a_serial_session_claims_its_next_items_with_the_first(pytester):
+@pytest.mark.parametrize(
+    ("args", "held"),
+    [
+        pytest.param((), "6", id="serial-all-6-at-once"),
+        # 1-a and the 1-b the worker runs next
+        pytest.param(("-n", "1"), "2", id="xdist-worker-with-its-next", marks=pytest.mark.slow),
+    ],
+)
+def test_a_session_claims_the_items_it_runs_next_with_the_first(pytester, args, held):
     write_grid(
         pytester,
         body='if size == 1 and algo == "a":\n'
@@ -144,24 +152,9 @@ def test_a_serial_session_claims_its_next_items_with_the_first(pytester):
         "        view = ParamSweeper(d, read_only=True)\n"
         '        open("held", "w").write(str(len(view.get_inprogress())))',
     )
-    pytester.runpytest("--execo-sweep-dir=results").assert_outcomes(passed=6)
-    assert (pytester.path / "held").read_text() == "6"  # one store operation claimed them all
-    sweeper = sweeper_of(pytester)
-    assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ALL
-
-
-@pytest.mark.slow
-def test_an_xdist_worker_claims_the_item_it_runs_next_with_each(pytester):
-    write_grid(
-        pytester,
-        body='if size == 1 and algo == "a":\n'
-        '        [d] = [os.path.join("results", d) for d in os.listdir("results")]\n'
-        "        view = ParamSweeper(d, read_only=True)\n"
-        '        open("held", "w").write(str(len(view.get_inprogress())))',
-    )
-    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-n", "1")
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", *args)
     result.assert_outcomes(passed=6)
-    assert (pytester.path / "held").read_text() == "2"  # 1-a and the 1-b it runs next
+    assert (pytester.path / "held").read_text() == held  # claimed by one store operation
     sweeper = sweeper_of(pytester)
     assert sweeper.get_inprogress() == [] and ids(sweeper.get_done()) == ALL
 
