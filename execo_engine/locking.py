@@ -86,8 +86,7 @@ def _collect(memory: _Memory) -> None:
     _collected.append(memory)
     if _registry_lock.acquire(blocking=False):
         try:
-            if _collected:
-                _forget_collected()
+            _forget_collected()
         finally:
             _registry_lock.release()
 
@@ -133,8 +132,7 @@ class _Memory:
     def forget(self, stale: _Entry) -> None:
         """No longer remember the ``stale`` entry."""
         with _registry_lock:
-            if _collected:
-                _forget_collected()
+            _forget_collected()
             self.forget_locked(stale)
 
     def forget_locked(self, stale: _Entry | None = None) -> None:
@@ -229,8 +227,7 @@ class DirectoryLock:
         """The entry this instance remembers, else the one of the file ``lock`` names now
         (opened, or restored, if need be); counted as used by this thread."""
         with _registry_lock:
-            if _collected:
-                _forget_collected()
+            _forget_collected()
             entry = self._memory.entry
             if entry is None or entry.closed:
                 key = _lstat_key(self._lock_path)
