@@ -1087,11 +1087,7 @@ class PostgresStore:
             self.fail(mine, error, max_attempts)
             return mine
         self._check_writable()
-        with self._link.lock:
-            held, self._held = self._held, {}
-            for position, digest in held.items():
-                if not digest:
-                    bisect.insort(self._redo, position)
+        held = self._drop_held()
         digests = [digest for digest in held.values() if digest]
         if digests:
             self._run(
@@ -1130,10 +1126,17 @@ class PostgresStore:
 
         self._run(reset)
         if claims:
-            with self._link.lock:
-                held, self._held = self._held, {}
-                for position in (p for p, digest in held.items() if not digest):
+            self._drop_held()
+
+    def _drop_held(self) -> dict[int, str]:
+        """Forget what this object holds (its redos claimed here are to redo again); returns
+        it, position -> digest."""
+        with self._link.lock:
+            held, self._held = self._held, {}
+            for position, digest in held.items():
+                if not digest:
                     bisect.insort(self._redo, position)
+        return held
 
     # -- liveness ----------------------------------------------------------------------------
 
