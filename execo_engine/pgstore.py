@@ -1089,8 +1089,9 @@ class PostgresStore:
         self._check_writable()
         held = self._drop_held()
         digests = [digest for digest in held.values() if digest]
+        released: set[str] = set()
         if digests:
-            self._run(
+            rows = self._run(
                 lambda connection: connection.execute(
                     _RELEASE,
                     {
@@ -1100,7 +1101,9 @@ class PostgresStore:
                     },
                 ).fetchall()
             )
-        return [self._sweeps[p] for p in held]
+            released = {str(digest) for (digest,) in rows}
+        # not those another object marked done (or took back) meanwhile
+        return [self._sweeps[p] for p, digest in held.items() if not digest or digest in released]
 
     def reset(self, claims: bool = False, failed: bool = False) -> None:
         """Forget this object's skips everywhere (done stays); with ``claims``, release

@@ -126,6 +126,15 @@ def test_release_claims_gives_back_only_own_unfinished(location, sweeps):
     assert theirs.get_remaining() == [unfinished, *sweeps[3:]]
 
 
+def test_release_claims_leaves_done_what_another_instance_finished(location, sweeps):
+    mine, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+    finished_elsewhere, unfinished = mine.get_next_batch(2)
+    other.done(finished_elsewhere)  # done() on another instance's claim counts
+    assert mine.release_claims() == [unfinished]
+    assert mine.get_done() == [finished_elsewhere]
+    assert [mine.get_next() for _ in sweeps[1:]] == sweeps[1:]  # never handed out again
+
+
 def test_unhashable_element_is_named(location):
     with pytest.raises(TypeError, match=r"element \{'a': \[1, 2\]\} is unhashable"):
         ParamSweeper(location(), [HashableDict(a=(1,)), HashableDict(a=[1, 2])])

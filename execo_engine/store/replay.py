@@ -340,6 +340,7 @@ class ReplayStore:
 
     def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         with self._lock:
+            self._catch_up()  # what another instance marked done meanwhile is no longer held
             mine = list(self._state.mine)
             if error is None:
                 self.give_back(mine)
