@@ -10,15 +10,17 @@ combination) are written by whichever comes first:
   session for the interpreter, which costs a busy session more than the write itself);
 - a background thread, which looks every :data:`WRITE_INTERVAL` seconds while something waits
   to be written or fsync'd: it writes what waited :data:`WRITE_INTERVAL` seconds or more (the
-  next test runs long), and fsyncs what was written since it last looked.
+  next test runs long), and fsyncs what was written, at most every :data:`SYNC_INTERVAL`
+  seconds (each look costs the session a thread switch, each fsync two more).
 
 Until its done record is written, a combination stays claimed by this process: no other
 session or xdist worker runs it, and if the process dies (SIGKILL) its claim goes back to todo
 and the next session runs it again. So a process killed outright loses at most the
 combinations finished in the last 2 x :data:`WRITE_INTERVAL` seconds plus the time of one write
 (never a result without its done record, never a done record without its results), a crash of
-the machine at most those of the last 3 x :data:`WRITE_INTERVAL` seconds plus one write and one
-fsync, and :meth:`~BackgroundWriter.close` returns once everything handed over is on disk.
+the machine at most those of the last 3 x :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL`
+seconds plus one write and one fsync, and :meth:`~BackgroundWriter.close` returns once
+everything handed over is on disk.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from execo_engine.sweeper import ParamSweeper
 
 #: How often (seconds) the background thread looks, while something waits (see the module).
 WRITE_INTERVAL = 0.01
+#: At most how often (seconds) the background thread fsyncs what was written.
+SYNC_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class BackgroundWriter:
         self._wake = threading.Event()  #: wakes the thread from an untimed wait, or to close
         self._idle = False  #: the thread waits without a timeout (nothing to write nor fsync)
         self._closing = False
+        self._synced = 0.0  #: when the background thread last fsynced
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -75,7 +80,7 @@ class BackgroundWriter:
     ) -> None:
         """Have ``result`` (if any), then a done record (if ``done``) of ``combination``
         written within 2 x :data:`WRITE_INTERVAL` seconds and one write, and fsync'd within
-        :data:`WRITE_INTERVAL` seconds and one fsync more."""
+        :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL` seconds and one fsync more."""
         if self._error is not None:
             raise self._error
         self._pending.append((sweeper, combination, result, done))
@@ -101,10 +106,12 @@ class BackgroundWriter:
                 self._idle = False
                 if self._closing:
                     return  # close() writes and fsyncs the rest
-                since = self._since
-                if since is not None and time.monotonic() - since >= WRITE_INTERVAL:
+                since, now = self._since, time.monotonic()
+                if since is not None and now - since >= WRITE_INTERVAL:
                     self._write_pending(blocking=True)
-                self._flush()
+                if now - self._synced >= SYNC_INTERVAL:
+                    self._synced = now
+                    self._flush()
         except BaseException as error:  # raised again by add() and close()
             self._error = error
 
