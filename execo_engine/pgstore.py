@@ -226,7 +226,7 @@ WHERE sweep = %(sweep)s AND (attempts > 0 OR state = 'failed') RETURNING digest"
 _RELEASE = """
 UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
 WHERE sweep = %(sweep)s AND digest = ANY(%(digests)s::uuid[]) AND owner = %(owner)s
-    AND state = 'claimed' RETURNING digest"""
+    AND state = 'claimed' RETURNING digest::text"""
 _OWNER = """
 INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
 VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
@@ -1101,7 +1101,7 @@ class PostgresStore:
                     },
                 ).fetchall()
             )
-            released = {str(digest) for (digest,) in rows}
+            released = {digest for (digest,) in rows}
         # not those another object marked done (or took back) meanwhile
         return [self._sweeps[p] for p, digest in held.items() if not digest or digest in released]
 
