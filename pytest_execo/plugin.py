@@ -177,8 +177,10 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize, directly (no fixture runs for them), exactly the arguments the test (or
     its fixtures) asks for: ``combination`` and factors; a test that asks for none gets a
-    hidden argument, so that each combination is still an item. Each item carries the position
-    of its combination as a mark (an extra argument would cost every test a fixture)."""
+    hidden argument, so that each combination is still an item. In a session that records
+    (a sweep dir), each item carries the position of its combination as a mark (an extra
+    argument would cost every test a fixture); other sessions need no position, and a mark
+    per item costs them time (and garbage collections)."""
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
@@ -203,6 +205,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
         combinations, ids
     )
+    if not metafunc.config.pluginmanager.has_plugin(RECORDER):
+        metafunc.parametrize(argnames, values, ids=ids)
+        return
     position = getattr(pytest.mark, POSITION_MARKER)
     metafunc.parametrize(
         argnames,
