@@ -2,30 +2,30 @@
 
 A finished combination is handed to :class:`BackgroundWriter`. Batches (one per sweep: its
 results first, then its done records, so that a crash in between never loses results of a done
-combination) are written by whichever comes first:
-
-- the session's own thread, when a test ends :data:`WRITE_INTERVAL` / 2 seconds or more after
-  the oldest combination waiting: tests in quick succession are written by the thread running
-  them, at no cost of switching threads (a thread that wakes up to write competes with the
-  session for the interpreter, which costs a busy session more than the write itself);
-- a background thread, which looks every :data:`WRITE_INTERVAL` seconds while something waits
-  to be written or fsync'd: it writes what waited :data:`WRITE_INTERVAL` seconds or more (the
-  next test runs long), and fsyncs what was written, at most every :data:`SYNC_INTERVAL`
-  seconds (each look costs the session a thread switch, each fsync two more).
+combination) are written, and fsync'd, by the session's own thread while its tests end in quick
+succession: it writes the waiting batch when a test ends :data:`WRITE_INTERVAL` / 2 seconds or
+more after the oldest combination waiting, and fsyncs what it wrote once :data:`SYNC_INTERVAL`
+/ 2 seconds passed since the last fsync. A background thread does it instead when the session's
+thread does not (the next test runs long): it sleeps on an :mod:`~pytest_execo.alarm` set for
+:data:`WRITE_INTERVAL` seconds after the oldest combination waiting, or :data:`SYNC_INTERVAL`
+seconds after the last fsync while something written is not fsync'd, which the session's
+thread moves as it writes and fsyncs. On Linux, a busy session so never wakes that thread
+(a thread that wakes up competes with the session for the interpreter, which costs a busy
+session more than the writes themselves); elsewhere it wakes at each deadline it knew of.
 
 Until its done record is written, a combination stays claimed by this process: no other
 session or xdist worker runs it, and if the process dies (SIGKILL) its claim goes back to todo
 and the next session runs it again. So a process killed outright loses at most the
-combinations finished in the last 2 x :data:`WRITE_INTERVAL` seconds plus the time of one write
-(never a result without its done record, never a done record without its results), a crash of
-the machine at most those of the last 3 x :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL`
-seconds plus one write and one fsync, and :meth:`~BackgroundWriter.close` returns once
-everything handed over is on disk.
+combinations finished in the last :data:`WRITE_INTERVAL` seconds, plus the time the background
+thread takes to get the interpreter (at most ``sys.getswitchinterval()``, 5 ms by default) and
+to write (never a result without its done record, never a done record without its results); a
+crash of the machine at most those of the last :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL`
+seconds, plus as much and one fsync. :meth:`~BackgroundWriter.close` returns once everything
+handed over is on disk.
 """
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from collections.abc import Mapping
@@ -34,10 +34,11 @@ from typing import Any
 
 from execo_engine.sweep import HashableDict
 from execo_engine.sweeper import ParamSweeper
+from pytest_execo.alarm import alarm
 
-#: How often (seconds) the background thread looks, while something waits (see the module).
+#: How long (seconds) a finished combination waits at most before its batch is written.
 WRITE_INTERVAL = 0.01
-#: At most how often (seconds) the background thread fsyncs what was written.
+#: How long (seconds) what was written waits at most before it is fsync'd.
 SYNC_INTERVAL = 0.05
 
 
@@ -60,14 +61,14 @@ class BackgroundWriter:
     background thread is also raised by the next :meth:`add`."""
 
     def __init__(self) -> None:
-        self._pending: collections.deque[Finished] = collections.deque()  # thread-safe ends
+        self._lock = threading.Lock()  #: around the fields below and the alarm's deadline
+        self._pending: list[Finished] = []
         self._since: float | None = None  #: when the oldest pending combination was added
-        self._write_lock = threading.Lock()  #: one batch written at a time, in order
         self._written: set[ParamSweeper[HashableDict]] = set()  #: to fsync
-        self._wake = threading.Event()  #: wakes the thread from an untimed wait, or to close
-        self._idle = False  #: the thread waits without a timeout (nothing to write nor fsync)
+        self._synced = time.monotonic()  #: when what was written was last fsync'd
+        self._write_lock = threading.Lock()  #: one batch written at a time, in order
+        self._alarm = alarm()
         self._closing = False
-        self._synced = 0.0  #: when the background thread last fsynced
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -79,39 +80,45 @@ class BackgroundWriter:
         done: bool,
     ) -> None:
         """Have ``result`` (if any), then a done record (if ``done``) of ``combination``
-        written within 2 x :data:`WRITE_INTERVAL` seconds and one write, and fsync'd within
-        :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL` seconds and one fsync more."""
+        written and fsync'd (see the module for when)."""
         if self._error is not None:
             raise self._error
-        self._pending.append((sweeper, combination, result, done))
-        since = self._since
-        if since is None:
-            self._since = time.monotonic()
-            if self._idle:
-                self._wake.set()
-        elif time.monotonic() - since >= WRITE_INTERVAL / 2:
-            self._write_pending(blocking=False)  # the thread may be writing them: then it does
+        now = time.monotonic()
+        with self._lock:
+            self._pending.append((sweeper, combination, result, done))
+            since = self._since
+            if since is None:
+                self._since = now
+                self._set_alarm()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="execo-writer", daemon=True)
             self._thread.start()
+        if since is not None and now - since >= WRITE_INTERVAL / 2:
+            self._write_pending(blocking=False)  # the thread may be writing them: then it does
+            if now - self._synced >= SYNC_INTERVAL / 2:  # before the alarm rings for it
+                self._sync()
+
+    def _set_alarm(self) -> None:
+        """Set the alarm for the next deadline (under ``_lock``: the oldest pending
+        combination's, and that of the oldest write not fsync'd; now once closing)."""
+        if self._closing:
+            self._alarm.set(0.0)
+            return
+        deadlines = []
+        if self._since is not None:
+            deadlines.append(self._since + WRITE_INTERVAL)
+        if self._written:
+            deadlines.append(self._synced + SYNC_INTERVAL)
+        self._alarm.set(min(deadlines, default=None))
 
     def _loop(self) -> None:
         try:
-            while True:
-                self._idle = self._since is None and not self._written
-                if self._idle and self._since is not None:  # added meanwhile: add() saw busy
-                    self._idle = False
-                self._wake.wait(None if self._idle else WRITE_INTERVAL)
-                self._wake.clear()
-                self._idle = False
+            while not self._closing:  # then close() writes and fsyncs the rest
+                self._alarm.wait()
                 if self._closing:
-                    return  # close() writes and fsyncs the rest
-                since, now = self._since, time.monotonic()
-                if since is not None and now - since >= WRITE_INTERVAL:
-                    self._write_pending(blocking=True)
-                if now - self._synced >= SYNC_INTERVAL:
-                    self._synced = now
-                    self._flush()
+                    return
+                self._write_pending(blocking=True)
+                self._sync()
         except BaseException as error:  # raised again by add() and close()
             self._error = error
 
@@ -121,10 +128,10 @@ class BackgroundWriter:
         if not self._write_lock.acquire(blocking):
             return
         try:
-            self._since = None  # first: what is added from now on is the next batch's
+            with self._lock:
+                pending, self._pending, self._since = self._pending, [], None
             batches: dict[ParamSweeper[HashableDict], list[Finished]] = {}
-            while self._pending:
-                finished = self._pending.popleft()
+            for finished in pending:
                 batches.setdefault(finished[0], []).append(finished)
             for sweeper, batch in batches.items():
                 for _, combination, result, _ in batch:
@@ -135,26 +142,32 @@ class BackgroundWriter:
                 done = [combination for _, combination, _, is_done in batch if is_done]
                 if done:
                     sweeper.done_batch(done, wait=False)
-                self._written.add(sweeper)
+                with self._lock:
+                    self._written.add(sweeper)
         finally:
             self._write_lock.release()
+            with self._lock:
+                self._set_alarm()
 
-    def _flush(self) -> None:
+    def _sync(self) -> None:
         """fsync what was written."""
-        with self._write_lock:
+        with self._lock:
             written, self._written = self._written, set()
+            self._synced = time.monotonic()
+            self._set_alarm()
         for sweeper in written:
             sweeper.flush()
 
     def close(self) -> None:
         """Return once everything handed over is on disk (fsync); raise what a write raised."""
-        self._closing = True
-        self._wake.set()
         if self._thread is not None:
+            with self._lock:
+                self._closing = True
+                self._set_alarm()  # rings at once
             self._thread.join()
             self._thread = None
-        self._closing = False
+            self._closing = False
         if self._error is not None:
             raise self._error
         self._write_pending(blocking=True)
-        self._flush()
+        self._sync()

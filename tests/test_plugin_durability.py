@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -73,6 +74,29 @@ def test_background_writer_puts_everything_on_disk_by_close(tmp_path):
         (e, e["x"] ** 2) for e in elements if e["x"] % 3
     ]
     writer.close()  # nothing left: a no-op
+
+
+def test_background_writer_writes_and_fsyncs_while_the_session_waits(tmp_path):
+    """The session's thread hands over one combination, then runs a long test (it waits): the
+    background thread writes its done record and fsyncs it (the descriptor kept for the fsync
+    is closed) without close()."""
+    elements = [HashableDict(x=x) for x in range(3)]
+    sweeper = ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
+    sweeper.take(elements[0], position=0)
+    sweeper.done(elements[0])  # the journals are open from now on
+    reader = ParamSweeper(tmp_path / "sweep", read_only=True)
+    writer = BackgroundWriter()
+    before = open_fds()
+    assert sweeper.take(elements[1], position=1) is None
+    writer.add(sweeper, elements[1], None, done=True)
+    deadline = time.monotonic() + 60
+    while (reader.get_done() != elements[:2] or open_fds() > before) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.005)  # polls the outcome: how soon it comes is not what is tested
+    assert reader.get_done() == elements[:2]
+    assert open_fds() == before, "the done record is written but not fsync'd"
+    writer.close()
 
 
 def test_background_writer_raises_what_a_write_raised(tmp_path):
