@@ -22,7 +22,9 @@
   process. The session waits for every write and fsync at its end, before giving its
   unfinished claims back: when pytest exits, every combination it reported done is on disk.
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
-  that all workers deselect (and so collect) the same items; workers send their collection
+  that all workers deselect (and so collect) the same items, and tells them whether its
+  scheduler keeps the items queued to a worker (then claimed ahead, see
+  :mod:`pytest_execo.xdist_queue`); workers send their collection
   counts back, and the controller prints the collection line and the summary; a worker's
   reports carry their item's sweep name for it. A process forked to run a test body
   (pytest-forked) puts the test's ``execo_record`` values on its reports for the process
@@ -45,6 +47,7 @@ from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_
 from pytest_execo.plugin import DEFAULT_STATES, RECORDED, swept_position
 from pytest_execo.plugin import pytest_execo_state as default_state
 from pytest_execo.writer import BackgroundWriter, Result
+from pytest_execo.xdist_queue import WorkerQueue, keeps_queues
 
 if TYPE_CHECKING:
     from pytest import TerminalReporter
@@ -54,6 +57,7 @@ TAKE_AHEAD = 32
 SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
 FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
 COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
+KEEPS_QUEUES_KEY = "execo_keeps_queues"  #: workerinput: see pytest_execo.xdist_queue
 STATES = ("done", "skip", "cancel", "fail")
 _WORST_FIRST = ("failed", "skipped", "passed")
 #: Options of pytest sessions that run no test body (they never record anything).
@@ -198,6 +202,10 @@ class SweepRecorder:
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
         self.is_worker = hasattr(config, "workerinput")
+        self._queue = WorkerQueue(
+            config,
+            self.is_worker and config.workerinput.get(KEEPS_QUEUES_KEY, False),  # type: ignore[attr-defined]
+        )
         #: {sweep name: canonical texts} done, and failed for good, before the session
         self._done, self._failed = self._snapshots()
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
@@ -281,6 +289,7 @@ class SweepRecorder:
         """xdist controller: every worker deselects from the same snapshot."""
         node.workerinput[SNAPSHOT_KEY] = {name: list(texts) for name, texts in self._done.items()}
         node.workerinput[FAILED_KEY] = {name: list(texts) for name, texts in self._failed.items()}
+        node.workerinput[KEEPS_QUEUES_KEY] = keeps_queues(self.config)
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self._done.values())
@@ -410,11 +419,16 @@ class SweepRecorder:
     ) -> str | None:
         """Claim ``item``'s combination, and with it, in one store operation, those of the
         items of the same sweep this process runs next: the next :data:`TAKE_AHEAD` - 1 in a
-        session that runs its items in order, ``nextitem`` in an xdist worker (the scheduler
-        hands it the others later; it never takes ``nextitem`` back). Those not claimed ask
-        again at their turn; what the session does not run is given back at its end."""
+        session that runs its items in order; in an xdist worker, ``nextitem`` (xdist never
+        takes it back) and, where the scheduler never moves queued items, those queued after
+        it, up to :data:`TAKE_AHEAD` - 1 in all (see :mod:`pytest_execo.xdist_queue`). Those
+        not claimed ask again at their turn; what the session does not run is given back at
+        its end."""
         if self.is_worker:
             following = [nextitem] if nextitem is not None else []
+            if following:
+                items = item.session.items
+                following += [items[i] for i in self._queue.upcoming(TAKE_AHEAD - 2)]
         else:
             items = item.session.items
             if self._order is None or len(self._order) != len(items):

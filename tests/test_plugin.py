@@ -353,3 +353,47 @@ def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
     )
     assert result.ret != 0
     assert sweeper_of(pytester).get_inprogress() == []
+
+
+AHEAD_TEST = """
+import os, pytest
+from execo_engine.sweep import ParamSweeper
+
+RUNS = {runs!r}
+
+@pytest.mark.execo_sweep({{"i": list(range(60))}})
+def test_ahead(i):
+    with open(RUNS, "a") as f:
+        f.write(f"start {{i}}\\n")
+    [directory] = os.listdir("results")
+    claims = ParamSweeper(os.path.join("results", directory), read_only=True).get_claims()
+    started = {{line.split()[1] for line in open(RUNS) if line.startswith("start")}}
+    mine = [c[0]["i"] for c in claims if c[1][1] == os.getpid()]
+    ahead = [x for x in mine if str(x) not in started]  # claimed, not started yet by anyone
+    with open(RUNS, "a") as f:
+        f.write(f"ahead {{len(ahead)}}\\n")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dist", ["load", "loadscope", "loadfile", "worksteal"])
+def test_xdist_workers_claim_their_queue_ahead_unless_the_scheduler_moves_it(pytester, dist):
+    """Under the modes whose scheduler never moves a queued item, a worker claims the items
+    queued to it with the one it runs (more than ``nextitem`` ahead); under worksteal only
+    ``nextitem`` (a stolen item would be found claimed). Either way every combination runs
+    once, none is skipped."""
+    runs = pytester.path / "runs.txt"
+    pytester.makepyfile(test_ahead=AHEAD_TEST.format(runs=str(runs)))
+    result = pytester.runpytest_subprocess(
+        "--execo-sweep-dir=results", "-p", "no:randomly", "-n", "2", f"--dist={dist}"
+    )
+    result.assert_outcomes(passed=60)
+    lines = [line.split() for line in runs.read_text().splitlines()]
+    assert sorted(int(x) for kind, x in lines if kind == "start") == list(range(60))
+    most_ahead = max(int(x) for kind, x in lines if kind == "ahead")
+    if dist == "worksteal":
+        assert most_ahead <= 1
+    else:
+        assert most_ahead >= 2
+    sweeper = sweeper_of(pytester, "test_ahead")
+    assert len(sweeper.get_done()) == 60 and sweeper.get_inprogress() == []

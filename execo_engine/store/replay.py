@@ -230,6 +230,7 @@ class ReplayStore:
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
         with self._lock:
             self._catch_up()
+            self._reclaim_holders(element for element, _ in wanted)
             reasons: list[str | None] = []
             chosen: dict[int, None] = {}  # positions to claim, in order
             for element, hint in wanted:
@@ -243,6 +244,20 @@ class ReplayStore:
                 self._log.check_writable()
                 self._claim_positions(chosen, len(chosen))  # replaces this process's skips
             return reasons
+
+    def _reclaim_holders(self, elements: Iterable[Any]) -> None:
+        """Give back what dead owners among those holding ``elements`` (claimed or skipped by
+        another owner) held, without waiting for the next periodic check: an element whose
+        owner just died (an xdist worker that crashed, whose items go to another) is free."""
+        state, me = self._state, current_owner()
+        holders = {
+            hold[0]
+            for element in elements
+            for hold in (state.claims.by_element.get(element), state.skips.by_element.get(element))
+            if hold is not None and hold[0] != me
+        }
+        if holders:
+            self._reclaim(self._log.dead_owners(holders))
 
     def _why_not(self, element: Any, hint: int | None) -> tuple[str | None, int | None]:
         """Why ``element`` cannot be taken (None: it can), and its position."""
