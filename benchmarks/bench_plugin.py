@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_plugin.py [--count 10000] [--rounds 3] [--million]
+    python benchmarks/bench_plugin.py [--count 10000] [--rounds 5] [--million]
 
 Runs, side by side in one run (each round runs every workload once, in turn; the figure is the
 median over the rounds; compare the ratios, not the seconds, across machines):
@@ -144,7 +144,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--million", action="store_true")
     options = parser.parse_args()
     for package in ("execo_engine", "pytest_execo"):

@@ -16,11 +16,11 @@
   skip, failed → fail: one failed attempt counted, with the short text of the first report
   that did not pass, see :func:`pytest_execo.failures.failure_text`);
   :meth:`SweepRecorder._record` applies it.
-- Durability: done records and their results are written in batches, and fsync'd in the
-  background (:class:`pytest_execo.writer.BackgroundWriter`), within a few tens of
-  milliseconds of the end of their test; until then the combination stays claimed by this
-  process. The session waits for every write and fsync at its end, before giving its
-  unfinished claims back: when pytest exits, every combination it reported done is on disk.
+- Durability: done records and their results are written in batches, without waiting for the
+  next test (:class:`pytest_execo.writer.BackgroundWriter`): written within milliseconds of the
+  end of their test, fsync'd within a fraction of a second; until written, the combination stays
+  claimed by this process. The session waits for every write and fsync at its end, before giving
+  its unfinished claims back: when pytest exits, every combination it reported done is on disk.
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items, and tells them whether its
   scheduler keeps the items queued to a worker (then claimed ahead, see

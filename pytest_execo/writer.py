@@ -13,15 +13,15 @@ thread moves as it writes and fsyncs. On Linux, a busy session so never wakes th
 (a thread that wakes up competes with the session for the interpreter, which costs a busy
 session more than the writes themselves); elsewhere it wakes at each deadline it knew of.
 
-Until its done record is written, a combination stays claimed by this process: no other
-session or xdist worker runs it, and if the process dies (SIGKILL) its claim goes back to todo
-and the next session runs it again. So a process killed outright loses at most the
-combinations finished in the last :data:`WRITE_INTERVAL` seconds, plus the time the background
-thread takes to get the interpreter (at most ``sys.getswitchinterval()``, 5 ms by default) and
-to write (never a result without its done record, never a done record without its results); a
-crash of the machine at most those of the last :data:`WRITE_INTERVAL` + :data:`SYNC_INTERVAL`
-seconds, plus as much and one fsync. :meth:`~BackgroundWriter.close` returns once everything
-handed over is on disk.
+Until its done record is written, a combination stays claimed by this process: no other session
+or xdist worker runs it, and if the process dies (SIGKILL) its claim goes back to todo and the
+next session runs it again. So a process killed outright loses at most the combinations finished
+in the last :data:`WRITE_INTERVAL` seconds, plus the time the background thread takes to get the
+interpreter (``sys.getswitchinterval()`` at most, 5 ms by default, while the test runs Python
+code or waits) and to write (never a result without its done record, never a done record without
+its results); a crash of the machine at most those of the last :data:`WRITE_INTERVAL` +
+:data:`SYNC_INTERVAL` seconds, plus as much and one fsync. :meth:`~BackgroundWriter.close`
+returns once everything handed over is on disk.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pytest_execo.alarm import alarm
 #: How long (seconds) a finished combination waits at most before its batch is written.
 WRITE_INTERVAL = 0.01
 #: How long (seconds) what was written waits at most before it is fsync'd.
-SYNC_INTERVAL = 0.05
+SYNC_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
