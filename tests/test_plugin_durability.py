@@ -12,6 +12,8 @@ from collections import Counter
 import pytest
 
 from execo_engine.sweep import HashableDict, ParamSweeper
+from pytest_execo import writer as writer_module
+from pytest_execo.alarm import ConditionAlarm, TimerfdAlarm
 from pytest_execo.writer import BackgroundWriter, Result
 
 pytest_plugins = ["pytester"]
@@ -34,6 +36,9 @@ def test_kill(x):
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGKILL)
 """
+
+
+ALARMS = [ConditionAlarm, TimerfdAlarm] if sys.platform == "linux" else [ConditionAlarm]
 
 
 def open_fds():
@@ -76,10 +81,12 @@ def test_background_writer_puts_everything_on_disk_by_close(tmp_path):
     writer.close()  # nothing left: a no-op
 
 
-def test_background_writer_writes_and_fsyncs_while_the_session_waits(tmp_path):
+@pytest.mark.parametrize("kind", ALARMS)
+def test_background_writer_writes_and_fsyncs_while_the_session_waits(tmp_path, monkeypatch, kind):
     """The session's thread hands over one combination, then runs a long test (it waits): the
     background thread writes its done record and fsyncs it (the descriptor kept for the fsync
-    is closed) without close()."""
+    is closed) without close(), whichever alarm it sleeps on."""
+    monkeypatch.setattr(writer_module, "alarm", kind)
     elements = [HashableDict(x=x) for x in range(3)]
     sweeper = ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
     sweeper.take(elements[0], position=0)
