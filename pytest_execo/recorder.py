@@ -24,11 +24,10 @@
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items, and tells them whether its
   scheduler keeps the items queued to a worker (then claimed ahead, see
-  :mod:`pytest_execo.xdist_queue`); workers send their collection
-  counts back, and the controller prints the collection line and the summary; a worker's
-  reports carry their item's sweep name for it. A process forked to run a test body
-  (pytest-forked) puts the test's ``execo_record`` values on its reports for the process
-  recording them.
+  :mod:`pytest_execo.xdist_queue`); workers send their collection counts back, and the
+  controller prints the collection line and the summary; a worker's reports carry their item's
+  sweep name for it. A process forked to run a test body (pytest-forked) puts the test's
+  ``execo_record`` values on its reports for the process recording them.
 """
 
 from __future__ import annotations
