@@ -178,7 +178,7 @@ taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM current
     WHERE e.sweep = current.sweep AND e.digest = current.digest AND (current.state = 'todo'
         OR (current.state = 'skipped' AND current.owner = %(owner)s)
-        OR current.ticket = %(ticket)s)
+        OR (current.ticket = %(ticket)s AND current.owner = %(owner)s))
     RETURNING e.digest)
 SELECT current.digest::text, current.state, current.holder, taken.digest IS NOT NULL
 FROM current LEFT JOIN taken ON true"""
@@ -925,13 +925,29 @@ class PostgresStore:
         return [self._sweeps[p] for p in handed]
 
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
-        """:meth:`take` of each pair in turn (one statement each)."""
-        return [self.take(element, position) for element, position in wanted]
+        """:meth:`take` of each pair in turn (one statement each); when some are held by
+        another owner, a look for dead owners (one more statement) and, if it gave anything
+        back, those taken again: an element whose owner just died (an xdist worker that
+        crashed, whose items go to another) is free."""
+        reasons = [self._take(element, position) for element, position in wanted]
+        held = [
+            i
+            for i, reason in enumerate(reasons)
+            if reason and reason.startswith(("in progress ", "skipped "))
+        ]
+        if held and self._reclaim_dead(force=True):
+            for i in held:
+                reasons[i] = self._take(*wanted[i])
+        return reasons
 
     def take(self, element: Any, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (or skipped by this process): None when
         claimed, else why not (``"done"``, ``"in progress (host H, pid P)"``,
-        ``"skipped (host H, pid P)"``, ``"not in the sweeps"``). One statement."""
+        ``"skipped (host H, pid P)"``, ``"not in the sweeps"``)."""
+        return self.take_many([(element, position)])[0]
+
+    def _take(self, element: Any, position: int | None) -> str | None:
+        """:meth:`take` in one statement (no look for dead owners)."""
         position = self._position(element, position)
         if position is None:
             return "not in the sweeps"

@@ -1,5 +1,6 @@
 """Shared skips and read-only views under real concurrency: worker processes, real threads."""
 
+import math
 import subprocess
 import sys
 import threading
@@ -7,6 +8,8 @@ from collections import Counter
 
 import pytest
 
+from execo_engine import pgstore
+from execo_engine.store import replay
 from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
@@ -117,3 +120,58 @@ def test_eight_threads_read_a_read_only_view_while_a_process_writes(tmp_path):
     assert view.get_skipped() == skipped
     assert all(dead for _, _, _, dead in view.get_skips())
     assert ParamSweeper(tmp_path).get_remaining() == skipped  # a writer gives them back
+
+
+_HOLDER = """
+import sys
+from execo_engine.sweep import ParamSweeper
+print(ParamSweeper(sys.argv[1]).get_next()["i"], flush=True)
+sys.stdin.read()  # holds its claim until killed
+"""
+
+
+_TAKER = """
+import sys
+from execo_engine.sweep import HashableDict, ParamSweeper
+print(ParamSweeper(sys.argv[1]).take(HashableDict(i=0), 0))
+"""
+
+
+def test_a_take_never_takes_what_a_live_process_holds(location):
+    """Two fresh processes number their store operations alike (the PostgreSQL store once
+    took a live claim whose ticket equalled its own)."""
+    url = location()
+    ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"0"
+        taker = subprocess.run(
+            [sys.executable, "-c", _TAKER, url], capture_output=True, text=True, timeout=120
+        )
+        assert taker.stdout.startswith("in progress (host "), taker.stdout + taker.stderr
+        [claim] = ParamSweeper(url, read_only=True).get_claims()
+        assert (claim[0]["i"], claim[1].pid) == (0, holder.pid)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+
+
+def test_take_of_an_element_whose_holder_just_died_claims_it(location, monkeypatch):
+    """take() does not wait for the next periodic look for dead owners (an xdist worker
+    crashed, and the items it had claimed ahead go to another worker)."""
+    for store in (replay, pgstore):  # no periodic look at all
+        monkeypatch.setattr(store, "DEAD_OWNER_CHECK_INTERVAL", math.inf)
+    url = location()
+    grid = sweep({"i": range(3)})
+    taker = ParamSweeper(url, grid, save_sweeps=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert holder.stdout.readline().strip() == b"0"
+    assert taker.take(grid[0], position=0).startswith("in progress")  # it lives
+    holder.kill()
+    holder.wait(timeout=60)
+    assert taker.take(grid[0], position=0) is None
+    assert [claim[0] for claim in taker.get_claims()] == [grid[0]]

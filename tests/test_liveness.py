@@ -16,7 +16,6 @@ from namespaces import wait_for
 from execo_engine.errors import CorruptRecordError
 from execo_engine.liveness import MIN_LEASE, heartbeats, token
 from execo_engine.owner import Owner, current_owner, decode_owner, judged_by_pid
-from execo_engine.store import replay
 from execo_engine.sweep import ParamSweeper, sweep
 
 # -- lease values ---------------------------------------------------------------------------------
@@ -220,19 +219,6 @@ def test_killed_holder_file_is_removed_with_its_claims(tmp_path):
     assert len(list((tmp_path / "owners").iterdir())) == 1
     assert ParamSweeper(tmp_path).get_inprogress() == []  # reclaimed at once: same namespace
     assert list((tmp_path / "owners").iterdir()) == []
-
-
-def test_take_of_an_element_whose_holder_just_died_claims_it(tmp_path, monkeypatch):
-    """take() does not wait for the next periodic look for dead owners (an xdist worker
-    crashed, and its queued items, which it had claimed, go to another worker)."""
-    monkeypatch.setattr(replay, "DEAD_OWNER_CHECK_INTERVAL", math.inf)  # only the first look
-    taker = ParamSweeper(tmp_path, [1, 2, 3], save_sweeps=True)
-    holder = start_holder(tmp_path)  # claims 1
-    assert taker.take(2) is None  # looked for dead owners: the holder lives
-    holder.kill()
-    holder.wait(timeout=60)
-    assert taker.take(1) is None
-    assert [claim[0] for claim in taker.get_claims()] == [2, 1]
 
 
 @pytest.mark.slow
