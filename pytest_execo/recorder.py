@@ -423,13 +423,12 @@ class SweepRecorder:
         it, up to :data:`TAKE_AHEAD` - 1 in all (see :mod:`pytest_execo.xdist_queue`). Those
         not claimed ask again at their turn; what the session does not run is given back at
         its end."""
+        items = item.session.items
         if self.is_worker:
             following = [nextitem] if nextitem is not None else []
             if following:
-                items = item.session.items
                 following += [items[i] for i in self._queue.upcoming(TAKE_AHEAD - 2)]
         else:
-            items = item.session.items
             if self._order is None or len(self._order) != len(items):
                 self._order = {other.nodeid: i for i, other in enumerate(items)}
             start = self._order.get(item.nodeid, len(items))
