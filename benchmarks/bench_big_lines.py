@@ -48,7 +48,7 @@ def child(directory: str, size: int) -> None:
     from execo_engine.codec import Codec
 
     try:
-        from execo_engine.store.directory import DirectoryStore
+        from execo_engine.store.directory.store import DirectoryStore
     except ImportError:  # a tree from before the store package
         from execo_engine.dirstore import DirectoryStore  # type: ignore[no-redef,import-not-found]
 

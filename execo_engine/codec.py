@@ -27,8 +27,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
+from execo_engine.elements import HashableDict
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
-from execo_engine.sweep import HashableDict
 
 _PLAIN = (str, int, float, bool, type(None))
 _TAGS = frozenset(

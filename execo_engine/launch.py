@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from execo_engine.log import logger
-from execo_engine.pgstore import parse_url
 from execo_engine.preempt import INDEX_ENV, LOCATION_ENV
-from execo_engine.store.locations import child_locations, is_directory
+from execo_engine.store.locations import child_locations, local_directory, resolved, sweep_name
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import slugify
 
@@ -122,10 +121,10 @@ def submit_directory(location: str) -> str:
     """Where the scripts, outputs and job ids of the submissions to ``location`` go: its
     ``execo-submit`` subdirectory, or for a ``postgresql://`` URL ``execo-submit-<sweep>`` in
     the current directory."""
-    if is_directory(location):
-        return os.path.join(os.path.abspath(location), SUBMIT_DIR)
-    sweep = parse_url(location)[1]
-    return os.path.abspath(f"{SUBMIT_DIR}-{slugify(sweep, separator='-')}")
+    directory = local_directory(location)
+    if directory is not None:
+        return os.path.join(directory, SUBMIT_DIR)
+    return os.path.abspath(f"{SUBMIT_DIR}-{slugify(sweep_name(location), separator='-')}")
 
 
 def _directives(request: Request, output: str) -> list[str]:
@@ -312,7 +311,7 @@ def submit(
     """
     where = os.fspath(location)
     request = Request(
-        os.path.abspath(where) if is_directory(where) else where,
+        resolved(where),
         tuple(command),
         scheduler,
         workers,

@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from execo_engine.codec import Codec
+from execo_engine.elements import HashableDict, SweepList
 from execo_engine.ordered_set import OrderedSet
-from execo_engine.owner import Owner
 from execo_engine.preempt import watch_worker
 from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
-from execo_engine.sweep import HashableDict, SweepList
+from execo_engine.store.owner import Owner
 
 E = TypeVar("E")
 #: Receives the todo elements in order, returns those to consider, in the order to consider them
@@ -137,7 +137,8 @@ class ParamSweeper(Generic[E]):
     """Persistent iterable container of elements (parameter combinations) to process.
 
     ``persistence_dir`` is a directory, created if needed (``NotADirectoryError`` if it is a
-    file), or a ``postgresql://user@host/db?sweep=NAME`` URL (see :mod:`execo_engine.pgstore`).
+    file), or a ``postgresql://user@host/db?sweep=NAME`` URL (see
+    :mod:`execo_engine.store.postgresql.store`).
     ``sweeps`` is what to iterate on, in that order (``get_next`` follows it); None loads the
     saved sweeps (``ValueError`` if there are none). ``save_sweeps=True`` saves them (without
     them, the directory still keeps how many combinations there are, for ``execo-sweep
@@ -147,7 +148,7 @@ class ParamSweeper(Generic[E]):
     never writes (any change raises ``PermissionError``); it is thread-safe like a writer.
     ``lease`` (seconds, 60 by default, at least 1; directories only, a ``postgresql://`` URL
     takes ``&lease=``): how long a process may go without heartbeat before others take it for
-    dead (see :mod:`execo_engine.liveness`): shorter gives a vanished host's claims back
+    dead (see :mod:`execo_engine.store.lease`): shorter gives a vanished host's claims back
     sooner, but a process paused, starved or cut from the file server for longer loses its
     claims (it logs so; its ``done()`` still counts). ``max_attempts``: an element whose
     failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no limit,
@@ -271,6 +272,11 @@ class ParamSweeper(Generic[E]):
         """Every skip, as :meth:`get_claims`: who skipped what, since when; a skip is
         forgotten once its owner is dead."""
         return self._held(State.SKIPPED)
+
+    def heartbeat_ages(self) -> dict[Owner, float]:
+        """Seconds since each owner holding something here last renewed its lease (as
+        :meth:`get_claims` names owners; an owner missing: the store does not know)."""
+        return self._store.heartbeat_ages()
 
     def update(self) -> None:
         """Catch up with what other instances wrote (reads only what is new)."""

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
-from execo_engine.store.locations import child_location, child_locations, is_directory, shown
-from execo_engine.sweep import HashableDict
+from execo_engine.elements import HashableDict
+from execo_engine.store.locations import child_location, child_locations, resolved, shown
 from execo_engine.sweeper import ParamSweeper, canonical_text, snapshot
 from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
@@ -80,12 +80,10 @@ def sweep_dir(config: pytest.Config) -> str:
     value ``execo_sweep_dir`` (relative to the ini file) points: a directory or a
     ``postgresql://`` URL."""
     location: str = config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir")
-    if not is_directory(location):
-        return location
     if config.getoption("execo_sweep_dir"):
-        return os.path.join(config.invocation_params.dir, location)
+        return resolved(location, str(config.invocation_params.dir))
     base = config.inipath.parent if config.inipath else config.rootpath
-    return os.path.join(base, location)
+    return resolved(location, str(base))
 
 
 def runs_test_bodies(config: pytest.Config) -> bool:

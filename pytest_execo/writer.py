@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execo_engine.sweep import HashableDict
+from execo_engine.elements import HashableDict
 from execo_engine.sweeper import ParamSweeper
 from pytest_execo.alarm import alarm
 

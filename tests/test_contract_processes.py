@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from execo_engine import pgstore
-from execo_engine.store import replay
+from execo_engine.store import lease
+from execo_engine.store.log import replay
+from execo_engine.store.postgresql import store as pgstore
 from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
@@ -161,8 +162,8 @@ def test_a_take_never_takes_what_a_live_process_holds(location):
 def test_take_of_an_element_whose_holder_just_died_claims_it(location, monkeypatch):
     """take() does not wait for the next periodic look for dead owners (an xdist worker
     crashed, and the items it had claimed ahead go to another worker)."""
-    for store in (replay, pgstore):  # no periodic look at all
-        monkeypatch.setattr(store, "DEAD_OWNER_CHECK_INTERVAL", math.inf)
+    for module in (lease, replay, pgstore):  # no periodic look at all (the users' copies too)
+        monkeypatch.setattr(module, "DEAD_OWNER_CHECK_INTERVAL", math.inf)
     url = location()
     grid = sweep({"i": range(3)})
     taker = ParamSweeper(url, grid, save_sweeps=True)

@@ -24,7 +24,7 @@ import pytest
 
 from execo_engine.codec import Codec
 from execo_engine.errors import NewerFormatError
-from execo_engine.store.version import FORMAT
+from execo_engine.store.directory.version import FORMAT
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 GOLDEN = Path(__file__).parent / "golden"

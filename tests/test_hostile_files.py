@@ -18,9 +18,9 @@ import pytest
 from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError, NotARegularFileError
-from execo_engine.owner import current_owner
-from execo_engine.records import owner_text
-from execo_engine.store.directory import DirectoryLog
+from execo_engine.store.directory.store import DirectoryLog
+from execo_engine.store.log.records import owner_text
+from execo_engine.store.owner import current_owner
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 from pytest_execo.naming import sweep_subdir_name
 
@@ -342,7 +342,7 @@ def small_disk(tmp_path):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     yield mount_point
-    # lazily: this process keeps the lock file open (see execo_engine.locking)
+    # lazily: this process keeps the lock file open (see execo_engine.store.directory.locking)
     subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 

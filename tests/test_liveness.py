@@ -13,9 +13,10 @@ import time
 import pytest
 from namespaces import wait_for
 
-from execo_engine.errors import CorruptRecordError
-from execo_engine.liveness import MIN_LEASE, heartbeats, token
-from execo_engine.owner import Owner, current_owner, decode_owner, judged_by_pid
+from execo_engine.errors import CorruptRecordError, NotARegularFileError
+from execo_engine.store.directory.liveness import heartbeats, token
+from execo_engine.store.lease import MIN_LEASE
+from execo_engine.store.owner import Owner, current_owner, decode_owner, judged_by_pid
 from execo_engine.sweep import ParamSweeper, sweep
 
 # -- lease values ---------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def test_heartbeat_file_that_is_not_regular_is_refused(tmp_path):
     sweeper = ParamSweeper(tmp_path, [1, 2])
     (tmp_path / "owners").mkdir()
     os.mkfifo(tmp_path / "owners" / token(current_owner()))
-    with pytest.raises(OSError, match="is not a regular file"):
+    with pytest.raises(NotARegularFileError, match=r"owners/.*is a FIFO, not a regular file"):
         sweeper.get_next()
     assert sweeper.get_inprogress() == []  # no claim without a heartbeat
 

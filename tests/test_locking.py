@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 from namespaces import Worker, check_grid, wait_for
 
-from execo_engine import locking
-from execo_engine.errors import DirectoryVanishedError
-from execo_engine.locking import DirectoryLock
+from execo_engine.errors import DirectoryVanishedError, NotARegularFileError
+from execo_engine.store.directory import locking
+from execo_engine.store.directory.locking import DirectoryLock
 from execo_engine.sweep import ParamSweeper, sweep
 
 
@@ -304,7 +304,7 @@ def test_lock_file_that_is_a_symlink_is_refused(tmp_path):
     for name in ("lock", ".lock"):
         (directory / name).unlink()
         (directory / name).symlink_to(elsewhere)
-    with pytest.raises(OSError, match="lock is not a regular file"):
+    with pytest.raises(NotARegularFileError, match=r"lock.*is a symbolic link, not a regular file"):
         ParamSweeper(directory, [1, 2, 3])
     assert elsewhere.read_bytes() == b""
 

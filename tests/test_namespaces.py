@@ -9,7 +9,7 @@ import time
 import pytest
 from namespaces import Worker, check_grid, wait_for, why_no_namespaces
 
-from execo_engine.liveness import MIN_LEASE
+from execo_engine.store.lease import MIN_LEASE
 from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from execo_engine.pgstore import parse_url, with_sweep
+from execo_engine.store.postgresql.store import parse_url, with_sweep
 
 
 def driver_parameters(conninfo: str) -> dict[str, str]:

@@ -135,10 +135,10 @@ def test_the_libpq_codes_of_the_hot_path_are_libpq_s():
     """The claim and done statements run on libpq directly, told apart by libpq's codes."""
     from psycopg import pq
 
-    from execo_engine import pgstore
+    from execo_engine.store.postgresql import connection
 
-    assert pgstore._SUCCESS == (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
-    assert pgstore._CONNECTION_BAD == pq.ConnStatus.BAD
+    assert connection._SUCCESS == (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+    assert connection._CONNECTION_BAD == pq.ConnStatus.BAD
 
 
 GRID_TEST = """

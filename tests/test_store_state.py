@@ -1,9 +1,9 @@
 """The state machine of record-log stores, without any file: records in, states out."""
 
 from execo_engine.codec import Codec
-from execo_engine.records import CLAIM, FAIL, RELEASE, RESET_FAILURES, SKIP, Changes
 from execo_engine.store.contract import State
-from execo_engine.store.state import SweepState
+from execo_engine.store.log.records import CLAIM, FAIL, RELEASE, RESET_FAILURES, SKIP, Changes
+from execo_engine.store.log.state import SweepState
 
 ME, OTHER = ("here", 1, "a"), ("there", 2, "b")
 SWEEPS = ["a", "b", "c", "d", "e"]

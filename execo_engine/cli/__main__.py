@@ -23,12 +23,10 @@ from typing import Any
 
 from execo_engine.cli import submit as submitting
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
-from execo_engine.liveness import heartbeats
-from execo_engine.store.locations import child_locations, is_directory, shown
+from execo_engine.store.locations import shown, sweeps_at
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
-SWEEPER_FILES = ("sweeps", "done", "inprogress")
 BAR_WIDTH = 20
 
 
@@ -37,27 +35,12 @@ class UsageError(Exception):
 
 
 def sweep_dirs(directory: str) -> list[str]:
-    """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
-    sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
-    if not is_directory(directory):
-        return list(child_locations(directory).values()) or [directory]
-    if not os.path.isdir(directory):
-        raise UsageError(f"{directory}: no such directory")
-
-    def is_sweeper(path: str) -> bool:
-        return any(os.path.isfile(os.path.join(path, name)) for name in SWEEPER_FILES)
-
-    if is_sweeper(directory):
-        return [directory]
-    found = sorted(
-        entry.path for entry in os.scandir(directory) if entry.is_dir() and is_sweeper(entry.path)
-    )
-    if not found:
-        raise UsageError(
-            f"{directory}: not a sweep directory (no {', '.join(SWEEPER_FILES)} "
-            f"file in it nor in its subdirectories)"
-        )
-    return found
+    """The sweeps at ``directory`` (itself, or those below it: see
+    :func:`execo_engine.store.locations.sweeps_at`); ``UsageError`` when there is none."""
+    try:
+        return sweeps_at(directory)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
 
 
 def open_view(directory: str) -> ParamSweeper[Any]:
@@ -141,7 +124,7 @@ def status(
     now, report = time.time(), []
     for path in sweep_dirs(directory):
         view = open_view(path)
-        beats = heartbeats(path) if is_directory(path) else {}
+        beats = view.heartbeat_ages()
         failed_combinations = _failed(view)
         held = [
             {
@@ -149,7 +132,7 @@ def status(
                 "host": owner[0],
                 "pid": owner[1],
                 "age": round(now - since, 1),
-                "heartbeat_age": round(beats[owner].age, 1) if owner in beats else None,
+                "heartbeat_age": round(beats[owner], 1) if owner in beats else None,
                 "dead": dead,
             }
             for c, owner, since, dead in view.get_claims() + view.get_skips()

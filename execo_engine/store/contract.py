@@ -1,13 +1,14 @@
 """The store contract: everything :class:`~execo_engine.sweeper.ParamSweeper` knows of storage.
 
-A store keeps the shared state of one sweep (a directory: :mod:`execo_engine.store.directory`;
-a PostgreSQL database: :mod:`execo_engine.pgstore`). To add a third one, write one module with a
-class implementing :class:`Store`, give it a location syntax in
-:func:`execo_engine.store.locations.open_store` (the only code that knows location syntaxes),
-and run the contract suite (``tests/test_store_contract.py``) on it. Its constructor takes
-``(location, codec, read_only=False, lease=None)``: ``codec`` encodes elements
-(:class:`~execo_engine.codec.Codec`), ``lease`` (seconds, None: the store's default) is how
-long an owner on another host may stay silent before what it holds is given back.
+A store keeps the shared state of one sweep (a directory:
+:mod:`execo_engine.store.directory.store`; a PostgreSQL database:
+:mod:`execo_engine.store.postgresql.store`). To add a third one, write one module with a class
+implementing :class:`Store` and one with its :class:`~execo_engine.store.locations.Kind` (its
+location syntax: the resolver :mod:`execo_engine.store.locations` is the only code that knows
+location syntaxes), and run the contract suite (``tests/test_store_contract.py``) on it. Its
+constructor takes ``(location, codec, read_only=False, lease=None)``: ``codec`` encodes elements
+(:class:`~execo_engine.codec.Codec`), ``lease`` (seconds, None: the store's default) is how long an
+owner on another host may stay silent before what it holds is given back.
 
 Vocabulary
 ----------
@@ -17,7 +18,7 @@ Vocabulary
 - The *sweeps* are the elements this store object iterates on, in order, distinct (the caller
   removed duplicates). Other instances may use other sweeps (other orders, other elements): done
   and held states are shared by element, not by position.
-- An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.owner`). An owner
+- An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.store.owner`). An owner
   is dead when the store says so (a process of this host and PID namespace that no longer
   runs, or an owner whose lease expired). What dead owners hold is
   given back to todo by the next operation of any writing instance, with a log line.
@@ -60,7 +61,7 @@ Rules every implementation follows
   lock, the flush after it: flushes of several processes then share one disk flush).
 - Errors name the location and the fix. Nothing read is executed or unpickled unless the codec
   allows pickle. A location whose format is newer than the code is refused with a
-  :class:`~execo_engine.store.version.NewerFormatError`.
+  :class:`~execo_engine.errors.NewerFormatError`.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from execo_engine.owner import Owner
-from execo_engine.sweep import HashableDict
+from execo_engine.elements import HashableDict
+from execo_engine.store.owner import Owner
 
 #: Receives the todo elements of this store object, in sweeps order, and returns those to
 #: consider, in the order to consider them (the ``filtr`` of ``ParamSweeper.get_next``).
@@ -93,7 +94,7 @@ class Holder:
     """Who holds an element: a claim (``state`` CLAIMED) or a skip (``state`` SKIPPED)."""
 
     element: Any
-    owner: Owner  #: (host, pid, start[, PID namespace]): see :mod:`execo_engine.owner`
+    owner: Owner  #: (host, pid, start[, PID namespace]): see :mod:`execo_engine.store.owner`
     since: float  #: when it was taken, seconds since the epoch (the holder's clock)
     state: State
     dead: bool  #: the store judges the owner gone: the next writing operation gives it back
@@ -203,6 +204,11 @@ class Store(Protocol):
 
     def holders(self) -> list[Holder]:
         """Every claim and skip, oldest first, with its owner and whether it is dead."""
+
+    def heartbeat_ages(self) -> dict[Owner, float]:
+        """Seconds since each owner known here last renewed its lease, as this host sees it
+        (an owner missing: the medium does not know)."""
+        ...
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
         """Give back what dead owners hold and, with ``older_than`` (seconds), every claim

@@ -6,10 +6,10 @@ middle of its append) is ignored on read, and cut off when the reader holds the 
 replaced atomically (compaction: temporary file + rename) or deleted by a user; a reader notices
 (another inode, a shorter file, no file) and starts over from the beginning of what is there.
 
-Only regular files are opened (:func:`open_regular`): a FIFO, a device or a symbolic link in
-place of a journal is an error naming it, never a blocked reader. A file cut short in the middle
-of a record where a complete one was expected is a :class:`CorruptRecordError`; a failed write
-names the file.
+Only regular files are opened (:func:`~execo_engine.store.directory.files.open_regular`): a FIFO, a
+device or a symbolic link in place of a journal is an error naming it, never a blocked reader. A
+file cut short in the middle of a record where a complete one was expected is a
+:class:`CorruptRecordError`; a failed write names the file.
 
 Every method except :meth:`Journal.read_new` with ``repair=False`` must be called with the
 directory lock held, and :meth:`Journal.append` right after :meth:`Journal.read_new` in the same
@@ -18,71 +18,24 @@ locked section (the journal must be read to its end before anything is appended)
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import functools
 import os
-import re
-import stat
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from execo_engine.errors import CorruptRecordError, NotARegularFileError
+from execo_engine.errors import CorruptRecordError
 from execo_engine.log import logger
-from execo_engine.records import Locate
+from execo_engine.store.directory.files import (
+    fsync_directory,
+    named,
+    open_regular,
+    replace_atomically,
+    write_all,
+)
+from execo_engine.store.log.records import Locate
 
 _NEWLINE = b"\n"
 CHUNK = 1 << 20
-_TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")  # what follows the name in a temporary's
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
-
-
-def _refuse(path: str, mode: int) -> NotARegularFileError:
-    return NotARegularFileError(
-        errno.EINVAL,
-        f"is {_kind(mode)}, not a regular file (never followed nor read: remove it, or move "
-        f"it away, and run again)",
-        path,
-    )
-
-
-def open_regular(path: str, flags: int, mode: int = 0o644) -> tuple[int, os.stat_result]:
-    """Open ``path`` (``os.open`` ``flags``) only if it is a regular file: never through a
-    symbolic link, and without blocking on a FIFO; returns the descriptor and its status.
-
-    Anything else is a :class:`NotARegularFileError` naming it.
-    """
-    try:
-        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    except OSError as error:
-        if error.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK):
-            raise
-        raise _refuse(path, os.lstat(path).st_mode) from None
-    status = os.fstat(fd)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(fd)
-        raise _refuse(path, status.st_mode)
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    return fd, status
-
-
-def named(error: OSError, path: str) -> OSError:
-    """``error`` (of a write, say ENOSPC) naming ``path``, with what to do."""
-    hint = " (free some space, then run again)" if error.errno == errno.ENOSPC else ""
-    return type(error)(error.errno, f"{error.strerror}{hint}", path)
 
 
 @dataclass
@@ -158,57 +111,6 @@ def _byte_offset(start: int, records: list[bytes], index: int) -> str:
     return f"byte offset {start + sum(len(record) + 1 for record in records[:index])}"
 
 
-def fsync_directory(directory: str) -> None:
-    """Make the creation or renaming of entries in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd``."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def replace_atomically(path: str, data: bytes) -> None:
-    """Make ``path`` hold ``data``, durably, so that readers see the old or the new content."""
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise named(error, temporary) from None
-        raise
-    fsync_directory(os.path.dirname(path) or ".")
-
-
-def remove_stale_temporaries(directory: str, names: tuple[str, ...]) -> None:
-    """Remove the temporaries of :func:`replace_atomically` for files ``names`` of
-    ``directory``, left by a writer killed midway. Only with the directory lock held, where
-    every replacement of these files is made: no such temporary then belongs to a live
-    writer."""
-    for entry in os.scandir(directory):
-        name = entry.name.split(".", 1)[0]
-        if name in names and _TEMPORARY.fullmatch(entry.name, len(name)):
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                continue
-            logger.warning("%s: removed a temporary file left by a failed rewrite", entry.path)
-
-
 class Journal:
     """One journal file ``name`` in ``directory``."""
 
@@ -237,7 +139,8 @@ class Journal:
         self._offset = self.records = 0
 
     def _open(self, create: bool) -> os.stat_result:
-        """Open the file as it is now (a regular file only, see :func:`open_regular`);
+        """Open the file as it is now (a regular file only, see
+        :func:`~execo_engine.store.directory.files.open_regular`);
         returns its status."""
         if self.read_only:
             flags = os.O_RDONLY

@@ -12,19 +12,20 @@ what others did:
   of the sweeps; done is one idempotent update (by the row's key, the sweep and the digest of
   the canonical text, for what this instance claimed, else an upsert by canonical text, which
   also records elements outside the sweeps); these two run on libpq directly, prepared once
-  per connection (:class:`_Statement`);
+  per connection (:class:`~.connection.Statement`);
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
 - liveness is a lease per process (``execo_owners``): a background thread renews it every
   ``lease/3`` seconds; the claims and skips of an owner whose lease expired (database clock: no
   skew) or, on the same host, whose process is gone, go back to todo on the next check of any
-  instance (at most every :data:`DEAD_OWNER_CHECK_INTERVAL` seconds, and whenever a claim finds
-  nothing), with a log line;
+  instance (at most every :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
+  seconds, and whenever a claim finds nothing), with a log line;
 - a lost connection (terminated backend, restarted server) is opened again on the next
-  operation, retried for up to :data:`RECONNECT_SECONDS` with a log line; every operation is
-  idempotent or recovers its outcome (a claim finds the rows it took by its ticket), so a retry
-  never hands an element out twice nor loses an acknowledged done;
+  operation, retried for up to
+  :data:`~execo_engine.store.postgresql.connection.RECONNECT_SECONDS` with a log line; every
+  operation is idempotent or recovers its outcome (a claim finds the rows it took by its ticket), so
+  a retry never hands an element out twice nor loses an acknowledged done;
 - after ``fork()`` the child opens its own connection (the parent's is left alone).
 
 Several sweeps share a database, told apart by NAME; ``options=-c search_path=SCHEMA`` keeps
@@ -39,31 +40,31 @@ import hashlib
 import itertools
 import json
 import os
-import select
-import threading
 import time
-import urllib.parse
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from execo_engine.codec import Codec
-from execo_engine.errors import ConnectionLostError, PickleNotAllowedError, UnsupportedValueError
-from execo_engine.liveness import DEFAULT_LEASE, check_lease
+from execo_engine.elements import HashableDict
+from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
 from execo_engine.store.contract import Choose, Failure, Holder, State
-from execo_engine.store.logs import reclaimed_dead, reclaimed_old
-from execo_engine.sweep import HashableDict
+from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
+from execo_engine.store.messages import reclaimed_dead, reclaimed_old
+from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead
+from execo_engine.store.postgresql.connection import Link, Statement
+from execo_engine.store.postgresql.leases import keep_lease, stop_lease
+from execo_engine.store.postgresql.schema import create_schema
+from execo_engine.store.postgresql.urls import (
+    checked_lease,
+    parse_url,
+    with_sweep,
+    without_password,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
-#: A lost connection is retried for this long (seconds) before the operation fails.
-RECONNECT_SECONDS = 120.0
-#: Dead owners are looked for at most this often (seconds) by the operations of an instance.
-DEAD_OWNER_CHECK_INTERVAL = 1.0
 #: The state of a row (the column ``state``) as a :class:`State`.
 _STATES = {
     "todo": State.TODO,
@@ -78,57 +79,6 @@ _NO_BOUND = 2**31 - 1  # beyond any position
 _tickets = itertools.count(1)
 
 
-class _Statement:
-    """A statement of the hot path (claim, done), run by :meth:`_Link.query` on libpq itself
-    and prepared once per connection: on these one-row statements, psycopg's cursors cost the
-    client more CPU than the statement costs the server, and a worker runs two per element.
-    Parameters are ``$1``, ``$2``... (their types inferred by the server)."""
-
-    _names = itertools.count(1)
-
-    def __init__(self, sql: str) -> None:
-        self.sql = sql.encode()
-        self.name = f"execo_{next(self._names)}".encode()
-
-
-# libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
-_SUCCESS = (1, 2)
-_CONNECTION_BAD = 1
-
-_SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
-_SCHEMA = [
-    "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
-    "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
-    "pickled boolean NOT NULL DEFAULT false, "
-    "created timestamptz NOT NULL DEFAULT now())",
-    # sweep: an execo_sweeps id (no foreign key: COPY of a million rows checks none).
-    # (sweep, digest) is a row's only identity, and its only index besides the claim's: a
-    # claim, which moves the row out of the claim's index, adds an entry to this one only
-    "CREATE TABLE execo_elements (sweep integer NOT NULL, position integer, "
-    "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
-    "state text NOT NULL DEFAULT 'todo' "
-    "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
-    # ticket: of the claim that took it, or of the store object that skipped it
-    "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
-    "attempts integer NOT NULL DEFAULT 0, last_error text, "
-    # todo: what the claim's index holds, rather than state, so that a change of state
-    # between others (claimed to done) updates no index (a HOT update)
-    "todo boolean NOT NULL GENERATED ALWAYS AS (state = 'todo') STORED, "
-    "PRIMARY KEY (sweep, digest))",
-    # the claim: the first todo rows in order, from the index alone
-    "CREATE INDEX execo_elements_todo ON execo_elements (sweep, position) WHERE todo",
-    # the primary key also serves every query on one sweep's rows: no other index to update
-    "CREATE TABLE execo_owners (id bigserial PRIMARY KEY, "
-    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, owner text NOT NULL, "
-    "expires timestamptz NOT NULL, heartbeat timestamptz NOT NULL, UNIQUE (sweep, owner))",
-    "CREATE TABLE execo_saved (sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE "
-    "CASCADE, position integer NOT NULL, text text NOT NULL, PRIMARY KEY (sweep, position))",
-    "CREATE TABLE execo_results (id bigserial PRIMARY KEY, "
-    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
-    "token uuid NOT NULL UNIQUE, record text NOT NULL)",
-    "CREATE INDEX execo_results_sweep ON execo_results (sweep, id)",
-]
-
 # The rows of elements given as canonical texts (%(texts)s), numbered from 1 in that order.
 _GIVEN = (
     "unnest(%(texts)s::text[]) WITH ORDINALITY AS t(text, n) JOIN execo_elements e "
@@ -136,7 +86,7 @@ _GIVEN = (
 )
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
-# nothing is taken otherwise. Run on libpq directly (:class:`_Statement`): $1 sweep, $2 owner,
+# nothing is taken otherwise. Run on libpq directly (a prepared Statement): $1 sweep, $2 owner,
 # $3 ticket, $4 bound (positions below), $5 digest, $6 count. The rows are picked once (a
 # CTE) and joined on their own key: a plan cannot start from the sweep's rows (statistics not
 # yet updated for a sweep just loaded make it look empty) and run the pick again for each.
@@ -149,11 +99,11 @@ WITH picked AS MATERIALIZED (
 UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
 FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
 RETURNING e.digest, e.position, e.text"""
-_CLAIM_NEXT = _Statement(_CLAIM_NEXT_SQL.format("$6"))
+_CLAIM_NEXT = Statement(_CLAIM_NEXT_SQL.format("$6"))
 # The claim of one element (get_next), with no $6: the server plans a statement again on each
 # run unless its generic plan costs no more than the plans made for the parameters, and a
 # LIMIT $6 costs as a tenth of the rows in a generic plan (planning cost more than running).
-_CLAIM_ONE = _Statement(_CLAIM_NEXT_SQL.format("1"))
+_CLAIM_ONE = Statement(_CLAIM_NEXT_SQL.format("1"))
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
@@ -186,8 +136,8 @@ FROM current LEFT JOIN taken ON true"""
 _DONE_BY_DIGEST = """
 UPDATE execo_elements SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
 WHERE sweep = $1 AND digest {}"""
-_DONE_ONE = _Statement(_DONE_BY_DIGEST.format("= $2"))
-_DONE_MANY = _Statement(_DONE_BY_DIGEST.format("= ANY($2::uuid[])"))
+_DONE_ONE = Statement(_DONE_BY_DIGEST.format("= $2"))
+_DONE_MANY = Statement(_DONE_BY_DIGEST.format("= ANY($2::uuid[])"))
 _DONE = """
 INSERT INTO execo_elements (sweep, text, state, done_at)
 SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
@@ -255,289 +205,6 @@ WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped')
 ORDER BY e.claimed_at, e.position, e.digest"""
 
 
-def without_password(url: str) -> str:
-    """``url`` as it can be printed or logged."""
-    parts = urllib.parse.urlsplit(url)
-    user, _, host = parts.netloc.rpartition("@")
-    user = user.partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-
-
-def _query(url: str) -> list[tuple[str, str]]:
-    """The query parameters of ``url``, percent-decoded (a ``+`` stays a ``+``, as libpq
-    reads it; a value may hold ``=``)."""
-    parts = urllib.parse.urlsplit(url).query.split("&")
-    pairs = [part.partition("=") for part in parts if part]
-    return [(urllib.parse.unquote(key), urllib.parse.unquote(value)) for key, _, value in pairs]
-
-
-def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
-    """``url`` with these query parameters, each percent-encoded (libpq decodes them back)."""
-    query = "&".join(
-        f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
-        for key, value in pairs
-    )
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
-
-
-def _checked_lease(value: Any, shown: str) -> float:
-    """``value`` as a lease (the same rules as for directories:
-    :func:`execo_engine.liveness.check_lease`); ``ValueError`` naming ``shown`` otherwise."""
-    try:
-        return check_lease(value)
-    except ValueError as error:
-        raise ValueError(f"{shown}: {error} (URL parameter &lease=SECONDS)") from None
-
-
-def parse_url(url: str) -> tuple[str, str, float]:
-    """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
-    query = _query(url)
-    found = dict(query)
-    sweep = found.get("sweep", "")
-    shown = without_password(url)
-    if not sweep:
-        raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
-    lease = _checked_lease(found.get("lease", DEFAULT_LEASE), shown)
-    conninfo = _with_query(url, [(k, v) for k, v in query if k not in ("sweep", "lease")])
-    return conninfo, sweep, lease
-
-
-def with_sweep(url: str, sweep: str) -> str:
-    """``url`` naming another sweep of the same database."""
-    pairs = [(k, v) for k, v in _query(url) if k != "sweep"]
-    return _with_query(url, [("sweep", sweep), *pairs])
-
-
-def _driver() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise ImportError(
-            "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
-        ) from None
-    return psycopg
-
-
-def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
-    """Check the schema version of the execo tables; create them where there are none."""
-    psycopg = _driver()
-    try:
-        row = connection.execute("SELECT version FROM execo_schema").fetchone()
-    except psycopg.errors.UndefinedTable:
-        row = None
-    if row is None:
-        if read_only:
-            raise FileNotFoundError(f"{shown}: no execo tables in this database")
-        with connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            connection.execute("CREATE TABLE IF NOT EXISTS execo_schema (version integer)")
-            row = connection.execute("SELECT version FROM execo_schema").fetchone()
-            if row is None:
-                for statement in _SCHEMA:
-                    connection.execute(statement)
-                connection.execute("INSERT INTO execo_schema VALUES (%s)", (SCHEMA_VERSION,))
-                row = (SCHEMA_VERSION,)
-    if row[0] != SCHEMA_VERSION:
-        writer = "an older" if row[0] < SCHEMA_VERSION else "a newer"
-        raise RuntimeError(
-            f"{shown}: the execo tables of this database are at schema version {row[0]}, "
-            f"written by {writer} execo_engine; this one reads version {SCHEMA_VERSION} only. "
-            + (
-                "Finish or export those sweeps with the version that wrote them, or use "
-                "another database or schema (add options=-c%20search_path%3DNAME to the URL)"
-                if row[0] < SCHEMA_VERSION
-                else "Upgrade execo_engine"
-            )
-        )
-
-
-def _wait_for(fileno: int, events: int) -> None:
-    """Wait until the socket ``fileno`` is ready for ``events`` (poll: any descriptor number;
-    a signal's exception, as ``KeyboardInterrupt``, interrupts it)."""
-    poll = select.poll()
-    poll.register(fileno, events)
-    poll.poll()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-class _Link:
-    """The connection of one store: opened on first use, again in a child after ``fork()``
-    and again after it was lost.
-
-    :meth:`run` calls ``work(connection)`` and, when the connection is lost, waits for the
-    server (up to :data:`RECONNECT_SECONDS`) and calls it again, with :attr:`retrying` set: the
-    outcome of the lost call is unknown, ``work`` must make its second run safe (idempotent,
-    or finding out what the first one did).
-    """
-
-    def __init__(self, conninfo: str, shown: str, read_only: bool) -> None:
-        self._conninfo, self._shown, self._read_only = conninfo, shown, read_only
-        self._connection: Any = None
-        self._pid = 0
-        self.lock = threading.RLock()
-        self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
-        self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
-        self._prepared: set[bytes] = set()  # the names of the statements prepared on it
-        self._readable = select.poll()  # waits for an answer on the connection's socket
-
-    @property
-    def forked(self) -> bool:
-        """Whether the connection, if any, was opened by another process (a parent)."""
-        return self._pid != os.getpid()
-
-    def _connect(self) -> Any:
-        if self._connection is None or self.forked:
-            # A parent's connection is not closed here: that would end the parent's session.
-            self._connection = None
-            connection = _driver().connect(self._conninfo, autocommit=True)
-            try:
-                if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
-                    connection.execute("SET synchronous_commit TO on")  # whatever the server's
-                _create_schema(connection, self._read_only, self._shown)
-            except BaseException:
-                connection.close()
-                raise
-            self._connection, self._pid = connection, os.getpid()
-            self.encoding, self._prepared = connection.info.encoding, set()
-            self._readable = select.poll()
-            self._readable.register(connection.pgconn.socket, select.POLLIN)
-        return self._connection
-
-    def query(
-        self, connection: Any, statement: _Statement, *params: object
-    ) -> list[tuple[Any, ...]]:
-        """The rows of ``statement`` run with ``params`` (each sent as ``str(param)``, None as
-        NULL), each column as the bytes of its text form (None: NULL). The same errors as
-        psycopg's ``execute`` (``OperationalError`` when the connection is lost)."""
-        pgconn = connection.pgconn
-        if statement.name not in self._prepared:
-            self._exchange(connection, pgconn.send_prepare, statement.name, statement.sql)
-            self._prepared.add(statement.name)
-        encoding = self.encoding
-        values = [None if p is None else str(p).encode(encoding) for p in params]
-        result = self._exchange(connection, pgconn.send_query_prepared, statement.name, values)
-        value, columns = result.get_value, range(result.nfields)
-        return [tuple([value(row, c) for c in columns]) for row in range(result.ntuples)]
-
-    def _exchange(self, connection: Any, send: Callable[..., None], *args: Any) -> Any:
-        """Send a query with ``send(*args)`` and wait for its result (interruptible, as
-        psycopg's own wait): the result, or its error raised. A connection interrupted
-        in the middle is closed (the next operation opens another one)."""
-        pgconn, results = connection.pgconn, []
-        try:
-            send(*args)
-            while pgconn.flush():  # a non-blocking connection: the rest of the query
-                _wait_for(pgconn.socket, select.POLLIN | select.POLLOUT)
-                pgconn.consume_input()
-            while True:
-                while pgconn.is_busy():
-                    self._readable.poll()
-                    pgconn.consume_input()
-                result = pgconn.get_result()
-                if result is None:
-                    break
-                results.append(result)
-        except BaseException:
-            connection.close()
-            self._connection = None
-            raise
-        failed = [result for result in results if result.status not in _SUCCESS]
-        if pgconn.status == _CONNECTION_BAD or not results:
-            message = failed[0].get_error_message(self.encoding) if failed else "no answer"
-            raise _driver().OperationalError(f"the connection is lost: {message}")
-        if failed:
-            raise _driver().errors.error_from_result(failed[0], encoding=self.encoding)
-        return results[-1]
-
-    def _is_lost(self) -> bool:
-        connection = self._connection
-        return connection is None or connection.broken or connection.closed
-
-    def run(self, work: Callable[[Any], T]) -> T:
-        """``work(connection)`` under the lock, with reconnections (see the class)."""
-        with self.lock:
-            self.retrying, deadline, attempts = False, 0.0, 0
-            while True:
-                try:
-                    connection = self._connect()
-                    if attempts:
-                        logger.warning(
-                            "%s: reconnected to the database (%d attempt(s))",
-                            self._shown,
-                            attempts,
-                        )
-                        attempts = 0
-                    return work(connection)
-                except _driver().OperationalError as error:  # evaluated on an exception only
-                    if not self._is_lost():
-                        raise
-                    self._connection = None
-                    now = time.monotonic()
-                    if not deadline:
-                        deadline = now + RECONNECT_SECONDS
-                        logger.warning(
-                            "%s: lost the connection to the database (%s): reconnecting",
-                            self._shown,
-                            _first_line(error),
-                        )
-                    elif now >= deadline:
-                        raise ConnectionLostError(
-                            f"{self._shown}: could not reach the database again within "
-                            f"{RECONNECT_SECONDS:g} s ({_first_line(error)}); the sweep's state "
-                            f"is safe in the database: run again once the server is back"
-                        ) from error
-                    self.retrying, attempts = True, attempts + 1
-                    time.sleep(min(0.05 * 2**attempts, 1.0, max(0.0, deadline - now)))
-
-    def close(self) -> None:
-        """Close the connection (only the one this process opened)."""
-        with self.lock:
-            if self._connection is not None and not self.forked:
-                self._connection.close()
-            self._connection = None
-
-
-class _LeaseKeeper(threading.Thread):
-    """One thread per process renewing the leases of every open PostgreSQL store."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True, name="execo lease keeper")
-        self.stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
-        self.wake = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            self.wake.wait(0.5)
-            self.wake.clear()
-            for store in list(self.stores):
-                try:
-                    store.renew_lease(when_due=True)
-                except Exception as error:
-                    logger.warning(
-                        "%s: could not renew the lease (%s): if it expires, other "
-                        "instances take this process's claims back",
-                        store.location,
-                        error,
-                    )
-
-
-_keeper: _LeaseKeeper | None = None
-_keeper_lock = threading.Lock()
-
-
-def _keep_leases(store: PostgresStore) -> None:
-    global _keeper
-    with _keeper_lock:
-        if _keeper is None or not _keeper.is_alive():  # none yet, or this is a forked child
-            _keeper = _LeaseKeeper()
-            _keeper.start()
-        _keeper.stores.add(store)
-
-
 #: A load of sweeps whose rows are more than this share of the table's analyzes it (the
 #: autovacuum daemon's default threshold)
 _ANALYZE_SHARE = 0.1
@@ -577,11 +244,12 @@ class PostgresStore:
         conninfo, sweep, url_lease = parse_url(location)
         self.location = without_password(location)
         self.name, self.read_only, self.codec = sweep, read_only, codec
-        self.lease = url_lease if lease is None else _checked_lease(lease, self.location)
-        self._link = _Link(conninfo, self.location, read_only)
+        self.lease = url_lease if lease is None else checked_lease(lease, self.location)
+        self._link = Link(conninfo, self.location, self._check_schema)
         self._sweep_id = 0
         self._owner: tuple[int, int] | None = None  # (pid, owner row id)
         self._renewed = 0.0
+        self._renewal: tuple[int, int] | None = None  # (pid, key) of the heart's renewal
         self._last_dead_check = 0.0
         self._sweeps: list[Any] = []
         self._texts: list[str] = []
@@ -613,6 +281,9 @@ class PostgresStore:
             raise FileNotFoundError(f"{self.location}: no sweep {self.name!r} in this database")
         self._sweep_id = row[0]
 
+    def _check_schema(self, connection: Any) -> None:
+        create_schema(connection, self.read_only, self.location)
+
     def _run(self, work: Callable[[Any], T]) -> T:
         return self._link.run(work)
 
@@ -634,7 +305,8 @@ class PostgresStore:
         return self._owner[1]
 
     def _register(self, connection: Any) -> None:
-        _keep_leases(self)
+        if self._renewal is None or self._renewal[0] != os.getpid():  # none yet, or forked
+            self._renewal = (os.getpid(), keep_lease(self))
         row_id, inserted = connection.execute(
             _OWNER,
             {
@@ -657,6 +329,10 @@ class PostgresStore:
             )
         self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
 
+    def renewed_at(self) -> float:
+        """``time.monotonic()`` of the last renewal of the lease (0: never)."""
+        return self._renewed
+
     def renew_lease(self, when_due: bool = False) -> None:
         """Push this process's lease ``lease`` seconds ahead (with ``when_due``, only once a
         third of it went by)."""
@@ -670,8 +346,9 @@ class PostgresStore:
 
     def close(self) -> None:
         """Close the connection and stop renewing the lease."""
-        if _keeper is not None:
-            _keeper.stores.discard(self)
+        if self._renewal is not None and self._renewal[0] == os.getpid():
+            stop_lease(self._renewal[1])
+            self._renewal = None
         self._link.close()
 
     def sync(self) -> None:
@@ -1170,7 +847,8 @@ class PostgresStore:
         return found
 
     def _reclaim_dead(self, force: bool = False) -> bool:
-        """Give back what dead owners hold (at most every :data:`DEAD_OWNER_CHECK_INTERVAL`
+        """Give back what dead owners hold (at most every
+        :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
         seconds unless ``force``); whether anything was."""
         now = time.monotonic()
         if self.read_only or (
@@ -1244,6 +922,14 @@ class PostgresStore:
             found.append(Holder(element, owner, since or 0.0, _STATES[state], gone))
         return found
 
+    def heartbeat_ages(self) -> dict[Owner, float]:
+        """Seconds since each owner's last renewal, by the database's clock."""
+        rows = self._execute(
+            "SELECT owner, extract(epoch FROM now() - heartbeat)::float8 FROM execo_owners "
+            "WHERE sweep = %(sweep)s"
+        )
+        return {decode_owner(json.loads(owner)): max(0.0, age) for owner, age in rows}
+
     def done_texts(self) -> frozenset[str]:
         """The canonical text of every done element of the sweep."""
         rows = self._execute(
@@ -1281,7 +967,8 @@ def _positions(states: bytearray, state: State) -> Iterator[int]:
 def sweeps_below(url: str) -> dict[str, str]:
     """``{name: URL}`` of the sweeps named ``<this URL's sweep>/<name>``."""
     conninfo, prefix, _ = parse_url(url)
-    link = _Link(conninfo, without_password(url), read_only=True)
+    shown = without_password(url)
+    link = Link(conninfo, shown, lambda connection: create_schema(connection, True, shown))
     try:
         rows = link.run(
             lambda connection: connection.execute(

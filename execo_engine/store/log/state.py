@@ -1,7 +1,7 @@
 """The state machine of a record-log store: replays records into todo / in progress / done /
 skipped / failed for one instance's sweeps. No I/O: records come in as
-:class:`~execo_engine.records.Changes`, and the caller writes its own records before applying
-them here.
+:class:`~execo_engine.store.log.records.Changes`, and the caller writes its own records before
+applying them here.
 
 Each position of the sweeps has one state byte (:class:`~execo_engine.store.contract.State`).
 Done wins over everything (a claim on a done element changes nothing, except for an element
@@ -20,9 +20,9 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from execo_engine.owner import Owner
-from execo_engine.records import CLAIM, FAIL, RELEASE, Changes, Claim
 from execo_engine.store.contract import Failure, Holder, State
+from execo_engine.store.log.records import CLAIM, FAIL, RELEASE, Changes, Claim
+from execo_engine.store.owner import Owner
 
 TODO, DONE, SKIPPED, CLAIMED, FAILED = (
     State.TODO,
@@ -272,7 +272,7 @@ class SweepState:
         return lost
 
     def _replay_failure(self, record: list[Any]) -> None:
-        """Replay a failure record (see :mod:`execo_engine.records`)."""
+        """Replay a failure record (see :mod:`execo_engine.store.log.records`)."""
         _, element, hint, attempts, failed, since, error = record
         element = self._from_plain(element)
         self.count_failure(

@@ -8,9 +8,9 @@
 
 Only an owner of this very host and PID namespace can be judged by its pid, at once
 (:func:`is_dead`); any other one (another host, another container, even with the same host name)
-is judged by its lease (:mod:`execo_engine.liveness`). Records written before the namespace was
-recorded (format 1) hold 3-field owners: :func:`decode_owner` reads them with ``pidns=""``, and an
-owner of this host with an unknown namespace is judged by pid, as it was then.
+is judged by its lease (:mod:`execo_engine.store.lease`). Records written before the namespace
+was recorded (format 1) hold 3-field owners: :func:`decode_owner` reads them with ``pidns=""``, and
+an owner of this host with an unknown namespace is judged by pid, as it was then.
 """
 
 from __future__ import annotations

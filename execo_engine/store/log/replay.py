@@ -1,49 +1,48 @@
 """A :class:`~execo_engine.store.contract.Store` over a record log: every instance appends
-records and replays the others' into a :class:`~execo_engine.store.state.SweepState`.
+records and replays the others' into a :class:`~execo_engine.store.log.state.SweepState`.
 
 The log is a medium (:class:`RecordLog`): today, a directory of journals
-(:mod:`execo_engine.store.directory`).
+(:mod:`execo_engine.store.directory.store`).
 Each operation takes the log's lock, reads only what was appended since its last look, gives
 back what dead owners hold (owners are judged only by :meth:`RecordLog.dead_owners`), changes
 the state, appends its own records and releases the lock; done records and results are flushed
-to disk by :meth:`ReplayStore.sync`, after the lock.
+to disk by :meth:`RecordLog.sync`, after the lock. This layer holds no file and no descriptor:
+the medium is the log's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from execo_engine.codec import Codec
+from execo_engine.elements import HashableDict
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner
-from execo_engine.records import CLAIM, SKIP, Changes, Claim
 from execo_engine.store.contract import Choose, Failure, Holder, State
-from execo_engine.store.logs import reclaimed_dead, reclaimed_old
-from execo_engine.store.state import SweepState
-from execo_engine.sweep import HashableDict
+from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
+from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim
+from execo_engine.store.log.state import SweepState
+from execo_engine.store.messages import reclaimed_dead, reclaimed_old
+from execo_engine.store.owner import Owner, current_owner
 
-#: Dead owners are looked for at most this often (seconds), on the next operation.
-DEAD_OWNER_CHECK_INTERVAL = 0.1
 #: The claims stream is compacted when it holds more records than this many, and more than
 #: ``COMPACT_RATIO`` times the live claims and skips.
 COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
 
 
 class RecordLog(Protocol):
-    """Where the records of a sweep are kept (see :mod:`execo_engine.records`).
+    """Where the records of a sweep are kept (see :mod:`execo_engine.store.log.records`).
 
     Every method but ``load_sweeps``, ``done_texts``, ``read_results`` and ``close`` is called
     inside ``with log.lock:``, appends after a :meth:`read` in the same locked section (to the
     claims stream, a :meth:`read` with ``claims``; ``read(claims=False)`` reads the done stream
     alone and leaves what the claims stream gained for the next read).
-    ``kind`` is the kind of a hold: :data:`~execo_engine.records.CLAIM` or
-    :data:`~execo_engine.records.SKIP`; a hold replaces the element's previous one.
+    ``kind`` is the kind of a hold: :data:`~execo_engine.store.log.records.CLAIM` or
+    :data:`~execo_engine.store.log.records.SKIP`; a hold replaces the element's previous one.
     """
 
     path: str
@@ -59,10 +58,10 @@ class RecordLog(Protocol):
     def check_writable(self) -> None: ...
     def read(self, claims: bool = True) -> Changes: ...
     def restart(self) -> None: ...
-    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None: ...
+    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None: ...
     def append_failures(
         self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
-    ) -> int | None: ...
+    ) -> None: ...
     def append_holds(
         self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
     ) -> None: ...
@@ -73,10 +72,15 @@ class RecordLog(Protocol):
 
     def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None: ...
     def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
+    def heartbeat_ages(self) -> dict[Owner, float]: ...
     def set_grid_size(self, size: int) -> None: ...
     def grid_size(self) -> int | None: ...
     def done_texts(self) -> list[str]: ...
-    def append_result(self, record: HashableDict) -> int | None: ...
+    def append_result(self, record: HashableDict) -> None: ...
+    def sync(self) -> None:
+        """Flush what was appended to done, failures and results (called outside the lock:
+        flushes of several processes then share one disk flush)."""
+
     def read_results(self) -> list[Any]: ...
     def load_sweeps(self) -> list[Any] | None: ...
     def save_sweeps(self, elements: Iterable[Any]) -> None: ...
@@ -97,9 +101,6 @@ class ReplayStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if log.read_only else log.lock
         )
-        self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
-        self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
-        self._unsynced: list[int] = []  # descriptors to fsync: one per file
         self._last_dead_check = 0.0
         self._state = SweepState([], log.codec.from_plain)
         self._my_skips: set[Any] = set()
@@ -279,17 +280,6 @@ class ReplayStore:
 
     # -- state changes -------------------------------------------------------------------------
 
-    def _keep_for_sync(self, fd: int | None) -> None:
-        if fd is None:
-            return
-        with self._unsynced_lock:
-            if self._unsynced:  # a deferred sync: one descriptor per file is enough
-                inode = os.fstat(fd).st_ino
-                if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
-                    os.close(fd)
-                    return
-            self._unsynced.append(fd)
-
     def done(self, elements: list[Any]) -> None:
         with self._lock:
             self._catch_up(claims=False)  # others' claims change nothing here
@@ -297,18 +287,11 @@ class ReplayStore:
             positions = {e: state.known_position(e) for e in elements}
             new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
             # A done record releases the element's hold for every reader: no release record.
-            self._keep_for_sync(self._log.append_done(new))
+            self._log.append_done(new)
             state.done(new)
 
     def sync(self) -> None:
-        with self._sync_lock:  # a sync that returns has waited for the flushes under way
-            with self._unsynced_lock:
-                fds, self._unsynced = self._unsynced, []
-            for fd in fds:  # no lock held: flushes of several processes share a disk flush
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+        self._log.sync()
 
     def give_back(self, elements: list[Any], skip: bool = False) -> None:
         with self._lock:
@@ -348,7 +331,7 @@ class ReplayStore:
                 failed = max_attempts is not None and attempts >= max_attempts
                 counted[element] = (position, Failure(element, attempts, error, now, failed))
             self._release([e for e in counted if state.holder(e) == me])
-            self._keep_for_sync(self._log.append_failures(counted.values()))
+            self._log.append_failures(counted.values())
             for position, failure in counted.values():
                 state.count_failure(position, failure)
             return [element for element, (_, failure) in counted.items() if failure.failed]
@@ -375,14 +358,14 @@ class ReplayStore:
                 self._log.rewrite_claims([])
                 state.forget_holds()
             if failed:
-                self._keep_for_sync(self._log.append_failures([], reset=True))
+                self._log.append_failures([], reset=True)
                 state.forget_failures()
 
     # -- results -------------------------------------------------------------------------------
 
     def append_result(self, record: HashableDict) -> None:
         with self._lock:
-            self._keep_for_sync(self._log.append_result(record))
+            self._log.append_result(record)
 
     def read_results(self) -> list[Any]:
         return self._log.read_results()
@@ -406,6 +389,9 @@ class ReplayStore:
 
     def done_texts(self) -> frozenset[str]:
         return frozenset(self._log.done_texts())
+
+    def heartbeat_ages(self) -> dict[Owner, float]:
+        return self._log.heartbeat_ages()
 
     def close(self) -> None:
         with self._lock:

@@ -4,12 +4,12 @@ A process that holds claims (or skips) in a directory *heartbeats* there: a back
 rewrites its small file ``owners/<token>`` every ``lease/3`` seconds (also while the process runs
 one long combination), one JSON line ``{"owner": [...], "lease": seconds, "beat": counter}`` whose
 counter never repeats within the process. An owner that this process cannot judge by its pid
-(another host, another PID namespace: see :mod:`execo_engine.owner`) is dead when its file has not
-changed for ``lease`` seconds *as seen by this reader's monotonic clock*: clock skew between hosts
-does not matter, and only NFS close-to-open consistency is relied on (each look opens the file
-again). A heartbeat file that is missing is not a beat: an owner whose file vanished (or never
-appeared) is dead ``lease`` seconds after this reader first looked. Owners of this host and PID
-namespace are still judged at once by their pid.
+(another host, another PID namespace: see :mod:`execo_engine.store.owner`) is dead when its
+file has not changed for ``lease`` seconds *as seen by this reader's monotonic clock*: clock skew
+between hosts does not matter, and only NFS close-to-open consistency is relied on (each look opens
+the file again). A heartbeat file that is missing is not a beat: an owner whose file vanished (or
+never appeared) is dead ``lease`` seconds after this reader first looked. Owners of this host and
+PID namespace are still judged at once by their pid.
 
 The lease is the writer's: each file states it, and readers use it (a file that cannot be read
 as a heartbeat falls back on the reader's lease). Trade-off: a shorter lease gives a vanished
@@ -32,42 +32,22 @@ import contextlib
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
-import stat
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from execo_engine.log import logger
-from execo_engine.owner import Owner, current_owner, decode_owner, is_dead, judged_by_pid
-from execo_engine.records import owner_text
+from execo_engine.store.directory.files import open_regular
+from execo_engine.store.lease import DEFAULT_LEASE, Heart, check_lease, running_heart, the_heart
+from execo_engine.store.log.records import owner_text
+from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead, judged_by_pid
 
-DEFAULT_LEASE = 60.0  #: seconds, for directories and PostgreSQL alike
-MIN_LEASE = 1.0  #: seconds; a renewal (every lease/3) must fit in two thirds of the lease
 OWNERS_DIR = "owners"
 _MAX_HEARTBEAT = 4096  # bytes read from a heartbeat file at most
-
-#: Lease values as the ``lease`` argument or URL parameter documents them.
-LEASE_RULE = f"a finite number of seconds, at least {MIN_LEASE:g}"
-
-
-def check_lease(value: Any) -> float:
-    """``value`` as a lease in seconds; ``ValueError`` naming ``lease`` when it is not a finite
-    number of at least :data:`MIN_LEASE` seconds (NaN, infinity, zero, negative, text)."""
-    try:
-        lease = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        lease = math.nan
-    if not math.isfinite(lease) or lease < MIN_LEASE:
-        raise ValueError(
-            f"lease must be {LEASE_RULE} (heartbeats renew it every lease/3 s), not {value!r}"
-        )
-    return lease
 
 
 def token(owner: Owner) -> str:
@@ -78,8 +58,6 @@ def token(owner: Owner) -> str:
 
 
 # -- files ---------------------------------------------------------------------------------------
-
-_OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @contextlib.contextmanager
@@ -107,25 +85,10 @@ def _owners_dir(directory: str, create: bool) -> Iterator[int | None]:
         os.close(fd)
 
 
-def _open_regular(owners: int, name: str, flags: int, where: str) -> int:
-    """Open heartbeat file ``name``: ``OSError`` naming it (``where``) if it is not a regular
-    file (a link, a FIFO, a directory...)."""
-    try:
-        fd = os.open(name, flags | _OPEN, 0o644, dir_fd=owners)
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise OSError(error.errno, f"{where} is not a regular file: remove it") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{where} is not a regular file: remove it")
-    return fd
-
-
 def _read(owners: int, name: str) -> bytes | None:
     """The content of heartbeat file ``name`` (None if it does not exist)."""
     try:
-        fd = _open_regular(owners, name, os.O_RDONLY, f"{OWNERS_DIR}/{name}")
+        fd, _ = open_regular(name, os.O_RDONLY, dir_fd=owners, shown=f"{OWNERS_DIR}/{name}")
     except FileNotFoundError:
         return None
     try:
@@ -156,7 +119,7 @@ def _write(directory: str, owner: Owner, lease: float) -> None:
         assert owners is not None  # made if missing
         for _ in range(3):
             where = os.path.join(directory, OWNERS_DIR, name)
-            fd = _open_regular(owners, name, os.O_WRONLY | os.O_CREAT, where)
+            fd, _ = open_regular(name, os.O_WRONLY | os.O_CREAT, dir_fd=owners, shown=where)
             try:
                 os.pwrite(fd, data, 0)
                 os.ftruncate(fd, len(data))
@@ -235,24 +198,27 @@ def _observations_of(directory: str) -> _Observations:
 
 
 class _Beating:
-    """This process's heartbeat in one directory, kept by the heartbeat thread."""
+    """This process's heartbeat in one directory, a :class:`~execo_engine.store.lease.Beat`
+    kept by the process's heart."""
 
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
+    def __init__(self, directory: str, owner: Owner) -> None:
+        self.directory, self.owner = directory, owner
+        self.lock = threading.Lock()  # a beat and the removal of the file exclude each other
         self.leases: list[float] = []  # one per instance that needs it
         self.last = 0.0  # monotonic time of the last beat
         self.cleaned = 0.0  # monotonic time of the last look for dead owners' files
         self.failing = False  # the last beat failed (logged once until one works again)
+        self.stopped = False  # the file was removed: no more beats
 
     @property
     def lease(self) -> float:
         return max(self.leases)
 
-    @property
     def due(self) -> float:
         return self.last + min(self.leases) / 3
 
-    def beat(self, owner: Owner) -> None:
+    def beat(self) -> None:
+        """Write the heartbeat file now (errors go to the caller)."""
         now = time.monotonic()
         if self.last and now - self.last > self.lease:
             logger.warning(
@@ -263,112 +229,90 @@ class _Beating:
                 now - self.last,
                 self.lease,
             )
-        _write(self.directory, owner, self.lease)
+        _write(self.directory, self.owner, self.lease)
         self.last = now
 
-
-class _Heart(threading.Thread):
-    """The one thread of a process that heartbeats in every directory that needs it."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True, name="execo heartbeat")
-        self.wake = threading.Condition()
-        self.beating: dict[str, _Beating] = {}
-        self.owner = current_owner()
-
-    def run(self) -> None:
-        while True:
-            with self.wake:  # beats under it: none after stop_beating removed the file
-                now = time.monotonic()
-                due = [b for b in self.beating.values() if b.due <= now]
-                if not due:
-                    next_due = min((b.due for b in self.beating.values()), default=now + 60)
-                    self.wake.wait(next_due - now)
-                for beating in due:
-                    self._keep(beating)
-
-    def _keep(self, beating: _Beating) -> None:
-        """Beat in one directory; once a lease, remove the heartbeat files of dead owners."""
-        try:
-            beating.beat(self.owner)
-            if time.monotonic() - beating.cleaned >= beating.lease:
-                beating.cleaned = time.monotonic()
-                _clean(beating.directory, beating.lease)
-            beating.failing = False
-        except Exception as error:
-            if not beating.failing:
-                logger.warning(
-                    "%s: could not heartbeat (%s): if this lasts for a lease, other "
-                    "instances take this process's claims back",
-                    beating.directory,
-                    error,
-                )
-            beating.failing = True
-            beating.last = time.monotonic()  # try again a third of a lease later
-
-    def start_beating(self, directory: str, lease: float) -> None:
-        """Heartbeat in ``directory`` from now on (the first beat before returning)."""
-        with self.wake:
-            beating = self.beating.get(directory)
-            if beating is None:
-                beating = _Beating(directory)
-                beating.leases.append(lease)
-                beating.beat(self.owner)  # errors go to the caller, before any claim is written
-                self.beating[directory] = beating
-            else:
-                beating.leases.append(lease)
-            self.wake.notify()
-
-    def stop_beating(self, directory: str, lease: float) -> None:
-        """One instance no longer needs the heartbeat of ``directory``; the last one removes
-        the file."""
-        if self.owner != current_owner():  # a finalizer inherited by a forked child
-            return
-        with self.wake:
-            beating = self.beating.get(directory)
-            if beating is None:
+    def keep(self) -> None:
+        """Beat; once a lease, remove the heartbeat files of dead owners."""
+        with self.lock:
+            if self.stopped:
                 return
-            beating.leases.remove(lease)
-            if beating.leases:
-                return
-            del self.beating[directory]
-        with contextlib.suppress(OSError):
-            _remove(directory, [token(self.owner)])
+            try:
+                self.beat()
+                if time.monotonic() - self.cleaned >= self.lease:
+                    self.cleaned = time.monotonic()
+                    _clean(self.directory, self.lease)
+                self.failing = False
+            except Exception as error:
+                if not self.failing:
+                    logger.warning(
+                        "%s: could not heartbeat (%s): if this lasts for a lease, other "
+                        "instances take this process's claims back",
+                        self.directory,
+                        error,
+                    )
+                self.failing = True
+                self.last = time.monotonic()  # try again a third of a lease later
 
-    def stop_all(self) -> None:
-        """Remove every heartbeat file of this process (at exit)."""
-        if self.owner != current_owner():
-            return
-        with self.wake:
-            directories, self.beating = list(self.beating), {}
-        for directory in directories:
+    def stop(self) -> None:
+        """Remove the heartbeat file; no beat after it."""
+        with self.lock:
+            self.stopped = True
             with contextlib.suppress(OSError):
-                _remove(directory, [token(self.owner)])
+                _remove(self.directory, [token(self.owner)])
 
 
-_heart: _Heart | None = None
-_heart_lock = threading.Lock()
+_beatings_lock = threading.Lock()  # adding or dropping an instance's lease
 
 
-def _the_heart() -> _Heart:
-    global _heart
-    with _heart_lock:
-        if _heart is None or _heart.owner != current_owner():  # none yet, or a forked child
-            _heart = _Heart()
-            _heart.start()
-        return _heart
+def _start_beating(directory: str, lease: float) -> Heart:
+    """Heartbeat in ``directory`` from now on, for one more instance (the first beat before
+    returning: its errors go to the caller, before any claim is written)."""
+    heart = the_heart()
+    with _beatings_lock:
+        beating = heart.beats.get(("directory", directory))
+        if isinstance(beating, _Beating):
+            beating.leases.append(lease)
+        else:
+            beating = _Beating(directory, current_owner())
+            beating.leases.append(lease)
+            beating.beat()
+            heart.add(("directory", directory), beating)
+    return heart
+
+
+def _stop_beating(heart: Heart, directory: str, lease: float) -> None:
+    """One instance no longer needs the heartbeat of ``directory``; the last one removes the
+    file."""
+    if heart.pid != os.getpid():  # a finalizer inherited by a forked child
+        return
+    with _beatings_lock:
+        beating = heart.beats.get(("directory", directory))
+        if not isinstance(beating, _Beating):
+            return
+        beating.leases.remove(lease)
+        if beating.leases:
+            return
+        heart.remove(("directory", directory))
+    beating.stop()
 
 
 def _at_exit() -> None:
-    if _heart is not None:
-        _heart.stop_all()
+    """Remove every heartbeat file of this process."""
+    heart = running_heart()
+    if heart is None:
+        return
+    for key, beat in list(heart.beats.items()):
+        if isinstance(beat, _Beating):
+            heart.remove(key)
+            beat.stop()
 
 
 def _after_fork_in_child() -> None:
-    # Another thread may have held one of these locks at fork time; the child gets its own
-    # heartbeat thread (its owner is another process) on its first claim.
-    global _heart, _heart_lock, _observations_lock
-    _heart, _heart_lock, _observations_lock = None, threading.Lock(), threading.Lock()
+    # Another thread may have held one of these locks at fork time; the child heartbeats on
+    # its own heart (see execo_engine.store.lease) from its first claim on.
+    global _beatings_lock, _observations_lock
+    _beatings_lock, _observations_lock = threading.Lock(), threading.Lock()
     for observations in _observations.values():
         observations.lock = threading.Lock()
 
@@ -392,21 +336,25 @@ class Liveness:
         self.lease = check_lease(lease)
         self.read_only = read_only
         self._observations = _observations_of(directory)
-        self._heart: _Heart | None = None
-        self._stop: weakref.finalize[[str, float], Liveness] | None = None
+        self._heart: Heart | None = None
+        self._stop: weakref.finalize[[Heart, str, float], Liveness] | None = None
 
     def beat(self) -> None:
         """Make sure this process heartbeats in the directory (call it before writing a claim
         or a skip; cheap once started). It goes on until :meth:`stop`, the instance is garbage
         collected, or the process exits."""
-        if self._heart is _heart and self._stop is not None and self._stop.alive:
-            return  # beating already (a forked child has no heart yet: see _after_fork_in_child)
-        heart = _the_heart()
+        if (
+            self._heart is not None
+            and self._heart.pid == os.getpid()
+            and self._stop is not None
+            and self._stop.alive
+        ):
+            return  # beating already (a forked child beats on a heart of its own)
         if self._stop is not None:
             self._stop.detach()  # the parent's, in a forked child
-        heart.start_beating(self.directory, self.lease)
+        heart = _start_beating(self.directory, self.lease)
         self._heart = heart
-        self._stop = weakref.finalize(self, heart.stop_beating, self.directory, self.lease)
+        self._stop = weakref.finalize(self, _stop_beating, heart, self.directory, self.lease)
 
     def stop(self) -> None:
         """This instance holds nothing any more: its heartbeat may stop."""

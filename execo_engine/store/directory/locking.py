@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Self
 
 from execo_engine.errors import DirectoryVanishedError
+from execo_engine.store.directory.files import open_regular
 
 LOCK_FILE = "lock"
 TWIN_FILE = ".lock"  #: a second name of the lock file, to restore ``lock`` from
@@ -254,14 +255,13 @@ class DirectoryLock:
     def _open(self) -> int:
         """A descriptor of the lock file, restoring ``lock`` from ``.lock`` (or creating both)
         when it is missing."""
-        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
         while True:
-            with self._errors_named(self._lock_path):
+            with self._errors_named():
                 try:
-                    return os.open(self._lock_path, flags)
+                    return open_regular(self._lock_path, os.O_RDWR)[0]
                 except FileNotFoundError:
                     pass
-            with self._errors_named(self._twin_path):
+            with self._errors_named():
                 try:
                     os.link(self._twin_path, self._lock_path, follow_symlinks=False)
                     continue
@@ -270,7 +270,7 @@ class DirectoryLock:
                 except FileNotFoundError:
                     pass
                 try:
-                    fd = os.open(self._twin_path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                    fd = open_regular(self._twin_path, os.O_RDWR | os.O_CREAT | os.O_EXCL)[0]
                 except FileExistsError:
                     continue
                 except FileNotFoundError:
@@ -293,7 +293,7 @@ class DirectoryLock:
         twin = _lstat_key(self._twin_path)
         if twin == entry.key:
             return True
-        with self._errors_named(self._twin_path):
+        with self._errors_named():
             if twin is None:
                 with contextlib.suppress(FileExistsError, FileNotFoundError):
                     os.link(self._lock_path, self._twin_path, follow_symlinks=False)
@@ -303,9 +303,10 @@ class DirectoryLock:
         return _lstat_key(self._lock_path) == _lstat_key(self._twin_path) == entry.key
 
     @contextlib.contextmanager
-    def _errors_named(self, path: str) -> Iterator[None]:
-        """Turn the errors of a vanished directory, or of a link in place of a lock file, into
-        messages that say what happened and what to do."""
+    def _errors_named(self) -> Iterator[None]:
+        """Turn the errors of a vanished directory into a message that says what happened and
+        what to do (anything but a regular file in place of a lock file is refused by
+        :func:`~execo_engine.store.directory.files.open_regular`, naming it)."""
         try:
             yield
         except (FileNotFoundError, NotADirectoryError):
@@ -313,11 +314,3 @@ class DirectoryLock:
                 f"persistence directory {self.directory!r} no longer exists (deleted or moved "
                 f"while in use): create it again, or open a new ParamSweeper, to start over"
             ) from None
-        except OSError as error:
-            if os.path.islink(path) or not os.path.isfile(path):
-                raise OSError(
-                    error.errno,
-                    f"{path} is not a regular file (a symbolic link?): it is the lock of the "
-                    f"persistence directory; remove it and try again",
-                ) from None
-            raise

@@ -2,13 +2,14 @@
 
 - Format 1 (no ``format`` file): ``done``, ``inprogress``, ``sweeps``, ``results``, ``lock``.
 - Format 2: the same files and records, plus skip records in ``inprogress`` (skips held by
-  live owners, see :mod:`execo_engine.records`: a format 1 reader would call them corrupt),
+  live owners, see :mod:`execo_engine.store.log.records`: a format 1 reader would call them
+  corrupt),
   ``format``, and ``grid`` (how many combinations the sweeps have, so that a status can be
   reported without saved sweeps). Owners in claim records may have a fourth field (PID
   namespace).
 - Format 3: format 2 plus the records of failed attempts in ``done`` (see
-  :mod:`execo_engine.records`: a format 2 reader would call them corrupt, and would hand failed
-  combinations out again).
+  :mod:`execo_engine.store.log.records`: a format 2 reader would call them corrupt, and would
+  hand failed combinations out again).
 
 A writer marks an older directory as the current format when it opens it (every record of
 an older format is a record of the current one). A reader meeting a newer format than it
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 
 from execo_engine.errors import NewerFormatError
-from execo_engine.journal import open_regular, replace_atomically
+from execo_engine.store.directory.files import open_regular, replace_atomically
 
 FORMAT = 3
 FORMAT_FILE = "format"

@@ -1,7 +1,7 @@
 """What a record-log store writes and reads: the text records of a sweep, and their decoding.
 
-A record-log store (a directory: :mod:`execo_engine.store.directory`, through
-:mod:`execo_engine.store.replay`) keeps four streams of one-line JSON records (see
+A record-log store (a directory: :mod:`execo_engine.store.directory.store`, through
+:mod:`execo_engine.store.log.replay`) keeps four streams of one-line JSON records (see
 :mod:`execo_engine.codec`), appended only, read incrementally by every instance (the
 PostgreSQL store keeps rows instead, and uses only the decoding of elements and results):
 
@@ -23,7 +23,7 @@ PostgreSQL store keeps rows instead, and uses only the decoding of elements and 
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
 
-:class:`RecordStore` holds what does not depend on the medium: encoding, decoding with clear
+:class:`RecordEncoder` holds what does not depend on the medium: encoding, decoding with clear
 errors (a record that is not JSON, or not of its stream's shape, names where it is), and the
 :class:`Changes` handed to the ParamSweeper state machine.
 """
@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from execo_engine.codec import MAX_DEPTH, Codec, is_hashable
+from execo_engine.elements import HashableDict
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
-from execo_engine.owner import Owner, decode_owner
 from execo_engine.store.contract import Failure
-from execo_engine.sweep import HashableDict
+from execo_engine.store.owner import Owner, decode_owner
 
 CLAIM, RELEASE, SKIP = "+", "-", "s"
 FAIL, RESET_FAILURES = "f", "r"  #: the records of failed attempts in the done stream
@@ -189,7 +189,7 @@ _MAX_OWNERS = 4096
 
 
 def _owner(value: Any) -> Owner | None:
-    """The owner ``value`` holds (see :func:`execo_engine.owner.decode_owner`), None if it is
+    """The owner ``value`` holds (see :func:`execo_engine.store.owner.decode_owner`), None if it is
     not one; decoded once per distinct owner."""
     if type(value) is not list:
         return None
@@ -266,7 +266,7 @@ def _pickle_hint(record: bytes) -> str:
 
 @dataclass
 class Changes:
-    """What other writers (and crashed ones) did since the last :meth:`RecordStore.read`.
+    """What other writers (and crashed ones) did since the last :meth:`RecordEncoder.read`.
 
     ``done`` is decoded lazily, piece by piece (a resumed grid may hold millions of records):
     consume it before the lock is released.
@@ -281,7 +281,7 @@ class Changes:
     changed: bool  #: False when nothing at all happened
 
 
-class RecordStore:
+class RecordEncoder:
     """Encoding and decoding of the records, for a medium named ``path``."""
 
     def __init__(self, path: str, codec: Codec, read_only: bool) -> None:

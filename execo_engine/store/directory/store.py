@@ -1,19 +1,19 @@
-"""A sweep in a directory: the records of :mod:`execo_engine.records` in files, replayed by a
-:class:`~execo_engine.store.replay.ReplayStore`.
+"""A sweep in a directory: the records of :mod:`execo_engine.store.log.records` in files,
+replayed by a :class:`~execo_engine.store.log.replay.ReplayStore`.
 
 - ``done``: appended and fsync'd, never rewritten (format 3: the failed attempts too);
 - ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
   rename); deleting it releases every claim and skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
 - ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
-- ``format``: the format version (see :mod:`execo_engine.store.version`);
-- ``lock``: the lock file (see :mod:`execo_engine.locking`).
+- ``format``: the format version (see :mod:`execo_engine.store.directory.version`);
+- ``lock``: the lock file (see :mod:`execo_engine.store.directory.locking`).
 
 Only these fixed names are ever opened, never through a symbolic link, and nothing read here is
 executed or unpickled (unless the codec was told ``allow_pickle=True``). Claims of a process of
-this host and PID namespace that no longer runs are dead at once (see :mod:`execo_engine.owner`);
-those of any other owner when its heartbeat in ``owners/`` stops for a lease (see
-:mod:`execo_engine.liveness`).
+this host and PID namespace that no longer runs are dead at once (see
+:mod:`execo_engine.store.owner`); those of any other owner when its heartbeat in ``owners/`` stops
+for a lease (see :mod:`execo_engine.store.directory.liveness`).
 """
 
 from __future__ import annotations
@@ -22,25 +22,26 @@ import contextlib
 import errno
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from execo_engine.codec import Codec
-from execo_engine.journal import (
-    FileBatch,
-    Journal,
+from execo_engine.elements import HashableDict
+from execo_engine.store.contract import Failure
+from execo_engine.store.directory.files import (
     open_regular,
     remove_stale_temporaries,
     replace_atomically,
 )
-from execo_engine.liveness import DEFAULT_LEASE, Liveness
-from execo_engine.locking import DirectoryLock
-from execo_engine.owner import Owner
-from execo_engine.records import SKIP, Changes, Claim, RecordStore
-from execo_engine.store.contract import Failure
-from execo_engine.store.replay import ReplayStore
-from execo_engine.store.version import FORMAT_FILE, check_format, mark_format
-from execo_engine.sweep import HashableDict
+from execo_engine.store.directory.journal import FileBatch, Journal
+from execo_engine.store.directory.liveness import Liveness, heartbeats
+from execo_engine.store.directory.locking import DirectoryLock
+from execo_engine.store.directory.version import FORMAT_FILE, check_format, mark_format
+from execo_engine.store.lease import DEFAULT_LEASE
+from execo_engine.store.log.records import SKIP, Changes, Claim, RecordEncoder
+from execo_engine.store.log.replay import ReplayStore
+from execo_engine.store.owner import Owner
 
 GRID_FILE = "grid"
 
@@ -68,15 +69,16 @@ def _data(lines: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
-class DirectoryLog(RecordStore):
+class DirectoryLog(RecordEncoder):
     """Reads and appends the records of one persistence directory (a
-    :class:`~execo_engine.store.replay.RecordLog`).
+    :class:`~execo_engine.store.log.replay.RecordLog`).
 
     ``read_only=True`` opens an existing directory without ever writing to it nor taking its
     lock (``lock`` does nothing): what it reads is a consistent prefix of each file, never
     repaired, and appending raises ``PermissionError``.
 
-    ``lease``: see :mod:`execo_engine.liveness` (``ValueError`` naming it when invalid).
+    ``lease``: see :mod:`execo_engine.store.directory.liveness` (``ValueError`` naming it when
+    invalid).
     """
 
     def __init__(
@@ -108,6 +110,9 @@ class DirectoryLog(RecordStore):
         self._grid_size: int | None = None
         self._first_read_done = read_only  # a writer's first read cleans up and marks the format
         self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
+        self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
+        self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
+        self._unsynced: list[int] = []  # descriptors to fsync: one per file
 
     def read(self, claims: bool = True) -> Changes:
         """The records appended since the last read (of the done stream alone unless
@@ -136,25 +141,21 @@ class DirectoryLog(RecordStore):
         for journal in (self._done, self._claims, self._results):
             journal.close()
 
-    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
-        """Append done records for ``(position, element)`` pairs; returns a descriptor to
-        fsync (and close) after unlocking."""
-        if not (lines := self._done_lines(done)):
-            return None
-        self._done.append(_data(lines))
-        return self._done.sync_handle()
+    def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
+        """Append done records for ``(position, element)`` pairs (flushed by :meth:`sync`)."""
+        if lines := self._done_lines(done):
+            self._done.append(_data(lines))
+            self._keep_for_sync(self._done)
 
     def append_failures(
         self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
-    ) -> int | None:
+    ) -> None:
         """Append failure records for ``(position, failure)`` pairs to the done stream (with
-        ``reset``, after a record forgetting every earlier one); returns a descriptor to fsync
-        (and close) after unlocking."""
+        ``reset``, after a record forgetting every earlier one), flushed by :meth:`sync`."""
         lines = [self._reset_failures_line()] if reset else []
-        if not (lines := lines + self._failure_lines(failures)):
-            return None
-        self._done.append(_data(lines))
-        return self._done.sync_handle()
+        if lines := lines + self._failure_lines(failures):
+            self._done.append(_data(lines))
+            self._keep_for_sync(self._done)
 
     def append_holds(
         self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
@@ -232,13 +233,40 @@ class DirectoryLog(RecordStore):
         with self._whole("done") as (where, batch):
             return self._done_texts(where, batch)
 
-    def append_result(self, record: HashableDict) -> int:
-        """Append a result record; returns a descriptor to fsync (and close) after
-        unlocking."""
+    def append_result(self, record: HashableDict) -> None:
+        """Append a result record (flushed by :meth:`sync`)."""
         line = self._result_line(record)
         self._results.read_new(repair=True)  # repair a torn tail before appending
         self._results.append(_data([line]))
-        return self._results.sync_handle()
+        self._keep_for_sync(self._results)
+
+    def _keep_for_sync(self, journal: Journal) -> None:
+        """Remember ``journal`` for the next :meth:`sync` (one descriptor per file)."""
+        fd = journal.sync_handle()
+        with self._unsynced_lock:
+            if self._unsynced:  # a deferred sync: one descriptor per file is enough
+                inode = os.fstat(fd).st_ino
+                if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
+                    os.close(fd)
+                    return
+            self._unsynced.append(fd)
+
+    def sync(self) -> None:
+        """Flush what was appended since the last sync; a sync that returns has waited for
+        the flushes under way (no lock held: flushes of several processes share a disk
+        flush)."""
+        with self._sync_lock:
+            with self._unsynced_lock:
+                fds, self._unsynced = self._unsynced, []
+            for fd in fds:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def heartbeat_ages(self) -> dict[Owner, float]:
+        """Seconds since each owner's heartbeat file was last written (its mtime)."""
+        return {owner: beat.age for owner, beat in heartbeats(self.path).items()}
 
     def read_results(self) -> list[Any]:
         """Every complete result record, in the order they were written."""

@@ -1,0 +1,96 @@
+"""The element types of sweeps: :class:`HashableDict` (a combination) and :class:`SweepList`
+(the grid as ``sweep()`` returns it). Imports nothing of this package, so that every layer
+(combinatorics, codec, stores, sweeper) can use them without importing the others."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["HashableDict", "SweepList"]
+
+_MUTATORS = (
+    "__setitem__",
+    "__delitem__",
+    "__ior__",
+    "clear",
+    "pop",
+    "popitem",
+    "setdefault",
+    "update",
+)
+
+
+class HashableDict(dict):  # type: ignore[type-arg]
+    """A ``dict`` usable as a set member or dict key.
+
+    Its hash depends only on its items (not on their order, and keys of mixed types are fine), so
+    it is consistent with equality, including equality with a plain ``dict`` with the same items.
+    The hash is computed once and cached; any mutation drops the cache, but a mutated dict that
+    already sits in a set or as a key is lost there, as for any hashable: do not mutate it after
+    its first use as a key. All values must be hashable for the hash to exist.
+    """
+
+    __slots__ = ("_hash",)
+    _hash: int
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        try:
+            return self._hash
+        except AttributeError:  # not computed yet, or dropped by a mutation
+            self._hash = hash(frozenset(self.items()))
+            return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The cached hash is salted per process: never pickle it.
+        return (HashableDict, (dict(self),))
+
+    def __copy__(self) -> HashableDict:
+        return HashableDict(self)
+
+
+def _invalidating(name: str) -> Any:
+    method = getattr(dict, name)
+
+    def mutate(self: HashableDict, *args: Any, **kwargs: Any) -> Any:
+        with contextlib.suppress(AttributeError):
+            del self._hash
+        return method(self, *args, **kwargs)
+
+    mutate.__name__ = name
+    mutate.__doc__ = method.__doc__
+    return mutate
+
+
+for _name in _MUTATORS:
+    setattr(HashableDict, _name, _invalidating(_name))
+
+
+class SweepList(list):  # type: ignore[type-arg]
+    """The list :func:`sweep` returns: a plain list of HashableDicts that also knows, until it
+    is changed, whether its combinations are all different (``distinct``), which spares
+    ``ParamSweeper`` checking it. Changing a combination in place after ``sweep()`` is not seen:
+    pass ``list(...)`` of it then."""
+
+    __slots__ = ("distinct",)
+
+    def __init__(self, combinations: Iterable[HashableDict] = (), distinct: bool = False) -> None:
+        super().__init__(combinations)
+        self.distinct = distinct
+
+
+def _forgetting(name: str) -> Any:
+    method = getattr(list, name)
+
+    def mutate(self: SweepList, *args: Any, **kwargs: Any) -> Any:
+        self.distinct = False
+        return method(self, *args, **kwargs)
+
+    mutate.__name__ = name
+    mutate.__doc__ = method.__doc__
+    return mutate
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert"):
+    setattr(SweepList, _name, _forgetting(_name))

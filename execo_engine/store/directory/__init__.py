@@ -1,0 +1,1 @@
+"""The directory store: journals, locking, leases by heartbeat files, format version."""

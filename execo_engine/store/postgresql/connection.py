@@ -1,0 +1,199 @@
+"""One store's connection to the server: opened on first use, again after ``fork()`` and after
+a loss; the hot path's prepared statements run on libpq itself."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from execo_engine.errors import ConnectionLostError
+from execo_engine.log import logger
+
+T = TypeVar("T")
+
+#: A lost connection is retried for this long (seconds) before the operation fails.
+RECONNECT_SECONDS = 120.0
+
+
+def driver() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(
+            "a postgresql:// sweep needs psycopg 3: pip install 'execo_engine[postgresql]'"
+        ) from None
+    return psycopg
+
+
+class Statement:
+    """A statement of the hot path (claim, done), run by :meth:`Link.query` on libpq itself
+    and prepared once per connection: on these one-row statements, psycopg's cursors cost the
+    client more CPU than the statement costs the server, and a worker runs two per element.
+    Parameters are ``$1``, ``$2``... (their types inferred by the server)."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql.encode()
+        self.name = f"execo_{next(self._names)}".encode()
+
+
+# libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
+_SUCCESS = (1, 2)
+_CONNECTION_BAD = 1
+
+
+def _wait_for(fileno: int, events: int) -> None:
+    """Wait until the socket ``fileno`` is ready for ``events`` (poll: any descriptor number;
+    a signal's exception, as ``KeyboardInterrupt``, interrupts it)."""
+    poll = select.poll()
+    poll.register(fileno, events)
+    poll.poll()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class Link:
+    """The connection of one store: opened on first use, again in a child after ``fork()``
+    and again after it was lost.
+
+    :meth:`run` calls ``work(connection)`` and, when the connection is lost, waits for the
+    server (up to :data:`RECONNECT_SECONDS`) and calls it again, with :attr:`retrying` set: the
+    outcome of the lost call is unknown, ``work`` must make its second run safe (idempotent,
+    or finding out what the first one did).
+    """
+
+    def __init__(self, conninfo: str, shown: str, setup: Callable[[Any], None]) -> None:
+        """``setup(connection)`` runs on each new connection (the schema's check)."""
+        self._conninfo, self._shown, self._setup = conninfo, shown, setup
+        self._connection: Any = None
+        self._pid = 0
+        self.lock = threading.RLock()
+        self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
+        self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
+        self._prepared: set[bytes] = set()  # the names of the statements prepared on it
+        self._readable = select.poll()  # waits for an answer on the connection's socket
+
+    @property
+    def forked(self) -> bool:
+        """Whether the connection, if any, was opened by another process (a parent)."""
+        return self._pid != os.getpid()
+
+    def _connect(self) -> Any:
+        if self._connection is None or self.forked:
+            # A parent's connection is not closed here: that would end the parent's session.
+            self._connection = None
+            connection = driver().connect(self._conninfo, autocommit=True)
+            try:
+                if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
+                    connection.execute("SET synchronous_commit TO on")  # whatever the server's
+                self._setup(connection)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection, self._pid = connection, os.getpid()
+            self.encoding, self._prepared = connection.info.encoding, set()
+            self._readable = select.poll()
+            self._readable.register(connection.pgconn.socket, select.POLLIN)
+        return self._connection
+
+    def query(
+        self, connection: Any, statement: Statement, *params: object
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``statement`` run with ``params`` (each sent as ``str(param)``, None as
+        NULL), each column as the bytes of its text form (None: NULL). The same errors as
+        psycopg's ``execute`` (``OperationalError`` when the connection is lost)."""
+        pgconn = connection.pgconn
+        if statement.name not in self._prepared:
+            self._exchange(connection, pgconn.send_prepare, statement.name, statement.sql)
+            self._prepared.add(statement.name)
+        encoding = self.encoding
+        values = [None if p is None else str(p).encode(encoding) for p in params]
+        result = self._exchange(connection, pgconn.send_query_prepared, statement.name, values)
+        value, columns = result.get_value, range(result.nfields)
+        return [tuple([value(row, c) for c in columns]) for row in range(result.ntuples)]
+
+    def _exchange(self, connection: Any, send: Callable[..., None], *args: Any) -> Any:
+        """Send a query with ``send(*args)`` and wait for its result (interruptible, as
+        psycopg's own wait): the result, or its error raised. A connection interrupted
+        in the middle is closed (the next operation opens another one)."""
+        pgconn, results = connection.pgconn, []
+        try:
+            send(*args)
+            while pgconn.flush():  # a non-blocking connection: the rest of the query
+                _wait_for(pgconn.socket, select.POLLIN | select.POLLOUT)
+                pgconn.consume_input()
+            while True:
+                while pgconn.is_busy():
+                    self._readable.poll()
+                    pgconn.consume_input()
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                results.append(result)
+        except BaseException:
+            connection.close()
+            self._connection = None
+            raise
+        failed = [result for result in results if result.status not in _SUCCESS]
+        if pgconn.status == _CONNECTION_BAD or not results:
+            message = failed[0].get_error_message(self.encoding) if failed else "no answer"
+            raise driver().OperationalError(f"the connection is lost: {message}")
+        if failed:
+            raise driver().errors.error_from_result(failed[0], encoding=self.encoding)
+        return results[-1]
+
+    def _is_lost(self) -> bool:
+        connection = self._connection
+        return connection is None or connection.broken or connection.closed
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` under the lock, with reconnections (see the class)."""
+        with self.lock:
+            self.retrying, deadline, attempts = False, 0.0, 0
+            while True:
+                try:
+                    connection = self._connect()
+                    if attempts:
+                        logger.warning(
+                            "%s: reconnected to the database (%d attempt(s))",
+                            self._shown,
+                            attempts,
+                        )
+                        attempts = 0
+                    return work(connection)
+                except driver().OperationalError as error:  # evaluated on an exception only
+                    if not self._is_lost():
+                        raise
+                    self._connection = None
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + RECONNECT_SECONDS
+                        logger.warning(
+                            "%s: lost the connection to the database (%s): reconnecting",
+                            self._shown,
+                            _first_line(error),
+                        )
+                    elif now >= deadline:
+                        raise ConnectionLostError(
+                            f"{self._shown}: could not reach the database again within "
+                            f"{RECONNECT_SECONDS:g} s ({_first_line(error)}); the sweep's state "
+                            f"is safe in the database: run again once the server is back"
+                        ) from error
+                    self.retrying, attempts = True, attempts + 1
+                    time.sleep(min(0.05 * 2**attempts, 1.0, max(0.0, deadline - now)))
+
+    def close(self) -> None:
+        """Close the connection (only the one this process opened)."""
+        with self.lock:
+            if self._connection is not None and not self.forked:
+                self._connection.close()
+            self._connection = None

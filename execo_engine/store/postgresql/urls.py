@@ -1,0 +1,62 @@
+"""Sweep URLs: ``postgresql://user@host/db?sweep=NAME&lease=SECONDS`` parsed into what the
+driver takes, shown without a password, and naming other sweeps of the same database."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from execo_engine.store.lease import DEFAULT_LEASE, check_lease
+
+
+def without_password(url: str) -> str:
+    """``url`` as it can be printed or logged."""
+    parts = urllib.parse.urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    user = user.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    """The query parameters of ``url``, percent-decoded (a ``+`` stays a ``+``, as libpq
+    reads it; a value may hold ``=``)."""
+    parts = urllib.parse.urlsplit(url).query.split("&")
+    pairs = [part.partition("=") for part in parts if part]
+    return [(urllib.parse.unquote(key), urllib.parse.unquote(value)) for key, _, value in pairs]
+
+
+def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
+    """``url`` with these query parameters, each percent-encoded (libpq decodes them back)."""
+    query = "&".join(
+        f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
+        for key, value in pairs
+    )
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
+
+
+def checked_lease(value: Any, shown: str) -> float:
+    """``value`` as a lease (the same rules as for directories:
+    :func:`execo_engine.store.lease.check_lease`); ``ValueError`` naming ``shown`` otherwise."""
+    try:
+        return check_lease(value)
+    except ValueError as error:
+        raise ValueError(f"{shown}: {error} (URL parameter &lease=SECONDS)") from None
+
+
+def parse_url(url: str) -> tuple[str, str, float]:
+    """``(conninfo for the driver, sweep name, lease seconds)`` of a sweep URL."""
+    query = _query(url)
+    found = dict(query)
+    sweep = found.get("sweep", "")
+    shown = without_password(url)
+    if not sweep:
+        raise ValueError(f"{shown}: a PostgreSQL sweep URL needs ?sweep=NAME")
+    lease = checked_lease(found.get("lease", DEFAULT_LEASE), shown)
+    conninfo = _with_query(url, [(k, v) for k, v in query if k not in ("sweep", "lease")])
+    return conninfo, sweep, lease
+
+
+def with_sweep(url: str, sweep: str) -> str:
+    """``url`` naming another sweep of the same database."""
+    pairs = [(k, v) for k, v in _query(url) if k != "sweep"]
+    return _with_query(url, [("sweep", sweep), *pairs])
