@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from execo_engine.errors import CorruptRecordError
@@ -114,10 +114,19 @@ def _byte_offset(start: int, records: list[bytes], index: int) -> str:
 class Journal:
     """One journal file ``name`` in ``directory``."""
 
-    def __init__(self, directory: str, name: str, read_only: bool = False) -> None:
-        self.directory = directory
+    def __init__(
+        self,
+        directory: str,
+        name: str,
+        read_only: bool = False,
+        on_cut: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_cut(name)`` is called (under the lock) after the file was cut shorter: a torn
+        record repaired, a failed append undone."""
+        self.directory, self.name = directory, name
         self.read_only = read_only
         self.path = os.path.join(directory, name)
+        self._on_cut = on_cut
         self.records = 0  #: complete records in the file, as far as this reader knows
         self._fd: int | None = None
         self._inode: int | None = None
@@ -188,6 +197,7 @@ class Journal:
                 size - end,
             )
             os.ftruncate(self._fd, end)
+            self._cut()
         batch.fd, batch.first_offset, batch.end_offset = self._fd, self._offset, end
         self._offset = end
         self.records += records
@@ -219,6 +229,7 @@ class Journal:
             write_all(self._fd, data)
         except BaseException as error:
             os.ftruncate(self._fd, self._offset)
+            self._cut()
             if isinstance(error, OSError):
                 raise named(error, self.path) from None
             raise
@@ -226,6 +237,16 @@ class Journal:
         self.records += data.count(_NEWLINE)
         if created:
             fsync_directory(self.directory)
+
+    def _cut(self) -> None:
+        if self._on_cut is not None:
+            self._on_cut(self.name)
+
+    def written(self) -> tuple[int, int]:
+        """The inode of the file and the end of the records appended last (after an
+        :meth:`append`)."""
+        assert self._inode is not None
+        return self._inode, self._offset
 
     def sync_handle(self) -> int:
         """A new descriptor of the journal, to ``os.fsync`` (then close) outside the lock."""

@@ -34,6 +34,7 @@ from execo_engine.store.directory.files import (
     remove_stale_temporaries,
     replace_atomically,
 )
+from execo_engine.store.directory.flush import GroupFlush
 from execo_engine.store.directory.journal import FileBatch, Journal
 from execo_engine.store.directory.liveness import Liveness, heartbeats
 from execo_engine.store.directory.locking import DirectoryLock
@@ -102,9 +103,10 @@ class DirectoryLog(RecordEncoder):
         self.lock: DirectoryLock | contextlib.nullcontext[None] = (
             contextlib.nullcontext() if read_only else DirectoryLock(self.path)
         )
-        self._done = Journal(self.path, "done", read_only)
+        self._flush = GroupFlush(self.path)
+        self._done = Journal(self.path, "done", read_only, self._flush.forget)
         self._claims = Journal(self.path, "inprogress", read_only)
-        self._results = Journal(self.path, "results", read_only)
+        self._results = Journal(self.path, "results", read_only, self._flush.forget)
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._grid_path = os.path.join(self.path, GRID_FILE)
         self._grid_size: int | None = None
@@ -112,7 +114,8 @@ class DirectoryLog(RecordEncoder):
         self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
         self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
         self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
-        self._unsynced: list[int] = []  # descriptors to fsync: one per file
+        # what to flush: (journal name, inode) -> (a descriptor of it, the end of its records)
+        self._unsynced: dict[tuple[str, int], tuple[int, int]] = {}
 
     def read(self, claims: bool = True) -> Changes:
         """The records appended since the last read (of the done stream alone unless
@@ -140,6 +143,7 @@ class DirectoryLog(RecordEncoder):
         """Close every journal."""
         for journal in (self._done, self._claims, self._results):
             journal.close()
+        self._flush.close()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
         """Append done records for ``(position, element)`` pairs (flushed by :meth:`sync`)."""
@@ -241,27 +245,26 @@ class DirectoryLog(RecordEncoder):
         self._keep_for_sync(self._results)
 
     def _keep_for_sync(self, journal: Journal) -> None:
-        """Remember ``journal`` for the next :meth:`sync` (one descriptor per file)."""
-        fd = journal.sync_handle()
+        """Remember ``journal``'s records for the next :meth:`sync` (one descriptor per
+        file, flushed up to the end of the last records appended)."""
+        inode, end = journal.written()
         with self._unsynced_lock:
-            if self._unsynced:  # a deferred sync: one descriptor per file is enough
-                inode = os.fstat(fd).st_ino
-                if any(os.fstat(kept).st_ino == inode for kept in self._unsynced):
-                    os.close(fd)
-                    return
-            self._unsynced.append(fd)
+            kept = self._unsynced.get((journal.name, inode))
+            fd = kept[0] if kept is not None else journal.sync_handle()
+            self._unsynced[journal.name, inode] = (fd, end)
 
     def sync(self) -> None:
-        """Flush what was appended since the last sync; a sync that returns has waited for
-        the flushes under way (no lock held: flushes of several processes share a disk
-        flush)."""
+        """Flush what was appended since the last sync, sharing the flush with the other
+        processes of this host (:class:`~execo_engine.store.directory.flush.GroupFlush`); a
+        sync that returns has also waited for the flushes under way in this process."""
         with self._sync_lock:
             with self._unsynced_lock:
-                fds, self._unsynced = self._unsynced, []
-            for fd in fds:
-                try:
-                    os.fsync(fd)
-                finally:
+                unsynced, self._unsynced = self._unsynced, {}
+            try:
+                for (name, _), (fd, end) in unsynced.items():
+                    self._flush.flush(name, fd, end)
+            finally:
+                for fd, _ in unsynced.values():
                     os.close(fd)
 
     def heartbeat_ages(self) -> dict[Owner, float]:

@@ -1,0 +1,105 @@
+"""Group commit: the processes of one host that finish at the same moment share one flush.
+
+``done()`` returns only once its record is on disk. Each process appends its records under
+the directory lock and flushes (``fsync``) after releasing it; without coordination, every
+process pays its own flush and they queue behind each other's. Here a process flushes a
+journal holding the host's *flush lock* (a ``lockf`` lock on ``flushed.<boot id>`` in the
+directory, plus a lock per process): before flushing it reads what the last completed flush
+covered, the journal's inode and size when that flush began, and returns at once if its own
+records end within it; otherwise it notes the size, flushes, and records it. While one
+process flushes, the others append and wait; the next one's flush then covers all of them.
+
+Only flushes of this host count: a flush on another host (NFS) does not write this host's
+pages, hence one file per kernel (its boot id). The file is a hint about durability, never
+data: a missing, foreign or malformed one only costs a flush. A journal cut shorter (a torn
+record repaired, a failed append undone) forgets what its flushes covered (:meth:`forget`),
+so that records appended again at the same offsets are flushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+from collections.abc import Iterator
+
+from execo_engine.store.directory.files import open_regular
+
+_SLOT = struct.Struct("<QQ")  # a journal's inode, and its size when the flush began
+_SLOTS = {"done": 0, "results": 1}  # the journals whose records are flushed
+
+
+def _boot_id() -> str:
+    """The identity of this kernel (its page cache): the same for all its processes and
+    containers, another one after a reboot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            return file.read().strip()
+    except OSError:
+        return "host-" + os.uname().nodename
+
+
+_BOOT_ID = _boot_id()
+_process_locks: dict[tuple[int, int], threading.Lock] = {}  # by the flush file's identity
+_process_locks_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _process_locks, _process_locks_lock
+    _process_locks, _process_locks_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class GroupFlush:
+    """The flushes of the journals of ``directory`` by the processes of this host."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, f"flushed.{_BOOT_ID}")
+        self._fd: int | None = None
+        self._process_lock = threading.Lock()
+
+    def _open(self) -> int:
+        if self._fd is None:
+            fd, status = open_regular(self.path, os.O_RDWR | os.O_CREAT)
+            with _process_locks_lock:
+                lock = _process_locks.setdefault((status.st_dev, status.st_ino), threading.Lock())
+            self._fd, self._process_lock = fd, lock
+        return self._fd
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        fd = self._open()
+        with self._process_lock:  # lockf excludes other processes, not other threads
+            os.lockf(fd, os.F_LOCK, 0)
+            try:
+                yield fd
+            finally:
+                os.lockf(fd, os.F_ULOCK, 0)
+
+    def flush(self, name: str, fd: int, end: int) -> None:
+        """Make journal ``name`` (open as ``fd``) durable up to byte ``end`` (its records'
+        end), by this call's ``fsync`` or by one that began after they were written."""
+        slot = _SLOTS[name] * _SLOT.size
+        with self._locked() as marks:
+            data = os.pread(marks, _SLOT.size, slot)
+            status = os.fstat(fd)
+            if len(data) == _SLOT.size:
+                inode, covered = _SLOT.unpack(data)
+                if inode == status.st_ino and covered >= end:
+                    return
+            os.fsync(fd)  # covers every byte written before it began: status.st_size
+            os.pwrite(marks, _SLOT.pack(status.st_ino, status.st_size), slot)
+
+    def forget(self, name: str) -> None:
+        """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""
+        with self._locked() as marks:
+            os.pwrite(marks, _SLOT.pack(0, 0), _SLOTS[name] * _SLOT.size)
+
+    def close(self) -> None:
+        """Close the flush file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

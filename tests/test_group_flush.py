@@ -1,0 +1,98 @@
+"""Group commit (execo_engine/store/directory/flush.py): processes that finish together share a
+flush, and nothing is ever taken for flushed that was not."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from execo_engine.store.directory.flush import _SLOT, GroupFlush
+from execo_engine.sweep import ParamSweeper, sweep
+
+
+def marks(directory):
+    """{slot: (inode, covered)} of the flush file of ``directory``."""
+    [path] = [p for p in directory.iterdir() if p.name.startswith("flushed.")]
+    data = path.read_bytes()
+    return {i: _SLOT.unpack_from(data, i * _SLOT.size) for i in range(len(data) // _SLOT.size)}
+
+
+def test_a_flush_records_what_it_covered_and_a_cut_forgets_it(tmp_path):
+    journal = tmp_path / "done"
+    journal.write_bytes(b"a\n" * 10)
+    fd = os.open(journal, os.O_RDWR | os.O_APPEND)
+    flush = GroupFlush(str(tmp_path))
+    try:
+        flush.flush("done", fd, 20)
+        assert marks(tmp_path)[0] == (os.fstat(fd).st_ino, 20)
+        os.write(fd, b"b\n")  # a later record is not covered: the next flush writes it
+        flush.flush("done", fd, 22)
+        assert marks(tmp_path)[0][1] == 22
+        flush.forget("done")
+        assert marks(tmp_path)[0] == (0, 0)
+    finally:
+        flush.close()
+        os.close(fd)
+
+
+def test_a_repaired_torn_record_makes_the_next_done_flush_again(tmp_path):
+    sweeper = ParamSweeper(tmp_path, sweep({"i": range(3)}))
+    sweeper.done(sweeper.get_next())
+    inode, covered = marks(tmp_path)[0]
+    assert covered == (tmp_path / "done").stat().st_size
+    with open(tmp_path / "done", "ab") as done:
+        done.write(b'{"torn')  # a writer killed mid-append, after the last flush
+    second = ParamSweeper(tmp_path, sweep({"i": range(3)}))
+    second.update()  # repairs the torn tail: what was covered no longer tells
+    assert marks(tmp_path)[0] == (0, 0)
+    second.done(second.get_next())
+    assert marks(tmp_path)[0] == (inode, (tmp_path / "done").stat().st_size)
+
+
+_WORKER = """
+import sys
+from execo_engine.sweep import ParamSweeper, sweep
+sweeper = ParamSweeper(sys.argv[1], sweep({"i": range(4000)}))
+sys.stdin.readline()  # all start together
+for _ in range(int(sys.argv[2])):
+    sweeper.done(sweeper.get_next())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to count the fsyncs")
+def test_processes_finishing_together_share_flushes_and_lose_nothing(tmp_path):
+    workers, each = 4, 150
+    procs = [
+        subprocess.Popen(
+            [
+                "strace",
+                "-f",
+                "-qq",
+                "-e",
+                "trace=fsync",
+                "-o",
+                str(tmp_path / f"trace{k}"),
+                sys.executable,
+                "-c",
+                _WORKER,
+                str(tmp_path / "sweep"),
+                str(each),
+            ],
+            stdin=subprocess.PIPE,
+        )
+        for k in range(workers)
+    ]
+    for proc in procs:
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+    assert [proc.wait(timeout=300) for proc in procs] == [0] * workers
+    view = ParamSweeper(tmp_path / "sweep", sweep({"i": range(4000)}), read_only=True)
+    assert len(view.get_done()) == workers * each  # every acknowledged done is there, once
+    fsyncs = sum(
+        len(re.findall(r"fsync\(", (tmp_path / f"trace{k}").read_text())) for k in range(workers)
+    )
+    assert fsyncs < workers * each  # some flushes were shared (each done alone: one each)
