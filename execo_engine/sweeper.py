@@ -52,9 +52,9 @@ class Snapshot(NamedTuple):
     failed: frozenset[str]
 
 
-def snapshot(persistence_dir: Location) -> Snapshot:
-    """The :class:`Snapshot` of ``persistence_dir`` now (its done records are read once)."""
-    store = open_store(persistence_dir, Codec(), read_only=True)
+def snapshot(location: Location) -> Snapshot:
+    """The :class:`Snapshot` of the sweep at ``location`` now (its done records are read once)."""
+    store = open_store(location, Codec(), read_only=True)
     try:
         done = store.done_texts()
         return Snapshot(done, _failed_texts(store, done))
