@@ -13,33 +13,17 @@ with a sweep dir, so that the entry point costs every other pytest session almos
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from execo_engine.sweep import HashableDict, sweep
 from pytest_execo import hooks
+from pytest_execo.items import MARKER, POSITION_MARKER, RECORDED, RECORDER, SWEPT, SweptFunction
 from pytest_execo.naming import combination_ids
+from pytest_execo.outcome import pytest_execo_state as pytest_execo_state  # the default
 
-MARKER = "execo_sweep"
-POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
-RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
-#: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
-DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "fail"}
-
-
-@dataclass(frozen=True)
-class SweptFunction:
-    """What the marker made of one test function: its combinations and their ids."""
-
-    combinations: list[HashableDict]
-    ids: list[str]
-
-
-SWEPT = pytest.StashKey[dict[str, SweptFunction]]()  # function node id -> SweptFunction
-RECORDED = pytest.StashKey[dict[str, Any]]()  # execo_record values of an item
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -100,28 +84,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _flag(config: pytest.Config, name: str) -> bool:
-    return bool(config.getoption(name) or config.getini(name))
-
-
-def _max_attempts(config: pytest.Config) -> int | None:
-    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
-    the value unless it is a whole number >= 1."""
-    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
-    if not value:
-        return None
-    try:
-        attempts = int(value)
-        if attempts < 1:
-            raise ValueError(value)
-    except ValueError:
-        raise pytest.UsageError(
-            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
-            f"after which a combination is failed for good), or leave it unset for no limit"
-        ) from None
-    return attempts
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -132,19 +94,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
     if config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir"):
-        # sessions with a sweep dir only
-        from pytest_execo.preemption import PreemptionGuard
-        from pytest_execo.recorder import SweepRecorder, sweep_dir
+        _record(config)
 
-        recorder = SweepRecorder(
-            config,
-            sweep_dir(config),
-            rerun_done=_flag(config, "execo_rerun_done"),
-            all_done_ok=_flag(config, "execo_all_done_ok"),
-            max_attempts=_max_attempts(config),
-        )
-        config.pluginmanager.register(recorder, RECORDER)
-        config.pluginmanager.register(PreemptionGuard(), "execo-preemption")
+
+def _record(config: pytest.Config) -> None:
+    """Register the plugins of a session with a sweep dir (imported only for them)."""
+    from pytest_execo.preemption import PreemptionGuard
+    from pytest_execo.recorder import SweepRecorder
+    from pytest_execo.summary import SweepSummary
+    from pytest_execo.xdist_handoff import ControllerHandoff
+
+    recorder = SweepRecorder(config)  # reads its options
+    plugins = config.pluginmanager
+    plugins.register(recorder, RECORDER)
+    plugins.register(SweepSummary(recorder), "execo-summary")
+    if not recorder.is_worker:
+        handoff = ControllerHandoff(config, recorder.snapshot, recorder.counts_from_worker)
+        plugins.register(handoff, "execo-xdist-handoff")
+    plugins.register(PreemptionGuard(), "execo-preemption")
 
 
 # -- parametrization ------------------------------------------------------------------------
@@ -218,18 +185,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-def swept_position(item: pytest.Item) -> tuple[SweptFunction, int] | None:
-    """The swept function of an item and the position of its combination, or None for an item
-    of a test without the marker."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return None
-    for mark in callspec.marks:
-        if mark.name == POSITION_MARKER:
-            return item.config.stash[SWEPT][item.nodeid.partition("[")[0]], mark.args[0]
-    return None
-
-
 @pytest.fixture
 def _execo_combination() -> None:
     """Placeholder, replaced by the parametrization of execo_sweep tests."""
@@ -261,9 +216,3 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
         request.node.user_properties.extend(named.items())
 
     return record
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_execo_state(outcome: str) -> str:
-    """The default outcome -> state mapping (runs last): :data:`DEFAULT_STATES`."""
-    return DEFAULT_STATES[outcome]

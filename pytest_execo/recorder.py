@@ -1,64 +1,59 @@
 """``--execo-sweep-dir``: deselect what is done, claim each combination, record its outcome.
 
 - Each swept item is a unit of work of one *sweep* (see :mod:`pytest_execo.naming`): one
-  ``ParamSweeper`` per sweep, in ``DIR/<sweep directory name>``. Items whose sweep was done
-  before the session are deselected (unless ``--execo-rerun-done``), and so are those failed
-  for good (``--execo-max-attempts``), which the summary lists with their last error.
+  ``ParamSweeper`` per sweep, in ``DIR/<sweep directory name>``. Items whose combination was
+  done before the session (see :mod:`pytest_execo.snapshot`) are deselected (unless
+  ``--execo-rerun-done``), and so are those failed for good (``--execo-max-attempts``).
 - An item is claimed right before its test protocol, in the process that runs the protocol and
   receives its reports (under pytest-forked: the parent, before the fork). One done or held
   meanwhile by another live session is skipped with a reason that says so, located at the test.
-- Outcome (see :func:`outcome_of`): over the reports of the item's last attempt (pytest-
-  rerunfailures reports earlier attempts as ``"rerun"``), failed or error → ``"failed"``,
-  skipped (xfail too) → ``"skipped"``, a call phase that ran and passed → ``"passed"``. No call
-  phase (``--setup-only``, ``--setup-plan``) gives the claim back; sessions that run no test
-  body (``--collect-only``, ``--setup-plan``, ``--setup-only``, ``--fixtures``...) claim nothing.
-  The ``pytest_execo_state`` hook maps the outcome to a state (default: passed → done, skipped →
-  skip, failed → fail: one failed attempt counted, with the short text of the first report
-  that did not pass, see :func:`pytest_execo.failures.failure_text`);
-  :meth:`SweepRecorder._record` applies it.
+- Its reports give an outcome, which the ``pytest_execo_state`` hook maps to a state (see
+  :mod:`pytest_execo.outcome`); :meth:`SweepRecorder._record` applies it. No test body ran
+  (``--setup-only``): the claim is given back; sessions that run no test body
+  (``--collect-only``, ``--setup-plan``, ``--fixtures``...) claim nothing.
 - Durability: done records and their results are written in batches, without waiting for the
   next test (:class:`pytest_execo.writer.BackgroundWriter`): written within milliseconds of the
   end of their test, fsync'd within a fraction of a second; until written, the combination stays
   claimed by this process. The session waits for every write and fsync at its end, before giving
   its unfinished claims back: when pytest exits, every combination it reported done is on disk.
-- Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
-  that all workers deselect (and so collect) the same items, and tells them whether its
-  scheduler keeps the items queued to a worker (then claimed ahead, see
-  :mod:`pytest_execo.xdist_queue`); workers send their collection counts back, and the
-  controller prints the collection line and the summary; a worker's reports carry their item's
-  sweep name for it. A process forked to run a test body (pytest-forked) puts the test's
-  ``execo_record`` values on its reports for the process recording them.
+- Under pytest-xdist, workers deselect from the controller's snapshot and claim the items
+  queued to them ahead (see :mod:`pytest_execo.xdist_handoff`, :mod:`pytest_execo.xdist_queue`).
+  A process forked to run a test body (pytest-forked) puts the test's ``execo_record`` values on
+  its reports for the process recording them.
+
+The options it reads: ``--execo-sweep-dir`` (ini ``execo_sweep_dir``), ``--execo-rerun-done``,
+``--execo-all-done-ok`` and ``--execo-max-attempts`` (and their ini twins), declared by
+:mod:`pytest_execo.plugin`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
 import pytest
 
 from execo_engine.elements import HashableDict
-from execo_engine.store.locations import child_location, child_locations, resolved, shown
-from execo_engine.sweeper import ParamSweeper, canonical_text, snapshot
-from pytest_execo.failures import failure_text
+from execo_engine.store.locations import child_location, resolved
+from execo_engine.sweeper import ParamSweeper, canonical_text
+from pytest_execo.items import RECORDED, swept_position
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
-from pytest_execo.plugin import DEFAULT_STATES, RECORDED, swept_position
-from pytest_execo.plugin import pytest_execo_state as default_state
+from pytest_execo.outcome import DEFAULT_STATES, STATES, Attempt, outcome_of
+from pytest_execo.outcome import pytest_execo_state as default_state
+from pytest_execo.snapshot import SessionSnapshot
 from pytest_execo.writer import BackgroundWriter, Result
-from pytest_execo.xdist_queue import WorkerQueue, keeps_queues
-
-if TYPE_CHECKING:
-    from pytest import TerminalReporter
+from pytest_execo.xdist_handoff import (
+    Counts,
+    given_keeps_queues,
+    given_snapshot,
+    is_worker,
+    send_counts,
+)
+from pytest_execo.xdist_queue import WorkerQueue
 
 #: How many items (the first included) a serial session claims at once, in order
 TAKE_AHEAD = 32
-SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
-FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
-COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
-KEEPS_QUEUES_KEY = "execo_keeps_queues"  #: workerinput: see pytest_execo.xdist_queue
-STATES = ("done", "skip", "cancel", "fail")
-_WORST_FIRST = ("failed", "skipped", "passed")
 #: Options of pytest sessions that run no test body (they never record anything).
 NO_TEST_BODY_OPTIONS = (
     "collectonly",
@@ -75,7 +70,7 @@ UNIT = pytest.StashKey["Unit | None"]()
 CARRIER = "execo-values-carrier"  #: the name of the _ValuesCarrier plugin
 
 
-def sweep_dir(config: pytest.Config) -> str:
+def sweep_location(config: pytest.Config) -> str:
     """Where ``--execo-sweep-dir`` (absolute; relative to the current directory) or the ini
     value ``execo_sweep_dir`` (relative to the ini file) points: a directory or a
     ``postgresql://`` URL."""
@@ -84,6 +79,29 @@ def sweep_dir(config: pytest.Config) -> str:
         return resolved(location, str(config.invocation_params.dir))
     base = config.inipath.parent if config.inipath else config.rootpath
     return resolved(location, str(base))
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A boolean option or its ini twin."""
+    return bool(config.getoption(name) or config.getini(name))
+
+
+def _max_attempts(config: pytest.Config) -> int | None:
+    """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
+    the value unless it is a whole number >= 1."""
+    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
+    if not value:
+        return None
+    try:
+        attempts = int(value)
+        if attempts < 1:
+            raise ValueError(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
+            f"after which a combination is failed for good), or leave it unset for no limit"
+        ) from None
+    return attempts
 
 
 def runs_test_bodies(config: pytest.Config) -> bool:
@@ -103,49 +121,6 @@ class Unit(NamedTuple):
     @property
     def combination(self) -> HashableDict:
         return self.combinations[self.position]
-
-
-# -- outcome -> state --------------------------------------------------------------------------
-
-
-def is_rerun(report: pytest.TestReport) -> bool:
-    """A failed attempt that pytest-rerunfailures runs again (an outcome pytest does not
-    know)."""
-    outcome: str = report.outcome
-    return outcome == "rerun"
-
-
-class Attempt:
-    """The reports of an item's current attempt, as far as the recording needs them."""
-
-    __slots__ = ("call_passed", "duration", "error", "values", "worst")
-
-    def __init__(self) -> None:
-        self.worst: str | None = None  #: "failed", else "skipped", if a report was so
-        self.call_passed = False
-        self.duration = 0.0
-        self.values: dict[str, Any] | None = None  #: execo_record values a report carried
-        self.error: str | None = None  #: the short text of the first report that did not pass
-
-    def add(self, report: pytest.TestReport) -> None:
-        """Take a report in; a ``"rerun"`` one (pytest-rerunfailures) starts a new attempt."""
-        self.duration += report.duration
-        outcome: str = report.outcome
-        if outcome == "passed":
-            if report.when == "call":
-                self.call_passed = True
-        elif is_rerun(report):
-            self.worst, self.call_passed, self.error = None, False, None
-        elif outcome == "failed" or (outcome == "skipped" and self.worst is None):
-            self.worst = outcome
-        values = getattr(report, "execo_record", None)
-        if values:
-            self.values = values
-
-
-def outcome_of(attempt: Attempt) -> str | None:
-    """``"failed"``, ``"skipped"``, ``"passed"``, or None when no test body ran."""
-    return attempt.worst or ("passed" if attempt.call_passed else None)
 
 
 class _Run:
@@ -180,31 +155,22 @@ class _ValuesCarrier:
 
 
 class SweepRecorder:
-    """Per-session state of ``--execo-sweep-dir``: snapshot, sweepers, claims, counts."""
+    """Per-session state of ``--execo-sweep-dir``: its options, the snapshot, sweepers,
+    claims, collection counts. ``UsageError`` naming a bad option value."""
 
-    def __init__(
-        self,
-        config: pytest.Config,
-        directory: str,
-        rerun_done: bool,
-        all_done_ok: bool,
-        max_attempts: int | None = None,
-    ) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.directory = directory
-        self.rerun_done = rerun_done
-        self.all_done_ok = all_done_ok
-        self.max_attempts = max_attempts
+        self.location = sweep_location(config)
+        self.rerun_done = _flag(config, "execo_rerun_done")
+        self.all_done_ok = _flag(config, "execo_all_done_ok")
+        self.max_attempts = _max_attempts(config)
         self.records = runs_test_bodies(config)
-        if os.path.exists(directory) and not os.path.isdir(directory):
-            raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
-        self.is_worker = hasattr(config, "workerinput")
-        self._queue = WorkerQueue(
-            config,
-            self.is_worker and config.workerinput.get(KEEPS_QUEUES_KEY, False),  # type: ignore[attr-defined]
-        )
-        #: {sweep name: canonical texts} done, and failed for good, before the session
-        self._done, self._failed = self._snapshots()
+        if os.path.exists(self.location) and not os.path.isdir(self.location):
+            raise pytest.UsageError(f"--execo-sweep-dir: {self.location} is not a directory")
+        self.is_worker = is_worker(config)
+        self._queue = WorkerQueue(config, given_keeps_queues(config))
+        #: what was done, and failed for good, before the session
+        self.snapshot = given_snapshot(config) or SessionSnapshot.read(self.location)
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
@@ -216,26 +182,9 @@ class SweepRecorder:
         #: than the default (known once the first item is recorded)
         self._hooked: tuple[bool, bool] | None = None
         #: collection counts: units selected, distinct combinations, deselected as done,
-        #: units left to run after every deselection
-        self.counts: dict[str, int] | None = None
-        self.counted_by_workers = False  #: xdist controller: the line goes in the summary
-        self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
-
-    def _snapshots(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-        """What is done and what is failed for good in each sweep of the sweep dir now (the
-        controller), or as the controller handed it to this xdist worker (``workerinput``)."""
-        if self.is_worker:
-            given: dict[str, dict[str, list[str]]] = self.config.workerinput  # type: ignore[attr-defined]
-            done, failed = given[SNAPSHOT_KEY], given[FAILED_KEY]
-            return (
-                {name: frozenset(texts) for name, texts in done.items()},
-                {name: frozenset(texts) for name, texts in failed.items()},
-            )
-        snapshots = {name: snapshot(at) for name, at in child_locations(self.directory).items()}
-        return (
-            {name: taken.done for name, taken in snapshots.items()},
-            {name: taken.failed for name, taken in snapshots.items()},
-        )
+        #: failed for good, units left to run after every deselection (None: not collected)
+        self.counts: Counts | None = None
+        self.counted_by_workers = False  #: xdist controller: the counts came from a worker
 
     # -- units -------------------------------------------------------------------------------
 
@@ -262,16 +211,16 @@ class SweepRecorder:
         node id) keeps that directory."""
         key = sweep_key(function_key(item.path, function, self.config.inipath), extra)
         name = sweep_subdir_name(key)
-        if not extra and name not in self._done:
+        if not extra and name not in self.snapshot.done:
             legacy = sweep_subdir_name(function)
-            if legacy in self._done:
+            if legacy in self.snapshot.done:
                 return legacy, key
         return name, key
 
     def _sweeper(self, unit: Unit) -> ParamSweeper[HashableDict]:
         if unit.sweep not in self.sweepers:
             self.sweepers[unit.sweep] = ParamSweeper(
-                child_location(self.directory, unit.sweep),
+                child_location(self.location, unit.sweep),
                 unit.combinations,
                 save_sweeps=True,
                 name=unit.key,
@@ -280,20 +229,6 @@ class SweepRecorder:
         return self.sweepers[unit.sweep]
 
     # -- collection --------------------------------------------------------------------------
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: every worker deselects from the same snapshot."""
-        node.workerinput[SNAPSHOT_KEY] = {name: list(texts) for name, texts in self._done.items()}
-        node.workerinput[FAILED_KEY] = {name: list(texts) for name, texts in self._failed.items()}
-        node.workerinput[KEEPS_QUEUES_KEY] = keeps_queues(self.config)
-
-    def pytest_report_header(self) -> str:
-        done = sum(len(texts) for texts in self._done.values())
-        return (
-            f"execo: recording in {shown(self.directory)} ({done} combination(s) done before "
-            f"this session)"
-        )
 
     @pytest.hookimpl(trylast=True)  # after -k/-m: count what this session selected
     def pytest_collection_modifyitems(
@@ -307,7 +242,8 @@ class SweepRecorder:
                 continue
             units += 1
             combinations.add((item.nodeid.partition("[")[0], unit.position))
-            done, failed_before = self._done.get(unit.sweep), self._failed.get(unit.sweep)
+            done = self.snapshot.done.get(unit.sweep)
+            failed_before = self.snapshot.failed.get(unit.sweep)
             text = canonical_text(unit.combination) if done or failed_before else None
             if failed_before and text in failed_before:
                 failed += 1
@@ -324,7 +260,7 @@ class SweepRecorder:
         }
         for name, _ in self._sweeps.values():  # refuse a planted link before writing through it
             try:
-                child_location(self.directory, name)
+                child_location(self.location, name)
             except NotADirectoryError as error:
                 raise pytest.UsageError(f"execo: {error}") from None
         if deselected:
@@ -337,30 +273,12 @@ class SweepRecorder:
         if self.counts is None:
             return
         self.counts["running"] = sum(1 for item in session.items if self.unit_of(item))
-        if self.is_worker:
-            self.config.workeroutput[COUNTS_KEY] = self.counts  # type: ignore[attr-defined]
+        if self.is_worker:  # for the controller's collection line
+            send_counts(self.config, self.counts)
 
-    def _collection_line(self) -> str | None:
-        counts = self.counts
-        if not counts or not counts["units"]:
-            return None
-        what = "combinations"
-        if counts["units"] != counts["combinations"]:
-            what = f"items ({counts['combinations']} combinations, several items each)"
-        failed = f", {counts['failed']} failed" if counts.get("failed") else ""
-        return (
-            f"execo: {counts['done']}/{counts['units']} {what} done{failed} in "
-            f"{shown(self.directory)}, running {counts['running']}"
-        )
-
-    def pytest_report_collectionfinish(self) -> str | None:
-        return self._collection_line()
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any) -> None:
-        """xdist controller: the collection counts of the first worker that sends them."""
-        counts = getattr(node, "workeroutput", {}).get(COUNTS_KEY)
-        if counts is not None and self.counts is None:
+    def counts_from_worker(self, counts: Counts) -> None:
+        """xdist controller (which collects nothing): the collection counts of a worker."""
+        if self.counts is None:
             self.counts, self.counted_by_workers = counts, True
 
     # -- running -----------------------------------------------------------------------------
@@ -448,29 +366,24 @@ class SweepRecorder:
         )
         return reasons[0]
 
-    @pytest.hookimpl(tryfirst=True)  # an xdist worker tags a report before sending it
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         run = self.running.get(report.nodeid)
-        sweep: str | None
-        if run is not None:
-            sweep = run.unit.sweep
-            if self.is_worker:  # for the controller's summary
-                report.execo_sweep = sweep  # type: ignore[attr-defined]
-            if run.claimed or run.rerun_done:
-                attempt = run.attempt
-                attempt.add(report)
-                if attempt.error is None and not report.passed and not is_rerun(report):
-                    attempt.error = failure_text(report, self.config.rootpath)
-        else:  # the xdist controller: as the worker tagged it
-            sweep = getattr(report, "execo_sweep", None)
-        if sweep is None or (report.passed and report.when != "call"):
-            return
-        outcomes = self.session_outcomes.setdefault(sweep, {})
-        if is_rerun(report):  # a new attempt follows
-            outcomes.pop(report.nodeid, None)
-        elif report.outcome in _WORST_FIRST:
-            previous = outcomes.get(report.nodeid, "passed")
-            outcomes[report.nodeid] = min(previous, report.outcome, key=_WORST_FIRST.index)
+        if run is not None and (run.claimed or run.rerun_done):
+            run.attempt.add(report, self.config.rootpath)
+
+    def sweep_running(self, nodeid: str) -> str | None:
+        """The sweep (directory name) of the item ``nodeid`` if this process runs it now."""
+        run = self.running.get(nodeid)
+        return run.unit.sweep if run is not None else None
+
+    def sweeper_of(self, name: str) -> ParamSweeper[HashableDict]:
+        """The sweeper of sweep ``name``: this session's (up to date: it reads only what is
+        new), else a read-only one."""
+        sweeper = self.sweepers.get(name)
+        if sweeper is None:
+            sweeper = ParamSweeper(child_location(self.location, name), read_only=True)
+        return sweeper
 
     def _record(self, item: pytest.Item, run: _Run) -> None:
         """Apply the outcome of a finished item to its sweep (the one place where states
@@ -539,35 +452,3 @@ class SweepRecorder:
             and self.counts["done"]
         ):
             session.exitstatus = pytest.ExitCode.OK
-
-    def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
-        if self.is_worker or not self.records:  # a session without test bodies recorded nothing
-            return
-        line = self._collection_line() if self.counted_by_workers else None
-        failed_before = {name for name, texts in self._failed.items() if texts}
-        names = sorted(self.session_outcomes.keys() | failed_before)
-        if not names and line is None:
-            return
-        terminalreporter.section("execo sweeps")
-        if line is not None:
-            terminalreporter.write_line(line)
-        for name in names:
-            outcomes = list(self.session_outcomes.get(name, {}).values())
-            sweeper = self.sweepers.get(name)  # up to date: it reads only what is new
-            if sweeper is None:
-                sweeper = ParamSweeper(child_location(self.directory, name), read_only=True)
-            sweeps, remaining, _, inprogress, done = sweeper.stats()
-            failed = sweeper.get_failed()
-            counts = {k: outcomes.count(k) for k in _WORST_FIRST}
-            terminalreporter.write_line(
-                f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "
-                f"progress, {len(remaining)} remaining, {len(failed)} failed | this session: "
-                f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} "
-                f"failed"
-            )
-            for combination, failure in failed.items():  # each with its last error
-                first_line = failure.error.splitlines()[0] if failure.error else ""
-                terminalreporter.write_line(
-                    f"    failed after {failure.attempts} attempt(s): {dict(combination)}: "
-                    f"{first_line}"
-                )

@@ -152,7 +152,8 @@ def test_a_session_claims_the_items_it_runs_next_with_the_first(pytester, args, 
         "        view = ParamSweeper(d, read_only=True)\n"
         '        open("held", "w").write(str(len(view.get_inprogress())))',
     )
-    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", *args)
+    run = pytester.runpytest_subprocess if args else pytester.runpytest  # xdist: a subprocess
+    result = run("--execo-sweep-dir=results", *args)
     result.assert_outcomes(passed=6)
     assert (pytester.path / "held").read_text() == held  # claimed by one store operation
     sweeper = sweeper_of(pytester)

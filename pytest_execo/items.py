@@ -1,0 +1,45 @@
+"""What the marker leaves on swept items, for the modules that record them.
+
+:mod:`pytest_execo.plugin` parametrizes a swept test function and keeps, per function, its
+combinations and their ids (:data:`SWEPT`); in a session that records, each item carries the
+position of its combination as a mark (:data:`POSITION_MARKER`). :func:`swept_position` reads
+both back. :data:`RECORDED` holds an item's ``execo_record`` values. This module imports nothing
+of this package: the plugin and the recorder both import it, never each other backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from execo_engine.sweep import HashableDict
+
+MARKER = "execo_sweep"
+POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
+RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
+
+
+@dataclass(frozen=True)
+class SweptFunction:
+    """What the marker made of one test function: its combinations and their ids."""
+
+    combinations: list[HashableDict]
+    ids: list[str]
+
+
+SWEPT = pytest.StashKey[dict[str, SweptFunction]]()  #: config: function node id -> SweptFunction
+RECORDED = pytest.StashKey[dict[str, Any]]()  #: item: its ``execo_record`` values
+
+
+def swept_position(item: pytest.Item) -> tuple[SweptFunction, int] | None:
+    """The swept function of an item and the position of its combination, or None for an item
+    of a test without the marker (or of a session that does not record: no position mark)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    for mark in callspec.marks:
+        if mark.name == POSITION_MARKER:
+            return item.config.stash[SWEPT][item.nodeid.partition("[")[0]], mark.args[0]
+    return None
