@@ -3,22 +3,28 @@
 ``done()`` returns only once its record is on disk. Each process appends its records under
 the directory lock and flushes (``fsync``) after releasing it; without coordination, every
 process pays its own flush and they queue behind each other's. Here a process flushes a
-journal holding the host's *flush lock* (a ``lockf`` lock on ``flushed.<boot id>`` in the
-directory, plus a lock per process): before flushing it reads what the last completed flush
-covered, the journal's inode and size when that flush began, and returns at once if its own
-records end within it; otherwise it notes the size, flushes, and records it. While one
-process flushes, the others append and wait; the next one's flush then covers all of them.
+journal holding the host's *flush lock* (an open file description lock on
+``flushed.<boot id>`` in the directory, plus a lock per process): before flushing it reads what the
+last completed flush covered, the journal's inode and size when that flush began, and returns at
+once if its own records end within it; otherwise it notes the size, flushes, and records it. While
+one process flushes, the others append and wait; the next one's flush then covers all of them.
 
 Only flushes of this host count: a flush on another host (NFS) does not write this host's
 pages, hence one file per kernel (its boot id). The file is a hint about durability, never
 data: a missing, foreign or malformed one only costs a flush. A journal cut shorter (a torn
 record repaired, a failed append undone) forgets what its flushes covered (:meth:`forget`),
 so that records appended again at the same offsets are flushed.
+
+The flush lock is an open file description lock (``F_OFD_SETLKW``), not a ``lockf`` one: the
+kernel judges ``lockf`` deadlocks by process, and a process whose one thread flushes while
+another waits for the directory lock held by a process waiting to flush would get a false
+``EDEADLK``. Where the kernel has no such locks, every process flushes on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import struct
 import threading
@@ -28,6 +34,13 @@ from execo_engine.store.directory.files import open_regular
 
 _SLOT = struct.Struct("<QQ")  # a journal's inode, and its size when the flush began
 _SLOTS = {"done": 0, "results": 1}  # the journals whose records are flushed
+_OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
+_FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
+
+
+def _ofd_lock(fd: int, kind: int) -> None:
+    assert _OFD_SETLKW is not None
+    fcntl.fcntl(fd, _OFD_SETLKW, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
 
 
 def _boot_id() -> str:
@@ -72,16 +85,19 @@ class GroupFlush:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
         fd = self._open()
-        with self._process_lock:  # lockf excludes other processes, not other threads
-            os.lockf(fd, os.F_LOCK, 0)
+        with self._process_lock:  # for the threads of a process sharing the flush file
+            _ofd_lock(fd, fcntl.F_WRLCK)
             try:
                 yield fd
             finally:
-                os.lockf(fd, os.F_ULOCK, 0)
+                _ofd_lock(fd, fcntl.F_UNLCK)
 
     def flush(self, name: str, fd: int, end: int) -> None:
         """Make journal ``name`` (open as ``fd``) durable up to byte ``end`` (its records'
         end), by this call's ``fsync`` or by one that began after they were written."""
+        if _OFD_SETLKW is None:
+            os.fsync(fd)
+            return
         slot = _SLOTS[name] * _SLOT.size
         with self._locked() as marks:
             data = os.pread(marks, _SLOT.size, slot)
@@ -95,6 +111,8 @@ class GroupFlush:
 
     def forget(self, name: str) -> None:
         """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""
+        if _OFD_SETLKW is None:
+            return
         with self._locked() as marks:
             os.pwrite(marks, _SLOT.pack(0, 0), _SLOTS[name] * _SLOT.size)
 
