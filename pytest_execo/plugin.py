@@ -62,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="execo_max_attempts",
         metavar="N",
         help="a combination whose failed attempts (failed or erroring test) reach N is failed "
-        "for good: deselected until `execo-sweep reset DIR --failed` (default: no limit; "
+        "for good: deselected until execo-sweep reset DIR --failed (default: no limit; "
         "ini: execo_max_attempts)",
     )
     parser.addini(

@@ -28,6 +28,18 @@ from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
 BAR_WIDTH = 20
+#: What ``execo-sweep --help`` says first: plain text, as argparse prints it.
+DESCRIPTION = """\
+See where sweeps stand, reclaim or reset claims, export and plot results.
+
+DIR is a ParamSweeper directory, a directory holding several (a pytest
+--execo-sweep-dir, an Engine result directory), or a postgresql://...?sweep=NAME
+URL (the sweep NAME, or those named NAME/...). status, results and plot only
+read (no lock, no write: they never slow a running sweep down for more than one
+read); reclaim and reset write through ParamSweeper, safe while workers run, and
+log what they do."""
+#: The help of every command's DIR argument.
+DIR_HELP = "a sweep directory, a directory of sweeps, or a postgresql:// URL"
 
 
 class UsageError(Exception):
@@ -354,12 +366,12 @@ def parser() -> argparse.ArgumentParser:
     """The command line parser."""
     top = argparse.ArgumentParser(
         prog="execo-sweep",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = top.add_subparsers(dest="command", required=True)
     command = commands.add_parser("status", help="where each sweep stands")
-    command.add_argument("dir")
+    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
     command.add_argument(
         "--by-factor",
         nargs="*",
@@ -374,7 +386,7 @@ def parser() -> argparse.ArgumentParser:
     )
     submitting.add_watch_options(command)
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
-    command.add_argument("dir")
+    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
     command.add_argument(
         "--older-than",
         type=float,
@@ -382,7 +394,7 @@ def parser() -> argparse.ArgumentParser:
         help="also claims older than this, whoever holds them",
     )
     command = commands.add_parser("reset", help="release every claim, or retry failed ones")
-    command.add_argument("dir")
+    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
     command.add_argument(
         "--inprogress",
         action="store_true",
@@ -394,11 +406,11 @@ def parser() -> argparse.ArgumentParser:
         help="make every failed combination todo again, its attempts cleared",
     )
     command = commands.add_parser("results", help="export recorded results")
-    command.add_argument("dir")
+    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
     command.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     command.add_argument("-o", "--output", help="file to write (default: standard output)")
     command = commands.add_parser("plot", help="plot a recorded value against a factor")
-    command.add_argument("dir")
+    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
     command.add_argument("--x", required=True, help="factor on the x axis")
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
