@@ -6,6 +6,7 @@ contract). Read from the source with ``ast``, imports inside functions included.
 from __future__ import annotations
 
 import ast
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,3 +77,21 @@ def test_the_engine_of_record_logs_holds_no_medium():
             i.startswith(("execo_engine.store.directory", "execo_engine.store.post"))
             for i in imported
         ), path
+
+
+def render() -> str:
+    """The import graph as text: each module, and the modules of ours it imports."""
+    edges = graph()
+    return "\n".join(
+        textwrap.fill(
+            f"{name} imports {', '.join(sorted(edges[name])) or 'nothing of ours'}",
+            width=88,
+            subsequent_indent="    ",
+            break_on_hyphens=False,
+        )
+        for name in sorted(edges)
+    )
+
+
+if __name__ == "__main__":  # the architecture page shows it (docs/_hooks/generated.py)
+    print(render())

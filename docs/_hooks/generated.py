@@ -8,7 +8,9 @@ A page asks for a part with an HTML comment on a line of its own:
 - ``<!-- generated: pytest-options -->``: the "execo" group of ``pytest --help``;
 - ``<!-- generated: pytest-ini -->``: the ``execo_*`` ini options of ``pytest --help``;
 - ``<!-- generated: pytest-markers -->``: the ``execo_*`` markers of ``pytest --markers``
-  (but those it calls internal), wrapped.
+  (but those it calls internal), wrapped;
+- ``<!-- generated: imports -->``: each module of the packages and the modules of ours it
+  imports (``tests/test_layers.py``, which also checks that they form no circle).
 
 Each part is the output of the real command, run with this interpreter (the environment
 ``mkdocs`` runs in, where the package is installed). A part that cannot be found (a command
@@ -116,7 +118,14 @@ def pytest_markers() -> str:
     return _code("\n\n".join(kept))
 
 
+def imports() -> str:
+    """The import graph of the packages, as ``tests/test_layers.py`` reads it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return _code(_run(os.path.join(root, "tests", "test_layers.py")))
+
+
 PARTS: dict[str, Callable[[], str]] = {
+    "imports": imports,
     "execo-sweep": execo_sweep,
     "pytest-options": pytest_options,
     "pytest-ini": pytest_ini,
