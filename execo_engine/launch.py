@@ -185,10 +185,8 @@ class Request:
             }
             named = [name for name, value in oar_only.items() if value is not None]
             if named:
-                raise ValueError(
-                    f"{', '.join(named)}: only for scheduler='oar' (with SLURM, pass sbatch "
-                    f"options through scheduler_args / --scheduler-arg)"
-                )
+                hint = " (sbatch options go through --scheduler-arg)" * (self.scheduler == "slurm")
+                raise ValueError(f"{', '.join(named)}: only for scheduler='oar'{hint}")
         if self.scheduler in TIME_FORMATS and self.time is not None:
             form, text = TIME_FORMATS[self.scheduler]
             if not form.fullmatch(self.time):
