@@ -32,14 +32,14 @@ def events(report, event=None):
     return [e for e in found if event is None or e["event"] == event]
 
 
-def wait_for(what, condition, deadline=DEADLINE):
-    """Poll ``condition`` until it returns something true; fail naming ``what`` (a text, or a
-    function that returns it)."""
+def wait_for(what, condition, deadline=DEADLINE, interval=0.05):
+    """Poll ``condition`` every ``interval`` seconds until it returns something true; fail
+    naming ``what`` (a text, or a function that returns it)."""
     end = time.monotonic() + deadline
     while not (value := condition()):
         if time.monotonic() > end:
             pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
-        time.sleep(0.05)
+        time.sleep(interval)
     return value
 
 

@@ -10,11 +10,18 @@
   the machine has: without cpusets (disabled here) a resource is a slot, nothing binds it.
 
 OAR's setuid commands read ``/etc/oar/oar.conf`` and nothing else (the wrapper hard-codes
-``OARCONFFILE``), so the cluster writes its configuration there while it runs, under a lock
-file of this machine (one test OAR at a time), after saving the file it replaces; ``stop()``
-puts it back (a session that died leaves the saved copy, which the next ``start()`` restores
-first). The test database also disables OAR's default admission rule that refuses jobs of root
-(the tests run as root) and sets its scheduler and job security time to one second.
+``OARCONFFILE``), so the cluster writes its configuration there while it runs: the packaged
+one with this cluster's database, ports, log and runtime directory, no cpusets, and the
+minimum time between two scheduler runs and the job security time at one second. It runs
+under a lock file of this machine (one test OAR at a time) and keeps the machine's file aside
+(a hard link); ``stop()`` puts it back (a session that died leaves the saved copy, which the
+next ``start()`` restores first).
+
+The tests submit as root, which OAR's default admission rules refuse: the test database
+disables that rule. Every batch job's bash first reads ``/var/lib/oar/.batch_job_bashrc``
+(OAR sets ``BASH_ENV``), whose packaged version sources the user's ``~/.bashrc``: root's is the
+machine's own (a pyenv set-up there made every job's bash start bashes without end), so the
+cluster replaces that file with an empty one the same way, for the time it runs.
 
 Almighty listens on all interfaces: OAR 2.5.9 gives its socket no address (only a free port).
 """
@@ -65,10 +72,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _event_id(event: dict[str, Any]) -> int:
-    return int(event["event_id"])
 
 
 def _binary(name: str) -> str | None:
@@ -139,11 +142,6 @@ class Cluster:
         if done.returncode != 0 or not text:
             return {}
         return dict(json.loads(text))
-
-    def events(self, job: str) -> list[str]:
-        """The types of the events OAR logged for ``job``, oldest first."""
-        found = self.jobs("-j", job).get(job, {})
-        return [event["type"] for event in sorted(found.get("events", []), key=_event_id)]
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of ``query`` on OAR's database (as its owner)."""
@@ -306,7 +304,12 @@ class Cluster:
         if created.returncode != 0:
             raise self.Unavailable("oar-database --create failed; logs:\n" + self.logs())
         # the tests submit as root, which OAR's default admission rules refuse
-        self.sql("UPDATE admission_rules SET enabled = 'NO' WHERE rule LIKE %s", "%users oar%")
+        rule = "%root and oar users are not allowed to submit jobs%"
+        disabled = self.sql(
+            "UPDATE admission_rules SET enabled = 'NO' WHERE rule LIKE %s RETURNING id", rule
+        )
+        if len(disabled) != 1:
+            raise self.Unavailable(f"OAR's admission rule refusing root not found: {disabled}")
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation
         self._spawn("sshd.log", SSHD, "-D", "-e", "-f", self._sshd_config())
         self._spawn("almighty.log", ALMIGHTY)
@@ -349,9 +352,17 @@ class Cluster:
             )
 
     def state(self, job: str) -> str:
-        """``oarstat -s`` of one job: Waiting, Launching, Running, ..., Terminated, Error."""
-        text = self.run("oarstat", "-s", "-j", job, check=False).stdout
-        return text.rsplit(":", 1)[-1].strip() if ":" in text else ""
+        """The state of one job (Waiting, Launching, Running, ..., Terminated, Error), read
+        in OAR's database: cheaper than ``oarstat`` for polling (each OAR command is a Perl
+        start-up, which a 2-CPU machine feels)."""
+        rows = self.sql("SELECT state FROM jobs WHERE job_id = %s", int(job))
+        return str(rows[0][0]) if rows else ""
+
+    def array_states(self, array: str) -> dict[str, str]:
+        """The state of every job of the array job ``array`` (resubmissions included), read in
+        OAR's database like :meth:`state`."""
+        rows = self.sql("SELECT job_id, state FROM jobs WHERE array_id = %s", int(array))
+        return {str(job): str(state) for job, state in rows}
 
     # -- stop -----------------------------------------------------------------------------------
 

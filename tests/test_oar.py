@@ -33,15 +33,28 @@ def oar_submit(cluster, cwd, location, *args):
 
 
 def wait_ended(cluster, array, jobs):
-    """Until the array has ``jobs`` jobs (resubmissions included), all ended; returns them."""
+    """Until the array has ``jobs`` jobs (resubmissions included), all ended; returns them
+    as ``oarstat -f`` gives them."""
     seen = {}
 
     def ended():
-        seen.update(cluster.jobs("--array", array))
-        states = [job["state"] for job in seen.values()]
-        return len(seen) == jobs and all(state in FINAL_STATES for state in states) and seen
+        seen.update(cluster.array_states(array))
+        return len(seen) == jobs and all(state in FINAL_STATES for state in seen.values())
 
-    return wait_for(lambda: f"the {jobs} jobs of array {array} to end: {seen}", ended)
+    wait_for(lambda: f"the {jobs} jobs of array {array} to end: {seen}", ended, interval=0.3)
+    return cluster.jobs("--array", array)
+
+
+def wait_job(cluster, job):
+    """Until ``job`` has ended; its final state."""
+    wait_for(f"job {job} to end", lambda: cluster.state(job) in FINAL_STATES, interval=0.3)
+    return cluster.state(job)
+
+
+def event_types(job):
+    """The types of the events OAR logged for ``job`` (an ``oarstat -f -J`` entry), oldest
+    first."""
+    return [event["type"] for event in sorted(job["events"], key=lambda e: e["event_id"])]
 
 
 def by_index(jobs):
@@ -118,22 +131,23 @@ def test_an_engine_script_and_a_pytest_n_2_session_as_workers(oar_cluster, tmp_p
 def test_besteffort_preempted_gives_claims_back_on_checkpoint_and_oar_resubmits(
     oar_cluster, tmp_path
 ):
-    """The Grid'5000 way: best-effort workers hold the whole node; a normal job wants it.
+    """The Grid'5000 way: two best-effort workers each hold a combination; a normal job wants
+    the whole node.
     OAR sends each the checkpoint signal (SIGUSR2), waits the --checkpoint delay, kills them,
     and resubmits them (idempotent); the resubmitted jobs do the whole grid."""
     location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
     saved_sweep(location)
-    options = ["--workers", "4", "--besteffort", "--checkpoint", "5"]
+    options = ["--workers", "2", "--besteffort", "--checkpoint", "5"]
     array = oar_submit(
         oar_cluster, tmp_path, location, *options, "--", *WORKER, report, "all", "0.05"
     )
-    wait_for("4 workers to hold", lambda: len(events(report, "holding")) == 4)
+    wait_for("2 workers to hold", lambda: len(events(report, "holding")) == 2, interval=0.3)
     holding = events(report, "holding")
     first = oar_cluster.jobs("--array", array)
     assert all(job["types"] == ["besteffort", "idempotent"] for job in first.values()), first
     normal = submit_normal_job(oar_cluster, tmp_path)
-    jobs = wait_ended(oar_cluster, array, 8)
-    assert oar_cluster.state(normal) == "Terminated"
+    jobs = wait_ended(oar_cluster, array, 4)
+    assert wait_job(oar_cluster, normal) == "Terminated"
     # each preempted worker gave its claim back while alive, then its job was resubmitted
     for held in holding:
         exited = [e for e in events(report, "exited") if e["pid"] == held["pid"]]
@@ -141,7 +155,7 @@ def test_besteffort_preempted_gives_claims_back_on_checkpoint_and_oar_resubmits(
     resubmitted = {job["resubmit_job_id"]: job for job in jobs.values() if job["resubmit_job_id"]}
     assert sorted(resubmitted) == sorted(int(j) for j in first)
     for job_id in first:
-        kinds = oar_cluster.events(job_id)
+        kinds = event_types(jobs[job_id])
         assert "CHECKPOINT_SUCCESSFULL" in kinds and "RESUBMIT_JOB_AUTOMATICALLY" in kinds, kinds
         output = (tmp_path / "sweep" / "execo-submit" / f"oar-{job_id}.out").read_text()
         assert re.search(r"execo worker \d: preempted \(status 143\), claims given back", output)
@@ -153,7 +167,7 @@ def test_besteffort_preempted_gives_claims_back_on_checkpoint_and_oar_resubmits(
         str(j["Job_Id"]) for j in resubmitted.values()
     }
     states = status(oar_cluster, location)["jobs"][0]["states"]
-    assert states.pop("resubmitted") == 4 and sum(states.values()) == 8, states
+    assert states.pop("resubmitted") == 2 and sum(states.values()) == 4, states
 
 
 def test_killed_outright_by_oardel_or_preemption_claims_come_back_and_oar_resubmits(
@@ -167,24 +181,24 @@ def test_killed_outright_by_oardel_or_preemption_claims_come_back_and_oar_resubm
     location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
     saved_sweep(location)
     array = oar_submit(
-        oar_cluster, tmp_path, location, "--workers", "4", "--besteffort", "--",
+        oar_cluster, tmp_path, location, "--workers", "3", "--besteffort", "--",
         *WORKER, report, "all", "0.05",
     )  # fmt: skip
-    wait_for("4 workers to hold", lambda: len(events(report, "holding")) == 4)
+    wait_for("3 workers to hold", lambda: len(events(report, "holding")) == 3, interval=0.3)
     holding = events(report, "holding")
     deleted = holding[0]["job"]
     oar_cluster.run("oardel", deleted)
-    wait_for(f"job {deleted} to end", lambda: oar_cluster.state(deleted) in FINAL_STATES)
+    wait_job(oar_cluster, deleted)
     normal = submit_normal_job(oar_cluster, tmp_path)
-    jobs = wait_ended(oar_cluster, array, 7)
-    assert oar_cluster.state(normal) == "Terminated"
+    jobs = wait_ended(oar_cluster, array, 5)
+    assert wait_job(oar_cluster, normal) == "Terminated"
     killed = {h["pid"] for h in holding}  # none of them could give its claim back
     assert not [e for e in events(report, "exited") if e["pid"] in killed]
     assert jobs[deleted]["state"] == "Error"
-    assert "RESUBMIT_JOB_AUTOMATICALLY" not in oar_cluster.events(deleted)
+    assert "RESUBMIT_JOB_AUTOMATICALLY" not in event_types(jobs[deleted])
     preempted = {h["job"] for h in holding[1:]}
     for job_id in preempted:
-        kinds = oar_cluster.events(job_id)
+        kinds = event_types(jobs[job_id])
         assert "BESTEFFORT_KILL" in kinds and "RESUBMIT_JOB_AUTOMATICALLY" in kinds, kinds
         assert "CHECKPOINT" not in kinds
     resubmitted = {str(j["resubmit_job_id"]): j for j in jobs.values() if j["resubmit_job_id"]}
