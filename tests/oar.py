@@ -347,8 +347,9 @@ class Cluster:
         self._wait(f"the first job ({job})", lambda: self.state(job) in FINAL_STATES)
         if self.state(job) != "Terminated" or not os.path.exists(out):
             raise self.Unavailable(
-                f"the first job ({job}) ended {self.state(job)}; events "
-                f"{self.events(job)}; logs:\n{self.logs()}"
+                f"the first job ({job}) ended {self.state(job)}; oarstat -f:\n"
+                f"{self.run('oarstat', '-f', '-j', job, check=False).stdout}"
+                f"logs:\n{self.logs()}"
             )
 
     def state(self, job: str) -> str:
