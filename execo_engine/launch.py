@@ -32,6 +32,7 @@ and the directories ``submit`` created are removed. Local workers that fail rais
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -333,11 +334,11 @@ def _missing_directories(path: str) -> list[str]:
 def _remove(script: str, created: list[str]) -> None:
     """Undo :func:`_write_script`: the script, then the directories it created (deepest
     first, each only if empty)."""
-    for path in [script, *created]:
-        try:
-            os.remove(path) if path == script else os.rmdir(path)
-        except OSError:
-            continue
+    with contextlib.suppress(OSError):
+        os.remove(script)
+    for directory in created:
+        with contextlib.suppress(OSError):  # not empty: something else uses it
+            os.rmdir(directory)
 
 
 def _write_script(request: Request, submit_dir: str) -> str:
@@ -396,7 +397,7 @@ def _outputs(scheduler: str, submit_dir: str, job: str, workers: list[str]) -> s
     return os.path.join(submit_dir, pattern)
 
 
-def local_output(submit_dir: str, job: str, index: int) -> str:
+def _local_output(submit_dir: str, job: str, index: int) -> str:
     """The output file of local worker ``index`` of ``job``."""
     return os.path.join(submit_dir, f"{job.replace(':', '-')}_{index}.out")
 
@@ -411,7 +412,7 @@ def _run_local(request: Request, script: str, submit_dir: str, job: str) -> None
     while pending or running:
         while pending and len(running) < parallel:
             index = pending.pop(0)
-            output = local_output(submit_dir, job, index)
+            output = _local_output(submit_dir, job, index)
             with open(output, "ab") as out:
                 running[index] = subprocess.Popen(
                     ["bash", script],
@@ -423,7 +424,7 @@ def _run_local(request: Request, script: str, submit_dir: str, job: str) -> None
         for index in ended:
             status = running.pop(index).returncode
             if status != 0:
-                output = local_output(submit_dir, job, index)
+                output = _local_output(submit_dir, job, index)
                 failed.append((index, status, output))
                 logger.warning(
                     "%s: worker %d exited with status %d (output %s)", job, index, status, output
@@ -436,7 +437,7 @@ def _run_local(request: Request, script: str, submit_dir: str, job: str) -> None
         "%s: %d worker(s) ended with status 0 (outputs %s)",
         job,
         request.workers,
-        local_output(submit_dir, job, 0).replace("_0.out", "_<index>.out"),
+        _local_output(submit_dir, job, 0).replace("_0.out", "_<index>.out"),
     )
 
 
