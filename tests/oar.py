@@ -124,9 +124,15 @@ class Cluster:
         return {k: v for k, v in (base or os.environ).items() if not k.startswith("PYTEST_")}
 
     def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run an OAR command against this cluster."""
+        """Run an OAR command against this cluster (found in /usr/sbin too: the admin ones)."""
+        program = _binary(command[0]) or command[0]
         done = subprocess.run(
-            command, env=self.env(), capture_output=True, text=True, timeout=120, check=False
+            [program, *command[1:]],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if check and done.returncode != 0:
             raise AssertionError(
@@ -294,7 +300,12 @@ class Cluster:
         self._replace(BATCH_BASHRC, "# execo tests: batch jobs do not read ~/.bashrc\n")
         with open(self._path("oar-database.log"), "w") as log:
             created = subprocess.run(
-                ["oar-database", "--create", "--db-admin-user=postgres", "--db-admin-pass=-"],
+                [
+                    _binary("oar-database") or "oar-database",
+                    "--create",
+                    "--db-admin-user=postgres",
+                    "--db-admin-pass=-",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env(),
