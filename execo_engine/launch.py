@@ -17,17 +17,28 @@ file (see :func:`submissions`). The script, readable and adaptable:
    ``--signal=B:USR1@S``, OAR ``--checkpoint S``, which sends SIGUSR2); Python workers (and
    the xdist workers of ``pytest -n``) then give their claims back and exit (see
    :mod:`execo_engine.preempt`);
-3. after such a signal, if COMMAND failed and ``requeue`` was asked, has the scheduler run it
-   again: SLURM ``scontrol requeue`` of the array task (submitted with ``--requeue``), OAR exit
-   status 99 (submitted with ``-t besteffort -t idempotent``).
+3. after such a signal, if COMMAND failed and ``requeue`` (or ``besteffort``) was asked, has
+   the scheduler run it again: SLURM ``scontrol requeue`` of the array task (submitted with
+   ``--requeue``); OAR exit status 99 (submitted with ``-t idempotent``, and ``-t besteffort``
+   for ``besteffort``), which OAR honours only after more than 60 s of run, so a worker
+   preempted sooner waits until then (a best-effort job is killed after its ``--checkpoint``
+   delay anyway, which OAR resubmits too).
+
+A submission that fails leaves nothing behind: no scheduler command (``SubmitError`` "oarsub not
+found: ..."), or the scheduler refused the job (``SubmitError`` with its output), and the script
+and the directories ``submit`` created are removed. Local workers that fail raise
+:class:`WorkersFailed`, which names each one and its output file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -48,8 +59,23 @@ SCHEDULERS = ("local", "slurm", "oar")
 SUBMIT_DIR = "execo-submit"
 #: The file of the submit directory that lists the submissions, one JSON object a line.
 JOBS_FILE = "jobs"
-#: Exit status that has OAR resubmit an idempotent job.
+#: Exit status that has OAR resubmit an idempotent job (after more than
+#: :data:`OAR_RESUBMIT_AFTER` seconds of run).
 OAR_RESUBMIT_STATUS = 99
+OAR_RESUBMIT_AFTER = 60
+#: The command that submits to each batch scheduler, and where it is found.
+SUBMITTERS = {"slurm": ("sbatch", "a SLURM login node"), "oar": ("oarsub", "an OAR frontend")}
+#: The time formats each scheduler reads (SLURM ``--time``, OAR walltime), and an example.
+TIME_FORMATS = {
+    "slurm": (
+        re.compile(
+            r"(\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE)"
+        ),
+        "MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]], "
+        "e.g. 90 or 1:30:00",
+    ),
+    "oar": (re.compile(r"\d+(:\d+){0,2}"), "HOURS[:MINUTES[:SECONDS]], e.g. 1:30:00"),
+}
 #: Seconds between two looks at the local workers.
 LOCAL_POLL_INTERVAL = 0.1
 
@@ -64,8 +90,45 @@ _REQUEUE = {
     "local": [],
     # SLURM ends this run itself to requeue it: exiting first could record it as failed
     "slurm": ["trap - USR1 USR2 TERM", 'scontrol requeue "$SLURM_JOB_ID" && sleep 600'],
-    "oar": [f"exit {OAR_RESUBMIT_STATUS}"],
+    "oar": [
+        f"# OAR resubmits an idempotent job that exits {OAR_RESUBMIT_STATUS} after more than "
+        f"{OAR_RESUBMIT_AFTER} s",
+        f'[ "$SECONDS" -gt {OAR_RESUBMIT_AFTER} ] || sleep $(({OAR_RESUBMIT_AFTER + 1} - SECONDS))',
+        f"exit {OAR_RESUBMIT_STATUS}",
+    ],
 }
+
+
+class SubmitError(RuntimeError):
+    """The submission failed: no scheduler command here, or the scheduler refused the job
+    (the message has its command and output); nothing was left behind."""
+
+
+class WorkersFailed(SubmitError):
+    """Local workers exited with a non-zero status: the message names each one, its status
+    and its output file (``job`` and ``failed``, a list of ``(index, status, output)``)."""
+
+    def __init__(self, job: str, workers: int, failed: list[tuple[int, int, str]]) -> None:
+        lines = [f"{job}: {len(failed)} of {workers} worker(s) failed:"]
+        for index, status, output in failed:
+            last = _last_line(output)
+            lines.append(
+                f"  worker {index}: status {status}, output {output}"
+                + (f" (last line: {last})" if last else "")
+            )
+        super().__init__("\n".join(lines))
+        self.job, self.failed = job, failed
+
+
+def _last_line(path: str, limit: int = 200) -> str:
+    try:
+        with open(path, "rb") as output:
+            output.seek(max(0, os.fstat(output.fileno()).st_size - 4096))
+            lines = output.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return last[:limit]
 
 
 @dataclass(frozen=True)
@@ -82,6 +145,10 @@ class Request:
     requeue: bool
     signal_before: int | None
     scheduler_args: tuple[str, ...]
+    besteffort: bool = False
+    resources: str | None = None
+    properties: str | None = None
+    project: str | None = None
 
     def check(self) -> None:
         """``ValueError`` naming the argument at fault and the fix."""
@@ -100,6 +167,34 @@ class Request:
         if self.scheduler == "oar" and self.parallel is not None:
             raise ValueError(
                 "parallel: OAR has no limit of running array jobs; submit fewer workers instead"
+            )
+        for name in ("partition", "resources", "properties", "project"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ValueError(f"{name}={value!r}: give a value, or leave {name} out")
+        if self.partition is not None and re.search(r"\s", self.partition):
+            raise ValueError(
+                f"partition={self.partition!r}: a queue or partition name has no space"
+            )
+        if self.scheduler != "oar":
+            oar_only = {
+                "besteffort": self.besteffort or None,
+                "resources": self.resources,
+                "properties": self.properties,
+                "project": self.project,
+            }
+            named = [name for name, value in oar_only.items() if value is not None]
+            if named:
+                hint = " (sbatch options go through --scheduler-arg)" * (self.scheduler == "slurm")
+                raise ValueError(f"{', '.join(named)}: only for scheduler='oar'{hint}")
+        if self.scheduler in TIME_FORMATS and self.time is not None:
+            form, text = TIME_FORMATS[self.scheduler]
+            if not form.fullmatch(self.time):
+                raise ValueError(f"time={self.time!r}: {self.scheduler} reads {text}")
+        if self.time is not None and self.resources and "walltime" in self.resources:
+            raise ValueError(
+                f"resources={self.resources!r} has a walltime and time={self.time!r} too: "
+                "give the walltime once"
             )
         if self.scheduler == "local":
             unused = {
@@ -144,16 +239,29 @@ def _directives(request: Request, output: str) -> list[str]:
     return [f"#SBATCH {shlex.quote(line)}" for line in lines]
 
 
+#: The output files of the workers of each scheduler, in the submit directory (``%jobid%``:
+#: OAR's job id of each worker; ``%A_%a``: SLURM's array and task ids).
+OUTPUTS = {"slurm": "slurm-%A_%a.out", "oar": "oar-%jobid%.out"}
+
+
 def _oarsub_options(request: Request, submit_dir: str) -> list[str]:
     options = ["--array", str(request.workers), "-n", "execo-sweep"]
-    options += ["-O", os.path.join(submit_dir, "oar-%jobid%.out")]
+    options += ["-O", os.path.join(submit_dir, OUTPUTS["oar"])]
     options += ["-E", os.path.join(submit_dir, "oar-%jobid%.err")]
-    if request.time:
-        options += ["-l", f"walltime={request.time}"]
+    walltime = f"walltime={request.time}" if request.time else None
+    resources = ",".join(part for part in (request.resources, walltime) if part)
+    if resources:
+        options += ["-l", resources]  # one -l: several would be alternatives (moldable job)
+    if request.properties:
+        options += ["-p", request.properties]
+    if request.project:
+        options += ["--project", request.project]
     if request.partition:
         options += ["-q", request.partition]
-    if request.requeue:
-        options += ["-t", "besteffort", "-t", "idempotent"]
+    if request.besteffort:
+        options += ["-t", "besteffort"]
+    if request.besteffort or request.requeue:
+        options += ["-t", "idempotent"]
     if request.signal_before:
         options += ["--checkpoint", str(request.signal_before)]
     return options
@@ -165,7 +273,8 @@ def submit_command(request: Request, script: str) -> list[str]:
         return ["sbatch", "--parsable", *request.scheduler_args, script]
     if request.scheduler == "oar":
         options = _oarsub_options(request, os.path.dirname(script))
-        return ["oarsub", *options, *request.scheduler_args, script]
+        # OAR runs the command through the user's shell: quote the path
+        return ["oarsub", *options, *request.scheduler_args, shlex.quote(script)]
     return []
 
 
@@ -174,8 +283,8 @@ def batch_script(request: Request, submit_dir: str) -> str:
     quote = shlex.quote
     header = ["#!/bin/bash"]
     if request.scheduler == "slurm":
-        header += _directives(request, os.path.join(submit_dir, "slurm-%A_%a.out"))
-    requeue = _REQUEUE[request.scheduler] if request.requeue else []
+        header += _directives(request, os.path.join(submit_dir, OUTPUTS["slurm"]))
+    requeue = _REQUEUE[request.scheduler] if request.requeue or request.besteffort else []
     body = [
         f"# A worker of the sweep {request.location}, written by execo-sweep submit",
         f"# (scheduler {request.scheduler}); adapt it freely.",
@@ -207,6 +316,28 @@ def batch_script(request: Request, submit_dir: str) -> str:
         'exit "$status"',
     ]
     return "\n".join(header + body) + "\n"
+
+
+def _missing_directories(path: str) -> list[str]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while path and not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
+def _remove(script: str, created: list[str]) -> None:
+    """Undo :func:`_write_script`: the script, then the directories it created (deepest
+    first, each only if empty)."""
+    with contextlib.suppress(OSError):
+        os.remove(script)
+    for directory in created:
+        with contextlib.suppress(OSError):  # not empty: something else uses it
+            os.rmdir(directory)
 
 
 def _write_script(request: Request, submit_dir: str) -> str:
@@ -243,28 +374,44 @@ def submissions(location: str) -> list[dict[str, Any]]:
         return []
 
 
-def _job_id(scheduler: str, output: str) -> str:
+def _job_ids(scheduler: str, output: str) -> tuple[str, list[str]]:
     """The job id in the output of sbatch --parsable (``id[;cluster]``) or oarsub
-    (``OAR_ARRAY_ID=id`` or ``OAR_JOB_ID=id`` lines)."""
+    (``OAR_ARRAY_ID=id`` or ``OAR_JOB_ID=id`` lines), and the ids of its workers' jobs (OAR:
+    one job a worker; SLURM: none, its array tasks are ``id_index``)."""
     if scheduler == "slurm":
-        return output.strip().splitlines()[-1].split(";")[0]
-    values = dict(line.strip().split("=", 1) for line in output.splitlines() if "=" in line.strip())
-    job = values.get("OAR_ARRAY_ID") or values.get("OAR_JOB_ID")
+        return output.strip().splitlines()[-1].split(";")[0], []
+    pairs = [line.strip().split("=", 1) for line in output.splitlines() if "=" in line]
+    workers = [value for name, value in pairs if name == "OAR_JOB_ID"]
+    job = dict(pairs).get("OAR_ARRAY_ID") or (workers or [""])[0]
     if not job:
-        raise RuntimeError(f"oarsub printed no OAR_ARRAY_ID nor OAR_JOB_ID: {output!r}")
-    return job
+        raise SubmitError(f"oarsub printed no OAR_ARRAY_ID nor OAR_JOB_ID: {output!r}")
+    return job, workers
+
+
+def _outputs(scheduler: str, submit_dir: str, job: str, workers: list[str]) -> str:
+    """Where the workers' outputs go, for a log line."""
+    if scheduler == "oar" and workers:
+        return ", ".join(os.path.join(submit_dir, f"oar-{w}.out") for w in workers) + " (.err)"
+    pattern = OUTPUTS[scheduler].replace("%A", job).replace("%a", "<index>")
+    return os.path.join(submit_dir, pattern)
+
+
+def _local_output(submit_dir: str, job: str, index: int) -> str:
+    """The output file of local worker ``index`` of ``job``."""
+    return os.path.join(submit_dir, f"{job.replace(':', '-')}_{index}.out")
 
 
 def _run_local(request: Request, script: str, submit_dir: str, job: str) -> None:
     """Run the workers here, at most ``parallel`` at a time; wait for them all (a worker that
-    fails is logged, the others go on)."""
+    fails is logged at once, the others go on); :class:`WorkersFailed` if any failed."""
     pending = list(range(request.workers))
     running: dict[int, subprocess.Popen[bytes]] = {}
+    failed: list[tuple[int, int, str]] = []
     parallel = request.parallel or request.workers
     while pending or running:
         while pending and len(running) < parallel:
             index = pending.pop(0)
-            output = os.path.join(submit_dir, f"{job.replace(':', '-')}_{index}.out")
+            output = _local_output(submit_dir, job, index)
             with open(output, "ab") as out:
                 running[index] = subprocess.Popen(
                     ["bash", script],
@@ -276,9 +423,21 @@ def _run_local(request: Request, script: str, submit_dir: str, job: str) -> None
         for index in ended:
             status = running.pop(index).returncode
             if status != 0:
-                logger.warning("%s: worker %d exited with status %d", job, index, status)
+                output = _local_output(submit_dir, job, index)
+                failed.append((index, status, output))
+                logger.warning(
+                    "%s: worker %d exited with status %d (output %s)", job, index, status, output
+                )
         if not ended:
             _pause(LOCAL_POLL_INTERVAL)
+    if failed:
+        raise WorkersFailed(job, request.workers, sorted(failed))
+    logger.info(
+        "%s: %d worker(s) ended with status 0 (outputs %s)",
+        job,
+        request.workers,
+        _local_output(submit_dir, job, 0).replace("_0.out", "_<index>.out"),
+    )
 
 
 def submit(
@@ -293,6 +452,11 @@ def submit(
     signal_before: int | None = None,
     scheduler_args: Sequence[str] = (),
     dry_run: bool = False,
+    *,
+    besteffort: bool = False,
+    resources: str | None = None,
+    properties: str | None = None,
+    project: str | None = None,
 ) -> str | None:
     """Start ``workers`` workers running ``command`` on the sweep at ``location`` (a
     directory, created if needed, or a ``postgresql://`` URL); returns the job id (None with
@@ -302,12 +466,22 @@ def submit(
     Workers start in the current directory (the scheduler's default), with the location made
     absolute. ``scheduler``: ``"local"`` runs the workers here (``parallel`` at a time) and
     returns once they all ended (job id ``local:<time stamp>``); ``"slurm"`` submits one job array
-    (``sbatch --array=0-(N-1)%P``); ``"oar"`` one array job (``oarsub --array N``). ``time``
-    (the scheduler's format: SLURM ``--time``, OAR walltime), ``partition`` (SLURM partition,
-    OAR queue), ``requeue`` (run a preempted worker again), ``signal_before`` (seconds of
-    warning before the kill) and ``scheduler_args`` (passed to sbatch/oarsub as they are) are
-    for batch schedulers only. ``ValueError`` names a bad argument;
-    ``subprocess.CalledProcessError`` a failed submission.
+    (``sbatch --array=0-(N-1)%P``); ``"oar"`` one array job (``oarsub --array N``).
+
+    For batch schedulers only: ``time`` (SLURM ``--time``; OAR walltime, ``HOURS[:MM[:SS]]``),
+    ``partition`` (SLURM partition, OAR queue), ``requeue`` (run a preempted worker again:
+    SLURM ``--requeue``, OAR ``-t idempotent``), ``signal_before`` (seconds of warning before the
+    kill: SLURM ``--signal=B:USR1@S``, OAR ``--checkpoint S``) and ``scheduler_args`` (passed to
+    sbatch/oarsub as they are). For OAR only: ``besteffort`` (``-t besteffort -t idempotent``:
+    the job runs on idle resources, is killed when a normal job needs them, and OAR resubmits
+    it), ``resources`` (the ``-l`` resource expression, e.g. ``nodes=1`` or
+    ``/nodes=1/core=4``; ``time`` is added to it as its walltime), ``properties`` (``-p``, an SQL
+    condition on the resources' properties) and ``project`` (``--project``).
+
+    ``ValueError`` names a bad argument. :class:`SubmitError`: no scheduler command here, or
+    the scheduler refused the job (its output is in the message); the script and the
+    directories made for it are removed. :class:`WorkersFailed` (local): the workers that
+    exited with a non-zero status, with their output files.
     """
     where = os.fspath(location)
     request = Request(
@@ -321,9 +495,20 @@ def submit(
         requeue,
         signal_before,
         tuple(scheduler_args),
+        besteffort,
+        resources,
+        properties,
+        project,
     )
     request.check()
+    if request.scheduler in SUBMITTERS and not dry_run:
+        name, where_to = SUBMITTERS[request.scheduler]
+        if shutil.which(name) is None:
+            raise SubmitError(
+                f"{name} not found: run submit on {where_to} (or use --scheduler local)"
+            )
     submit_dir = submit_directory(request.location)
+    created = _missing_directories(submit_dir)
     script = _write_script(request, submit_dir)
     command_line = submit_command(request, script)
     if dry_run:
@@ -336,10 +521,26 @@ def submit(
         _record(submit_dir, job, request, script)
         _run_local(request, script, submit_dir, job)
         return job
-    done = subprocess.run(command_line, check=True, capture_output=True, text=True)
-    job = _job_id(request.scheduler, done.stdout)
+    try:
+        done = subprocess.run(command_line, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            said = "\n".join(part.strip() for part in (done.stdout, done.stderr) if part.strip())
+            raise SubmitError(
+                f"{shlex.join(command_line)} failed with status {done.returncode}: {said}"
+            )
+        job, worker_jobs = _job_ids(request.scheduler, done.stdout)
+    except BaseException:
+        _remove(script, created)
+        raise
     _record(submit_dir, job, request, script)
-    logger.info("submitted %s job %s: %d worker(s), script %s", scheduler, job, workers, script)
+    logger.info(
+        "submitted %s job %s: %d worker(s), script %s, outputs %s",
+        scheduler,
+        job,
+        workers,
+        script,
+        _outputs(request.scheduler, submit_dir, job, worker_jobs),
+    )
     return job
 
 

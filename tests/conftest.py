@@ -1,5 +1,5 @@
 """Fixtures shared by the tests: where a sweep lives (a directory, or a PostgreSQL sweep on a
-real server started for the session)."""
+real server started for the session), and a real one-node OAR."""
 
 import itertools
 import os
@@ -12,6 +12,7 @@ import pytest
 # name: put this directory on sys.path explicitly, whatever pytest's import mode and rootdir.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import oar
 from pg import Server
 
 from execo_engine.sweep import sweep
@@ -31,6 +32,25 @@ def postgresql():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def oar_cluster():
+    """A real one-node OAR (tests/oar.py) for the session: skipped with the reason where a piece
+    of it cannot run (in CI, where .ci/run installs the packages, a missing piece fails)."""
+    cluster = oar.Cluster()
+    why_not = cluster.missing()
+    if why_not:
+        if os.environ.get("CI"):
+            pytest.fail(f"OAR cannot run: {why_not} (.ci/run installs the OAR packages)")
+        pytest.skip(f"OAR cannot run: {why_not}")
+    try:
+        cluster.start()
+    except oar.Cluster.Unavailable as error:
+        cluster.stop()
+        pytest.skip(f"the one-node OAR did not start: {error}")
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(params=["directory", pytest.param("postgresql", marks=pytest.mark.slow)])

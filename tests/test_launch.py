@@ -4,86 +4,31 @@ preemption-safe workers (Engine, ParamSweeper scripts, pytest sessions)."""
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from launch_helpers import (
+    DEADLINE,
+    WORKER,
+    assert_each_done_once,
+    clean_env,
+    cli,
+    dry_run_script,
+    engine_script,
+    events,
+    pytest_grid,
+    saved_sweep,
+    wait_for,
+)
 from slurm import Cluster
 
-from execo_engine import ParamSweeper, sweep
+from execo_engine import ParamSweeper
 from execo_engine.launch import nothing_left, submissions, submit
-
-HERE = Path(__file__).parent
-WORKER = [sys.executable, str(HERE / "cluster_worker.py")]
-DEADLINE = 300.0  # a loaded 2-core machine runs these slowly: generous, never a pass condition
-
-
-def saved_sweep(location, n=40):
-    ParamSweeper(location, sweep({"i": list(range(n))}), save_sweeps=True)
-
-
-def events(report, event=None):
-    if not os.path.exists(report):
-        return []
-    with open(report) as lines:
-        found = [json.loads(line) for line in lines if line.strip()]
-    return [e for e in found if event is None or e["event"] == event]
-
-
-def wait_for(what, condition, deadline=DEADLINE):
-    """Poll ``condition`` until it returns something true; fail naming ``what`` (a text, or a
-    function that returns it)."""
-    end = time.monotonic() + deadline
-    while not (value := condition()):
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
-        time.sleep(0.05)
-    return value
-
-
-def cli(*args, env=None, cwd=None, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "execo_engine.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        **kwargs,
-    )
-
-
-def dry_run_script(location, command, scheduler="local", *args):
-    """The worker script ``execo-sweep submit --dry-run`` writes, and its output."""
-    done = cli(
-        "submit",
-        location,
-        "--scheduler",
-        scheduler,
-        *args,
-        "--dry-run",
-        "--",
-        *command,
-        env=clean_env(),
-    )
-    assert done.returncode == 0, done.stderr
-    return re.search(r"# worker script (\S+):", done.stdout)[1], done.stdout
-
-
-def clean_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-
-
-def assert_each_done_once(location, report, n=40):
-    done = [e["i"] for e in events(report, "done")]
-    assert sorted(done) == list(range(n)), f"done twice or never: {sorted(done)}"
-    view = ParamSweeper(location, read_only=True)
-    assert len(view.get_done()) == n and not view.get_remaining() and not view.get_inprogress()
-
 
 # -- arguments, dry run ------------------------------------------------------------------------
 
@@ -97,12 +42,84 @@ def assert_each_done_once(location, report, n=40):
         ({"scheduler": "local", "requeue": True}, "requeue: only for a batch scheduler"),
         ({"scheduler": "oar", "parallel": 2}, "OAR has no limit"),
         ({"scheduler": "slurm", "signal_before": 0}, "signal_before=0"),
+        ({"scheduler": "slurm", "besteffort": True}, "besteffort: only for scheduler='oar' ("),
+        ({"scheduler": "local", "project": "p"}, "project: only for scheduler='oar'"),
+        ({"scheduler": "slurm", "resources": "nodes=1"}, "resources: only for scheduler='oar'"),
+        ({"scheduler": "oar", "time": "90m"}, "time='90m': oar reads HOURS[:MINUTES[:SECONDS]]"),
+        ({"scheduler": "slurm", "time": "1h"}, "time='1h': slurm reads MINUTES, "),
+        (
+            {"scheduler": "oar", "resources": "nodes=1,walltime=1", "time": "2"},
+            "has a walltime and time='2' too: give the walltime once",
+        ),
+        ({"scheduler": "oar", "properties": " "}, "properties=' ': give a value"),
+        ({"scheduler": "oar", "partition": "my queue"}, "a queue or partition name has no"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         submit(tmp_path / "sweep", ["true"], **arguments)
-    assert not submissions(str(tmp_path / "sweep"))
+    assert not (tmp_path / "sweep").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "missing", "where"),
+    [("oar", "oarsub", "an OAR frontend"), ("slurm", "sbatch", "a SLURM login node")],
+)
+def test_a_missing_scheduler_command_says_where_to_run_and_leaves_nothing(
+    tmp_path, scheduler, missing, where
+):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    location = tmp_path / "sweep"
+    done = cli(
+        "submit", str(location), "--scheduler", scheduler, "--", "true",
+        env={**clean_env(), "PATH": str(empty)},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"execo-sweep submit: {missing} not found: run submit on {where} "
+        "(or use --scheduler local)\n"
+    )
+    assert not location.exists()
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="sbatch is not installed")
+def test_a_submission_slurm_refuses_is_an_error_and_leaves_nothing(tmp_path):
+    """sbatch with no SLURM configured here (an empty slurm.conf) fails: its message, and
+    nothing left behind."""
+    location = tmp_path / "sweep"
+    (tmp_path / "slurm.conf").write_text("")
+    env = {**clean_env(), "SLURM_CONF": str(tmp_path / "slurm.conf")}
+    done = cli("submit", str(location), "--scheduler", "slurm", "--", "true", env=env)
+    assert done.returncode == 1
+    assert re.match(
+        r"execo-sweep submit: sbatch --parsable \S+ failed with status \d+: .", done.stderr
+    )
+    assert not location.exists()
+
+
+def test_oar_dry_run_prints_the_oarsub_options(tmp_path):
+    location = str(tmp_path / "sweep")
+    args = ["--workers", "4", "--besteffort", "--checkpoint", "120", "--time", "2:00:00"]
+    args += ["--resources", "nodes=1", "--property", "cluster='a'", "--project", "p"]
+    args += ["--queue", "q", "--scheduler-arg=--notify=mail:me@x"]
+    script, out = dry_run_script(location, ["python", "run.py"], "oar", *args)
+    oarsub = out.strip().splitlines()[-1]
+    assert oarsub == shlex.join(
+        [
+            "oarsub", "--array", "4", "-n", "execo-sweep",
+            "-O", os.path.join(location, "execo-submit", "oar-%jobid%.out"),
+            "-E", os.path.join(location, "execo-submit", "oar-%jobid%.err"),
+            "-l", "nodes=1,walltime=2:00:00", "-p", "cluster='a'", "--project", "p", "-q", "q",
+            "-t", "besteffort", "-t", "idempotent", "--checkpoint", "120",
+            "--notify=mail:me@x", script,
+        ]
+    )  # fmt: skip
+    text = Path(script).read_text()
+    assert '"$((OAR_ARRAY_INDEX - 1))"' in text
+    assert '[ "$SECONDS" -gt 60 ] || sleep $((61 - SECONDS))\n    exit 99\n' in text
+    requeue_only = dry_run_script(location, ["true"], "oar", "--requeue")[1]
+    assert "-t idempotent" in requeue_only and "besteffort" not in requeue_only
 
 
 def test_cli_without_command_says_how(tmp_path):
@@ -160,14 +177,32 @@ def test_local_four_workers_one_sigkilled_grid_completes(tmp_path):
     finally:
         launcher.kill()
         launcher.wait()
-    assert launcher.returncode == 0, err
-    assert re.fullmatch(r"local:\S+\n", out)
-    assert "worker 2 exited with status -9" in err or "worker 2 exited with status 137" in err
+    (job,) = [entry["job"] for entry in submissions(location)]
+    output = os.path.join(location, "execo-submit", f"{job.replace(':', '-')}_2.out")
+    # the grid is complete, but a worker failed: submit says which, and where its output is
+    assert launcher.returncode == 1 and out == "", err
+    assert f"{job}: 1 of 4 worker(s) failed:\n  worker 2: status 137, output {output} (" in err
+    assert "Killed" in Path(output).read_text()  # what bash said of its worker
     assert_each_done_once(location, report)
     redone = [e for e in events(report, "done") if e["i"] == holding["i"]]
     assert redone[0]["worker"] != 2  # another worker did the killed one's combination
     assert {e["worker"] for e in events(report, "claimed")} == {0, 1, 2, 3}
-    assert [job["job"] for job in submissions(location)] == [out.strip()]
+
+
+@pytest.mark.slow
+def test_local_workers_that_fail_make_submit_fail_naming_their_outputs(tmp_path):
+    location = tmp_path / "sweep"
+    args = ["submit", str(location), "--workers", "3", "--", "no-such-command", "--x"]
+    done = cli(*args, env=clean_env())
+    (job,) = [entry["job"] for entry in submissions(str(location))]
+    outputs = [location / "execo-submit" / f"{job.replace(':', '-')}_{i}.out" for i in range(3)]
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert f"execo-sweep submit: {job}: 3 of 3 worker(s) failed:" in lines
+    for index, output in enumerate(outputs):
+        assert "no-such-command: command not found" in output.read_text()
+        last = output.read_text().strip()
+        assert f"  worker {index}: status 127, output {output} (last line: {last})" in lines
 
 
 @pytest.mark.slow
@@ -246,49 +281,6 @@ def test_a_paramsweeper_worker_gives_its_claim_back_on_sigusr1(tmp_path):
     assert holding["i"] in [c["i"] for c in view.get_remaining()] and not view.get_inprogress()
 
 
-ENGINE = """
-    import json, os, sys, time
-    from execo_engine import Engine, sweep
-
-    class Grid(Engine):
-        def run(self):
-            sweeper = self.sweeper(sweep({"i": list(range(__N__))}))
-            while True:
-                combination = sweeper.get_next()
-                if combination is None:
-                    if not sweeper.get_inprogress():
-                        return
-                    time.sleep(0.05)
-                    continue
-                with open(__REPORT__, "a") as report:
-                    report.write(json.dumps({"event": "claimed", "i": combination["i"],
-                                             "pid": os.getpid()}) + "\\n")
-                while __HOLD__:
-                    time.sleep(0.05)
-                time.sleep(0.02)
-                sweeper.done(combination)
-                with open(__REPORT__, "a") as report:
-                    report.write(json.dumps({"event": "done", "i": combination["i"],
-                        "worker": os.environ.get("EXECO_WORKER_INDEX")}) + "\\n")
-
-    Grid().start()
-"""
-
-
-def write_from(template, path, report, n, hold):
-    """``template`` filled in (__N__ combinations, __REPORT__, __HOLD__), written to ``path``."""
-    filled = {"__N__": str(n), "__REPORT__": repr(str(report)), "__HOLD__": repr(hold)}
-    text = textwrap.dedent(template)
-    for name, value in filled.items():
-        text = text.replace(name, value)
-    path.write_text(text)
-    return str(path)
-
-
-def engine_script(path, report, n, hold=False):
-    return write_from(ENGINE, path, report, n, hold)
-
-
 @pytest.mark.slow
 def test_an_engine_gives_its_claim_back_on_sigusr2(tmp_path):
     result, report = tmp_path / "result", tmp_path / "report"
@@ -298,27 +290,6 @@ def test_an_engine_gives_its_claim_back_on_sigusr2(tmp_path):
     claimed = preempt(engine, report, "claimed", signal.SIGUSR2)
     view = ParamSweeper(str(result / "sweeps"), read_only=True)
     assert not view.get_inprogress() and claimed["i"] in [c["i"] for c in view.get_remaining()]
-
-
-PYTEST_GRID = """
-    import json, os, time
-    import pytest
-
-    @pytest.mark.execo_sweep({"i": list(range(__N__))})
-    def test_grid(i):
-        with open(__REPORT__, "a") as report:
-            report.write(json.dumps({"event": "claimed", "i": i, "pid": os.getpid()}) + "\\n")
-        while i == __HOLD__:
-            time.sleep(0.05)
-        time.sleep(0.02)
-        with open(__REPORT__, "a") as report:
-            report.write(json.dumps({"event": "done", "i": i,
-                "worker": os.environ.get("EXECO_WORKER_INDEX")}) + "\\n")
-"""
-
-
-def pytest_grid(path, report, n, hold=-1):
-    return write_from(PYTEST_GRID, path, report, n, hold)
 
 
 @pytest.mark.slow
@@ -380,54 +351,6 @@ def test_a_preempted_pytest_n_2_worker_gives_every_claim_back(tmp_path):
     assert 2 not in [c["i"] for c in view.get_done()]
 
 
-# -- OAR: the script run with the environment of an array task ------------------------------------
-
-
-@pytest.mark.slow
-def test_oar_script_runs_as_array_tasks_and_exits_99_when_preempted(tmp_path):
-    location, report = str(tmp_path / "sweep"), str(tmp_path / "report")
-    saved_sweep(location)
-    args = ["--workers", "4", "--requeue", "--signal-before", "120", "--time", "2:00:00"]
-    script, out = dry_run_script(location, [*WORKER, report, "1", "0.02"], "oar", *args)
-    oarsub = out.strip().splitlines()[-1].split()
-    assert oarsub[0] == "oarsub" and oarsub[-1] == script
-    flags = " ".join(oarsub[1:-1])
-    for expected in (
-        "--array 4",
-        "-t besteffort -t idempotent",
-        "--checkpoint 120",
-        "-l walltime=2:00:00",
-    ):
-        assert expected in flags
-
-    def array_task(index, array_id=900):  # what OAR gives the index-th job of an array
-        env = {**clean_env(), "OAR_ARRAY_ID": str(array_id), "OAR_ARRAY_INDEX": str(index)}
-        env["OAR_JOB_ID"] = env["OAR_JOBID"] = str(array_id + index - 1)
-        return subprocess.Popen(["bash", script], env=env, stdout=subprocess.PIPE, text=True)
-
-    tasks = [array_task(index) for index in (1, 2, 3, 4)]
-    try:
-        holding = wait_for("worker 1 to hold", lambda: events(report, "holding"))[0]
-        assert holding["worker"] == 1  # OAR_ARRAY_INDEX 2 is worker 1
-        tasks[1].send_signal(signal.SIGUSR2)  # OAR's default checkpoint signal
-        out = tasks[1].communicate(timeout=DEADLINE)[0]
-        assert tasks[1].returncode == 99, out  # idempotent: OAR resubmits it
-        assert "preempted" in out
-        exited = [e for e in events(report, "exited") if e["pid"] == holding["pid"]]
-        assert exited[0]["held"] == []  # given back before the worker ended
-        for task in tasks:
-            task.communicate(timeout=DEADLINE)
-        assert [task.returncode for task in tasks] == [0, 99, 0, 0]
-        resubmitted = array_task(2, array_id=901)
-        out = resubmitted.communicate(timeout=DEADLINE)[0]
-        assert resubmitted.returncode == 0 and "nothing left" in out
-    finally:
-        for task in tasks:
-            task.kill()
-            task.wait()
-    assert_each_done_once(location, report)
-
-
 # -- a real SLURM ---------------------------------------------------------------------------------
 
 
@@ -484,6 +407,7 @@ def test_slurm_array_of_4_completes_a_40_combination_grid(slurm_cluster, tmp_pat
     assert {e["worker"] for e in events(report, "claimed")} == {0, 1, 2, 3}
     status = cli("status", location, env=slurm_cluster.env()).stdout
     assert f"job {job} (slurm, 4 worker(s))" in status
+    assert "; squeue: none pending or running\n" in status  # what the scheduler says
     assert (tmp_path / "sweep" / "execo-submit" / f"slurm-{job}_0.out").exists()
 
 

@@ -4,18 +4,27 @@ live workers in ``execo-sweep status``, and ``execo-sweep status --watch``."""
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from execo_engine.launch import SCHEDULERS, nothing_left, submissions, submit
+from execo_engine.jobstate import job_states, states_text
+from execo_engine.launch import SCHEDULERS, SubmitError, nothing_left, submissions, submit
 from execo_engine.sweeper import ParamSweeper
 
-
-class SubmitError(Exception):
-    """The scheduler refused the submission: the message has its command and output."""
+__all__ = [
+    "SubmitError",
+    "add_submit_parser",
+    "add_watch_options",
+    "main",
+    "parse_args",
+    "run_submit",
+    "status_fields",
+    "status_lines",
+    "watch",
+    "workers_alive",
+]
 
 
 #: Seconds between two frames of ``status --watch`` (``--interval``).
@@ -39,20 +48,47 @@ def add_submit_parser(commands: Any) -> None:
     command.add_argument(
         "--parallel", type=int, metavar="P", help="at most P workers at a time (local, SLURM)"
     )
-    command.add_argument("--time", metavar="T", help="time limit (SLURM --time, OAR walltime)")
-    command.add_argument("--partition", metavar="P", help="SLURM partition, OAR queue")
+    command.add_argument(
+        "--time",
+        metavar="T",
+        help="time limit (SLURM --time; OAR walltime, HOURS[:MM[:SS]])",
+    )
+    command.add_argument(
+        "--partition", "--queue", metavar="Q", help="SLURM partition, OAR queue (-q)"
+    )
     command.add_argument(
         "--requeue",
         action="store_true",
-        help="run a preempted worker again (SLURM --requeue, OAR besteffort+idempotent)",
+        help="run a preempted worker again (SLURM --requeue, OAR -t idempotent)",
     )
     command.add_argument(
         "--signal-before",
+        "--checkpoint",
         type=int,
         metavar="S",
         help="warn workers S seconds before the kill (SLURM --signal=B:USR1@S, "
         "OAR --checkpoint S): they give their claims back and exit",
     )
+    oar = command.add_argument_group("OAR only")
+    oar.add_argument(
+        "--besteffort",
+        action="store_true",
+        help="-t besteffort -t idempotent: run on idle resources, killed (after the "
+        "--checkpoint warning) when a normal job needs them, resubmitted by OAR",
+    )
+    oar.add_argument(
+        "--resources",
+        metavar="EXPR",
+        help="oarsub -l resource expression, e.g. nodes=1 or /nodes=1/core=4 (the walltime "
+        "comes from --time)",
+    )
+    oar.add_argument(
+        "--property",
+        dest="properties",
+        metavar="SQL",
+        help="oarsub -p: an SQL condition on resource properties, e.g. \"cluster='x'\"",
+    )
+    oar.add_argument("--project", metavar="NAME", help="oarsub --project")
     command.add_argument(
         "--scheduler-arg",
         action="append",
@@ -81,26 +117,24 @@ def parse_args(top: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
 
 def run_submit(args: argparse.Namespace) -> None:
     """``execo-sweep submit``: prints the job id; ``ValueError`` for bad arguments,
-    :class:`SubmitError` when sbatch/oarsub fails."""
-    try:
-        job = submit(
-            args.location,
-            args.worker_command,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            parallel=args.parallel,
-            time=args.time,
-            partition=args.partition,
-            requeue=args.requeue,
-            signal_before=args.signal_before,
-            scheduler_args=args.scheduler_arg,
-            dry_run=args.dry_run,
-        )
-    except subprocess.CalledProcessError as error:
-        raise SubmitError(
-            f"{' '.join(error.cmd)} failed with status {error.returncode}: "
-            f"{(error.stderr or '').strip()}"
-        ) from None
+    :class:`SubmitError` when the submission failed or local workers failed."""
+    job = submit(
+        args.location,
+        args.worker_command,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        parallel=args.parallel,
+        time=args.time,
+        partition=args.partition,
+        requeue=args.requeue,
+        signal_before=args.signal_before,
+        scheduler_args=args.scheduler_arg,
+        dry_run=args.dry_run,
+        besteffort=args.besteffort,
+        resources=args.resources,
+        properties=args.properties,
+        project=args.project,
+    )
     if job is not None:
         print(job)
 
@@ -128,8 +162,12 @@ def workers_alive(claims: list[dict[str, Any]]) -> list[str]:
 
 def status_fields(path: str, top: str, claims: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``jobs`` submitted to the sweep at ``path`` (or to ``top``, the location given to
-    ``status``, that holds it) and its live ``workers``, for ``execo-sweep status``."""
+    ``status``, that holds it) and its live ``workers``, for ``execo-sweep status``. Each job
+    has the ``states`` its scheduler gives (:func:`execo_engine.jobstate.job_states`: counts by
+    state, or None)."""
     jobs = submissions(path) + (submissions(top) if top != path else [])
+    for job in jobs:
+        job["states"] = job_states(job)
     return {
         "jobs": sorted(jobs, key=lambda job: job["submitted"]),
         "workers": workers_alive(claims),
@@ -141,6 +179,11 @@ def status_lines(entry: dict[str, Any]) -> list[str]:
     lines = [
         f"    job {job['job']} ({job['scheduler']}, {job['workers']} worker(s)), submitted "
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['submitted']))}"
+        + (
+            f"; {states_text(job['scheduler'], job['states'])}"
+            if job.get("states") is not None
+            else ""
+        )
         for job in entry["jobs"]
     ]
     if entry["jobs"] or entry["workers"]:
