@@ -24,11 +24,10 @@ from typing import Any
 from execo_engine.cli import submit as submitting
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.liveness import heartbeats
-from execo_engine.store.locations import child_locations, is_directory, shown
+from execo_engine.store.locations import is_directory, shown, sweep_locations
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
-SWEEPER_FILES = ("sweeps", "done", "inprogress")
 BAR_WIDTH = 20
 
 
@@ -38,26 +37,12 @@ class UsageError(Exception):
 
 def sweep_dirs(directory: str) -> list[str]:
     """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
-    sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
-    if not is_directory(directory):
-        return list(child_locations(directory).values()) or [directory]
-    if not os.path.isdir(directory):
-        raise UsageError(f"{directory}: no such directory")
-
-    def is_sweeper(path: str) -> bool:
-        return any(os.path.isfile(os.path.join(path, name)) for name in SWEEPER_FILES)
-
-    if is_sweeper(directory):
-        return [directory]
-    found = sorted(
-        entry.path for entry in os.scandir(directory) if entry.is_dir() and is_sweeper(entry.path)
-    )
-    if not found:
-        raise UsageError(
-            f"{directory}: not a sweep directory (no {', '.join(SWEEPER_FILES)} "
-            f"file in it nor in its subdirectories)"
-        )
-    return found
+    sweeps of a ``postgresql://`` URL (see :func:`sweep_locations`); a :class:`UsageError`
+    when there is none."""
+    try:
+        return sweep_locations(directory)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 def open_view(directory: str) -> ParamSweeper[Any]:
