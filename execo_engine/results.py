@@ -53,7 +53,7 @@ from __future__ import annotations
 import collections
 import datetime
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from execo_engine.codec import Codec
@@ -185,10 +185,19 @@ def _layout(
     return [*factors.values(), *values.values(), *fixed], factors, values
 
 
-def _combination_cells(combination: Any, factors: dict[Any, str]) -> dict[str, Any]:
-    if isinstance(combination, Mapping):
-        return {factors[name]: level for name, level in combination.items()}
-    return {factors[COMBINATION_COLUMN]: combination}
+def _cells(factors: dict[Any, str]) -> Callable[[Any], Mapping[Any, Any]]:
+    """A function giving the factor cells of a combination (its own items, when no factor is
+    renamed: the common case, made cheap)."""
+    renamed = any(name != column for name, column in factors.items())
+
+    def cells(combination: Any) -> Mapping[Any, Any]:
+        if not isinstance(combination, Mapping):
+            return {factors[COMBINATION_COLUMN]: combination}
+        if renamed:
+            return {factors[name]: level for name, level in combination.items()}
+        return combination
+
+    return cells
 
 
 class ResultTable(NamedTuple):
@@ -205,30 +214,35 @@ def result_table(location: Location, include_pending: bool = False) -> ResultTab
     sweeps = [_Sweep(at, include_pending) for at in sweep_locations(location)]
     columns, factors, values = _layout(sweeps, include_pending)
     empty = dict.fromkeys(columns)
+    cells = _cells(factors)
+    renamed = any(name != column for name, column in values.items())
 
     def result_row(sweep: _Sweep, record: Any, text: str) -> dict[str, Any]:
-        run = record.get("run") if isinstance(record.get("run"), str) else None
-        known = sweep.runs.get(run, {}) if run is not None else {}
-        row = {
-            **empty,
-            **_combination_cells(record["combination"], factors),
-            **{values[name]: value for name, value in record["values"].items()},
-            "outcome": record["outcome"],
-            "attempts": sweep.attempts.get(text, 0),
-            "duration": record["duration"],
-            "host": record["host"],
-            "time": _utc(record["time"]),
-            "sweep": sweep.name,
-            "run": run,
-            "commit": known.get("commit"),
-            "dirty": known.get("dirty"),
-        }
+        row = empty.copy()
+        row.update(cells(record["combination"]))
+        recorded = record["values"]
+        row.update({values[n]: v for n, v in recorded.items()} if renamed else recorded)
+        run = record.get("run")
+        known = sweep.runs.get(run) if type(run) is str else None
+        row["outcome"] = record["outcome"]
+        row["attempts"] = sweep.attempts.get(text, 0)
+        row["duration"] = record["duration"]
+        row["host"] = record["host"]
+        row["time"] = _utc(record["time"])
+        row["sweep"] = sweep.name
+        if known is not None:
+            row["run"], row["commit"], row["dirty"] = run, known["commit"], known["dirty"]
+        elif type(run) is str:
+            row["run"] = run
         if include_pending:
             row[STATE_COLUMN] = STATE_NAMES[sweep.states.get(text, State.DONE)]
         return row
 
     rows: list[dict[str, Any]] = []
     for sweep in sweeps:
+        if not include_pending and not sweep.attempts:  # no text to look anything up by
+            rows += map(result_row, itertools.repeat(sweep), sweep.records, itertools.repeat(""))
+            continue
         texts = [_CODEC.encode(record["combination"]) for record in sweep.records]
         if not include_pending:
             rows += map(result_row, itertools.repeat(sweep), sweep.records, texts)
@@ -244,7 +258,7 @@ def result_table(location: Location, include_pending: bool = False) -> ResultTab
             rows.append(
                 {
                     **empty,
-                    **_combination_cells(element, factors),
+                    **cells(element),
                     "attempts": sweep.attempts.get(text, 0),
                     "sweep": sweep.name,
                     STATE_COLUMN: STATE_NAMES[sweep.states.get(text, State.TODO)],
