@@ -31,6 +31,7 @@ from execo_engine.codec import Codec
 from execo_engine.elements import HashableDict, SweepList
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.preempt import watch_worker
+from execo_engine.provenance import join, merge_runs
 from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.store.owner import Owner
@@ -224,6 +225,8 @@ class ParamSweeper(Generic[E]):
         self.name = name or self._store.name
         self._order: list[E] = []
         self.set_sweeps(sweeps, save_sweeps)
+        #: What this process finished here in the current run (None: no run, or read-only).
+        self._tally = None if read_only else join(self._store)
         if not read_only:
             watch_worker(self)  # in a submitted worker: give the claims back when preempted
 
@@ -359,6 +362,8 @@ class ParamSweeper(Generic[E]):
         elements = list(combinations)
         _check_hashable(elements)
         self._store.done(elements)
+        if self._tally is not None:
+            self._tally.count(done=len(elements))
         if wait:
             self._store.sync()
 
@@ -407,6 +412,8 @@ class ParamSweeper(Generic[E]):
         elements = list(combinations)
         _check_hashable(elements)
         failed = self._store.fail(elements, error_text(error), self.max_attempts)
+        if self._tally is not None:
+            self._tally.count(failed=len(elements))
         self._store.sync()
         return failed
 
@@ -421,6 +428,8 @@ class ParamSweeper(Generic[E]):
         if error is None:
             return self._store.release_mine()
         released = self._store.release_mine(error_text(error), self.max_attempts)
+        if self._tally is not None:
+            self._tally.count(failed=len(released))
         self._store.sync()
         return released
 
@@ -444,9 +453,10 @@ class ParamSweeper(Generic[E]):
         wait: bool = True,
     ) -> None:
         """Append the results of a combination (``values``: name -> value) to the ``results``
-        file of the directory, with its outcome, duration (seconds), host and time; returns
-        once it is on disk (``wait=False``: see :meth:`done_batch`). Values must be of the
-        types the text format carries."""
+        file of the directory, with its outcome, duration (seconds), host, time and the id of
+        the current run (see :mod:`execo_engine.provenance`); returns once it is on disk
+        (``wait=False``: see :meth:`done_batch`). Values must be of the types the text format
+        carries."""
         record = HashableDict(
             combination=combination,
             values=HashableDict(values),
@@ -455,6 +465,8 @@ class ParamSweeper(Generic[E]):
             host=socket.gethostname(),
             time=round(time.time(), 3),
         )
+        if self._tally is not None:
+            record["run"] = self._tally.run
         self._store.append_result(record)
         if wait:
             self._store.sync()
@@ -463,6 +475,11 @@ class ParamSweeper(Generic[E]):
         """Every recorded result, in the order they were recorded (see
         :meth:`record_result`)."""
         return self._store.read_results()
+
+    def get_runs(self) -> list[dict[str, Any]]:
+        """The runs that wrote to this sweep, one summary each, in the order they started
+        (see :func:`execo_engine.provenance.merge_runs`)."""
+        return merge_runs(self._store.read_runs())
 
     # -- looking -----------------------------------------------------------------------------
 
@@ -542,6 +559,11 @@ class ParamSweeper(Generic[E]):
         """How many combinations the sweeps of the last writer had, even when they were not
         saved (None: unknown, a directory older than format 2 never opened by a writer)."""
         return self._store.grid_size()
+
+    def close(self) -> None:
+        """Release what this instance holds open (a database connection); it is not used
+        after. Optional: the process's exit releases it too."""
+        self._store.close()
 
     def __str__(self) -> str:
         states = self._store.states()

@@ -19,6 +19,8 @@ from execo_engine.sweep import HashableDict
 MARKER = "execo_sweep"
 POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
+RUN_PLUGIN = "execo-run"  #: the name of the session's run plugin (pytest_execo.runs)
+VERSIONS_INI = "execo_record_versions"  #: ini: packages whose versions a run records
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ with a sweep dir, so that the entry point costs every other pytest session almos
   is an identifier as an argument of that name (None where a combination lacks it). Ids are
   the levels (see :mod:`pytest_execo.naming`).
 - ``--execo-sweep-dir=DIR`` (ini ``execo_sweep_dir``) records outcomes (see
-  :class:`pytest_execo.recorder.SweepRecorder`).
+  :class:`pytest_execo.recorder.SweepRecorder`) and the session's run (see
+  :mod:`pytest_execo.runs`; ini ``execo_record_versions``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import pytest
 
 from execo_engine.sweep import HashableDict, sweep
 from pytest_execo import hooks
-from pytest_execo.items import MARKER, POSITION_MARKER, RECORDED, RECORDER, SWEPT, SweptFunction
+from pytest_execo.items import (
+    MARKER,
+    POSITION_MARKER,
+    RECORDED,
+    RECORDER,
+    RUN_PLUGIN,
+    SWEPT,
+    VERSIONS_INI,
+    SweptFunction,
+)
 from pytest_execo.naming import combination_ids
 from pytest_execo.outcome import pytest_execo_state as pytest_execo_state  # the default
 
@@ -69,6 +79,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "execo_max_attempts", "failed attempts after which a combination is failed for good"
     )
     parser.addini(
+        VERSIONS_INI,
+        "packages whose installed versions each run records in the sweep dir (besides "
+        "execo_engine and pytest), separated by spaces",
+        type="args",
+    )
+    parser.addini(
         "execo_sweep_dir",
         "directory (relative to the ini file) or postgresql:// URL where execo_sweep "
         "outcomes are recorded",
@@ -107,11 +123,16 @@ def _record(config: pytest.Config) -> None:
     recorder = SweepRecorder(config)  # reads its options
     plugins = config.pluginmanager
     plugins.register(recorder, RECORDER)
-    plugins.register(SweepSummary(recorder), "execo-summary")
+    summary = SweepSummary(recorder)
+    plugins.register(summary, "execo-summary")
     if not recorder.is_worker:
-        handoff = ControllerHandoff(config, recorder.snapshot, recorder.counts_from_worker)
+        handoff = ControllerHandoff(config, recorder.snapshot, summary.counts_from_worker)
         plugins.register(handoff, "execo-xdist-handoff")
     plugins.register(PreemptionGuard(), "execo-preemption")
+    if recorder.records:  # the provenance of what it records
+        from pytest_execo.runs import SessionRun
+
+        plugins.register(SessionRun(config, recorder.location), RUN_PLUGIN)
 
 
 # -- parametrization ------------------------------------------------------------------------

@@ -184,7 +184,6 @@ class SweepRecorder:
         #: collection counts: units selected, distinct combinations, deselected as done,
         #: failed for good, units left to run after every deselection (None: not collected)
         self.counts: Counts | None = None
-        self.counted_by_workers = False  #: xdist controller: the counts came from a worker
 
     # -- units -------------------------------------------------------------------------------
 
@@ -235,6 +234,7 @@ class SweepRecorder:
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         keep, deselected, combinations, units, failed = [], [], set(), 0, 0
+        running: dict[str, str] = {}  # the sweeps with items to run: name -> key
         for item in items:
             unit = self.unit_of(item)
             if unit is None:
@@ -252,11 +252,13 @@ class SweepRecorder:
                 deselected.append(item)
             else:
                 keep.append(item)
+                running[unit.sweep] = unit.key
         self.counts = {
             "units": units,
             "combinations": len(combinations),
             "done": len(deselected) - failed,
             "failed": failed,
+            "sweeps": running,
         }
         for name, _ in self._sweeps.values():  # refuse a planted link before writing through it
             try:
@@ -269,7 +271,8 @@ class SweepRecorder:
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal asks for the collection line
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Count what is left to run after every deselection (``--lf`` runs after us)."""
+        """Count what is left to run after every deselection (``--lf`` runs after us); an
+        xdist worker hands the counts to the controller (see :mod:`pytest_execo.xdist_handoff`)."""
         if self.counts is None:
             return
         self.counts["running"] = sum(1 for item in session.items if self.unit_of(item))
@@ -279,7 +282,7 @@ class SweepRecorder:
     def counts_from_worker(self, counts: Counts) -> None:
         """xdist controller (which collects nothing): the collection counts of a worker."""
         if self.counts is None:
-            self.counts, self.counted_by_workers = counts, True
+            self.counts = counts
 
     # -- running -----------------------------------------------------------------------------
 

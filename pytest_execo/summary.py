@@ -3,9 +3,11 @@ per-sweep section of the terminal summary.
 
 - Header: where it records, and how many combinations were done before the session.
 - Collection line: ``execo: D/N combinations done [, F failed] in DIR, running R`` (see
-  :attr:`pytest_execo.recorder.SweepRecorder.counts`). Under pytest-xdist the workers collect
-  and the controller does not: it prints the counts of the first worker that sends them (see
-  :mod:`pytest_execo.xdist_handoff`) in the summary section instead.
+  :attr:`pytest_execo.recorder.SweepRecorder.counts`), followed by a line for each sweep it
+  runs whose earlier results came from other code (see :mod:`pytest_execo.runs`). Under
+  pytest-xdist the workers collect and the controller does not: it prints the counts of the
+  first worker that sends them (see :mod:`pytest_execo.xdist_handoff`) when that worker's
+  collection reaches it, or in the summary section when they come at the worker's end.
 - Summary: per sweep, its totals now and what this session's tests did (an item's worst report
   of its last attempt), and each combination failed for good with its last error. Under
   pytest-xdist a worker tags each report with its item's sweep for the controller, which
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from execo_engine.store.locations import shown
+from pytest_execo.items import RUN_PLUGIN
 from pytest_execo.outcome import is_rerun
 from pytest_execo.xdist_handoff import Counts
 
@@ -36,6 +39,7 @@ class SweepSummary:
     def __init__(self, recorder: SweepRecorder) -> None:
         self._recorder = recorder
         self.outcomes: dict[str, dict[str, str]] = {}  #: sweep -> nodeid -> outcome
+        self._lines_in_summary = False  # xdist controller: the counts came at a worker's end
 
     def pytest_report_header(self) -> str:
         recorder = self._recorder
@@ -44,20 +48,34 @@ class SweepSummary:
             f"({recorder.snapshot.done_count()} combination(s) done before this session)"
         )
 
-    def _collection_line(self, counts: Counts | None) -> str | None:
+    def _collection_lines(self, counts: Counts | None) -> list[str]:
         if not counts or not counts["units"]:
-            return None
+            return []
         what = "combinations"
         if counts["units"] != counts["combinations"]:
             what = f"items ({counts['combinations']} combinations, several items each)"
         failed = f", {counts['failed']} failed" if counts.get("failed") else ""
-        return (
+        runs = self._recorder.config.pluginmanager.get_plugin(RUN_PLUGIN)
+        return [
             f"execo: {counts['done']}/{counts['units']} {what} done{failed} in "
-            f"{shown(self._recorder.location)}, running {counts['running']}"
-        )
+            f"{shown(self._recorder.location)}, running {counts['running']}",
+            *(runs.lines(counts.get("sweeps", {})) if runs is not None else []),
+        ]
 
-    def pytest_report_collectionfinish(self) -> str | None:
-        return self._collection_line(self._recorder.counts)
+    def pytest_report_collectionfinish(self) -> list[str]:
+        return self._collection_lines(self._recorder.counts)
+
+    def counts_from_worker(self, counts: Counts, at_collection: bool) -> None:
+        """xdist controller: the first collection counts of a worker, printed now if they came
+        at collection, else in the summary."""
+        self._recorder.counts_from_worker(counts)
+        reporter = self._recorder.config.pluginmanager.get_plugin("terminalreporter")
+        if not at_collection or reporter is None:
+            self._lines_in_summary = True
+            return
+        reporter.ensure_newline()
+        for line in self._collection_lines(counts):
+            reporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)  # an xdist worker tags a report before sending it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -80,13 +98,13 @@ class SweepSummary:
         recorder = self._recorder
         if recorder.is_worker or not recorder.records:  # a session without test bodies
             return  # recorded nothing
-        line = self._collection_line(recorder.counts) if recorder.counted_by_workers else None
+        lines = self._collection_lines(recorder.counts) if self._lines_in_summary else []
         failed_before = {name for name, texts in recorder.snapshot.failed.items() if texts}
         names = sorted(self.outcomes.keys() | failed_before)
-        if not names and line is None:
+        if not names and not lines:
             return
         terminalreporter.section("execo sweeps")
-        if line is not None:
+        for line in lines:
             terminalreporter.write_line(line)
         for name in names:
             outcomes = list(self.outcomes.get(name, {}).values())

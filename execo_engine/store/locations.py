@@ -36,7 +36,7 @@ class Kind(Protocol):
 
     def sweeps_at(self, location: str) -> list[str]:
         """The sweeps a reader of ``location`` means: itself if it is one, else those below
-        it; ``FileNotFoundError`` naming it when there is none."""
+        it (see :func:`sweeps_at`)."""
         ...
 
     def shown(self, location: str) -> str:
@@ -89,8 +89,10 @@ def child_locations(location: Location) -> dict[str, str]:
 
 
 def sweeps_at(location: Location) -> list[str]:
-    """The sweeps of ``location``: itself if it is a sweep, else the sweeps below it;
-    ``FileNotFoundError`` when there is none."""
+    """The sweeps at ``location``: itself when it is one, else the sweeps below it, sorted by
+    name (a pytest ``--execo-sweep-dir``, an Engine result directory, the sweeps named below a
+    URL's sweep). ``FileNotFoundError`` when the directory does not exist, ``ValueError`` when it
+    holds no sweep (both name it)."""
     return kind_of(location).sweeps_at(os.fspath(location))
 
 

@@ -50,7 +50,7 @@ class DirectoryKind:
             if entry.is_dir(follow_symlinks=False) and _is_sweep(entry.path)
         )
         if not found:
-            raise FileNotFoundError(
+            raise ValueError(
                 f"{location}: not a sweep directory (no {', '.join(SWEEP_FILES)} "
                 f"file in it nor in its subdirectories)"
             )

@@ -9,6 +9,11 @@ from execo_engine.store.postgresql.connection import driver
 
 SCHEMA_VERSION = 4
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
+_RUNS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS execo_runs (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
+    "token uuid NOT NULL UNIQUE, record text NOT NULL)"
+)
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
     "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
@@ -40,6 +45,7 @@ _SCHEMA = [
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
     "token uuid NOT NULL UNIQUE, record text NOT NULL)",
     "CREATE INDEX execo_results_sweep ON execo_results (sweep, id)",
+    _RUNS_TABLE,
 ]
 
 
@@ -74,3 +80,15 @@ def create_schema(connection: Any, read_only: bool, shown: str) -> None:
                 else "Upgrade execo_engine"
             )
         )
+    if not read_only:
+        _create_runs_table(connection)
+
+
+def _create_runs_table(connection: Any) -> None:
+    """Create ``execo_runs`` in a version 4 database made before it (see
+    :mod:`execo_engine.store.postgresql.store`)."""
+    if connection.execute("SELECT to_regclass('execo_runs')").fetchone()[0] is not None:
+        return
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        connection.execute(_RUNS_TABLE)

@@ -28,6 +28,10 @@ what others did:
   a retry never hands an element out twice nor loses an acknowledged done;
 - after ``fork()`` the child opens its own connection (the parent's is left alone).
 
+Run records (see :mod:`execo_engine.store.runs`) are rows of ``execo_runs``. That table came
+after schema version 4 without changing the version (older code never looks at it): a writer
+meeting a version 4 database without it creates it, a reader sees no runs there.
+
 Several sweeps share a database, told apart by NAME; ``options=-c search_path=SCHEMA`` keeps
 them in another schema. Query parameters other than ``sweep`` and ``lease`` go to the driver
 (psycopg 3, the ``postgresql`` extra) unchanged. No SQL text is ever built from user data.
@@ -53,7 +57,7 @@ from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
 from execo_engine.store.messages import reclaimed_dead, reclaimed_old
 from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead
-from execo_engine.store.postgresql.connection import Link, Statement
+from execo_engine.store.postgresql.connection import Link, Statement, driver
 from execo_engine.store.postgresql.leases import keep_lease, stop_lease
 from execo_engine.store.postgresql.schema import create_schema
 from execo_engine.store.postgresql.urls import (
@@ -62,6 +66,7 @@ from execo_engine.store.postgresql.urls import (
     with_sweep,
     without_password,
 )
+from execo_engine.store.runs import decode_runs, encode_run
 
 T = TypeVar("T")
 
@@ -954,6 +959,30 @@ class PostgresStore:
         """Every result record, in the order they were written."""
         rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
         return [self.codec.decode(record) for (record,) in rows]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def add_run(self, record: dict[str, Any]) -> None:
+        """Add a run record; durable when it returns. Idempotent (a token)."""
+        self._check_writable()
+        self._execute(
+            "INSERT INTO execo_runs (sweep, token, record) "
+            "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING "
+            "RETURNING id",
+            token=uuid.uuid4(),
+            record=encode_run(record),
+        )
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        """Every run record, in the order they were written (none in a database made before
+        run records)."""
+        try:
+            rows = self._execute(
+                "SELECT id, record FROM execo_runs WHERE sweep = %(sweep)s ORDER BY id"
+            )
+        except driver().errors.UndefinedTable:
+            return []
+        return decode_runs(((f"row {row}", text) for row, text in rows), "execo_runs")
 
 
 def _positions(states: bytearray, state: State) -> Iterator[int]:
