@@ -22,52 +22,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.cli import submit as submitting
+from execo_engine.cli.views import UsageError, open_view, sweep_dirs
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.liveness import heartbeats
-from execo_engine.store.locations import child_locations, is_directory, shown
+from execo_engine.store.locations import is_directory, shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
-SWEEPER_FILES = ("sweeps", "done", "inprogress")
 BAR_WIDTH = 20
-
-
-class UsageError(Exception):
-    """Bad input: the message is printed and the command exits with status 2."""
-
-
-def sweep_dirs(directory: str) -> list[str]:
-    """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
-    sweeps of a ``postgresql://`` URL (those named below it, or itself)."""
-    if not is_directory(directory):
-        return list(child_locations(directory).values()) or [directory]
-    if not os.path.isdir(directory):
-        raise UsageError(f"{directory}: no such directory")
-
-    def is_sweeper(path: str) -> bool:
-        return any(os.path.isfile(os.path.join(path, name)) for name in SWEEPER_FILES)
-
-    if is_sweeper(directory):
-        return [directory]
-    found = sorted(
-        entry.path for entry in os.scandir(directory) if entry.is_dir() and is_sweeper(entry.path)
-    )
-    if not found:
-        raise UsageError(
-            f"{directory}: not a sweep directory (no {', '.join(SWEEPER_FILES)} "
-            f"file in it nor in its subdirectories)"
-        )
-    return found
-
-
-def open_view(directory: str) -> ParamSweeper[Any]:
-    """A read-only ParamSweeper on ``directory`` (its saved sweeps, or none)."""
-    try:
-        return ParamSweeper(directory, read_only=True)
-    except CorruptRecordError:  # a ValueError too, but not a missing sweeps file
-        raise
-    except ValueError:  # no saved sweeps: claims and results are still readable
-        return ParamSweeper(directory, [], read_only=True)
 
 
 def open_writer(directory: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
