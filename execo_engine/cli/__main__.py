@@ -2,7 +2,7 @@
 
 DIR is a ParamSweeper directory, or a directory holding several (a pytest ``--execo-sweep-dir``,
 an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL (the sweep NAME, or those
-named NAME/...). ``status``, ``results`` and ``plot`` only read (no lock, no write:
+named NAME/...). ``status``, ``results``, ``plot`` and ``report`` only read (no lock, no write:
 they never slow a running sweep down for more than one read); ``reclaim`` and ``reset`` write
 through ParamSweeper, safe while workers run, and log what they do.
 """
@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from execo_engine.cli import report
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
@@ -382,6 +383,19 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
     command.add_argument("-o", "--output", default="plot.png", help="PNG file (plot.png)")
+    command = commands.add_parser(
+        "report", help="one self-contained HTML page: progress, failures, figures, results"
+    )
+    command.add_argument("dir", metavar="LOCATION")
+    command.add_argument(
+        "-o", "--output", default="report.html", help="HTML file to write (report.html)"
+    )
+    command.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="rewrite the file every SECONDS until every sweep is complete (the page reloads)",
+    )
     submitting.add_submit_parser(commands)
     return top
 
@@ -405,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             reclaim(args.dir, args.older_than)
         elif args.command == "reset":
             reset(args.dir, args.inprogress, args.failed)
+        elif args.command == "report":
+            sys.exit(report.run(args.dir, args.output, args.watch))
         elif args.command == "results":
             results(args.dir, args.format, args.output)
         else:
