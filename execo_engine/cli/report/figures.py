@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ MAX_TICKS = 15
 #: Value columns drawn besides the recorded values.
 EXTRA_VALUES = ("duration",)
 _GREY = "rgba(90, 90, 90, 0.35)"
+_FLOAT_MAX = 2**1023
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,15 @@ class Figure:
 
 
 def require_plotly() -> None:
-    """Raise a :class:`UsageError` that says how to install plotly when it is missing."""
+    """Raise a :class:`UsageError` that says how to install plotly (and numpy, which sums the
+    results up) when one is missing."""
     try:
+        import numpy  # noqa: F401
         import plotly  # noqa: F401
-    except ImportError:
-        raise UsageError("report needs plotly: pip install 'execo_engine[report]'") from None
+    except ImportError as error:
+        raise UsageError(
+            f"report needs plotly and numpy ({error}): pip install 'execo_engine[report]'"
+        ) from None
 
 
 def plotly_js() -> str:
@@ -83,8 +87,11 @@ def label(value: Any) -> str:
 
 
 def is_number(value: Any) -> bool:
-    """Whether ``value`` is drawn on a numeric axis (an int or a float, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """Whether ``value`` is drawn on a numeric axis: a finite float, or an int (not a bool)
+    that a float holds."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < _FLOAT_MAX
 
 
 def numeric_values(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
@@ -102,21 +109,6 @@ def _spans_decades(values: Sequence[float]) -> bool:
     return bool(values) and min(values) > 0 and max(values) / min(values) >= 100
 
 
-@dataclass
-class _Cell:
-    """The results at one point of a line."""
-
-    ys: list[float]
-
-    def hover(self, value: str) -> str:
-        mean = statistics.fmean(self.ys)
-        spread = statistics.stdev(self.ys) if len(self.ys) > 1 else 0.0
-        return (
-            f"{label(value)}: mean {mean:.4g}<br>min {min(self.ys):.4g}, max {max(self.ys):.4g}, "
-            f"std {spread:.3g}<br>n = {len(self.ys)} result(s)"
-        )
-
-
 def _levels(rows: Sequence[Mapping[str, Any]], factor: str, order: Sequence[Any]) -> list[Any]:
     """The levels of ``factor`` in ``rows``: numbers ascending, else in ``order`` (the sweeps')
     then in order of appearance."""
@@ -127,20 +119,75 @@ def _levels(rows: Sequence[Mapping[str, Any]], factor: str, order: Sequence[Any]
     return known + [level for level in present if level not in set(known)]
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """The results of one value at each (line, x) cell of a figure: arrays of shape
+    ``(lines, xs)``; a cell without results has ``count`` 0 and NaN elsewhere."""
+
+    count: Any
+    mean: Any
+    low: Any
+    high: Any
+    std: Any  #: the sample standard deviation (0 for one result)
+
+
+def _cells(x: Any, line: Any, y: Any, shape: tuple[int, int]) -> _Cells:
+    """Aggregate ``y`` (floats, NaN: no result) by ``(line, x)`` codes (-1: no level)."""
+    import numpy
+
+    keep = ~numpy.isnan(y) & (x >= 0) & (line >= 0)
+    cell, y = (line * shape[1] + x)[keep], y[keep]
+    size = shape[0] * shape[1]
+    count = numpy.bincount(cell, minlength=size)
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        mean = numpy.bincount(cell, weights=y, minlength=size) / count
+        squares = numpy.bincount(cell, weights=(y - mean[cell]) ** 2, minlength=size)
+        std = numpy.where(count > 1, numpy.sqrt(squares / (count - 1)), 0.0)
+    low, high = numpy.full(size, numpy.nan), numpy.full(size, numpy.nan)
+    if len(cell):
+        order = numpy.argsort(cell, kind="stable")
+        cell, y = cell[order], y[order]
+        starts = numpy.flatnonzero(numpy.r_[True, cell[1:] != cell[:-1]])
+        low[cell[starts]] = numpy.minimum.reduceat(y, starts)
+        high[cell[starts]] = numpy.maximum.reduceat(y, starts)
+    return _Cells(*(a.reshape(shape) for a in (count, mean, low, high, std)))
+
+
 class _FigureMaker:
     """The figures of one sweep's rows."""
 
     def __init__(
         self,
-        sweep: str,
         factors: Sequence[str],
         rows: Sequence[Mapping[str, Any]],
         orders: Mapping[str, Sequence[Any]],
     ) -> None:
-        self.sweep, self.rows = sweep, rows
+        import numpy
+
+        self.rows = rows
         levels = {f: _levels(rows, f, orders.get(f, ())) for f in factors}
         self.levels = {f: ls for f, ls in levels.items() if len(ls) > 1}
         self.numeric = {f: all(is_number(v) for v in ls) for f, ls in self.levels.items()}
+        self.codes: dict[str | None, Any] = {None: numpy.zeros(len(rows), dtype=numpy.int64)}
+        for factor, ls in self.levels.items():  # per factor, its level's index in each row
+            index = {level: k for k, level in enumerate(ls)}
+            self.codes[factor] = numpy.fromiter(
+                (index[row[factor]] if factor in row else -1 for row in rows),
+                dtype=numpy.int64,
+                count=len(rows),
+            )
+        self._values: dict[str, Any] = {}
+
+    def _y(self, value: str) -> Any:
+        """The values named ``value`` of the rows as floats (NaN: none)."""
+        if value not in self._values:
+            import numpy
+
+            self._values[value] = numpy.array(
+                [numpy.nan if row.get(value) is None else row[value] for row in self.rows],
+                dtype=float,
+            )
+        return self._values[value]
 
     def _x(self, factor: str, level: Any) -> Any:
         return level if self.numeric[factor] else label(level)
@@ -150,40 +197,36 @@ class _FigureMaker:
     ) -> list[dict[str, Any]]:
         """One trace per level of ``group`` (one trace for None): the means of ``value`` at each
         level of ``factor``."""
-        cells: dict[Any, dict[Any, _Cell]] = {}
-        for row in self.rows:
-            y = row.get(value)
-            if y is not None and factor in row:
-                line = cells.setdefault(row.get(group) if group else None, {})
-                line.setdefault(row[factor], _Cell([])).ys.append(y)
+        xs, lines = self.levels[factor], self.levels[group] if group else [None]
+        cells = _cells(self.codes[factor], self.codes[group], self._y(value), (len(lines), len(xs)))
         traces = []
-        group_levels = self.levels[group] if group else [None]
-        for line_level in group_levels:
-            points = cells.get(line_level, {})
-            xs = [level for level in self.levels[factor] if level in points]
-            if not xs:
+        for k, line_level in enumerate(lines):
+            at = [i for i in range(len(xs)) if cells.count[k, i]]
+            if not at:
                 continue
-            means = [statistics.fmean(points[x].ys) for x in xs]
+            mean, low, high = (a[k, at].tolist() for a in (cells.mean, cells.low, cells.high))
             where = f"{label(group)}={label(line_level)}<br>" if group else ""
+            hovers = [
+                f"{label(factor)}={label(xs[i])}<br>{where}{label(value)}: mean "
+                f"{cells.mean[k, i]:.4g}<br>min {cells.low[k, i]:.4g}, max {cells.high[k, i]:.4g}"
+                f", std {cells.std[k, i]:.3g}<br>n = {cells.count[k, i]} result(s)"
+                for i in at
+            ]
             traces.append(
                 {
                     "type": "scatter",
                     "mode": "lines+markers",
                     "name": f"{label(group)}={label(line_level)}" if group else "all results",
-                    "x": [self._x(factor, x) for x in xs],
-                    "y": means,
+                    "x": [self._x(factor, xs[i]) for i in at],
+                    "y": mean,
                     "error_y": {
                         "type": "data",
                         "symmetric": False,
-                        "array": [max(points[x].ys) - m for x, m in zip(xs, means, strict=True)],
-                        "arrayminus": [
-                            m - min(points[x].ys) for x, m in zip(xs, means, strict=True)
-                        ],
+                        "array": [h - m for h, m in zip(high, mean, strict=True)],
+                        "arrayminus": [m - lo for lo, m in zip(low, mean, strict=True)],
                         "thickness": 1,
                     },
-                    "hovertext": [
-                        f"{label(factor)}={label(x)}<br>{where}{points[x].hover(value)}" for x in xs
-                    ],
+                    "hovertext": hovers,
                     "hoverinfo": "text",
                     "visible": visible,
                 }
@@ -192,8 +235,12 @@ class _FigureMaker:
 
     def _dots(self, value: str, factor: str) -> list[dict[str, Any]]:
         """Every result as a dot, its combination on hover (none past :data:`MAX_POINTS`)."""
+        import numpy
+
+        if numpy.count_nonzero(~numpy.isnan(self._y(value))) > MAX_POINTS:
+            return []
         kept = [row for row in self.rows if row.get(value) is not None and factor in row]
-        if not kept or len(kept) > MAX_POINTS:
+        if not kept:
             return []
         names = [f for f in self.levels if f in kept[0]] or [factor]
         return [
@@ -278,7 +325,7 @@ def figures(
     import plotly.graph_objects as go
     import plotly.io
 
-    maker = _FigureMaker(sweep, factors, rows, orders or {})
+    maker = _FigureMaker(factors, rows, orders or {})
     drawn = []
     for value in numeric_values(rows, [*values, *EXTRA_VALUES]):
         for factor in maker.levels:

@@ -114,7 +114,9 @@ def _cell(value: Any) -> Any:
         return value
     if isinstance(value, bool):
         return repr(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, datetime.datetime):
         return round(value.timestamp(), 3)
@@ -124,22 +126,16 @@ def _cell(value: Any) -> Any:
 def _column(name: str, cells: list[Any], kind: str | None = None) -> dict[str, Any]:
     """A table column: its ``type`` (number, time, text) and its cells, as ``levels`` and
     ``codes`` when they repeat much (factor levels, hosts), else as ``values``."""
-    numbers = [c for c in cells if c is not None]
-    kind = kind or ("number" if numbers and all(_is_number(c) for c in numbers) else "text")
+    present = {type(cell) for cell in cells} - {type(None)}
+    kind = kind or ("number" if present and present <= {int, float} else "text")
     column: dict[str, Any] = {"name": name, "type": kind}
-    levels: dict[Any, int] = {}
-    for cell in cells:
-        levels.setdefault((type(cell), cell), len(levels))
-        if len(levels) * 4 > len(cells) + 16:
-            column["values"] = cells
-            return column
-    column["levels"] = [cell for _, cell in levels]
-    column["codes"] = [levels[(type(cell), cell)] for cell in cells]
+    levels = dict.fromkeys(cells)  # 1 and 1.0 are one level: the page shows both as 1
+    if len(levels) * 4 > len(cells) + 16:
+        column["values"] = cells
+    else:
+        index = {level: k for k, level in enumerate(levels)}
+        column["levels"], column["codes"] = list(levels), [index[cell] for cell in cells]
     return column
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def table(
@@ -425,7 +421,7 @@ def render(
     scripts = [_script(plotly_js), _script(_asset("report.js"))]
     policy = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
-        f"script-src {' '.join(source for _, source in scripts)} 'unsafe-eval'"
+        f"script-src {' '.join(source for _, source in scripts)}"
     )
     return "".join(
         [

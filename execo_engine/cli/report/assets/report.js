@@ -266,21 +266,20 @@
     if (holder) tables.push(new Table(holder, spec));
   });
 
-  /* Figures: drawn one after the other, so that the page shows before they all are. */
+  /* Figures: drawn while the page loads, so that it is whole when its load event fires. */
   var figures = jsonOf("report-figures") || [];
   var template = jsonOf("report-template");
   var config = { displaylogo: false, responsive: true };
-  function drawFrom(k) {
-    if (k >= figures.length || typeof Plotly === "undefined") return;
-    var holder = document.getElementById("figure-" + k);
-    if (holder) {
-      var figure = figures[k];
+  if (typeof Plotly !== "undefined") {
+    figures.forEach(function (figure, k) {
+      var holder = document.getElementById("figure-" + k);
+      if (!holder) return;
       figure.layout.template = template;
       Plotly.newPlot(holder, figure.data, figure.layout, config);
-    }
-    setTimeout(function () { drawFrom(k + 1); }, 0);
+    });
   }
-  drawFrom(0);
+  /* Milliseconds from the start of the navigation until the tables and figures were drawn. */
+  document.documentElement.setAttribute("data-ready-ms", Math.round(performance.now()));
 
   /* A watched report reloads itself (the command rewrites the file), keeping where the reader
    * was: scroll, table filters, sort and page, and whether reloading is paused. */
