@@ -79,24 +79,19 @@ class DevTools:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         self._profile = tempfile.mkdtemp(prefix="bench-report-chromium-")
-        # the browser reads commands on its fd 3 and writes answers on its fd 4
+        # the browser reads commands on its fd 3 and writes answers on its fd 4: a shell
+        # puts the pipe's ends there, then becomes the browser
         self.process = subprocess.Popen(
             [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--remote-debugging-pipe",
-                f"--user-data-dir={self._profile}",
-                "--window-size=1400,1000",
-                "about:blank",
+                "sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}', CHROMIUM,
+                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
+                "--window-size=1400,1000", "about:blank",
             ],
-            pass_fds=(3, 4),
-            preexec_fn=lambda: (os.dup2(to_browser_r, 3), os.dup2(from_browser_w, 4)),
+            pass_fds=(to_browser_r, from_browser_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer, self._next = b"", 0

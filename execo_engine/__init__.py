@@ -5,8 +5,9 @@ Re-exports the public names: ``sweep``, ``ParamSweeper``, ``HashableDict``, ``sw
 ``copy_outputs`` (from :mod:`execo_engine.utils`), ``logger`` (from :mod:`execo_engine.log`) and
 ``Engine`` (from :mod:`execo_engine.engine`). ``from execo_engine import *`` gives exactly the
 names execo 2.x's package gives: these, and the modules ``engine``, ``log`` and ``utils``.
-The error classes of :mod:`execo_engine.errors` and ``submit`` (from :mod:`execo_engine.launch`)
-are importable from here too, outside ``__all__``.
+The error classes of :mod:`execo_engine.errors`, ``submit`` (from :mod:`execo_engine.launch`),
+``load_results``, ``results_frame`` and ``load_runs`` (from :mod:`execo_engine.results`) are
+importable from here too, outside ``__all__``.
 
 All but the pure combinatorics of :mod:`execo_engine.sweep` are imported on first use, so that
 importing a submodule stays cheap (the pytest plugin imports ``execo_engine.sweep`` in every
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from execo_engine.errors import UnsupportedValueError as UnsupportedValueError
     from execo_engine.launch import submit as submit
     from execo_engine.log import logger
+    from execo_engine.results import load_results as load_results
+    from execo_engine.results import load_runs as load_runs
+    from execo_engine.results import results_frame as results_frame
     from execo_engine.sweeper import ParamSweeper
     from execo_engine.utils import copy_outputs, redirect_outputs, slugify
 
@@ -46,8 +50,11 @@ _HOMES = {
     "copy_outputs": "utils",
     "redirect_outputs": "utils",
     "slugify": "utils",
-    # not in __all__, which lists execo 2.x's names: submit and the error classes
+    # not in __all__, which lists execo 2.x's names: submit, results and the error classes
     "submit": "launch",
+    "load_results": "results",
+    "load_runs": "results",
+    "results_frame": "results",
     "ConnectionLostError": "errors",
     "CorruptRecordError": "errors",
     "DirectoryVanishedError": "errors",

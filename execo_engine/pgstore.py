@@ -27,6 +27,10 @@ what others did:
   never hands an element out twice nor loses an acknowledged done;
 - after ``fork()`` the child opens its own connection (the parent's is left alone).
 
+Run records (see :mod:`execo_engine.store.runs`) are rows of ``execo_runs``. That table came
+after schema version 4 without changing the version (older code never looks at it): a writer
+meeting a version 4 database without it creates it, a reader sees no runs there.
+
 Several sweeps share a database, told apart by NAME; ``options=-c search_path=SCHEMA`` keeps
 them in another schema. Query parameters other than ``sweep`` and ``lease`` go to the driver
 (psycopg 3, the ``postgresql`` extra) unchanged. No SQL text is ever built from user data.
@@ -55,6 +59,7 @@ from execo_engine.log import logger
 from execo_engine.owner import Owner, current_owner, decode_owner, is_dead
 from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.logs import reclaimed_dead, reclaimed_old
+from execo_engine.store.runs import decode_runs, encode_run
 from execo_engine.sweep import HashableDict
 
 T = TypeVar("T")
@@ -96,6 +101,11 @@ _SUCCESS = (1, 2)
 _CONNECTION_BAD = 1
 
 _SCHEMA_LOCK = 0x6578_6563_6F00  # "execo": the advisory lock serializing schema creation
+_RUNS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS execo_runs (id bigserial PRIMARY KEY, "
+    "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
+    "token uuid NOT NULL UNIQUE, record text NOT NULL)"
+)
 _SCHEMA = [
     "CREATE TABLE execo_sweeps (id serial PRIMARY KEY, name text NOT NULL UNIQUE, "
     "order_digest bytea, size integer NOT NULL DEFAULT 0, saved_digest bytea, "
@@ -127,6 +137,7 @@ _SCHEMA = [
     "sweep integer NOT NULL REFERENCES execo_sweeps ON DELETE CASCADE, "
     "token uuid NOT NULL UNIQUE, record text NOT NULL)",
     "CREATE INDEX execo_results_sweep ON execo_results (sweep, id)",
+    _RUNS_TABLE,
 ]
 
 # The rows of elements given as canonical texts (%(texts)s), numbered from 1 in that order.
@@ -349,6 +360,17 @@ def _create_schema(connection: Any, read_only: bool, shown: str) -> None:
                 else "Upgrade execo_engine"
             )
         )
+    if not read_only:
+        _create_runs_table(connection)
+
+
+def _create_runs_table(connection: Any) -> None:
+    """Create ``execo_runs`` in a version 4 database made before it (see the module)."""
+    if connection.execute("SELECT to_regclass('execo_runs')").fetchone()[0] is not None:
+        return
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        connection.execute(_RUNS_TABLE)
 
 
 def _wait_for(fileno: int, events: int) -> None:
@@ -1268,6 +1290,30 @@ class PostgresStore:
         """Every result record, in the order they were written."""
         rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
         return [self.codec.decode(record) for (record,) in rows]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def add_run(self, record: dict[str, Any]) -> None:
+        """Add a run record; durable when it returns. Idempotent (a token)."""
+        self._check_writable()
+        self._execute(
+            "INSERT INTO execo_runs (sweep, token, record) "
+            "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING "
+            "RETURNING id",
+            token=uuid.uuid4(),
+            record=encode_run(record),
+        )
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        """Every run record, in the order they were written (none in a database made before
+        run records)."""
+        try:
+            rows = self._execute(
+                "SELECT id, record FROM execo_runs WHERE sweep = %(sweep)s ORDER BY id"
+            )
+        except _driver().errors.UndefinedTable:
+            return []
+        return decode_runs(((f"row {row}", text) for row, text in rows), "execo_runs")
 
 
 def _positions(states: bytearray, state: State) -> Iterator[int]:

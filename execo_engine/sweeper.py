@@ -31,6 +31,7 @@ from execo_engine.codec import Codec
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.owner import Owner
 from execo_engine.preempt import watch_worker
+from execo_engine.provenance import join, merge_runs
 from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
 from execo_engine.sweep import HashableDict, SweepList
@@ -223,6 +224,8 @@ class ParamSweeper(Generic[E]):
         self.name = name or self._store.name
         self._order: list[E] = []
         self.set_sweeps(sweeps, save_sweeps)
+        #: What this process finished here in the current run (None: no run, or read-only).
+        self._tally = None if read_only else join(self._store)
         if not read_only:
             watch_worker(self)  # in a submitted worker: give the claims back when preempted
 
@@ -353,6 +356,8 @@ class ParamSweeper(Generic[E]):
         elements = list(combinations)
         _check_hashable(elements)
         self._store.done(elements)
+        if self._tally is not None:
+            self._tally.count(done=len(elements))
         if wait:
             self._store.sync()
 
@@ -401,6 +406,8 @@ class ParamSweeper(Generic[E]):
         elements = list(combinations)
         _check_hashable(elements)
         failed = self._store.fail(elements, error_text(error), self.max_attempts)
+        if self._tally is not None:
+            self._tally.count(failed=len(elements))
         self._store.sync()
         return failed
 
@@ -415,6 +422,8 @@ class ParamSweeper(Generic[E]):
         if error is None:
             return self._store.release_mine()
         released = self._store.release_mine(error_text(error), self.max_attempts)
+        if self._tally is not None:
+            self._tally.count(failed=len(released))
         self._store.sync()
         return released
 
@@ -438,9 +447,10 @@ class ParamSweeper(Generic[E]):
         wait: bool = True,
     ) -> None:
         """Append the results of a combination (``values``: name -> value) to the ``results``
-        file of the directory, with its outcome, duration (seconds), host and time; returns
-        once it is on disk (``wait=False``: see :meth:`done_batch`). Values must be of the
-        types the text format carries."""
+        file of the directory, with its outcome, duration (seconds), host, time and the id of
+        the current run (see :mod:`execo_engine.provenance`); returns once it is on disk
+        (``wait=False``: see :meth:`done_batch`). Values must be of the types the text format
+        carries."""
         record = HashableDict(
             combination=combination,
             values=HashableDict(values),
@@ -449,6 +459,8 @@ class ParamSweeper(Generic[E]):
             host=socket.gethostname(),
             time=round(time.time(), 3),
         )
+        if self._tally is not None:
+            record["run"] = self._tally.run
         self._store.append_result(record)
         if wait:
             self._store.sync()
@@ -457,6 +469,11 @@ class ParamSweeper(Generic[E]):
         """Every recorded result, in the order they were recorded (see
         :meth:`record_result`)."""
         return self._store.read_results()
+
+    def get_runs(self) -> list[dict[str, Any]]:
+        """The runs that wrote to this sweep, one summary each, in the order they started
+        (see :func:`execo_engine.provenance.merge_runs`)."""
+        return merge_runs(self._store.read_runs())
 
     # -- looking -----------------------------------------------------------------------------
 

@@ -217,6 +217,14 @@ class Store(Protocol):
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were appended."""
 
+    def add_run(self, record: dict[str, Any]) -> None:
+        """Append a run record (a JSON object with a text ``id``: see
+        :mod:`execo_engine.store.runs`); durable when it returns."""
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        """Every run record, in the order they were appended (unreadable ones skipped with a
+        warning); none in a store older than run records."""
+
     def done_texts(self) -> frozenset[str]:
         """The canonical texts (:meth:`Codec.encode`) of every done element, sweeps or not."""
 

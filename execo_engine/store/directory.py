@@ -5,6 +5,8 @@
 - ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
   rename); deleting it releases every claim and skip;
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
+- ``runs`` (when a run wrote here): run records (see :mod:`execo_engine.store.runs`),
+  appended and fsync'd;
 - ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
 - ``format``: the format version (see :mod:`execo_engine.store.version`);
 - ``lock``: the lock file (see :mod:`execo_engine.locking`).
@@ -39,6 +41,7 @@ from execo_engine.owner import Owner
 from execo_engine.records import SKIP, Changes, Claim, RecordStore
 from execo_engine.store.contract import Failure
 from execo_engine.store.replay import ReplayStore
+from execo_engine.store.runs import RUNS_FILE, decode_runs, encode_run
 from execo_engine.store.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.sweep import HashableDict
 
@@ -103,6 +106,7 @@ class DirectoryLog(RecordStore):
         self._done = Journal(self.path, "done", read_only)
         self._claims = Journal(self.path, "inprogress", read_only)
         self._results = Journal(self.path, "results", read_only)
+        self._runs = Journal(self.path, RUNS_FILE, read_only)
         self._sweeps_path = os.path.join(self.path, "sweeps")
         self._grid_path = os.path.join(self.path, GRID_FILE)
         self._grid_size: int | None = None
@@ -133,7 +137,7 @@ class DirectoryLog(RecordStore):
 
     def close(self) -> None:
         """Close every journal."""
-        for journal in (self._done, self._claims, self._results):
+        for journal in (self._done, self._claims, self._results, self._runs):
             journal.close()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> int | None:
@@ -244,6 +248,29 @@ class DirectoryLog(RecordStore):
         """Every complete result record, in the order they were written."""
         with self._whole("results") as (where, batch):
             return self._decode_results(where, batch)
+
+    def add_run(self, record: dict[str, Any]) -> None:
+        """Append a run record, durably (fsync'd before it returns)."""
+        self.check_writable()
+        line = encode_run(record)
+        self._runs.read_new(repair=True)  # repair a torn tail before appending
+        self._runs.append(_data([line]))
+        fd = self._runs.sync_handle()
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        """Every complete run record, in the order they were written (see
+        :func:`~execo_engine.store.runs.decode_runs`)."""
+        with self._whole(RUNS_FILE) as (where, batch):
+            lines = (
+                (locate(index), record)
+                for locate, records in batch.chunks()
+                for index, record in enumerate(records)
+            )
+            return decode_runs(lines, where)
 
     def load_sweeps(self) -> list[Any] | None:
         """The saved elements, in order, or None when none were saved."""

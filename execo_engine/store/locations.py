@@ -64,6 +64,40 @@ def child_locations(location: Location) -> dict[str, str]:
     }
 
 
+#: A directory holding one of these files is a sweep (a ParamSweeper's persistence directory).
+SWEEP_FILES = ("sweeps", "done", "inprogress")
+
+
+def sweep_locations(location: Location) -> list[str]:
+    """The sweeps at ``location``: itself when it is one (a directory holding one of
+    :data:`SWEEP_FILES`), else the sweeps in its subdirectories, sorted by name (a pytest
+    ``--execo-sweep-dir``, an Engine result directory); for a ``postgresql://`` URL, the sweeps
+    named below its sweep, else itself. ``FileNotFoundError`` when the directory does not
+    exist, ``ValueError`` when it holds no sweep (both name it)."""
+    text = os.fspath(location)
+    if not is_directory(text):
+        return list(child_locations(text).values()) or [text]
+    if not os.path.isdir(text):
+        raise FileNotFoundError(f"{text}: no such directory")
+
+    def is_sweep(path: str) -> bool:
+        return any(os.path.isfile(os.path.join(path, name)) for name in SWEEP_FILES)
+
+    if is_sweep(text):
+        return [text]
+    found = sorted(
+        entry.path
+        for entry in os.scandir(text)
+        if entry.is_dir(follow_symlinks=False) and is_sweep(entry.path)
+    )
+    if not found:
+        raise ValueError(
+            f"{text}: not a sweep directory (no {', '.join(SWEEP_FILES)} file in it nor in "
+            f"its subdirectories)"
+        )
+    return found
+
+
 def shown(location: Location) -> str:
     """``location`` as it can be printed: a URL without its password."""
     text = os.fspath(location)

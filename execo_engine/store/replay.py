@@ -38,10 +38,11 @@ COMPACT_MIN_RECORDS, COMPACT_RATIO = 1000, 4
 class RecordLog(Protocol):
     """Where the records of a sweep are kept (see :mod:`execo_engine.records`).
 
-    Every method but ``load_sweeps``, ``done_texts``, ``read_results`` and ``close`` is called
-    inside ``with log.lock:``, appends after a :meth:`read` in the same locked section (to the
-    claims stream, a :meth:`read` with ``claims``; ``read(claims=False)`` reads the done stream
-    alone and leaves what the claims stream gained for the next read).
+    Every method but ``load_sweeps``, ``done_texts``, ``read_results``, ``read_runs`` and
+    ``close`` is called inside ``with log.lock:``, appends after a :meth:`read` in the same
+    locked section (to the claims stream, a :meth:`read` with ``claims``; ``read(claims=False)``
+    reads the done stream alone and leaves what the claims stream gained for the next read;
+    ``add_run`` reads and appends the runs file itself).
     ``kind`` is the kind of a hold: :data:`~execo_engine.records.CLAIM` or
     :data:`~execo_engine.records.SKIP`; a hold replaces the element's previous one.
     """
@@ -78,6 +79,8 @@ class RecordLog(Protocol):
     def done_texts(self) -> list[str]: ...
     def append_result(self, record: HashableDict) -> int | None: ...
     def read_results(self) -> list[Any]: ...
+    def add_run(self, record: dict[str, Any]) -> None: ...
+    def read_runs(self) -> list[dict[str, Any]]: ...
     def load_sweeps(self) -> list[Any] | None: ...
     def save_sweeps(self, elements: Iterable[Any]) -> None: ...
     def close(self) -> None: ...
@@ -386,6 +389,13 @@ class ReplayStore:
 
     def read_results(self) -> list[Any]:
         return self._log.read_results()
+
+    def add_run(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._log.add_run(record)
+
+    def read_runs(self) -> list[dict[str, Any]]:
+        return self._log.read_runs()
 
     # -- looking -------------------------------------------------------------------------------
 

@@ -10,6 +10,12 @@
   :mod:`execo_engine.records`: a format 2 reader would call them corrupt, and would hand failed
   combinations out again).
 
+Format 3 directories may also hold a ``runs`` file (run records: see
+:mod:`execo_engine.store.runs`), and their result records a ``run`` field (the id of the run that
+wrote them). Neither needed a new version: every format 3 reader ignores files it does not open
+and fields a result record does not need, and a directory without them reads as having no
+runs.
+
 A writer marks an older directory as the current format when it opens it (every record of
 an older format is a record of the current one). A reader meeting a newer format than it
 knows stops with :class:`NewerFormatError`.
