@@ -13,12 +13,11 @@ each with its result. Then:
 
 - *write*: the wall time of ``execo-sweep report DIR -o report.html`` in a fresh process (the
   median of ``--rounds``), and the file's size (plotly.js included, once);
-- *render*: Chromium (``/usr/bin/chromium``, headless) opens the file from ``file://``; the page
+- *render*: Chromium (Debian's ``chromium``, headless) opens the file from ``file://``; the page
   records how many ms after the start of the navigation its tables and figures were drawn
   (``data-ready-ms``); then a click on a column of the results table sorts them, and a filter
   typed in a column's box filters them (each timed in the page, the filter's 200 ms debounce
-  left out). The browser is driven over its DevTools pipe (``--remote-debugging-pipe``), with
-  the standard library only.
+  left out). The browser is driven over its DevTools pipe by ``tests/browser.py``.
 
 Timings depend on the machine and its load: read them as orders of magnitude.
 """
@@ -39,7 +38,8 @@ from typing import Any
 
 from execo_engine.sweep import ParamSweeper, sweep
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from browser import DevTools, find_chromium
 
 
 def build(directory: str, combinations: int) -> None:
@@ -72,89 +72,6 @@ def build(directory: str, combinations: int) -> None:
     # the 5 claims left stay with this process, which exits: a dead owner in the report
 
 
-class DevTools:
-    """A headless Chromium driven over its DevTools pipe (JSON messages ended by NUL)."""
-
-    def __init__(self) -> None:
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        self._profile = tempfile.mkdtemp(prefix="bench-report-chromium-")
-        # the browser reads commands on its fd 3 and writes answers on its fd 4: a shell
-        # puts the pipe's ends there, then becomes the browser
-        self.process = subprocess.Popen(
-            [
-                "sh", "-c", f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}', CHROMIUM,
-                "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                "--remote-debugging-pipe", f"--user-data-dir={self._profile}",
-                "--window-size=1400,1000", "about:blank",
-            ],
-            pass_fds=(to_browser_r, from_browser_w),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buffer, self._next = b"", 0
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-
-    def call(self, method: str, session: str | None = None, **params: Any) -> Any:
-        """Send one command, return its result (events meanwhile are dropped)."""
-        self._next += 1
-        message: dict[str, Any] = {"id": self._next, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in self._buffer:
-                chunk = os.read(self._from_browser, 1 << 20)
-                if not chunk:
-                    raise RuntimeError("chromium closed its DevTools pipe")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            answer = json.loads(raw)
-            if answer.get("id") == self._next:
-                if "error" in answer:
-                    raise RuntimeError(f"{method}: {answer['error']}")
-                return answer["result"]
-
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (promises awaited)."""
-        result = self.call(
-            "Runtime.evaluate",
-            self.session,
-            expression=expression,
-            returnByValue=True,
-            awaitPromise=True,
-        )
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def open(self, url: str, timeout: float = 300.0) -> float:
-        """Navigate to ``url``, wait for the page to say it is drawn; its ``data-ready-ms``."""
-        self.call("Page.navigate", self.session, url=url)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready = self.evaluate(
-                "document.readyState === 'complete' && "
-                "document.documentElement.getAttribute('data-ready-ms')"
-            )
-            if ready:
-                return float(ready)
-            time.sleep(0.05)  # polling the page's own flag
-        raise RuntimeError(f"{url} not drawn within {timeout} s")
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        os.close(self._to_browser)
-        os.close(self._from_browser)
-        shutil.rmtree(self._profile, ignore_errors=True)
-
-
 SORT = """(() => {
   const header = document.querySelector('#table-results thead th:nth-child(%d)');
   const start = performance.now();
@@ -176,9 +93,9 @@ FILTER = """new Promise(resolve => {
 })"""
 
 
-def browse(page: str) -> dict[str, Any]:
+def browse(chromium: str, page: str) -> dict[str, Any]:
     """Render ``page`` in Chromium; the figures of :data:`SORT` and :data:`FILTER`."""
-    browser = DevTools()
+    browser = DevTools(chromium)
     try:
         ready = browser.open(f"file://{page}")
         figures = browser.evaluate("document.querySelectorAll('.js-plotly-plot').length")
@@ -229,10 +146,11 @@ def main() -> None:
             f"{', '.join(f'{w:.2f}' for w in writes)})"
         )
         print(f"size: {os.path.getsize(page) / 1e6:.1f} MB")
-        if not os.path.exists(CHROMIUM):
-            print(f"render: skipped ({CHROMIUM} not found: apt-get install chromium)")
+        chromium = find_chromium()
+        if chromium is None:
+            print("render: skipped (no chromium: apt-get install chromium)")
             return
-        seen = browse(page)
+        seen = browse(chromium, page)
         print(
             f"render: tables and {seen['figures']} figures drawn {seen['ready_ms'] / 1000:.2f} s "
             "after the navigation started"

@@ -110,9 +110,13 @@ def _spans_decades(values: Sequence[float]) -> bool:
 
 
 def _levels(rows: Sequence[Mapping[str, Any]], factor: str, order: Sequence[Any]) -> list[Any]:
-    """The levels of ``factor`` in ``rows``: numbers ascending, else in ``order`` (the sweeps')
-    then in order of appearance."""
-    present = {row.get(factor): None for row in rows if factor in row}
+    """The levels of ``factor`` in ``rows`` (None: the row has none): numbers ascending, else in
+    ``order`` (the sweeps') then in order of appearance; none when a level is unhashable."""
+    try:
+        present = dict.fromkeys(row.get(factor) for row in rows)
+    except TypeError:  # a level that is a list or a dict: not drawn
+        return []
+    present.pop(None, None)
     if all(is_number(level) for level in present):
         return sorted(present)
     known = [level for level in order if level in present]
@@ -164,7 +168,7 @@ class _FigureMaker:
     ) -> None:
         import numpy
 
-        self.rows = rows
+        self.rows, self.factors = rows, list(factors)
         levels = {f: _levels(rows, f, orders.get(f, ())) for f in factors}
         self.levels = {f: ls for f, ls in levels.items() if len(ls) > 1}
         self.numeric = {f: all(is_number(v) for v in ls) for f, ls in self.levels.items()}
@@ -172,7 +176,7 @@ class _FigureMaker:
         for factor, ls in self.levels.items():  # per factor, its level's index in each row
             index = {level: k for k, level in enumerate(ls)}
             self.codes[factor] = numpy.fromiter(
-                (index[row[factor]] if factor in row else -1 for row in rows),
+                (index.get(row.get(factor), -1) for row in rows),
                 dtype=numpy.int64,
                 count=len(rows),
             )
@@ -239,10 +243,11 @@ class _FigureMaker:
 
         if numpy.count_nonzero(~numpy.isnan(self._y(value))) > MAX_POINTS:
             return []
-        kept = [row for row in self.rows if row.get(value) is not None and factor in row]
+        kept = [
+            row for row in self.rows if row.get(value) is not None and row.get(factor) is not None
+        ]
         if not kept:
             return []
-        names = [f for f in self.levels if f in kept[0]] or [factor]
         return [
             {
                 "type": "scatter",
@@ -252,7 +257,11 @@ class _FigureMaker:
                 "y": [row[value] for row in kept],
                 "marker": {"color": _GREY, "size": 5},
                 "hovertext": [
-                    "<br>".join(f"{label(f)}={label(row.get(f))}" for f in names)
+                    "<br>".join(
+                        f"{label(f)}={label(row[f])}"
+                        for f in self.factors
+                        if row.get(f) is not None
+                    )
                     + f"<br>{label(value)} = {label(row[value])}"
                     + (f"<br>outcome: {label(row['outcome'])}" if row.get("outcome") else "")
                     for row in kept

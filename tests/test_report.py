@@ -1,0 +1,371 @@
+"""``execo-sweep report``: the page is written by the real command, then opened in a real
+headless Chromium (Debian's ``chromium``; ``.ci/run`` installs it) from ``file://``."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from browser import DevTools, dump_dom, find_chromium, parse_html, screenshot
+
+from execo_engine.cli.report.page import script_json, table
+from execo_engine.sweep import ParamSweeper, sweep
+
+#: A level whose markup would, if it ran, change the title and add an element.
+EVIL = (
+    "<img src=x onerror=\"document.title='pwned';"
+    "document.body.appendChild(document.createElement('pwned'))\">"
+)
+#: A recorded value's name that would end a <script> element and start another (and, were
+#: plotly to read it as its markup, break a line and turn bold).
+EVIL_NAME = "</script><script>document.title='pwned'</script><!--<br><b>bold</b>"
+GRID = {"size": [1, 2, 4], "algo": ["quick", EVIL], "seed": [1, 2]}
+ERROR = f"ValueError: {EVIL}\n  in test_sort"
+
+
+def cli(*args, check=True, **options):
+    result = subprocess.run(
+        [sys.executable, "-m", "execo_engine", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **options,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Chromium's binary (skipped where it is missing, except in CI, where .ci/run installs
+    it)."""
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed: .ci/run installs it (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def latency(combination):
+    return (
+        combination["size"] * (1.5 if combination["algo"] == EVIL else 1.0)
+        + combination["seed"] / 10
+    )
+
+
+def make_sweep(location):
+    """12 combinations: 8 done with results, 2 failed for good (2 attempts each), 1 with one
+    failed attempt (todo again), 1 claimed by a process that died."""
+    combinations = sweep(GRID)
+    sweeper = ParamSweeper(location, combinations, save_sweeps=True, max_attempts=2)
+    failing = [c for c in combinations if c["size"] == 4 and c["algo"] == "quick"]
+    retried = next(c for c in combinations if c["size"] == 4 and c["algo"] == EVIL)
+    held = next(c for c in combinations if c["size"] == 4 and c["algo"] == EVIL and c != retried)
+    for combination in failing:
+        for _ in range(2):
+            assert sweeper.take(combination) is None
+            sweeper.fail(combination, ERROR)
+    assert sweeper.take(retried) is None
+    sweeper.fail(retried, "TimeoutError: once")
+    for combination in combinations:
+        if combination["size"] != 4:
+            assert sweeper.take(combination) is None
+            values = {"latency": latency(combination), EVIL_NAME: 1.0, "label": combination["algo"]}
+            sweeper.record_result(combination, values, "passed", 0.01 * combination["size"])
+            sweeper.done(combination)
+    code = textwrap.dedent(f"""
+        import os, sys
+        from execo_engine.sweep import HashableDict, ParamSweeper
+        assert ParamSweeper({str(location)!r}).take(HashableDict({dict(held)!r})) is None
+        os._exit(0)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    return combinations
+
+
+def tables(page_text):
+    """The tables' data the page carries (parsed as the browser parses it)."""
+    root = parse_html(page_text)
+    return {t["id"]: t for t in json.loads(root.find("script", id="report-tables").text())}
+
+
+def column(spec, name):
+    """The cells of column ``name`` of a table's data."""
+    [found] = [c for c in spec["columns"] if c["name"] == name]
+    if "levels" in found:
+        return [found["levels"][code] for code in found["codes"]]
+    return found["values"]
+
+
+@pytest.mark.slow
+def test_report_in_a_browser_counts_failures_figures_and_hostile_text(tmp_path, chromium, poll):
+    directory, page = tmp_path / "sweep", tmp_path / "out" / "report.html"
+    page.parent.mkdir()
+    make_sweep(directory)
+    written = cli("report", directory, "-o", page)
+    assert f"wrote {page}" in written.stdout
+    assert [p.name for p in page.parent.iterdir()] == ["report.html"]  # no temporary left
+
+    text = page.read_text()
+    static = parse_html(text)
+    # self-contained: no external resource, plotly.js inlined once, a policy allowing no network
+    assert not [e for e in static.iter() if e.attrs.get("src") or e.tag in ("link", "iframe")]
+    assert text.count("plotly.js v") == 1
+    policy = static.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
+    assert "default-src 'none'" in policy and "unsafe-inline" not in policy.split("script-src")[1]
+
+    dom = dump_dom(chromium, str(page))
+    root = parse_html(dom)
+    assert root.find("title").text() == f"Sweep report: {directory}"  # the handler never ran
+    assert not root.find_all("img") and not root.find_all("pwned")
+    assert "<pwned" not in dom
+
+    # progress: the counts of the sweep, and the dead owner
+    row = root.find("tr", id="sweep-0")
+    counts = {
+        state: row.find("td", cls=f"n-{state}").text()
+        for state in ("done", "failed", "inprogress", "skipped", "remaining", "total")
+    }
+    assert counts == {
+        "done": "8",
+        "failed": "2",
+        "inprogress": "1",
+        "skipped": "0",
+        "remaining": "1",
+        "total": "12",
+    }
+    assert row.find("td", cls="n-dead").text().startswith("1")
+    assert "execo-sweep reclaim" in root.find("section", id="progress").text()
+
+    # failures, drawn by the page's script: each combination with its attempts and last error
+    failures = root.find("table", id="table-failures")
+    heads = [th.text() for th in failures.find("thead").find("tr").find_all("th")]
+    shown = [
+        dict(zip(heads, (td.text() for td in tr.find_all("td")), strict=True))
+        for tr in failures.find("tbody").find_all("tr")
+    ]
+    assert sorted((r["seed"], r["attempts"], r["state"], r["last error"]) for r in shown) == [
+        ("1", "1", "todo", "TimeoutError: once"),
+        ("1", "2", "failed", ERROR),
+        ("2", "2", "failed", ERROR),
+    ]
+
+    # per factor: the hostile level is a row, as text
+    algo = root.find("table", cls="factor", data_factor="algo")
+    levels = {tr.find("td").text(): tr for tr in algo.find("tbody").find_all("tr")}
+    assert set(levels) == {"quick", EVIL}
+    assert levels["quick"].find("td", cls="n-failed").text() == "2"
+
+    # figures: each numeric value (and the duration) against each factor, drawn by plotly
+    figures = root.find_all("div", cls="figure")
+    assert len(figures) == 3 * 3
+    assert all("js-plotly-plot" in f.classes and f.find("svg", cls="main-svg") for f in figures)
+    titles = {f.find("text", cls="gtitle").text() for f in figures}
+    assert titles == {f"{v} by {f}" for v in ("latency", EVIL_NAME, "duration") for f in GRID}
+    legends = {t.text() for f in figures for t in f.find_all("text", cls="legendtext")}
+    assert f"algo={EVIL}" in legends  # plotly shows the markup as text
+    ticks = {t.text() for f in figures for t in f.find_all("g", cls="xtick")}
+    assert EVIL in ticks
+
+    # results: the hostile value name is a column, each result a row
+    results = root.find("table", id="table-results")
+    heads = [th.text() for th in results.find("thead").find("tr").find_all("th")]
+    assert EVIL_NAME in heads and "latency" in heads
+    assert len(results.find("tbody").find_all("tr")) == 8
+
+    png = tmp_path / "report.png"
+    screenshot(chromium, str(page), str(png))
+    from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = image.convert("RGB")
+        colours = pixels.getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # text, bars: not a blank page
+        present = {colour for _, colour in colours}
+        assert (0x2E, 0x7D, 0x32) in present and (0xC6, 0x28, 0x28) in present  # done, failed
+        white = sum(n for n, colour in colours if colour == (255, 255, 255))
+        assert white < 0.97 * image.width * image.height
+
+
+@pytest.mark.slow
+def test_tables_sort_filter_and_hostile_text_stays_text_without_the_policy(tmp_path, chromium):
+    """Escaping alone keeps hostile text as text: the page's Content-Security-Policy is
+    bypassed here, so that nothing but the escaping stands in the way."""
+    directory, page = tmp_path / "sweep", tmp_path / "report.html"
+    combinations = make_sweep(directory)
+    cli("report", directory, "-o", page)
+    browser = DevTools(chromium)
+    try:
+        browser.call("Page.setBypassCSP", browser.session, enabled=True)
+        browser.open(page.as_uri())
+        assert browser.evaluate("document.title") == f"Sweep report: {directory}"
+        assert browser.evaluate("document.querySelectorAll('img, pwned').length") == 0
+        assert browser.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 9
+
+        read = """Array.from(document.querySelectorAll('#table-results tbody tr'))
+            .map(tr => tr.children[%d].textContent)"""
+        heads = browser.evaluate(
+            "Array.from(document.querySelectorAll('#table-results thead tr:first-child th'))"
+            ".map(th => th.textContent)"
+        )
+        at = heads.index("latency")
+        expected = sorted(latency(c) for c in combinations if c["size"] != 4)
+        click = f"document.querySelectorAll('#table-results thead tr:first-child th')[{at}].click()"
+        browser.evaluate(click)
+        assert [float(v) for v in browser.evaluate(read % at)] == expected
+        browser.evaluate(click)
+        assert [float(v) for v in browser.evaluate(read % at)] == expected[::-1]
+
+        count = "document.querySelector('#holder-results .count').textContent"
+        browser.evaluate(f"""(() => {{
+            const box = document.querySelectorAll('#table-results tr.filters input')[{at}];
+            box.value = '>2';
+            box.dispatchEvent(new Event('input'));
+        }})()""")
+        kept = [v for v in expected if v > 2]
+        browser.wait_for(f"{count}.startsWith('1\u2013{len(kept)} of {len(kept)} ')")
+        assert sorted(float(v) for v in browser.evaluate(read % at)) == kept
+
+        browser.evaluate("""(() => {
+            const box = document.querySelector('#holder-results input[type=search]');
+            box.value = '<img src=x';
+            box.dispatchEvent(new Event('input'));
+        })()""")
+        mine = [v for v in kept if v in {latency(c) for c in combinations if c["algo"] == EVIL}]
+        browser.wait_for(f"{count}.startsWith('1\u2013{len(mine)} of {len(mine)} ')")
+        algo = heads.index("algo")
+        assert set(browser.evaluate(read % algo)) == {EVIL}
+        assert browser.evaluate("document.title") == f"Sweep report: {directory}"
+        assert browser.evaluate("document.querySelectorAll('img, pwned').length") == 0
+    finally:
+        browser.close()
+
+
+@pytest.mark.slow
+def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
+    tmp_path, chromium, poll
+):
+    directory, page = tmp_path / "sweep", tmp_path / "report.html"
+    combinations = sweep({"n": [1, 2, 3]})
+    sweeper = ParamSweeper(directory, combinations, save_sweeps=True)
+    sweeper.done(sweeper.get_next())
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "execo_engine", "report", directory, "-o", page, "--watch", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    browser = DevTools(chromium)
+    try:
+        poll(page.exists, "the first page")
+        text = page.read_text()
+        assert text.endswith("</html>\n") and 'data-reload="0.5"' in text
+        browser.open(page.as_uri())
+        summary = "document.getElementById('summary').textContent"
+        assert "1 of 3 combinations done" in browser.evaluate(summary)
+        for combination in sweeper:
+            sweeper.done(combination)
+            # every read of the page while it is rewritten finds a whole page
+            assert page.read_text().endswith("</html>\n")
+        assert watching.wait(timeout=120) == 0, watching.stderr.read()
+        assert 'data-reload=""' in page.read_text()
+        # the open page reloaded itself and shows the last one
+        browser.wait_for(f"{summary}.includes('3 of 3 combinations done')")
+        assert "complete" in browser.evaluate(summary)
+        assert browser.evaluate("document.body.getAttribute('data-reload')") == ""
+    finally:
+        browser.close()
+        if watching.poll() is None:
+            watching.kill()
+            watching.wait()
+    assert "complete" in watching.stdout.read().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "sweep"]
+
+
+@pytest.mark.slow
+def test_report_of_a_location_with_several_sweeps(location, tmp_path):
+    """A directory or a PostgreSQL sweep holding two sweeps: a progress row, failures,
+    figures and results for each."""
+    make_sweep(location("top/first"))
+    second = ParamSweeper(location("top/second"), sweep({"x": [1, 2]}), save_sweeps=True)
+    for combination in second:
+        second.record_result(combination, {"y": combination["x"] * 2.0})
+        second.done(combination)
+    page = tmp_path / "report.html"
+    cli("report", location("top"), "-o", page)
+    text = page.read_text()
+    root = parse_html(text)
+    progress = root.find("table", id="progress-table")
+    names = [tr.find("td").children[0] for tr in progress.find("tbody").find_all("tr")]
+    assert [n.split("/")[-1] for n in names] == ["first", "second"]
+    assert [td.text() for td in progress.find_all("td", cls="n-done")] == ["8", "2"]
+    assert [td.text() for td in progress.find_all("td", cls="n-failed")] == ["2", "0"]
+    data = tables(text)
+    assert column(data["failures"], "sweep") == [names[0]] * 3
+    assert sorted(column(data["results"], "sweep")) == [names[0]] * 8 + [names[1]] * 2
+    figures = root.find_all("div", cls="figure")
+    assert len(figures) == 9 + 1  # the second: y against x (no duration recorded)
+
+
+def test_report_without_saved_sweeps_nor_results_says_so(tmp_path):
+    directory, page = tmp_path / "plain", tmp_path / "report.html"
+    combinations = sweep({"n": [1, 2, 3]})
+    ParamSweeper(directory, combinations).done(combinations[0])  # execo's default: not saved
+    cli("report", directory, "-o", page)
+    text = page.read_text()
+    assert "Per-factor counts need saved sweeps" in text
+    assert "No numeric value recorded yet" in text
+    assert tables(text)["results"]["rows"] == 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["report", "{missing}"], "no such directory"),
+        (["report", "{sweep}", "--watch", "0"], "--watch 0: give a number of seconds above 0"),
+        (["report", "{sweep}", "-o", "{sweep}"], "a directory; give the path of the HTML file"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path, args, message):
+    ParamSweeper(tmp_path / "sweep", sweep({"n": [1]}), save_sweeps=True)
+    paths = {"missing": tmp_path / "missing", "sweep": tmp_path / "sweep"}
+    result = cli(*[a.format(**paths) for a in args], check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_plotly_the_message_says_how_to_install_it(tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "plotly.py").write_text("raise ImportError('No module named plotly')\n")
+    ParamSweeper(tmp_path / "sweep", sweep({"n": [1]}), save_sweeps=True)
+    result = cli(
+        "report",
+        tmp_path / "sweep",
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(shadow)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "pip install 'execo_engine[report]'" in result.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_json_in_a_script_element_cannot_end_it():
+    value = {"</script><!--": ["<img src=x>", "a & b", "\u2028\u2029", "é"]}
+    text = script_json(value)
+    assert json.loads(text) == value
+    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
+
+
+def test_table_columns_carry_repeated_cells_once():
+    rows = [{"level": "a" if i % 2 else "<b>", "x": i / 3, "n": None} for i in range(100)]
+    spec = table("t", rows, ["level", "x", "n"])
+    level, x, n = spec["columns"]
+    assert (level["type"], level["levels"], level["codes"][:3]) == ("text", ["<b>", "a"], [0, 1, 0])
+    assert (x["type"], x["values"]) == ("number", [i / 3 for i in range(100)])
+    assert n["levels"] == [None] and spec["rows"] == 100
