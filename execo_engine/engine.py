@@ -50,11 +50,16 @@ from typing import Any
 
 from execo_engine.log import logger
 from execo_engine.preempt import PREEMPTION_SIGNALS, preemptible
+from execo_engine.provenance import capture, current_run, earlier_code_note, end_run, start_run
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import copy_outputs, redirect_outputs
 
-#: Seconds between two progress lines of a sweep (through the logger).
+#: Seconds between two progress lines of a sweep at most (through the logger).
 PROGRESS_INTERVAL = 30.0
+#: Seconds after the start of a sweeper when its first progress line is logged at most.
+FIRST_PROGRESS = 5.0
+#: Seconds between two looks at the progress of a sweeper (to log each tenth of the grid).
+PROGRESS_LOOK = 1.0
 
 #: Signals that stop ``init`` and ``run`` as Ctrl-C does (``SystemExit(128 + signal)``), so
 #: that the sweepers' unfinished claims are given back before the process exits: SIGTERM and
@@ -83,32 +88,101 @@ def _without_help(argv: Sequence[str]) -> list[str]:
 
 
 class _Progress(threading.Thread):
-    """Logs ``done/total, rate, time left`` of a sweeper every ``interval`` seconds."""
+    """Logs the progress of a sweeper (``done/total``, rate, time left): first after
+    :data:`FIRST_PROGRESS` seconds (or ``interval``, if shorter), then each time another tenth
+    of the grid is done, and at least every ``interval`` seconds; its :meth:`end_line` tells
+    the counts and the wall time at the end.
+
+    It looks at the sweeper every :data:`PROGRESS_LOOK` seconds, or less often when a look
+    costs more than a hundredth of that (a huge grid)."""
 
     def __init__(self, sweeper: ParamSweeper[Any], interval: float) -> None:
         super().__init__(daemon=True, name=f"progress of {sweeper.name}")
         self.sweeper, self.interval = sweeper, interval
         self.stopped = threading.Event()
+        self.start_time = time.monotonic()
+        self.done_before = len(sweeper.get_done())
+        self.total = len(sweeper.get_sweeps())
+
+    def _line(self) -> int:
+        """Log a progress line; returns how many are done."""
+        sweeps, remaining, _, inprogress, done = self.sweeper.stats()
+        elapsed = time.monotonic() - self.start_time
+        rate = (len(done) - self.done_before) / elapsed if elapsed > 0 else 0.0
+        left = f"about {len(remaining) / rate:.0f} s left" if rate > 0 else "no rate yet"
+        logger.info(
+            "%s: %d/%d done (%.0f%%), %d in progress, %.2f/s, %s",
+            self.sweeper.name,
+            len(done),
+            len(sweeps),
+            100 * len(done) / len(sweeps) if sweeps else 100.0,
+            len(inprogress),
+            rate,
+            left,
+        )
+        return len(done)
+
+    def _tenth(self, done: int) -> int:
+        return 10 * done // self.total if self.total else 10
 
     def run(self) -> None:
-        start, first = time.monotonic(), len(self.sweeper.get_done())
-        while not self.stopped.wait(self.interval):
-            sweeps, remaining, _, inprogress, done = self.sweeper.stats()
-            rate = (len(done) - first) / (time.monotonic() - start)
-            left = f"about {len(remaining) / rate:.0f} s left" if rate > 0 else "no rate yet"
-            logger.info(
-                "%s: %d/%d done, %d in progress, %.2f/s, %s",
-                self.sweeper.name,
-                len(done),
-                len(sweeps),
-                len(inprogress),
-                rate,
-                left,
-            )
+        look, tenth = PROGRESS_LOOK, self._tenth(self.done_before)
+        next_line = self.start_time + min(FIRST_PROGRESS, self.interval)
+        while not self.stopped.wait(max(0.0, min(look, next_line - time.monotonic()))):
+            began = time.monotonic()
+            done = len(self.sweeper.get_done())
+            look = max(PROGRESS_LOOK, 100 * (time.monotonic() - began))
+            if began < next_line and self._tenth(done) <= tenth:
+                continue
+            tenth = self._tenth(self._line())
+            next_line = time.monotonic() + self.interval
+
+    def end_line(self) -> None:
+        """Log the counts and the wall time of this run on the sweeper."""
+        counts = self.sweeper.counts()
+        logger.info(
+            "%s: end of run: %d/%d done (%d in this run), %d failed, %d remaining; wall "
+            "time %.1f s",
+            self.sweeper.name,
+            counts["done"],
+            counts["total"],
+            counts["done"] - self.done_before,
+            counts["failed"],
+            counts["total"] - counts["done"] - counts["failed"],
+            time.monotonic() - self.start_time,
+        )
+
+
+def _log_start(sweeper: ParamSweeper[Any], directory: str, new: bool) -> None:
+    """The start line of a sweeper (a new sweep, or where the one resumed stands), and a line
+    when earlier runs on it ran other code than this run (see :mod:`execo_engine.provenance`)."""
+    counts = sweeper.counts()
+    if new:
+        logger.info("new sweep in %s: %d combinations", directory, counts["total"])
+    else:
+        logger.info(
+            "resuming %s: %d/%d done, %d failed, %d to run",
+            directory,
+            counts["done"],
+            counts["total"],
+            counts["failed"],
+            counts["total"] - counts["done"] - counts["failed"],
+        )
+    note = earlier_code_note(sweeper.get_runs(), current_run())
+    if note is not None:
+        logger.warning("%s: %s", directory, note)
 
 
 class Engine:
-    """Base class of experiment engines (see the module documentation for ``start``)."""
+    """Base class of experiment engines (see the module documentation for ``start``).
+
+    :attr:`record_versions` names the packages whose installed versions the run records
+    (besides execo_engine and pytest), in each sweep made by :meth:`sweeper`, with the git
+    commit of the directory of the engine's source file (see :mod:`execo_engine.provenance`).
+    """
+
+    #: Packages whose versions the run records in its sweeps (``("numpy", "scipy")``).
+    record_versions: Sequence[str] = ()
 
     def __init__(self) -> None:
         module = sys.modules.get(type(self).__module__)
@@ -200,8 +274,10 @@ class Engine:
         if not self.result_dir:
             raise RuntimeError("Engine.sweeper() needs the result directory: call it in init/run")
         directory = os.path.join(self.result_dir, name)
+        new = not os.path.exists(directory)
         sweeper = ParamSweeper(directory, sweeps, save_sweeps=sweeps is not None, **kwargs)
         self._sweepers.append(sweeper)
+        _log_start(sweeper, directory, new)
         progress = _Progress(sweeper, progress_interval)
         progress.start()
         self._progress.append(progress)
@@ -285,6 +361,9 @@ class Engine:
                         len(given_back),
                         "failed (one attempt counted)" if error else "back to todo",
                     )
+            for progress in self._progress:
+                progress.end_line()
+            end_run()
 
     def start(self, engineargs: Sequence[str] | None = None) -> None:
         """Run the engine with ``engineargs`` (None: the command line arguments), in the order
@@ -296,8 +375,16 @@ class Engine:
         self.setup_run_name()
         created = self._create_result_dir()
         self._setup_outputs()
-        logger.info("command line: %s", shlex.join([sys.argv[0], *argv]))
+        command = [sys.argv[0], *argv]
+        logger.info("command line: %s", shlex.join(command))
         logger.info("run in directory %s", self.result_dir)
+        if created and self.args.use_dir:
+            logger.info(
+                "created %s (-c %s did not exist): a new run, not the continuation of one",
+                self.result_dir,
+                self.args.use_dir,
+            )
+        start_run(capture("engine", self.engine_dir, self.record_versions, command))
         with self._claims_given_back():
             self._call_chain("init")
             self.args = self._parse_all(argv, created)

@@ -3,6 +3,7 @@
 The API (stable: :mod:`execo_engine.cli` and the HTML report build on it)::
 
     load_results(location, include_pending=False) -> list[dict[str, Any]]
+    result_table(location, include_pending=False) -> ResultTable(columns, factors, values, rows)
     results_frame(location, include_pending=False) -> pandas.DataFrame
     load_runs(location) -> list[dict[str, Any]]
 
@@ -33,10 +34,14 @@ columns):
   saved sweeps that has no result, with its state (its other columns None). A sweep whose
   sweeps were not saved adds no such row (its combinations are not known).
 
-Rows come sweep by sweep (sorted by name), in the order they were recorded, pending rows last
-in sweeps order. :func:`results_frame` gives the same rows as a :class:`pandas.DataFrame`
-(``time`` as a UTC ``datetime64``); pandas and pyarrow come with the ``analysis`` extra
-(``pip install 'execo_engine[analysis]'``).
+Rows come sweep by sweep (sorted by name); within a sweep, in the order they were recorded, or,
+with ``include_pending``, in sweeps order (each combination's results in the order they were
+recorded, or its pending row; then the results of combinations outside the sweeps).
+:func:`result_table` also tells the columns (a table without rows still has them), and which
+of them are factors and recorded values.
+:func:`results_frame` gives the same rows as a :class:`pandas.DataFrame` (``time`` as a UTC
+``datetime64``); pandas and pyarrow come with the ``analysis`` extra (``pip install
+'execo_engine[analysis]'``).
 
 :func:`load_runs` gives one dict per run recorded in the sweeps at ``location``
 (see :func:`execo_engine.provenance.merge_runs` for the fields), plus ``sweep`` and
@@ -49,7 +54,7 @@ import collections
 import datetime
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError
@@ -180,52 +185,68 @@ def _combination_cells(combination: Any, factors: dict[Any, str]) -> dict[str, A
     return {factors[COMBINATION_COLUMN]: combination}
 
 
-def _table(location: Location, include_pending: bool) -> tuple[list[str], list[dict[str, Any]]]:
-    """The columns and rows of :func:`load_results`."""
+class ResultTable(NamedTuple):
+    """The rows of :func:`load_results` with their columns."""
+
+    columns: list[str]  #: every column, in order
+    factors: list[str]  #: the columns of the factors
+    values: list[str]  #: the columns of the recorded values
+    rows: list[dict[str, Any]]
+
+
+def result_table(location: Location, include_pending: bool = False) -> ResultTable:
+    """The rows of :func:`load_results`, with the columns (also when there is no row)."""
     sweeps = [_Sweep(at, include_pending) for at in sweep_locations(location)]
     columns, factors, values = _layout(sweeps, include_pending)
     empty = dict.fromkeys(columns)
-    rows = []
+
+    def result_row(sweep: _Sweep, record: Any, text: str) -> dict[str, Any]:
+        run = record.get("run") if isinstance(record.get("run"), str) else None
+        known = sweep.runs.get(run, {}) if run is not None else {}
+        row = {
+            **empty,
+            **_combination_cells(record["combination"], factors),
+            **{values[name]: value for name, value in record["values"].items()},
+            "outcome": record["outcome"],
+            "attempts": sweep.attempts.get(text, 0),
+            "duration": record["duration"],
+            "host": record["host"],
+            "time": _utc(record["time"]),
+            "sweep": sweep.name,
+            "run": run,
+            "commit": known.get("commit"),
+            "dirty": known.get("dirty"),
+        }
+        if include_pending:
+            row[STATE_COLUMN] = STATE_NAMES[sweep.states.get(text, State.DONE)]
+        return row
+
+    rows: list[dict[str, Any]] = []
     for sweep in sweeps:
-        with_result = set()
-        for record in sweep.records:
-            combination = record["combination"]
-            text = _CODEC.encode(combination)
-            with_result.add(text)
-            run = record.get("run") if isinstance(record.get("run"), str) else None
-            known = sweep.runs.get(run, {}) if run is not None else {}
-            row = {
-                **empty,
-                **_combination_cells(combination, factors),
-                **{values[name]: value for name, value in record["values"].items()},
-                "outcome": record["outcome"],
-                "attempts": sweep.attempts.get(text, 0),
-                "duration": record["duration"],
-                "host": record["host"],
-                "time": _utc(record["time"]),
-                "sweep": sweep.name,
-                "run": run,
-                "commit": known.get("commit"),
-                "dirty": known.get("dirty"),
-            }
-            if include_pending:
-                row[STATE_COLUMN] = STATE_NAMES[sweep.states.get(text, State.DONE)]
-            rows.append(row)
+        texts = [_CODEC.encode(record["combination"]) for record in sweep.records]
         if not include_pending:
+            rows += map(result_row, itertools.repeat(sweep), sweep.records, texts)
             continue
-        for element in sweep.sweeps:
+        by_text: dict[str, list[Any]] = {}
+        for text, record in zip(texts, sweep.records, strict=True):
+            by_text.setdefault(text, []).append(record)
+        for element in sweep.sweeps:  # sweeps order: results, or the pending row
             text = _CODEC.encode(element)
-            if text not in with_result:
-                rows.append(
-                    {
-                        **empty,
-                        **_combination_cells(element, factors),
-                        "attempts": sweep.attempts.get(text, 0),
-                        "sweep": sweep.name,
-                        STATE_COLUMN: STATE_NAMES[sweep.states.get(text, State.TODO)],
-                    }
-                )
-    return columns, rows
+            if text in by_text:
+                rows += (result_row(sweep, record, text) for record in by_text.pop(text))
+                continue
+            rows.append(
+                {
+                    **empty,
+                    **_combination_cells(element, factors),
+                    "attempts": sweep.attempts.get(text, 0),
+                    "sweep": sweep.name,
+                    STATE_COLUMN: STATE_NAMES[sweep.states.get(text, State.TODO)],
+                }
+            )
+        for text, records in by_text.items():  # combinations outside the sweeps
+            rows += (result_row(sweep, record, text) for record in records)
+    return ResultTable(columns, list(factors.values()), list(values.values()), rows)
 
 
 def load_results(location: Location, include_pending: bool = False) -> list[dict[str, Any]]:
@@ -233,7 +254,7 @@ def load_results(location: Location, include_pending: bool = False) -> list[dict
     columns); with ``include_pending``, a ``state`` column and a row per combination without
     a result. ``FileNotFoundError`` or ``ValueError`` naming ``location`` when it holds no
     sweep."""
-    return _table(location, include_pending)[1]
+    return result_table(location, include_pending).rows
 
 
 def results_frame(location: Location, include_pending: bool = False) -> pandas.DataFrame:
@@ -246,7 +267,7 @@ def results_frame(location: Location, include_pending: bool = False) -> pandas.D
         raise ImportError(
             f"results_frame needs pandas: {ANALYSIS_EXTRA} ({error})", name=error.name
         ) from None
-    columns, rows = _table(location, include_pending)
+    columns, _, _, rows = result_table(location, include_pending)
     frame = pandas.DataFrame(rows, columns=columns)
     frame["time"] = pandas.to_datetime(frame["time"], utc=True)
     return frame

@@ -7,7 +7,8 @@ with a sweep dir, so that the entry point costs every other pytest session almos
   is an identifier as an argument of that name (None where a combination lacks it). Ids are
   the levels (see :mod:`pytest_execo.naming`).
 - ``--execo-sweep-dir=DIR`` (ini ``execo_sweep_dir``) records outcomes (see
-  :class:`pytest_execo.recorder.SweepRecorder`).
+  :class:`pytest_execo.recorder.SweepRecorder`) and the session's run (see
+  :mod:`pytest_execo.runs`; ini ``execo_record_versions``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ MARKER = "execo_sweep"
 POSITION_MARKER = "execo_position"  #: on each item: where its combination stands in the sweep
 HIDDEN_ARG = "_execo_combination"
 RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
+VERSIONS_INI = "execo_record_versions"  #: ini: packages whose versions a run records
 #: The default outcome -> state mapping (see the ``pytest_execo_state`` hook).
 DEFAULT_STATES = {"passed": "done", "skipped": "skip", "failed": "fail"}
 
@@ -83,6 +85,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "execo_max_attempts", "failed attempts after which a combination is failed for good"
+    )
+    parser.addini(
+        VERSIONS_INI,
+        "packages whose installed versions each run records in the sweep dir (besides "
+        "execo_engine and pytest), separated by spaces",
+        type="args",
     )
     parser.addini(
         "execo_sweep_dir",
@@ -145,6 +153,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.pluginmanager.register(recorder, RECORDER)
         config.pluginmanager.register(PreemptionGuard(), "execo-preemption")
+        if recorder.records:  # the provenance of what it records
+            from pytest_execo.runs import PLUGIN, SessionRun
+
+            config.pluginmanager.register(SessionRun(config, recorder.directory), PLUGIN)
 
 
 # -- parametrization ------------------------------------------------------------------------

@@ -32,7 +32,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -56,6 +59,8 @@ TAKE_AHEAD = 32
 SNAPSHOT_KEY = "execo_done"  #: workerinput: the done snapshot
 FAILED_KEY = "execo_failed"  #: workerinput: what was failed for good before the session
 COUNTS_KEY = "execo_counts"  #: workeroutput: a worker's collection counts
+COUNTS_DIR_KEY = "execo_counts_dir"  #: workerinput: where workers write their counts
+RUN_PLUGIN = "execo-run"  #: the plugin of the session's run (pytest_execo.runs.PLUGIN)
 KEEPS_QUEUES_KEY = "execo_keeps_queues"  #: workerinput: see pytest_execo.xdist_queue
 STATES = ("done", "skip", "cancel", "fail")
 _WORST_FIRST = ("failed", "skipped", "passed")
@@ -219,7 +224,8 @@ class SweepRecorder:
         self._hooked: tuple[bool, bool] | None = None
         #: collection counts: units selected, distinct combinations, deselected as done,
         #: units left to run after every deselection
-        self.counts: dict[str, int] | None = None
+        self.counts: dict[str, Any] | None = None
+        self._counts_dir: str | None = None  #: xdist controller: see _hand_counts
         self.counted_by_workers = False  #: xdist controller: the line goes in the summary
         self.session_outcomes: dict[str, dict[str, str]] = {}  # sweep -> nodeid -> outcome
 
@@ -289,6 +295,9 @@ class SweepRecorder:
         node.workerinput[SNAPSHOT_KEY] = {name: list(texts) for name, texts in self._done.items()}
         node.workerinput[FAILED_KEY] = {name: list(texts) for name, texts in self._failed.items()}
         node.workerinput[KEEPS_QUEUES_KEY] = keeps_queues(self.config)
+        if self._counts_dir is None:
+            self._counts_dir = tempfile.mkdtemp(prefix="execo-counts-")
+        node.workerinput[COUNTS_DIR_KEY] = self._counts_dir
 
     def pytest_report_header(self) -> str:
         done = sum(len(texts) for texts in self._done.values())
@@ -302,6 +311,7 @@ class SweepRecorder:
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         keep, deselected, combinations, units, failed = [], [], set(), 0, 0
+        running: dict[str, str] = {}  # the sweeps with items to run: name -> key
         for item in items:
             unit = self.unit_of(item)
             if unit is None:
@@ -318,11 +328,13 @@ class SweepRecorder:
                 deselected.append(item)
             else:
                 keep.append(item)
+                running[unit.sweep] = unit.key
         self.counts = {
             "units": units,
             "combinations": len(combinations),
             "done": len(deselected) - failed,
             "failed": failed,
+            "sweeps": running,
         }
         for name, _ in self._sweeps.values():  # refuse a planted link before writing through it
             try:
@@ -335,32 +347,69 @@ class SweepRecorder:
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal asks for the collection line
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Count what is left to run after every deselection (``--lf`` runs after us)."""
+        """Count what is left to run after every deselection (``--lf`` runs after us); an
+        xdist worker hands the counts to the controller (see :meth:`_hand_counts`)."""
         if self.counts is None:
             return
         self.counts["running"] = sum(1 for item in session.items if self.unit_of(item))
         if self.is_worker:
             self.config.workeroutput[COUNTS_KEY] = self.counts  # type: ignore[attr-defined]
+            self._hand_counts()
 
-    def _collection_line(self) -> str | None:
+    def _hand_counts(self) -> None:
+        """xdist worker: write the collection counts where the controller reads them when
+        this worker's collection reaches it (a directory of the controller's host: workers
+        of another host send them at their end only, in ``workeroutput``)."""
+        directory = self.config.workerinput.get(COUNTS_DIR_KEY)  # type: ignore[attr-defined]
+        worker = self.config.workerinput.get("workerid")  # type: ignore[attr-defined]
+        if directory is None or worker is None or not os.path.isdir(directory):
+            return
+        path = os.path.join(directory, f"{worker}.json")
+        with open(path + ".tmp", "w") as out:
+            json.dump(self.counts, out)
+        os.replace(path + ".tmp", path)  # whole, before xdist sends the collection
+
+    def _collection_lines(self) -> list[str]:
+        """The collection line, and the lines of :mod:`pytest_execo.runs` for the sweeps this
+        session runs."""
         counts = self.counts
         if not counts or not counts["units"]:
-            return None
+            return []
         what = "combinations"
         if counts["units"] != counts["combinations"]:
             what = f"items ({counts['combinations']} combinations, several items each)"
         failed = f", {counts['failed']} failed" if counts.get("failed") else ""
-        return (
+        runs = self.config.pluginmanager.get_plugin(RUN_PLUGIN)
+        return [
             f"execo: {counts['done']}/{counts['units']} {what} done{failed} in "
-            f"{shown(self.directory)}, running {counts['running']}"
-        )
+            f"{shown(self.directory)}, running {counts['running']}",
+            *(runs.lines(counts.get("sweeps", {})) if runs is not None else []),
+        ]
 
-    def pytest_report_collectionfinish(self) -> str | None:
-        return self._collection_line()
+    def pytest_report_collectionfinish(self) -> list[str]:
+        return self._collection_lines()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any) -> None:
+        """xdist controller: the collection lines, once, from the first worker whose counts
+        are readable (see :meth:`_hand_counts`), as a serial session prints them."""
+        if self.counts is not None or self._counts_dir is None:
+            return
+        try:
+            with open(os.path.join(self._counts_dir, f"{node.gateway.id}.json")) as given:
+                self.counts = json.load(given)
+        except (OSError, ValueError):
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            for line in self._collection_lines():
+                reporter.write_line(line)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any) -> None:
-        """xdist controller: the collection counts of the first worker that sends them."""
+        """xdist controller: the collection counts of the first worker that sends them, when
+        none came at collection (then shown in the summary)."""
         counts = getattr(node, "workeroutput", {}).get(COUNTS_KEY)
         if counts is not None and self.counts is None:
             self.counts, self.counted_by_workers = counts, True
@@ -534,6 +583,8 @@ class SweepRecorder:
             for sweeper in self.sweepers.values():
                 sweeper.release_claims()
                 sweeper.reset()  # forget this session's skips: the next session retries them
+            if self._counts_dir is not None:
+                shutil.rmtree(self._counts_dir, ignore_errors=True)
         if (
             self.all_done_ok
             and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
@@ -545,13 +596,13 @@ class SweepRecorder:
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         if self.is_worker or not self.records:  # a session without test bodies recorded nothing
             return
-        line = self._collection_line() if self.counted_by_workers else None
+        lines = self._collection_lines() if self.counted_by_workers else []
         failed_before = {name for name, texts in self._failed.items() if texts}
         names = sorted(self.session_outcomes.keys() | failed_before)
-        if not names and line is None:
+        if not names and not lines:
             return
         terminalreporter.section("execo sweeps")
-        if line is not None:
+        for line in lines:
             terminalreporter.write_line(line)
         for name in names:
             outcomes = list(self.session_outcomes.get(name, {}).values())

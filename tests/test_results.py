@@ -111,12 +111,24 @@ def test_several_sweeps_below_one_location_and_name_collisions(location):
 def test_a_frame_of_the_same_rows(location, in_run):
     pandas = pytest.importorskip("pandas")
     _grid_with_failures(location("grid"))
+    sweeper = ParamSweeper(location("grid"), read_only=True)
+    ParamSweeper(location("grid"), sweeper.get_sweeps()).record_result(
+        sweeper.get_sweeps()[0], {"latency": 0.75}, "passed", 0.2
+    )  # a second result of the first combination, recorded last
+    assert [r["latency"] for r in load_results(location("grid"), include_pending=True)] == [
+        0.5,
+        0.75,  # with pending rows: in sweeps order
+        0.25,
+        None,
+        None,
+        None,
+    ]
     frame = results_frame(location("grid"))
     assert list(frame.columns) == list(load_results(location("grid"))[0])
-    assert len(frame) == 4
+    assert len(frame) == 5
     assert str(frame["time"].dtype).startswith("datetime64") and str(frame["time"].dt.tz) == "UTC"
     means = frame[frame.outcome == "passed"].groupby("algo")["latency"].mean()
-    assert means.to_dict() == {"merge": 0.25, "quick": 0.5}
+    assert means.to_dict() == {"merge": 0.25, "quick": 0.625}
     assert frame.loc[frame.outcome == "failed", "attempts"].tolist() == [2, 2]
     assert (frame["commit"] == in_run.commit).all() or in_run.commit is None
     empty = results_frame(location("grid"), include_pending=True).iloc[0:0]
@@ -146,9 +158,11 @@ def test_runs_listing_counts_what_each_run_finished(location):
 
 def test_older_directories_without_runs_stay_readable(tmp_path):
     directory = shutil.copytree(GOLDEN / "mixed", tmp_path / "mixed")
-    rows = load_results(directory, include_pending=True)
-    assert [r["outcome"] for r in rows[:2]] == ["passed", "failed"]
+    rows = load_results(directory)
+    assert [r["outcome"] for r in rows] == ["passed", "failed"]
     assert {r["run"] for r in rows} == {None} and load_runs(directory) == []
+    states = [r["state"] for r in load_results(directory, include_pending=True)]
+    assert states == ["done"] * 3 + ["inprogress"] * 3 + ["todo"] * 3 + ["done"] + ["todo"] * 2
     # the first sweep element is a tuple: combinations that are not dicts get one column
     assert rows[0]["combination"] == (1, "a", (2.5, None))
     assert rows[1]["a"] == 1 and rows[1]["b"] == "x"

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import datetime
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from execo_engine.cli import report
+from execo_engine.cli import export, report
+from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
@@ -94,6 +93,23 @@ def _failed_count(failed: int) -> str:
     return f", {failed} failed" if failed else ""
 
 
+def claimed_ahead(
+    claims: Sequence[tuple[Any, Any, float, bool]], runs: list[dict[str, Any]]
+) -> set[int]:
+    """The indexes in ``claims`` (oldest first, as ``get_claims`` gives them) of the
+    combinations claimed ahead: held by a process that claims before it runs (a pytest session,
+    see :mod:`execo_engine.provenance`), which runs one at a time, its oldest claim."""
+    owners = {tuple(owner) for run in runs for owner in run["owners_ahead"]}
+    running: set[tuple[Any, ...]] = set()
+    ahead = set()
+    for index, (_, owner, _, _) in enumerate(claims):
+        if tuple(owner) in owners:
+            if tuple(owner) in running:
+                ahead.add(index)
+            running.add(tuple(owner))
+    return ahead
+
+
 def status(
     directory: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
 ) -> None:
@@ -106,6 +122,8 @@ def status(
         view = open_view(path)
         beats = heartbeats(path) if is_directory(path) else {}
         failed_combinations = _failed(view)
+        claims, skips = view.get_claims(), view.get_skips()
+        ahead = claimed_ahead(claims, view.get_runs())
         held = [
             {
                 "combination": c,
@@ -114,19 +132,22 @@ def status(
                 "age": round(now - since, 1),
                 "heartbeat_age": round(beats[owner].age, 1) if owner in beats else None,
                 "dead": dead,
+                "ahead": i in ahead,
             }
-            for c, owner, since, dead in view.get_claims() + view.get_skips()
+            for i, (c, owner, since, dead) in enumerate(claims + skips)
         ]
-        claims = len(view.get_claims())
         entry: dict[str, Any] = {
             "directory": shown(path),
             "name": view.name,
             **view.counts(),
+            "claimed_ahead": len(ahead),
             "sweeps_saved": bool(view.get_sweeps()),
-            "claims": held[:claims],
-            "skips": held[claims:],
+            "claims": held[: len(claims)],
+            "skips": held[len(claims) :],
             "failed_combinations": failed_combinations,
         }
+        for skip in entry["skips"]:
+            del skip["ahead"]
         entry.update(submitting.status_fields(path, directory, entry["claims"]))
         if by_factor is not None:
             stats = (*view.stats(), [f["combination"] for f in failed_combinations])
@@ -138,10 +159,12 @@ def status(
     width = max(len(e["name"]) for e in report)
     for e in report:
         skipped = f", {e['skipped']} skipped" if e["skipped"] else ""
+        ahead = e["claimed_ahead"]
+        running = f" ({e['inprogress'] - ahead} running, {ahead} claimed ahead)" if ahead else ""
         print(
             f"{e['name']:<{width}}  {_bar(e['done'], e['total'])}  {e['total']} total, "
-            f"{e['done']} done, {e['inprogress']} in progress, {e['remaining']} remaining"
-            f"{skipped}{_failed_count(e['failed'])}"
+            f"{e['done']} done, {e['inprogress']} in progress{running}, {e['remaining']} "
+            f"remaining{skipped}{_failed_count(e['failed'])}"
         )
         for failure in e["failed_combinations"] if list_failed else []:
             first, *more = failure["error"].splitlines() or [""]
@@ -157,7 +180,8 @@ def status(
                 beat = claim["heartbeat_age"]
                 beat_text = "" if beat is None else f", heartbeat {beat:.0f} s ago"
                 print(
-                    f"    {what}: {dict(claim['combination'])} on {claim['host']} pid "
+                    f"    {'claimed ahead' if claim.get('ahead') else what}: "
+                    f"{dict(claim['combination'])} on {claim['host']} pid "
                     f"{claim['pid']}, for {claim['age']:.0f} s{beat_text}{flag}"
                 )
         if by_factor is not None and e["by_factor"] is None:
@@ -215,121 +239,6 @@ def reset(directory: str, inprogress: bool, failed: bool) -> None:
         print(f"{writer.name}: {', '.join(done)}")
 
 
-def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Factor names (in sweeps order), value names and rows of the recorded results: (sweep),
-    factors, values, outcome, duration, attempts (the failed attempts counted on the
-    combination, 0 for none), host, time."""
-    paths = sweep_dirs(directory)
-    factors: dict[str, None] = {}
-    values: dict[str, None] = {}
-    rows = []
-    for path in paths:
-        view = open_view(path)
-        failures = view.get_failures()
-        for first in view.get_sweeps()[:1]:
-            factors.update(dict.fromkeys(map(str, first)))
-        for record in view.get_results():
-            combination, recorded = record["combination"], record["values"]
-            factors.update(dict.fromkeys(map(str, combination)))
-            values.update(dict.fromkeys(map(str, recorded)))
-            when = datetime.datetime.fromtimestamp(record["time"], datetime.UTC).isoformat(
-                timespec="seconds"
-            )
-            rows.append(
-                {
-                    "sweep": view.name,
-                    **{str(k): v for k, v in combination.items()},
-                    **{str(k): v for k, v in recorded.items()},
-                    "outcome": record["outcome"],
-                    "duration": record["duration"],
-                    "attempts": getattr(failures.get(combination), "attempts", 0),
-                    "host": record["host"],
-                    "time": when,
-                }
-            )
-    clash = set(factors) & set(values)
-    if clash:
-        raise UsageError(f"recorded values named like factors: {', '.join(sorted(clash))}")
-    return list(factors), list(values), rows
-
-
-def result_columns(directory: str, factors: list[str], values: list[str]) -> list[str]:
-    """The columns of ``execo-sweep results``."""
-    several = len(sweep_dirs(directory)) > 1
-    return (
-        (["sweep"] if several else [])
-        + factors
-        + values
-        + ["outcome", "duration", "attempts", "host", "time"]
-    )
-
-
-def results(directory: str, output_format: str, output: str | None) -> None:
-    """Export the recorded results as CSV or JSON lines."""
-    factors, values, rows = result_rows(directory)
-    columns = result_columns(directory, factors, values)
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(open(output, "w", newline="")) if output else sys.stdout
-        if output_format == "csv":
-            writer = csv.DictWriter(out, columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            for row in rows:
-                out.write(
-                    json.dumps({c: row.get(c) for c in columns}, default=repr, ensure_ascii=False)
-                    + "\n"
-                )
-
-
-def _spans_decades(values: list[float]) -> bool:
-    return bool(values) and min(values) > 0 and max(values) / min(values) >= 100
-
-
-def plot(directory: str, x: str, y: str, hue: str | None, output: str) -> None:
-    """A PNG of ``y`` against ``x`` (mean over the other factors), a line per ``hue`` level."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("plot needs matplotlib: pip install 'execo_engine[plot]'") from None
-    factors, values, rows = result_rows(directory)
-    _check_factors([x] + ([hue] if hue else []), factors, "factor")
-    _check_factors([y], [*values, "duration"], "value")
-    series: dict[Any, dict[Any, list[float]]] = {}
-    for row in rows:
-        if isinstance(row.get(y), (int, float)) and row.get(x) is not None:
-            series.setdefault(row.get(hue) if hue else y, {}).setdefault(row[x], []).append(row[y])
-    if not series:
-        raise UsageError(f"no numeric {y!r} value recorded in {directory}")
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=100)
-    for label, points in sorted(series.items(), key=lambda item: str(item[0])):
-        xs = sorted(points, key=lambda v: (isinstance(v, str), v))
-        axes.plot(
-            [str(v) if isinstance(v, str) else v for v in xs],
-            [sum(points[v]) / len(points[v]) for v in xs],
-            marker="o",
-            label=f"{hue}={label}" if hue else str(label),
-        )
-    xs_all = [v for points in series.values() for v in points if isinstance(v, (int, float))]
-    ys_all = [y for points in series.values() for ys in points.values() for y in ys]
-    if _spans_decades(xs_all):
-        axes.set_xscale("log")  # levels spanning decades, as geom() makes them
-    if _spans_decades(ys_all):
-        axes.set_yscale("log")
-    axes.set_xlabel(x)
-    axes.set_ylabel(f"{y} (mean)")
-    axes.set_title(f"{y} by {x}" + (f" and {hue}" if hue else ""))
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(output)
-    plt.close(figure)
-    print(f"wrote {output}")
-
-
 def parser() -> argparse.ArgumentParser:
     """The command line parser."""
     top = argparse.ArgumentParser(
@@ -373,10 +282,24 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="make every failed combination todo again, its attempts cleared",
     )
-    command = commands.add_parser("results", help="export recorded results")
+    command = commands.add_parser(
+        "results",
+        help="export recorded results, one flat row each",
+        description="Export the recorded results: one row per result, the factors, the "
+        "recorded values, outcome, attempts, duration, host, time (UTC), sweep, run, commit "
+        "and dirty, as execo_engine.load_results gives them.",
+    )
     command.add_argument("dir")
-    command.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    command.add_argument("-o", "--output", help="file to write (default: standard output)")
+    command.add_argument("--format", choices=export.FORMATS, default="csv")
+    command.add_argument(
+        "-o", "--output", help="file to write (default: standard output; parquet needs one)"
+    )
+    command = commands.add_parser(
+        "runs",
+        help="the runs that wrote to each sweep: commit, host, what each finished",
+    )
+    command.add_argument("dir")
+    command.add_argument("--json", action="store_true", help="machine-readable output")
     command = commands.add_parser("plot", help="plot a recorded value against a factor")
     command.add_argument("dir")
     command.add_argument("--x", required=True, help="factor on the x axis")
@@ -398,6 +321,18 @@ def parser() -> argparse.ArgumentParser:
     )
     submitting.add_submit_parser(commands)
     return top
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Bad input met by the library (no such location, not a sweep, an unknown name, a
+    missing extra) as a :class:`UsageError`; a corrupt record stays what it is."""
+    try:
+        yield
+    except CorruptRecordError:
+        raise
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -422,9 +357,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "report":
             sys.exit(report.run(args.dir, args.output, args.watch))
         elif args.command == "results":
-            results(args.dir, args.format, args.output)
+            with _usage_errors():
+                wrote = export.export(args.dir, args.format, args.output)
+            if wrote:
+                print(wrote)
+        elif args.command == "runs":
+            with _usage_errors():
+                export.list_runs(args.dir, args.json)
         else:
-            plot(args.dir, args.x, args.y, args.hue, args.output)
+            try:
+                with _usage_errors():
+                    lines = plotting.plot(args.dir, args.x, args.y, args.hue, args.output)
+            except ImportError:
+                raise UsageError(
+                    "plot needs matplotlib: pip install 'execo_engine[plot]'"
+                ) from None
+            print("\n".join(lines))
     except UsageError as error:
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
         sys.exit(2)
