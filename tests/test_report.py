@@ -311,6 +311,54 @@ def test_report_of_a_location_with_several_sweeps(location, tmp_path):
     assert len(figures) == 9 + 1  # the second: y against x (no duration recorded)
 
 
+SWEPT_TESTS = """
+import pytest
+
+@pytest.mark.execo_sweep({"size": [1, 2, 3], "algo": ["a", "b"]})
+def test_sort(size, algo, execo_record):
+    execo_record(latency=size * (2 if algo == "b" else 1) / 10)
+    assert (size, algo) != (3, "b"), "too slow"
+
+@pytest.mark.execo_sweep({"n": [1, 2]})
+def test_fill(n, execo_record):
+    execo_record(seconds=n / 4)
+"""
+
+
+@pytest.mark.slow
+def test_report_of_a_pytest_sweep_dir_shows_each_sweep_and_the_run(pytester):
+    pytester.makepyfile(test_grid=SWEPT_TESTS)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["init", "-q"], ["add", "test_grid.py"], ["commit", "-qm", "grid"]):
+        subprocess.run([*git, *command], cwd=pytester.path, check=True, capture_output=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=pytester.path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7, failed=1)
+    cli("report", pytester.path / "results", "-o", pytester.path / "report.html")
+    text = (pytester.path / "report.html").read_text()
+    root = parse_html(text)
+    progress = root.find("table", id="progress-table")
+    done = {
+        tr.find("td").children[0]: tr.find("td", cls="n-done").text()
+        for tr in progress.find("tbody").find_all("tr")
+    }
+    assert sorted(done.values()) == ["2", "5"] and len(done) == 2
+    sort, fill = sorted(done, key=lambda name: "test_fill" in name)
+    assert (done[sort], done[fill]) == ("5", "2")
+    data = tables(text)
+    assert sorted(column(data["results"], "sweep")) == sorted([sort] * 6 + [fill] * 2)
+    [error] = column(data["failures"], "last error")
+    assert error.startswith("test_grid.py:6: AssertionError: too slow")
+    runs = data["runs"]
+    assert sorted(column(runs, "sweep")) == sorted(done)  # the session wrote to both sweeps
+    assert column(runs, "commit") == [commit, commit]
+    assert sorted(column(runs, "results")) == [2, 6]
+    assert len(set(column(runs, "id"))) == 1
+    assert len(root.find_all("div", cls="figure")) == 2 * 2 + 2  # latency, duration; seconds
+
+
 def test_report_without_saved_sweeps_nor_results_says_so(tmp_path):
     directory, page = tmp_path / "plain", tmp_path / "report.html"
     combinations = sweep({"n": [1, 2, 3]})

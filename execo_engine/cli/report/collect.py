@@ -1,5 +1,6 @@
 """What ``execo-sweep report`` shows, read from a location: per sweep its progress, claims,
-failures and per-factor counts; the recorded results as flat rows; the runs (provenance).
+failures and per-factor counts (read-only ParamSweeper views); the recorded results as flat rows
+(:func:`execo_engine.results.result_table`); the runs (:func:`execo_engine.results.load_runs`).
 
 Reading only: every sweep is opened read-only (no lock, no write), so a report never slows a
 running sweep down for more than one read. A :class:`Reader` keeps its views open from one read to
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
+from execo_engine.results import load_runs, result_table
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -22,8 +24,6 @@ from execo_engine.sweeper import ParamSweeper
 #: The states a combination of the sweeps can be in, as the report names them, in the order
 #: the report shows them.
 STATES = ("done", "failed", "inprogress", "skipped", "remaining")
-#: Columns every result row has after its factors and recorded values.
-RESULT_COLUMNS = ("outcome", "attempts", "duration", "host", "time")
 #: The rate is measured over at most this many of the last finished combinations.
 RATE_WINDOW = 500
 
@@ -113,10 +113,11 @@ class ReportData:
     location: str  #: printable
     generated: float  #: seconds since the epoch
     sweeps: list[SweepData]
-    factors: list[str]  #: every factor of the rows, sweeps order first
-    values: list[str]  #: every recorded value name of the rows
-    rows: list[dict[str, Any]]  #: see :func:`result_rows`
-    runs: list[dict[str, Any]] = field(default_factory=list)  #: provenance, one per run
+    columns: list[str]  #: the columns of the rows
+    factors: list[str]  #: which of them are factors
+    values: list[str]  #: which of them are recorded values
+    rows: list[dict[str, Any]]  #: the results (:func:`execo_engine.results.result_table`)
+    runs: list[dict[str, Any]] = field(default_factory=list)  #: :func:`~.results.load_runs`
 
     @property
     def complete(self) -> bool:
@@ -171,52 +172,15 @@ def _utc(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
 
-def result_rows(
-    path: str, view: ParamSweeper[Any]
-) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """The factor names (in sweeps order), the recorded value names and the flat rows of the
-    results of one sweep: ``sweep``, the factors, the values, then :data:`RESULT_COLUMNS`
-    (``attempts``: the failed attempts counted on the combination; ``time``: an aware UTC
-    datetime). A value named like a factor or a column is a :class:`UsageError`."""
-    factors: dict[str, None] = {}
-    values: dict[str, None] = {}
-    for first in view.get_sweeps()[:1]:
-        factors.update(dict.fromkeys(map(str, first)))
-    failures = view.get_failures()
-    rows = []
-    for record in view.get_results():
-        combination, recorded = record["combination"], record["values"]
-        factors.update(dict.fromkeys(map(str, combination)))
-        values.update(dict.fromkeys(map(str, recorded)))
-        rows.append(
-            {
-                "sweep": view.name,
-                **{str(k): v for k, v in combination.items()},
-                **{str(k): v for k, v in recorded.items()},
-                "outcome": record["outcome"],
-                "attempts": getattr(failures.get(combination), "attempts", 0),
-                "duration": record["duration"],
-                "host": record["host"],
-                "time": _utc(record["time"]),
-            }
-        )
-    clash = set(values) & (set(factors) | {"sweep", *RESULT_COLUMNS})
-    if clash:
-        raise UsageError(
-            f"{shown(path)}: recorded values named like factors or columns: "
-            f"{', '.join(sorted(clash))} (rename them)"
-        )
-    return list(factors), list(values), rows
-
-
 def results_rate(rows: list[dict[str, Any]], factors: list[str], now: float) -> float | None:
     """Combinations finished per second, over the last :data:`RATE_WINDOW` distinct
     combinations with results: how many they are / the time since the first of them finished
     (None: fewer than 2)."""
     seen: set[tuple[str, ...]] = set()
     first = now
-    for row in sorted(rows, key=lambda r: r["time"], reverse=True):
-        key = tuple(repr(row.get(f)) for f in factors)
+    timed = [row for row in rows if row["time"] is not None]
+    for row in sorted(timed, key=lambda r: r["time"], reverse=True):
+        key = tuple(repr(row[f]) for f in factors)
         if key not in seen:
             seen.add(key)
             first = row["time"].timestamp()
@@ -244,13 +208,19 @@ class Reader:
     def read(self) -> ReportData:
         """Everything the report shows, now."""
         now = time.time()
-        sweeps, all_factors, all_values, all_rows = [], {}, {}, []
+        try:
+            table = result_table(self.location)
+            runs = load_runs(self.location)
+        except (FileNotFoundError, ValueError) as error:
+            raise UsageError(str(error)) from None
+        by_sweep: dict[str, list[dict[str, Any]]] = {}
+        for row in table.rows:
+            by_sweep.setdefault(row["sweep"], []).append(row)
+        sweeps = []
         for path in sweep_dirs(self.location):
             view = self._view(path)
-            factors, values, rows = result_rows(path, view)
-            all_factors.update(dict.fromkeys(factors))
-            all_values.update(dict.fromkeys(values))
-            all_rows += rows
+            rows = by_sweep.get(view.name, [])
+            factors = [f for f in table.factors if any(row[f] is not None for row in rows)]
             data = SweepData(
                 name=view.name,
                 location=shown(path),
@@ -268,16 +238,13 @@ class Reader:
                 data.rate = results_rate(rows, factors, now)
                 data.rate_basis = f"the last {RATE_WINDOW} results at most" if data.rate else ""
             sweeps.append(data)
-        clash = set(all_values) & set(all_factors)
-        if clash:
-            raise UsageError(
-                f"recorded values named like factors of another sweep: {', '.join(sorted(clash))}"
-            )
         return ReportData(
             location=shown(self.location),
             generated=now,
             sweeps=sweeps,
-            factors=list(all_factors),
-            values=list(all_values),
-            rows=all_rows,
+            columns=table.columns,
+            factors=table.factors,
+            values=table.values,
+            rows=table.rows,
+            runs=runs,
         )

@@ -210,44 +210,84 @@ def _progress(data: ReportData) -> str:
     )
 
 
+#: The columns of the failures and claims tables after the factors.
+FAILURE_COLUMNS = ("attempts", "state", "last error", "when")
+CLAIM_COLUMNS = ("state", "owner", "host", "pid", "since", "for (s)")
+#: The columns of the runs table, those the runs have (``diff``, a digest, and the owners of
+#: the processes are left out).
+RUN_COLUMNS = (
+    *("sweep", "kind", "start", "end", "host", "user", "commit", "dirty", "results"),
+    *("processes", "ended", "done", "failed", "command", "python", "versions", "id"),
+)
+
+
+def _combination_rows(
+    data: ReportData,
+    entries: Iterable[tuple[str, Mapping[Any, Any], dict[str, Any]]],
+    fixed: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of ``(sweep, combination, other cells)`` entries, a column per factor (named as
+    in the results table where it can, ``factor_`` before a name that is one of ``fixed``);
+    the rows and the factor columns, in the results' order first."""
+    rows, seen = [], {}
+    for sweep, combination, cells in entries:
+        named = {}
+        for factor, level in combination.items():
+            name = text(factor)
+            named[f"factor_{name}" if name in fixed or name == "sweep" else name] = level
+        seen.update(dict.fromkeys(named))
+        rows.append({"sweep": sweep, **named, **cells})
+    ordered = [f for f in data.factors if f in seen]
+    return rows, ordered + [f for f in seen if f not in set(ordered)]
+
+
 def _failure_rows(data: ReportData) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, factors = [], dict.fromkeys(data.factors)
-    for sweep in data.sweeps:
-        for failure in sweep.failures:
-            combination = {str(k): v for k, v in failure.combination.items()}
-            factors.update(dict.fromkeys(combination))
-            rows.append(
-                {
-                    "sweep": sweep.name,
-                    **combination,
-                    "attempts": failure.attempts,
-                    "state": failure.state,
-                    "last error": failure.error,
-                    "when": failure.since,
-                }
-            )
-    return rows, list(factors)
+    entries = (
+        (
+            sweep.name,
+            failure.combination,
+            {
+                "attempts": failure.attempts,
+                "state": failure.state,
+                "last error": failure.error,
+                "when": failure.since,
+            },
+        )
+        for sweep in data.sweeps
+        for failure in sweep.failures
+    )
+    return _combination_rows(data, entries, FAILURE_COLUMNS)
 
 
 def _holding_rows(data: ReportData) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, factors = [], dict.fromkeys(data.factors)
-    for sweep in data.sweeps:
-        for held in sweep.holdings:
-            combination = {str(k): v for k, v in held.combination.items()}
-            factors.update(dict.fromkeys(combination))
-            rows.append(
-                {
-                    "sweep": sweep.name,
-                    **combination,
-                    "state": held.state,
-                    "host": held.host,
-                    "pid": held.pid,
-                    "owner": "dead" if held.dead else "alive",
-                    "since": held.since,
-                    "for (s)": round(data.generated - held.since),
-                }
-            )
-    return rows, list(factors)
+    entries = (
+        (
+            sweep.name,
+            held.combination,
+            {
+                "state": held.state,
+                "owner": "dead" if held.dead else "alive",
+                "host": held.host,
+                "pid": held.pid,
+                "since": held.since,
+                "for (s)": round(data.generated - held.since),
+            },
+        )
+        for sweep in data.sweeps
+        for held in sweep.holdings
+    )
+    return _combination_rows(data, entries, CLAIM_COLUMNS)
+
+
+def _run_rows(data: ReportData) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs as table rows (versions as ``name version`` text) and their columns."""
+    rows = []
+    for run in data.runs:
+        versions = run.get("versions")
+        if isinstance(versions, dict):
+            versions = ", ".join(f"{name} {version}" for name, version in versions.items())
+        rows.append({**run, "versions": versions})
+    return rows, [c for c in RUN_COLUMNS if any(c in run for run in rows)]
 
 
 def _factors_section(data: ReportData) -> str:
@@ -339,27 +379,23 @@ def render(
     page reloads itself that often, for ``--watch``; ``note``: a line under the title)."""
     failures, failure_factors = _failure_rows(data)
     holdings, holding_factors = _holding_rows(data)
-    result_columns = ["sweep", *data.factors, *data.values]
-    result_columns += ["outcome", "attempts", "duration", "host", "time"]
-    result_columns += [
-        c for c in ("run", "commit", "dirty", "state") if any(c in r for r in data.rows)
-    ]
-    run_columns = list(dict.fromkeys(key for run in data.runs for key in run))
+    result_columns = ["sweep", *(c for c in data.columns if c != "sweep")]
+    runs, run_columns = _run_rows(data)
     tables = [
         table(
             "failures",
             failures,
-            ["sweep", *failure_factors, "attempts", "state", "last error", "when"],
+            ["sweep", *failure_factors, *FAILURE_COLUMNS],
             {"when": "time"},
             pre=["last error"],
         ),
         table(
             "claims",
             holdings,
-            ["sweep", *holding_factors, "state", "owner", "host", "pid", "since", "for (s)"],
+            ["sweep", *holding_factors, *CLAIM_COLUMNS],
             {"since": "time"},
         ),
-        table("runs", data.runs, run_columns),
+        table("runs", runs, run_columns, {"start": "time", "end": "time"}),
         table("results", data.rows, result_columns, {"time": "time"}),
     ]
     failed = sum(s.counts["failed"] for s in data.sweeps)
