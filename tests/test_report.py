@@ -300,7 +300,7 @@ def test_report_of_a_location_with_several_sweeps(location, tmp_path):
     text = page.read_text()
     root = parse_html(text)
     progress = root.find("table", id="progress-table")
-    names = [tr.find("td").children[0] for tr in progress.find("tbody").find_all("tr")]
+    names = [tr.find("span", cls="name").text() for tr in progress.find("tbody").find_all("tr")]
     assert [n.split("/")[-1] for n in names] == ["first", "second"]
     assert [td.text() for td in progress.find_all("td", cls="n-done")] == ["8", "2"]
     assert [td.text() for td in progress.find_all("td", cls="n-failed")] == ["2", "0"]
@@ -341,7 +341,7 @@ def test_report_of_a_pytest_sweep_dir_shows_each_sweep_and_the_run(pytester):
     root = parse_html(text)
     progress = root.find("table", id="progress-table")
     done = {
-        tr.find("td").children[0]: tr.find("td", cls="n-done").text()
+        tr.find("span", cls="name").text(): tr.find("td", cls="n-done").text()
         for tr in progress.find("tbody").find_all("tr")
     }
     assert sorted(done.values()) == ["2", "5"] and len(done) == 2
@@ -367,7 +367,7 @@ def test_report_without_saved_sweeps_nor_results_says_so(tmp_path):
     text = page.read_text()
     assert "Per-factor counts need saved sweeps" in text
     assert "No numeric value recorded yet" in text
-    assert tables(text)["results"]["rows"] == 0
+    assert "No result recorded yet." in text and "results" not in tables(text)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import html
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -185,7 +186,7 @@ def _progress(data: ReportData) -> str:
         dead = sweep.dead_owners
         numbers = "".join(f'<td class="num n-{s}">{counts[s]}</td>' for s in STATES)
         rows.append(
-            f'<tr id="{_anchor("sweep", index)}"><td>{h(sweep.name)}'
+            f'<tr id="{_anchor("sweep", index)}"><td><span class="name">{h(sweep.name)}</span>'
             f'<span class="loc">{h(sweep.location)}</span></td>'
             f"<td>{_bar(counts, total)}<span class='loc'>{percent} done</span></td>{numbers}"
             f'<td class="num n-total">{total}</td>'
@@ -350,11 +351,32 @@ def _figures_section(sweeps: Sequence[SweepData], figures: Sequence[Figure]) -> 
     return f'<section id="figures"><h2>Figures</h2>{note}{"".join(parts)}</section>'
 
 
-def _table_section(section: str, title: str, count: int, note: str = "") -> str:
-    return (
-        f'<section id="{section}"><h2>{title} <span class="count">({count})</span></h2>{note}'
-        f'<div class="holder" id="holder-{section}"></div></section>'
-    )
+@dataclass(frozen=True)
+class _TableSpec:
+    """A section holding a table the page's script draws (sort, filter, pages)."""
+
+    id: str
+    title: str
+    rows: Sequence[Mapping[str, Any]]
+    columns: Sequence[str]
+    kinds: Mapping[str, str]
+    note: str
+    empty: str  #: what the section says when there is no row
+    pre: Sequence[str] = ()
+
+    def table(self) -> dict[str, Any]:
+        return table(self.id, self.rows, self.columns, self.kinds, self.pre)
+
+    def section(self) -> str:
+        body = (
+            f"<p class='note'>{self.note}</p><div class='holder' id='holder-{self.id}'></div>"
+            if self.rows
+            else f"<p class='note'>{self.empty}</p>"
+        )
+        return (
+            f'<section id="{self.id}"><h2>{self.title} <span class="count">'
+            f"({len(self.rows)})</span></h2>{body}</section>"
+        )
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -379,54 +401,62 @@ def render(
     page reloads itself that often, for ``--watch``; ``note``: a line under the title)."""
     failures, failure_factors = _failure_rows(data)
     holdings, holding_factors = _holding_rows(data)
-    result_columns = ["sweep", *(c for c in data.columns if c != "sweep")]
     runs, run_columns = _run_rows(data)
-    tables = [
-        table(
-            "failures",
-            failures,
-            ["sweep", *failure_factors, *FAILURE_COLUMNS],
-            {"when": "time"},
-            pre=["last error"],
-        ),
-        table(
-            "claims",
-            holdings,
-            ["sweep", *holding_factors, *CLAIM_COLUMNS],
-            {"since": "time"},
-        ),
-        table("runs", runs, run_columns, {"start": "time", "end": "time"}),
-        table("results", data.rows, result_columns, {"time": "time"}),
-    ]
+    lead = ["sweep"] if len(data.sweeps) > 1 else []  # one sweep: no sweep column
     failed = sum(s.counts["failed"] for s in data.sweeps)
-    sections = [
-        _progress(data),
-        _table_section(
+    specs = [
+        _TableSpec(
             "failures",
             "Failures",
-            len(failures),
-            f"<p class='note'>{failed} combination(s) failed for good; every combination with "
-            "failed attempts is listed, with its state now and its last error.</p>",
+            failures,
+            [*lead, *failure_factors, *FAILURE_COLUMNS],
+            {"when": "time"},
+            f"{failed} combination(s) failed for good; every combination with failed attempts "
+            "is listed, with its state now and its last error.",
+            "No failed attempt.",
+            pre=("last error",),
         ),
-        _table_section(
+        _TableSpec(
             "claims",
             "Claims",
-            len(holdings),
-            "<p class='note'>Combinations held now: in progress, or skipped by a live "
-            "session; a dead owner's are given back by the next writer.</p>",
+            holdings,
+            [*lead, *holding_factors, *CLAIM_COLUMNS],
+            {"since": "time"},
+            "Combinations held now: in progress, or skipped by a live session; a dead owner's "
+            "are given back by the next writer.",
+            "No combination is held.",
         ),
-        _factors_section(data),
-        _figures_section(data.sweeps, figures),
-        _table_section(
+        _TableSpec(
             "runs",
             "Runs",
-            len(data.runs),
-            ""
-            if data.runs
-            else "<p class='note'>No run record in these sweeps (written by the sessions, "
-            "Engine runs and workers of execo_engine 3 and later).</p>",
+            runs,
+            [c for c in run_columns if c != "sweep" or lead],
+            {"start": "time", "end": "time"},
+            "Who ran the sweeps, with which code: each pytest session, Engine run and worker.",
+            "No run record in these sweeps (written by the sessions, Engine runs and workers of "
+            "execo_engine 3 and later).",
         ),
-        _table_section("results", "Results", len(data.rows)),
+        _TableSpec(
+            "results",
+            "Results",
+            data.rows,
+            [*lead, *(c for c in data.columns if c != "sweep")],
+            {"time": "time"},
+            "Click a column to sort; type in its box to filter (text it contains, or a "
+            "comparison: >3, <=0.5, =2, !=a).",
+            "No result recorded yet.",
+        ),
+    ]
+    tables = [spec.table() for spec in specs if spec.rows]
+    section = {spec.id: spec.section() for spec in specs}
+    sections = [
+        _progress(data),
+        section["failures"],
+        section["claims"],
+        _factors_section(data),
+        _figures_section(data.sweeps, figures),
+        section["runs"],
+        section["results"],
     ]
     nav = "".join(
         f'<a href="#{anchor}">{name}</a>'
