@@ -11,15 +11,16 @@ The sweep has 4 factors (10 x 4 x 50 x N/2000 levels) and 2 recorded values per 
 1% of its combinations failed for good, a few are held by a dead process, the rest are done,
 each with its result. Then:
 
-- *write*: the wall time of ``execo-sweep report DIR -o report.html`` in a fresh process (the
-  median of ``--rounds``), and the file's size (plotly.js included, once);
+- *write*: the wall time and the CPU time of ``execo-sweep report DIR -o report.html`` in a
+  fresh process (the median of ``--rounds``), and the file's size (plotly.js included, once);
 - *render*: Chromium (Debian's ``chromium``, headless) opens the file from ``file://``; the page
   records how many ms after the start of the navigation its tables and figures were drawn
   (``data-ready-ms``); then a click on a column of the results table sorts them, and a filter
   typed in a column's box filters them (each timed in the page, the filter's 200 ms debounce
   left out). The browser is driven over its DevTools pipe by ``tests/browser.py``.
 
-Timings depend on the machine and its load: read them as orders of magnitude.
+Timings depend on the machine and its load (printed before and after): read them as orders of
+magnitude, and the CPU time where the machine is shared.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,6 +42,12 @@ from execo_engine.sweep import ParamSweeper, sweep
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from browser import DevTools, find_chromium
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user and system) of the waited-for child processes so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def build(directory: str, combinations: int) -> None:
@@ -130,20 +138,22 @@ def main() -> None:
             started = time.perf_counter()
             build(directory, args.combinations)
             print(f"built the sweep in {time.perf_counter() - started:.1f} s")
-        writes = []
+        print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+        writes, cpu = [], []
         for _ in range(args.rounds):
-            started = time.perf_counter()
+            started, used = time.perf_counter(), _children_cpu()
             subprocess.run(
                 [sys.executable, "-m", "execo_engine", "report", directory, "-o", page],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
             writes.append(time.perf_counter() - started)
+            cpu.append(_children_cpu() - used)
         view = ParamSweeper(directory, read_only=True)
         print(f"combinations: {len(view.get_sweeps())}, results: {len(view.get_results())}")
         print(
             f"write: {statistics.median(writes):.2f} s (median of {args.rounds}: "
-            f"{', '.join(f'{w:.2f}' for w in writes)})"
+            f"{', '.join(f'{w:.2f}' for w in writes)}), CPU {statistics.median(cpu):.2f} s"
         )
         print(f"size: {os.path.getsize(page) / 1e6:.1f} MB")
         chromium = find_chromium()
@@ -157,6 +167,7 @@ def main() -> None:
         )
         print(f"sort the results by latency: {seen['sort_ms']:.0f} ms")
         print(f"filter latency >100: {seen['filter_ms']:.0f} ms ({seen['filter_shows']})")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

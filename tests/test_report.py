@@ -250,9 +250,13 @@ def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
     tmp_path, chromium, poll
 ):
     directory, page = tmp_path / "sweep", tmp_path / "report.html"
-    combinations = sweep({"n": [1, 2, 3]})
-    sweeper = ParamSweeper(directory, combinations, save_sweeps=True)
-    sweeper.done(sweeper.get_next())
+    sweeper = ParamSweeper(directory, sweep({"n": [1, 2, 3]}), save_sweeps=True)
+
+    def finish(combination):
+        sweeper.record_result(combination, {"y": combination["n"] * 1.5})
+        sweeper.done(combination)
+
+    finish(sweeper.get_next())
     watching = subprocess.Popen(
         [sys.executable, "-m", "execo_engine", "report", directory, "-o", page, "--watch", "0.5"],
         stdout=subprocess.PIPE,
@@ -260,23 +264,32 @@ def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
         text=True,
     )
     browser = DevTools(chromium)
+    summary = "document.getElementById('summary').textContent"
+    filter_box = "document.querySelectorAll('#table-results tr.filters input')[1]"
+    count = "document.querySelector('#holder-results .count').textContent"
     try:
         poll(page.exists, "the first page")
         text = page.read_text()
         assert text.endswith("</html>\n") and 'data-reload="0.5"' in text
         browser.open(page.as_uri())
-        summary = "document.getElementById('summary').textContent"
-        assert "1 of 3 combinations done" in browser.evaluate(summary)
+        browser.wait_for(f"{summary}.includes('1 of 3 combinations done')")
+        # a filter typed in the page survives its reloads (evaluated again if one interrupts)
+        browser.wait_for(
+            f"(() => {{ const box = {filter_box}; box.value = '>2';"
+            " box.dispatchEvent(new Event('input')); return true; })()"
+        )
         for combination in sweeper:
-            sweeper.done(combination)
+            finish(combination)
             # every read of the page while it is rewritten finds a whole page
             assert page.read_text().endswith("</html>\n")
         assert watching.wait(timeout=120) == 0, watching.stderr.read()
         assert 'data-reload=""' in page.read_text()
-        # the open page reloaded itself and shows the last one
+        # the open page reloaded itself and shows the last one, filtered as it was
         browser.wait_for(f"{summary}.includes('3 of 3 combinations done')")
         assert "complete" in browser.evaluate(summary)
         assert browser.evaluate("document.body.getAttribute('data-reload')") == ""
+        assert browser.evaluate(f"{filter_box}.value") == ">2"
+        assert browser.wait_for(f"{count}.startsWith('1\u20132 of 2 (filtered from 3)') && {count}")
     finally:
         browser.close()
         if watching.poll() is None:

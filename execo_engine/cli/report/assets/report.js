@@ -141,6 +141,7 @@
       toolbar.appendChild(e);
     });
 
+    var refilter = debounce(function () { self.refilter(); });
     var table = make("table", "data");
     table.id = "table-" + this.id;
     var head = make("thead"), names = make("tr"), filters = make("tr", "filters");
@@ -154,11 +155,11 @@
       box.placeholder = column.type === "text" ? "contains" : "e.g. >3";
       box.value = self.filters[k] || "";
       box.setAttribute("aria-label", "filter " + column.name);
-      box.addEventListener("input", debounce(function () {
+      box.addEventListener("input", function () {  // kept at once, applied once typing stops
         self.filters[k] = box.value;
         self.page = 0;
-        self.refilter();
-      }));
+        refilter();
+      });
       cell.appendChild(box);
       filters.appendChild(cell);
       return th;
@@ -169,11 +170,11 @@
     this.body = make("tbody");
     table.appendChild(this.body);
 
-    this.searchBox.addEventListener("input", debounce(function () {
+    this.searchBox.addEventListener("input", function () {
       self.search = self.searchBox.value;
       self.page = 0;
-      self.refilter();
-    }));
+      refilter();
+    });
     this.prev.addEventListener("click", function () { self.page -= 1; self.draw(); });
     this.next.addEventListener("click", function () { self.page += 1; self.draw(); });
     this.size.addEventListener("change", function () {
