@@ -383,6 +383,22 @@ def test_report_without_saved_sweeps_nor_results_says_so(tmp_path):
     assert "No result recorded yet." in text and "results" not in tables(text)
 
 
+def test_report_of_a_sweep_of_elements_that_are_not_dicts(tmp_path):
+    directory, page = tmp_path / "plain", tmp_path / "report.html"
+    sweeper = ParamSweeper(directory, [1, 2, (3, "<b>")], save_sweeps=True, max_attempts=1)
+    sweeper.take(1)
+    sweeper.record_result(1, {"y": 2.0})
+    sweeper.done(1)
+    sweeper.take(2)
+    sweeper.fail(2, "boom")
+    cli("report", directory, "-o", page)
+    text = page.read_text()
+    data = tables(text)
+    assert column(data["failures"], "combination") == [2]
+    assert column(data["results"], "combination") == [1]
+    assert "Per-factor counts need saved sweeps of dicts" in text
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

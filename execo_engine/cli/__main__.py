@@ -1,4 +1,4 @@
-"""``execo-sweep``: see where sweeps stand, reclaim or reset claims, export and plot results.
+"""``execo-sweep``: see where sweeps stand, reclaim or reset claims, export, plot and report.
 
 DIR is a ParamSweeper directory, or a directory holding several (a pytest ``--execo-sweep-dir``,
 an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL (the sweep NAME, or those
@@ -307,9 +307,18 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--hue", help="factor drawn as one line per level")
     command.add_argument("-o", "--output", default="plot.png", help="PNG file (plot.png)")
     command = commands.add_parser(
-        "report", help="one self-contained HTML page: progress, failures, figures, results"
+        "report",
+        help="one self-contained HTML page: progress, failures, figures, results",
+        description="Write one HTML file that needs nothing else (it opens offline): each "
+        "sweep's progress, failures, claims, per-factor counts, figures of each numeric "
+        "recorded value against each factor, the runs and the results (sort, filter). Needs "
+        "the extra 'report': pip install 'execo_engine[report]'.",
     )
-    command.add_argument("dir", metavar="LOCATION")
+    command.add_argument(
+        "dir",
+        metavar="LOCATION",
+        help="a sweep directory, a directory holding several, or a postgresql:// URL",
+    )
     command.add_argument(
         "-o", "--output", default="report.html", help="HTML file to write (report.html)"
     )

@@ -4,7 +4,8 @@ failures and per-factor counts (read-only ParamSweeper views); the recorded resu
 
 Reading only: every sweep is opened read-only (no lock, no write), so a report never slows a
 running sweep down for more than one read. A :class:`Reader` keeps its views open from one read to
-the next (``--watch``): each read then costs what changed since, plus the results.
+the next (``--watch``): each read then costs what changed since, plus the results and runs, read
+whole.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
@@ -32,7 +33,7 @@ RATE_WINDOW = 500
 class Holding:
     """A combination held by a process: a claim (``in progress``) or a skip."""
 
-    combination: Mapping[Any, Any]
+    combination: Any  #: a dict of factors (or any element of the sweeps)
     host: str
     pid: int
     since: float  #: when it was taken, seconds since the epoch
@@ -44,7 +45,7 @@ class Holding:
 class FailureRow:
     """A combination with failed attempts: failed for good, todo again or done after all."""
 
-    combination: Mapping[Any, Any]
+    combination: Any  #: a dict of factors (or any element of the sweeps)
     attempts: int
     error: str  #: the last attempt's error
     since: float  #: when the last attempt failed, seconds since the epoch
@@ -67,7 +68,7 @@ class SweepData:
     name: str
     location: str  #: printable (a URL without its password)
     counts: dict[str, int]  #: ``total`` and each of :data:`STATES`
-    factors: list[str]  #: in sweeps order (the saved sweeps', else the first result's)
+    factors: list[str]  #: the factor columns its results have (in the results' order)
     by_factor: dict[str, list[LevelCounts]] | None  #: None: the sweeps were not saved
     holdings: list[Holding]
     failures: list[FailureRow]
@@ -117,7 +118,7 @@ class ReportData:
     factors: list[str]  #: which of them are factors
     values: list[str]  #: which of them are recorded values
     rows: list[dict[str, Any]]  #: the results (:func:`execo_engine.results.result_table`)
-    runs: list[dict[str, Any]] = field(default_factory=list)  #: :func:`~.results.load_runs`
+    runs: list[dict[str, Any]]  #: :func:`execo_engine.results.load_runs`
 
     @property
     def complete(self) -> bool:
@@ -150,8 +151,9 @@ def _failures(view: ParamSweeper[Any]) -> list[FailureRow]:
 
 def _by_factor(view: ParamSweeper[Any]) -> dict[str, list[LevelCounts]] | None:
     """Per factor, per level (in sweeps order), the count in each state; None without saved
-    sweeps."""
-    if not view.get_sweeps():
+    sweeps, or when they are not all dicts (no factors then)."""
+    saved = view.get_sweeps()
+    if not saved or not all(isinstance(element, Mapping) for element in saved):
         return None
     sweeps, remaining, skipped, inprogress, done = view.stats()
     table = sweep_stats((sweeps, remaining, skipped, inprogress, done, list(view.get_failed())))

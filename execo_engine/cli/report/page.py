@@ -26,6 +26,7 @@ from typing import Any
 import execo_engine
 from execo_engine.cli.report.collect import STATES, ReportData, SweepData
 from execo_engine.cli.report.figures import Figure, text
+from execo_engine.results import COMBINATION_COLUMN
 
 #: Per factor, at most this many levels are listed in the per-factor tables.
 MAX_LEVEL_ROWS = 200
@@ -232,6 +233,8 @@ def _combination_rows(
     the rows and the factor columns, in the results' order first."""
     rows, seen = [], {}
     for sweep, combination, cells in entries:
+        if not isinstance(combination, Mapping):  # an element that is not a dict: one column
+            combination = {COMBINATION_COLUMN: combination}
         named = {}
         for factor, level in combination.items():
             name = text(factor)
@@ -296,8 +299,9 @@ def _factors_section(data: ReportData) -> str:
     for sweep in data.sweeps:
         if sweep.by_factor is None:
             parts.append(
-                f"<h3>{h(sweep.name)}</h3><p class='note'>Per-factor counts need saved sweeps: "
-                "this sweep has none (create it with ParamSweeper(..., save_sweeps=True)).</p>"
+                f"<h3>{h(sweep.name)}</h3><p class='note'>Per-factor counts need saved sweeps "
+                "of dicts: this sweep has none (create it with ParamSweeper(..., "
+                "save_sweeps=True)).</p>"
             )
             continue
         tables = []
