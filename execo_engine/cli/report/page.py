@@ -4,10 +4,11 @@ on a node without network.
 
 Escaping, the one rule of this module: every text that comes from a sweep (names, factors,
 levels, values, errors, hosts, locations) reaches the page either through :func:`h` (escaped
-HTML text) or as JSON in a ``<script type="application/json">`` element, escaped by
-:func:`script_json` so that it cannot end the element; the page's script puts it in the page as
-text (``textContent``) only. A Content-Security-Policy allows only the page's own scripts (by
-their hashes) and no network at all, as a second line of defence.
+HTML text) or as JSON in a ``<script type="application/json">`` element, made :func:`inert`
+so that it cannot end the element (the figures' JSON too, though plotly escapes it already);
+the page's script puts it in the page as text (``textContent``) only, and plotly gets it
+escaped for its own markup (see :mod:`.figures`). A Content-Security-Policy allows only the
+page's own scripts (by their hashes) and no network at all, as a second line of defence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import html
 import json
 import math
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -37,7 +39,13 @@ _STATE_NAMES = {
     "skipped": "skipped",
     "remaining": "remaining",
 }
-_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028"}
+_SCRIPT_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def h(value: Any) -> str:
@@ -47,11 +55,17 @@ def h(value: Any) -> str:
 
 def script_json(value: Any) -> str:
     """``value`` as JSON that can sit inside a ``<script>`` element: ``<``, ``>`` and ``&``
-    (and U+2028) are written as ``\\u`` escapes, which JSON reads back as the same text."""
-    encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    (and U+2028, U+2029) are written as ``\\u`` escapes, which JSON reads back as the same
+    text."""
+    return inert(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+
+
+def inert(encoded: str) -> str:
+    """JSON text ``encoded`` with ``<``, ``>``, ``&``, U+2028 and U+2029 written as ``\\u``
+    escapes (they only appear inside JSON strings, where the escape means the same)."""
     for unsafe, safe in _SCRIPT_ESCAPES.items():
         encoded = encoded.replace(unsafe, safe)
-    return encoded.replace("\u2029", "\\u2029")
+    return encoded
 
 
 def _asset(name: str) -> str:
@@ -75,7 +89,7 @@ def duration(seconds: float) -> str:
 
 
 def rate(per_second: float | None) -> str:
-    """A rate of combinations for a person (per second, minute or hour)."""
+    """A rate of combinations for a person (per second, minute, hour or day)."""
     if not per_second:
         return "-"
     for unit, scale in (("s", 1), ("min", 60), ("h", 3600)):
@@ -101,10 +115,6 @@ def _legend() -> str:
         + "".join(f'<span><i class="{s}"></i>{_STATE_NAMES[s]}</span>' for s in STATES)
         + "</p>"
     )
-
-
-def _anchor(prefix: str, index: int) -> str:
-    return f"{prefix}-{index}"
 
 
 # -- tables whose rows the page's script shows (sort, filter, pages) ------------------------
@@ -187,7 +197,7 @@ def _progress(data: ReportData) -> str:
         dead = sweep.dead_owners
         numbers = "".join(f'<td class="num n-{s}">{counts[s]}</td>' for s in STATES)
         rows.append(
-            f'<tr id="{_anchor("sweep", index)}"><td><span class="name">{h(sweep.name)}</span>'
+            f'<tr id="sweep-{index}"><td><span class="name">{h(sweep.name)}</span>'
             f'<span class="loc">{h(sweep.location)}</span></td>'
             f"<td>{_bar(counts, total)}<span class='loc'>{percent} done</span></td>{numbers}"
             f'<td class="num n-total">{total}</td>'
@@ -201,7 +211,7 @@ def _progress(data: ReportData) -> str:
     header = "".join(f"<th{' class=num' if i > 1 else ''}>{t}</th>" for i, t in enumerate(heads))
     dead_note = (
         '<p class="note dead">Dead owners still hold claims: <code>execo-sweep reclaim '
-        f"{h(data.location)}</code> gives them back (any writer does too).</p>"
+        f"{h(shlex.quote(data.location))}</code> gives them back (any writer does too).</p>"
         if any(s.dead_owners for s in data.sweeps)
         else ""
     )
@@ -483,9 +493,9 @@ def render(
         [
             f'<script type="application/json" id="report-tables">{script_json(tables)}</script>',
             '<script type="application/json" id="report-figures">[',
-            ",".join(f.spec for f in figures),
+            ",".join(inert(f.spec) for f in figures),  # plotly escapes them too: belt and braces
             "]</script>",
-            f'<script type="application/json" id="report-template">{template}</script>',
+            f'<script type="application/json" id="report-template">{inert(template)}</script>',
         ]
     )
     scripts = [_script(plotly_js), _script(_asset("report.js"))]
