@@ -16,7 +16,10 @@ goes in execo's order:
    directory);
 4. ``-R`` redirects, ``-L`` copies stdout and stderr into ``stdout`` and ``stderr`` files of the
    result directory (``-M``: one ``stdout+stderr`` file);
-5. logs the command line and the result directory;
+5. logs the command line and the result directory (and, when ``-c DIR`` created DIR, that it
+   did), and starts the run's provenance record (see :mod:`execo_engine.provenance`: the git
+   commit of the directory of the engine's source file, the versions of
+   :attr:`Engine.record_versions`), which every sweeper of :meth:`Engine.sweeper` joins;
 6. every ``init`` of the class hierarchy, ancestors first, each class's own method once:
    ``self.args``, ``self.run_name`` and ``self.result_dir`` are set. Then parses the command
    line again with every option (``-h`` is answered here, so its help lists the options added
@@ -30,7 +33,10 @@ blocks run, exit status 128 + signal number); whatever way they end, the claimed
 unfinished combinations of the sweepers made by :meth:`Engine.sweeper` go back at once: failed
 (one attempt counted, with the exception's summary: see ``ParamSweeper.fail``) when ``init`` or
 ``run`` raised an exception, todo again when they were interrupted (Ctrl-C, a stop signal) or
-returned.
+returned. Each sweeper logs a start line (``new sweep in DIR: N combinations``, or ``resuming
+DIR: d/N done, f failed, r to run``, and a line when earlier runs on it ran other code), its
+progress (the first line within :data:`FIRST_PROGRESS` seconds, then at each tenth of the grid
+and at least every ``progress_interval`` seconds) and, at the end, its counts and wall time.
 """
 
 from __future__ import annotations

@@ -467,5 +467,6 @@ def earlier_code_note(runs: Sequence[dict[str, Any]], current: Run | None) -> st
         if code == mine:
             counts.append("this run")
         parts.append(f"{code_label(*code)} ({', '.join(counts)})")
-    what = "commits" if len({code[0] for code in codes}) > 1 else "versions of the code"
+    distinct = len({code[0] for code in codes}) == len(codes)  # one code per commit
+    what = "commits" if distinct else "versions of the code"
     return f"this sweep has results from {len(codes)} {what}: {', '.join(parts)}"

@@ -117,6 +117,12 @@ class _Sweep:
 
     def __init__(self, location: str, include_pending: bool) -> None:
         view = open_view(location)
+        try:
+            self._read(view, include_pending)
+        finally:
+            view.close()
+
+    def _read(self, view: ParamSweeper[Any], include_pending: bool) -> None:
         self.name = view.name
         self.sweeps = list(view.get_sweeps())
         self.records = view.get_results()
@@ -276,10 +282,15 @@ def results_frame(location: Location, include_pending: bool = False) -> pandas.D
 def load_runs(location: Location) -> list[dict[str, Any]]:
     """One dict per run recorded in each sweep at ``location`` (see the module docstring),
     sweep by sweep (sorted by name), each sweep's runs in the order they started."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     for at in sweep_locations(location):
         view = open_view(at)
-        carried = collections.Counter(record.get("run") for record in view.get_results())
-        for run in view.get_runs():
-            runs.append({**run, "sweep": view.name, "results": carried[run["id"]]})
+        try:
+            carried = collections.Counter(record.get("run") for record in view.get_results())
+            runs += (
+                {**run, "sweep": view.name, "results": carried[run["id"]]}
+                for run in view.get_runs()
+            )
+        finally:
+            view.close()
     return runs

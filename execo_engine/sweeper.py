@@ -554,6 +554,11 @@ class ParamSweeper(Generic[E]):
         saved (None: unknown, a directory older than format 2 never opened by a writer)."""
         return self._store.grid_size()
 
+    def close(self) -> None:
+        """Release what this instance holds open (a database connection); it is not used
+        after. Optional: the process's exit releases it too."""
+        self._store.close()
+
     def __str__(self) -> str:
         states = self._store.states()
         failed = len(states[State.FAILED])

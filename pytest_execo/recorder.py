@@ -24,9 +24,14 @@
 - Under pytest-xdist the controller reads "what is done" once and hands it to every worker, so
   that all workers deselect (and so collect) the same items, and tells them whether its
   scheduler keeps the items queued to a worker (then claimed ahead, see
-  :mod:`pytest_execo.xdist_queue`); workers send their collection counts back, and the
-  controller prints the collection line and the summary; a worker's reports carry their item's
-  sweep name for it. A process forked to run a test body (pytest-forked) puts the test's
+  :mod:`pytest_execo.xdist_queue`); workers hand their collection counts back through a file
+  of a directory the controller made (it prints the collection line when the first worker's
+  collection reaches it, as a serial session does; a worker of another host sends them in its
+  ``workeroutput``, and the line then comes with the summary); the controller prints the
+  summary; a worker's reports carry their item's sweep name for it.
+- Each session that runs test bodies records its run (see :mod:`pytest_execo.runs`); the
+  collection line is followed by a line for each sweep it runs whose results came from other
+  code. A process forked to run a test body (pytest-forked) puts the test's
   ``execo_record`` values on its reports for the process recording them.
 """
 

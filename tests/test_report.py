@@ -3,6 +3,7 @@ headless Chromium (Debian's ``chromium``; ``.ci/run`` installs it) from ``file:/
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -297,6 +298,29 @@ def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
             watching.wait()
     assert "complete" in watching.stdout.read().splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "sweep"]
+
+
+def test_ctrl_c_stops_the_watch_with_a_last_page_that_no_longer_reloads(tmp_path, poll):
+    directory, page = tmp_path / "sweep", tmp_path / "report.html"
+    ParamSweeper(directory, sweep({"n": [1, 2]}), save_sweeps=True)
+    watching = subprocess.Popen(
+        [sys.executable, "-m", "execo_engine", "report", directory, "-o", page, "--watch", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        poll(page.exists, "the first page")
+        assert 'data-reload="60"' in page.read_text()
+        watching.send_signal(signal.SIGINT)
+        assert watching.wait(timeout=120) == 130, watching.stderr.read()
+    finally:
+        if watching.poll() is None:
+            watching.kill()
+            watching.wait()
+    text = page.read_text()
+    assert 'data-reload=""' in text and "--watch stopped at " in text
+    assert watching.stdout.read().splitlines()[-1] == f"wrote {page}: watch stopped"
 
 
 @pytest.mark.slow

@@ -186,3 +186,23 @@ def test_elements_that_are_not_plain_dicts(tmp_path):
         sweeper.record_result(element, {"v": 1})
     rows = load_results(tmp_path / "s")
     assert [(r["1"], r["combination"]) for r in rows] == [("a", None), (None, 5)]
+
+
+@pytest.mark.slow
+def test_a_database_made_before_run_records(postgresql):
+    # its own schema, so that dropping a table touches no other test's sweeps
+    postgresql.execute("CREATE SCHEMA before_runs")
+    url = postgresql.url("old", options="-c%20search_path%3Dbefore_runs")
+    sweeps = sweep(GRID)
+    ParamSweeper(url, sweeps, save_sweeps=True).record_result(sweeps[0], {"x": 1})
+    postgresql.execute("DROP TABLE before_runs.execo_runs")  # as a version 4 database was made
+    assert [r["x"] for r in load_results(url)] == [1]  # a reader: no runs there
+    assert load_runs(url) == []
+    run = provenance.start_run(provenance.capture("engine"))
+    try:
+        writer = ParamSweeper(url, sweeps)  # a writer adds the table
+        writer.record_result(sweeps[1], {"x": 2})
+    finally:
+        provenance.end_run()
+    assert [r["run"] for r in load_results(url)] == [None, run.id]
+    assert [r["id"] for r in load_runs(url)] == [run.id]

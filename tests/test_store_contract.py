@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import pytest
 
+from execo_engine import provenance
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep, sweep_stats
 
@@ -475,3 +476,27 @@ def test_max_attempts_must_be_a_positive_whole_number(location, sweeps):
     for wrong in (0, -1, 1.5, "3"):
         with pytest.raises(ValueError, match=f"max_attempts={wrong!r}: give a whole number"):
             ParamSweeper(location(), sweeps, max_attempts=wrong)
+
+
+def test_runs_and_the_results_they_recorded(location, sweeps):
+    ParamSweeper(location(), sweeps).record_result(sweeps[5], {"x": 0})  # outside any run
+    run = provenance.start_run(provenance.capture("engine"))
+    try:
+        first, second = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
+        first.done(first.get_next())
+        second.record_result(sweeps[1], {"x": 1})
+        second.fail(second.get_next(), "an error")
+        ParamSweeper(location(), sweeps, read_only=True)  # a reader takes no part in the run
+    finally:
+        provenance.end_run()
+    view = ParamSweeper(location(), [], read_only=True)
+    [merged] = view.get_runs()
+    assert (merged["id"], merged["kind"], merged["processes"], merged["ended"]) == (
+        run.id,
+        "engine",
+        1,  # two instances, one process: one start record
+        1,
+    )
+    assert (merged["done"], merged["failed"], merged["commit"]) == (1, 1, run.commit)
+    results = view.get_results()
+    assert [r.get("run") for r in results] == [None, run.id]

@@ -340,7 +340,7 @@ def _usage_errors() -> Iterator[None]:
         yield
     except CorruptRecordError:
         raise
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         raise UsageError(str(error)) from None
 
 
@@ -374,13 +374,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             with _usage_errors():
                 export.list_runs(args.dir, args.json)
         else:
-            try:
-                with _usage_errors():
-                    lines = plotting.plot(args.dir, args.x, args.y, args.hue, args.output)
-            except ImportError:
-                raise UsageError(
-                    "plot needs matplotlib: pip install 'execo_engine[plot]'"
-                ) from None
+            with _usage_errors():
+                lines = plotting.plot(args.dir, args.x, args.y, args.hue, args.output)
             print("\n".join(lines))
     except UsageError as error:
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)

@@ -93,10 +93,13 @@ def plot(location: str, x: str, y: str, hue: str | None, output: str) -> list[st
     """Draw ``y`` against ``x`` (one line per ``hue`` level) into the PNG file ``output``;
     returns the lines that tell what was drawn. ``ValueError`` naming an unknown factor or
     value, or when no numeric ``y`` was recorded; ``ImportError`` without matplotlib."""
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plot needs matplotlib: pip install 'execo_engine[plot]'") from None
 
     _, factors, values, rows = result_table(location)
     _check([x] + ([hue] if hue else []), factors, "factor")

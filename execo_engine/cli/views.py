@@ -16,8 +16,8 @@ class UsageError(Exception):
 def sweep_dirs(directory: str) -> list[str]:
     """The ParamSweeper directories in ``directory`` (itself, or its subdirectories), or the
     sweeps of a ``postgresql://`` URL (see :func:`sweep_locations`); a :class:`UsageError`
-    when there is none."""
+    when there is none (or when a URL needs psycopg, not installed)."""
     try:
         return sweep_locations(directory)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         raise UsageError(str(error)) from None

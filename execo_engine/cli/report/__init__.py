@@ -59,18 +59,25 @@ def run(location: str, output: str, watch: float | None = None, out: TextIO = sy
         raise UsageError(f"--watch {watch:g}: give a number of seconds above 0")
     if os.path.isdir(output):
         raise UsageError(f"-o {output}: a directory; give the path of the HTML file to write")
-    pause = watch or 0.0
     reader = Reader(location)
+    try:
+        return _write(reader, output, watch, out)
+    finally:
+        reader.close()
+
+
+def _write(reader: Reader, output: str, watch: float | None, out: TextIO) -> int:
+    """:func:`run`'s loop: a page, then (``watch``) a page every ``watch`` seconds."""
     data = reader.read()
     try:
         while True:
             started = time.monotonic()
-            complete = watch is None or data.complete
-            write_atomically(output, build(data, None if complete else watch))
+            reload = None if watch is None or data.complete else watch
+            write_atomically(output, build(data, reload))
             print(f"wrote {output} ({_one_line(data)})", file=out, flush=True)
-            if complete:
+            if reload is None:
                 return 0
-            time.sleep(max(0.0, pause - (time.monotonic() - started)))  # pace, not synchronise
+            time.sleep(max(0.0, reload - (time.monotonic() - started)))  # pace, not synchronise
             data = reader.read()
     except KeyboardInterrupt:
         note = f"--watch stopped at {time.strftime('%Y-%m-%d %H:%M:%S')}: this page is not updated"

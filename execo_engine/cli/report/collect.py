@@ -207,6 +207,12 @@ class Reader:
             self._views[path] = open_view(path)
         return self._views[path]
 
+    def close(self) -> None:
+        """Release what the views hold (a database connection)."""
+        for view in self._views.values():
+            view.close()
+        self._views.clear()
+
     def read(self) -> ReportData:
         """Everything the report shows, now."""
         now = time.time()

@@ -510,7 +510,8 @@ def render(
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<title>Sweep report: {h(data.location)}</title>",
             f"<style>{_asset('report.css')}</style></head>",
-            f'<body data-reload="{reload_seconds or ""}"><header><h1>Sweep report</h1>',
+            f'<body data-reload="{f"{reload_seconds:g}" if reload_seconds else ""}">'
+            "<header><h1>Sweep report</h1>",
             f'<p class="where">{h(data.location)} · {_utc(data.generated)} UTC · execo_engine '
             f"{h(execo_engine.__version__)}</p>",
             f'<p class="summary" id="summary">{h(_summary(data))}</p>',
