@@ -1,6 +1,7 @@
 """What ``execo-sweep report`` shows, read from a location: per sweep its progress, claims,
 failures and per-factor counts (read-only ParamSweeper views); the recorded results as flat rows
-(:func:`execo_engine.results.result_table`); the runs (:func:`execo_engine.results.load_runs`).
+(:func:`execo_engine.results.result_table`); the runs (``ParamSweeper.get_runs``, as
+:func:`execo_engine.results.load_runs` gives them).
 
 Reading only: every sweep is opened read-only (no lock, no write), so a report never slows a
 running sweep down for more than one read. A :class:`Reader` keeps its views open from one read to
@@ -10,6 +11,7 @@ whole.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import time
 from collections.abc import Mapping
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
-from execo_engine.results import load_runs, result_table
+from execo_engine.results import result_table
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -118,7 +120,7 @@ class ReportData:
     factors: list[str]  #: which of them are factors
     values: list[str]  #: which of them are recorded values
     rows: list[dict[str, Any]]  #: the results (:func:`execo_engine.results.result_table`)
-    runs: list[dict[str, Any]]  #: :func:`execo_engine.results.load_runs`
+    runs: list[dict[str, Any]]  #: as :func:`execo_engine.results.load_runs` gives them
 
     @property
     def complete(self) -> bool:
@@ -174,6 +176,14 @@ def _utc(seconds: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
 
+def _runs(view: ParamSweeper[Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of the sweep of ``view`` as :func:`execo_engine.results.load_runs` gives them
+    (with ``sweep``, and ``results``: how many results carry the run's id), counted on its
+    ``rows`` already read rather than on a second reading of its results."""
+    carried = collections.Counter(row["run"] for row in rows)
+    return [{**run, "sweep": view.name, "results": carried[run["id"]]} for run in view.get_runs()]
+
+
 def results_rate(rows: list[dict[str, Any]], factors: list[str], now: float) -> float | None:
     """Combinations finished per second, over the last :data:`RATE_WINDOW` distinct
     combinations with results: how many they are / the time since the first of them finished
@@ -218,16 +228,16 @@ class Reader:
         now = time.time()
         try:
             table = result_table(self.location)
-            runs = load_runs(self.location)
-        except (FileNotFoundError, ValueError) as error:
+        except (FileNotFoundError, ValueError, ImportError) as error:
             raise UsageError(str(error)) from None
         by_sweep: dict[str, list[dict[str, Any]]] = {}
         for row in table.rows:
             by_sweep.setdefault(row["sweep"], []).append(row)
-        sweeps = []
+        sweeps, runs = [], []
         for path in sweep_dirs(self.location):
             view = self._view(path)
             rows = by_sweep.get(view.name, [])
+            runs += _runs(view, rows)
             factors = [f for f in table.factors if any(row[f] is not None for row in rows)]
             data = SweepData(
                 name=view.name,

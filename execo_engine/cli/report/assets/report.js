@@ -267,20 +267,24 @@
     if (holder) tables.push(new Table(holder, spec));
   });
 
-  /* Figures: drawn while the page loads, so that it is whole when its load event fires. */
+  /* Figures: drawn one at a time once the page has shown, so that the tables answer at once;
+   * the page says when the last one is drawn (ms since the navigation started). */
   var figures = jsonOf("report-figures") || [];
   var template = jsonOf("report-template");
   var config = { displaylogo: false, responsive: true };
-  if (typeof Plotly !== "undefined") {
-    figures.forEach(function (figure, k) {
-      var holder = document.getElementById("figure-" + k);
-      if (!holder) return;
-      figure.layout.template = template;
-      Plotly.newPlot(holder, figure.data, figure.layout, config);
-    });
+  function drawFrom(k) {
+    if (k >= figures.length || typeof Plotly === "undefined") {
+      document.documentElement.setAttribute("data-ready-ms", Math.round(performance.now()));
+      return;
+    }
+    var holder = document.getElementById("figure-" + k);
+    if (holder) {
+      figures[k].layout.template = template;
+      Plotly.newPlot(holder, figures[k].data, figures[k].layout, config);
+    }
+    setTimeout(function () { drawFrom(k + 1); }, 0);
   }
-  /* Milliseconds from the start of the navigation until the tables and figures were drawn. */
-  document.documentElement.setAttribute("data-ready-ms", Math.round(performance.now()));
+  requestAnimationFrame(function () { setTimeout(function () { drawFrom(0); }, 0); });
 
   /* A watched report reloads itself (the command rewrites the file), keeping where the reader
    * was: scroll, table filters, sort and page, and whether reloading is paused. */
