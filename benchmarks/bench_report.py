@@ -15,7 +15,8 @@ each with its result. Then:
   fresh process (the median of ``--rounds``), and the file's size (plotly.js included, once);
 - *render*: Chromium (Debian's ``chromium``, headless) opens the file from ``file://``: when
   the page first painted (its progress and tables), and when its last figure was drawn (the page
-  records it in ``data-ready-ms``), both after the start of the navigation; then a click on a
+  records it in ``data-ready-ms``), both after the start of the navigation, and the CPU time
+  its renderer spent (DevTools' ``ThreadTime`` and ``ProcessTime``); then a click on a
   column of the results table sorts them, and a filter typed in a column's box filters them
   (each timed in the page, the filter's 200 ms debounce left out). The browser is driven over
   its DevTools pipe by ``tests/browser.py``.
@@ -106,7 +107,10 @@ def browse(chromium: str, page: str) -> dict[str, Any]:
     """Render ``page`` in Chromium; the figures of :data:`SORT` and :data:`FILTER`."""
     browser = DevTools(chromium)
     try:
+        browser.call("Performance.enable", browser.session)
         ready = browser.open(f"file://{page}")
+        metrics = browser.call("Performance.getMetrics", browser.session)["metrics"]
+        cpu = {metric["name"]: metric["value"] for metric in metrics}
         painted = browser.evaluate(
             "performance.getEntriesByName('first-contentful-paint')[0].startTime"
         )
@@ -118,6 +122,8 @@ def browse(chromium: str, page: str) -> dict[str, Any]:
         sort_ms = browser.evaluate(SORT % (columns.index("latency") + 1))
         filter_ms, shown = browser.evaluate(FILTER % (columns.index("latency"), json.dumps(">100")))
         return {
+            "thread_cpu_s": cpu.get("ThreadTime"),
+            "process_cpu_s": cpu.get("ProcessTime"),
             "painted_ms": painted,
             "ready_ms": ready,
             "figures": figures,
@@ -170,6 +176,10 @@ def main() -> None:
             f"render: first paint (progress, tables) {seen['painted_ms'] / 1000:.2f} s, the "
             f"{seen['figures']} figures drawn {seen['ready_ms'] / 1000:.2f} s after the "
             "navigation started"
+        )
+        print(
+            f"render CPU: the page's main thread {seen['thread_cpu_s']:.2f} s, its renderer "
+            f"process {seen['process_cpu_s']:.2f} s"
         )
         print(f"sort the results by latency: {seen['sort_ms']:.0f} ms")
         print(f"filter latency >100: {seen['filter_ms']:.0f} ms ({seen['filter_shows']})")
