@@ -32,6 +32,8 @@ from execo_engine.results import COMBINATION_COLUMN
 
 #: Per factor, at most this many levels are listed in the per-factor tables.
 MAX_LEVEL_ROWS = 200
+#: Up to this many sweeps, the per-factor tables of each are open; past it, one click away.
+OPEN_SWEEPS = 3
 _STATE_NAMES = {
     "done": "done",
     "failed": "failed",
@@ -335,7 +337,8 @@ def _factors_section(data: ReportData) -> str:
                 f"<tbody>{body}</tbody></table>{more}</div>"
             )
         parts.append(
-            f"<details open><summary>{h(sweep.name)}</summary>"
+            f"<details{' open' if len(data.sweeps) <= OPEN_SWEEPS else ''}>"
+            f"<summary>{h(sweep.name)}</summary>"
             f'<div class="factors">{"".join(tables)}</div></details>'
         )
     return f'<section id="factors"><h2>Per factor</h2>{"".join(parts)}</section>'
