@@ -226,5 +226,6 @@ def test_status_and_results_of_a_postgresql_sweep(postgresql):
         timeout=120,
         check=True,
     ).stdout
-    assert exported.splitlines()[:2][0] == "size,latency,outcome,duration,attempts,host,time"
-    assert exported.splitlines()[1].startswith("1,0.5,passed,0.1,0,")
+    header = "size,latency,outcome,attempts,duration,host,time,sweep,run,commit,dirty"
+    assert exported.splitlines()[0] == header
+    assert exported.splitlines()[1].startswith("1,0.5,passed,0,0.1,")

@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 import execo_engine
+
+try:  # before any pytester test, which forgets the modules imported during it
+    import pandas
+except ImportError:  # the analysis extra is not installed
+    pandas = None
 from execo_engine import provenance
 from execo_engine.results import load_results, load_runs, results_frame
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
@@ -109,7 +114,8 @@ def test_several_sweeps_below_one_location_and_name_collisions(location):
 
 
 def test_a_frame_of_the_same_rows(location, in_run):
-    pandas = pytest.importorskip("pandas")
+    if pandas is None:
+        pytest.skip("pandas is not installed (the analysis extra)")
     _grid_with_failures(location("grid"))
     sweeper = ParamSweeper(location("grid"), read_only=True)
     ParamSweeper(location("grid"), sweeper.get_sweeps()).record_result(
@@ -206,3 +212,41 @@ def test_a_database_made_before_run_records(postgresql):
         provenance.end_run()
     assert [r["run"] for r in load_results(url)] == [None, run.id]
     assert [r["id"] for r in load_runs(url)] == [run.id]
+
+
+SEVERAL_ITEMS = """
+import pytest
+
+@pytest.mark.parametrize("rep", [1, 2])
+@pytest.mark.execo_sweep({"size": [1, 2], "algo": ["a", "b"]})
+def test_grid(size, algo, rep, execo_record):
+    execo_record(latency=size * rep)
+    assert (size, algo) != (2, "b")
+"""
+
+
+@pytest.mark.slow
+def test_rows_and_frame_of_a_pytest_sweep_with_failures_and_several_items(pytester, location):
+    if pandas is None:
+        pytest.skip("pandas is not installed (the analysis extra)")
+    pytester.makepyfile(test_grid=SEVERAL_ITEMS)
+    where = location("sweepdir")
+    result = pytester.runpytest_subprocess(f"--execo-sweep-dir={where}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, failed=2)
+    rows = load_results(where)
+    assert len(rows) == 8 and len({r["sweep"] for r in rows}) == 2  # one sweep per repetition
+    assert list(rows[0])[:3] == ["size", "algo", "latency"]
+    failed = [(r["size"], r["algo"], r["attempts"]) for r in rows if r["outcome"] == "failed"]
+    assert failed == [(2, "b", 1), (2, "b", 1)]
+    assert len({r["run"] for r in rows}) == 1 and rows[0]["run"] is not None
+    frame = results_frame(where, include_pending=True)
+    assert len(frame) == 8 and set(frame["state"]) == {"done", "todo"}
+    latency = (
+        frame[frame.outcome == "passed"].groupby(["size", "algo"])["latency"].agg(["mean", "count"])
+    )
+    assert latency.to_dict("index") == {
+        (1, "a"): {"mean": 1.5, "count": 2},
+        (1, "b"): {"mean": 1.5, "count": 2},
+        (2, "a"): {"mean": 3.0, "count": 2},
+    }
+    assert isinstance(frame, pandas.DataFrame)
