@@ -3,7 +3,9 @@ headless Chromium (Debian's ``chromium``; ``.ci/run`` installs it) from ``file:/
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -140,6 +142,11 @@ def test_report_in_a_browser_counts_failures_figures_and_hostile_text(tmp_path, 
         "total": "12",
     }
     assert row.find("td", cls="n-dead").text().startswith("1")
+    # nobody alive works on it: no rate, no time left
+    assert (row.find("td", cls="n-rate").text(), row.find("td", cls="n-left").text()) == (
+        "idle",
+        "-",
+    )
     assert "execo-sweep reclaim" in root.find("section", id="progress").text()
 
     # failures, drawn by the page's script: each combination with its attempts and last error
@@ -397,6 +404,21 @@ def test_report_of_a_pytest_sweep_dir_shows_each_sweep_and_the_run(pytester):
     assert sorted(column(runs, "results")) == [2, 6]
     assert len(set(column(runs, "id"))) == 1
     assert len(root.find_all("div", cls="figure")) == 2 * 2 + 2  # latency, duration; seconds
+
+
+def test_a_live_worker_gives_a_rate_and_a_time_left(tmp_path):
+    directory, page = tmp_path / "sweep", tmp_path / "report.html"
+    sweeper = ParamSweeper(directory, sweep({"n": list(range(10))}), save_sweeps=True)
+    for combination in sweeper.get_next_batch(3):
+        sweeper.record_result(combination, {"y": 1.0})
+        sweeper.done(combination)
+    sweeper.get_next()  # held by this live process
+    cli("report", directory, "-o", page)
+    row = parse_html(page.read_text()).find("tr", id="sweep-0")
+    assert row.find("td", cls="n-workers").text() == f"1{socket.gethostname()}:{os.getpid()}"
+    pace, left = row.find("td", cls="n-rate").text(), row.find("td", cls="n-left").text()
+    assert re.fullmatch(r"[0-9.e+]+/(s|min|h|day)", pace), pace
+    assert re.fullmatch(r"\d+ s|\d+ min \d\d s|\d+ h \d\d min|\d+ d \d\d h", left), left
 
 
 def test_report_without_saved_sweeps_nor_results_says_so(tmp_path):

@@ -32,6 +32,8 @@ from execo_engine.results import COMBINATION_COLUMN
 
 #: Per factor, at most this many levels are listed in the per-factor tables.
 MAX_LEVEL_ROWS = 200
+#: Table columns whose cells never wrap (sweep names break badly at their hyphens).
+NOWRAP = frozenset({"sweep"})
 #: Up to this many sweeps, the per-factor tables of each are open; past it, one click away.
 OPEN_SWEEPS = 3
 _STATE_NAMES = {
@@ -168,6 +170,8 @@ def table(
         spec = _column(name, [_cell(row.get(name)) for row in rows], kinds.get(name))
         if name in pre:
             spec["pre"] = True
+        if name in NOWRAP:
+            spec["nowrap"] = True
         specs.append(spec)
     return {"id": table_id, "rows": len(rows), "columns": specs}
 
@@ -197,13 +201,15 @@ def _progress(data: ReportData) -> str:
         left = sweep.time_left
         when = "complete" if sweep.complete else "-" if left is None else duration(left)
         dead = sweep.dead_owners
+        # a rate only while someone works: past results say nothing of when the rest is done
+        pace = rate(sweep.rate) if sweep.workers else "-" if sweep.complete else "idle"
         numbers = "".join(f'<td class="num n-{s}">{counts[s]}</td>' for s in STATES)
         rows.append(
             f'<tr id="sweep-{index}"><td><span class="name">{h(sweep.name)}</span>'
             f'<span class="loc">{h(sweep.location)}</span></td>'
             f"<td>{_bar(counts, total)}<span class='loc'>{percent} done</span></td>{numbers}"
             f'<td class="num n-total">{total}</td>'
-            f'<td class="num n-rate" title="{h(sweep.rate_basis)}">{rate(sweep.rate)}</td>'
+            f'<td class="num n-rate" title="{h(sweep.rate_basis)}">{pace}</td>'
             f'<td class="num n-left">{when}</td>'
             f'<td class="n-workers">{len(sweep.workers)}<span class="loc">'
             f"{h(', '.join(sweep.workers))}</span></td>"

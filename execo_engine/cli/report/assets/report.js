@@ -37,6 +37,7 @@
     this.name = spec.name;
     this.type = spec.type;          // "number", "time" or "text"
     this.pre = !!spec.pre;
+    this.nowrap = !!spec.nowrap;
     this.levels = spec.levels || null;
     this.codes = spec.codes || null;
     this.values = spec.values || null;
@@ -239,6 +240,7 @@
       for (var k = 0; k < this.columns.length; k++) {
         var column = this.columns[k];
         var className = column.pre ? "pre" : column.type === "text" ? "" : "num";
+        if (column.nowrap) className += " nowrap";
         tr.appendChild(make("td", className, column.text(i)));
       }
       body.appendChild(tr);
