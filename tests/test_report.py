@@ -293,7 +293,10 @@ def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
         assert watching.wait(timeout=120) == 0, watching.stderr.read()
         assert 'data-reload=""' in page.read_text()
         # the open page reloaded itself and shows the last one, filtered as it was
-        browser.wait_for(f"{summary}.includes('3 of 3 combinations done')")
+        browser.wait_for(
+            f"{summary}.includes('3 of 3 combinations done')"
+            " && document.documentElement.getAttribute('data-ready-ms')"  # its script ran
+        )
         assert "complete" in browser.evaluate(summary)
         assert browser.evaluate("document.body.getAttribute('data-reload')") == ""
         assert browser.evaluate(f"{filter_box}.value") == ">2"

@@ -114,10 +114,15 @@
     this.id = spec.id;
     this.rows = spec.rows;
     this.columns = spec.columns.map(function (c) { return new Column(c, spec.rows); });
-    var state = (saved.tables || {})[this.id] || {};
-    this.filters = state.filters || {};
+    /* what the reader had before a reload, by column name (columns may come and go) */
+    var state = (saved.tables || {})[this.id] || {}, index = {};
+    this.columns.forEach(function (column, k) { index[column.name] = k; });
+    this.filters = {};
+    Object.keys(state.filters || {}).forEach(function (name) {
+      if (name in index) self.filters[index[name]] = state.filters[name];
+    });
     this.search = state.search || "";
-    this.sortBy = state.sortBy === undefined ? -1 : state.sortBy;
+    this.sortBy = state.sortBy in index ? index[state.sortBy] : -1;
     this.descending = !!state.descending;
     this.pageSize = state.pageSize || PAGE_SIZES[1];
     this.page = state.page || 0;
@@ -254,7 +259,12 @@
     this.next.disabled = this.page >= pages - 1;
   };
   Table.prototype.state = function () {
-    return { filters: this.filters, search: this.search, sortBy: this.sortBy,
+    var filters = {}, self = this;
+    Object.keys(this.filters).forEach(function (k) {
+      filters[self.columns[k].name] = self.filters[k];
+    });
+    var sortBy = this.sortBy >= 0 ? this.columns[this.sortBy].name : null;
+    return { filters: filters, search: this.search, sortBy: sortBy,
              descending: this.descending, pageSize: this.pageSize, page: this.page };
   };
 
