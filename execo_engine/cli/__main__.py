@@ -1,8 +1,8 @@
-"""``execo-sweep``: see where sweeps stand, reclaim or reset claims, export and plot results.
+"""``execo-sweep``: see where sweeps stand, reclaim or reset claims, export, plot and report.
 
 DIR is a ParamSweeper directory, or a directory holding several (a pytest ``--execo-sweep-dir``,
 an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL (the sweep NAME, or those
-named NAME/...). ``status``, ``results`` and ``plot`` only read (no lock, no write:
+named NAME/...). ``status``, ``results``, ``plot`` and ``report`` only read (no lock, no write:
 they never slow a running sweep down for more than one read); ``reclaim`` and ``reset`` write
 through ParamSweeper, safe while workers run, and log what they do.
 """
@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from execo_engine.cli import export
+from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
+from execo_engine.cli.views import UsageError, open_view, sweep_dirs
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
-from execo_engine.results import open_view
-from execo_engine.store.locations import shown, sweeps_at
+from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
 
@@ -41,20 +41,6 @@ read); reclaim and reset write through ParamSweeper, safe while workers run, and
 log what they do."""
 #: The help of every command's DIR argument.
 DIR_HELP = "a sweep directory, a directory of sweeps, or a postgresql:// URL"
-
-
-class UsageError(Exception):
-    """Bad input: the message is printed and the command exits with status 2."""
-
-
-def sweep_dirs(directory: str) -> list[str]:
-    """The sweeps at ``directory`` (itself, or those below it: see
-    :func:`execo_engine.store.locations.sweeps_at`); a :class:`UsageError` when there is
-    none."""
-    try:
-        return sweeps_at(directory)
-    except (FileNotFoundError, ValueError, ImportError) as error:
-        raise UsageError(str(error)) from None
 
 
 def open_writer(directory: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
@@ -331,6 +317,28 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
     command.add_argument("-o", "--output", default="plot.png", help="PNG file (plot.png)")
+    command = commands.add_parser(
+        "report",
+        help="one self-contained HTML page: progress, failures, figures, results",
+        description="Write one HTML file that needs nothing else (it opens offline): each "
+        "sweep's progress, failures, claims, per-factor counts, figures of each numeric "
+        "recorded value against each factor, the runs and the results (sort, filter). Needs "
+        "the extra 'report': pip install 'execo_engine[report]'.",
+    )
+    command.add_argument(
+        "dir",
+        metavar="LOCATION",
+        help="a sweep directory, a directory holding several, or a postgresql:// URL",
+    )
+    command.add_argument(
+        "-o", "--output", default="report.html", help="HTML file to write (report.html)"
+    )
+    command.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="rewrite the file every SECONDS until every sweep is complete (the page reloads)",
+    )
     submitting.add_submit_parser(commands)
     return top
 
@@ -366,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             reclaim(args.dir, args.older_than)
         elif args.command == "reset":
             reset(args.dir, args.inprogress, args.failed)
+        elif args.command == "report":
+            sys.exit(report.run(args.dir, args.output, args.watch))
         elif args.command == "results":
             with _usage_errors():
                 wrote = export.export(args.dir, args.format, args.output)
