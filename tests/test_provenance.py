@@ -258,7 +258,18 @@ def test_engine_progress_lines_come_first_early_then_at_each_tenth(
                 poll(lambda t=tenth: logged(f"sweeps: {2 * t}/20 done ({10 * t}%)"), f"{tenth}/10")
 
     Tenths().start(["-c", str(tmp_path / "tenths")])
+    assert logged(f"created {tmp_path / 'tenths'} (-c {tmp_path / 'tenths'} did not exist)")
+    assert logged(f"new sweep in {tmp_path / 'tenths' / 'sweeps'}: 20 combinations")
     assert logged("sweeps: end of run: 20/20 done (20 in this run), 0 failed, 0 remaining")
+    caplog.clear()
+
+    class Again(Engine):
+        def run(self):
+            self.sweeper()  # the saved sweeps
+
+    Again().start(["-c", str(tmp_path / "tenths")])  # the same -c: it continues
+    assert not logged("created") and not logged("new sweep")
+    assert logged(f"resuming {tmp_path / 'tenths' / 'sweeps'}: 20/20 done, 0 failed, 0 to run")
 
 
 def test_a_submitted_worker_records_a_worker_run(tmp_path):
