@@ -290,9 +290,11 @@ def _stop_beating(heart: Heart, directory: str, lease: float) -> None:
         beating = heart.beats.get(("directory", directory))
         if not isinstance(beating, _Beating):
             return
-        beating.leases.remove(lease)
-        if beating.leases:
+        if len(beating.leases) > 1:
+            beating.leases.remove(lease)
             return
+        # the last one: off the heart before anything else, so that the heart never sees a
+        # beat without a lease (it may be keeping it right now: stop() waits for that)
         heart.remove(("directory", directory))
     beating.stop()
 
