@@ -249,7 +249,8 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
     With a sweep dir, they are written to the sweep's ``results`` file with the outcome and
     duration of the test (see ``execo-sweep results``); they also go to the test's
-    ``user_properties`` (junitxml).
+    ``user_properties`` (junitxml). A value the results cannot carry fails the test at this
+    call, naming it (see ``ParamSweeper.record_result``).
     """
     values = request.node.stash.setdefault(RECORDED, {})
     recorder = request.config.pluginmanager.get_plugin(RECORDER)
@@ -257,6 +258,9 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
         recorder.carry_values()
 
     def record(**named: Any) -> None:
+        from execo_engine.sweeper import check_result_values  # on first use: a cheap entry point
+
+        check_result_values({**values, **named})  # refused here, in the test, not when written
         values.update(named)
         request.node.user_properties.extend(named.items())
 

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import csv
 import datetime
+import io
 import json
 import logging
 import os
@@ -65,12 +66,18 @@ def _bar(done: int, total: int) -> str:
 
 
 def _str_keys(value: Any) -> Any:
-    """``value`` with every dict key turned into text (JSON objects only have text keys)."""
+    """``value`` with every dict key turned into text (JSON objects only have text keys),
+    also in lists and tuples (which JSON writes as lists)."""
     if isinstance(value, dict):
         return {_text(key): _str_keys(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_str_keys(item) for item in value]
     return value
+
+
+def _shown(combination: Any) -> Any:
+    """A combination as status lines print it: a dict as a plain dict, anything else as is."""
+    return dict(combination) if isinstance(combination, dict) else combination
 
 
 def _text(value: Any) -> str:
@@ -166,7 +173,7 @@ def status(
         for failure in e["failed_combinations"] if list_failed else []:
             first, *more = failure["error"].splitlines() or [""]
             print(
-                f"    failed: {dict(failure['combination'])} after {failure['attempts']} "
+                f"    failed: {_shown(failure['combination'])} after {failure['attempts']} "
                 f"attempt(s): {first}"
             )
             for line in more:
@@ -177,7 +184,7 @@ def status(
                 beat = claim["heartbeat_age"]
                 beat_text = "" if beat is None else f", heartbeat {beat:.0f} s ago"
                 print(
-                    f"    {what}: {dict(claim['combination'])} on {claim['host']} pid "
+                    f"    {what}: {_shown(claim['combination'])} on {claim['host']} pid "
                     f"{claim['pid']}, for {claim['age']:.0f} s{beat_text}{flag}"
                 )
         if by_factor is not None and e["by_factor"] is None:
@@ -235,31 +242,62 @@ def reset(directory: str, inprogress: bool, failed: bool) -> None:
         print(f"{writer.name}: {', '.join(done)}")
 
 
+#: The columns ``results`` adds after the factors and the values (``sweep`` first, with several
+#: sweeps); a factor or a value named like one of them gets a prefix (``factor_``, ``value_``).
+FIXED_COLUMNS = ("sweep", "outcome", "duration", "attempts", "host", "time")
+COMBINATION_COLUMN = "combination"  #: the column of a combination that is not a dict
+
+
+def _column_of(name: Any, prefix: str, taken: set[str]) -> str:
+    """A column name for factor or value ``name`` that no other column has (``prefix`` added
+    until it is unique), then taken."""
+    column = _text(name)
+    while column in taken:
+        column = prefix + column
+    taken.add(column)
+    return column
+
+
 def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Factor names (in sweeps order), value names and rows of the recorded results: (sweep),
-    factors, values, outcome, duration, attempts (the failed attempts counted on the
-    combination, 0 for none), host, time."""
-    paths = sweep_dirs(directory)
-    factors: dict[str, None] = {}
-    values: dict[str, None] = {}
-    rows = []
-    for path in paths:
+    """Factor columns (in sweeps order), value columns and rows of the recorded results:
+    (sweep), factors, values, outcome, duration, attempts (the failed attempts counted on the
+    combination, 0 for none), host, time. Every recorded result is a row: a combination that
+    is not a dict is one column, ``combination``; a name that another column already has gets
+    a prefix (a value: ``value_``, a factor: ``factor_``)."""
+    factor_names: dict[Any, None] = {}
+    value_names: dict[Any, None] = {}
+    read = []
+    for path in sweep_dirs(directory):
         view = open_view(path)
-        failures = view.get_failures()
         for first in view.get_sweeps()[:1]:
-            factors.update(dict.fromkeys(map(str, first)))
-        for record in view.get_results():
-            combination, recorded = record["combination"], record["values"]
-            factors.update(dict.fromkeys(map(str, combination)))
-            values.update(dict.fromkeys(map(str, recorded)))
+            factor_names.update(dict.fromkeys(first if isinstance(first, dict) else [None]))
+        records = view.get_results()
+        for record in records:
+            combination = record["combination"]
+            factor_names.update(
+                dict.fromkeys(combination if isinstance(combination, dict) else [None])
+            )
+            value_names.update(dict.fromkeys(record["values"]))
+        read.append((view.name, view.get_failures(), records))
+    taken = set(FIXED_COLUMNS)
+    values = {name: _column_of(name, "value_", taken) for name in value_names}
+    factors = {
+        name: _column_of(COMBINATION_COLUMN if name is None else name, "factor_", taken)
+        for name in factor_names
+    }
+    rows = []
+    for name, failures, records in read:
+        for record in records:
+            combination = record["combination"]
+            cells = combination.items() if isinstance(combination, dict) else [(None, combination)]
             when = datetime.datetime.fromtimestamp(record["time"], datetime.UTC).isoformat(
                 timespec="seconds"
             )
             rows.append(
                 {
-                    "sweep": view.name,
-                    **{str(k): v for k, v in combination.items()},
-                    **{str(k): v for k, v in recorded.items()},
+                    "sweep": name,
+                    **{factors[k]: v for k, v in cells},
+                    **{values[k]: v for k, v in record["values"].items()},
                     "outcome": record["outcome"],
                     "duration": record["duration"],
                     "attempts": getattr(failures.get(combination), "attempts", 0),
@@ -267,29 +305,28 @@ def result_rows(directory: str) -> tuple[list[str], list[str], list[dict[str, An
                     "time": when,
                 }
             )
-    clash = set(factors) & set(values)
-    if clash:
-        raise UsageError(f"recorded values named like factors: {', '.join(sorted(clash))}")
-    return list(factors), list(values), rows
+    return list(factors.values()), list(values.values()), rows
 
 
 def result_columns(directory: str, factors: list[str], values: list[str]) -> list[str]:
     """The columns of ``execo-sweep results``."""
     several = len(sweep_dirs(directory)) > 1
-    return (
-        (["sweep"] if several else [])
-        + factors
-        + values
-        + ["outcome", "duration", "attempts", "host", "time"]
-    )
+    return (["sweep"] if several else []) + factors + values + list(FIXED_COLUMNS[1:])
 
 
 def results(directory: str, output_format: str, output: str | None) -> None:
-    """Export the recorded results as CSV or JSON lines."""
+    """Export the recorded results as CSV or JSON lines (text that cannot be written as
+    UTF-8, a lone surrogate, is written as a backslash escape)."""
     factors, values, rows = result_rows(directory)
     columns = result_columns(directory, factors, values)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(open(output, "w", newline="")) if output else sys.stdout
+        out = (
+            stack.enter_context(
+                open(output, "w", newline="", encoding="utf-8", errors="backslashreplace")
+            )
+            if output
+            else sys.stdout
+        )
         if output_format == "csv":
             writer = csv.DictWriter(out, columns, extrasaction="ignore")
             writer.writeheader()
@@ -297,7 +334,11 @@ def results(directory: str, output_format: str, output: str | None) -> None:
         else:
             for row in rows:
                 out.write(
-                    json.dumps({c: row.get(c) for c in columns}, default=repr, ensure_ascii=False)
+                    json.dumps(
+                        {c: _str_keys(row.get(c)) for c in columns},
+                        default=repr,
+                        ensure_ascii=False,
+                    )
                     + "\n"
                 )
 
@@ -410,6 +451,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; bad input exits with status 2 and a message, no traceback."""
     args = submitting.parse_args(parser(), argv)
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in a value never stops output
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
