@@ -24,6 +24,7 @@ from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 if TYPE_CHECKING:
     from execo_engine import engine, log, utils
     from execo_engine.engine import Engine
+    from execo_engine.errors import CannotConnectError as CannotConnectError
     from execo_engine.errors import ConnectionLostError as ConnectionLostError
     from execo_engine.errors import CorruptRecordError as CorruptRecordError
     from execo_engine.errors import DirectoryVanishedError as DirectoryVanishedError
@@ -48,6 +49,7 @@ _HOMES = {
     "slugify": "utils",
     # not in __all__, which lists execo 2.x's names: submit and the error classes
     "submit": "launch",
+    "CannotConnectError": "errors",
     "ConnectionLostError": "errors",
     "CorruptRecordError": "errors",
     "DirectoryVanishedError": "errors",

@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from execo_engine.elements import HashableDict
-from execo_engine.store.locations import child_location, child_locations, resolved, shown
+from execo_engine.errors import CannotConnectError
+from execo_engine.store.locations import (
+    check_location,
+    child_location,
+    child_locations,
+    resolved,
+    shown,
+)
 from execo_engine.sweeper import ParamSweeper, canonical_text, snapshot
 from pytest_execo.failures import failure_text
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
@@ -196,15 +203,20 @@ class SweepRecorder:
         self.all_done_ok = all_done_ok
         self.max_attempts = max_attempts
         self.records = runs_test_bodies(config)
-        if os.path.exists(directory) and not os.path.isdir(directory):
-            raise pytest.UsageError(f"--execo-sweep-dir: {directory} is not a directory")
+        try:  # a usage error, not a crash: a file in the way, a malformed URL
+            check_location(directory)
+        except (NotADirectoryError, ValueError) as error:
+            raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self.is_worker = hasattr(config, "workerinput")
         self._queue = WorkerQueue(
             config,
             self.is_worker and config.workerinput.get(KEEPS_QUEUES_KEY, False),  # type: ignore[attr-defined]
         )
         #: {sweep name: canonical texts} done, and failed for good, before the session
-        self._done, self._failed = self._snapshots()
+        try:
+            self._done, self._failed = self._snapshots()
+        except CannotConnectError as error:  # a database never reached: a usage error
+            raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.cli import submit as submitting
-from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
+from execo_engine.errors import CannotConnectError, CorruptRecordError, PickleNotAllowedError
 from execo_engine.store.locations import shown, sweeps_at
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -475,6 +475,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             plot(args.dir, args.x, args.y, args.hue, args.output)
     except UsageError as error:
+        print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
+    except CannotConnectError as error:  # a configuration error, as bad input
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
         sys.exit(2)
     except BrokenPipeError:  # the reader went away (| head): stop quietly
