@@ -110,6 +110,39 @@ def test_values_are_checked_before_anything_is_written(
     ]
 
 
+@pytest.mark.slow
+def test_an_unreadable_result_row_is_skipped_with_one_warning_naming_it(postgresql, caplog):
+    """The PostgreSQL twin of tests/test_hostile_files.py's results case: a row written by
+    hand (or by an older version) that is not a result record costs that row only."""
+    url = postgresql.url("hostile-results")
+    sweeper = ParamSweeper(url, sweep(GRID), save_sweeps=True)
+    first, second = sweeper.get_next_batch(2)
+    sweeper.record_result(first, {"latency": 0.5}, "passed", 0.1)
+    [(sweep_id,)] = postgresql.execute(
+        "SELECT id FROM execo_sweeps WHERE name = %s", url.split("sweep=")[1].split("&")[0]
+    )
+    [(row,)] = postgresql.execute(
+        "INSERT INTO execo_results (sweep, token, record) VALUES (%s, gen_random_uuid(), %s) "
+        "RETURNING id",
+        sweep_id,
+        '{"combination":{"__dict__":[["size",1]]},"values":{},"outcome":null,'
+        '"duration":null,"host":"h","time":1.0}',
+    )
+    sweeper.record_result(second, {"latency": 0.7}, "failed", 0.2)
+    for reader in (ParamSweeper(url, sweep(GRID)), ParamSweeper(url, read_only=True)):
+        caplog.clear()
+        for _ in range(2):  # read twice, warned once
+            assert [(r["combination"], r["values"]) for r in reader.get_results()] == [
+                (first, {"latency": 0.5}),
+                (second, {"latency": 0.7}),
+            ]
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert f"unreadable result record in execo_results, id {row}, skipped" in warning
+    exported = cli("results", url, "--format", "jsonl")
+    assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 2
+    assert f"id {row}, skipped" in exported.stderr
+
+
 # -- a database never reached -------------------------------------------------------------
 
 
