@@ -25,6 +25,7 @@ from execo_engine.sweep import HashableDict, geom, igeom, sweep, sweep_stats
 if TYPE_CHECKING:
     from execo_engine import engine, log, utils
     from execo_engine.engine import Engine
+    from execo_engine.errors import CannotConnectError as CannotConnectError
     from execo_engine.errors import ConnectionLostError as ConnectionLostError
     from execo_engine.errors import CorruptRecordError as CorruptRecordError
     from execo_engine.errors import DirectoryVanishedError as DirectoryVanishedError
@@ -55,6 +56,7 @@ _HOMES = {
     "load_results": "results",
     "load_runs": "results",
     "results_frame": "results",
+    "CannotConnectError": "errors",
     "ConnectionLostError": "errors",
     "CorruptRecordError": "errors",
     "DirectoryVanishedError": "errors",

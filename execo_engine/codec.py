@@ -13,7 +13,11 @@ keys), and decodes to an equal value of the same types:
   is a tag name is written in the ``__hdict__`` form, so a tag is never ambiguous.
 
 Anything else (a ``set``, an ``IntEnum``, a custom class) is an :class:`UnsupportedValueError`
-naming the value, unless ``allow_pickle=True``. Decoding never unpickles unless
+naming the value, unless ``allow_pickle=True``. So is what a reader could not get back: an
+integer of more than :data:`INT_DIGITS` digits (Python reads such a number only after
+``sys.set_int_max_str_digits()``, whatever the writer's own setting), and, in an element (never
+in :meth:`Codec.encode_in_order`, which results use), a NaN: never equal to itself, a reader
+could never find such an element again. Decoding never unpickles unless
 ``allow_pickle=True`` either: a pickled value in a file is a :class:`PickleNotAllowedError`.
 """
 
@@ -22,7 +26,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import pickle
+import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -37,6 +43,9 @@ _TAGS = frozenset(
 #: How deep values may nest (a tuple in a dict: 2): deeper records are refused when written,
 #: and corrupt when read (Python's recursion limit is far above)
 MAX_DEPTH = 100
+#: The most digits an integer may have: the digits every Python reads by default
+INT_DIGITS = sys.int_info.default_max_str_digits
+_INT_BOUND = 10**INT_DIGITS
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -107,6 +116,37 @@ def _is_flat(element: Any) -> bool:
     )
 
 
+def _huge_integer(value: int) -> UnsupportedValueError:
+    return UnsupportedValueError(
+        f"cannot store the integer {hex(value)[:20]}... ({value.bit_length()} bits): it has "
+        f"more than {INT_DIGITS} digits, which Python reads back only after "
+        f"sys.set_int_max_str_digits(); store hex(n) (a string) or n.to_bytes(...) instead"
+    )
+
+
+def _check_readable(value: Any, in_element: bool, element: Any = None) -> None:
+    """Raise :class:`UnsupportedValueError` naming the first part of ``value`` that a reader
+    could not get back: an integer of more than :data:`INT_DIGITS` digits, or, ``in_element``,
+    a NaN (``element``: the whole element, for the message). Called on what was already
+    encoded (or failed to be, for an integer): it nests at most :data:`MAX_DEPTH` levels."""
+    whole = value if element is None else element
+    kind = type(value)
+    if kind is int and not -_INT_BOUND < value < _INT_BOUND:
+        raise _huge_integer(value)
+    if kind is float and in_element and math.isnan(value):
+        raise UnsupportedValueError(
+            f"cannot store {whole!r:.80} as an element: NaN is never equal to itself (no "
+            f"reader could find the element again); use None or the string 'nan'"
+        )
+    if kind is dict or kind is HashableDict:
+        for key, item in value.items():
+            _check_readable(key, in_element, whole)
+            _check_readable(item, in_element, whole)
+    elif kind is list or kind is tuple or kind is frozenset:
+        for item in value:
+            _check_readable(item, in_element, whole)
+
+
 class Codec:
     """Encodes elements to canonical JSON text and back.
 
@@ -127,7 +167,13 @@ class Codec:
         """
         last, text = self._last
         if element is not last:
-            text = _dumps(element if _is_flat(element) else self._to_json(element))
+            try:
+                text = _dumps(element if _is_flat(element) else self._to_json(element))
+            except ValueError:  # an integer beyond this process's limit of digits
+                _check_readable(element, in_element=True)
+                raise
+            if len(text) > INT_DIGITS or "NaN" in text:  # else it holds neither
+                _check_readable(element, in_element=True)
             self._last = (element, text)
         return text
 
@@ -146,10 +192,20 @@ class Codec:
         encode = self.encode_in_order if in_order else self.encode
         return [encode(element) for element in elements]
 
-    def encode_in_order(self, element: Any) -> str:
+    def encode_in_order(self, element: Any, levels: int = MAX_DEPTH) -> str:
         """The one-line JSON text of ``element`` keeping the order of its dicts' keys (decoding
-        gives them back in that order): not canonical, for what is only read back."""
-        return _dumps_in_order(self._to_json(element))
+        gives them back in that order): not canonical, for what is only read back. NaN
+        and infinities are kept (as ``NaN``, ``Infinity``, which every reader of this package
+        reads back). ``levels``: how deep it may nest (a record holding elements: one more
+        than :data:`MAX_DEPTH`)."""
+        try:
+            text = _dumps_in_order(self._to_json(element, levels))
+        except ValueError:  # an integer beyond this process's limit of digits
+            _check_readable(element, in_element=False)
+            raise
+        if len(text) > INT_DIGITS:
+            _check_readable(element, in_element=False)
+        return text
 
     def decode(self, text: str | bytes) -> Any:
         """The element whose text is ``text``; ``ValueError`` if it is not valid (not JSON,
@@ -252,16 +308,22 @@ class Codec:
         return pickle.loads(base64.b64decode(payload))
 
 
-def _plain_texts(values: list[Any], before: str = "", after: str = "") -> list[str] | None:
+def _plain_texts(
+    values: list[Any], canonical: bool, before: str = "", after: str = ""
+) -> list[str] | None:
     """``before + text + after`` for the JSON text of each of ``values``, or None unless they
     are all plain values (exact types: an ``IntEnum`` is not an ``int``). Each distinct value
     is encoded once: all strings or all ints are told apart by value, others by identity
-    (``1``, ``1.0`` and ``True`` are equal, so are ``0.0`` and ``-0.0``)."""
+    (``1``, ``1.0`` and ``True`` are equal, so are ``0.0`` and ``-0.0``). A huge integer is
+    refused and, ``canonical`` (as :meth:`Codec.encode`), a NaN (see :func:`_check_readable`)."""
     kinds = set(map(type, values))
     if not kinds <= _PLAIN_TYPES:
         return None
     keys = values if kinds in ({str}, {int}) else list(map(id, values))
     distinct = dict(zip(keys, values, strict=True))
+    if kinds & {int, float}:
+        for value in distinct.values():
+            _check_readable(value, in_element=canonical)
     text_of = {key: before + _dumps(value) + after for key, value in distinct.items()}
     return list(map(text_of.__getitem__, keys))
 
@@ -271,7 +333,7 @@ def _grid_texts(elements: Sequence[Any], in_order: bool) -> list[str] | None:
     None."""
     values = list(elements)
     if not values or type(values[0]) is not HashableDict:
-        return _plain_texts(values)
+        return _plain_texts(values, not in_order)
     if set(map(type, values)) != {HashableDict}:
         return None
     shapes = set(map(tuple, values))
@@ -287,7 +349,7 @@ def _grid_texts(elements: Sequence[Any], in_order: bool) -> list[str] | None:
     for index, key in enumerate(keys):
         before = ("{" if index == 0 else ",") + _dumps(key) + ":"
         after = "}" if index == len(keys) - 1 else ""
-        column = _plain_texts(list(map(itemgetter(key), values)), before, after)
+        column = _plain_texts(list(map(itemgetter(key), values)), not in_order, before, after)
         if column is None:
             return None
         columns.append(column)

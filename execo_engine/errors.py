@@ -39,3 +39,9 @@ class NewerFormatError(RuntimeError):
 
 class ConnectionLostError(ConnectionError):
     """The database could not be reached again within the store's reconnection time."""
+
+
+class CannotConnectError(ConnectionError):
+    """A database a store could not connect to in the first place (a wrong host, port,
+    database, user or password, or a server that is not running): a configuration error,
+    reported at once rather than retried; the message names the server, never a password."""

@@ -27,13 +27,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from execo_engine.codec import Codec
+from execo_engine.codec import Codec, is_hashable
 from execo_engine.elements import HashableDict, SweepList
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.preempt import watch_worker
 from execo_engine.provenance import join, merge_runs
 from execo_engine.store.contract import Failure, State, Store, short_error
 from execo_engine.store.locations import Location, open_store
+from execo_engine.store.log.records import result_text
 from execo_engine.store.owner import Owner
 
 E = TypeVar("E")
@@ -42,6 +43,8 @@ Filter = Callable[[list[E]], Iterable[E]]
 #: An element, who holds it (host, pid, start[, ...]), since when (epoch seconds), whether dead
 HeldBy = tuple[E, Owner, float, bool]
 Stats = tuple[OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E], OrderedSet[E]]
+#: The longest duration a result may record (seconds: some 30 million years)
+MAX_DURATION = 1e15
 
 
 class Snapshot(NamedTuple):
@@ -97,6 +100,22 @@ def error_text(error: str | BaseException | None) -> str:
     if frames:
         text = f"{source_location(frames[-1].filename, frames[-1].lineno)}: {text}"
     return short_error(text)
+
+
+def check_result_values(values: Any) -> None:
+    """Raise what :meth:`ParamSweeper.record_result` would raise for ``values`` (not a
+    mapping: ``TypeError``; a value the text format cannot carry: ``UnsupportedValueError``
+    naming it), for callers that collect values before recording them (the pytest
+    ``execo_record`` fixture): the error comes at their call."""
+    if not isinstance(values, Mapping):
+        raise TypeError(
+            f"values={values!r:.80} is not a mapping: give a dict of name -> value, as in "
+            f"record_result(combination, values, outcome, duration)"
+        )
+    record = HashableDict(
+        combination=None, values=HashableDict(values), outcome=None, duration=None, host="", time=1
+    )
+    result_text(_CANONICAL, record)  # the same record shape, nested as deep
 
 
 def _check_hashable(elements: Iterable[object]) -> None:
@@ -246,6 +265,29 @@ class ParamSweeper(Generic[E]):
         order = _unique(sweeps)
         self._store.set_sweeps(order, save_sweeps)
         self._order = order
+        self._index: dict[Any, E] | None = None  # built when a plain dict is looked up
+
+    def _elements(self, combinations: Iterable[Any]) -> list[E]:
+        """``combinations`` as the store takes them: a plain dict equal to a combination of
+        the sweeps is that combination; anything else that is not hashable is a
+        ``TypeError`` naming it (one message for every method taking elements)."""
+        elements = list(combinations)
+        if dict in set(map(type, elements)):
+            elements = [self._combination_of(e) if type(e) is dict else e for e in elements]
+        _check_hashable(elements)
+        return elements
+
+    def _combination_of(self, plain: dict[Any, Any]) -> E:
+        """The combination of the sweeps equal to ``plain``; ``TypeError`` naming it if there
+        is none."""
+        _check_hashable([HashableDict(plain)])  # the same message as for any unhashable value
+        found = self._elements_of_sweeps().get(HashableDict(plain))
+        if found is None:
+            raise TypeError(
+                f"ParamSweeper: element {plain!r} is a plain dict equal to no combination of "
+                f"the sweeps: pass a combination as sweep() or get_next() gave it"
+            )
+        return found
 
     def get_sweeps(self) -> OrderedSet[E]:
         """What to iterate on, in order (a new set)."""
@@ -312,8 +354,8 @@ class ParamSweeper(Generic[E]):
         Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
         (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
         """
-        _check_hashable([combination])
-        return self._store.take(combination, position)
+        [element] = self._elements([combination])
+        return self._store.take(element, position)
 
     def take_batch(
         self, combinations: Sequence[E], positions: Sequence[int | None] | None = None
@@ -321,9 +363,9 @@ class ParamSweeper(Generic[E]):
         """:meth:`take` each element (with its ``positions`` hint, if given), at once: one
         reason (or None: claimed) per element, in order; an element given twice is claimed
         once."""
-        _check_hashable(combinations)
-        hints = positions if positions is not None else [None] * len(combinations)
-        return self._store.take_many(list(zip(combinations, hints, strict=True)))
+        elements = self._elements(combinations)
+        hints = positions if positions is not None else [None] * len(elements)
+        return self._store.take_many(list(zip(elements, hints, strict=True)))
 
     def __iter__(self) -> Iterator[E]:
         """Claim elements one by one, as :meth:`get_next`, until none is left."""
@@ -359,8 +401,7 @@ class ParamSweeper(Generic[E]):
         ``wait=False`` returns once the records are written (they survive the death of this
         process, not yet a crash of the machine) and leaves their fsync to :meth:`flush`.
         """
-        elements = list(combinations)
-        _check_hashable(elements)
+        elements = self._elements(combinations)
         self._store.done(elements)
         if self._tally is not None:
             self._tally.count(done=len(elements))
@@ -380,8 +421,7 @@ class ParamSweeper(Generic[E]):
     def skip_batch(self, combinations: Iterable[E]) -> None:
         """Mark elements skipped: no instance hands them out while this process lives; once
         it is gone (the next run of the script), they are todo again."""
-        elements = list(combinations)
-        _check_hashable(elements)
+        elements = self._elements(combinations)
         self._store.give_back(elements, skip=True)
 
     def skip(self, combination: E) -> None:
@@ -392,8 +432,7 @@ class ParamSweeper(Generic[E]):
         """Give elements back to todo: they will be handed out again. A done element becomes
         todo for this instance only, as in execo (to recompute it); other instances still
         see it done."""
-        elements = list(combinations)
-        _check_hashable(elements)
+        elements = self._elements(combinations)
         self._store.give_back(elements)
 
     def cancel(self, combination: E) -> None:
@@ -409,8 +448,7 @@ class ParamSweeper(Generic[E]):
         todo again. Done elements are left done (not counted). Every instance sees the
         attempts, and an attempt is counted exactly once per call, whatever the number of
         processes; returns once the failure records are on disk (fsync)."""
-        elements = list(combinations)
-        _check_hashable(elements)
+        elements = self._elements(combinations)
         failed = self._store.fail(elements, error_text(error), self.max_attempts)
         if self._tally is not None:
             self._tally.count(failed=len(elements))
@@ -455,12 +493,32 @@ class ParamSweeper(Generic[E]):
         """Append the results of a combination (``values``: name -> value) to the ``results``
         file of the directory, with its outcome, duration (seconds), host, time and the id of
         the current run (see :mod:`execo_engine.provenance`); returns once it is on disk
-        (``wait=False``: see :meth:`done_batch`). Values must be of the types the text format
-        carries."""
+        (``wait=False``: see :meth:`done_batch`).
+
+        Everything is checked before anything is written, so that every reader (another
+        instance, ``execo-sweep results``...) reads back what was accepted: the combination as
+        :meth:`done` takes it (a plain dict equal to a combination of the sweeps stands for
+        it); ``values`` a mapping whose values the text format carries (see
+        :mod:`execo_engine.codec`: ``UnsupportedValueError`` naming any other); ``outcome`` a
+        string or None; ``duration`` a finite number of seconds >= 0 or None. A call with
+        its first two arguments swapped is refused, saying so."""
+        element = self._result_combination(combination, values)
+        if outcome is not None and not isinstance(outcome, str):
+            raise TypeError(
+                f"ParamSweeper.record_result: outcome={outcome!r:.80}: give a string (such "
+                f"as 'passed') or None"
+            )
+        if duration is not None and not (
+            type(duration) in (int, float) and 0 <= duration < MAX_DURATION
+        ):
+            raise ValueError(
+                f"ParamSweeper.record_result: duration={duration!r:.80}: give seconds (a "
+                f"finite number >= 0, an int or a float) or None"
+            )
         record = HashableDict(
-            combination=combination,
+            combination=element,
             values=HashableDict(values),
-            outcome=outcome,
+            outcome=None if outcome is None else str.__str__(outcome),
             duration=duration,
             host=socket.gethostname(),
             time=round(time.time(), 3),
@@ -470,6 +528,37 @@ class ParamSweeper(Generic[E]):
         self._store.append_result(record)
         if wait:
             self._store.sync()
+
+    def _result_combination(self, combination: Any, values: Any) -> E:
+        """The element ``record_result`` records for ``combination``, after checking that
+        ``values`` is a mapping and that the two were not swapped."""
+        if not isinstance(values, Mapping):
+            raise TypeError(
+                f"ParamSweeper.record_result: values={values!r:.80} is not a mapping: give "
+                f"a dict of name -> value, as in record_result(combination, values, "
+                f"outcome, duration)"
+            )
+        suspect = type(values) is HashableDict or type(combination) is dict  # else no index
+        if suspect and self._in_sweeps(values) and not self._in_sweeps(combination):
+            raise TypeError(
+                f"ParamSweeper.record_result: arguments swapped? The first, "
+                f"{combination!r:.80}, is no combination of the sweeps, the second, "
+                f"{values!r:.80}, is one: call record_result(combination, values, outcome, "
+                f"duration)"
+            )
+        [element] = self._elements([combination])
+        return element
+
+    def _in_sweeps(self, value: Any) -> bool:
+        """Whether ``value`` is a dict (plain or not) equal to a combination of the sweeps."""
+        if not isinstance(value, dict) or not is_hashable(HashableDict(value)):
+            return False
+        return HashableDict(value) in self._elements_of_sweeps()
+
+    def _elements_of_sweeps(self) -> dict[Any, E]:
+        if self._index is None:
+            self._index = {element: element for element in self._order}
+        return self._index
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see

@@ -13,7 +13,7 @@ with a sweep dir, so that the entry point costs every other pytest session almos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 import pytest
@@ -162,6 +162,33 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     )
 
 
+def _check_factors_given(
+    marker: pytest.Mark, combinations: list[HashableDict], arguments: list[str], test: str
+) -> None:
+    """A collection error naming the factor and the test when the test asks for a factor of
+    the marker's sweep dict that no combination has (``sweep()`` drops a factor without
+    levels): without it, each item would fail on a missing fixture."""
+    parameters = marker.args[0]
+    if not isinstance(parameters, Mapping):
+        return
+    for key, levels in parameters.items():
+        for name in key if isinstance(key, tuple) else (key,):
+            if name not in arguments or name == "combination":
+                continue
+            if any(name in combination for combination in combinations):
+                continue
+            why = (
+                f"has no levels ({levels!r}), so sweep() leaves it out of every combination"
+                if isinstance(levels, Sized) and len(levels) == 0
+                else "is in no combination"
+            )
+            raise pytest.Collector.CollectError(
+                f"{test}: factor {name!r} of @pytest.mark.{MARKER} {why}, yet the test takes "
+                f"an argument {name!r}: give the factor at least one level, or remove it and "
+                f"the argument"
+            )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize, directly (no fixture runs for them), exactly the arguments the test (or
     its fixtures) asks for: ``combination`` and factors; a test that asks for none gets a
@@ -172,7 +199,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
-    combinations = _combinations_of(marker, metafunc.definition.nodeid)
+    test = metafunc.definition.nodeid
+    try:
+        combinations = _combinations_of(marker, test)
+    except (TypeError, ValueError) as error:  # a collection error showing the message only
+        text = str(error)
+        raise pytest.Collector.CollectError(text if test in text else f"{test}: {text}") from None
+    _check_factors_given(marker, combinations, metafunc.fixturenames, test)
     factors = [
         factor
         for factor in dict.fromkeys(f for c in combinations for f in c)
@@ -225,7 +258,8 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
     With a sweep dir, they are written to the sweep's ``results`` file with the outcome and
     duration of the test (see ``execo-sweep results``); they also go to the test's
-    ``user_properties`` (junitxml).
+    ``user_properties`` (junitxml). A value the results cannot carry fails the test at this
+    call, naming it (see ``ParamSweeper.record_result``).
     """
     values = request.node.stash.setdefault(RECORDED, {})
     recorder = request.config.pluginmanager.get_plugin(RECORDER)
@@ -233,6 +267,9 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
         recorder.carry_values()
 
     def record(**named: Any) -> None:
+        from execo_engine.sweeper import check_result_values  # on first use: a cheap entry point
+
+        check_result_values({**values, **named})  # refused here, in the test, not when written
         values.update(named)
         request.node.user_properties.extend(named.items())
 

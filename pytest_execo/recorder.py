@@ -35,7 +35,8 @@ from typing import NamedTuple
 import pytest
 
 from execo_engine.elements import HashableDict
-from execo_engine.store.locations import child_location, resolved
+from execo_engine.errors import CannotConnectError
+from execo_engine.store.locations import check_location, child_location, resolved
 from execo_engine.sweeper import ParamSweeper, canonical_text
 from pytest_execo.items import RECORDED, swept_position
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
@@ -165,12 +166,17 @@ class SweepRecorder:
         self.all_done_ok = _flag(config, "execo_all_done_ok")
         self.max_attempts = _max_attempts(config)
         self.records = runs_test_bodies(config)
-        if os.path.exists(self.location) and not os.path.isdir(self.location):
-            raise pytest.UsageError(f"--execo-sweep-dir: {self.location} is not a directory")
+        try:  # a usage error, not a crash: a file in the way, a malformed URL
+            check_location(self.location)
+        except (NotADirectoryError, ValueError) as error:
+            raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self.is_worker = is_worker(config)
         self._queue = WorkerQueue(config, given_keeps_queues(config))
         #: what was done, and failed for good, before the session
-        self.snapshot = given_snapshot(config) or SessionSnapshot.read(self.location)
+        try:
+            self.snapshot = given_snapshot(config) or SessionSnapshot.read(self.location)
+        except CannotConnectError as error:  # a database never reached: a usage error
+            raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}

@@ -11,7 +11,7 @@ from execo_engine.errors import UnsupportedValueError
 from execo_engine.sweep import HashableDict, sweep
 
 # Equal values of distinct types and forms (1, 1.0, True; 0.0 and -0.0), text needing escapes
-AWKWARD = [1, 1.0, True, 0.0, -0.0, math.nan, math.inf, None, "a\\b", 'q"', "t\tn\n", "é\u2028", ""]
+AWKWARD = [1, 1.0, True, 0.0, -0.0, math.inf, None, "a\\b", 'q"', "t\tn\n", "é\u2028", ""]
 
 
 class Level(enum.IntEnum):
@@ -48,3 +48,18 @@ def test_encode_many_refuses_what_encode_refuses():
             Codec().encode_many(elements)
     [pickled] = Codec(allow_pickle=True).encode_many([HashableDict(a=Level.LOW)])
     assert pickled.startswith('{"a":{"__pickle__":')
+
+
+@pytest.mark.parametrize(
+    "elements", [[1.0, math.nan], [HashableDict(a=1.0), HashableDict(a=math.nan)]]
+)
+def test_nan_is_refused_in_elements_and_kept_in_order(elements):
+    """An element holding NaN is refused (never equal to itself: no reader could find it
+    again), by encode_many as by encode; the in-order texts (saved sweeps, results) keep it."""
+    codec = Codec()
+    for encode in (codec.encode_many, lambda e: [codec.encode(x) for x in e]):
+        with pytest.raises(UnsupportedValueError, match=r"nan}? as an element: NaN is never equal"):
+            encode(elements)
+    in_order = codec.encode_many(elements, in_order=True)
+    assert in_order == [codec.encode_in_order(element) for element in elements]
+    assert "NaN" in in_order[1]

@@ -6,6 +6,7 @@ Each test runs under a deadline (``SIGALRM``): a hang fails the test instead of 
 
 import contextlib
 import errno
+import json
 import os
 import re
 import signal
@@ -183,7 +184,7 @@ def _record(name, element):
 
 CASES = [
     pytest.param(name, _record(name, element), id=f"{name}-{label}")
-    for name in ("done", "inprogress", "sweeps", "results")
+    for name in ("done", "inprogress", "sweeps")
     for label, element in BAD_ELEMENTS.items()
 ] + [
     pytest.param("inprogress", record, id=f"inprogress-{label}")
@@ -198,9 +199,11 @@ BAD_RESULTS = {
     "time a string": f'{{{_RESULT},"time":"now"}}',
     "values a list": "{" + _RESULT.replace('"values":{}', '"values":[]') + ',"time":1}',
 }
-CASES += [
-    pytest.param("results", record, id=f"results-{label}") for label, record in BAD_RESULTS.items()
-]
+#: Result records nobody can read: a bad combination, a field missing or of the wrong type
+BAD_RESULT_CASES = [
+    pytest.param(_record("results", element), id=f"combination-{label}")
+    for label, element in BAD_ELEMENTS.items()
+] + [pytest.param(record, id=label) for label, record in BAD_RESULTS.items()]
 
 
 @pytest.mark.parametrize(("name", "record"), CASES)
@@ -221,8 +224,39 @@ def test_a_record_of_the_wrong_shape_is_a_corrupt_record_naming_file_and_offset(
         view = ParamSweeper(directory, read_only=True)
         view.get_remaining()
         view.get_results()
-    command = "results" if name == "results" else "status"
-    assert re.search(message, cli_error(capsys, command, directory))
+    assert re.search(message, cli_error(capsys, "status", directory))
+
+
+@pytest.mark.parametrize("record", BAD_RESULT_CASES)
+def test_an_unreadable_result_is_skipped_with_one_warning_naming_file_and_offset(
+    directory, capsys, caplog, record
+):
+    """Results are not state: one unreadable record (written by hand, or by an older version)
+    costs that record only, with one warning naming where it is; state records stay strict."""
+    path = directory / "results"
+    offset = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(record.encode() + b"\n")
+    ParamSweeper(directory, GRID).record_result(GRID[1], {"seconds": 2.5}, "failed", 2.5)
+    expected = [(GRID[0], 1.5, "passed"), (GRID[1], 2.5, "failed")]
+    warning = f"{path}: unreadable result record at byte offset {offset} skipped"
+    for reader in (ParamSweeper(directory, GRID), ParamSweeper(directory, read_only=True)):
+        caplog.clear()
+        for _ in range(2):  # read twice, warned once
+            results = reader.get_results()
+            assert [(r["combination"], r["values"]["seconds"], r["outcome"]) for r in results] == (
+                expected
+            )
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and warnings[0].startswith(warning), warnings
+    caplog.clear()
+    main(["results", str(directory), "--format", "jsonl"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["i"], row["seconds"], row["outcome"]) for row in rows] == [
+        (0, 1.5, "passed"),
+        (0, 2.5, "failed"),
+    ]
+    assert [r.getMessage()[: len(warning)] for r in caplog.records] == [warning]
 
 
 def test_the_command_prints_one_line_for_a_deeply_nested_record(directory):

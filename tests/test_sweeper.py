@@ -282,7 +282,7 @@ def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, 
     import execo_engine.errors
 
     names = [n for n in vars(execo_engine.errors) if n.endswith("Error")]
-    assert len(names) == 7
+    assert len(names) == 8
     for name in names:
         assert getattr(execo_engine, name) is getattr(execo_engine.errors, name)
         assert name not in execo_engine.__all__  # execo 2.x's names only

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
-from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
+from execo_engine.errors import CannotConnectError, CorruptRecordError, PickleNotAllowedError
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -55,12 +56,18 @@ def _bar(done: int, total: int) -> str:
 
 
 def _str_keys(value: Any) -> Any:
-    """``value`` with every dict key turned into text (JSON objects only have text keys)."""
+    """``value`` with every dict key turned into text (JSON objects only have text keys),
+    also in lists and tuples (which JSON writes as lists)."""
     if isinstance(value, dict):
         return {_text(key): _str_keys(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_str_keys(item) for item in value]
     return value
+
+
+def _shown(combination: Any) -> Any:
+    """A combination as status lines print it: a dict as a plain dict, anything else as is."""
+    return dict(combination) if isinstance(combination, dict) else combination
 
 
 def _text(value: Any) -> str:
@@ -180,7 +187,7 @@ def status(
         for failure in e["failed_combinations"] if list_failed else []:
             first, *more = failure["error"].splitlines() or [""]
             print(
-                f"    failed: {dict(failure['combination'])} after {failure['attempts']} "
+                f"    failed: {_shown(failure['combination'])} after {failure['attempts']} "
                 f"attempt(s): {first}"
             )
             for line in more:
@@ -192,7 +199,7 @@ def status(
                 beat_text = "" if beat is None else f", heartbeat {beat:.0f} s ago"
                 print(
                     f"    {'claimed ahead' if claim.get('ahead') else what}: "
-                    f"{dict(claim['combination'])} on {claim['host']} pid "
+                    f"{_shown(claim['combination'])} on {claim['host']} pid "
                     f"{claim['pid']}, for {claim['age']:.0f} s{beat_text}{flag}"
                 )
         if by_factor is not None and e["by_factor"] is None:
@@ -358,6 +365,9 @@ def _usage_errors() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; bad input exits with status 2 and a message, no traceback."""
     args = submitting.parse_args(parser(), argv)
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in a value never stops output
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
@@ -389,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 lines = plotting.plot(args.dir, args.x, args.y, args.hue, args.output)
             print("\n".join(lines))
     except UsageError as error:
+        print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
+    except CannotConnectError as error:  # a configuration error, as bad input
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
         sys.exit(2)
     except BrokenPipeError:  # the reader went away (| head): stop quietly

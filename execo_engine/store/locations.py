@@ -26,6 +26,11 @@ class Kind(Protocol):
         """The store of ``location`` (``lease``: see :mod:`execo_engine.store.contract`)."""
         ...
 
+    def check(self, location: str) -> None:
+        """Raise what makes ``location`` unusable, seen without opening it (a file in the way
+        of a directory: ``NotADirectoryError`` naming it; a malformed URL: ``ValueError``)."""
+        ...
+
     def child(self, location: str, name: str) -> str:
         """The location of sweep ``name`` below ``location``."""
         ...
@@ -74,6 +79,12 @@ def open_store(
     """The store of ``location``: a PostgreSQL sweep for a ``postgresql://`` URL, else a
     directory (the default, which needs no database)."""
     return kind_of(location).open(os.fspath(location), codec, read_only, lease)
+
+
+def check_location(location: Location) -> None:
+    """Raise what makes ``location`` unusable, without opening it: ``NotADirectoryError``
+    naming the file in the way of a directory, ``ValueError`` for a malformed URL."""
+    kind_of(location).check(os.fspath(location))
 
 
 def child_location(location: Location, name: str) -> str:

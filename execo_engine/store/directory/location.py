@@ -8,6 +8,7 @@ import os
 
 from execo_engine.codec import Codec
 from execo_engine.store.contract import Store
+from execo_engine.store.directory.files import check_directory_path, not_a_directory
 from execo_engine.store.directory.store import DirectoryStore, check_subdirectory
 
 #: The files whose presence makes a directory a sweep, for a reader looking for sweeps.
@@ -39,9 +40,15 @@ class DirectoryKind:
             and any(os.path.exists(os.path.join(entry.path, f)) for f in ("done", "inprogress"))
         }
 
+    def check(self, location: str) -> None:
+        check_directory_path(location)
+
     def sweeps_at(self, location: str) -> list[str]:
         if _is_sweep(location):
             return [location]
+        problem = not_a_directory(location)
+        if problem is not None:
+            raise FileNotFoundError(f"{location}: {problem}")
         if not os.path.isdir(location):
             raise FileNotFoundError(f"{location}: no such directory")
         found = sorted(

@@ -32,6 +32,7 @@ from execo_engine.codec import Codec
 from execo_engine.elements import HashableDict
 from execo_engine.store.contract import Failure
 from execo_engine.store.directory.files import (
+    check_directory_path,
     open_regular,
     remove_stale_temporaries,
     replace_atomically,
@@ -94,10 +95,7 @@ class DirectoryLog(RecordEncoder):
     ) -> None:
         super().__init__(os.fspath(path), codec, read_only)
         self.name = os.path.basename(os.path.normpath(self.path))
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise NotADirectoryError(
-                f"persistence directory {self.path!r} exists and is not a directory"
-            )
+        check_directory_path(self.path)
         if read_only and not os.path.isdir(self.path):
             raise FileNotFoundError(f"persistence directory {self.path!r} does not exist")
         if not read_only:

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from execo_engine.codec import MAX_DEPTH, Codec, is_hashable
 from execo_engine.elements import HashableDict
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
+from execo_engine.log import logger
 from execo_engine.store.contract import Failure
 from execo_engine.store.owner import Owner, decode_owner
 
@@ -255,6 +256,34 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
 }
 
 
+def read_result(codec: Codec, text: str | bytes) -> Any:
+    """The result record whose text is ``text``; ``ValueError`` saying why it is not one
+    (:class:`PickleNotAllowedError` for a pickled value the codec may not unpickle)."""
+    try:
+        value = codec.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply (the depth Python can handle)") from None
+    if not _is_result_record(value):
+        raise ValueError(f"not a result record: expected {_EXPECTED[_is_result_record]}")
+    return value
+
+
+def result_text(codec: Codec, record: HashableDict) -> str:
+    """The text of a result record, checked to read back as one (what a writer accepts, every
+    reader reads): ``UnsupportedValueError`` naming a value the codec cannot carry,
+    ``ValueError`` if the record would not read back."""
+    # Only read back: the order of names kept. The record is one level more: its combination
+    # nests as deep as an element may (and its values as deep, counting their dict).
+    text = codec.encode_in_order(record, MAX_DEPTH + 1)
+    try:
+        read_result(codec, text)
+    except ValueError as error:
+        raise ValueError(
+            f"refusing to write a result record no reader could read back ({error}): {text[:120]}"
+        ) from None
+    return text
+
+
 def _pickle_hint(record: bytes) -> str:
     return (
         " (this looks like a pickle file written by execo 2.x, which this version never "
@@ -287,6 +316,7 @@ class RecordEncoder:
     def __init__(self, path: str, codec: Codec, read_only: bool) -> None:
         self.path, self.codec, self.read_only = path, codec, read_only
         self.name = path  #: a short name for logs (subclasses refine it)
+        self._skipped: set[tuple[str, str]] = set()  #: unreadable results warned about
 
     def check_writable(self) -> None:
         """``PermissionError`` if the store was opened read-only."""
@@ -370,8 +400,41 @@ class RecordEncoder:
         return self._decode(where, batch, _is_element)
 
     def _decode_results(self, where: str, batch: Batch) -> list[Any]:
-        """The result records of ``batch``, in order."""
-        return self._decode(where, batch, _is_result_record)
+        """The readable result records of ``batch``, in order. One that is not (written by hand,
+        or by an older version) is skipped with a warning naming where it stands (once per
+        record and object): results are not state, the others stay readable."""
+        results: list[Any] = []
+        for locate, records in batch.chunks():
+            try:
+                decoded = self.codec.decode_lines(records)
+                if all(map(_is_result_record, decoded)):
+                    results.extend(decoded)
+                    continue
+            except PickleNotAllowedError as error:
+                raise PickleNotAllowedError(f"{where}: {error}") from None
+            except (ValueError, RecursionError):
+                pass
+            for index, record in enumerate(records):
+                try:
+                    results.append(read_result(self.codec, record))
+                except PickleNotAllowedError as error:
+                    raise PickleNotAllowedError(f"{where}: {error}") from None
+                except ValueError as error:
+                    self.skip_unreadable(where, locate(index), record, str(error))
+        return results
+
+    def skip_unreadable(self, where: str, place: str, record: bytes | str, reason: str) -> None:
+        """Warn (once per object) that the result record at ``place`` of ``where`` is skipped."""
+        if (where, place) in self._skipped:
+            return
+        self._skipped.add((where, place))
+        logger.warning(
+            "%s: unreadable result record at %s skipped: %r (%s); the other results are read",
+            where,
+            place,
+            record[:80],
+            reason,
+        )
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""
@@ -422,4 +485,4 @@ class RecordEncoder:
 
     def _result_line(self, record: HashableDict) -> str:
         self.check_writable()
-        return self.codec.encode_in_order(record)  # only read back: keep the order of names
+        return result_text(self.codec, record)

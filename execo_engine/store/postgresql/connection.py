@@ -11,13 +11,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from execo_engine.errors import ConnectionLostError
+from execo_engine.errors import CannotConnectError, ConnectionLostError
 from execo_engine.log import logger
 
 T = TypeVar("T")
 
-#: A lost connection is retried for this long (seconds) before the operation fails.
+#: A connection lost after it worked is retried for this long (seconds) before the operation
+#: fails (a first connection that fails is a :class:`CannotConnectError` at once).
 RECONNECT_SECONDS = 120.0
+#: How long (seconds) one connection attempt may take, unless the URL (``connect_timeout=``)
+#: or the environment (``PGCONNECT_TIMEOUT``) says otherwise.
+CONNECT_TIMEOUT = 10
 
 
 def driver() -> Any:
@@ -61,19 +65,56 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _parameters(conninfo: str) -> dict[str, Any]:
+    """The connection parameters of ``conninfo`` (a URL), as libpq reads them ({} if it
+    cannot)."""
+    try:
+        parameters: dict[str, Any] = driver().conninfo.conninfo_to_dict(conninfo)
+    except driver().ProgrammingError:
+        return {}
+    return parameters
+
+
+def cannot_connect(conninfo: str, shown: str, error: BaseException) -> CannotConnectError:
+    """The error saying that the server of ``conninfo`` could not be reached (``error``: the
+    driver's), naming host and port and ``shown`` (the URL without its password)."""
+    parameters = _parameters(conninfo)
+    host = (
+        parameters.get("host")
+        or parameters.get("hostaddr")
+        or os.environ.get("PGHOST")
+        or "localhost"
+    )
+    port = parameters.get("port") or os.environ.get("PGPORT") or "5432"
+    reason = _first_line(error).rsplit(" failed: ", 1)[-1].strip()
+    password = parameters.get("password") or os.environ.get("PGPASSWORD")
+    if password:
+        reason = reason.replace(str(password), "***")
+    return CannotConnectError(f"cannot connect to {host}:{port}: {reason}; check the URL {shown}")
+
+
 class Link:
     """The connection of one store: opened on first use, again in a child after ``fork()``
     and again after it was lost.
 
-    :meth:`run` calls ``work(connection)`` and, when the connection is lost, waits for the
-    server (up to :data:`RECONNECT_SECONDS`) and calls it again, with :attr:`retrying` set: the
-    outcome of the lost call is unknown, ``work`` must make its second run safe (idempotent,
-    or finding out what the first one did).
+    :meth:`run` calls ``work(connection)`` and, when the connection is lost after it worked,
+    waits for the server (up to :data:`RECONNECT_SECONDS`) and calls it again, with
+    :attr:`retrying` set: the outcome of the lost call is unknown, ``work`` must make its
+    second run safe (idempotent, or finding out what the first one did). A first connection
+    that fails (each attempt lasts at most :data:`CONNECT_TIMEOUT` seconds unless the URL
+    says otherwise) is a :class:`~execo_engine.errors.CannotConnectError` at once: a
+    configuration error, not a loss.
     """
 
     def __init__(self, conninfo: str, shown: str, setup: Callable[[Any], None]) -> None:
         """``setup(connection)`` runs on each new connection (the schema's check)."""
         self._conninfo, self._shown, self._setup = conninfo, shown, setup
+        self._timeout: dict[str, Any] = {}
+        if "connect_timeout" not in _parameters(conninfo) and not os.environ.get(
+            "PGCONNECT_TIMEOUT"
+        ):
+            self._timeout = {"connect_timeout": CONNECT_TIMEOUT}
+        self._reached = False  #: whether a connection ever worked (then a loss is retried)
         self._connection: Any = None
         self._pid = 0
         self.lock = threading.RLock()
@@ -91,7 +132,13 @@ class Link:
         if self._connection is None or self.forked:
             # A parent's connection is not closed here: that would end the parent's session.
             self._connection = None
-            connection = driver().connect(self._conninfo, autocommit=True)
+            try:
+                connection = driver().connect(self._conninfo, autocommit=True, **self._timeout)
+            except driver().OperationalError as error:
+                if self._reached:
+                    raise  # lost after it worked: run() retries
+                raise cannot_connect(self._conninfo, self._shown, error) from None
+            self._reached = True
             try:
                 if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
                     connection.execute("SET synchronous_commit TO on")  # whatever the server's

@@ -15,6 +15,9 @@ class DatabaseKind:
     def open(self, location: str, codec: Codec, read_only: bool, lease: float | None) -> Store:
         return PostgresStore(location, codec, read_only, lease)
 
+    def check(self, location: str) -> None:
+        parse_url(location)
+
     def child(self, location: str, name: str) -> str:
         return with_sweep(location, f"{parse_url(location)[1]}/{name}")
 

@@ -55,6 +55,7 @@ from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 from execo_engine.log import logger
 from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
+from execo_engine.store.log.records import read_result, result_text
 from execo_engine.store.messages import reclaimed_dead, reclaimed_old
 from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead
 from execo_engine.store.postgresql.connection import Link, Statement, driver
@@ -267,6 +268,7 @@ class PostgresStore:
         self._held: dict[int, str] = {}
         self._ticket = 0  # of the last claim: finds what it took if its answer was lost
         self._instance = next(_tickets)  # the ticket of this object's skips
+        self._skipped: set[int] = set()  # ids of unreadable results warned about
         self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
@@ -952,13 +954,34 @@ class PostgresStore:
             "VALUES (%(sweep)s, %(token)s, %(record)s) ON CONFLICT (token) DO NOTHING "
             "RETURNING id",
             token=uuid.uuid4(),
-            record=self.codec.encode_in_order(record),
+            record=result_text(self.codec, record),
         )
 
     def read_results(self) -> list[Any]:
-        """Every result record, in the order they were written."""
-        rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
-        return [self.codec.decode(record) for (record,) in rows]
+        """Every readable result record, in the order they were written; one that is not
+        (written by hand, or by an older version) is skipped with a warning naming its row
+        (once per record and object)."""
+        rows = self._execute(
+            "SELECT id, record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id"
+        )
+        results = []
+        for row, text in rows:
+            try:
+                results.append(read_result(self.codec, text))
+            except PickleNotAllowedError as error:
+                raise PickleNotAllowedError(f"{self.location}: {error}") from None
+            except ValueError as error:
+                if row not in self._skipped:
+                    self._skipped.add(row)
+                    logger.warning(
+                        "%s: unreadable result record in execo_results, id %d, skipped: %r "
+                        "(%s); the other results are read",
+                        self.location,
+                        row,
+                        text[:80],
+                        error,
+                    )
+        return results
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -1,0 +1,347 @@
+"""The mistakes of a user's first week (issue 27), each through the real entry point it comes
+in by: the API, the ``execo-sweep`` command (a subprocess), a pytest session (``pytester``),
+a PostgreSQL URL to a closed port. Each gets a clear answer at the call, naming what is wrong,
+and never leaves the sweep unreadable. ``docs/reference/errors.md`` lists these messages."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import pytest
+
+from execo_engine.errors import CannotConnectError, UnsupportedValueError
+from execo_engine.store.postgresql.connection import CONNECT_TIMEOUT, RECONNECT_SECONDS
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+
+GRID = {"size": [1, 2], "algo": ["a", "b"]}
+PASSWORD = "s3cret-pw"
+#: How long an unreachable database may take to be reported: well under the 2 minutes of
+#: the reconnect budget it used to take, with room for a loaded machine (not a benchmark)
+REPORTED_WITHIN = 30.0
+
+
+def cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "execo_engine", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# -- record_result: what a writer accepts, every reader reads ---------------------------------
+
+
+def test_a_plain_dict_equal_to_a_combination_is_that_combination(location):
+    url = location()
+    sweeper = ParamSweeper(url, sweep(GRID), save_sweeps=True)
+    combination = sweeper.get_next()
+    sweeper.record_result(dict(combination), {"latency": 0.5}, "passed", 0.1)
+    sweeper.done(dict(combination))
+    assert sweeper.get_done() == [combination]
+    for reader in (ParamSweeper(url, sweep(GRID)), ParamSweeper(url, read_only=True)):
+        [result] = reader.get_results()
+        assert type(result["combination"]) is HashableDict
+        assert result["combination"] == combination and result["values"] == {"latency": 0.5}
+    rows = cli("results", url, "--format", "jsonl")
+    assert rows.returncode == 0, rows.stderr
+    [row] = [json.loads(line) for line in rows.stdout.splitlines()]
+    assert (row["size"], row["algo"], row["latency"], row["outcome"]) == (1, "a", 0.5, "passed")
+
+
+def test_anything_else_is_refused_as_done_refuses_it(location):
+    sweeper = ParamSweeper(location(), sweep(GRID))
+    combination = sweeper.get_next()
+    for bad in ({"size": 9, "algo": "a"}, {"size": [1]}, [1, "a"]):
+        with pytest.raises(TypeError) as by_done:
+            sweeper.done(bad)
+        with pytest.raises(TypeError) as by_record:
+            sweeper.record_result(bad, {"latency": 0.5})
+        assert str(by_record.value) == str(by_done.value)
+        assert repr(bad) in str(by_done.value)
+    with pytest.raises(TypeError, match="plain dict equal to no combination of the sweeps"):
+        sweeper.done({"size": 9, "algo": "a"})
+    assert sweeper.get_results() == [] and sweeper.get_inprogress() == [combination]
+
+
+def test_arguments_swapped_are_refused_saying_so(location):
+    sweeper = ParamSweeper(location(), sweep(GRID))
+    combination = sweeper.get_next()
+    with pytest.raises(TypeError, match=r"arguments swapped\? The first, \{'latency': 0.5\}"):
+        sweeper.record_result({"latency": 0.5}, combination, "passed", 0.1)
+    with pytest.raises(TypeError, match=r"values=\{'size': 1.* is not a mapping|swapped"):
+        sweeper.record_result(HashableDict(latency=0.5), combination)
+    assert sweeper.get_results() == []
+
+
+@pytest.mark.parametrize(
+    ("values", "outcome", "duration", "error", "message"),
+    [
+        ({"ratio": Fraction(1, 3)}, None, None, UnsupportedValueError, r"Fraction\(1, 3\)"),
+        ({"n": 10**5000}, None, None, UnsupportedValueError, r"integer 0x[0-9a-f]+\.\.\. \("),
+        ({"deep": [[[[[1]]]]] * 1}, None, None, None, ""),  # fine: nests a few levels
+        ([("latency", 0.5)], None, None, TypeError, r"values=\[\('latency', 0.5\)\] is not a"),
+        ({"latency": 0.5}, 200, None, TypeError, r"outcome=200: give a string"),
+        ({"latency": 0.5}, None, float("nan"), ValueError, r"duration=nan: give seconds"),
+        ({"latency": 0.5}, None, -1, ValueError, r"duration=-1: give seconds"),
+        ({"latency": 0.5}, None, True, ValueError, r"duration=True: give seconds"),
+    ],
+)
+def test_values_are_checked_before_anything_is_written(
+    location, values, outcome, duration, error, message
+):
+    url = location()
+    sweeper = ParamSweeper(url, sweep(GRID))
+    combination = sweeper.get_next()
+    if error is None:
+        sweeper.record_result(combination, values, outcome, duration)
+        assert ParamSweeper(url, [], read_only=True).get_results()[0]["values"] == values
+        return
+    with pytest.raises(error, match=message):
+        sweeper.record_result(combination, values, outcome, duration)
+    sweeper.record_result(combination, {"latency": 0.5})  # nothing half-written before
+    assert [r["values"] for r in ParamSweeper(url, [], read_only=True).get_results()] == [
+        {"latency": 0.5}
+    ]
+
+
+@pytest.mark.slow
+def test_an_unreadable_result_row_is_skipped_with_one_warning_naming_it(postgresql, caplog):
+    """The PostgreSQL twin of tests/test_hostile_files.py's results case: a row written by
+    hand (or by an older version) that is not a result record costs that row only."""
+    url = postgresql.url("hostile-results")
+    sweeper = ParamSweeper(url, sweep(GRID), save_sweeps=True)
+    first, second = sweeper.get_next_batch(2)
+    sweeper.record_result(first, {"latency": 0.5}, "passed", 0.1)
+    [(sweep_id,)] = postgresql.execute(
+        "SELECT id FROM execo_sweeps WHERE name = %s", url.split("sweep=")[1].split("&")[0]
+    )
+    [(row,)] = postgresql.execute(
+        "INSERT INTO execo_results (sweep, token, record) VALUES (%s, gen_random_uuid(), %s) "
+        "RETURNING id",
+        sweep_id,
+        '{"combination":{"__dict__":[["size",1]]},"values":{},"outcome":null,'
+        '"duration":null,"host":"h","time":1.0}',
+    )
+    sweeper.record_result(second, {"latency": 0.7}, "failed", 0.2)
+    for reader in (ParamSweeper(url, sweep(GRID)), ParamSweeper(url, read_only=True)):
+        caplog.clear()
+        for _ in range(2):  # read twice, warned once
+            assert [(r["combination"], r["values"]) for r in reader.get_results()] == [
+                (first, {"latency": 0.5}),
+                (second, {"latency": 0.7}),
+            ]
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert f"unreadable result record in execo_results, id {row}, skipped" in warning
+    exported = cli("results", url, "--format", "jsonl")
+    assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 2
+    assert f"id {row}, skipped" in exported.stderr
+
+
+# -- a database never reached -------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 nobody listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unreachable_url(port: int, **parameters: object) -> str:
+    query = "".join(f"&{key}={value}" for key, value in parameters.items())
+    return f"postgresql://someone:{PASSWORD}@127.0.0.1:{port}/db?sweep=x{query}"
+
+
+@pytest.fixture
+def psycopg():
+    return pytest.importorskip("psycopg", reason="the postgresql extra is not installed")
+
+
+def check_unreachable_message(text: str, port: int) -> None:
+    assert f"cannot connect to 127.0.0.1:{port}: Connection refused; check the URL" in text
+    assert "postgresql://someone@127.0.0.1" in text  # the URL, without its password
+    assert PASSWORD not in text and "could not reach the database again" not in text
+
+
+def test_a_closed_port_is_a_configuration_error_at_once_through_the_api(psycopg):
+    port = closed_port()
+    started = time.monotonic()
+    with pytest.raises(CannotConnectError) as error:
+        ParamSweeper(unreachable_url(port), sweep(GRID))
+    elapsed = time.monotonic() - started
+    check_unreachable_message(str(error.value), port)
+    assert elapsed < REPORTED_WITHIN < RECONNECT_SECONDS, elapsed
+    print(f"closed port reported after {elapsed:.2f} s")
+
+
+def test_a_closed_port_through_execo_sweep_status(psycopg):
+    port = closed_port()
+    started = time.monotonic()
+    result = cli("status", unreachable_url(port))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("execo-sweep status: cannot connect to")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    check_unreachable_message(result.stderr, port)
+    assert elapsed < REPORTED_WITHIN, elapsed
+
+
+@pytest.mark.slow
+def test_a_closed_port_in_pytest_is_a_usage_error(pytester, psycopg):
+    pytester.makepyfile(
+        test_grid="""
+        import pytest
+        @pytest.mark.execo_sweep({"size": [1, 2]})
+        def test_grid(size):
+            pass
+        """
+    )
+    port = closed_port()
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess(f"--execo-sweep-dir={unreachable_url(port)}")
+    elapsed = time.monotonic() - started
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text and "Traceback" not in text
+    result.stderr.fnmatch_lines(["ERROR: --execo-sweep-dir: cannot connect to 127.0.0.1:*"])
+    check_unreachable_message(text, port)
+    assert elapsed < REPORTED_WITHIN, elapsed
+
+
+@pytest.fixture
+def silent_server():
+    """A port of 127.0.0.1 that accepts connections and never answers (a wrong service, a
+    firewall that swallows packets): only a timeout ends a connection attempt."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+def test_the_urls_connect_timeout_is_honoured(psycopg, silent_server):
+    started = time.monotonic()
+    with pytest.raises(CannotConnectError, match=r"127.0.0.1:\d+: connection timeout expired"):
+        ParamSweeper(unreachable_url(silent_server, connect_timeout=1), [1])
+    elapsed = time.monotonic() - started
+    assert elapsed < CONNECT_TIMEOUT, elapsed  # the URL's 1 s (per attempt), not the default
+    print(f"connect_timeout=1 reported after {elapsed:.2f} s")
+
+
+@pytest.mark.slow
+def test_without_connect_timeout_a_silent_server_is_reported_after_the_default(
+    psycopg, silent_server
+):
+    started = time.monotonic()
+    with pytest.raises(CannotConnectError, match="connection timeout expired; check the URL"):
+        ParamSweeper(unreachable_url(silent_server), [1])
+    elapsed = time.monotonic() - started
+    assert CONNECT_TIMEOUT <= elapsed < RECONNECT_SECONDS, elapsed
+    print(f"default connect timeout reported after {elapsed:.2f} s")
+
+
+# -- the pytest marker --------------------------------------------------------------------
+
+
+def test_a_factor_without_levels_is_a_collection_error_naming_it_and_the_test(pytester):
+    pytester.makepyfile(
+        test_x="""
+        import pytest
+        @pytest.mark.execo_sweep({"n": [], "m": [1, 2]})
+        def test_x(n, m):
+            pass
+        """
+    )
+    result = pytester.runpytest("--execo-sweep-dir=results")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "test_x.py::test_x: factor 'n' of @pytest.mark.execo_sweep has no levels ([]), so "
+            "sweep() leaves it out of every combination, yet the test takes an argument 'n'*"
+        ]
+    )
+    text = result.stdout.str()
+    assert "fixture 'n' not found" not in text and "Traceback" not in text
+    result.assert_outcomes(errors=1)
+    # no item ran: no attempt was counted (failed attempts live in each sweep's done file)
+    assert list((pytester.path / "results").glob("*/done")) == []
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('"not a dict"', "needs a sweep dict or a list of combinations (dicts), got str"),
+        ('{"m": "12"}', "sweep: levels of factor 'm' must be a non-string iterable"),
+        ('{"m": [1]}, {"m": [2]}', "takes one argument, a sweep dict or a list of combinations"),
+    ],
+)
+def test_a_malformed_marker_is_a_collection_error_with_the_message_only(pytester, marker, message):
+    pytester.makepyfile(
+        test_y=f"""
+        import pytest
+        @pytest.mark.execo_sweep({marker})
+        def test_y(m):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([f"test_y.py::test_y: *{message}*"])
+    errors = result.stdout.str().split("ERROR collecting")[1].split("short test summary")[0]
+    assert "pluggy" not in errors and "Traceback" not in errors and "_hooks.py" not in errors
+    [_, shown, _] = errors.strip().splitlines()  # the header's end, the message, a rule
+    assert shown.startswith("test_y.py::test_y: ") and message in shown
+
+
+# -- paths: the component in the way ----------------------------------------------------
+
+
+def test_a_file_in_the_way_is_named_by_the_api(tmp_path):
+    (tmp_path / "afile.txt").write_text("notes\n")
+    with pytest.raises(NotADirectoryError) as error:
+        ParamSweeper(tmp_path / "afile.txt" / "sub", sweep(GRID))
+    in_the_way = str(tmp_path / "afile.txt")
+    assert str(error.value) == (
+        f"persistence directory {str(tmp_path / 'afile.txt' / 'sub')!r}: {in_the_way!r} is in "
+        f"the way: it is a file, not a directory (choose another path, or move "
+        f"{in_the_way!r} away)"
+    )
+    with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
+        ParamSweeper(tmp_path / "afile.txt", sweep(GRID))
+
+
+def test_a_file_in_the_way_is_named_by_the_command(tmp_path):
+    (tmp_path / "afile.txt").write_text("notes\n")
+    for command in ("status", "results"):
+        result = cli(command, tmp_path / "afile.txt" / "sub")
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"execo-sweep {command}: {tmp_path / 'afile.txt' / 'sub'}: "
+            f"{str(tmp_path / 'afile.txt')!r} is in the way: it is a file, not a directory "
+            f"(choose another path, or move {str(tmp_path / 'afile.txt')!r} away)"
+        )
+
+
+def test_a_file_in_the_way_is_named_by_pytest(pytester):
+    pytester.makepyfile(
+        test_two="""
+        import pytest
+        @pytest.mark.execo_sweep({"m": [1, 2]})
+        def test_two(m):
+            pass
+        """
+    )
+    (pytester.path / "afile.txt").write_text("notes\n")
+    result = pytester.runpytest("--execo-sweep-dir=afile.txt/sub")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    in_the_way = str(pytester.path / "afile.txt")
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --execo-sweep-dir: persistence directory *: {in_the_way!r} is in the way*"]
+    )
+    assert "afile.txt/sub/" not in result.stdout.str() + result.stderr.str()
+    assert (pytester.path / "afile.txt").read_text() == "notes\n"
