@@ -213,11 +213,12 @@ class DirectoryLog(RecordEncoder):
 
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
+    def dead_owners(self, owners: Iterable[Owner], reading: bool = False) -> list[Owner]:
         """The owners that are processes of this host and PID namespace that no longer run,
         or whose heartbeat stopped for their lease (the one place where the directory judges
-        owners)."""
-        return self.liveness.dead_owners(owners)
+        owners; ``reading``: for an operation that only reads, see
+        :mod:`execo_engine.store.messages`)."""
+        return self.liveness.dead_owners(owners, reading=reading)
 
     @contextlib.contextmanager
     def _whole(self, name: str) -> Iterator[tuple[str, FileBatch]]:

@@ -71,7 +71,7 @@ class RecordLog(Protocol):
         """How many records the claims stream holds (compaction is for the caller to decide)."""
 
     def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None: ...
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
+    def dead_owners(self, owners: Iterable[Owner], reading: bool = False) -> list[Owner]: ...
     def heartbeat_ages(self) -> dict[Owner, float]: ...
     def set_grid_size(self, size: int) -> None: ...
     def grid_size(self) -> int | None: ...
@@ -116,7 +116,7 @@ class ReplayStore:
             self._state = SweepState(sweeps, self._log.codec.from_plain)
             self._my_skips = set()
             self._log.restart()
-            self._catch_up()
+            self._catch_up(reading=True)
 
     def load_sweeps(self) -> list[Any] | None:
         return self._log.load_sweeps()
@@ -128,9 +128,11 @@ class ReplayStore:
 
     # -- catching up -------------------------------------------------------------------------
 
-    def _catch_up(self, claims: bool = True) -> None:
+    def _catch_up(self, claims: bool = True, reading: bool = False) -> None:
         """Replay what others appended (under the lock), give back dead owners', compact;
-        without ``claims``, only what they did and failed (the claims are read next time)."""
+        without ``claims``, only what they did and failed (the claims are read next time);
+        ``reading``: for an operation that only reads (see
+        :mod:`execo_engine.store.messages`)."""
         changes, state = self._log.read(claims), self._state
         if not changes.changed:
             if claims:  # nobody gave back what this instance finished meanwhile
@@ -149,15 +151,16 @@ class ReplayStore:
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
             self._last_dead_check = now
-            self._reclaim(self._dead_owners())
+            self._reclaim(self._dead_owners(reading), reading)
         records = self._log.claim_records
         live = len(state.claims.by_element) + len(state.skips.by_element)
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
             self._log.rewrite_claims(state.claims.records(), state.skips.records())
 
-    def _dead_owners(self) -> list[Owner]:
+    def _dead_owners(self, reading: bool = False) -> list[Owner]:
         me = current_owner()
-        return self._log.dead_owners(owner for owner in self._state.owners() if owner != me)
+        others = (owner for owner in self._state.owners() if owner != me)
+        return self._log.dead_owners(others, reading)
 
     def _release(self, elements: list[Any]) -> None:
         """Release the claims and skips of ``elements``."""
@@ -165,8 +168,9 @@ class ReplayStore:
         for element in elements:
             self._state.release(element)
 
-    def _reclaim(self, owners: list[Owner]) -> list[Any]:
-        """Give back every claim and skip of ``owners`` (dead ones), with a log line each."""
+    def _reclaim(self, owners: list[Owner], reading: bool = False) -> list[Any]:
+        """Give back every claim and skip of ``owners`` (dead ones), with a log line each (at
+        DETAIL when ``reading``)."""
         reclaimed = []
         state = self._state
         for owner in owners:
@@ -180,6 +184,7 @@ class ReplayStore:
                 owner[0],
                 owner[1],
                 len(skipped),
+                reading,
             )
             reclaimed.extend(claimed + skipped)
         return reclaimed
@@ -188,7 +193,7 @@ class ReplayStore:
         with self._lock:
             if full:
                 self._log.restart()
-            self._catch_up()
+            self._catch_up(reading=True)
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
         with self._lock:
@@ -374,18 +379,19 @@ class ReplayStore:
 
     def states(self) -> dict[State, list[Any]]:
         with self._lock:
-            self._catch_up()
+            self._catch_up(reading=True)
             return self._state.states()
 
     def failures(self) -> list[Failure]:
         with self._lock:
-            self._catch_up()
+            self._catch_up(reading=True)
             return self._state.failures_in_order()
 
     def holders(self) -> list[Holder]:
         with self._lock:
-            self._catch_up()
-            return self._state.holders(self._log.dead_owners(self._state.owners()))
+            self._catch_up(reading=True)
+            dead = self._log.dead_owners(self._state.owners(), reading=True)
+            return self._state.holders(dead)
 
     def done_texts(self) -> frozenset[str]:
         return frozenset(self._log.done_texts())
