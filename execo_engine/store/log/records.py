@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from execo_engine.codec import MAX_DEPTH, Codec, is_hashable
-from execo_engine.elements import HashableDict
+from execo_engine.elements import HashableDict, HashableList
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.store.contract import Failure
 from execo_engine.store.owner import Owner, decode_owner
@@ -90,9 +90,9 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool:
-    """A sweep element: hashable (no list nor plain dict inside), nested at most
-    ``MAX_DEPTH`` levels; with ``plain=True`` (decoded so) a dict stands for a
-    HashableDict."""
+    """A sweep element: hashable once its lists are HashableLists (no plain dict inside: see
+    :meth:`Codec.element`), nested at most ``MAX_DEPTH`` levels; with ``plain=True``
+    (decoded so) a dict stands for a HashableDict."""
     kind = type(value)
     if kind in _SCALARS:
         return True
@@ -106,9 +106,9 @@ def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool
             _is_element(key, plain, depth) and _is_element(item, plain, depth)
             for key, item in value.items()
         )
-    if kind is tuple or kind is frozenset:
+    if kind is tuple or kind is frozenset or kind is list or kind is HashableList:
         return all(_is_element(item, plain, depth) for item in value)
-    if kind is list or kind is dict:
+    if kind is dict:
         return False
     return is_hashable(value)  # an unpickled value (allow_pickle=True)
 
@@ -242,7 +242,10 @@ def _is_result_record(record: Any) -> bool:
     )
 
 
-_ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPTH} levels"
+_ELEMENT = (
+    f"an element is hashable (no plain dict inside, only tagged forms) and nests at most "
+    f"{MAX_DEPTH} levels"
+)
 #: What each shape of record is, for errors
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_stream_record: f"[position or null, element], or a failure record "
@@ -348,10 +351,11 @@ class RecordEncoder:
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
         events: list[ClaimEvent] = []
         if not claims.empty:
+            element = self.codec.element
             events = [
-                (RELEASE, None, record[1], None, None)
+                (RELEASE, None, element(record[1]), None, None)
                 if record[0] == RELEASE
-                else (record[0], _owner(record[1]), record[2], record[3], record[4])
+                else (record[0], _owner(record[1]), element(record[2]), record[3], record[4])
                 for record in self._decode(claims_where, claims, _is_hold_record)
             ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
@@ -367,11 +371,14 @@ class RecordEncoder:
 
     def _decode_sweeps(self, where: str, batch: Batch) -> list[Any]:
         """The saved elements of ``batch``, in order."""
-        return self._decode(where, batch, _is_element)
+        return list(map(self.codec.element, self._decode(where, batch, _is_element)))
 
     def _decode_results(self, where: str, batch: Batch) -> list[Any]:
         """The result records of ``batch``, in order."""
-        return self._decode(where, batch, _is_result_record)
+        records = self._decode(where, batch, _is_result_record)
+        for record in records:
+            record["combination"] = self.codec.element(record["combination"])
+        return records
 
     def _done_texts(self, where: str, batch: Batch) -> list[str]:
         """The canonical text of the element of each done record of ``batch``."""

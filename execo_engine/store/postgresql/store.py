@@ -358,7 +358,7 @@ class PostgresStore:
     def refresh(self, full: bool = False) -> None:
         """Nothing to catch up with (every query reads the database); gives back what dead
         owners hold."""
-        self._reclaim_dead(force=full)
+        self._reclaim_dead(force=full, reading=True)
 
     # -- sweeps ------------------------------------------------------------------------------
 
@@ -472,7 +472,7 @@ class PostgresStore:
         rows = self._execute(
             "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position"
         )
-        return [self.codec.decode(text) for (text,) in rows] if rows else None
+        return [self.codec.decode_element(text) for (text,) in rows] if rows else None
 
     def grid_size(self) -> int | None:
         """How many elements the sweeps loaded last had (None: none were loaded)."""
@@ -504,7 +504,9 @@ class PostgresStore:
         found = []
         for text in texts:
             position = self._position_of_text(text)
-            found.append(self.codec.decode(text) if position is None else self._sweeps[position])
+            found.append(
+                self.codec.decode_element(text) if position is None else self._sweeps[position]
+            )
         return found
 
     # -- claims ------------------------------------------------------------------------------
@@ -518,7 +520,7 @@ class PostgresStore:
             return []
         chosen = None
         if choose is not None:
-            states = self._state_bytes()
+            states = self._state_bytes(reading=False)
             todo = [self._sweeps[p] for p in _positions(states, State.TODO)]
             chosen = [p for e in choose(todo) if (p := self._position(e)) is not None]
             chosen = [p for p in dict.fromkeys(chosen) if states[p] == State.TODO]
@@ -846,10 +848,11 @@ class PostgresStore:
             found.append((row_id, owner, owner != me and (expired or is_dead(owner))))
         return found
 
-    def _reclaim_dead(self, force: bool = False) -> bool:
+    def _reclaim_dead(self, force: bool = False, reading: bool = False) -> bool:
         """Give back what dead owners hold (at most every
         :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
-        seconds unless ``force``); whether anything was."""
+        seconds unless ``force``); whether anything was (``reading``: for an operation that
+        only reads, see :mod:`execo_engine.store.messages`)."""
         now = time.monotonic()
         if self.read_only or (
             not force and now - self._last_dead_check < DEAD_OWNER_CHECK_INTERVAL
@@ -862,7 +865,7 @@ class PostgresStore:
             host, pid, *_ = json.loads(text)
             freed += count
             if count:
-                reclaimed_dead(self.name, count, self.dead_owner, host, pid)
+                reclaimed_dead(self.name, count, self.dead_owner, host, pid, reading=reading)
         return freed > 0
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
@@ -885,9 +888,10 @@ class PostgresStore:
 
     # -- looking -----------------------------------------------------------------------------
 
-    def _state_bytes(self) -> bytearray:
-        """The :class:`State` of each position of the sweeps, from one query."""
-        self._reclaim_dead()
+    def _state_bytes(self, reading: bool = True) -> bytearray:
+        """The :class:`State` of each position of the sweeps, from one query (``reading``:
+        for an operation that only reads)."""
+        self._reclaim_dead(reading=reading)
         rows = self._execute(_STATES_QUERY, digest=self._digest)
         states = bytearray(len(self._sweeps))
         for same, position, state, text in rows:
@@ -953,7 +957,10 @@ class PostgresStore:
     def read_results(self) -> list[Any]:
         """Every result record, in the order they were written."""
         rows = self._execute("SELECT record FROM execo_results WHERE sweep = %(sweep)s ORDER BY id")
-        return [self.codec.decode(record) for (record,) in rows]
+        records = [self.codec.decode(record) for (record,) in rows]
+        for record in records:
+            record["combination"] = self.codec.element(record["combination"])
+        return records
 
 
 def _positions(states: bytearray, state: State) -> Iterator[int]:
