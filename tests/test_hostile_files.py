@@ -164,6 +164,10 @@ BAD_CLAIMS = {
     "time a string": f'["+",["{HOST}",1,"s"],{{"i":0}},0,"now"]',
     "time infinite": f'["+",["{HOST}",1,"s"],{{"i":0}},0,Infinity]',
     "position a string": f'["+",["{HOST}",1,"s"],{{"i":0}},"0",1.0]',
+    "instance of a claim": f'["+",["{HOST}",1,"s"],{{"i":0}},0,1.0,1]',
+    "instance a string": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,"1"]',
+    "instance zero": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,0]',
+    "instance a float": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,1.5]',
 }
 
 
@@ -261,7 +265,8 @@ def test_owners_with_a_fourth_field_are_valid_claims(directory):
     store = DirectoryLog(directory, Codec())
     with store.lock:
         claims = store.read().claims
-    assert claims[-1] == ("+", ("elsewhere", 7, "s", "pid:[4026531836]"), GRID[-2], None, 1.0)
+    owner = ("elsewhere", 7, "s", "pid:[4026531836]")
+    assert claims[-1] == ("+", owner, GRID[-2], None, 1.0, None)
 
 
 # -- 5. disk full ------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Leases for a persistence directory: heartbeats of the writing processes, judged by each reader.
 
-A process that holds claims (or skips) in a directory *heartbeats* there: a background thread
+A process that holds claims, or that created a writing store object (whose skips last while
+it lives, whichever of its forked processes wrote them), *heartbeats* in the directory: a
+background thread
 rewrites its small file ``owners/<token>`` every ``lease/3`` seconds (also while the process runs
 one long combination), one JSON line ``{"owner": [...], "lease": seconds, "beat": counter}`` whose
 counter never repeats within the process. An owner that this process cannot judge by its pid

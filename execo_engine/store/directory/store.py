@@ -3,7 +3,8 @@ replayed by a :class:`~execo_engine.store.log.replay.ReplayStore`.
 
 - ``done``: appended and fsync'd, never rewritten (format 3: the failed attempts too);
 - ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
-  rename); deleting it releases every claim and skip;
+  rename); deleting it releases every claim and skip record (a process still remembers what
+  it skipped itself, as execo did);
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
 - ``grid``: ``{"combinations": N}``, the size of the last writer's sweeps, written atomically;
 - ``format``: the format version (see :mod:`execo_engine.store.directory.version`);
@@ -110,6 +111,10 @@ class DirectoryLog(RecordEncoder):
         self._grid_size: int | None = None
         self._first_read_done = read_only  # a writer's first read cleans up and marks the format
         self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
+        if not read_only:
+            # From its creation: the skips of this store object, which the processes it is
+            # forked into may write, last while this process lives, as its heartbeat shows.
+            self.liveness.beat()
         self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
         self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
         self._unsynced: list[int] = []  # descriptors to fsync: one per file
@@ -158,12 +163,17 @@ class DirectoryLog(RecordEncoder):
             self._keep_for_sync(self._done)
 
     def append_holds(
-        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+        self,
+        kind: str,
+        taken: Iterable[tuple[int | None, Any]],
+        owner: Owner,
+        since: float,
+        number: int | None = None,
     ) -> None:
-        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
-        ``(position, element)`` pairs at ``since``."""
+        """Record that ``owner`` took (``kind`` CLAIM) the elements of ``(position, element)``
+        pairs at ``since``, or that its instance ``number`` skipped them (SKIP)."""
         if lines := self._claim_lines(
-            ((element, owner, position, since) for position, element in taken), kind
+            ((element, owner, position, since, number) for position, element in taken), kind
         ):
             self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))

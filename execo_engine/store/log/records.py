@@ -14,11 +14,14 @@ PostgreSQL store keeps rows instead, and uses only the decoding of elements and 
   done (never compacted, flushed to disk) and so that an operation still reads two streams;
 - *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
   (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
-  ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
-  takes it while that owner lives), and ``["-",element]`` when it is given back (a done record
-  ends a hold too: no release is written for a done element); a claim or a skip replaces the
-  element's previous one. Compacted (replaced by the live claims and skips) when mostly made
-  of finished ones;
+  ``["s",[host,pid,start,pidns],element,position,time,number]`` when it is skipped (format 4:
+  skipped for the ParamSweeper instance that the owner process created as its ``number``-th
+  store object, and for the processes that instance was forked into, while the owner lives;
+  todo for every other instance: see :class:`~execo_engine.store.owner.Instance`; formats 2
+  and 3 wrote no number: a skip of the owner process, for every instance, while it lives),
+  and ``["-",element]`` when it is given back (a done record ends a hold too: no release is
+  written for a done element); a claim or a skip replaces the element's previous one.
+  Compacted (replaced by the live claims and skips) when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -48,10 +51,11 @@ from execo_engine.store.owner import Owner, decode_owner
 CLAIM, RELEASE, SKIP = "+", "-", "s"
 FAIL, RESET_FAILURES = "f", "r"  #: the records of failed attempts in the done stream
 #: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
-#: or None, time of the claim or skip, or None)
-ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
-#: A live claim as written: (element, owner, position hint, time of the claim)
-Claim = tuple[Any, Owner, int | None, float]
+#: or None, time of the claim or skip, or None, number of the skipping instance or None)
+ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None, int | None]
+#: A live claim or skip as written: (element, owner, position hint, time of the claim, number
+#: of the skipping instance (None: a claim, or a skip of format 2 or 3))
+Claim = tuple[Any, Owner, int | None, float, int | None]
 #: Describes where the i-th record of a piece stands ("byte offset 12", "row 3")
 Locate = Callable[[int], str]
 
@@ -216,8 +220,15 @@ def _is_hold_record(record: Any) -> bool:
     if record[0] == RELEASE:
         return len(record) == 2 and _is_element(record[1])
     return (
-        record[0] in (CLAIM, SKIP)
-        and len(record) == 5
+        (
+            (record[0] in (CLAIM, SKIP) and len(record) == 5)
+            or (
+                record[0] == SKIP
+                and len(record) == 6
+                and type(record[5]) is int
+                and 0 < record[5] < 2**63
+            )
+        )
         and _owner(record[1]) is not None
         and _is_element(record[2])
         and _is_position(record[3])
@@ -251,7 +262,8 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_stream_record: f"[position or null, element], or a failure record "
     f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
     _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
-    f'position or null, time] or ["-", element]; {_ELEMENT}',
+    'position or null, time], ["s", owner, element, position or null, time, instance number] '
+    f'or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
     f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
@@ -353,9 +365,16 @@ class RecordEncoder:
         if not claims.empty:
             element = self.codec.element
             events = [
-                (RELEASE, None, element(record[1]), None, None)
+                (RELEASE, None, element(record[1]), None, None, None)
                 if record[0] == RELEASE
-                else (record[0], _owner(record[1]), element(record[2]), record[3], record[4])
+                else (
+                    record[0],
+                    _owner(record[1]),
+                    element(record[2]),
+                    record[3],
+                    record[4],
+                    record[5] if len(record) == 6 else None,
+                )
                 for record in self._decode(claims_where, claims, _is_hold_record)
             ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
@@ -409,12 +428,15 @@ class RecordEncoder:
         return f'["{RESET_FAILURES}"]'
 
     def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
+        """The records of claims (``kind`` CLAIM) or skips (SKIP: with the number of the
+        skipping instance, when it has one)."""
         self.check_writable()
         encode = self.codec.encode
         return [
             f'["{kind}",{owner_text(owner)},{encode(element)},'
-            f"{_position_text(position)},{since:.3f}]"
-            for element, owner, position, since in claims
+            f"{_position_text(position)},{since:.3f}"
+            f"{'' if number is None or kind != SKIP else f',{int(number)}'}]"
+            for element, owner, position, since, number in claims
         ]
 
     def _release_lines(self, elements: Iterable[Any]) -> list[str]:

@@ -27,7 +27,7 @@ from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
 from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim
 from execo_engine.store.log.state import SweepState
 from execo_engine.store.messages import reclaimed_dead, reclaimed_old
-from execo_engine.store.owner import Owner, current_owner
+from execo_engine.store.owner import Owner, current_owner, new_instance
 
 #: The claims stream is compacted when it holds more records than this many, and more than
 #: ``COMPACT_RATIO`` times the live claims and skips.
@@ -63,7 +63,12 @@ class RecordLog(Protocol):
         self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
     ) -> None: ...
     def append_holds(
-        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+        self,
+        kind: str,
+        taken: Iterable[tuple[int | None, Any]],
+        owner: Owner,
+        since: float,
+        number: int | None = None,
     ) -> None: ...
     def append_releases(self, elements: Iterable[Any]) -> None: ...
     @property
@@ -102,8 +107,8 @@ class ReplayStore:
             threading.RLock() if log.read_only else log.lock
         )
         self._last_dead_check = 0.0
-        self._state = SweepState([], log.codec.from_plain)
-        self._my_skips: set[Any] = set()
+        self._instance = new_instance()  # what this object's skips name (see SweepState)
+        self._state = SweepState([], log.codec.from_plain, self._instance)
 
     # -- sweeps ------------------------------------------------------------------------------
 
@@ -113,8 +118,9 @@ class ReplayStore:
                 self._log.save_sweeps(sweeps)
             if not self.read_only:
                 self._log.set_grid_size(len(sweeps))
-            self._state = SweepState(sweeps, self._log.codec.from_plain)
-            self._my_skips = set()
+            own_skips = self._state.own_skips  # the skips of this instance stay its own
+            self._state = SweepState(sweeps, self._log.codec.from_plain, self._instance)
+            self._state.own_skips = own_skips
             self._log.restart()
             self._catch_up(reading=True)
 
@@ -202,7 +208,7 @@ class ReplayStore:
             if older_than is not None:
                 limit = time.time() - older_than
                 claims = self._state.claims
-                old = [e for e, (_, _, since) in claims.by_element.items() if since < limit]
+                old = [e for e, hold in claims.by_element.items() if hold[2] < limit]
                 self._release(old)
                 if old:
                     reclaimed_old(self.name, len(old), older_than)
@@ -279,9 +285,9 @@ class ReplayStore:
         if claim is not None:
             return f"in progress ({_who(claim[0])})", position
         skip = state.skips.by_element.get(element)
-        if skip is not None and skip[0] != current_owner():
-            return f"skipped ({_who(skip[0])})", position
-        return None, position
+        if skip is not None and skip[3] is None and skip[0] != current_owner():
+            return f"skipped ({_who(skip[0])})", position  # a skip of format 2 or 3
+        return None, position  # todo, or skipped: by this instance, or for another one only
 
     # -- state changes -------------------------------------------------------------------------
 
@@ -312,11 +318,12 @@ class ReplayStore:
             skipping = {e for _, e in skipped}
             self._release([e for e in positions if state.is_held(e) and e not in skipping])
             if skip:
-                me, now = current_owner(), time.time()
-                self._log.append_holds(SKIP, skipped, me, now)  # replaces their claims
-                state.skip(skipped, me, now)
-                self._my_skips.update(skipping)
+                owner, number = self._instance
+                now = time.time()
+                self._log.append_holds(SKIP, skipped, owner, now, number)  # replaces claims
+                state.skip(skipped, now)
                 return
+            state.unskip(positions)
             for element, position in positions.items():
                 if position is not None and state.is_done(element, position):
                     state.undo_done(position)
@@ -335,7 +342,8 @@ class ReplayStore:
                 attempts = 1 + (previous.attempts if previous is not None else 0)
                 failed = max_attempts is not None and attempts >= max_attempts
                 counted[element] = (position, Failure(element, attempts, error, now, failed))
-            self._release([e for e in counted if state.holder(e) == me])
+            self._release([e for e in counted if state.is_mine(state.hold_of(e), me)])
+            state.unskip(counted)
             self._log.append_failures(counted.values())
             for position, failure in counted.values():
                 state.count_failure(position, failure)
@@ -355,8 +363,11 @@ class ReplayStore:
         with self._lock:
             self._catch_up()
             state, me = self._state, current_owner()
-            mine = [e for e in self._my_skips if state.skips.by_element.get(e, (None,))[0] == me]
-            self._my_skips = set()
+            skips = state.skips.by_element
+            mine = [
+                e for e, hold in skips.items() if hold[3] is not None and state.is_mine(hold, me)
+            ]
+            state.unskip(list(state.own_skips))
             if mine:
                 self._release(mine)
             if claims:
