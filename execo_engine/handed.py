@@ -22,11 +22,9 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from execo_engine.elements import HashableDict
 
-def _is_mutable(value: Any) -> bool:
-    """Whether the script could change ``value`` in place (a dict, a list, a set, or a type of
-    its own built on one of them)."""
-    return isinstance(value, (dict, list, set))
+_MUTABLE = (dict, list, set)  #: what the script could change in place (and its own subtypes)
 
 
 class HandedOut:
@@ -41,14 +39,20 @@ class HandedOut:
         """What to give the script for ``elements`` of the store, whose objects of the script
         are ``originals``: a copy of each mutable one (remembered), the others as they are."""
         given = []
+        copies, by_element = self._copies, self._by_element
         for element, original in zip(elements, originals, strict=True):
-            if not _is_mutable(original):
+            if type(original) is HashableDict:  # the combinations of sweep(): a quick copy
+                duplicate: Any = HashableDict(original)
+            elif isinstance(original, _MUTABLE):
+                duplicate = copy.copy(original)
+            else:
                 given.append(original)
                 continue
-            duplicate = copy.copy(original)
-            self.forget([element])  # an earlier copy of the same combination (handed again)
-            self._copies[id(duplicate)] = (duplicate, element)
-            self._by_element[element] = id(duplicate)
+            earlier = by_element.pop(element, None)  # handed out before (and given back)
+            if earlier is not None:
+                copies.pop(earlier, None)
+            copies[id(duplicate)] = (duplicate, element)
+            by_element[element] = id(duplicate)
             given.append(duplicate)
         return given
 

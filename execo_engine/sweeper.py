@@ -299,12 +299,13 @@ class ParamSweeper(Generic[E]):
         """The store's elements for what the script gives: the combination a copy was handed
         out for (by identity), else the plain equivalent of the value (``TypeError`` naming an
         unhashable one)."""
-        given = list(combinations)
+        given = combinations if isinstance(combinations, list) else list(combinations)
         elements = self._handed.resolve(given)
-        for index, element in enumerate(elements):
-            if element is None:
-                elements[index] = plain_equivalent(given[index])
-                _check_hashable([given[index]], [elements[index]])
+        if None in elements:
+            for index, element in enumerate(elements):
+                if element is None:
+                    elements[index] = plain_equivalent(given[index])
+                    _check_hashable([given[index]], [elements[index]])
         return elements
 
     def _hand_out(self, elements: list[Any]) -> list[E]:

@@ -40,7 +40,7 @@ from execo_engine.store.directory.liveness import Liveness, heartbeats
 from execo_engine.store.directory.locking import DirectoryLock
 from execo_engine.store.directory.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.store.lease import DEFAULT_LEASE
-from execo_engine.store.log.records import SKIP, Changes, Claim, RecordEncoder
+from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim, RecordEncoder
 from execo_engine.store.log.replay import ReplayStore
 from execo_engine.store.owner import Owner
 
@@ -173,7 +173,9 @@ class DirectoryLog(RecordEncoder):
         """Record that ``owner`` took (``kind`` CLAIM) the elements of ``(position, element)``
         pairs at ``since``, or that its instance ``number`` skipped them (SKIP)."""
         if lines := self._claim_lines(
-            ((element, owner, position, since, number) for position, element in taken), kind
+            ((element, owner, position, since, number) for position, element in taken),
+            kind,
+            mine=kind == CLAIM,
         ):
             self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))

@@ -133,6 +133,7 @@ def _is_position(value: Any) -> bool:
 
 
 _FEW = 16  #: pieces of at most this many records are checked record by record
+_MAX_HELD_TEXTS = 65536  #: texts of this object's claims kept at most (see RecordEncoder)
 
 
 def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
@@ -302,6 +303,19 @@ class RecordEncoder:
     def __init__(self, path: str, codec: Codec, read_only: bool) -> None:
         self.path, self.codec, self.read_only = path, codec, read_only
         self.name = path  #: a short name for logs (subclasses refine it)
+        #: id -> (element, text) of what this object claimed and holds: its next record (done,
+        #: skip, release, failure) reuses the text. The elements of a store are never handed
+        #: to the script (it gets copies: see :mod:`execo_engine.handed`), so they do not change
+        #: between the claim and the record that ends it.
+        self._held_texts: dict[int, tuple[Any, str]] = {}
+
+    def _text(self, element: Any) -> str:
+        """The canonical text of ``element``: the one its claim by this object wrote (then
+        forgotten), else encoded now."""
+        held = self._held_texts.pop(id(element), None)
+        if held is not None and held[0] is element:
+            return held[1]
+        return self.codec.encode(element)
 
     def check_writable(self) -> None:
         """``PermissionError`` if the store was opened read-only."""
@@ -411,14 +425,14 @@ class RecordEncoder:
 
     def _done_lines(self, done: Iterable[tuple[int | None, Any]]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
-        return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
+        text = self._text
+        return [f"[{_position_text(position)},{text(element)}]" for position, element in done]
 
     def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
+        text = self._text
         return [
-            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
+            f'["{FAIL}",{text(f.element)},{_position_text(position)},{int(f.attempts)},'
             f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
             for position, f in failures
         ]
@@ -427,22 +441,30 @@ class RecordEncoder:
         self.check_writable()
         return f'["{RESET_FAILURES}"]'
 
-    def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
+    def _claim_lines(
+        self, claims: Iterable[Claim], kind: str = CLAIM, mine: bool = False
+    ) -> list[str]:
         """The records of claims (``kind`` CLAIM) or skips (SKIP: with the number of the
-        skipping instance, when it has one)."""
+        skipping instance, when it has one); ``mine``: claims this object takes now (their
+        texts are kept for the records that will end them)."""
         self.check_writable()
-        encode = self.codec.encode
-        return [
-            f'["{kind}",{owner_text(owner)},{encode(element)},'
-            f"{_position_text(position)},{since:.3f}"
-            f"{'' if number is None or kind != SKIP else f',{int(number)}'}]"
-            for element, owner, position, since, number in claims
-        ]
+        lines = []
+        for element, owner, position, since, number in claims:
+            text = self._text(element)
+            if mine:
+                if len(self._held_texts) >= _MAX_HELD_TEXTS:  # claims lost to others, mostly
+                    self._held_texts.clear()
+                self._held_texts[id(element)] = (element, text)
+            lines.append(
+                f'["{kind}",{owner_text(owner)},{text},{_position_text(position)},{since:.3f}'
+                f"{'' if number is None or kind != SKIP else f',{int(number)}'}]"
+            )
+        return lines
 
     def _release_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
-        return [f'["{RELEASE}",{encode(element)}]' for element in elements]
+        text = self._text
+        return [f'["{RELEASE}",{text(element)}]' for element in elements]
 
     def _sweeps_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()
