@@ -5,13 +5,16 @@ its store (:mod:`execo_engine.store.contract`: a directory, or a PostgreSQL data
 takes the lock, catches up with the others, changes the state, writes and, for done records
 and results, makes them durable (:meth:`Store.sync`) before the call returns.
 
-Each element is *todo*, *in progress* (claimed by a live process), *skipped* (by a live process,
-which no instance hands it out to again while that process lives), *done* or *failed* (its
-failed attempts reached ``max_attempts``: never handed out again until the failures are reset).
-Every state is shared by every instance, thread, process and host using the same location;
-claims and skips of dead processes go back to todo (a process killed mid-combination neither
-fails it nor counts an attempt). The one exception is execo's: ``cancel()`` of a done element
-makes it todo again for this instance only.
+Each element is *todo*, *in progress* (claimed by a live process), *skipped*, *done* or *failed*
+(its failed attempts reached ``max_attempts``: never handed out again until the failures are
+reset). Done, in progress and failed are shared by every instance, thread, process and host
+using the same location; claims of dead processes go back to todo (a process killed
+mid-combination neither fails it nor counts an attempt). Two states are an instance's own, as
+in execo: *skipped* is skipped for the instance that skipped it (and the processes it was
+forked into) while the process that created it lives, and todo for every other instance (a
+relaunch, another instance in the same process, another host), which see it with its holder in
+:meth:`ParamSweeper.get_skips`; ``cancel()`` of a done element makes it todo again for this
+instance only.
 """
 
 from __future__ import annotations
@@ -174,10 +177,11 @@ class ParamSweeper(Generic[E]):
     failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no limit,
     a failed element is todo again, as with :meth:`cancel`).
 
-    Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
-    died (at once on this host and PID namespace) or whose lease expired (another host or
-    container, or PostgreSQL) goes back to todo at the next operation of any instance. Deleting
-    the ``inprogress`` file releases every claim, even while instances run. Elements done but
+    Done and in-progress states persist and are shared; a claim whose process died (at once on
+    this host and PID namespace) or whose lease expired (another host or container, or
+    PostgreSQL) goes back to todo at the next operation of any instance. A skip is this
+    instance's (see :meth:`skip_batch`). Deleting the ``inprogress`` file releases every claim,
+    even while instances run. Elements done but
     not in the current sweeps are kept and not reported. The getters return new
     :class:`~execo_engine.ordered_set.OrderedSet` copies: sets, as in execo, that iterate in
     sweeps order.
@@ -344,8 +348,9 @@ class ParamSweeper(Generic[E]):
         return self._held(State.CLAIMED)
 
     def get_skips(self) -> list[HeldBy[E]]:
-        """Every skip, as :meth:`get_claims`: who skipped what, since when; a skip is
-        forgotten once its owner is dead."""
+        """Every skip of every instance, as :meth:`get_claims`: who skipped what (the process
+        that created the skipping instance), since when; a skip is forgotten once its owner is
+        dead. Only the instance that skipped an element sees it skipped (:meth:`get_skipped`)."""
         return self._held(State.SKIPPED)
 
     def heartbeat_ages(self) -> dict[Owner, float]:
@@ -377,12 +382,14 @@ class ParamSweeper(Generic[E]):
         return self._hand_out(self._store.claim(num_combs, self._choose(filtr)))
 
     def take(self, combination: E, position: int | None = None) -> str | None:
-        """Claim this very element if it is todo (or skipped by this process).
+        """Claim this very element if it is todo (skipped by another instance included), or
+        skipped by this instance.
 
         ``position``, where the caller knows the element stands in the sweeps, spares building
         an index of the sweeps (one comparison checks it; a wrong one is only slower).
         Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
-        (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
+        (host H, pid P)"``, ``"skipped (host H, pid P)"`` (a skip of a version before this one,
+        held by that process for every instance) or ``"not in the sweeps"``.
         """
         [element] = self._inward([combination])
         return self._store.take(element, position)
@@ -448,8 +455,15 @@ class ParamSweeper(Generic[E]):
         self._store.sync()
 
     def skip_batch(self, combinations: Iterable[E]) -> None:
-        """Mark elements skipped: no instance hands them out while this process lives; once
-        it is gone (the next run of the script), they are todo again."""
+        """Mark elements skipped, for this instance: as execo's "the skipped state is not
+        written to disk; if you relaunch your script later, the previously skipped
+        combinations will again be iterated over". This instance, and the processes it was
+        forked into (workers of one run), never hand them out again while the process that
+        created it lives; every other instance (a relaunch, another ``ParamSweeper`` in the
+        same process, another host) sees them todo. The skip is recorded with its holder,
+        so that :meth:`get_skips` and ``execo-sweep status`` show who skipped what. A process
+        remembers what it skipped itself even when another instance takes it over meanwhile
+        (two instances that skip the same element never hand it to each other in turn)."""
         elements = self._inward(combinations)
         self._store.give_back(elements, skip=True)
         self._handed.forget(elements)
@@ -502,8 +516,9 @@ class ParamSweeper(Generic[E]):
         return self._outward(released)
 
     def reset(self, reset_inprogress: bool = False, reset_failed: bool = False) -> None:
-        """Forget what this instance skipped, everywhere (done stays); with
-        ``reset_inprogress``, release every claim and skip of every instance too; with
+        """Forget what this instance skipped (done stays); with ``reset_inprogress``, release
+        every claim and every skip record of every instance too (another live instance still
+        remembers what it skipped itself, as in execo); with
         ``reset_failed``, clear every failed attempt count: failed elements are todo again."""
         self._store.reset(reset_inprogress, reset_failed)
         if reset_failed:
@@ -566,7 +581,7 @@ class ParamSweeper(Generic[E]):
         return OrderedSet(self._outward(self._store.states()[State.TODO]))
 
     def get_skipped(self) -> OrderedSet[E]:
-        """The elements skipped by live processes, in order (a new set)."""
+        """The elements this instance skipped, in order (a new set): see :meth:`skip_batch`."""
         return OrderedSet(self._outward(self._store.states()[State.SKIPPED]))
 
     def get_inprogress(self) -> OrderedSet[E]:
