@@ -3,7 +3,8 @@
 The same element always encodes to the same text, in every process (no ``hash()``, sorted
 keys), and decodes to an equal value of the same types:
 
-- ``str``, ``int``, ``float``, ``bool``, ``None`` and ``list`` are plain JSON;
+- ``str``, ``int``, ``float``, ``bool``, ``None`` and ``list`` are plain JSON; a list inside an
+  element (a list level) decodes to a :class:`HashableList`;
 - a :class:`HashableDict` whose keys are all strings is a plain JSON object (the common case,
   readable in the files); every JSON object decodes to a ``HashableDict``;
 - other types are a one-key object whose key is a tag: ``{"__tuple__": [...]}``,
@@ -12,12 +13,17 @@ keys), and decodes to an equal value of the same types:
   and, only when the user opted in, ``{"__pickle__": "base64"}``. A HashableDict whose only key
   is a tag name is written in the ``__hdict__`` form, so a tag is never ambiguous.
 
-Anything else (a ``set``, an ``IntEnum``, a custom class) is an :class:`UnsupportedValueError`
-naming the value, unless ``allow_pickle=True``. So is what a reader could not get back: an
-integer of more than :data:`INT_DIGITS` digits (Python reads such a number only after
-``sys.set_int_max_str_digits()``, whatever the writer's own setting), and, in an element (never
-in :meth:`Codec.encode_in_order`, which results use), a NaN: never equal to itself, a reader
-could never find such an element again. Decoding never unpickles unless
+A script's own container types (``class hashabledict(dict)`` or ``class hashablelist(list)``
+with a ``__hash__``, a named tuple, a ``frozenset`` subclass) are written by the value of
+their base type, never pickled: an element is written as its :func:`plain_equivalent`
+(a dict subclass as a HashableDict, a list as a HashableList, a tuple as a tuple, a set as a
+frozenset), and a reader gets those plain equivalents back. Anything else (a ``set``, an
+``IntEnum`` or another subclass of a scalar type, a custom class) is an
+:class:`UnsupportedValueError` naming the value, unless ``allow_pickle=True``. So is what a
+reader could not get back: an integer of more than :data:`INT_DIGITS` digits (Python reads such
+a number only after ``sys.set_int_max_str_digits()``, whatever the writer's own setting), and,
+in an element (never in :meth:`Codec.encode_in_order`, which results use), a NaN: never equal
+to itself, a reader could never find such an element again. Decoding never unpickles unless
 ``allow_pickle=True`` either: a pickled value in a file is a :class:`PickleNotAllowedError`.
 """
 
@@ -25,15 +31,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
+import operator
 import pickle
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from execo_engine.elements import HashableDict
+from execo_engine.elements import HashableDict, HashableList
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -142,9 +150,76 @@ def _check_readable(value: Any, in_element: bool, element: Any = None) -> None:
         for key, item in value.items():
             _check_readable(key, in_element, whole)
             _check_readable(item, in_element, whole)
-    elif kind is list or kind is tuple or kind is frozenset:
+    elif kind is list or kind is HashableList or kind is tuple or kind is frozenset:
         for item in value:
             _check_readable(item, in_element, whole)
+
+
+def plain_equivalent(value: Any, dicts: bool = False, depth: int = MAX_DEPTH) -> Any:
+    """``value`` with each container of a type of the script's own (a subclass of ``dict``,
+    ``list``, ``tuple`` or ``frozenset``), and each list, replaced by its plain equivalent: a
+    :class:`HashableDict`, a :class:`HashableList`, a ``tuple``, a ``frozenset``; ``value``
+    itself when there is nothing to replace (no copy: the common case). Plain dicts (a
+    ``{"__dict__": ...}`` value, not hashable) and sets are kept, unless ``dicts`` (values
+    decoded with every object a plain dict) makes dicts HashableDicts; scalars and other types
+    are kept as they are too (the codec refuses them, or pickles them).
+
+    This is what an element is stored as, and what a reader without the script's sweeps gets
+    back: equal to the script's value, of types every reader has, hashed alike in every
+    process.
+    """
+    kind = type(value)
+    if kind in _PLAIN_TYPES or depth == 0:
+        return value
+    depth -= 1
+    if kind is HashableDict or isinstance(value, dict):
+        if (
+            kind is HashableDict
+            and _PLAIN_TYPES.issuperset(map(type, value.values()))
+            and _PLAIN_TYPES.issuperset(map(type, value))
+        ):
+            return value  # the common flat combination, checked in C
+        if kind is dict and not dicts:
+            return value
+        pairs = [
+            (plain_equivalent(key, dicts, depth), plain_equivalent(item, dicts, depth))
+            for key, item in value.items()
+        ]
+        if kind is HashableDict and all(
+            new[0] is old[0] and new[1] is old[1]
+            for new, old in zip(pairs, value.items(), strict=True)
+        ):
+            return value
+        return HashableDict(pairs)
+    if isinstance(value, (list, tuple, set, frozenset)) and kind is not set:
+        items = [plain_equivalent(item, dicts, depth) for item in value]
+        base: type[Any] = (
+            HashableList
+            if isinstance(value, list)
+            else tuple
+            if isinstance(value, tuple)
+            else frozenset
+        )
+        if kind is base and all(map(operator.is_, items, value)):
+            return value
+        return base(items)
+    return value
+
+
+def plain_equivalents(elements: Sequence[Any]) -> list[Any] | None:
+    """The :func:`plain_equivalent` of each of ``elements``, or None when each is its own (no
+    copy: a grid of ``sweep()`` whose levels are plain values is checked a factor at a time,
+    in C)."""
+    kinds = set(map(type, elements))
+    if kinds <= _PLAIN_TYPES:
+        return None
+    if kinds == {HashableDict}:
+        values = itertools.chain.from_iterable(map(dict.values, elements))
+        keys = itertools.chain.from_iterable(elements)
+        if _PLAIN_TYPES.issuperset(map(type, values)) and _PLAIN_TYPES.issuperset(map(type, keys)):
+            return None
+    converted = list(map(plain_equivalent, elements))
+    return None if all(map(operator.is_, converted, elements)) else converted
 
 
 class Codec:
@@ -156,25 +231,20 @@ class Codec:
 
     def __init__(self, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
-        self._last: tuple[Any, str] = (None, "null")
         self._tagged_json = json.JSONDecoder(object_pairs_hook=self._from_object)
 
     def encode(self, element: Any) -> str:
-        """The canonical one-line JSON text of ``element``.
-
-        The last text is kept for the same object (an element is written when claimed, then
-        when done): elements must not be mutated once handed to a ParamSweeper.
-        """
-        last, text = self._last
-        if element is not last:
-            try:
-                text = _dumps(element if _is_flat(element) else self._to_json(element))
-            except ValueError:  # an integer beyond this process's limit of digits
-                _check_readable(element, in_element=True)
-                raise
-            if len(text) > INT_DIGITS or "NaN" in text:  # else it holds neither
-                _check_readable(element, in_element=True)
-            self._last = (element, text)
+        """The canonical one-line JSON text of ``element``: that of its
+        :func:`plain_equivalent`, computed from its value at each call (nothing is cached by
+        object: an element changed in place encodes as it is now)."""
+        plain = element if _is_flat(element) else plain_equivalent(element)
+        try:
+            text = _dumps(plain if plain is element else self._to_json(plain))
+        except ValueError:  # an integer beyond this process's limit of digits
+            _check_readable(plain, in_element=True)
+            raise
+        if len(text) > INT_DIGITS or "NaN" in text:  # else it holds neither
+            _check_readable(plain, in_element=True)
         return text
 
     def encode_many(self, elements: Sequence[Any], in_order: bool = False) -> list[str]:
@@ -229,14 +299,22 @@ class Codec:
         decoded: list[Any] = _loads(data, self._tagged_json if b'"__' in data else untagged)
         return [decoded] if len(lines) == 1 else decoded
 
-    def from_plain(self, value: Any) -> Any:
-        """The element of a value decoded with ``plain=True`` (dicts become HashableDicts)."""
-        kind = type(value)
-        if kind is dict:
-            return HashableDict((key, self.from_plain(item)) for key, item in value.items())
-        if kind is list:
-            return [self.from_plain(item) for item in value]
-        return value
+    @staticmethod
+    def from_plain(value: Any) -> Any:
+        """The element of a value decoded with ``plain=True``: dicts become HashableDicts and
+        lists HashableLists (see :func:`plain_equivalent`)."""
+        return plain_equivalent(value, dicts=True)
+
+    @staticmethod
+    def element(value: Any) -> Any:
+        """The element of a decoded value: its lists become HashableLists (a plain dict,
+        which no element holds, stays one for the caller's check to refuse)."""
+        return plain_equivalent(value)
+
+    def decode_element(self, text: str | bytes) -> Any:
+        """The element whose canonical text is ``text`` (see :meth:`decode` and
+        :meth:`element`)."""
+        return self.element(self.decode(text))
 
     def _to_json(self, value: Any, depth: int = MAX_DEPTH) -> Any:
         kind = type(value)
@@ -251,7 +329,7 @@ class Codec:
             if _is_object(value):
                 return {key: self._to_json(item, depth) for key, item in value.items()}
             return {"__hdict__": self._pairs(value, depth)}
-        if kind is list:
+        if kind is list or kind is HashableList:
             return [self._to_json(item, depth) for item in value]
         if kind is tuple:
             return {"__tuple__": [self._to_json(item, depth) for item in value]}
@@ -261,12 +339,16 @@ class Codec:
             return {"__frozenset__": self._sorted(self._to_json(item, depth) for item in value)}
         if kind is bytes:
             return {"__bytes__": base64.b64encode(value).decode("ascii")}
+        if isinstance(value, (dict, list, tuple, set, frozenset)) and kind is not set:
+            # a container type of the script's own: written as its plain equivalent
+            return self._to_json(plain_equivalent(value, depth=depth + 1), depth + 1)
         if self.allow_pickle:
             return {"__pickle__": base64.b64encode(pickle.dumps(value, protocol=4)).decode()}
         raise UnsupportedValueError(
             f"cannot store {value!r} (type {kind.__module__}.{kind.__qualname__}) as text: "
-            f"use str, int, float, bool, None, tuple, list, dict, frozenset or bytes values, "
-            f"or pass allow_pickle=True to ParamSweeper if every reader trusts this directory"
+            f"use str, int, float, bool, None, tuple, list, dict, frozenset or bytes values "
+            f"(or subclasses of those containers), or pass allow_pickle=True to ParamSweeper "
+            f"if every reader trusts this directory"
         )
 
     def _pairs(self, mapping: dict[Any, Any], depth: int) -> list[list[Any]]:
@@ -282,6 +364,13 @@ class Codec:
         if len(pairs) != 1 or pairs[0][0] not in _TAGS:
             return HashableDict(pairs)
         tag, payload = pairs[0]
+        if tag == "__frozenset__" and type(payload) is list:  # lists inside: list levels
+            payload = [self.element(item) for item in payload]
+        elif tag in ("__dict__", "__hdict__") and type(payload) is list:
+            payload = [
+                [self.element(pair[0]), pair[1]] if type(pair) is list and len(pair) == 2 else pair
+                for pair in payload
+            ]
         expected = _PAYLOADS[tag]
         if not expected[0](payload):
             raise ValueError(f"{tag} must hold {expected[1]}, not {_dumps(payload)[:40]}")

@@ -1,4 +1,5 @@
-"""The element types of sweeps: :class:`HashableDict` (a combination) and :class:`SweepList`
+"""The element types of sweeps: :class:`HashableDict` (a combination), :class:`HashableList`
+(a list level, as a reader without the caller's sweeps gets it back) and :class:`SweepList`
 (the grid as ``sweep()`` returns it). Imports nothing of this package, so that every layer
 (combinatorics, codec, stores, sweeper) can use them without importing the others."""
 
@@ -8,7 +9,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["HashableDict", "SweepList"]
+__all__ = ["HashableDict", "HashableList", "SweepList"]
 
 _MUTATORS = (
     "__setitem__",
@@ -65,6 +66,28 @@ def _invalidating(name: str) -> Any:
 
 for _name in _MUTATORS:
     setattr(HashableDict, _name, _invalidating(_name))
+
+
+class HashableList(list):  # type: ignore[type-arg]
+    """A ``list`` usable as a set member or dict key: the plain equivalent of a list level.
+
+    A script may use its own hashable list type as levels (``class hashablelist(list)`` with a
+    ``__hash__``); the text format stores such a level as a JSON list, and a reader that does
+    not have the script's sweeps (a read-only view, ``execo-sweep status``, saved sweeps read
+    back) gets a ``HashableList`` back: equal to the script's list (list equality), hashable by
+    its items in order. Its hash is not cached: do not mutate it after its first use as a key.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (HashableList, (list(self),))
+
+    def __copy__(self) -> HashableList:
+        return HashableList(self)
 
 
 class SweepList(list):  # type: ignore[type-arg]

@@ -7,6 +7,8 @@ also iterates in a known order: the order it was built in (sweeps order for the 
 result of a set operation keeps the order of its left operand, then the new elements of the
 right one.
 
+Printed as a set is (``{1, 2}``, ``set()`` when empty), in its order.
+
 Equality: equal to any set (``set``, ``frozenset``, OrderedSet) with the same elements, whatever
 the order; equal to a ``list`` or ``tuple`` holding the same elements in the same order (the
 getters returned lists before). Indexing and slicing (``s[0]``, ``s[:3]``) follow the order.
@@ -101,4 +103,9 @@ class OrderedSet(MutableSet[T]):
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"OrderedSet({list(self._items)!r})"
+        """As the set it replaces prints (``{1, 2}``, ``set()``), in its order: a script that
+        logs ``'%s/%s' % (sweeper.get_done(), sweeper.get_sweeps())`` prints what it printed
+        with execo."""
+        if not self._items:
+            return "set()"
+        return "{" + ", ".join(map(repr, self._items)) + "}"

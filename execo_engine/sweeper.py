@@ -5,17 +5,21 @@ its store (:mod:`execo_engine.store.contract`: a directory, or a PostgreSQL data
 takes the lock, catches up with the others, changes the state, writes and, for done records
 and results, makes them durable (:meth:`Store.sync`) before the call returns.
 
-Each element is *todo*, *in progress* (claimed by a live process), *skipped* (by a live process,
-which no instance hands it out to again while that process lives), *done* or *failed* (its
-failed attempts reached ``max_attempts``: never handed out again until the failures are reset).
-Every state is shared by every instance, thread, process and host using the same location;
-claims and skips of dead processes go back to todo (a process killed mid-combination neither
-fails it nor counts an attempt). The one exception is execo's: ``cancel()`` of a done element
-makes it todo again for this instance only.
+Each element is *todo*, *in progress* (claimed by a live process), *skipped*, *done* or *failed*
+(its failed attempts reached ``max_attempts``: never handed out again until the failures are
+reset). Done, in progress and failed are shared by every instance, thread, process and host
+using the same location; claims of dead processes go back to todo (a process killed
+mid-combination neither fails it nor counts an attempt). Two states are an instance's own, as
+in execo: *skipped* is skipped for the instance that skipped it (and the processes it was
+forked into) while the process that created it lives, and todo for every other instance (a
+relaunch, another instance in the same process, another host), which see it with its holder in
+:meth:`ParamSweeper.get_skips`; ``cancel()`` of a done element makes it todo again for this
+instance only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import operator
 import os
@@ -27,8 +31,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from execo_engine.codec import Codec, is_hashable
+from execo_engine.codec import Codec, is_hashable, plain_equivalent, plain_equivalents
 from execo_engine.elements import HashableDict, SweepList
+from execo_engine.handed import HandedOut
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.preempt import watch_worker
 from execo_engine.provenance import join, merge_runs
@@ -118,15 +123,33 @@ def check_result_values(values: Any) -> None:
     result_text(_CANONICAL, record)  # the same record shape, nested as deep
 
 
-def _check_hashable(elements: Iterable[object]) -> None:
-    for element in elements:
+def _check_hashable(elements: Iterable[object], stored: Iterable[object] | None = None) -> None:
+    """``TypeError`` naming the first of ``elements`` that is unhashable, or whose plain
+    equivalent as ``stored`` is (a dict or a set inside a hashable type of the script's)."""
+    given = list(elements)
+    for element, plain in zip(given, given if stored is None else stored, strict=True):
         try:
             hash(element)
+            hash(plain)
         except TypeError as error:
             raise TypeError(
                 f"ParamSweeper: element {element!r} is unhashable ({error}); "
-                f"use hashable values (tuples, not lists)"
+                f"use hashable values (tuples, not lists, or a list type with a __hash__; "
+                f"HashableDict or frozenset, not dict or set, inside)"
             ) from None
+
+
+def _distinct_values(order: list[E], inner: list[Any]) -> tuple[list[E], list[Any]]:
+    """``order`` and its plain equivalents ``inner`` without the elements whose plain
+    equivalent equals an earlier one's (the script's objects of two types with equal values,
+    told apart by the script's own hash)."""
+    first: dict[Any, int] = {}
+    for index, element in enumerate(inner):
+        first.setdefault(element, index)
+    if len(first) == len(inner):
+        return order, inner
+    kept = sorted(first.values())
+    return [order[i] for i in kept], [inner[i] for i in kept]
 
 
 def _unique(sweeps: Iterable[E]) -> list[E]:
@@ -174,13 +197,26 @@ class ParamSweeper(Generic[E]):
     failed attempts (:meth:`fail`) reach this number is *failed* (None, the default: no limit,
     a failed element is todo again, as with :meth:`cancel`).
 
-    Done, in-progress and skipped states persist and are shared; a claim or a skip whose process
-    died (at once on this host and PID namespace) or whose lease expired (another host or
-    container, or PostgreSQL) goes back to todo at the next operation of any instance. Deleting
-    the ``inprogress`` file releases every claim, even while instances run. Elements done but
+    Done and in-progress states persist and are shared; a claim whose process died (at once on
+    this host and PID namespace) or whose lease expired (another host or container, or
+    PostgreSQL) goes back to todo at the next operation of any instance. A skip is this
+    instance's (see :meth:`skip_batch`). Deleting the ``inprogress`` file releases every claim,
+    even while instances run. Elements done but
     not in the current sweeps are kept and not reported. The getters return new
     :class:`~execo_engine.ordered_set.OrderedSet` copies: sets, as in execo, that iterate in
     sweeps order.
+
+    Elements may be of the script's own hashable container types (``class hashabledict(dict)``
+    with a ``__hash__``, a list type, a named tuple): given in ``sweeps``, they are what the
+    getters, ``stats()`` and ``get_next`` give back; they are stored as the canonical text of
+    their value (see :mod:`execo_engine.codec`), and a reader without these sweeps gets the
+    plain equivalents (HashableDict, :class:`~execo_engine.elements.HashableList`, tuple,
+    frozenset), equal to them.
+
+    ``get_next`` hands out a copy of each combination that is a dict, a list or a set (see
+    :mod:`execo_engine.handed`): the script may change its copy (``x.update(...)``), and
+    ``done``, ``skip``, ``cancel``, ``fail`` and ``record_result`` of that very copy act on the
+    combination handed out, whatever was changed in between.
 
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
@@ -243,6 +279,10 @@ class ParamSweeper(Generic[E]):
         self._store = open_store(persistence_dir, Codec(allow_pickle), read_only, lease)
         self.name = name or self._store.name
         self._order: list[E] = []
+        #: position of each element of the store, when the store's elements are the plain
+        #: equivalents of the script's (None: they are the script's own objects)
+        self._outer: dict[Any, int] | None = None
+        self._handed = HandedOut()
         self.set_sweeps(sweeps, save_sweeps)
         #: What this process finished here in the current run (None: no run, or read-only).
         self._tally = None if read_only else join(self._store)
@@ -263,19 +303,53 @@ class ParamSweeper(Generic[E]):
                 )
             sweeps = loaded
         order = _unique(sweeps)
-        self._store.set_sweeps(order, save_sweeps)
+        inner = plain_equivalents(order)
+        if inner is not None:
+            _check_hashable(order, inner)
+            order, inner = _distinct_values(order, inner)
+        self._store.set_sweeps(order if inner is None else inner, save_sweeps)
         self._order = order
         self._index: dict[Any, E] | None = None  # built when a plain dict is looked up
+        self._outer = None if inner is None else {e: i for i, e in enumerate(inner)}
 
-    def _elements(self, combinations: Iterable[Any]) -> list[E]:
-        """``combinations`` as the store takes them: a plain dict equal to a combination of
-        the sweeps is that combination; anything else that is not hashable is a
-        ``TypeError`` naming it (one message for every method taking elements)."""
-        elements = list(combinations)
-        if dict in set(map(type, elements)):
-            elements = [self._combination_of(e) if type(e) is dict else e for e in elements]
-        _check_hashable(elements)
+    # -- the script's objects and the store's elements --------------------------------------
+
+    def _outward(self, elements: Iterable[Any]) -> list[E]:
+        """The script's objects for elements of the store (an element outside the sweeps as
+        the store has it)."""
+        if self._outer is None:
+            return list(elements)
+        outer, order = self._outer, self._order
+        return [order[p] if (p := outer.get(e)) is not None else e for e in elements]
+
+    def _inward(self, combinations: Iterable[Any]) -> list[Any]:
+        """The store's elements for what the script gives: the combination a copy was handed
+        out for (by identity), else the plain equivalent of the value (a plain dict equal to a
+        combination of the sweeps stands for it; ``TypeError`` naming an unhashable value, or
+        a plain dict equal to no combination: one message for every method taking
+        elements)."""
+        given = combinations if isinstance(combinations, list) else list(combinations)
+        elements = self._handed.resolve(given)
+        if None in elements:
+            for index, element in enumerate(elements):
+                if element is None:
+                    value = given[index]
+                    if type(value) is dict:  # stands for the combination it equals
+                        value = self._combination_of(value)
+                    elements[index] = plain_equivalent(value)
+                    _check_hashable([value], [elements[index]])
         return elements
+
+    def _hand_out(self, elements: list[Any]) -> list[E]:
+        """What ``get_next`` gives the script for claimed ``elements`` (see
+        :mod:`execo_engine.handed`)."""
+        return self._handed.hand(elements, self._outward(elements))
+
+    def _choose(self, filtr: Filter[E] | None) -> Filter[Any] | None:
+        """``filtr`` for the store: it sees and returns the script's objects."""
+        if filtr is None or self._outer is None:
+            return filtr
+        return lambda todo: map(plain_equivalent, filtr(self._outward(todo)))
 
     def _combination_of(self, plain: dict[Any, Any]) -> E:
         """The combination of the sweeps equal to ``plain``; ``TypeError`` naming it if there
@@ -299,12 +373,12 @@ class ParamSweeper(Generic[E]):
         """Give back to todo the claims and skips of dead owners and, with ``older_than``
         (seconds), every claim older than that, whoever holds it (a host that went away).
         Returns the elements given back."""
-        return self._store.reclaim(older_than)
+        return self._outward(self._store.reclaim(older_than))
 
     def _held(self, state: State) -> list[HeldBy[E]]:
-        return [
-            (h.element, h.owner, h.since, h.dead) for h in self._store.holders() if h.state == state
-        ]
+        held = [h for h in self._store.holders() if h.state == state]
+        elements = self._outward(h.element for h in held)
+        return [(e, h.owner, h.since, h.dead) for e, h in zip(elements, held, strict=True)]
 
     def get_claims(self) -> list[HeldBy[E]]:
         """Every claim: ``(element, (host, pid, start), time of the claim, dead)``, oldest
@@ -314,8 +388,9 @@ class ParamSweeper(Generic[E]):
         return self._held(State.CLAIMED)
 
     def get_skips(self) -> list[HeldBy[E]]:
-        """Every skip, as :meth:`get_claims`: who skipped what, since when; a skip is
-        forgotten once its owner is dead."""
+        """Every skip of every instance, as :meth:`get_claims`: who skipped what (the process
+        that created the skipping instance), since when; a skip is forgotten once its owner is
+        dead. Only the instance that skipped an element sees it skipped (:meth:`get_skipped`)."""
         return self._held(State.SKIPPED)
 
     def heartbeat_ages(self) -> dict[Owner, float]:
@@ -339,22 +414,24 @@ class ParamSweeper(Generic[E]):
         ``filtr``, if given, receives the list of todo elements in order and returns those
         to consider, in the order to consider them.
         """
-        taken = self._store.claim(1, filtr)
-        return taken[0] if taken else None
+        taken = self._store.claim(1, self._choose(filtr))
+        return self._hand_out(taken)[0] if taken else None
 
     def get_next_batch(self, num_combs: int, filtr: Filter[E] | None = None) -> list[E]:
         """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
-        return self._store.claim(num_combs, filtr)
+        return self._hand_out(self._store.claim(num_combs, self._choose(filtr)))
 
     def take(self, combination: E, position: int | None = None) -> str | None:
-        """Claim this very element if it is todo (or skipped by this process).
+        """Claim this very element if it is todo (skipped by another instance included), or
+        skipped by this instance.
 
         ``position``, where the caller knows the element stands in the sweeps, spares building
         an index of the sweeps (one comparison checks it; a wrong one is only slower).
         Returns None when claimed, else why not: ``"done"``, ``"failed"``, ``"in progress
-        (host H, pid P)"``, ``"skipped (host H, pid P)"`` or ``"not in the sweeps"``.
+        (host H, pid P)"``, ``"skipped (host H, pid P)"`` (a skip of a version before this one,
+        held by that process for every instance) or ``"not in the sweeps"``.
         """
-        [element] = self._elements([combination])
+        [element] = self._inward([combination])
         return self._store.take(element, position)
 
     def take_batch(
@@ -363,8 +440,8 @@ class ParamSweeper(Generic[E]):
         """:meth:`take` each element (with its ``positions`` hint, if given), at once: one
         reason (or None: claimed) per element, in order; an element given twice is claimed
         once."""
-        elements = self._elements(combinations)
-        hints = positions if positions is not None else [None] * len(elements)
+        elements = self._inward(combinations)
+        hints = positions if positions is not None else [None] * len(combinations)
         return self._store.take_many(list(zip(elements, hints, strict=True)))
 
     def __iter__(self) -> Iterator[E]:
@@ -401,10 +478,11 @@ class ParamSweeper(Generic[E]):
         ``wait=False`` returns once the records are written (they survive the death of this
         process, not yet a crash of the machine) and leaves their fsync to :meth:`flush`.
         """
-        elements = self._elements(combinations)
+        elements = self._inward(combinations)
         self._store.done(elements)
         if self._tally is not None:
             self._tally.count(done=len(elements))
+        self._handed.forget(elements)
         if wait:
             self._store.sync()
 
@@ -419,10 +497,18 @@ class ParamSweeper(Generic[E]):
         self._store.sync()
 
     def skip_batch(self, combinations: Iterable[E]) -> None:
-        """Mark elements skipped: no instance hands them out while this process lives; once
-        it is gone (the next run of the script), they are todo again."""
-        elements = self._elements(combinations)
+        """Mark elements skipped, for this instance: as execo's "the skipped state is not
+        written to disk; if you relaunch your script later, the previously skipped
+        combinations will again be iterated over". This instance, and the processes it was
+        forked into (workers of one run), never hand them out again while the process that
+        created it lives; every other instance (a relaunch, another ``ParamSweeper`` in the
+        same process, another host) sees them todo. The skip is recorded with its holder,
+        so that :meth:`get_skips` and ``execo-sweep status`` show who skipped what. A process
+        remembers what it skipped itself even when another instance takes it over meanwhile
+        (two instances that skip the same element never hand it to each other in turn)."""
+        elements = self._inward(combinations)
         self._store.give_back(elements, skip=True)
+        self._handed.forget(elements)
 
     def skip(self, combination: E) -> None:
         """Mark an element skipped (see :meth:`skip_batch`)."""
@@ -432,8 +518,9 @@ class ParamSweeper(Generic[E]):
         """Give elements back to todo: they will be handed out again. A done element becomes
         todo for this instance only, as in execo (to recompute it); other instances still
         see it done."""
-        elements = self._elements(combinations)
+        elements = self._inward(combinations)
         self._store.give_back(elements)
+        self._handed.forget(elements)
 
     def cancel(self, combination: E) -> None:
         """Give an element back to todo (see :meth:`cancel_batch`)."""
@@ -448,12 +535,13 @@ class ParamSweeper(Generic[E]):
         todo again. Done elements are left done (not counted). Every instance sees the
         attempts, and an attempt is counted exactly once per call, whatever the number of
         processes; returns once the failure records are on disk (fsync)."""
-        elements = self._elements(combinations)
+        elements = self._inward(combinations)
         failed = self._store.fail(elements, error_text(error), self.max_attempts)
         if self._tally is not None:
             self._tally.count(failed=len(elements))
+        self._handed.forget(elements)
         self._store.sync()
-        return failed
+        return self._outward(failed)
 
     def fail(self, combination: E, error: str | BaseException | None = None) -> bool:
         """Count a failed attempt of an element (see :meth:`fail_batch`); True when it is now
@@ -464,16 +552,19 @@ class ParamSweeper(Generic[E]):
         """Cancel every element this instance claimed and has not finished (with ``error``:
         :meth:`fail_batch` them instead); returns them, in the order they were claimed."""
         if error is None:
-            return self._store.release_mine()
-        released = self._store.release_mine(error_text(error), self.max_attempts)
-        if self._tally is not None:
-            self._tally.count(failed=len(released))
-        self._store.sync()
-        return released
+            released = self._store.release_mine()
+        else:
+            released = self._store.release_mine(error_text(error), self.max_attempts)
+            if self._tally is not None:
+                self._tally.count(failed=len(released))
+            self._store.sync()
+        self._handed.forget(released)
+        return self._outward(released)
 
     def reset(self, reset_inprogress: bool = False, reset_failed: bool = False) -> None:
-        """Forget what this instance skipped, everywhere (done stays); with
-        ``reset_inprogress``, release every claim and skip of every instance too; with
+        """Forget what this instance skipped (done stays); with ``reset_inprogress``, release
+        every claim and every skip record of every instance too (another live instance still
+        remembers what it skipped itself, as in execo); with
         ``reset_failed``, clear every failed attempt count: failed elements are todo again."""
         self._store.reset(reset_inprogress, reset_failed)
         if reset_failed:
@@ -529,7 +620,7 @@ class ParamSweeper(Generic[E]):
         if wait:
             self._store.sync()
 
-    def _result_combination(self, combination: Any, values: Any) -> E:
+    def _result_combination(self, combination: Any, values: Any) -> Any:
         """The element ``record_result`` records for ``combination``, after checking that
         ``values`` is a mapping and that the two were not swapped."""
         if not isinstance(values, Mapping):
@@ -546,7 +637,7 @@ class ParamSweeper(Generic[E]):
                 f"{values!r:.80}, is one: call record_result(combination, values, outcome, "
                 f"duration)"
             )
-        [element] = self._elements([combination])
+        [element] = self._inward([combination])
         return element
 
     def _in_sweeps(self, value: Any) -> bool:
@@ -562,8 +653,12 @@ class ParamSweeper(Generic[E]):
 
     def get_results(self) -> list[HashableDict]:
         """Every recorded result, in the order they were recorded (see
-        :meth:`record_result`)."""
-        return self._store.read_results()
+        :meth:`record_result`); a combination of the sweeps is the script's object."""
+        results: list[HashableDict] = self._store.read_results()
+        if self._outer is not None:
+            for result in results:
+                [result["combination"]] = self._outward([result["combination"]])
+        return results
 
     def get_runs(self) -> list[dict[str, Any]]:
         """The runs that wrote to this sweep, one summary each, in the order they started
@@ -579,38 +674,48 @@ class ParamSweeper(Generic[E]):
         states = self._store.states()
         return (
             OrderedSet(self._order),
-            OrderedSet(states[State.TODO]),
-            OrderedSet(states[State.SKIPPED]),
-            OrderedSet(states[State.CLAIMED]),
-            OrderedSet(states[State.DONE]),
+            OrderedSet(self._outward(states[State.TODO])),
+            OrderedSet(self._outward(states[State.SKIPPED])),
+            OrderedSet(self._outward(states[State.CLAIMED])),
+            OrderedSet(self._outward(states[State.DONE])),
         )
 
     def get_remaining(self) -> OrderedSet[E]:
         """The todo elements, in order (a new set)."""
-        return OrderedSet(self._store.states()[State.TODO])
+        return OrderedSet(self._outward(self._store.states()[State.TODO]))
 
     def get_skipped(self) -> OrderedSet[E]:
-        """The elements skipped by live processes, in order (a new set)."""
-        return OrderedSet(self._store.states()[State.SKIPPED])
+        """The elements this instance skipped, in order (a new set): see :meth:`skip_batch`."""
+        return OrderedSet(self._outward(self._store.states()[State.SKIPPED]))
 
     def get_inprogress(self) -> OrderedSet[E]:
         """The elements claimed by live processes, in order (a new set)."""
-        return OrderedSet(self._store.states()[State.CLAIMED])
+        return OrderedSet(self._outward(self._store.states()[State.CLAIMED]))
 
     def get_done(self) -> OrderedSet[E]:
         """The done elements of the current sweeps, in order (a new set)."""
-        return OrderedSet(self._store.states()[State.DONE])
+        return OrderedSet(self._outward(self._store.states()[State.DONE]))
 
     def get_failed(self) -> dict[E, Failure]:
         """The *failed* elements, in sweeps order, each with its
         :class:`~execo_engine.store.contract.Failure` (attempts, last error, when)."""
         failed = set(self._store.states()[State.FAILED])
-        return {f.element: f for f in self._store.failures() if f.element in failed}
+        return self._failures(f for f in self._store.failures() if f.element in failed)
 
     def get_failures(self) -> dict[E, Failure]:
         """Every element with failed attempts counted, whatever its state now (todo again,
         failed, done after all): those of the sweeps in sweeps order, then the others."""
-        return {f.element: f for f in self._store.failures()}
+        return self._failures(self._store.failures())
+
+    def _failures(self, failures: Iterable[Failure]) -> dict[E, Failure]:
+        """``{element: failure}``, each element (and ``failure.element``) the script's."""
+        found = list(failures)
+        if self._outer is not None:
+            elements = self._outward(f.element for f in found)
+            found = [
+                dataclasses.replace(f, element=e) for f, e in zip(found, elements, strict=True)
+            ]
+        return {f.element: f for f in found}
 
     def counts(self) -> dict[str, int]:
         """``total``, ``done``, ``inprogress``, ``skipped``, ``remaining`` and ``failed``

@@ -1,5 +1,6 @@
 """The execo-sweep command line, run as a real command on real sweep directories."""
 
+import ast
 import csv
 import io
 import json
@@ -246,6 +247,23 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "plot needs matplotlib: pip install 'execo_engine[plot]'" in result.stderr
+
+
+@pytest.mark.parametrize("saved", [True, False], ids=["saved", "unsaved"])
+def test_status_counts_and_shows_the_skips_of_every_instance(tmp_path, saved):
+    directory = tmp_path / "sweep"
+    sweeps = sweep(GRID)
+    sweeper = ParamSweeper(directory, sweeps, save_sweeps=saved)
+    sweeper.skip(sweeps[1])  # skipped for that instance only, held while this process lives
+    [entry] = json.loads(cli("status", directory, "--json").stdout)["sweeps"]
+    assert (entry["skipped"], entry["remaining"]) == (1, 5)
+    assert [(s["pid"], s["dead"]) for s in entry["skips"]] == [(os.getpid(), False)]
+    text = cli("status", directory).stdout
+    assert "6 total, 0 done, 0 in progress, 5 remaining, 1 skipped" in text
+    [line] = [line for line in text.splitlines() if line.startswith("    skipped: ")]
+    shown_skip, holder = line[len("    skipped: ") :].split(" on ", 1)
+    assert ast.literal_eval(shown_skip) == sweeps[1]
+    assert holder.startswith(f"{os.uname().nodename} pid {os.getpid()}, for ")
 
 
 def test_status_of_a_directory_without_saved_sweeps(tmp_path):

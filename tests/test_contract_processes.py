@@ -1,10 +1,13 @@
-"""Shared skips and read-only views under real concurrency: worker processes, real threads."""
+"""Skips and read-only views under real concurrency: forked workers, worker processes, real
+threads."""
 
+import json
 import math
 import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +18,48 @@ from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
 
-# A worker of a script run: claims combinations until none is left; a failing one is skipped
-# (as a script does with what it does not want to retry in this run). Every run is reported.
-# Once it finds nothing left, it waits for its fellow workers to find nothing left either
-# before exiting, as the workers of one run end together (its skips last as long as it does).
+HERE = Path(__file__).parent
+FAILING = [0, 4, 8, 12, 16, 20]  #: the combinations of forked_skips.py that fail
+
+
+def forked_run(python, location, report):
+    """Run tests/forked_skips.py with ``python``; what it printed."""
+    result = subprocess.run(
+        [
+            python,
+            str(HERE / "forked_skips.py"),
+            location,
+            str(report),
+            str(HERE / "relaunch_view.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_forked_workers_of_one_instance_never_run_its_skips_again(location, tmp_path):
+    url = location()
+    seen = forked_run(sys.executable, url, tmp_path / "report")
+    runs = Counter(int(line) for line in (tmp_path / "report").read_text().split())
+    assert runs == Counter(range(24))  # each exactly once: no worker took a skip of another
+    assert seen["skipped"] == FAILING and seen["done"] == 18 and seen["remaining"] == []
+    # every other instance sees them todo: another one in the same process...
+    assert seen["other_skipped"] == [] and seen["other_remaining"] == FAILING
+    # ... which also shows who holds each skip: the process that created the instance, alive
+    assert sorted(seen["skips"]) == [[i, seen["parent"], False] for i in FAILING]
+    # ... and a relaunch in another process, while that process still lives
+    assert seen["relaunch"] == {"skipped": [], "remaining": FAILING}
+    # once it ended, its skips are gone for every instance: the next run retries them
+    assert ParamSweeper(url, sweep({"i": range(24)})).get_skips() == []
+
+
+# A worker of a script run, its own process and instance: claims combinations until none is
+# left; a failing one is skipped (as a script does with what it does not want to retry in
+# this run). Every run is reported. Once it finds nothing left, it waits for its fellow
+# workers to find nothing left either before exiting, as the workers of one run end together.
 _WORKER = """
 import os, sys, time
 from execo_engine.sweep import ParamSweeper
@@ -58,17 +99,21 @@ def _run(url, tmp_path, name, workers=4):
     return Counter(int(line) for line in report.read_text().split())
 
 
-def test_four_workers_run_each_skipped_combination_once_per_run(location, tmp_path, poll):
-    url = location(lease="5")  # PostgreSQL: a run's skips go once its workers' leases expire
+def test_independent_workers_each_run_a_failing_combination_at_most_once(location, tmp_path):
+    url = location(lease="5")
     grid = sweep({"i": range(24)})
     ParamSweeper(url, grid, save_sweeps=True)
     failing = {c["i"] for c in grid if c["i"] % 4 == 0}
-    assert _run(url, tmp_path, "first") == Counter(range(24))  # each exactly once
+    runs = _run(url, tmp_path, "first")
+    # each worker is an instance of its own: another's skip is todo there, as in execo; a
+    # worker never runs again what it skipped itself, even once another took it over
+    assert {i: n for i, n in runs.items() if i not in failing} == dict.fromkeys(
+        set(range(24)) - failing, 1
+    )
+    assert set(runs) >= failing and all(1 <= runs[i] <= 4 for i in failing)
     view = ParamSweeper(url, read_only=True)
     assert {c["i"] for c in view.get_done()} == set(range(24)) - failing
-    poll(lambda: ParamSweeper(url).get_skipped() == [], "the skips of the ended run to go")
-    assert _run(url, tmp_path, "second") == Counter(failing)  # the next run retries them once
-    assert len(ParamSweeper(url).get_done()) == 18
+    assert ParamSweeper(url).get_skips() == []  # the run ended: the next one retries them
 
 
 # A writer process working through a grid: claims, skips, cancels, finishes.
@@ -116,11 +161,13 @@ def test_eight_threads_read_a_read_only_view_while_a_process_writes(tmp_path):
     view.update()  # right after update(), the view is exactly the final state
     skipped = [c for c in grid if c["i"] % 7 == 0]
     assert view.get_done() == [c for c in grid if c["i"] % 7 != 0]
-    assert view.get_inprogress() == [] and view.get_remaining() == []
-    # a read-only view never writes: it shows the skips of the exited writer, known dead
-    assert view.get_skipped() == skipped
+    # a read-only view never writes: it shows the skips of the exited writer, known dead, and
+    # sees them todo (they are that writer's own)
+    assert view.get_inprogress() == [] and view.get_skipped() == []
+    assert view.get_remaining() == skipped
     assert all(dead for _, _, _, dead in view.get_skips())
-    assert ParamSweeper(tmp_path).get_remaining() == skipped  # a writer gives them back
+    writer = ParamSweeper(tmp_path)
+    assert writer.get_remaining() == skipped and writer.get_skips() == []  # given back
 
 
 _HOLDER = """

@@ -3,6 +3,7 @@
 ``import *`` (through benchmarks/compare_execo.py), and the same Engine behaviour (result
 directory names, ``-c`` creating its directory, log line format, DETAIL level)."""
 
+import ast
 import json
 import os
 import re
@@ -153,3 +154,48 @@ def test_geom_accepts_any_whole_number_of_steps():
 def test_geom_refuses_what_execo_answered_with_nonsense(steps, error):
     with pytest.raises(error, match="num_steps"):
         geom(1, 10, steps)
+
+
+# -- ParamSweeper side by side (issue 28) ----------------------------------------------------
+
+GETTERS = """
+import sys
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+sweeper = ParamSweeper(sys.argv[1], sweep({"a": [1, 2, 3], "b": ["x"]}))
+print("%s/%s" % (sweeper.get_done(), sweeper.get_sweeps()))
+sweeper.done(HashableDict(a=2, b="x"))
+print("%s/%s" % (sweeper.get_done(), sweeper.get_skipped()))
+print(sweeper.stats()[4])
+"""
+
+
+def _as_set(text):
+    """What a printed set shows: ``set()``, or the sorted texts of its members (execo's sets
+    print in hash order, ours in sweeps order)."""
+    tree = ast.parse(text, mode="eval").body
+    if isinstance(tree, ast.Call) and ast.unparse(tree) == "set()":
+        return "set()"
+    assert isinstance(tree, ast.Set), text
+    return sorted(ast.unparse(member) for member in tree.elts)
+
+
+@pytest.mark.slow
+def test_getters_print_as_execo_sets(execo_python, tmp_path):
+    printed = {}
+    for name, python in (("execo", execo_python), ("ours", sys.executable)):
+        result = subprocess.run(
+            [python, "-c", GETTERS, str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+        )
+        assert result.returncode == 0, result.stderr
+        printed[name] = result.stdout.splitlines()
+    execo, ours = printed["execo"], printed["ours"]
+    assert ours[0] == "set()/{{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}, {'a': 3, 'b': 'x'}}"
+    assert ours[1:] == execo[1:] == ["{{'a': 2, 'b': 'x'}}/set()", "{{'a': 2, 'b': 'x'}}"]
+    for mine, theirs in zip(ours, execo, strict=True):
+        assert [_as_set(part) for part in mine.split("/")] == [
+            _as_set(part) for part in theirs.split("/")
+        ]

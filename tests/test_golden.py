@@ -11,8 +11,15 @@ instead.
   another host, and a claim given back; results whose values hold lists, dicts and tuples.
 - ``unsaved``: a ``sweep()`` grid never saved (``save_sweeps=False``, the execo default), some
   done, a claim of another host, and a torn last done record (a crash mid-append).
+
+``tests/golden/format3/skips`` was written by the code of commit cc7ae49 (format 3: skip
+records of five fields, failure records) with ``python tests/test_golden.py format3
+OUTPUT_DIR`` (see :func:`write_format3`): saved sweeps, two done, one failed for good, one
+with a failed attempt, a claim and a skip of a process that has exited, a claim and a skip of
+another host, a result.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -113,6 +120,38 @@ def test_format1_unsaved_read_only_and_writer(tmp_path):
     assert sweeper.get_next() == grid[2]
 
 
+def test_format3_read_only_view_sees_exact_states():
+    directory, grid = GOLDEN / "format3" / "skips", sweep(SKIPS)
+    before = _files(directory)
+    view = ParamSweeper(directory, read_only=True)
+    assert view.stats() == (grid, [grid[3]], grid[6:], grid[4:6], grid[:2])
+    # format 3 skips name no instance: the owner process's, for every instance, while it lives
+    assert [(c, owner[0]) for c, owner, _, _ in view.get_skips()] == [
+        (grid[7], "far-host"),
+        (grid[6], "vm"),
+    ]
+    assert list(view.get_failed()) == [grid[2]]
+    assert view.get_failures()[grid[3]].attempts == 1
+    assert [r["combination"] for r in view.get_results()] == [grid[0]]
+    assert _files(directory) == before  # a read-only view never writes
+
+
+def test_format3_writer_gives_back_what_the_gone_held_and_writes_format4(tmp_path, poll):
+    directory, grid = (
+        shutil.copytree(GOLDEN / "format3" / "skips", tmp_path / "skips"),
+        sweep(SKIPS),
+    )
+    writer = ParamSweeper(directory, lease=1)  # an exited process, another host: both gone
+    assert (directory / "format").read_text() == "4\n"
+    poll(lambda: writer.get_skips() == [] == writer.get_claims(), "the gone owners' holds")
+    assert writer.stats() == (grid, grid[3:], [], [], grid[:2])
+    assert writer.get_next() == grid[3]
+    writer.skip(grid[3])
+    last = (directory / "inprogress").read_text().splitlines()[-1]
+    assert last.startswith('["s",') and len(json.loads(last)) == 6  # the instance's number
+    assert ParamSweeper(directory, lease=1).get_remaining() == grid[3:]  # another instance
+
+
 # -- how the format 1 directories were written (with the code of commit 194cb38) -------------
 
 
@@ -167,8 +206,62 @@ def write_format1(root):
         os.remove(os.path.join(directory, "lock"))  # created empty by every writer
 
 
+# -- how the format 3 directory was written (with the code of commit cc7ae49) ----------------
+
+SKIPS = {"size": [1, 2, 3, 4], "algo": ["quick", "merge"]}
+FAR_OWNER = ("far-host", 7, "boot:123", "pid:[4026531836]")
+
+
+def _far_holds(directory, held):
+    """Claims (``"+"``) and skips (``"s"``) of ``FAR_OWNER``: ``[(kind, position, element)]``."""
+    from execo_engine.store.directory.store import DirectoryLog  # type: ignore[attr-defined]
+
+    log = DirectoryLog(directory, Codec())
+    with log.lock:
+        log.read()
+        for kind, position, element in held:
+            log.append_holds(kind, [(position, element)], FAR_OWNER, 1700000000.0)
+    log.close()
+
+
+def _write_skips(directory):
+    grid = sweep(SKIPS)
+    sweeper = ParamSweeper(directory, grid, save_sweeps=True, max_attempts=1)
+    sweeper.done_batch(grid[:2])
+    sweeper.record_result(grid[0], {"seconds": 0.5}, "passed", 0.5)
+    assert sweeper.take(grid[2]) is None
+    sweeper.fail(grid[2], "RuntimeError: boom")  # failed for good (max_attempts=1)
+    other = ParamSweeper(directory, grid)  # no limit: one attempt, todo again
+    assert other.take(grid[3]) is None
+    other.fail(grid[3], "OSError: once")
+    script = textwrap.dedent(f"""
+        import os
+        from execo_engine.sweep import ParamSweeper, sweep
+        grid = sweep({SKIPS!r})
+        sweeper = ParamSweeper({str(directory)!r}, grid)
+        assert sweeper.take_batch([grid[4], grid[6]]) == [None, None]
+        sweeper.skip(grid[6])
+        os._exit(0)  # an exited process: its claim and its skip stay in the file
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
+    _far_holds(directory, [("+", 5, grid[5]), ("s", 7, grid[7])])
+
+
+def write_format3(root):
+    """Write the format 3 golden directory below ``root``."""
+    directory = os.path.join(root, "skips")
+    os.makedirs(directory)
+    _write_skips(directory)
+    for name in ("lock", ".lock"):  # created empty by every writer
+        os.remove(os.path.join(directory, name))
+    shutil.rmtree(os.path.join(directory, "owners"), ignore_errors=True)
+
+
 if __name__ == "__main__":
-    write_format1(sys.argv[1])
+    if sys.argv[1] == "format3":
+        write_format3(sys.argv[2])
+    else:
+        write_format1(sys.argv[1])
 
 
 def test_a_writer_marks_the_current_format_and_a_newer_format_is_refused(tmp_path):
@@ -176,7 +269,7 @@ def test_a_writer_marks_the_current_format_and_a_newer_format_is_refused(tmp_pat
     ParamSweeper(directory, read_only=True)
     assert not (directory / "format").exists()  # no format file: format 1, never rewritten
     ParamSweeper(directory)
-    assert (directory / "format").read_text() == f"{FORMAT}\n" == "3\n"
+    assert (directory / "format").read_text() == f"{FORMAT}\n" == "4\n"
     (directory / "format").write_text(f"{FORMAT + 1}\n")
     for read_only in (True, False):
         with pytest.raises(

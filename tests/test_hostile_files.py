@@ -140,18 +140,15 @@ def test_a_directory_or_a_link_in_place_of_a_journal_is_refused(directory, tmp_p
 
 # -- 4. well-formed records of the wrong shape ---------------------------------------------
 
-#: JSON texts of bad elements: a tag holding what it cannot, a list, deep nesting
+#: JSON texts of bad elements: a tag holding what it cannot, a plain dict inside, deep nesting
+#: (a list inside an element is a list level: see tests/test_own_types.py)
 BAD_ELEMENTS = {
     "tuple holding an int": '{"__tuple__":5}',
-    "frozenset of lists": '{"__frozenset__":[[1]]}',
     "dict holding an int": '{"__dict__":7}',
-    "hdict with a list key": '{"__hdict__":[[[1],2]]}',
     "bytes holding an int": '{"__bytes__":3}',
     "bytes not base64": '{"__bytes__":"@@@"}',
-    "list": "[1,2]",
-    "list inside a dict": '{"i":[1]}',
-    "list beside a tuple": '{"l":[2],"t":{"__tuple__":[1]}}',
     "dict inside a dict": '{"d":{"__dict__":[[1,2]]}}',
+    "dict inside a frozenset": '{"__frozenset__":[{"__dict__":[[1,2]]}]}',
     "1000 nested lists": "[" * 1000 + "]" * 1000,
     "1000 nested dicts": '{"a":' * 1000 + "1" + "}" * 1000,
     "1000 nested tuples": '{"__tuple__":[' * 1000 + "]}" * 1000,
@@ -168,6 +165,10 @@ BAD_CLAIMS = {
     "time a string": f'["+",["{HOST}",1,"s"],{{"i":0}},0,"now"]',
     "time infinite": f'["+",["{HOST}",1,"s"],{{"i":0}},0,Infinity]',
     "position a string": f'["+",["{HOST}",1,"s"],{{"i":0}},"0",1.0]',
+    "instance of a claim": f'["+",["{HOST}",1,"s"],{{"i":0}},0,1.0,1]',
+    "instance a string": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,"1"]',
+    "instance zero": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,0]',
+    "instance a float": f'["s",["{HOST}",1,"s"],{{"i":0}},0,1.0,1.5]',
 }
 
 
@@ -298,7 +299,8 @@ def test_owners_with_a_fourth_field_are_valid_claims(directory):
     store = DirectoryLog(directory, Codec())
     with store.lock:
         claims = store.read().claims
-    assert claims[-1] == ("+", ("elsewhere", 7, "s", "pid:[4026531836]"), GRID[-2], None, 1.0)
+    owner = ("elsewhere", 7, "s", "pid:[4026531836]")
+    assert claims[-1] == ("+", owner, GRID[-2], None, 1.0, None)
 
 
 # -- 5. disk full ------------------------------------------------------------------------

@@ -19,7 +19,9 @@ def test_a_set_that_keeps_its_order():
     assert items[0] == 3 and items[-1] == 2 and items[1:] == [1, 2]
     with pytest.raises(IndexError):
         items[3]
-    assert repr(items) == "OrderedSet([3, 1, 2])"
+    assert repr(items) == str(items) == "{3, 1, 2}" == f"{items}"  # as a set prints
+    assert repr(OrderedSet()) == "set()" == repr(set())
+    assert repr(OrderedSet([HashableDict(a=1)])) == "{{'a': 1}}"
 
 
 def test_a_mutable_copy():

@@ -47,16 +47,22 @@ def test_returned_collections_are_copies(location, sweeps):
     assert sweeper.get_sweeps() == sweeps and sweeper.get_remaining() == sweeps
 
 
-def test_done_inprogress_and_skipped_persist_while_their_owner_lives(location, sweeps):
+def test_done_and_inprogress_persist_a_skip_is_its_instances(location, sweeps):
     first = ParamSweeper(location(), sweeps)
     done, skipped, held = first.get_next_batch(3)
     first.done(done)
     first.skip(skipped)
-    relaunch = ParamSweeper(location(), sweeps)
+    relaunch = ParamSweeper(location(), sweeps)  # another instance, in the same process
     assert relaunch.get_done() == [done]
     assert relaunch.get_inprogress() == [held]  # held by a live instance of this process
-    assert relaunch.get_skipped() == [skipped]  # skipped by this process, still alive
-    assert relaunch.get_next() == sweeps[3]
+    assert relaunch.get_skipped() == []  # execo: "the skipped state is not written to disk"
+    assert relaunch.get_remaining() == [skipped, *sweeps[3:]]
+    assert first.get_skipped() == [skipped] and first.get_remaining() == sweeps[3:]
+    assert relaunch.get_next() == skipped
+    assert first.get_skipped() == [] and first.get_inprogress() == [skipped, held]
+    relaunch.cancel(skipped)
+    assert first.get_skipped() == [skipped]  # still skipped for the instance that skipped it
+    assert first.get_next() == sweeps[3]
 
 
 def test_done_outside_current_sweeps_kept_but_not_reported(location, sweeps):
@@ -297,7 +303,9 @@ sys.stdin.read()  # lives until the test closes its stdin
 """
 
 
-def test_skips_are_shared_while_the_skipper_lives(location, sweeps, poll):
+def test_the_skips_of_another_process_are_todo_here_and_shown_with_their_holder(
+    location, sweeps, poll
+):
     url = location(lease="3")  # PostgreSQL judges other processes by their lease
     ParamSweeper(url, sweeps, save_sweeps=True)
     skipper = subprocess.Popen(
@@ -305,42 +313,54 @@ def test_skips_are_shared_while_the_skipper_lives(location, sweeps, poll):
     )
     try:
         assert skipper.stdout.readline() == b"skipped\n"
-        sweeper = ParamSweeper(url, sweeps)
-        assert sweeper.get_skipped() == sweeps[:2]
-        skips = sweeper.get_skips()
+        sweeper = ParamSweeper(url, sweeps)  # a relaunch while the skipper still lives
+        assert sweeper.get_skipped() == [] and sweeper.get_remaining() == sweeps
+        skips = sweeper.get_skips()  # who skipped what, as execo-sweep status shows it
         assert [(c, owner[1], dead) for c, owner, _, dead in skips] == [
             (sweeps[0], skipper.pid, False),
             (sweeps[1], skipper.pid, False),
         ]
-        assert sweeper.take(sweeps[0]) == f"skipped (host {os.uname().nodename}, pid {skipper.pid})"
-        assert sweeper.get_next_batch(9) == sweeps[2:]  # nobody gets them while it lives
-        assert sweeper.counts() == {
-            "total": 6,
-            "done": 0,
-            "inprogress": 4,
-            "skipped": 2,
-            "remaining": 0,
-            "failed": 0,
-        }
+        assert sweeper.counts()["skipped"] == 0 and sweeper.counts()["remaining"] == 6
+        assert sweeper.take(sweeps[0]) is None  # todo here
+        assert sweeper.get_next_batch(9) == sweeps[1:]
+        assert sweeper.get_skips() == []  # taken: their claims replaced the skips
     finally:
         skipper.communicate()
-    poll(lambda: sweeper.get_skipped() == [], "the skips of an exited process to go")
-    assert sweeper.get_remaining() == sweeps[:2]  # the next run retries them
-    assert sweeper.get_next_batch(2) == sweeps[:2]
+    sweeper.cancel_batch(sweeps[:2])
+    assert sweeper.get_remaining() == sweeps[:2]
 
 
-def test_reset_forgets_this_instances_skips_everywhere(location, sweeps):
+def test_skips_of_an_ended_process_go(location, sweeps, poll):
+    url = location(lease="3")
+    ParamSweeper(url, sweeps, save_sweeps=True)
+    skipper = subprocess.Popen(
+        [sys.executable, "-c", _SKIPPER, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert skipper.stdout.readline() == b"skipped\n"
+        sweeper = ParamSweeper(url, sweeps)
+        assert len(sweeper.get_skips()) == 2
+    finally:
+        skipper.communicate()
+    poll(lambda: sweeper.get_skips() == [], "the skips of an exited process to go")
+    assert sweeper.get_remaining() == sweeps
+
+
+def test_reset_forgets_this_instances_skips(location, sweeps):
     sweeper, other = ParamSweeper(location(), sweeps), ParamSweeper(location(), sweeps)
     sweeper.skip_batch(sweeps[:2])
     other.skip(sweeps[2])
-    assert other.get_skipped() == sweeps[:3]
-    assert sweeper.take(sweeps[0]) is None  # a skip of this very process can be taken back
+    assert sweeper.get_skipped() == sweeps[:2] and other.get_skipped() == [sweeps[2]]
+    assert sweeper.take(sweeps[0]) is None  # a skip of this very instance can be taken back
     sweeper.cancel(sweeps[0])
+    assert sweeper.get_skipped() == [sweeps[1]] and sweeper.get_remaining()[0] == sweeps[0]
     sweeper.reset()
-    assert other.get_skipped() == [sweeps[2]] and sweeper.get_skipped() == [sweeps[2]]
-    assert other.get_next_batch(2) == sweeps[:2]
-    sweeper.reset(reset_inprogress=True)  # every claim and skip of every instance
-    assert other.get_skipped() == [] and other.get_inprogress() == []
+    assert sweeper.get_skipped() == [] and other.get_skipped() == [sweeps[2]]
+    assert [c for c, _, _, _ in sweeper.get_skips()] == [sweeps[2]]
+    assert sweeper.get_next_batch(3) == sweeps[:3]  # the other instance's skip is todo here
+    sweeper.reset(reset_inprogress=True)  # every claim and skip record of every instance
+    assert sweeper.get_skips() == [] and other.get_inprogress() == []
+    assert other.get_skipped() == [sweeps[2]]  # as in execo: an instance keeps what it skipped
 
 
 def test_status_counts_without_saved_sweeps(location, sweeps):
@@ -350,7 +370,7 @@ def test_status_counts_without_saved_sweeps(location, sweeps):
     writer.skip(sweeps[5])
     view = ParamSweeper(location(), [], read_only=True)
     assert view.combinations() == 6 and view.get_sweeps() == []
-    assert view.counts() == {
+    assert view.counts() == {  # without sweeps: from the records, every skip counted
         "total": 6,
         "done": 2,
         "inprogress": 1,
@@ -358,7 +378,7 @@ def test_status_counts_without_saved_sweeps(location, sweeps):
         "remaining": 2,
         "failed": 0,
     }
-    assert writer.counts() == view.counts()
+    assert writer.counts() == view.counts()  # the writer's own skip
 
 
 # -- failed attempts (issue 14) ----------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError
+from execo_engine.log import DETAIL
 from execo_engine.sweep import HashableDict, ParamSweeper
 
 
@@ -179,10 +180,13 @@ def test_dead_owner_claims_are_reclaimed(tmp_path, sweeps, caplog):
         os._exit(0)
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
-    sweeper = ParamSweeper(tmp_path)
+    with caplog.at_level(DETAIL, logger="execo_engine"):
+        sweeper = ParamSweeper(tmp_path)  # given back while reading: a DETAIL line
     assert sweeper.get_inprogress() == []
     assert sweeper.get_next_batch(6) == sweeps
-    assert "reclaimed 2 combination(s) held by dead process" in caplog.text
+    [line] = [r for r in caplog.records if "reclaimed" in r.getMessage()]
+    assert "reclaimed 2 combination(s) held by dead process" in line.getMessage()
+    assert line.levelname == "DETAIL"
 
 
 def test_claims_of_other_hosts_are_kept(tmp_path, sweeps):

@@ -25,6 +25,7 @@ from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.views import UsageError, open_view, sweep_dirs
 from execo_engine.errors import CannotConnectError, CorruptRecordError, PickleNotAllowedError
+from execo_engine.log import DETAIL
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -128,6 +129,18 @@ def claimed_ahead(
     return ahead
 
 
+def _counts(view: ParamSweeper[Any]) -> dict[str, int]:
+    """The counts of ``view`` as a status shows them: a skip belongs to the instance that made
+    it (every other one, this view included, sees it todo), but a status counts every skip
+    held as skipped, whoever holds it, as it lists them."""
+    counts = view.counts()
+    if view.get_sweeps():  # from the view's states: skips of others are in its remaining
+        held = {c for c, _, _, _ in view.get_skips()} & set(view.get_remaining())
+        counts["skipped"] += len(held)
+        counts["remaining"] -= len(held)
+    return counts
+
+
 def status(
     directory: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
 ) -> None:
@@ -157,7 +170,7 @@ def status(
         entry: dict[str, Any] = {
             "directory": shown(path),
             "name": view.name,
-            **view.counts(),
+            **_counts(view),
             "claimed_ahead": len(ahead),
             "sweeps_saved": bool(view.get_sweeps()),
             "claims": held[: len(claims)],
@@ -224,7 +237,9 @@ def status(
 
 
 def reclaim(directory: str, older_than: float | None) -> None:
-    """Give back the claims of dead processes (and older than ``older_than`` seconds)."""
+    """Give back the claims of dead processes (and older than ``older_than`` seconds), with a
+    log line per owner (the DETAIL lines of the sweepers: asked for here)."""
+    logging.getLogger("execo_engine").setLevel(DETAIL)
     for path in sweep_dirs(directory):
         limit = time.time() - older_than if older_than is not None else None
         view = open_view(path)

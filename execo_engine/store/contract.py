@@ -18,17 +18,25 @@ Vocabulary
 - The *sweeps* are the elements this store object iterates on, in order, distinct (the caller
   removed duplicates). Other instances may use other sweeps (other orders, other elements): done
   and held states are shared by element, not by position.
-- An *owner* is the process that holds a claim or a skip (:mod:`execo_engine.store.owner`). An owner
-  is dead when the store says so (a process of this host and PID namespace that no longer
-  runs, or an owner whose lease expired). What dead owners hold is
-  given back to todo by the next operation of any writing instance, with a log line.
+- An *owner* is the process that holds a claim (:mod:`execo_engine.store.owner`), or that
+  created the store object holding a skip (an :class:`~execo_engine.store.owner.Instance`:
+  the processes that object was forked into hold its skips with it). An owner is dead when the
+  store says so (a process of this host and PID namespace that no longer runs, or an owner
+  whose lease expired). What dead owners hold is given back to todo by the next operation of
+  any writing instance, with a log line (at DETAIL for an operation that only reads:
+  :mod:`execo_engine.store.messages`).
 
 States (:class:`State`), each element of the sweeps is in exactly one:
 
 - ``TODO``: nobody holds it, not done;
 - ``CLAIMED``: held by a live owner, being processed (in progress);
-- ``SKIPPED``: held by a live owner that chose not to process it in this run: nobody gets it
-  while that owner lives, and it is todo again once the owner is gone (the next run retries);
+- ``SKIPPED``: skipped by this store object, or by one of the processes it was forked into
+  (records naming this instance), or by this very process for this object (remembered even
+  if another instance's hold replaced the record), while the object's creator lives; every
+  other store object sees the element TODO (and may claim it) while :meth:`Store.holders`
+  lists the skip with its owner; once the owner is gone it is todo everywhere (the next run
+  retries). A skip written by a version that named no instance is SKIPPED for every store
+  object while its owner lives;
 - ``DONE``: shared and persistent, except for this store object after :meth:`Store.give_back`
   of a done element (execo's "recompute": todo again here only, others still see done);
 - ``FAILED``: shared and persistent: :meth:`Store.fail` counted its ``max_attempts``-th failed
@@ -151,7 +159,8 @@ class Store(Protocol):
         order ``choose`` returns, keeping only todo ones); returns them (``[]``: none)."""
 
     def take(self, element: Any, position: int | None = None) -> str | None:
-        """Claim this very element if it is todo (or skipped by this process) (``position``:
+        """Claim this very element if it is todo (skipped by another instance included) or
+        skipped by this store object (``position``:
         where the caller believes it stands in the sweeps, a hint that spares an index of a
         large grid; a wrong one is only slower); None when claimed, else why not, for a
         person: ``"done"``, ``"failed"``, ``"in progress (host H, pid P)"``, ``"skipped (host
@@ -169,18 +178,19 @@ class Store(Protocol):
         """Return once every done record and result this object wrote is durable."""
 
     def give_back(self, elements: list[Any], skip: bool = False) -> None:
-        """Release the claims on ``elements``: todo again (``cancel``), or, with ``skip``,
-        held by this process as SKIPPED. A done element given back without ``skip`` becomes
+        """Release the claims on ``elements``: todo again (``cancel``, which also ends this
+        object's skips on them), or, with ``skip``, SKIPPED for this store object (see
+        :class:`State`). A done element given back without ``skip`` becomes
         todo for this store object only (others still see it done); done again, it writes a
         new done record."""
 
     def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
         """Count one failed attempt on each of ``elements`` that is not done, keep ``error``
         (already bounded by :func:`short_error`) as its last error, and release this process's
-        claims and skips on them: the elements whose attempts reach ``max_attempts`` (None: no
-        limit) become FAILED for every instance, the others todo. Returns those that became
-        FAILED, in the order given. An element not in the sweeps is counted too. Visible at
-        return, durable (as done records) after :meth:`sync`."""
+        claims and this store object's skips on them: the elements whose attempts reach
+        ``max_attempts`` (None: no limit) become FAILED for every instance, the others todo.
+        Returns those that became FAILED, in the order given. An element not in the sweeps is
+        counted too. Visible at return, durable (as done records) after :meth:`sync`."""
 
     def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
         """Give back to todo every claim this store object took and did not finish (with
@@ -188,8 +198,8 @@ class Store(Protocol):
         claimed."""
 
     def reset(self, claims: bool = False, failed: bool = False) -> None:
-        """Forget the skips of this store object everywhere (done stays); with ``claims``,
-        release every claim and skip of every instance too; with ``failed``, clear every
+        """Forget the skips of this store object (done stays); with ``claims``, release every
+        claim and every skip record of every instance too; with ``failed``, clear every
         failed attempt count, everywhere: FAILED elements are todo again (durable after
         :meth:`sync`)."""
 

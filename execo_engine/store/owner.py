@@ -11,10 +11,15 @@ Only an owner of this very host and PID namespace can be judged by its pid, at o
 is judged by its lease (:mod:`execo_engine.store.lease`). Records written before the namespace
 was recorded (format 1) hold 3-field owners: :func:`decode_owner` reads them with ``pidns=""``, and
 an owner of this host with an unknown namespace is judged by pid, as it was then.
+
+A skip is held by an :class:`Instance` (one ParamSweeper, one store object): the process that
+created it, and its number among the store objects that process created. The processes it is
+forked into share it (a copy of the object); it lasts while the process that created it lives.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from typing import Any, NamedTuple
@@ -156,3 +161,21 @@ def is_dead(owner: Owner) -> bool:
     except PermissionError:
         pass
     return False
+
+
+class Instance(NamedTuple):
+    """A store object, as a skip names its holder: ``owner`` created it (what dies with it),
+    ``number`` tells it apart from the other store objects that process created. A forked
+    child's copy of the object is the same instance; a new object (another ParamSweeper, a
+    relaunch, another host) is another one."""
+
+    owner: Owner
+    number: int
+
+
+_numbers = itertools.count(1)  # a forked child goes on from its parent's count: its owner differs
+
+
+def new_instance() -> Instance:
+    """A new instance, created by the calling process."""
+    return Instance(current_owner(), next(_numbers))

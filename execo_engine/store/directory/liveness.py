@@ -1,6 +1,8 @@
 """Leases for a persistence directory: heartbeats of the writing processes, judged by each reader.
 
-A process that holds claims (or skips) in a directory *heartbeats* there: a background thread
+A process that holds claims, or that created a writing store object (whose skips last while
+it lives, whichever of its forked processes wrote them), *heartbeats* in the directory: a
+background thread
 rewrites its small file ``owners/<token>`` every ``lease/3`` seconds (also while the process runs
 one long combination), one JSON line ``{"owner": [...], "lease": seconds, "beat": counter}`` whose
 counter never repeats within the process. An owner that this process cannot judge by its pid
@@ -44,6 +46,7 @@ from execo_engine.log import logger
 from execo_engine.store.directory.files import open_regular
 from execo_engine.store.lease import DEFAULT_LEASE, Heart, check_lease, running_heart, the_heart
 from execo_engine.store.log.records import owner_text
+from execo_engine.store.messages import lease_expired
 from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead, judged_by_pid
 
 OWNERS_DIR = "owners"
@@ -363,11 +366,14 @@ class Liveness:
         if self._stop is not None:
             self._stop()
 
-    def dead_owners(self, owners: Iterable[Owner], quiet: bool = False) -> list[Owner]:
+    def dead_owners(
+        self, owners: Iterable[Owner], quiet: bool = False, reading: bool = False
+    ) -> list[Owner]:
         """The ``owners`` known to be gone: a process of this host and PID namespace that no
         longer runs, or any other owner whose heartbeat has not changed for its lease as seen
-        by this process (logged once, unless ``quiet``). Writers also remove the heartbeat
-        files of the dead."""
+        by this process (logged once, unless ``quiet``; at DETAIL when ``reading``: see
+        :mod:`execo_engine.store.messages`). Writers also remove the heartbeat files of the
+        dead."""
         me = current_owner()
         dead = []
         others = []
@@ -380,12 +386,12 @@ class Liveness:
             else:
                 others.append(owner)
         if others:
-            dead += self._expired(others, quiet or self.read_only)
+            dead += self._expired(others, quiet or self.read_only, reading)
         if dead and not self.read_only:
             _remove(self.directory, map(token, dead))
         return dead
 
-    def _expired(self, owners: list[Owner], quiet: bool) -> list[Owner]:
+    def _expired(self, owners: list[Owner], quiet: bool, reading: bool) -> list[Owner]:
         """The ``owners`` whose heartbeat has not changed for their lease."""
         observations = self._observations
         reread = max(0.1, self.lease / 10)  # more often would not judge any sooner
@@ -406,13 +412,13 @@ class Liveness:
                     expired.append(owner)
                     if not seen.reported and not quiet:
                         seen.reported = True
-                        logger.warning(
-                            "%s: no heartbeat from host %s pid %d for %.1f s (its lease: %g s)",
+                        lease_expired(
                             self.directory,
                             owner.host,
                             owner.pid,
                             now - seen.since,
                             seen.lease,
+                            reading,
                         )
         return expired
 

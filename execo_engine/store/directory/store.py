@@ -3,7 +3,8 @@ replayed by a :class:`~execo_engine.store.log.replay.ReplayStore`.
 
 - ``done``: appended and fsync'd, never rewritten (format 3: the failed attempts too);
 - ``inprogress``: the claims stream (claims and skips), compacted atomically (temporary file +
-  rename); deleting it releases every claim and skip;
+  rename); deleting it releases every claim and skip record (a process still remembers what
+  it skipped itself, as execo did);
 - ``sweeps`` (when saved), written atomically; ``results`` (when recorded), appended, fsync'd;
 - ``runs`` (when a run wrote here): run records (see :mod:`execo_engine.store.runs`),
   appended and fsync'd;
@@ -43,7 +44,7 @@ from execo_engine.store.directory.liveness import Liveness, heartbeats
 from execo_engine.store.directory.locking import DirectoryLock
 from execo_engine.store.directory.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.store.lease import DEFAULT_LEASE
-from execo_engine.store.log.records import SKIP, Changes, Claim, RecordEncoder
+from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim, RecordEncoder
 from execo_engine.store.log.replay import ReplayStore
 from execo_engine.store.owner import Owner
 from execo_engine.store.runs import RUNS_FILE, decode_runs, encode_run
@@ -114,6 +115,10 @@ class DirectoryLog(RecordEncoder):
         self._grid_size: int | None = None
         self._first_read_done = read_only  # a writer's first read cleans up and marks the format
         self.liveness = Liveness(self.path, DEFAULT_LEASE if lease is None else lease, read_only)
+        if not read_only:
+            # From its creation: the skips of this store object, which the processes it is
+            # forked into may write, last while this process lives, as its heartbeat shows.
+            self.liveness.beat()
         self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
         self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
         # what to flush: (journal name, inode) -> (a descriptor of it, the end of its records)
@@ -164,12 +169,19 @@ class DirectoryLog(RecordEncoder):
             self._keep_for_sync(self._done)
 
     def append_holds(
-        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+        self,
+        kind: str,
+        taken: Iterable[tuple[int | None, Any]],
+        owner: Owner,
+        since: float,
+        number: int | None = None,
     ) -> None:
-        """Record that ``owner`` took (``kind`` CLAIM) or skipped (SKIP) the elements of
-        ``(position, element)`` pairs at ``since``."""
+        """Record that ``owner`` took (``kind`` CLAIM) the elements of ``(position, element)``
+        pairs at ``since``, or that its instance ``number`` skipped them (SKIP)."""
         if lines := self._claim_lines(
-            ((element, owner, position, since) for position, element in taken), kind
+            ((element, owner, position, since, number) for position, element in taken),
+            kind,
+            mine=kind == CLAIM,
         ):
             self.liveness.beat()  # before others can see the claims
             self._claims.append(_data(lines))
@@ -219,11 +231,12 @@ class DirectoryLog(RecordEncoder):
 
     dead_owner = "dead process"  #: how logs call an owner reported by dead_owners
 
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]:
+    def dead_owners(self, owners: Iterable[Owner], reading: bool = False) -> list[Owner]:
         """The owners that are processes of this host and PID namespace that no longer run,
         or whose heartbeat stopped for their lease (the one place where the directory judges
-        owners)."""
-        return self.liveness.dead_owners(owners)
+        owners; ``reading``: for an operation that only reads, see
+        :mod:`execo_engine.store.messages`)."""
+        return self.liveness.dead_owners(owners, reading=reading)
 
     @contextlib.contextmanager
     def _whole(self, name: str) -> Iterator[tuple[str, FileBatch]]:

@@ -10,6 +10,13 @@
 - Format 3: format 2 plus the records of failed attempts in ``done`` (see
   :mod:`execo_engine.store.log.records`: a format 2 reader would call them corrupt, and would
   hand failed combinations out again).
+- Format 4: format 3 whose skip records carry a sixth field, the number of the ParamSweeper
+  instance that skipped, their owner being the process that created that instance (see
+  :class:`~execo_engine.store.owner.Instance`): a skip is that instance's, every other
+  instance sees the combination todo. A format 3 reader would call such records corrupt (it
+  knows skip records of five fields), so the format is bumped. Skip records of five fields,
+  read here, keep their format 3 meaning: the owner process's skip, for every instance, while
+  it lives.
 
 Format 3 directories may also hold a ``runs`` file (run records: see
 :mod:`execo_engine.store.runs`), and their result records a ``run`` field (the id of the run that
@@ -29,7 +36,7 @@ import os
 from execo_engine.errors import NewerFormatError
 from execo_engine.store.directory.files import open_regular, replace_atomically
 
-FORMAT = 3
+FORMAT = 4
 FORMAT_FILE = "format"
 
 

@@ -14,11 +14,14 @@ PostgreSQL store keeps rows instead, and uses only the decoding of elements and 
   done (never compacted, flushed to disk) and so that an operation still reads two streams;
 - *claims*: ``["+",[host,pid,start,pidns],element,position,time]`` when an element is taken
   (time: seconds since the epoch; format 1 owners: ``[host,pid,start]``),
-  ``["s",[host,pid,start,pidns],element,position,time]`` when it is skipped (format 2: nobody
-  takes it while that owner lives), and ``["-",element]`` when it is given back (a done record
-  ends a hold too: no release is written for a done element); a claim or a skip replaces the
-  element's previous one. Compacted (replaced by the live claims and skips) when mostly made
-  of finished ones;
+  ``["s",[host,pid,start,pidns],element,position,time,number]`` when it is skipped (format 4:
+  skipped for the ParamSweeper instance that the owner process created as its ``number``-th
+  store object, and for the processes that instance was forked into, while the owner lives;
+  todo for every other instance: see :class:`~execo_engine.store.owner.Instance`; formats 2
+  and 3 wrote no number: a skip of the owner process, for every instance, while it lives),
+  and ``["-",element]`` when it is given back (a done record ends a hold too: no release is
+  written for a done element); a claim or a skip replaces the element's previous one.
+  Compacted (replaced by the live claims and skips) when mostly made of finished ones;
 - *sweeps* (when saved): the elements to iterate on, in order;
 - *results* (when recorded): ``{"combination": element, "values": {...}, "outcome": ...,
   "duration": seconds, "host": ..., "time": ...}``.
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from execo_engine.codec import MAX_DEPTH, Codec, is_hashable
-from execo_engine.elements import HashableDict
+from execo_engine.elements import HashableDict, HashableList
 from execo_engine.errors import CorruptRecordError, PickleNotAllowedError
 from execo_engine.log import logger
 from execo_engine.store.contract import Failure
@@ -49,10 +52,11 @@ from execo_engine.store.owner import Owner, decode_owner
 CLAIM, RELEASE, SKIP = "+", "-", "s"
 FAIL, RESET_FAILURES = "f", "r"  #: the records of failed attempts in the done stream
 #: (CLAIM, SKIP or RELEASE, owner (not for releases), element, position in the holder's sweeps
-#: or None, time of the claim or skip, or None)
-ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None]
-#: A live claim as written: (element, owner, position hint, time of the claim)
-Claim = tuple[Any, Owner, int | None, float]
+#: or None, time of the claim or skip, or None, number of the skipping instance or None)
+ClaimEvent = tuple[str, Owner | None, Any, int | None, float | None, int | None]
+#: A live claim or skip as written: (element, owner, position hint, time of the claim, number
+#: of the skipping instance (None: a claim, or a skip of format 2 or 3))
+Claim = tuple[Any, Owner, int | None, float, int | None]
 #: Describes where the i-th record of a piece stands ("byte offset 12", "row 3")
 Locate = Callable[[int], str]
 
@@ -91,9 +95,9 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool:
-    """A sweep element: hashable (no list nor plain dict inside), nested at most
-    ``MAX_DEPTH`` levels; with ``plain=True`` (decoded so) a dict stands for a
-    HashableDict."""
+    """A sweep element: hashable once its lists are HashableLists (no plain dict inside: see
+    :meth:`Codec.element`), nested at most ``MAX_DEPTH`` levels; with ``plain=True``
+    (decoded so) a dict stands for a HashableDict."""
     kind = type(value)
     if kind in _SCALARS:
         return True
@@ -107,9 +111,9 @@ def _is_element(value: Any, plain: bool = False, depth: int = MAX_DEPTH) -> bool
             _is_element(key, plain, depth) and _is_element(item, plain, depth)
             for key, item in value.items()
         )
-    if kind is tuple or kind is frozenset:
+    if kind is tuple or kind is frozenset or kind is list or kind is HashableList:
         return all(_is_element(item, plain, depth) for item in value)
-    if kind is list or kind is dict:
+    if kind is dict:
         return False
     return is_hashable(value)  # an unpickled value (allow_pickle=True)
 
@@ -130,6 +134,7 @@ def _is_position(value: Any) -> bool:
 
 
 _FEW = 16  #: pieces of at most this many records are checked record by record
+_MAX_HELD_TEXTS = 65536  #: texts of this object's claims kept at most (see RecordEncoder)
 
 
 def _all_done(decoded: list[Any], records: list[bytes]) -> bool:
@@ -217,8 +222,15 @@ def _is_hold_record(record: Any) -> bool:
     if record[0] == RELEASE:
         return len(record) == 2 and _is_element(record[1])
     return (
-        record[0] in (CLAIM, SKIP)
-        and len(record) == 5
+        (
+            (record[0] in (CLAIM, SKIP) and len(record) == 5)
+            or (
+                record[0] == SKIP
+                and len(record) == 6
+                and type(record[5]) is int
+                and 0 < record[5] < 2**63
+            )
+        )
         and _owner(record[1]) is not None
         and _is_element(record[2])
         and _is_position(record[3])
@@ -243,13 +255,17 @@ def _is_result_record(record: Any) -> bool:
     )
 
 
-_ELEMENT = f"an element is hashable (no list inside) and nests at most {MAX_DEPTH} levels"
+_ELEMENT = (
+    f"an element is hashable (no plain dict inside, only tagged forms) and nests at most "
+    f"{MAX_DEPTH} levels"
+)
 #: What each shape of record is, for errors
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _is_done_stream_record: f"[position or null, element], or a failure record "
     f'["f", element, position or null, attempts, failed, time, error] or ["r"]; {_ELEMENT}',
     _is_hold_record: '["+" or "s", [host, pid, start marker, pid namespace], element, '
-    f'position or null, time] or ["-", element]; {_ELEMENT}',
+    'position or null, time], ["s", owner, element, position or null, time, instance number] '
+    f'or ["-", element]; {_ELEMENT}',
     _is_element: f"an element; {_ELEMENT}",
     _is_result_record: '{"combination": element, "values": {...}, "outcome": text or null, '
     f'"duration": seconds or null, "host": text, "time": seconds since 1970}}; {_ELEMENT}',
@@ -317,6 +333,19 @@ class RecordEncoder:
         self.path, self.codec, self.read_only = path, codec, read_only
         self.name = path  #: a short name for logs (subclasses refine it)
         self._skipped: set[tuple[str, str]] = set()  #: unreadable results warned about
+        #: id -> (element, text) of what this object claimed and holds: its next record (done,
+        #: skip, release, failure) reuses the text. The elements of a store are never handed
+        #: to the script (it gets copies: see :mod:`execo_engine.handed`), so they do not change
+        #: between the claim and the record that ends it.
+        self._held_texts: dict[int, tuple[Any, str]] = {}
+
+    def _text(self, element: Any) -> str:
+        """The canonical text of ``element``: the one its claim by this object wrote (then
+        forgotten), else encoded now."""
+        held = self._held_texts.pop(id(element), None)
+        if held is not None and held[0] is element:
+            return held[1]
+        return self.codec.encode(element)
 
     def check_writable(self) -> None:
         """``PermissionError`` if the store was opened read-only."""
@@ -378,10 +407,18 @@ class RecordEncoder:
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
         events: list[ClaimEvent] = []
         if not claims.empty:
+            element = self.codec.element
             events = [
-                (RELEASE, None, record[1], None, None)
+                (RELEASE, None, element(record[1]), None, None, None)
                 if record[0] == RELEASE
-                else (record[0], _owner(record[1]), record[2], record[3], record[4])
+                else (
+                    record[0],
+                    _owner(record[1]),
+                    element(record[2]),
+                    record[3],
+                    record[4],
+                    record[5] if len(record) == 6 else None,
+                )
                 for record in self._decode(claims_where, claims, _is_hold_record)
             ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
@@ -397,7 +434,7 @@ class RecordEncoder:
 
     def _decode_sweeps(self, where: str, batch: Batch) -> list[Any]:
         """The saved elements of ``batch``, in order."""
-        return self._decode(where, batch, _is_element)
+        return list(map(self.codec.element, self._decode(where, batch, _is_element)))
 
     def _decode_results(self, where: str, batch: Batch) -> list[Any]:
         """The readable result records of ``batch``, in order. One that is not (written by hand,
@@ -421,6 +458,8 @@ class RecordEncoder:
                     raise PickleNotAllowedError(f"{where}: {error}") from None
                 except ValueError as error:
                     self.skip_unreadable(where, locate(index), record, str(error))
+        for result in results:
+            result["combination"] = self.codec.element(result["combination"])
         return results
 
     def skip_unreadable(self, where: str, place: str, record: bytes | str, reason: str) -> None:
@@ -448,14 +487,14 @@ class RecordEncoder:
 
     def _done_lines(self, done: Iterable[tuple[int | None, Any]]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
-        return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
+        text = self._text
+        return [f"[{_position_text(position)},{text(element)}]" for position, element in done]
 
     def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
+        text = self._text
         return [
-            f'["{FAIL}",{encode(f.element)},{_position_text(position)},{int(f.attempts)},'
+            f'["{FAIL}",{text(f.element)},{_position_text(position)},{int(f.attempts)},'
             f"{_json(bool(f.failed))},{f.since:.3f},{_json(f.error)}]"
             for position, f in failures
         ]
@@ -464,19 +503,30 @@ class RecordEncoder:
         self.check_writable()
         return f'["{RESET_FAILURES}"]'
 
-    def _claim_lines(self, claims: Iterable[Claim], kind: str = CLAIM) -> list[str]:
+    def _claim_lines(
+        self, claims: Iterable[Claim], kind: str = CLAIM, mine: bool = False
+    ) -> list[str]:
+        """The records of claims (``kind`` CLAIM) or skips (SKIP: with the number of the
+        skipping instance, when it has one); ``mine``: claims this object takes now (their
+        texts are kept for the records that will end them)."""
         self.check_writable()
-        encode = self.codec.encode
-        return [
-            f'["{kind}",{owner_text(owner)},{encode(element)},'
-            f"{_position_text(position)},{since:.3f}]"
-            for element, owner, position, since in claims
-        ]
+        lines = []
+        for element, owner, position, since, number in claims:
+            text = self._text(element)
+            if mine:
+                if len(self._held_texts) >= _MAX_HELD_TEXTS:  # claims lost to others, mostly
+                    self._held_texts.clear()
+                self._held_texts[id(element)] = (element, text)
+            lines.append(
+                f'["{kind}",{owner_text(owner)},{text},{_position_text(position)},{since:.3f}'
+                f"{'' if number is None or kind != SKIP else f',{int(number)}'}]"
+            )
+        return lines
 
     def _release_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
-        return [f'["{RELEASE}",{encode(element)}]' for element in elements]
+        text = self._text
+        return [f'["{RELEASE}",{text(element)}]' for element in elements]
 
     def _sweeps_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()

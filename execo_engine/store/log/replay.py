@@ -27,7 +27,7 @@ from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
 from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim
 from execo_engine.store.log.state import SweepState
 from execo_engine.store.messages import reclaimed_dead, reclaimed_old
-from execo_engine.store.owner import Owner, current_owner
+from execo_engine.store.owner import Owner, current_owner, new_instance
 
 #: The claims stream is compacted when it holds more records than this many, and more than
 #: ``COMPACT_RATIO`` times the live claims and skips.
@@ -64,7 +64,12 @@ class RecordLog(Protocol):
         self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
     ) -> None: ...
     def append_holds(
-        self, kind: str, taken: Iterable[tuple[int | None, Any]], owner: Owner, since: float
+        self,
+        kind: str,
+        taken: Iterable[tuple[int | None, Any]],
+        owner: Owner,
+        since: float,
+        number: int | None = None,
     ) -> None: ...
     def append_releases(self, elements: Iterable[Any]) -> None: ...
     @property
@@ -72,7 +77,7 @@ class RecordLog(Protocol):
         """How many records the claims stream holds (compaction is for the caller to decide)."""
 
     def rewrite_claims(self, claims: Iterable[Claim], skips: Iterable[Claim] = ()) -> None: ...
-    def dead_owners(self, owners: Iterable[Owner]) -> list[Owner]: ...
+    def dead_owners(self, owners: Iterable[Owner], reading: bool = False) -> list[Owner]: ...
     def heartbeat_ages(self) -> dict[Owner, float]: ...
     def set_grid_size(self, size: int) -> None: ...
     def grid_size(self) -> int | None: ...
@@ -105,8 +110,8 @@ class ReplayStore:
             threading.RLock() if log.read_only else log.lock
         )
         self._last_dead_check = 0.0
-        self._state = SweepState([], log.codec.from_plain)
-        self._my_skips: set[Any] = set()
+        self._instance = new_instance()  # what this object's skips name (see SweepState)
+        self._state = SweepState([], log.codec.from_plain, self._instance)
 
     # -- sweeps ------------------------------------------------------------------------------
 
@@ -116,10 +121,11 @@ class ReplayStore:
                 self._log.save_sweeps(sweeps)
             if not self.read_only:
                 self._log.set_grid_size(len(sweeps))
-            self._state = SweepState(sweeps, self._log.codec.from_plain)
-            self._my_skips = set()
+            own_skips = self._state.own_skips  # the skips of this instance stay its own
+            self._state = SweepState(sweeps, self._log.codec.from_plain, self._instance)
+            self._state.own_skips = own_skips
             self._log.restart()
-            self._catch_up()
+            self._catch_up(reading=True)
 
     def load_sweeps(self) -> list[Any] | None:
         return self._log.load_sweeps()
@@ -131,9 +137,11 @@ class ReplayStore:
 
     # -- catching up -------------------------------------------------------------------------
 
-    def _catch_up(self, claims: bool = True) -> None:
+    def _catch_up(self, claims: bool = True, reading: bool = False) -> None:
         """Replay what others appended (under the lock), give back dead owners', compact;
-        without ``claims``, only what they did and failed (the claims are read next time)."""
+        without ``claims``, only what they did and failed (the claims are read next time);
+        ``reading``: for an operation that only reads (see
+        :mod:`execo_engine.store.messages`)."""
         changes, state = self._log.read(claims), self._state
         if not changes.changed:
             if claims:  # nobody gave back what this instance finished meanwhile
@@ -152,15 +160,16 @@ class ReplayStore:
         now = time.monotonic()
         if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
             self._last_dead_check = now
-            self._reclaim(self._dead_owners())
+            self._reclaim(self._dead_owners(reading), reading)
         records = self._log.claim_records
         live = len(state.claims.by_element) + len(state.skips.by_element)
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
             self._log.rewrite_claims(state.claims.records(), state.skips.records())
 
-    def _dead_owners(self) -> list[Owner]:
+    def _dead_owners(self, reading: bool = False) -> list[Owner]:
         me = current_owner()
-        return self._log.dead_owners(owner for owner in self._state.owners() if owner != me)
+        others = (owner for owner in self._state.owners() if owner != me)
+        return self._log.dead_owners(others, reading)
 
     def _release(self, elements: list[Any]) -> None:
         """Release the claims and skips of ``elements``."""
@@ -168,8 +177,9 @@ class ReplayStore:
         for element in elements:
             self._state.release(element)
 
-    def _reclaim(self, owners: list[Owner]) -> list[Any]:
-        """Give back every claim and skip of ``owners`` (dead ones), with a log line each."""
+    def _reclaim(self, owners: list[Owner], reading: bool = False) -> list[Any]:
+        """Give back every claim and skip of ``owners`` (dead ones), with a log line each (at
+        DETAIL when ``reading``)."""
         reclaimed = []
         state = self._state
         for owner in owners:
@@ -183,6 +193,7 @@ class ReplayStore:
                 owner[0],
                 owner[1],
                 len(skipped),
+                reading,
             )
             reclaimed.extend(claimed + skipped)
         return reclaimed
@@ -191,7 +202,7 @@ class ReplayStore:
         with self._lock:
             if full:
                 self._log.restart()
-            self._catch_up()
+            self._catch_up(reading=True)
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
         with self._lock:
@@ -200,7 +211,7 @@ class ReplayStore:
             if older_than is not None:
                 limit = time.time() - older_than
                 claims = self._state.claims
-                old = [e for e, (_, _, since) in claims.by_element.items() if since < limit]
+                old = [e for e, hold in claims.by_element.items() if hold[2] < limit]
                 self._release(old)
                 if old:
                     reclaimed_old(self.name, len(old), older_than)
@@ -277,9 +288,9 @@ class ReplayStore:
         if claim is not None:
             return f"in progress ({_who(claim[0])})", position
         skip = state.skips.by_element.get(element)
-        if skip is not None and skip[0] != current_owner():
-            return f"skipped ({_who(skip[0])})", position
-        return None, position
+        if skip is not None and skip[3] is None and skip[0] != current_owner():
+            return f"skipped ({_who(skip[0])})", position  # a skip of format 2 or 3
+        return None, position  # todo, or skipped: by this instance, or for another one only
 
     # -- state changes -------------------------------------------------------------------------
 
@@ -310,11 +321,12 @@ class ReplayStore:
             skipping = {e for _, e in skipped}
             self._release([e for e in positions if state.is_held(e) and e not in skipping])
             if skip:
-                me, now = current_owner(), time.time()
-                self._log.append_holds(SKIP, skipped, me, now)  # replaces their claims
-                state.skip(skipped, me, now)
-                self._my_skips.update(skipping)
+                owner, number = self._instance
+                now = time.time()
+                self._log.append_holds(SKIP, skipped, owner, now, number)  # replaces claims
+                state.skip(skipped, now)
                 return
+            state.unskip(positions)
             for element, position in positions.items():
                 if position is not None and state.is_done(element, position):
                     state.undo_done(position)
@@ -333,7 +345,8 @@ class ReplayStore:
                 attempts = 1 + (previous.attempts if previous is not None else 0)
                 failed = max_attempts is not None and attempts >= max_attempts
                 counted[element] = (position, Failure(element, attempts, error, now, failed))
-            self._release([e for e in counted if state.holder(e) == me])
+            self._release([e for e in counted if state.is_mine(state.hold_of(e), me)])
+            state.unskip(counted)
             self._log.append_failures(counted.values())
             for position, failure in counted.values():
                 state.count_failure(position, failure)
@@ -353,8 +366,11 @@ class ReplayStore:
         with self._lock:
             self._catch_up()
             state, me = self._state, current_owner()
-            mine = [e for e in self._my_skips if state.skips.by_element.get(e, (None,))[0] == me]
-            self._my_skips = set()
+            skips = state.skips.by_element
+            mine = [
+                e for e, hold in skips.items() if hold[3] is not None and state.is_mine(hold, me)
+            ]
+            state.unskip(list(state.own_skips))
             if mine:
                 self._release(mine)
             if claims:
@@ -384,18 +400,19 @@ class ReplayStore:
 
     def states(self) -> dict[State, list[Any]]:
         with self._lock:
-            self._catch_up()
+            self._catch_up(reading=True)
             return self._state.states()
 
     def failures(self) -> list[Failure]:
         with self._lock:
-            self._catch_up()
+            self._catch_up(reading=True)
             return self._state.failures_in_order()
 
     def holders(self) -> list[Holder]:
         with self._lock:
-            self._catch_up()
-            return self._state.holders(self._log.dead_owners(self._state.owners()))
+            self._catch_up(reading=True)
+            dead = self._log.dead_owners(self._state.owners(), reading=True)
+            return self._state.holders(dead)
 
     def done_texts(self) -> frozenset[str]:
         return frozenset(self._log.done_texts())

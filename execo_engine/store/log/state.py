@@ -8,8 +8,17 @@ Done wins over everything (a claim on a done element changes nothing, except for
 this instance gave back after it was done: see :meth:`SweepState.undo_done`); failed wins over
 holds (they are still kept, and count again once the failures are reset). An element has at
 most one hold, a claim or a skip: a new one replaces it. Holds are kept per element with their
-owner, the position they were written with, and when they were taken. Failed attempts are kept
-per element (:class:`~execo_engine.store.contract.Failure`), whatever its state.
+owner, the position they were written with, when they were taken and, for a skip, the number
+of the instance that skipped. Failed attempts are kept per element
+(:class:`~execo_engine.store.contract.Failure`), whatever its state.
+
+Skips are the instance's (see :class:`~execo_engine.store.owner.Instance`): an element is
+SKIPPED for the instance whose skip record holds it (any process it was forked into wrote
+it), or that this very process skipped (:attr:`SweepState.own_skips`: kept while another
+instance's hold replaced the record, so that two instances skipping the same element never
+hand it to each other in turn; forgotten when this instance takes it, finishes it, cancels it
+or resets), and TODO for every other instance; a skip record of format 2 or 3 (no instance
+number) is SKIPPED for every instance, as it was then.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from typing import Any
 
 from execo_engine.store.contract import Failure, Holder, State
 from execo_engine.store.log.records import CLAIM, FAIL, RELEASE, Changes, Claim
-from execo_engine.store.owner import Owner
+from execo_engine.store.owner import Instance, Owner
 
 TODO, DONE, SKIPPED, CLAIMED, FAILED = (
     State.TODO,
@@ -50,20 +59,31 @@ _MASKS = {state: _mask(state) for state in State}
 _TO_TODO = {state: _to_todo(state) for state in State}
 
 
+#: A hold: (owner, position, since, number of the skipping instance or None)
+Hold = tuple[Owner, int | None, float, int | None]
+
+
 class Holds:
-    """The live holds of one kind (claims, or skips): element -> (owner, position, since)."""
+    """The live holds of one kind (claims, or skips): element -> :data:`Hold`."""
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.by_element: dict[Any, tuple[Owner, int | None, float]] = {}
+        self.by_element: dict[Any, Hold] = {}
         self.by_owner: dict[Owner, set[Any]] = {}
 
-    def add(self, element: Any, owner: Owner, position: int | None, since: float) -> None:
+    def add(
+        self,
+        element: Any,
+        owner: Owner,
+        position: int | None,
+        since: float,
+        number: int | None = None,
+    ) -> None:
         self.remove(element)
-        self.by_element[element] = (owner, position, since)
+        self.by_element[element] = (owner, position, since, number)
         self.by_owner.setdefault(owner, set()).add(element)
 
-    def remove(self, element: Any) -> tuple[Owner, int | None, float] | None:
+    def remove(self, element: Any) -> Hold | None:
         """Forget the hold on ``element``; returns it (None: it was not held)."""
         hold = self.by_element.pop(element, None)
         if hold is not None:
@@ -79,14 +99,17 @@ class Holds:
 
     def records(self) -> list[Claim]:
         """The holds as records to rewrite a stream with."""
-        return [(e, owner, p, since) for e, (owner, p, since) in self.by_element.items()]
+        return [(e, *hold) for e, hold in self.by_element.items()]
 
 
 class SweepState:
-    """The states of the elements of ``sweeps`` (distinct, in order) for one instance."""
+    """The states of the elements of ``sweeps`` (distinct, in order) for one ``instance``."""
 
-    def __init__(self, sweeps: list[Any], from_plain: FromPlain) -> None:
+    def __init__(self, sweeps: list[Any], from_plain: FromPlain, instance: Instance) -> None:
         self.order = sweeps
+        self.instance = instance
+        #: the elements this process skipped for this instance (see the module docstring)
+        self.own_skips: set[Any] = set()
         self._from_plain = from_plain
         self._state = bytearray(len(sweeps))
         self._index: dict[Any, int] | None = None
@@ -136,16 +159,42 @@ class SweepState:
             self._state[position] = FAILED
         elif element in self.claims.by_element:
             self._state[position] = CLAIMED
-        elif element in self.skips.by_element:
+        elif self.skipped_here(element):
             self._state[position] = SKIPPED
         else:
             self._state[position] = TODO
             self._cursor = min(self._cursor, position)
 
+    def skipped_here(self, element: Any) -> bool:
+        """Whether ``element`` is skipped for this instance (see the module docstring)."""
+        if element in self.own_skips:
+            return True
+        hold = self.skips.by_element.get(element)
+        return hold is not None and (
+            hold[3] is None or (hold[0], hold[3]) == (self.instance.owner, self.instance.number)
+        )
+
+    def is_mine(self, hold: Hold | None, me: Owner) -> bool:
+        """Whether ``hold`` is a claim of ``me`` (this process) or a skip of this instance."""
+        if hold is None:
+            return False
+        if hold[3] is None:
+            return hold[0] == me
+        return (hold[0], hold[3]) == (self.instance.owner, self.instance.number)
+
     # -- replaying records -------------------------------------------------------------------
 
-    def _hold(self, kind: str, element: Any, owner: Owner, hint: Any, since: float) -> None:
-        """Replay a claim (``kind`` CLAIM) or a skip (SKIP): it replaces any previous hold."""
+    def _hold(
+        self,
+        kind: str,
+        element: Any,
+        owner: Owner,
+        hint: Any,
+        since: float,
+        number: int | None = None,
+    ) -> None:
+        """Replay a claim (``kind`` CLAIM) or a skip (SKIP, of instance ``number``): it
+        replaces any previous hold."""
         position = self.position(element, hint)
         if position is None:
             if element in self.done_extra:
@@ -156,7 +205,10 @@ class SweepState:
             element = self.order[position]  # the same, its hash already computed
         self.claims.remove(element)
         self.skips.remove(element)
-        (self.claims if kind == CLAIM else self.skips).add(element, owner, position, since)
+        if kind == CLAIM:
+            self.claims.add(element, owner, position, since)
+        else:
+            self.skips.add(element, owner, position, since, number)
         self._settle(position, element)
 
     def release(self, element: Any) -> None:
@@ -167,10 +219,9 @@ class SweepState:
         self.mine.pop(element, None)
         self._settle(hold[1], element)
 
-    def holder(self, element: Any) -> Owner | None:
-        """Who claimed or skipped ``element`` (None: nobody)."""
-        hold = self.claims.by_element.get(element) or self.skips.by_element.get(element)
-        return hold[0] if hold is not None else None
+    def hold_of(self, element: Any) -> Hold | None:
+        """The claim or skip holding ``element`` (None: none)."""
+        return self.claims.by_element.get(element) or self.skips.by_element.get(element)
 
     def is_held(self, element: Any) -> bool:
         """Whether ``element`` is claimed or skipped."""
@@ -214,12 +265,15 @@ class SweepState:
         return True
 
     def forget_holds(self) -> None:
-        """Forget every claim and skip at once (their stream restarted or was emptied)."""
+        """Forget every claim and skip record at once (their stream restarted or was
+        emptied); what this process skipped stays skipped here."""
         for holds in (self.claims, self.skips):
             holds.clear()
             self._state = self._state.translate(_TO_TODO[holds.state])
         self._cursor = 0
         self.mine = {}
+        for element in self.own_skips:
+            self._settle(self.position(element), element)
 
     def apply(
         self, changes: Changes, me: Callable[[], Owner], claims_read: bool = True
@@ -235,8 +289,8 @@ class SweepState:
             self.done_extra.clear()
             self._cursor = 0
             for holds in (self.claims, self.skips):
-                for element, (_, position, _) in holds.by_element.items():
-                    self._settle(position, element)
+                for element, hold in holds.by_element.items():
+                    self._settle(hold[1], element)
         for records in changes.done:
             if not self._mark_done_fast(records):
                 for record in records:
@@ -254,13 +308,13 @@ class SweepState:
         if changes.claims_restarted:  # file deleted or compacted
             self.forget_holds()
         lost = []
-        for operation, owner, element, hint, since in changes.claims:
+        for operation, owner, element, hint, since, number in changes.claims:
             if operation == RELEASE:
                 if element in self.mine or element in self.finished:
                     lost.append(element)
                 self.release(element)
             else:
-                self._hold(operation, element, owner, hint, since or 0.0)  # type: ignore[arg-type]
+                self._hold(operation, element, owner, hint, since or 0.0, number)  # type: ignore[arg-type]
         if changes.claims_restarted:  # this instance's claims that survived a compaction
             owner = me()
             self.mine = {
@@ -285,17 +339,29 @@ class SweepState:
         """This instance claimed ``(position, element)`` pairs."""
         for position, element in taken:
             self.skips.remove(element)
+            self.own_skips.discard(element)
             self.claims.add(element, me, position, since)
             self._state[position] = CLAIMED
             self.mine[element] = None
 
-    def skip(self, held: Sequence[tuple[int, Any]], me: Owner, since: float) -> None:
-        """This process skipped ``(position, element)`` pairs (not done, not claimed)."""
+    def skip(self, held: Sequence[tuple[int, Any]], since: float) -> None:
+        """This process skipped ``(position, element)`` pairs (not done) for this instance
+        (its records name the instance's owner and number)."""
+        owner, number = self.instance
         for position, element in held:
             self.claims.remove(element)
             self.mine.pop(element, None)
-            self.skips.add(element, me, position, since)
+            self.skips.add(element, owner, position, since, number)
+            self.own_skips.add(element)
             self._settle(position, element)
+
+    def unskip(self, elements: Iterable[Any]) -> None:
+        """This process forgets that it skipped ``elements`` (taken back, cancelled, failed,
+        reset); their holds are the caller's to release."""
+        for element in elements:
+            if element in self.own_skips:
+                self.own_skips.discard(element)
+                self._settle(self.position(element), element)
 
     def undo_done(self, position: int) -> None:
         """A done position becomes todo for this instance only (execo's cancel of a done
@@ -312,6 +378,7 @@ class SweepState:
                 self.undone.discard(position)
             if element in self.mine:
                 self.finished[element] = None
+            self.own_skips.discard(element)
             self.mark_done(element, position)
 
     def count_failure(self, position: int | None, failure: Failure) -> None:
@@ -368,7 +435,7 @@ class SweepState:
                     owner in gone,
                 )
                 for holds in (self.claims, self.skips)
-                for element, (owner, position, since) in holds.by_element.items()
+                for element, (owner, position, since, _) in holds.by_element.items()
             ),
             key=operator.attrgetter("since"),
         )

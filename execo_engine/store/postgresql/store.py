@@ -21,6 +21,12 @@ what others did:
   skew) or, on the same host, whose process is gone, go back to todo on the next check of any
   instance (at most every :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
   seconds, and whenever a claim finds nothing), with a log line;
+- a skip is the store object's that made it (see :class:`~execo_engine.store.owner.Instance`):
+  its row stays ``todo``, with ``owner`` the lease of the process that created the object and
+  ``ticket`` the object's number (:data:`_tickets`), so that every other instance claims it as
+  any todo row (from the claim's index, in order) while the instance's processes pass it by;
+  a row ``skipped`` (written by earlier versions) is skipped for every instance while its owner
+  lives;
 - a lost connection (terminated backend, restarted server) is opened again on the next
   operation, retried for up to
   :data:`~execo_engine.store.postgresql.connection.RECONNECT_SECONDS` with a log line; every
@@ -81,7 +87,8 @@ _STATES = {
 }
 
 _NO_BOUND = 2**31 - 1  # beyond any position
-#: Tickets of claims and of store objects' skips: unique within a process (owner)
+#: Tickets of claims and numbers of store objects (the ``ticket`` of their skips): unique within
+#: a process (owner)
 _tickets = itertools.count(1)
 
 
@@ -91,30 +98,42 @@ _GIVEN = (
     "ON e.sweep = %(sweep)s AND e.digest = md5(t.text)::uuid AND e.text = t.text"
 )
 _CLAIM_SET = "state = 'claimed', owner = %(owner)s, ticket = %(ticket)s, claimed_at = now()"
+
+
+def _not_skipped_here(row: str, creator: str, instance: str) -> str:
+    """The condition that a ``row`` (``e.``: of table ``e``) is not a skip of this instance
+    (``creator``: the parameter of the lease row of the process that created it, ``instance``:
+    of its number)."""
+    return f"({row}owner, {row}ticket) IS DISTINCT FROM ({creator}::bigint, {instance}::bigint)"
+
+
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
 # nothing is taken otherwise. Run on libpq directly (a prepared Statement): $1 sweep, $2 owner,
-# $3 ticket, $4 bound (positions below), $5 digest, $6 count. The rows are picked once (a
-# CTE) and joined on their own key: a plan cannot start from the sweep's rows (statistics not
-# yet updated for a sweep just loaded make it look empty) and run the pick again for each.
-_CLAIM_NEXT_SQL = """
+# $3 ticket, $4 bound (positions below), $5 digest, $6 and $7 this instance, $8 count. The rows
+# are picked once (a CTE) and joined on their own key: a plan cannot start from the sweep's
+# rows (statistics not yet updated for a sweep just loaded make it look empty) and run the pick
+# again for each.
+_CLAIM_NEXT_SQL = f"""
 WITH picked AS MATERIALIZED (
     SELECT sweep, digest FROM execo_elements
     WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
-    ORDER BY position LIMIT {} FOR UPDATE SKIP LOCKED)
+        AND {_not_skipped_here("", "$6", "$7")}
+    ORDER BY position LIMIT {{}} FOR UPDATE SKIP LOCKED)
 UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
 FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
 RETURNING e.digest, e.position, e.text"""
-_CLAIM_NEXT = Statement(_CLAIM_NEXT_SQL.format("$6"))
-# The claim of one element (get_next), with no $6: the server plans a statement again on each
+_CLAIM_NEXT = Statement(_CLAIM_NEXT_SQL.format("$8"))
+# The claim of one element (get_next), with no $8: the server plans a statement again on each
 # run unless its generic plan costs no more than the plans made for the parameters, and a
-# LIMIT $6 costs as a tenth of the rows in a generic plan (planning cost more than running).
+# LIMIT $8 costs as a tenth of the rows in a generic plan (planning cost more than running).
 _CLAIM_ONE = Statement(_CLAIM_NEXT_SQL.format("1"))
 _SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
 WITH picked AS (
     SELECT e.sweep, e.digest, t.n FROM {_GIVEN} WHERE e.state = 'todo'
+        AND {_not_skipped_here("e.", "%(creator)s", "%(instance)s")}
     ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
 taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM picked
@@ -150,28 +169,40 @@ SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
 ON CONFLICT (sweep, digest) DO UPDATE
 SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
 WHERE execo_elements.text = EXCLUDED.text"""
-# Give back (cancel, skip): returns each given element's state before.
+# Give back (cancel, skip): todo again, with ``skip`` marked as this instance's skip; returns
+# each given element's state before.
 _GIVE_BACK = f"""
 WITH current AS (SELECT e.sweep, e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
-    UPDATE execo_elements e SET state = %(state)s, claimed_at = now(),
-        owner = CASE WHEN %(state)s = 'skipped' THEN %(owner)s::bigint END,
-        ticket = CASE WHEN %(state)s = 'skipped' THEN %(instance)s::bigint END
+    UPDATE execo_elements e SET state = 'todo', claimed_at = now(),
+        owner = CASE WHEN %(skip)s THEN %(creator)s::bigint END,
+        ticket = CASE WHEN %(skip)s THEN %(instance)s::bigint END
     FROM current WHERE e.sweep = current.sweep AND e.digest = current.digest
         AND current.state IN ('todo', 'claimed', 'skipped')
     RETURNING e.digest)
 SELECT text, state FROM current"""
+# This instance's skips that one of its claims took (it skipped them, another instance took
+# the skip over and gave the element back): skipped here again.
+_SKIP_AGAIN = """
+UPDATE execo_elements SET state = 'todo', owner = %(creator)s, ticket = %(instance)s,
+    claimed_at = now()
+WHERE sweep = %(sweep)s AND digest = ANY(%(digests)s::uuid[]) AND owner = %(owner)s
+    AND state = 'claimed'"""
 # One failed attempt counted on each given element not done, with its error: failed for good
-# when it reaches max_attempts (NULL: never), else todo again if this owner held it.
+# when it reaches max_attempts (NULL: never), else todo again if this process held it (or this
+# instance skipped it).
 _FAIL = f"""
 WITH current AS (
-    SELECT e.sweep, e.digest, e.state, e.owner, t.text FROM {_GIVEN} FOR UPDATE OF e)
+    SELECT e.sweep, e.digest, e.state, t.text,
+        (e.owner = %(owner)s AND e.state IN ('claimed', 'skipped'))
+        OR (e.state = 'todo' AND e.owner = %(creator)s AND e.ticket = %(instance)s) AS mine
+    FROM {_GIVEN} FOR UPDATE OF e)
 UPDATE execo_elements e SET attempts = e.attempts + 1, last_error = %(error)s,
     claimed_at = now(),
     state = CASE WHEN current.state = 'failed' OR e.attempts + 1 >= %(max)s::integer
-        THEN 'failed' WHEN current.owner = %(owner)s THEN 'todo' ELSE e.state END,
-    owner = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.owner END,
-    ticket = CASE WHEN current.owner = %(owner)s THEN NULL ELSE e.ticket END
+        THEN 'failed' WHEN current.mine THEN 'todo' ELSE e.state END,
+    owner = CASE WHEN current.mine THEN NULL ELSE e.owner END,
+    ticket = CASE WHEN current.mine THEN NULL ELSE e.ticket END
 FROM current
 WHERE e.sweep = current.sweep AND e.digest = current.digest AND current.state <> 'done'
 RETURNING current.text, e.state"""
@@ -195,19 +226,24 @@ WITH dead AS (
     DELETE FROM execo_owners WHERE sweep = %(sweep)s AND id = ANY(%(ids)s) RETURNING id, owner),
 freed AS (
     UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
-    WHERE e.sweep = %(sweep)s AND e.owner = dead.id AND e.state IN ('claimed', 'skipped')
+    WHERE e.sweep = %(sweep)s AND e.owner = dead.id
+        AND e.state IN ('claimed', 'skipped', 'todo')
     RETURNING dead.owner)
 SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
+# The rows not plainly todo (a todo row with an owner is a skip: this instance's or another's).
 _STATES_QUERY = """
 SELECT s.order_digest = %(digest)s, e.position, e.state,
-    CASE WHEN s.order_digest = %(digest)s THEN NULL ELSE e.text END
-FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id AND e.state <> 'todo'
+    CASE WHEN s.order_digest = %(digest)s THEN NULL ELSE e.text END,
+    e.owner = %(creator)s AND e.ticket = %(instance)s
+FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id
+    AND (e.state <> 'todo' OR e.owner IS NOT NULL)
 WHERE s.id = %(sweep)s"""
 _HOLDERS = """
-SELECT e.text, e.state, o.owner, extract(epoch FROM e.claimed_at)::float8,
-    o.id IS NULL OR o.expires < now()
+SELECT e.text, CASE WHEN e.state = 'todo' THEN 'skipped' ELSE e.state END, o.owner,
+    extract(epoch FROM e.claimed_at)::float8, o.id IS NULL OR o.expires < now()
 FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
-WHERE e.sweep = %(sweep)s AND e.state IN ('claimed', 'skipped')
+WHERE e.sweep = %(sweep)s AND (e.state IN ('claimed', 'skipped')
+    OR (e.state = 'todo' AND e.owner IS NOT NULL AND o.id IS NOT NULL))
 ORDER BY e.claimed_at, e.position, e.digest"""
 
 
@@ -269,6 +305,10 @@ class PostgresStore:
         self._ticket = 0  # of the last claim: finds what it took if its answer was lost
         self._instance = next(_tickets)  # the ticket of this object's skips
         self._skipped: set[int] = set()  # ids of unreadable results warned about
+        # the process that created this object, and its lease row: what this object's skips
+        # name, in the processes it is forked into too
+        self._creator_pid, self._creator_row = os.getpid(), 0
+        self._own_skips: set[str] = set()  # texts this process skipped (see SweepState)
         self._link.run(self._find_sweep)
         if not read_only:
             self.renew_lease()
@@ -331,10 +371,12 @@ class PostgresStore:
             # what it claimed since then, under its former id, is its own
             connection.execute(
                 "UPDATE execo_elements SET owner = %s WHERE sweep = %s AND owner = %s "
-                "AND state IN ('claimed', 'skipped')",
+                "AND state IN ('claimed', 'skipped', 'todo')",
                 (row_id, self._sweep_id, self._owner[1]),
             )
         self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
+        if os.getpid() == self._creator_pid:
+            self._creator_row = row_id
 
     def renewed_at(self) -> float:
         """``time.monotonic()`` of the last renewal of the lease (0: never)."""
@@ -365,7 +407,7 @@ class PostgresStore:
     def refresh(self, full: bool = False) -> None:
         """Nothing to catch up with (every query reads the database); gives back what dead
         owners hold."""
-        self._reclaim_dead(force=full)
+        self._reclaim_dead(force=full, reading=True)
 
     # -- sweeps ------------------------------------------------------------------------------
 
@@ -479,7 +521,7 @@ class PostgresStore:
         rows = self._execute(
             "SELECT text FROM execo_saved WHERE sweep = %(sweep)s ORDER BY position"
         )
-        return [self.codec.decode(text) for (text,) in rows] if rows else None
+        return [self.codec.decode_element(text) for (text,) in rows] if rows else None
 
     def grid_size(self) -> int | None:
         """How many elements the sweeps loaded last had (None: none were loaded)."""
@@ -511,7 +553,9 @@ class PostgresStore:
         found = []
         for text in texts:
             position = self._position_of_text(text)
-            found.append(self.codec.decode(text) if position is None else self._sweeps[position])
+            found.append(
+                self.codec.decode_element(text) if position is None else self._sweeps[position]
+            )
         return found
 
     # -- claims ------------------------------------------------------------------------------
@@ -525,12 +569,12 @@ class PostgresStore:
             return []
         chosen = None
         if choose is not None:
-            states = self._state_bytes()
+            states = self._state_bytes(reading=False)
             todo = [self._sweeps[p] for p in _positions(states, State.TODO)]
             chosen = [p for e in choose(todo) if (p := self._position(e)) is not None]
             chosen = [p for p in dict.fromkeys(chosen) if states[p] == State.TODO]
-        taken = self._run(lambda connection: self._claim(connection, count, chosen))
-        if len(taken) < count and self._reclaim_dead(force=True):
+        taken, skipped_again = self._run(lambda connection: self._claim(connection, count, chosen))
+        if len(taken) < count and (skipped_again or self._reclaim_dead(force=True)):
             taken += self.claim(count - len(taken), choose)
         else:
             self._reclaim_dead()
@@ -548,7 +592,11 @@ class PostgresStore:
             return hint
         return self._position_of_text(text)
 
-    def _claim(self, connection: Any, count: int, chosen: Sequence[int] | None) -> list[Any]:
+    def _claim(
+        self, connection: Any, count: int, chosen: Sequence[int] | None
+    ) -> tuple[list[Any], bool]:
+        """The elements claimed, and whether some were taken back as this process's skips
+        (so that fewer than ``count`` does not mean none is left)."""
         owner = self._owner_id(connection)
         if not self._link.retrying:
             self._ticket = next(_tickets)
@@ -557,6 +605,8 @@ class PostgresStore:
             "owner": owner,
             "ticket": self._ticket,
             "count": count,
+            "creator": self._creator_row,
+            "instance": self._instance,
         }
         rows: list[tuple[Any, ...]] = []
         if self._link.retrying:  # the answer to this ticket was lost: what did it take?
@@ -579,6 +629,8 @@ class PostgresStore:
                     self._ticket,
                     bound,
                     self._digest_text,
+                    self._creator_row,
+                    self._instance,
                     *(() if count == 1 else (count,)),
                 )
             ]
@@ -599,6 +651,14 @@ class PostgresStore:
                 else:
                     taken[mine] = digest
         handed = sorted(set(taken) | set(redo), key=rank)[:count]
+        if self._own_skips:  # skipped here, then taken over and given back by another instance
+            again = [p for p in handed if self._texts[p] in self._own_skips and taken.get(p)]
+            if again:
+                digests = [taken.pop(p) for p in again]
+                connection.execute(_SKIP_AGAIN, {**params, "digests": digests})
+                handed = [p for p in handed if p not in again]
+        else:
+            again = []
         for position in handed:
             if position in redo_set:
                 self._redo.remove(position)
@@ -606,7 +666,7 @@ class PostgresStore:
         stray += [digest for position, digest in taken.items() if position not in handed]
         if stray:
             connection.execute(_RELEASE, {**params, "digests": stray})
-        return [self._sweeps[p] for p in handed]
+        return [self._sweeps[p] for p in handed], bool(again)
 
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
         """:meth:`take` of each pair in turn (one statement each); when some are held by
@@ -659,6 +719,7 @@ class PostgresStore:
         if taken:
             with self._link.lock:
                 self._held[position] = digest
+                self._own_skips.discard(self._texts[position])
             return None
         if holder is not None:
             host, pid, *_ = json.loads(holder)
@@ -702,6 +763,9 @@ class PostgresStore:
         with self._link.lock:
             for position in positions:
                 self._held.pop(position, None)
+            if self._own_skips:
+                self._own_skips.difference_update(self._texts[p] for p in positions)
+                self._own_skips.difference_update(texts)
         if texts:
             self._unhold(texts)
 
@@ -723,14 +787,14 @@ class PostgresStore:
         texts = [self.codec.encode(element) for element in elements]
         if not texts:
             return
-        state = "skipped" if skip else "todo"
 
         def give_back(connection: Any) -> list[tuple[Any, ...]]:
+            self._owner_id(connection)  # registered (again, after a fork)
             params = {
                 "sweep": self._sweep_id,
                 "texts": texts,
-                "state": state,
-                "owner": self._owner_id(connection),
+                "skip": skip,
+                "creator": self._creator_row,
                 "instance": self._instance,
             }
             return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
@@ -738,6 +802,10 @@ class PostgresStore:
         before = dict(self._run(give_back))
         self._unhold(texts)
         with self._link.lock:
+            if skip:
+                self._own_skips.update(t for t in texts if before.get(t, "done") != "done")
+            else:
+                self._own_skips.difference_update(texts)
             for text in texts:
                 if before.get(text) == "done" and not skip:  # todo again here only
                     position = self._position_of_text(text)
@@ -760,11 +828,15 @@ class PostgresStore:
                 "error": error,
                 "max": max_attempts,
                 "owner": self._owner_id(connection),
+                "creator": self._creator_row,
+                "instance": self._instance,
             }
             return connection.execute(_FAIL, params).fetchall()  # type: ignore[no-any-return]
 
         failed = {text for text, state in self._run(fail) if state == "failed"}
         self._unhold(texts)
+        with self._link.lock:
+            self._own_skips.difference_update(texts)
         return [element for element, text in zip(elements, texts, strict=True) if text in failed]
 
     def failures(self) -> list[Failure]:
@@ -816,18 +888,23 @@ class PostgresStore:
         def reset(connection: Any) -> None:
             connection.execute(
                 "UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL "
-                "WHERE sweep = %(sweep)s AND state IN ('skipped', 'claimed') "
-                "AND (%(claims)s OR (state = 'skipped' AND owner = %(owner)s "
+                "WHERE sweep = %(sweep)s AND owner IS NOT NULL "
+                "AND state IN ('skipped', 'claimed', 'todo') "
+                "AND (%(claims)s OR (state = 'todo' AND owner = %(creator)s "
+                "AND ticket = %(instance)s) OR (state = 'skipped' AND owner = %(owner)s "
                 "AND ticket = %(instance)s))",
                 {
                     "sweep": self._sweep_id,
                     "claims": claims,
                     "owner": self._owner_id(connection),
+                    "creator": self._creator_row,
                     "instance": self._instance,
                 },
             )
 
         self._run(reset)
+        with self._link.lock:
+            self._own_skips.clear()
         if claims:
             self._drop_held()
 
@@ -853,10 +930,11 @@ class PostgresStore:
             found.append((row_id, owner, owner != me and (expired or is_dead(owner))))
         return found
 
-    def _reclaim_dead(self, force: bool = False) -> bool:
+    def _reclaim_dead(self, force: bool = False, reading: bool = False) -> bool:
         """Give back what dead owners hold (at most every
         :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
-        seconds unless ``force``); whether anything was."""
+        seconds unless ``force``); whether anything was (``reading``: for an operation that
+        only reads, see :mod:`execo_engine.store.messages`)."""
         now = time.monotonic()
         if self.read_only or (
             not force and now - self._last_dead_check < DEAD_OWNER_CHECK_INTERVAL
@@ -869,7 +947,7 @@ class PostgresStore:
             host, pid, *_ = json.loads(text)
             freed += count
             if count:
-                reclaimed_dead(self.name, count, self.dead_owner, host, pid)
+                reclaimed_dead(self.name, count, self.dead_owner, host, pid, reading=reading)
         return freed > 0
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
@@ -892,18 +970,29 @@ class PostgresStore:
 
     # -- looking -----------------------------------------------------------------------------
 
-    def _state_bytes(self) -> bytearray:
-        """The :class:`State` of each position of the sweeps, from one query."""
-        self._reclaim_dead()
-        rows = self._execute(_STATES_QUERY, digest=self._digest)
+    def _state_bytes(self, reading: bool = True) -> bytearray:
+        """The :class:`State` of each position of the sweeps, from one query (``reading``:
+        for an operation that only reads)."""
+        self._reclaim_dead(reading=reading)
+        rows = self._execute(
+            _STATES_QUERY,
+            digest=self._digest,
+            creator=self._creator_row,
+            instance=self._instance,
+        )
         states = bytearray(len(self._sweeps))
-        for same, position, state, text in rows:
+        for same, position, state, text, skipped_here in rows:
             if state not in _STATES:  # no row, or a state this version does not report
                 continue
             mine = position if same else self._position_of_text(text)
             if mine is not None and 0 <= mine < len(states):
-                states[mine] = _STATES[state]
+                # a todo row with an owner: skipped for that instance only
+                states[mine] = State.SKIPPED if skipped_here else _STATES[state]
         with self._link.lock:
+            for text in self._own_skips:
+                position = self._position_of_text(text)
+                if position is not None and states[position] == State.TODO:
+                    states[position] = State.SKIPPED
             for position in self._redo:
                 states[position] = State.TODO
             for position, digest in self._held.items():
@@ -919,7 +1008,9 @@ class PostgresStore:
         return {state: [self._sweeps[p] for p in _positions(states, state)] for state in State}
 
     def holders(self) -> list[Holder]:
-        """Every claim and skip, oldest first (``since``: the database's clock)."""
+        """Every claim and skip, oldest first (``since``: the database's clock); a writer
+        gives back what dead owners hold first, as every store does."""
+        self._reclaim_dead(reading=True)
         dead = {owner: is_gone for _, owner, is_gone in self._owners()}
         found = []
         for text, state, holder, since, expired in self._execute(_HOLDERS):
@@ -967,7 +1058,7 @@ class PostgresStore:
         results = []
         for row, text in rows:
             try:
-                results.append(read_result(self.codec, text))
+                result = read_result(self.codec, text)
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{self.location}: {error}") from None
             except ValueError as error:
@@ -981,6 +1072,9 @@ class PostgresStore:
                         text[:80],
                         error,
                     )
+                continue
+            result["combination"] = self.codec.element(result["combination"])
+            results.append(result)
         return results
 
     # -- runs --------------------------------------------------------------------------------
