@@ -237,9 +237,10 @@ class Codec:
         """The canonical one-line JSON text of ``element``: that of its
         :func:`plain_equivalent`, computed from its value at each call (nothing is cached by
         object: an element changed in place encodes as it is now)."""
-        plain = element if _is_flat(element) else plain_equivalent(element)
+        flat = _is_flat(element)
+        plain = element if flat else plain_equivalent(element)
         try:
-            text = _dumps(plain if plain is element else self._to_json(plain))
+            text = _dumps(plain if flat else self._to_json(plain))
         except ValueError:  # an integer beyond this process's limit of digits
             _check_readable(plain, in_element=True)
             raise

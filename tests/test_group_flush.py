@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from execo_engine.store.directory.flush import _SLOT, GroupFlush
+from execo_engine.store.directory.flush import _SLOT_SIZE, GroupFlush, _parse
 from execo_engine.sweep import ParamSweeper, sweep
 
 
@@ -17,7 +17,11 @@ def marks(directory):
     """{slot: (inode, covered)} of the flush file of ``directory``."""
     [path] = [p for p in directory.iterdir() if p.name.startswith("flushed.")]
     data = path.read_bytes()
-    return {i: _SLOT.unpack_from(data, i * _SLOT.size) for i in range(len(data) // _SLOT.size)}
+    assert data.decode("ascii")  # a text file, as every file of a sweep directory
+    return {
+        i: _parse(data[i * _SLOT_SIZE : (i + 1) * _SLOT_SIZE])
+        for i in range(len(data) // _SLOT_SIZE)
+    }
 
 
 def test_a_flush_records_what_it_covered_and_a_cut_forgets_it(tmp_path):

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 
 from execo_engine.store.directory.files import open_regular
 
-_SLOT = struct.Struct("<QQ")  # a journal's inode, and its size when the flush began
+_SLOT_SIZE = 42  # one text line a journal: its inode and its size when the flush began
 _SLOTS = {"done": 0, "results": 1}  # the journals whose records are flushed
 _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
@@ -41,6 +41,20 @@ _FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end),
 def _ofd_lock(fd: int, kind: int) -> None:
     assert _OFD_SETLKW is not None
     fcntl.fcntl(fd, _OFD_SETLKW, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+
+
+def _slot(inode: int, covered: int) -> bytes:
+    """The text of a journal's line in the flush file."""
+    return f"{inode:020d} {covered:020d}\n".encode()
+
+
+def _parse(data: bytes) -> tuple[int, int]:
+    """``(inode, covered)`` of a line of the flush file; ``(0, 0)`` (nothing covered) for
+    anything else: a missing, short or foreign line only costs a flush."""
+    fields = data.split()
+    if len(data) != _SLOT_SIZE or len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return 0, 0
+    return int(fields[0]), int(fields[1])
 
 
 def _boot_id() -> str:
@@ -98,23 +112,21 @@ class GroupFlush:
         if _OFD_SETLKW is None:
             os.fsync(fd)
             return
-        slot = _SLOTS[name] * _SLOT.size
+        slot = _SLOTS[name] * _SLOT_SIZE
         with self._locked() as marks:
-            data = os.pread(marks, _SLOT.size, slot)
+            inode, covered = _parse(os.pread(marks, _SLOT_SIZE, slot))
             status = os.fstat(fd)
-            if len(data) == _SLOT.size:
-                inode, covered = _SLOT.unpack(data)
-                if inode == status.st_ino and covered >= end:
-                    return
+            if inode == status.st_ino and covered >= end:
+                return
             os.fsync(fd)  # covers every byte written before it began: status.st_size
-            os.pwrite(marks, _SLOT.pack(status.st_ino, status.st_size), slot)
+            os.pwrite(marks, _slot(status.st_ino, status.st_size), slot)
 
     def forget(self, name: str) -> None:
         """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""
         if _OFD_SETLKW is None:
             return
         with self._locked() as marks:
-            os.pwrite(marks, _SLOT.pack(0, 0), _SLOTS[name] * _SLOT.size)
+            os.pwrite(marks, _slot(0, 0), _SLOTS[name] * _SLOT_SIZE)
 
     def close(self) -> None:
         """Close the flush file."""
