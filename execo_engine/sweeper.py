@@ -16,6 +16,7 @@ makes it todo again for this instance only.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import operator
 import os
@@ -100,6 +101,12 @@ def error_text(error: str | BaseException | None) -> str:
 
 
 def _check_hashable(elements: Iterable[object]) -> None:
+    elements = elements if isinstance(elements, (list, tuple)) else list(elements)
+    try:
+        collections.deque(map(hash, elements), maxlen=0)  # no Python loop for a big batch
+        return
+    except TypeError:
+        pass  # name the culprit
     for element in elements:
         try:
             hash(element)

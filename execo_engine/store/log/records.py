@@ -385,8 +385,14 @@ class RecordEncoder:
 
     def _done_lines(self, done: Iterable[tuple[int | None, Any]]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode
-        return [f"[{_position_text(position)},{encode(element)}]" for position, element in done]
+        pairs = list(done)
+        if len(pairs) == 1:  # the common done(): the text of the claim, cached by the codec
+            ((position, element),) = pairs
+            return [f"[{_position_text(position)},{self.codec.encode(element)}]"]
+        texts = self.codec.encode_many([element for _, element in pairs])  # a grid: by factor
+        positions = list(map(operator.itemgetter(0), pairs))
+        position_texts = map(str if None not in positions else _position_text, positions)
+        return list(map("[{},{}]".format, position_texts, texts))
 
     def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
         self.check_writable()

@@ -287,8 +287,13 @@ class ReplayStore:
         with self._lock:
             self._catch_up(claims=False)  # others' claims change nothing here
             state = self._state
-            positions = {e: state.known_position(e) for e in elements}
-            new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
+            found = state.known_positions(elements)
+            if None in found or len(set(found)) != len(found):  # some twice, or not in sweeps
+                positions = dict(zip(elements, found, strict=True))  # the first of equal ones
+                pairs: Iterable[tuple[int | None, Any]] = ((p, e) for e, p in positions.items())
+            else:  # distinct elements of the sweeps: no hashing
+                pairs = zip(found, elements, strict=True)
+            new = [(p, e) for p, e in pairs if not state.is_done(e, p)]
             # A done record releases the element's hold for every reader: no release record.
             self._log.append_done(new)
             state.done(new)
