@@ -38,6 +38,10 @@ _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
 
 
+_WRITE_LOCK = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+_UNLOCK = struct.pack(_FLOCK, fcntl.F_UNLCK, os.SEEK_SET, 0, 0, 0)
+
+
 def _ofd_lock(fd: int, kind: int) -> None:
     assert _OFD_SETLKW is not None
     fcntl.fcntl(fd, _OFD_SETLKW, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
@@ -99,15 +103,20 @@ class GroupFlush:
             os.fsync(fd)
             return
         slot = _SLOTS[name] * _SLOT.size
-        with self._locked() as marks:
-            data = os.pread(marks, _SLOT.size, slot)
-            status = os.fstat(fd)
-            if len(data) == _SLOT.size:
-                inode, covered = _SLOT.unpack(data)
-                if inode == status.st_ino and covered >= end:
-                    return
-            os.fsync(fd)  # covers every byte written before it began: status.st_size
-            os.pwrite(marks, _SLOT.pack(status.st_ino, status.st_size), slot)
+        marks = self._open()  # what _locked does, spelled out: this is the hot path
+        with self._process_lock:
+            fcntl.fcntl(marks, _OFD_SETLKW, _WRITE_LOCK)
+            try:
+                data = os.pread(marks, _SLOT.size, slot)
+                status = os.fstat(fd)
+                if len(data) == _SLOT.size:
+                    inode, covered = _SLOT.unpack(data)
+                    if inode == status.st_ino and covered >= end:
+                        return
+                os.fsync(fd)  # covers every byte written before it began: status.st_size
+                os.pwrite(marks, _SLOT.pack(status.st_ino, status.st_size), slot)
+            finally:
+                fcntl.fcntl(marks, _OFD_SETLKW, _UNLOCK)
 
     def forget(self, name: str) -> None:
         """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""

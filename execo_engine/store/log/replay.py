@@ -111,6 +111,10 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+#: A batch of more elements than this is recorded with the collector paused
+_BIG_BATCH = 1000
+
+
 def _who(owner: Owner) -> str:
     return f"host {owner[0]}, pid {owner[1]}"
 
@@ -311,13 +315,19 @@ class ReplayStore:
     def done(self, elements: list[Any]) -> None:
         with self._lock:
             self._catch_up(claims=False)  # others' claims change nothing here
-            with _collector_paused():  # a batch may be a million elements
+            if len(elements) > _BIG_BATCH:
+                with _collector_paused():
+                    self._done(elements)
+            else:
                 self._done(elements)
 
     def _done(self, elements: list[Any]) -> None:
         """Record ``elements`` done (see :meth:`done`), under the lock."""
         state = self._state
-        found = state.known_positions(elements)
+        if len(elements) == 1:  # done(): the position of its claim, as a rule
+            found = [state.known_position(elements[0])]
+        else:
+            found = state.known_positions(elements)
         if None in found or len(set(found)) != len(found):  # some twice, or not in sweeps
             positions = dict(zip(elements, found, strict=True))  # the first of equal ones
             pairs: Iterable[tuple[int | None, Any]] = ((p, e) for e, p in positions.items())
