@@ -91,8 +91,8 @@ class SweepState:
         self._state = bytearray(len(sweeps))
         self._index: dict[Any, int] | None = None
         #: ``id()`` of each element of the sweeps -> its position: finds the very objects of
-        #: the sweeps (what ``get_next`` and ``sweep()`` give) without hashing the whole grid;
-        #: valid as long as ``order`` (which keeps them alive) is not changed
+        #: the sweeps (what ``get_next`` and ``sweep()`` give) in a batch without hashing the
+        #: whole grid; valid as long as ``order`` (which keeps them alive) is not changed
         self._identities: dict[int, int] | None = None
         self._cursor = 0  #: no todo position before it
         self.claims, self.skips = Holds(CLAIMED), Holds(SKIPPED)
@@ -113,11 +113,6 @@ class SweepState:
         """
         if (hinted := self._hinted(element, hint)) is not None:
             return hinted
-        if self._identities is None:  # cheap: no element hashed
-            self._identities = {id(e): i for i, e in enumerate(self.order)}
-        found = self._identities.get(id(element))
-        if found is not None and self.order[found] is element:
-            return found  # the very object of the sweeps (handed out, or from sweep())
         if self._index is None:
             self._index = {e: i for i, e in enumerate(self.order)}
         return self._index.get(element)
@@ -136,7 +131,8 @@ class SweepState:
     def known_positions(self, elements: list[Any]) -> list[int | None]:
         """:meth:`known_position` of each of ``elements``; when nothing is claimed and each is
         the very object of the sweeps (a batch from ``sweep()``), found in one pass, without
-        hashing any."""
+        hashing any (an element mutated after it was handed to the sweeper, which the codec
+        forbids too, is then taken for the combination it was)."""
         if not self.claims.by_element:
             if self._identities is None:
                 self._identities = {id(e): i for i, e in enumerate(self.order)}
