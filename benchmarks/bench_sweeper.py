@@ -13,6 +13,9 @@ Workloads (each in fresh processes, with the same script and the same public API
 - a 1,000,000-combination grid: ``sweep()`` time, first open, then 500,000 marked done, and in a
   fresh process resume (open + first ``get_next()``) time and the process's peak RSS.
 
+``--runs N`` runs each side N times, alternating which goes first, and shows medians;
+``--no-rates`` keeps only the grid (``done_batch`` of 500,000 is timed there).
+
 Timings depend on the machine and its load: compare the ratios of one run, not runs.
 """
 
@@ -23,6 +26,7 @@ import json
 import os
 import resource
 import select
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,8 +92,14 @@ def role_grid_setup(directory: str) -> None:
     start = time.perf_counter()
     sweeper = ParamSweeper(directory, sweeps)
     open_time = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
     sweeper.done_batch(sweeps[:500_000])
-    emit(sweep_time=sweep_time, open_time=open_time)
+    emit(
+        sweep_time=sweep_time,
+        open_time=open_time,
+        done_batch_time=time.perf_counter() - start,
+        done_batch_cpu=time.process_time() - cpu,
+    )
 
 
 def role_grid_resume(directory: str) -> None:
@@ -176,11 +186,11 @@ def fsync_floor(workdir: str, count: int = 2000) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_all(python: str, seconds: float, grid: bool) -> dict[str, float]:
+def run_all(python: str, seconds: float, grid: bool, rates: bool = True) -> dict[str, float]:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as workdir:
         results["append+fsync/s on this disk (1 proc ceiling)"] = fsync_floor(workdir)
-        for processes in (1, 4):
+        for processes in (1, 4) if rates else ():
             for held in (0, 500):
                 key = f"claim+done/s, {processes} proc, {held} in progress"
                 results[key] = measure_rate(python, workdir, processes, held, seconds)
@@ -189,6 +199,8 @@ def run_all(python: str, seconds: float, grid: bool) -> dict[str, float]:
             g = measure_grid(python, workdir)
             results["1M grid: sweep() s"] = g["sweep_time"]
             results["1M grid: first open s"] = g["open_time"]
+            results["1M grid: done_batch of 500,000 s"] = g["done_batch_time"]
+            results["1M grid: done_batch of 500,000, CPU s"] = g["done_batch_cpu"]
             results["1M grid: resume + first get_next s"] = g["resume_time"]
             results["1M grid: resume peak RSS MiB"] = g["peak_rss_mib"]
             results["1M grid: resume hands out #500,000 (1=yes)"] = g["first_is_500000th"]
@@ -202,6 +214,8 @@ def main() -> None:
     parser.add_argument("--execo-python", help="python of a virtualenv with execo==2.8.2")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of a rate run")
     parser.add_argument("--no-grid", action="store_true", help="skip the 1M-combination grid")
+    parser.add_argument("--no-rates", action="store_true", help="skip the claim+done rates")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each side (medians shown)")
     parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
@@ -216,10 +230,20 @@ def main() -> None:
     columns = {"this": sys.executable}
     if args.execo_python:
         columns["execo 2.8.2"] = args.execo_python
-    table = {}
-    for name, python in columns.items():
-        print(f"{name} ({python}):", file=sys.stderr, flush=True)
-        table[name] = run_all(python, args.seconds, not args.no_grid)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in columns}
+    for index in range(args.runs):
+        names = list(columns)
+        for name in names[index % len(names) :] + names[: index % len(names)]:  # each first in turn
+            print(f"{name} ({columns[name]}):", file=sys.stderr, flush=True)
+            runs[name].append(
+                run_all(columns[name], args.seconds, not args.no_grid, not args.no_rates)
+            )
+    table = {
+        name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+        for name, results in runs.items()
+    }
+    if args.runs > 1:
+        print(f"\nmedians of {args.runs} runs", end="")
     print(
         f"\n{'workload':<46}"
         + "".join(f"{name:>14}" for name in table)

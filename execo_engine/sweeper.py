@@ -19,6 +19,7 @@ instance only.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import operator
@@ -127,7 +128,16 @@ def _check_hashable(elements: Iterable[object], stored: Iterable[object] | None 
     """``TypeError`` naming the first of ``elements`` that is unhashable, or whose plain
     equivalent as ``stored`` is (a dict or a set inside a hashable type of the script's)."""
     given = list(elements)
-    for element, plain in zip(given, given if stored is None else stored, strict=True):
+    plains = given if stored is None else list(stored)
+    try:
+        collections.deque(map(hash, plains), maxlen=0)  # no Python loop for a big batch
+        if stored is None:
+            return
+        collections.deque(map(hash, given), maxlen=0)
+        return
+    except TypeError:
+        pass  # name the culprit
+    for element, plain in zip(given, plains, strict=True):
         try:
             hash(element)
             hash(plain)

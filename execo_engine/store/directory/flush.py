@@ -36,11 +36,8 @@ _SLOT_SIZE = 42  # one text line a journal: its inode and its size when the flus
 _SLOTS = {"done": 0, "results": 1}  # the journals whose records are flushed
 _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
-
-
-def _ofd_lock(fd: int, kind: int) -> None:
-    assert _OFD_SETLKW is not None
-    fcntl.fcntl(fd, _OFD_SETLKW, struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0))
+_WRITE_LOCK = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+_UNLOCK = struct.pack(_FLOCK, fcntl.F_UNLCK, os.SEEK_SET, 0, 0, 0)
 
 
 def _slot(inode: int, covered: int) -> bytes:
@@ -100,11 +97,12 @@ class GroupFlush:
     def _locked(self) -> Iterator[int]:
         fd = self._open()
         with self._process_lock:  # for the threads of a process sharing the flush file
-            _ofd_lock(fd, fcntl.F_WRLCK)
+            assert _OFD_SETLKW is not None
+            fcntl.fcntl(fd, _OFD_SETLKW, _WRITE_LOCK)
             try:
                 yield fd
             finally:
-                _ofd_lock(fd, fcntl.F_UNLCK)
+                fcntl.fcntl(fd, _OFD_SETLKW, _UNLOCK)
 
     def flush(self, name: str, fd: int, end: int) -> None:
         """Make journal ``name`` (open as ``fd``) durable up to byte ``end`` (its records'

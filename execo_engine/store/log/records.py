@@ -487,8 +487,16 @@ class RecordEncoder:
 
     def _done_lines(self, done: Iterable[tuple[int | None, Any]]) -> list[str]:
         self.check_writable()
-        text = self._text
-        return [f"[{_position_text(position)},{text(element)}]" for position, element in done]
+        pairs = list(done)
+        if len(pairs) == 1:  # the common done(): the text its claim wrote, when it holds it
+            ((position, element),) = pairs
+            return [f"[{_position_text(position)},{self._text(element)}]"]
+        for _, element in pairs:  # a batch is encoded anew: what was held is forgotten
+            self._held_texts.pop(id(element), None)
+        texts = self.codec.encode_many([element for _, element in pairs])  # a grid: by factor
+        positions = list(map(operator.itemgetter(0), pairs))
+        position_texts = map(str if None not in positions else _position_text, positions)
+        return list(map("[{},{}]".format, position_texts, texts))
 
     def _failure_lines(self, failures: Iterable[tuple[int | None, Failure]]) -> list[str]:
         self.check_writable()

@@ -13,10 +13,11 @@ the medium is the log's.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from execo_engine.codec import Codec
@@ -95,6 +96,30 @@ class RecordLog(Protocol):
     def close(self) -> None: ...
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (as it was before, after).
+
+    Replaying or writing a big batch builds millions of small containers (records, pairs):
+    each few hundred of them start a collection, and the rarer full ones walk every object of
+    the process, a 1M-combination grid included: half of a resume's time. The records build no
+    reference cycle, so nothing is left behind; collections resume, as their thresholds say,
+    once the batch is done. (A thread that disables the collector meanwhile sees it enabled
+    again after this section: the collector is process-wide.)"""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+#: A batch of more elements than this is recorded with the collector paused
+_BIG_BATCH = 1000
+
+
 def _who(owner: Owner) -> str:
     return f"host {owner[0]}, pid {owner[1]}"
 
@@ -146,7 +171,11 @@ class ReplayStore:
         if not changes.changed:
             if claims:  # nobody gave back what this instance finished meanwhile
                 state.finished.clear()
-        elif lost := state.apply(changes, current_owner, claims):
+            lost = []
+        else:
+            with _collector_paused():
+                lost = state.apply(changes, current_owner, claims)
+        if lost:
             logger.warning(
                 "%s: lost the claim on %d combination(s), given back by another instance "
                 "(this process was taken for dead, or claims were reset), e.g. %r: they may "
@@ -297,12 +326,28 @@ class ReplayStore:
     def done(self, elements: list[Any]) -> None:
         with self._lock:
             self._catch_up(claims=False)  # others' claims change nothing here
-            state = self._state
-            positions = {e: state.known_position(e) for e in elements}
-            new = [(p, e) for e, p in positions.items() if not state.is_done(e, p)]
-            # A done record releases the element's hold for every reader: no release record.
-            self._log.append_done(new)
-            state.done(new)
+            if len(elements) > _BIG_BATCH:
+                with _collector_paused():
+                    self._done(elements)
+            else:
+                self._done(elements)
+
+    def _done(self, elements: list[Any]) -> None:
+        """Record ``elements`` done (see :meth:`done`), under the lock."""
+        state = self._state
+        if len(elements) == 1:  # done(): the position of its claim, as a rule
+            found = [state.known_position(elements[0])]
+        else:
+            found = state.known_positions(elements)
+        if None in found or len(set(found)) != len(found):  # some twice, or not in sweeps
+            positions = dict(zip(elements, found, strict=True))  # the first of equal ones
+            pairs: Iterable[tuple[int | None, Any]] = ((p, e) for e, p in positions.items())
+        else:  # distinct elements of the sweeps: no hashing
+            pairs = zip(found, elements, strict=True)
+        new = [(p, e) for p, e in pairs if not state.is_done(e, p)]
+        # A done record releases the element's hold for every reader: no release record.
+        self._log.append_done(new)
+        state.done(new)
 
     def sync(self) -> None:
         self._log.sync()

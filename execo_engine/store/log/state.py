@@ -113,6 +113,10 @@ class SweepState:
         self._from_plain = from_plain
         self._state = bytearray(len(sweeps))
         self._index: dict[Any, int] | None = None
+        #: ``id()`` of each element of the sweeps -> its position: finds the very objects of
+        #: the sweeps (what ``get_next`` and ``sweep()`` give) in a batch without hashing the
+        #: whole grid; valid as long as ``order`` (which keeps them alive) is not changed
+        self._identities: dict[int, int] | None = None
         self._cursor = 0  #: no todo position before it
         self.claims, self.skips = Holds(CLAIMED), Holds(SKIPPED)
         self.done_extra: set[Any] = set()  #: done elements that are not in the sweeps
@@ -146,6 +150,21 @@ class SweepState:
         """The position of ``element``, from its claim when it has one."""
         claim = self.claims.by_element.get(element)
         return claim[1] if claim is not None else self.position(element)
+
+    def known_positions(self, elements: list[Any]) -> list[int | None]:
+        """:meth:`known_position` of each of ``elements``; when nothing is claimed and each is
+        the very object of the sweeps (a batch from ``sweep()``), found in one pass, without
+        hashing any (an element mutated after it was handed to the sweeper, which the codec
+        forbids too, is then taken for the combination it was)."""
+        if not self.claims.by_element:
+            if self._identities is None:
+                self._identities = {id(e): i for i, e in enumerate(self.order)}
+            found = list(map(self._identities.get, map(id, elements)))
+            if None not in found and all(
+                map(operator.is_, map(self.order.__getitem__, found), elements)  # type: ignore[arg-type]
+            ):
+                return found
+        return [self.known_position(element) for element in elements]
 
     def state_of(self, position: int) -> State:
         return State(self._state[position])
@@ -373,6 +392,16 @@ class SweepState:
     def done(self, done: list[tuple[int | None, Any]]) -> None:
         """This instance recorded ``(position, element)`` pairs done (its claims among them
         are checked against the claims stream when it is next read: see :meth:`apply`)."""
+        if not self.claims.by_element and not self.skips.by_element:  # nothing held: bulk
+            state, undone = self._state, self.undone
+            for position, element in done:
+                if position is None:
+                    self.done_extra.add(element)
+                else:
+                    if undone:
+                        undone.discard(position)
+                    state[position] = DONE
+            return
         for position, element in done:
             if position is not None:
                 self.undone.discard(position)
