@@ -219,11 +219,16 @@ class Journal:
     def append(self, data: bytes) -> None:
         """Append complete records (``data`` ends with a newline), under the lock.
 
-        If the write fails midway (disk full), the partial record is cut off again.
+        When it raises, the file holds none of ``data`` (the creation of a new file is made
+        durable before anything is written to it, and what a write that fails midway wrote
+        is cut off again), unless cutting it off failed too (an I/O error): then complete
+        records of ``data`` may be in the file, and the next :meth:`read_new` reads them
+        (the caller reads the journal again; see
+        :meth:`~execo_engine.store.log.replay.ReplayStore._operation`).
         """
-        created = self._fd is None
-        if created:
+        if self._fd is None:
             self._open(create=True)
+            fsync_directory(self.directory)  # before any record: a failure here writes none
         assert self._fd is not None
         try:
             write_all(self._fd, data)
@@ -235,8 +240,6 @@ class Journal:
             raise
         self._offset += len(data)
         self.records += data.count(_NEWLINE)
-        if created:
-            fsync_directory(self.directory)
 
     def _cut(self) -> None:
         if self._on_cut is not None:

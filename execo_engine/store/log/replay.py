@@ -137,11 +137,36 @@ class ReplayStore:
         self._last_dead_check = 0.0
         self._instance = new_instance()  # what this object's skips name (see SweepState)
         self._state = SweepState([], log.codec.from_plain, self._instance)
+        self._claiming: list[Any] = []  # what the claim being written takes
+        # Claimed by operations that failed midway (see _operation): their caller never got
+        # them, whether their records were written or not.
+        self._unsure: set[Any] = set()
+
+    @contextlib.contextmanager
+    def _operation(self) -> Iterator[None]:
+        """One operation, under the lock. One that fails midway (a full disk or an I/O
+        error in the middle of an append, an exception from a signal handler, a corrupt
+        record) may have written records it did not apply, or read records it did not
+        apply: the log is read again from the start by the next read, and what a failed
+        claim took is given back (:meth:`_give_back_unsure`) at once if the log can be read,
+        else by the next operation. This instance never holds a claim it does not know
+        about, and its state is what the files say."""
+        with self._lock:
+            try:
+                yield
+            except BaseException:
+                self._unsure.update(self._claiming)
+                self._claiming = []
+                self._log.restart()
+                if self._unsure and not self.read_only:
+                    with contextlib.suppress(Exception):
+                        self._catch_up()
+                raise
 
     # -- sweeps ------------------------------------------------------------------------------
 
     def set_sweeps(self, sweeps: list[Any], save: bool) -> None:
-        with self._lock:
+        with self._operation():
             if save:
                 self._log.save_sweeps(sweeps)
             if not self.read_only:
@@ -157,7 +182,7 @@ class ReplayStore:
 
     def grid_size(self) -> int | None:
         """How many elements the last writer's sweeps had (None: unknown)."""
-        with self._lock:
+        with self._operation():
             return self._log.grid_size()
 
     # -- catching up -------------------------------------------------------------------------
@@ -167,6 +192,29 @@ class ReplayStore:
         without ``claims``, only what they did and failed (the claims are read next time);
         ``reading``: for an operation that only reads (see
         :mod:`execo_engine.store.messages`)."""
+        try:
+            self._replay(claims)
+        except BaseException:
+            self._log.restart()  # what was read and not applied is read again
+            raise
+        if self.read_only or not claims:
+            return
+        if self._unsure:
+            try:
+                self._give_back_unsure()
+            except OSError:  # a full disk, say: the next operation tries again
+                self._log.restart()
+        now = time.monotonic()
+        if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
+            self._last_dead_check = now
+            self._reclaim(self._dead_owners(reading), reading)
+        records = self._log.claim_records
+        live = len(self._state.claims.by_element) + len(self._state.skips.by_element)
+        if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
+            self._log.rewrite_claims(self._state.claims.records(), self._state.skips.records())
+
+    def _replay(self, claims: bool) -> None:
+        """Read what was appended since the last read and apply it to the state."""
         changes, state = self._log.read(claims), self._state
         if not changes.changed:
             if claims:  # nobody gave back what this instance finished meanwhile
@@ -184,16 +232,22 @@ class ReplayStore:
                 len(lost),
                 lost[0],
             )
-        if self.read_only or not claims:
-            return
-        now = time.monotonic()
-        if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
-            self._last_dead_check = now
-            self._reclaim(self._dead_owners(reading), reading)
-        records = self._log.claim_records
-        live = len(state.claims.by_element) + len(state.skips.by_element)
-        if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
-            self._log.rewrite_claims(state.claims.records(), state.skips.records())
+
+    def _give_back_unsure(self) -> None:
+        """Give back what claims that failed midway took and the log shows this process
+        holding (their caller never got them: nobody would finish them, and this live
+        process would hold them until it exits); called with the log read to its end."""
+        me, claims = current_owner(), self._state.claims.by_element
+        held = [e for e in self._unsure if claims.get(e, (None,))[0] == me]
+        if held:
+            self._release(held)
+            logger.warning(
+                "%s: gave back %d combination(s) claimed by an operation of this process "
+                "that failed midway (its caller never got them)",
+                self.name,
+                len(held),
+            )
+        self._unsure = set()
 
     def _dead_owners(self, reading: bool = False) -> list[Owner]:
         me = current_owner()
@@ -228,13 +282,13 @@ class ReplayStore:
         return reclaimed
 
     def refresh(self, full: bool = False) -> None:
-        with self._lock:
+        with self._operation():
             if full:
                 self._log.restart()
             self._catch_up(reading=True)
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             reclaimed = self._reclaim(self._dead_owners())
             if older_than is not None:
@@ -252,12 +306,14 @@ class ReplayStore:
     def _claim_positions(self, positions: Iterable[int], count: int) -> list[Any]:
         me, now, order = current_owner(), time.time(), self._state.order
         taken = [(position, order[position]) for position in itertools.islice(positions, count)]
+        self._claiming = [element for _, element in taken]  # unsure until applied
         self._log.append_holds(CLAIM, taken, me, now)
         self._state.claim(taken, me, now)
+        self._claiming = []
         return [element for _, element in taken]
 
     def claim(self, count: int, choose: Choose | None = None) -> list[Any]:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             self._log.check_writable()
             state = self._state
@@ -272,7 +328,7 @@ class ReplayStore:
         return self.take_many([(element, position)])[0]
 
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             self._reclaim_holders(element for element, _ in wanted)
             reasons: list[str | None] = []
@@ -324,7 +380,7 @@ class ReplayStore:
     # -- state changes -------------------------------------------------------------------------
 
     def done(self, elements: list[Any]) -> None:
-        with self._lock:
+        with self._operation():
             self._catch_up(claims=False)  # others' claims change nothing here
             if len(elements) > _BIG_BATCH:
                 with _collector_paused():
@@ -353,7 +409,7 @@ class ReplayStore:
         self._log.sync()
 
     def give_back(self, elements: list[Any], skip: bool = False) -> None:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             self._log.check_writable()
             state = self._state
@@ -377,7 +433,7 @@ class ReplayStore:
                     state.undo_done(position)
 
     def fail(self, elements: list[Any], error: str, max_attempts: int | None = None) -> list[Any]:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             self._log.check_writable()
             state, me, now = self._state, current_owner(), round(time.time(), 3)
@@ -398,7 +454,7 @@ class ReplayStore:
             return [element for element, (_, failure) in counted.items() if failure.failed]
 
     def release_mine(self, error: str | None = None, max_attempts: int | None = None) -> list[Any]:
-        with self._lock:
+        with self._operation():
             self._catch_up()  # what another instance marked done meanwhile is no longer held
             mine = list(self._state.mine)
             if error is None:
@@ -408,7 +464,7 @@ class ReplayStore:
         return mine
 
     def reset(self, claims: bool = False, failed: bool = False) -> None:
-        with self._lock:
+        with self._operation():
             self._catch_up()
             state, me = self._state, current_owner()
             skips = state.skips.by_element
@@ -428,7 +484,7 @@ class ReplayStore:
     # -- results -------------------------------------------------------------------------------
 
     def append_result(self, record: HashableDict) -> None:
-        with self._lock:
+        with self._operation():
             self._log.append_result(record)
 
     def read_results(self) -> list[Any]:
@@ -444,17 +500,17 @@ class ReplayStore:
     # -- looking -------------------------------------------------------------------------------
 
     def states(self) -> dict[State, list[Any]]:
-        with self._lock:
+        with self._operation():
             self._catch_up(reading=True)
             return self._state.states()
 
     def failures(self) -> list[Failure]:
-        with self._lock:
+        with self._operation():
             self._catch_up(reading=True)
             return self._state.failures_in_order()
 
     def holders(self) -> list[Holder]:
-        with self._lock:
+        with self._operation():
             self._catch_up(reading=True)
             dead = self._log.dead_owners(self._state.owners(), reading=True)
             return self._state.holders(dead)
@@ -466,5 +522,5 @@ class ReplayStore:
         return self._log.heartbeat_ages()
 
     def close(self) -> None:
-        with self._lock:
+        with self._operation():
             self._log.close()

@@ -230,12 +230,14 @@ class SweepState:
             self.skips.add(element, owner, position, since, number)
         self._settle(position, element)
 
-    def release(self, element: Any) -> None:
-        """Forget the hold (claim or skip) on ``element``."""
+    def release(self, element: Any, mine: bool = True) -> None:
+        """Forget the hold (claim or skip) on ``element`` (and, with ``mine``, that this
+        instance took it)."""
         hold = self.claims.remove(element) or self.skips.remove(element)
         if hold is None:
             return
-        self.mine.pop(element, None)
+        if mine:
+            self.mine.pop(element, None)
         self._settle(hold[1], element)
 
     def hold_of(self, element: Any) -> Hold | None:
@@ -283,14 +285,16 @@ class SweepState:
             state[hint] = DONE
         return True
 
-    def forget_holds(self) -> None:
-        """Forget every claim and skip record at once (their stream restarted or was
-        emptied); what this process skipped stays skipped here."""
+    def forget_holds(self, mine: bool = True) -> None:
+        """Forget every claim and skip at once (their stream restarted or was emptied) and,
+        with ``mine``, that this instance took any; what this process skipped stays skipped
+        here."""
         for holds in (self.claims, self.skips):
             holds.clear()
             self._state = self._state.translate(_TO_TODO[holds.state])
         self._cursor = 0
-        self.mine = {}
+        if mine:
+            self.mine = {}
         for element in self.own_skips:
             self._settle(self.position(element), element)
 
@@ -323,18 +327,23 @@ class SweepState:
                         self._replay_failure(record)
                     else:  # the failures were reset
                         self.forget_failures()
+        # Replaying the claims stream from its start (deleted, compacted, or read again after
+        # a failure), ``mine`` stays as it was until the end (an exception midway, say from a
+        # signal handler, leaves it whole for the next replay), and the releases on the way
+        # are history: what this instance took is what the stream ends up holding for it.
+        restarted = changes.claims_restarted
         mine = self.mine
-        if changes.claims_restarted:  # file deleted or compacted
-            self.forget_holds()
+        if restarted:
+            self.forget_holds(mine=False)
         lost = []
         for operation, owner, element, hint, since, number in changes.claims:
             if operation == RELEASE:
-                if element in self.mine or element in self.finished:
+                if not restarted and (element in self.mine or element in self.finished):
                     lost.append(element)
-                self.release(element)
+                self.release(element, mine=not restarted)
             else:
                 self._hold(operation, element, owner, hint, since or 0.0, number)  # type: ignore[arg-type]
-        if changes.claims_restarted:  # this instance's claims that survived a compaction
+        if restarted:  # this instance's claims that survived a compaction
             owner = me()
             self.mine = {
                 e: None for e in mine if self.claims.by_element.get(e, (None,))[0] == owner
