@@ -90,6 +90,29 @@ class Server:
         ``immediate``: a crash, recovered from the WAL at start)."""
         self._ctl("restart", "-m", mode)
 
+    def shut_down(self, mode: str) -> None:
+        """``pg_ctl stop -m MODE``, keeping the data (:meth:`start_again` starts it again)."""
+        self._ctl("stop", "-m", mode)
+
+    def start_again(self) -> None:
+        """Start the server :meth:`shut_down` stopped, on the same port."""
+        self._ctl("start")
+
+    def hold_commits(self) -> None:
+        """From now on, every commit of a session with ``synchronous_commit`` on stays in
+        flight: its record is in the WAL (it survives a crash) but nobody sees it, and its
+        locks are held, until :meth:`release_commits` (it waits for a synchronous standby
+        that does not exist). Sessions with ``synchronous_commit=local`` are not held."""
+        self.execute("ALTER SYSTEM SET synchronous_standby_names = 'execo_nobody'")
+        self.execute("SELECT pg_reload_conf()")
+
+    def release_commits(self, reload: bool = True) -> None:
+        """End :meth:`hold_commits`: the commits held complete (without ``reload``, only at
+        the next start of the server)."""
+        self.execute("ALTER SYSTEM RESET synchronous_standby_names")
+        if reload:
+            self.execute("SELECT pg_reload_conf()")
+
     def url(self, sweep: str, **parameters: str) -> str:
         query = "&".join([f"sweep={sweep}"] + [f"{k}={v}" for k, v in parameters.items()])
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?{query}"
@@ -102,7 +125,9 @@ class Server:
         """The rows of one statement run on a connection of its own."""
         import psycopg
 
-        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+        # never held by hold_commits
+        options = "-c synchronous_commit=local"
+        with psycopg.connect(self.conninfo, autocommit=True, options=options) as connection:
             cursor = connection.execute(query, params or None)
             return cursor.fetchall() if cursor.description else []
 

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from namespaces import UNSHARE, why_no_namespaces
 from pg import Server
 
+from execo_engine.errors import ConnectionLostError
+from execo_engine.store.postgresql import connection
 from execo_engine.sweep import ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
@@ -183,3 +189,169 @@ def test_lost_connection_is_reopened_with_a_log_line(postgresql, caplog):
     assert "lost the connection to the database" in caplog.text
     assert "reconnected to the database" in caplog.text
     assert held in sweeper.get_done() and following in sweeper.get_inprogress()
+
+
+# A process that claims one combination when told to (a line on stdin), prints it, and holds
+# it until killed.
+_CLAIMER = """
+import sys
+from execo_engine.sweep import ParamSweeper
+sweeper = ParamSweeper(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+print(sweeper.get_next()["i"], flush=True)
+sys.stdin.read()
+"""
+
+
+def _claimer(url: str, *prefix: str) -> subprocess.Popen[bytes]:
+    claimer = subprocess.Popen(
+        [*prefix, sys.executable, "-c", _CLAIMER, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert claimer.stdout is not None and claimer.stdout.readline() == b"ready\n"
+    return claimer
+
+
+def _claim(claimer: subprocess.Popen[bytes]) -> None:
+    assert claimer.stdin is not None
+    claimer.stdin.write(b"go\n")
+    claimer.stdin.flush()
+
+
+def _local(url: str) -> str:
+    """``url`` for a session whose commits hold_commits() does not hold."""
+    return url + "&options=-c%20synchronous_commit%3Dlocal"
+
+
+def _backends(server: Server, condition: str) -> int:
+    rows = server.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {condition}")
+    return int(rows[0][0])
+
+
+def test_a_claim_committed_after_its_killed_owner_was_found_dead_comes_back(own_server, poll):
+    """A process is killed while its claim is in flight; another instance finds it dead and
+    gives back what it held; then the claim commits (the server runs what the dead client
+    sent). That claim must come back too, not stay held for ever by an owner nobody knows
+    any more (the storm of issue 26: the grid never completed)."""
+    url = own_server.url("in-flight")
+    ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    claimer = _claimer(url)
+    other = ParamSweeper(_local(url))
+    own_server.hold_commits()
+    try:
+        _claim(claimer)  # its commit is held: in the WAL, seen by nobody, its locks held
+        poll(lambda: _backends(own_server, "wait_event = 'SyncRep'") == 1, "the claim's commit")
+        claimer.kill()
+        claimer.wait(timeout=60)
+        looking = threading.Thread(target=other.reclaim)  # finds the claimer dead
+        looking.start()
+        poll(
+            lambda: not looking.is_alive() or _backends(own_server, "wait_event_type = 'Lock'"),
+            "the look for dead owners to end or to wait for the claim",
+        )
+    finally:
+        own_server.release_commits()
+    looking.join(timeout=120)
+    poll(lambda: _backends(own_server, "wait_event = 'SyncRep'") == 0, "the claim to commit")
+    other.reclaim()
+    assert other.get_inprogress() == []
+    assert other.get_next() == {"i": 0}  # what the killed process claimed is todo again
+
+
+def test_a_claim_whose_answer_was_lost_for_good_is_given_back(own_server, monkeypatch, caplog):
+    """The server crashes while a claim commits and stays down for longer than the store
+    retries: get_next() fails, though the claim was committed. The instance's next operation
+    finds that claim, which its caller never got, and gives it back: a live process never
+    holds a claim it does not know about."""
+    monkeypatch.setattr(connection, "RECONNECT_SECONDS", 1.0)
+    url = own_server.url("lost-answer")
+    sweeper = ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    own_server.hold_commits()
+    failed: list[BaseException] = []
+
+    def claim() -> None:
+        try:
+            sweeper.get_next()
+        except ConnectionLostError as error:
+            failed.append(error)
+
+    claiming = threading.Thread(target=claim)
+    claiming.start()
+    try:
+        wait_until(lambda: _backends(own_server, "wait_event = 'SyncRep'") == 1, 120)
+    finally:
+        own_server.release_commits(reload=False)  # once the server starts again
+    own_server.shut_down("immediate")  # the claim's commit record is in the WAL
+    claiming.join(timeout=120)
+    assert len(failed) == 1  # never reached the server again in time
+    own_server.start_again()
+    view = ParamSweeper(_local(url), read_only=True)
+    [(held, owner, _, _)] = view.get_claims()  # committed: recovered from the WAL
+    assert (held, owner.pid) == ({"i": 0}, os.getpid())
+    with caplog.at_level(logging.WARNING, logger="execo_engine"):
+        assert sweeper.get_claims() == []  # the next operation gave it back
+    assert "whose answer was lost" in caplog.text
+    assert sweeper.get_next() == {"i": 0}
+    assert [claim[0] for claim in view.get_claims()] == [{"i": 0}]
+
+
+def _lease_of(server: Server, pid: int) -> tuple[float, float]:
+    """(expiry, now) of the lease of the owner of ``pid``, as seconds by the database's clock."""
+    [(expires, now)] = server.execute(
+        "SELECT extract(epoch FROM expires)::float8, extract(epoch FROM now())::float8 "
+        "FROM execo_owners WHERE (owner::jsonb ->> 1)::int = %s",
+        pid,
+    )
+    return expires, now
+
+
+def test_a_paused_process_of_this_host_keeps_its_claims_past_its_lease(own_server, poll):
+    """A process of this host is judged by its pid: paused (SIGSTOP) for longer than its
+    lease, it keeps its claim (issue 26: a combination was run twice at once)."""
+    url = own_server.url("paused", lease="1")
+    ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    claimer = _claimer(url)
+    try:
+        _claim(claimer)
+        assert claimer.stdout.readline() == b"0\n"
+        claimer.send_signal(signal.SIGSTOP)
+        poll(lambda: operator.lt(*_lease_of(own_server, claimer.pid)), "its lease to expire")
+        other = ParamSweeper(url)
+        assert other.reclaim() == []
+        assert other.get_next() == {"i": 1}
+        claims = {claim[0]["i"]: claim[1].pid for claim in other.get_claims()}
+        assert claims == {0: claimer.pid, 1: os.getpid()}
+        assert not any(claim[3] for claim in other.get_claims())  # nobody shown dead
+    finally:
+        claimer.send_signal(signal.SIGCONT)
+        claimer.kill()
+        claimer.wait(timeout=60)
+
+
+def test_a_server_down_for_longer_than_a_lease_expires_no_lease(own_server, poll):
+    """A process of another PID namespace (as another host: judged by its lease) cannot
+    renew while the server is down: once the server is back, it gets a whole lease to renew
+    before its claims are taken for dead (issue 26: a combination was run twice at once)."""
+    reason = why_no_namespaces()
+    if reason:
+        pytest.skip(reason)
+    url = own_server.url("restart-lease", lease="2")
+    ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    claimer = _claimer(url, *UNSHARE)
+    try:
+        _claim(claimer)
+        assert claimer.stdout.readline() == b"0\n"
+        expires, _ = _lease_of(own_server, 1)  # pid 1 in its namespace
+        own_server.shut_down("immediate")
+        poll(lambda: time.time() > expires + 1, "its lease to run out while the server is down")
+        own_server.start_again()
+        other = ParamSweeper(url)
+        assert other.get_next() == {"i": 1}  # and a look for dead owners: none
+        assert {claim[0]["i"] for claim in other.get_claims()} == {0, 1}
+        poll(lambda: operator.gt(*_lease_of(own_server, 1)), "its renewal, the server back")
+        assert other.reclaim() == []
+    finally:
+        claimer.kill()
+        claimer.wait(timeout=60)

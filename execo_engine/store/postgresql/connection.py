@@ -47,6 +47,8 @@ class Statement:
         self.name = f"execo_{next(self._names)}".encode()
 
 
+#: SQLSTATEs of a session the server ended: admin_shutdown, crash_shutdown, cannot_connect_now
+_LOST_STATES = ("57P01", "57P02", "57P03")
 # libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
 _SUCCESS = (1, 2)
 _CONNECTION_BAD = 1
@@ -100,10 +102,13 @@ class Link:
     :meth:`run` calls ``work(connection)`` and, when the connection is lost after it worked,
     waits for the server (up to :data:`RECONNECT_SECONDS`) and calls it again, with
     :attr:`retrying` set: the outcome of the lost call is unknown, ``work`` must make its
-    second run safe (idempotent, or finding out what the first one did). A first connection
-    that fails (each attempt lasts at most :data:`CONNECT_TIMEOUT` seconds unless the URL
-    says otherwise) is a :class:`~execo_engine.errors.CannotConnectError` at once: a
-    configuration error, not a loss.
+    second run safe (idempotent, or finding out what the first one did). When :meth:`run`
+    raises (the server stayed away, or an exception such as ``KeyboardInterrupt`` interrupted
+    the exchange), the outcome is unknown too: the caller finds out what happened on its next
+    call. A first connection that fails (each attempt lasts at most :data:`CONNECT_TIMEOUT`
+    seconds unless the URL says otherwise) is a
+    :class:`~execo_engine.errors.CannotConnectError` at once: a configuration error, not a
+    loss.
     """
 
     def __init__(self, conninfo: str, shown: str, setup: Callable[[Any], None]) -> None:
@@ -119,6 +124,7 @@ class Link:
         self._pid = 0
         self.lock = threading.RLock()
         self.retrying = False  #: in :meth:`run`, whether ``work`` runs again after a loss
+        self.opened = 0  #: how many connections were opened (which one is in use)
         self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
         self._prepared: set[bytes] = set()  # the names of the statements prepared on it
         self._readable = select.poll()  # waits for an answer on the connection's socket
@@ -147,6 +153,7 @@ class Link:
                 connection.close()
                 raise
             self._connection, self._pid = connection, os.getpid()
+            self.opened += 1
             self.encoding, self._prepared = connection.info.encoding, set()
             self._readable = select.poll()
             self._readable.register(connection.pgconn.socket, select.POLLIN)
@@ -198,9 +205,19 @@ class Link:
             raise driver().errors.error_from_result(failed[0], encoding=self.encoding)
         return results[-1]
 
-    def _is_lost(self) -> bool:
+    def _is_lost(self, error: Exception) -> bool:
+        """Whether ``error`` means the connection is lost (then closed here): it is broken
+        or closed, or the server said so (a connection exception, SQLSTATE class 08, or an
+        operator's intervention: terminated backend, shutdown, crash, starting up) before
+        libpq saw the socket close."""
         connection = self._connection
-        return connection is None or connection.broken or connection.closed
+        if connection is None or connection.broken or connection.closed:
+            return True
+        state = getattr(error, "sqlstate", None) or ""
+        if state.startswith("08") or state in _LOST_STATES:
+            connection.close()
+            return True
+        return False
 
     def run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` under the lock, with reconnections (see the class)."""
@@ -218,7 +235,7 @@ class Link:
                         attempts = 0
                     return work(connection)
                 except driver().OperationalError as error:  # evaluated on an exception only
-                    if not self._is_lost():
+                    if not self._is_lost(error):
                         raise
                     self._connection = None
                     now = time.monotonic()

@@ -1,11 +1,13 @@
 """A database store's lease, renewed by the process's heart
 (:mod:`execo_engine.store.lease`): the row of this process in ``execo_owners`` is pushed
-``lease`` seconds ahead every ``lease/3`` seconds while the store is open."""
+``lease`` seconds ahead every ``lease/3`` seconds while the store is open; and how a reader
+judges the leases of others (:class:`LeaseWatch`)."""
 
 from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Hashable, Iterable
 from typing import Protocol
 
 from execo_engine.log import logger
@@ -68,3 +70,36 @@ def keep_lease(store: Renewing) -> int:
 def stop_lease(key: int) -> None:
     """Stop renewing the lease that :func:`keep_lease` returned ``key`` for."""
     the_heart().remove(key)
+
+
+class LeaseWatch:
+    """Judges leases by this reader's own clock, as the directory store does: a lease expired
+    once its heartbeat (any value that changes at each renewal) has not changed for the lease
+    as this reader saw it, on one connection. What the reader saw before its connection was
+    lost does not count: while the reader could not see the server, the owner could not renew
+    either (a server down for longer than a lease, restarted or crashed, expires no lease).
+    Neither the database's clock nor any agreement between clocks is needed. Not thread-safe
+    (the caller holds its lock)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Hashable, tuple[object, float]] = {}  # owner -> (beat, first seen)
+        self._connection = -1
+
+    def expired(
+        self, connection: int, beats: Iterable[tuple[Hashable, object, float]]
+    ) -> set[Hashable]:
+        """The owners among ``(owner, heartbeat, lease seconds)`` whose lease expired (owners
+        not given are forgotten); ``connection``: the number of the reader's connection they
+        were read on (another one than last time: everything is seen anew)."""
+        now = time.monotonic()
+        seen, self._seen = ({} if connection != self._connection else self._seen), {}
+        self._connection = connection
+        expired = set()
+        for owner, beat, lease in beats:
+            first = seen.get(owner)
+            if first is None or first[0] != beat:
+                first = (beat, now)
+            self._seen[owner] = first
+            if now - first[1] >= lease:
+                expired.add(owner)
+        return expired

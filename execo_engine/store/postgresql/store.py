@@ -16,11 +16,15 @@ what others did:
 - the order of the sweeps is loaded once with ``COPY`` (a resume with the same sweeps only
   compares a digest); an instance whose sweeps differ from the last ones loaded claims among
   its own elements, in its own order (one statement still, sending its elements);
-- liveness is a lease per process (``execo_owners``): a background thread renews it every
-  ``lease/3`` seconds; the claims and skips of an owner whose lease expired (database clock: no
-  skew) or, on the same host, whose process is gone, go back to todo on the next check of any
+- liveness: the owner of a claim is a process (a row of ``execo_owners``). One of this host
+  and PID namespace is judged by its pid alone, at once (a paused process lives, whatever its
+  lease); any other by its lease, renewed every ``lease/3`` seconds by a background thread and
+  judged by each reader's own clock (:class:`~.leases.LeaseWatch`: a heartbeat unchanged for a
+  lease as the reader saw it, so that a server down for longer than a lease expires no
+  lease). The claims and skips of a dead owner go back to todo on the next check of any
   instance (at most every :data:`~execo_engine.store.lease.DEAD_OWNER_CHECK_INTERVAL`
-  seconds, and whenever a claim finds nothing), with a log line;
+  seconds, and whenever a claim finds nothing), with a log line; a claim or skip locks its
+  owner's row, so that none commits after its owner was found dead (see :data:`_ME`);
 - a skip is the store object's that made it (see :class:`~execo_engine.store.owner.Instance`):
   its row stays ``todo``, with ``owner`` the lease of the process that created the object and
   ``ticket`` the object's number (:data:`_tickets`), so that every other instance claims it as
@@ -29,9 +33,13 @@ what others did:
   lives;
 - a lost connection (terminated backend, restarted server) is opened again on the next
   operation, retried for up to
-  :data:`~execo_engine.store.postgresql.connection.RECONNECT_SECONDS` with a log line; every
-  operation is idempotent or recovers its outcome (a claim finds the rows it took by its ticket), so
-  a retry never hands an element out twice nor loses an acknowledged done;
+  :data:`~execo_engine.store.postgresql.connection.RECONNECT_SECONDS` with a log line. A claim
+  or a done whose answer was lost is retried: a claim takes what the lost one took, by its
+  ticket, and done is idempotent, so a retry never hands an element out twice nor loses an
+  acknowledged done. One whose answer never came (the server stayed away, an exception
+  interrupted it) is resolved by the object's next operation (:meth:`PostgresStore._resolve`):
+  what such a claim took is given back, a done is checked; a live process never holds a claim
+  it does not know about;
 - after ``fork()`` the child opens its own connection (the parent's is left alone).
 
 Run records (see :mod:`execo_engine.store.runs`) are rows of ``execo_runs``. That table came
@@ -52,8 +60,9 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from execo_engine.codec import Codec
 from execo_engine.elements import HashableDict
@@ -63,9 +72,9 @@ from execo_engine.store.contract import Choose, Failure, Holder, State
 from execo_engine.store.lease import DEAD_OWNER_CHECK_INTERVAL
 from execo_engine.store.log.records import read_result, result_text
 from execo_engine.store.messages import reclaimed_dead, reclaimed_old
-from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead
+from execo_engine.store.owner import Owner, current_owner, decode_owner, is_dead, judged_by_pid
 from execo_engine.store.postgresql.connection import Link, Statement, driver
-from execo_engine.store.postgresql.leases import keep_lease, stop_lease
+from execo_engine.store.postgresql.leases import LeaseWatch, keep_lease, stop_lease
 from execo_engine.store.postgresql.schema import create_schema
 from execo_engine.store.postgresql.urls import (
     checked_lease,
@@ -107,6 +116,12 @@ def _not_skipped_here(row: str, creator: str, instance: str) -> str:
     return f"({row}owner, {row}ticket) IS DISTINCT FROM ({creator}::bigint, {instance}::bigint)"
 
 
+# The owner's row, locked by every statement that makes it hold rows (claims, skips): a look
+# for dead owners deletes the row first, which waits for such a statement to end, then gives
+# back what that owner holds, in a statement that sees what it committed. Without the lock, a
+# claim sent by a process killed meanwhile could commit after the look: held for ever by an
+# owner nobody knows any more. A statement whose owner row is gone takes nothing.
+_ME = "me AS MATERIALIZED (SELECT FROM execo_owners WHERE id = {} FOR KEY SHARE)"
 # A claim in the order of the sweeps loaded last, if they are this instance's (the digest):
 # nothing is taken otherwise. Run on libpq directly (a prepared Statement): $1 sweep, $2 owner,
 # $3 ticket, $4 bound (positions below), $5 digest, $6 and $7 this instance, $8 count. The rows
@@ -114,11 +129,13 @@ def _not_skipped_here(row: str, creator: str, instance: str) -> str:
 # rows (statistics not yet updated for a sweep just loaded make it look empty) and run the pick
 # again for each.
 _CLAIM_NEXT_SQL = f"""
-WITH picked AS MATERIALIZED (
+WITH {_ME.format("$2")},
+picked AS MATERIALIZED (
     SELECT sweep, digest FROM execo_elements
     WHERE sweep = $1 AND todo AND position < $4
         AND (SELECT order_digest FROM execo_sweeps WHERE id = $1) = $5
         AND {_not_skipped_here("", "$6", "$7")}
+        AND EXISTS (SELECT FROM me)
     ORDER BY position LIMIT {{}} FOR UPDATE SKIP LOCKED)
 UPDATE execo_elements e SET state = 'claimed', owner = $2, ticket = $3, claimed_at = now()
 FROM picked WHERE e.sweep = picked.sweep AND e.digest = picked.digest
@@ -128,25 +145,49 @@ _CLAIM_NEXT = Statement(_CLAIM_NEXT_SQL.format("$8"))
 # run unless its generic plan costs no more than the plans made for the parameters, and a
 # LIMIT $8 costs as a tenth of the rows in a generic plan (planning cost more than running).
 _CLAIM_ONE = Statement(_CLAIM_NEXT_SQL.format("1"))
-_SAME_ORDER = "SELECT order_digest = %(digest)s FROM execo_sweeps WHERE id = %(sweep)s"
+# After a claim that took nothing: whether the sweeps loaded last are this object's, and
+# whether its owner row is still there (a lease that expired: see _register).
+_SAME_ORDER = """
+SELECT order_digest = %(digest)s, EXISTS (SELECT FROM execo_owners WHERE id = %(owner)s)
+FROM execo_sweeps WHERE id = %(sweep)s"""
+_OWNER_EXISTS = "SELECT EXISTS (SELECT FROM execo_owners WHERE id = %(owner)s)"
 # A claim among given elements (this instance's order, or what a filter chose), in their order.
 _CLAIM_AMONG = f"""
-WITH picked AS (
+WITH {_ME.format("%(owner)s")},
+picked AS (
     SELECT e.sweep, e.digest, t.n FROM {_GIVEN} WHERE e.state = 'todo'
         AND {_not_skipped_here("e.", "%(creator)s", "%(instance)s")}
+        AND EXISTS (SELECT FROM me)
     ORDER BY t.n LIMIT %(count)s FOR UPDATE OF e SKIP LOCKED),
 taken AS (
     UPDATE execo_elements e SET {_CLAIM_SET} FROM picked
     WHERE e.sweep = picked.sweep AND e.digest = picked.digest
     RETURNING e.digest, picked.n - 1 AS index, e.text)
 SELECT true, digest::text, index, text FROM taken ORDER BY index"""
-# What a claim whose answer was lost took (found by its ticket).
+# What a claim whose answer was lost took (found by its ticket), which it retries.
 _CLAIMED_BY_TICKET = """
 SELECT true, digest::text, position, text FROM execo_elements
 WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = %(ticket)s AND state = 'claimed'
 ORDER BY position"""
+# Gives back what claims whose answer was lost, and that were not retried, took.
+_RELEASE_TICKETS = """
+UPDATE execo_elements SET state = 'todo', owner = NULL, ticket = NULL
+WHERE sweep = %(sweep)s AND owner = %(owner)s AND ticket = ANY(%(tickets)s::bigint[])
+    AND state = 'claimed' RETURNING digest::text"""
+# Which of the given rows are done (a done whose answer was lost).
+_DONE_AMONG = """
+SELECT digest::text FROM execo_elements
+WHERE sweep = %(sweep)s AND digest = ANY(%(digests)s::uuid[]) AND state = 'done'"""
+# Claims again the given rows that are todo (held by this object when its lease expired).
+_ADOPT = f"""
+WITH {_ME.format("%(owner)s")}
+UPDATE execo_elements SET {_CLAIM_SET}
+WHERE sweep = %(sweep)s AND digest = ANY(%(digests)s::uuid[]) AND state = 'todo'
+    AND EXISTS (SELECT FROM me)
+RETURNING digest::text"""
 _TAKE = f"""
-WITH current AS (
+WITH {_ME.format("%(owner)s")},
+current AS (
     SELECT e.sweep, e.digest, e.state, e.owner, e.ticket, o.owner AS holder FROM {_GIVEN}
     LEFT JOIN execo_owners o ON o.id = e.owner FOR UPDATE OF e),
 taken AS (
@@ -154,8 +195,10 @@ taken AS (
     WHERE e.sweep = current.sweep AND e.digest = current.digest AND (current.state = 'todo'
         OR (current.state = 'skipped' AND current.owner = %(owner)s)
         OR (current.ticket = %(ticket)s AND current.owner = %(owner)s))
+        AND EXISTS (SELECT FROM me)
     RETURNING e.digest)
-SELECT current.digest::text, current.state, current.holder, taken.digest IS NOT NULL
+SELECT current.digest::text, current.state, current.holder, taken.digest IS NOT NULL,
+    EXISTS (SELECT FROM me)
 FROM current LEFT JOIN taken ON true"""
 # Done by digest (what this object claimed): $1 sweep, $2 one digest, or an array of them.
 _DONE_BY_DIGEST = """
@@ -169,18 +212,21 @@ SELECT %(sweep)s, t, 'done', now() FROM unnest(%(texts)s::text[]) AS t
 ON CONFLICT (sweep, digest) DO UPDATE
 SET state = 'done', owner = NULL, ticket = NULL, done_at = now()
 WHERE execo_elements.text = EXCLUDED.text"""
-# Give back (cancel, skip): todo again, with ``skip`` marked as this instance's skip; returns
-# each given element's state before.
+# Give back (cancel, skip): todo again, with ``skip`` marked as this instance's skip (held by
+# the lease row of the process that created the instance, %(holder)s: locked, see _ME);
+# returns each given element's state before, and whether the holder's row is there.
 _GIVE_BACK = f"""
-WITH current AS (SELECT e.sweep, e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
+WITH {_ME.format("%(holder)s")},
+current AS (SELECT e.sweep, e.digest, e.state, t.text FROM {_GIVEN} FOR UPDATE OF e),
 changed AS (
     UPDATE execo_elements e SET state = 'todo', claimed_at = now(),
         owner = CASE WHEN %(skip)s THEN %(creator)s::bigint END,
         ticket = CASE WHEN %(skip)s THEN %(instance)s::bigint END
     FROM current WHERE e.sweep = current.sweep AND e.digest = current.digest
         AND current.state IN ('todo', 'claimed', 'skipped')
+        AND (NOT %(skip)s OR EXISTS (SELECT FROM me))
     RETURNING e.digest)
-SELECT text, state FROM current"""
+SELECT text, state, EXISTS (SELECT FROM me) FROM current"""
 # This instance's skips that one of its claims took (it skipped them, another instance took
 # the skip over and gave the element back): skipped here again.
 _SKIP_AGAIN = """
@@ -219,17 +265,24 @@ INSERT INTO execo_owners AS o (sweep, owner, expires, heartbeat)
 VALUES (%(sweep)s, %(owner)s, now() + %(lease)s * interval '1 second', now())
 ON CONFLICT (sweep, owner) DO UPDATE SET expires = EXCLUDED.expires, heartbeat = now()
 RETURNING id, xmax = 0"""
-_OWNERS = "SELECT id, owner, expires < now() FROM execo_owners WHERE sweep = %(sweep)s"
-# Gives the claims and skips of dead owners back to todo, and forgets those owners.
-_BURY = """
-WITH dead AS (
-    DELETE FROM execo_owners WHERE sweep = %(sweep)s AND id = ANY(%(ids)s) RETURNING id, owner),
-freed AS (
-    UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL FROM dead
-    WHERE e.sweep = %(sweep)s AND e.owner = dead.id
-        AND e.state IN ('claimed', 'skipped', 'todo')
-    RETURNING dead.owner)
-SELECT dead.owner, (SELECT count(*) FROM freed WHERE freed.owner = dead.owner) FROM dead"""
+# The owners, their heartbeat (the time of their last renewal, as a value that changes) and
+# their lease in seconds (judged by LeaseWatch).
+_OWNERS = """
+SELECT id, owner, heartbeat, extract(epoch FROM expires - heartbeat)::float8
+FROM execo_owners WHERE sweep = %(sweep)s"""
+# Forgets dead owners: those found dead by pid (%(dead)s), and those whose lease expired
+# (%(expired)s) unless they renewed it meanwhile (their heartbeat is no longer %(beats)s).
+# The first statement of _bury: see _ME.
+_FORGET = """
+DELETE FROM execo_owners WHERE sweep = %(sweep)s AND (id = ANY(%(dead)s::bigint[])
+    OR (id, heartbeat) IN (SELECT * FROM unnest(%(expired)s::bigint[], %(beats)s::timestamptz[])))
+RETURNING id, owner"""
+# Gives the claims and skips of forgotten owners back to todo (the second statement of _bury).
+_FREE = """
+UPDATE execo_elements e SET state = 'todo', owner = NULL, ticket = NULL
+FROM unnest(%(ids)s::bigint[]) AS gone(id)
+WHERE e.sweep = %(sweep)s AND e.owner = gone.id AND e.state IN ('claimed', 'skipped', 'todo')
+RETURNING gone.id"""
 # The rows not plainly todo (a todo row with an owner is a skip: this instance's or another's).
 _STATES_QUERY = """
 SELECT s.order_digest = %(digest)s, e.position, e.state,
@@ -240,7 +293,7 @@ FROM execo_sweeps s LEFT JOIN execo_elements e ON e.sweep = s.id
 WHERE s.id = %(sweep)s"""
 _HOLDERS = """
 SELECT e.text, CASE WHEN e.state = 'todo' THEN 'skipped' ELSE e.state END, o.owner,
-    extract(epoch FROM e.claimed_at)::float8, o.id IS NULL OR o.expires < now()
+    extract(epoch FROM e.claimed_at)::float8
 FROM execo_elements e LEFT JOIN execo_owners o ON o.id = e.owner
 WHERE e.sweep = %(sweep)s AND (e.state IN ('claimed', 'skipped')
     OR (e.state = 'todo' AND e.owner IS NOT NULL AND o.id IS NOT NULL))
@@ -252,6 +305,15 @@ ORDER BY e.claimed_at, e.position, e.digest"""
 _ANALYZE_SHARE = 0.1
 #: Rows per block of COPY data (a block is built at once, in memory)
 _COPY_ROWS = 65536
+
+
+class _Judged(NamedTuple):
+    """An owner row, judged by :meth:`PostgresStore._owners`."""
+
+    row_id: int
+    owner: Owner
+    expired_beat: Any  #: its heartbeat, if its lease expired (None: judged otherwise)
+    dead: bool = True
 
 
 def _copy_blocks(texts: Sequence[str], tail: str) -> Iterator[bytes]:
@@ -293,6 +355,7 @@ class PostgresStore:
         self._renewed = 0.0
         self._renewal: tuple[int, int] | None = None  # (pid, key) of the heart's renewal
         self._last_dead_check = 0.0
+        self._watch = LeaseWatch()  # judges the leases of other hosts' owners
         self._sweeps: list[Any] = []
         self._texts: list[str] = []
         self._digest = b""
@@ -303,6 +366,11 @@ class PostgresStore:
         # redo, which has no row to update)
         self._held: dict[int, str] = {}
         self._ticket = 0  # of the last claim: finds what it took if its answer was lost
+        # Operations whose outcome this object does not know (their answer was lost with the
+        # connection, or an exception interrupted them), resolved by its next operation
+        # (see _run): the tickets of claims, the digests of rows marked done.
+        self._unsure_claims: set[int] = set()
+        self._unsure_done: set[str] = set()
         self._instance = next(_tickets)  # the ticket of this object's skips
         self._skipped: set[int] = set()  # ids of unreadable results warned about
         # the process that created this object, and its lease row: what this object's skips
@@ -332,7 +400,50 @@ class PostgresStore:
         create_schema(connection, self.read_only, self.location)
 
     def _run(self, work: Callable[[Any], T]) -> T:
-        return self._link.run(work)
+        """``work(connection)`` on the link, after resolving what operations whose outcome is
+        unknown did (see :meth:`_resolve`)."""
+        with self._link.lock:
+            if not (self._unsure_claims or self._unsure_done):
+                return self._link.run(work)
+            claims, done = set(self._unsure_claims), set(self._unsure_done)
+
+            def resolved_first(connection: Any) -> T:
+                self._resolve(connection, claims, done)
+                return work(connection)
+
+            return self._link.run(resolved_first)
+
+    def _resolve(self, connection: Any, claims: set[int], done: set[str]) -> None:
+        """Find out what the claims of tickets ``claims`` and the dones of digests ``done``,
+        whose answers this object never got, did: what such a claim took is given back (its
+        caller never got it: nobody would finish it, and this live process would hold it
+        for ever); a row found done is no longer held here. Idempotent (it may run again
+        if the connection is lost meanwhile)."""
+        if self._owner is None or self._owner[0] != os.getpid():
+            claims = set()  # taken under a parent's owner, or none: nothing of this process
+        released, finished = [], []
+        if claims:
+            params = {
+                "sweep": self._sweep_id,
+                "owner": self._owner_id(connection),
+                "tickets": sorted(claims),
+            }
+            released = [d for (d,) in connection.execute(_RELEASE_TICKETS, params).fetchall()]
+        if done:
+            params = {"sweep": self._sweep_id, "digests": sorted(done)}
+            finished = [d for (d,) in connection.execute(_DONE_AMONG, params).fetchall()]
+        gone = set(released) | set(finished)
+        for position in [p for p, digest in self._held.items() if digest in gone]:
+            del self._held[position]
+        self._unsure_claims -= claims
+        self._unsure_done -= done
+        if released:
+            logger.warning(
+                "%s: gave back %d combination(s) claimed by an operation of this process "
+                "whose answer was lost (its caller never got them)",
+                self.name,
+                len(released),
+            )
 
     def _execute(self, query: str, **values: Any) -> list[tuple[Any, ...]]:
         """The rows of one statement on this sweep (``%(sweep)s``), safe to run twice."""
@@ -347,6 +458,7 @@ class PostgresStore:
         """This process's owner row (registered again in a child after a fork)."""
         if self._owner is None or self._owner[0] != os.getpid():
             self._held.clear()  # a parent's claims are the parent's
+            self._unsure_claims.clear()
             self._register(connection)
         assert self._owner is not None
         return self._owner[1]
@@ -362,21 +474,35 @@ class PostgresStore:
                 "lease": self.lease,
             },
         ).fetchone()
-        if inserted and self._owner is not None and self._owner[0] == os.getpid():
-            logger.warning(
-                "%s: this process's lease had expired: other instances took back its claims "
-                "(what it finishes still counts as done)",
-                self.name,
-            )
-            # what it claimed since then, under its former id, is its own
-            connection.execute(
-                "UPDATE execo_elements SET owner = %s WHERE sweep = %s AND owner = %s "
-                "AND state IN ('claimed', 'skipped', 'todo')",
-                (row_id, self._sweep_id, self._owner[1]),
-            )
+        lost = inserted and self._owner is not None and self._owner[0] == os.getpid()
         self._owner, self._renewed = (os.getpid(), row_id), time.monotonic()
         if os.getpid() == self._creator_pid:
             self._creator_row = row_id
+        if lost:
+            # Nothing is held under the former row any more (see _ME): what this object
+            # holds and nobody took meanwhile is claimed again, the rest may run twice.
+            digests = sorted({digest for digest in self._held.values() if digest})
+            adopted = (
+                connection.execute(
+                    _ADOPT,
+                    {
+                        "sweep": self._sweep_id,
+                        "owner": row_id,
+                        "ticket": next(_tickets),
+                        "digests": digests,
+                    },
+                ).fetchall()
+                if digests
+                else []
+            )
+            logger.warning(
+                "%s: this process's lease had expired: other instances took back its claims; "
+                "%d of the %d it holds claimed again, the others may run twice (what it "
+                "finishes still counts as done)",
+                self.name,
+                len(adopted),
+                len(digests),
+            )
 
     def renewed_at(self) -> float:
         """``time.monotonic()`` of the last renewal of the lease (0: never)."""
@@ -595,11 +721,21 @@ class PostgresStore:
     def _claim(
         self, connection: Any, count: int, chosen: Sequence[int] | None
     ) -> tuple[list[Any], bool]:
-        """The elements claimed, and whether some were taken back as this process's skips
-        (so that fewer than ``count`` does not mean none is left)."""
+        """One claim (see :meth:`claim`): the elements claimed, and whether some were taken
+        back as this process's skips (so that fewer than ``count`` does not mean none is left).
+        Unsure (see :meth:`_resolve`) until what it took is held here; retried after a lost
+        answer, it takes what the lost one took, by its ticket."""
         owner = self._owner_id(connection)
         if not self._link.retrying:
             self._ticket = next(_tickets)
+        self._unsure_claims.add(self._ticket)
+        taken = self._claim_rows(connection, owner, count, chosen)
+        self._unsure_claims.discard(self._ticket)
+        return taken
+
+    def _claim_rows(
+        self, connection: Any, owner: int, count: int, chosen: Sequence[int] | None
+    ) -> tuple[list[Any], bool]:
         params: dict[str, Any] = {
             "sweep": self._sweep_id,
             "owner": owner,
@@ -635,12 +771,18 @@ class PostgresStore:
                 )
             ]
             params["digest"] = self._digest
-            if not rows and connection.execute(_SAME_ORDER, params).fetchone() != (True,):
-                chosen = range(len(self._texts))  # other sweeps were loaded since: ours here
+            if not rows:
+                same, registered = connection.execute(_SAME_ORDER, params).fetchone()
+                if not registered:  # this process's lease expired: it took nothing
+                    return self._claim_again(connection, count, chosen)
+                if not same:
+                    chosen = range(len(self._texts))  # other sweeps were loaded since: ours
         if not rows and chosen is not None:
             texts = [self._texts[p] for p in chosen]
             rows = connection.execute(_CLAIM_AMONG, {**params, "texts": texts}).fetchall()
             rows = [(ok, i, chosen[index], text) for ok, i, index, text in rows]
+            if not rows and not connection.execute(_OWNER_EXISTS, params).fetchone()[0]:
+                return self._claim_again(connection, count, chosen)
         taken: dict[int, str] = {}
         stray = []
         for _, digest, position, text in rows:
@@ -667,6 +809,15 @@ class PostgresStore:
         if stray:
             connection.execute(_RELEASE, {**params, "digests": stray})
         return [self._sweeps[p] for p in handed], bool(again)
+
+    def _claim_again(
+        self, connection: Any, count: int, chosen: Sequence[int] | None
+    ) -> tuple[list[Any], bool]:
+        """The claim, once more under a new owner row: the former one was deleted (its
+        lease expired), so the first try took nothing."""
+        self._register(connection)
+        assert self._owner is not None
+        return self._claim_rows(connection, self._owner[1], count, chosen)
 
     def take_many(self, wanted: list[tuple[Any, int | None]]) -> list[str | None]:
         """:meth:`take` of each pair in turn (one statement each); when some are held by
@@ -710,16 +861,24 @@ class PostgresStore:
                 "ticket": ticket,
                 "texts": [self._texts[position]],
             }
-            return connection.execute(_TAKE, params).fetchall()  # type: ignore[no-any-return]
+            rows = connection.execute(_TAKE, params).fetchall()
+            if rows and not rows[0][4]:  # this process's lease expired: it took nothing
+                self._register(connection)
+                params["owner"] = self._owner_id(connection)
+                rows = connection.execute(_TAKE, params).fetchall()
+            return rows  # type: ignore[no-any-return]
 
-        rows = self._run(take)
+        with self._link.lock:  # unsure until held here: see _resolve
+            self._unsure_claims.add(ticket)
+            rows = self._run(take)
+            if rows and rows[0][3]:
+                self._held[position] = rows[0][0]
+                self._own_skips.discard(self._texts[position])
+            self._unsure_claims.discard(ticket)
         if not rows:
             return "not in the sweeps"
-        digest, state, holder, taken = rows[0]
+        _, state, holder, taken, _ = rows[0]
         if taken:
-            with self._link.lock:
-                self._held[position] = digest
-                self._own_skips.discard(self._texts[position])
             return None
         if holder is not None:
             host, pid, *_ = json.loads(holder)
@@ -756,14 +915,17 @@ class PostgresStore:
                 else (_DONE_MANY, f"{{{','.join(digests)}}}")
             )
             sweep = self._sweep_id
-            self._run(lambda connection: self._link.query(connection, query, sweep, arg))
+            with self._link.lock:  # unsure until acknowledged: see _resolve
+                self._unsure_done.update(digests)
+                self._run(lambda connection: self._link.query(connection, query, sweep, arg))
+                for position in positions:
+                    self._held.pop(position, None)
+                self._unsure_done.difference_update(digests)
         if others:
             params = {"sweep": self._sweep_id, "texts": others}
             self._run(lambda connection: connection.execute(_DONE, params))
-        with self._link.lock:
-            for position in positions:
-                self._held.pop(position, None)
-            if self._own_skips:
+        if self._own_skips:
+            with self._link.lock:
                 self._own_skips.difference_update(self._texts[p] for p in positions)
                 self._own_skips.difference_update(texts)
         if texts:
@@ -789,17 +951,23 @@ class PostgresStore:
             return
 
         def give_back(connection: Any) -> list[tuple[Any, ...]]:
-            self._owner_id(connection)  # registered (again, after a fork)
+            owner = self._owner_id(connection)  # registered (again, after a fork)
             params = {
                 "sweep": self._sweep_id,
                 "texts": texts,
                 "skip": skip,
                 "creator": self._creator_row,
                 "instance": self._instance,
+                "holder": self._creator_row if skip else owner,
             }
-            return connection.execute(_GIVE_BACK, params).fetchall()  # type: ignore[no-any-return]
+            rows = connection.execute(_GIVE_BACK, params).fetchall()
+            if skip and rows and not rows[0][2]:  # the creator's lease expired: not skipped
+                self._register(connection)
+                params["creator"] = params["holder"] = self._creator_row
+                rows = connection.execute(_GIVE_BACK, params).fetchall()
+            return rows  # type: ignore[no-any-return]
 
-        before = dict(self._run(give_back))
+        before = {text: state for text, state, _ in self._run(give_back)}
         self._unhold(texts)
         with self._link.lock:
             if skip:
@@ -920,15 +1088,27 @@ class PostgresStore:
 
     # -- liveness ----------------------------------------------------------------------------
 
-    def _owners(self) -> list[tuple[int, Owner, bool]]:
-        """``(row id, owner, dead)`` of every owner of the sweep: dead when its lease expired
-        or, on this host, its process is gone."""
+    def _owners(self) -> list[_Judged]:
+        """Every owner of the sweep, judged: one of this host and PID namespace by its pid
+        alone, whatever its lease (a paused process, or one that could not renew while the
+        server was down, lives); any other by its lease, as this object's
+        :class:`~.leases.LeaseWatch` sees it; this process lives."""
         me = current_owner()
-        found = []
-        for row_id, text, expired in self._execute(_OWNERS):
-            owner = decode_owner(json.loads(text))
-            found.append((row_id, owner, owner != me and (expired or is_dead(owner))))
-        return found
+        with self._link.lock:
+            rows = [
+                (row_id, decode_owner(json.loads(text)), beat, lease)
+                for row_id, text, beat, lease in self._execute(_OWNERS)
+            ]
+            by_lease = [row for row in rows if row[1] != me and not judged_by_pid(row[1])]
+            expired = self._watch.expired(
+                self._link.opened, ((row_id, beat, lease) for row_id, _, beat, lease in by_lease)
+            )
+        return [
+            _Judged(row_id, owner, beat)
+            if row_id in expired
+            else _Judged(row_id, owner, None, owner != me and is_dead(owner))
+            for row_id, owner, beat, _ in rows
+        ]
 
     def _reclaim_dead(self, force: bool = False, reading: bool = False) -> bool:
         """Give back what dead owners hold (at most every
@@ -941,14 +1121,34 @@ class PostgresStore:
         ):
             return False
         self._last_dead_check = now
-        dead = [row_id for row_id, _, is_gone in self._owners() if is_gone]
-        freed = 0
-        for text, count in self._execute(_BURY, ids=dead) if dead else []:
-            host, pid, *_ = json.loads(text)
-            freed += count
-            if count:
-                reclaimed_dead(self.name, count, self.dead_owner, host, pid, reading=reading)
-        return freed > 0
+        owners = self._owners()
+        dead = [o.row_id for o in owners if o.dead and o.expired_beat is None]
+        expired = [o for o in owners if o.expired_beat is not None]
+        if not dead and not expired:
+            return False
+        freed = self._run(lambda connection: self._bury(connection, dead, expired))
+        for (host, pid, *_), count in freed:
+            reclaimed_dead(self.name, count, self.dead_owner, host, pid, reading=reading)
+        return bool(freed)
+
+    def _bury(
+        self, connection: Any, dead: list[int], expired: list[_Judged]
+    ) -> list[tuple[list[Any], int]]:
+        """Forget the owners of rows ``dead`` and those of ``expired`` that did not renew
+        their lease meanwhile, then give back what they held, in one transaction of two
+        statements (see :data:`_ME`); the owners (as their JSON lists) that held something,
+        with how much."""
+        with connection.transaction():
+            params = {
+                "sweep": self._sweep_id,
+                "dead": dead,
+                "expired": [o.row_id for o in expired],
+                "beats": [o.expired_beat for o in expired],
+            }
+            forgotten = dict(connection.execute(_FORGET, params).fetchall())
+            params = {"sweep": self._sweep_id, "ids": list(forgotten)}
+            held = Counter(row_id for (row_id,) in connection.execute(_FREE, params).fetchall())
+        return [(json.loads(forgotten[row_id]), count) for row_id, count in held.items()]
 
     def reclaim(self, older_than: float | None = None) -> list[Any]:
         """Give back what dead owners hold and, with ``older_than`` (seconds), every claim
@@ -1011,12 +1211,12 @@ class PostgresStore:
         """Every claim and skip, oldest first (``since``: the database's clock); a writer
         gives back what dead owners hold first, as every store does."""
         self._reclaim_dead(reading=True)
-        dead = {owner: is_gone for _, owner, is_gone in self._owners()}
+        dead = {judged.owner: judged.dead for judged in self._owners()}
         found = []
-        for text, state, holder, since, expired in self._execute(_HOLDERS):
+        for text, state, holder, since in self._execute(_HOLDERS):
             owner = decode_owner(json.loads(holder)) if holder else Owner("?", 0, "", "")
             [element] = self._elements([text])
-            gone = bool(expired or dead.get(owner, True))
+            gone = dead.get(owner, True)
             found.append(Holder(element, owner, since or 0.0, _STATES[state], gone))
         return found
 
