@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 
+import interrupted_worker
 import pytest
 
 from execo_engine.cli.__main__ import main
@@ -494,79 +495,14 @@ def test_a_full_disk_in_the_middle_of_a_record_writes_none_of_it_and_the_instanc
 
 # -- 6. a signal handler raising in the middle of an operation ----------------------------
 
-# Claims and finishes combinations while SIGALRM fires every millisecond or two, its handler
-# raising (as KeyboardInterrupt or a preemption would) wherever the main thread is, at most
-# once per iteration (the loop catches it, and does not finish what it was doing); then
-# gives back its claims and prints what a fresh view of the files shows.
-_INTERRUPTED = """
-import json, os, signal, sys, time
-from execo_engine.sweep import ParamSweeper, sweep
-
-class Interrupted(Exception):
-    pass
-
-armed = False
-
-def interrupt(signum, frame):
-    global armed
-    if armed:
-        armed = False
-        raise Interrupted()
-
-directory, n = sys.argv[1], int(sys.argv[2])
-grid = sweep({"i": range(n), "pad": ["x" * 200]})
-sweeper = ParamSweeper(directory, grid, save_sweeps=True)
-handed, acknowledged, interrupts, finished = [], [], 0, False
-signal.signal(signal.SIGALRM, interrupt)
-signal.setitimer(signal.ITIMER_REAL, 0.0013, 0.0013)
-deadline = time.monotonic() + 120
-while not finished and time.monotonic() < deadline:
-    try:
-        armed = True
-        element = sweeper.get_next()
-        if element is None:
-            finished = True
-        else:
-            handed.append(element["i"])
-            sweeper.done(element)
-            acknowledged.append(element["i"])
-        armed = False
-    except Interrupted:
-        interrupts += 1
-signal.setitimer(signal.ITIMER_REAL, 0)
-sweeper.release_claims()
-view = ParamSweeper(directory, read_only=True)
-print(json.dumps({
-    "finished": finished, "interrupts": interrupts, "handed": handed,
-    "acknowledged": acknowledged, "done": [e["i"] for e in view.get_done()],
-    "remaining": [e["i"] for e in view.get_remaining()],
-    "claimed": [[e["i"], owner.pid] for e, owner, _, _ in view.get_claims()],
-    "pid": os.getpid(),
-}))
-"""
-
 
 @pytest.mark.slow
 def test_an_exception_from_a_signal_handler_at_any_instant_leaves_no_claim_unknown(tmp_path):
     """Wherever the exception lands (in the middle of a claim's append, between an append and
     the state that records it, in the middle of a replay), the instance never holds a claim
-    it does not know about: once it gave its claims back, the files show none of this
-    process; nothing is handed out twice, nothing acknowledged is lost."""
-    n = 200
-    run = subprocess.run(
-        [sys.executable, "-c", _INTERRUPTED, str(tmp_path / "sweep"), str(n)],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE * 2,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    found = json.loads(run.stdout.splitlines()[-1])
-    assert found["finished"], "it never got to the end of the grid"
-    assert found["interrupts"] >= 50, "too few interrupts to say anything"
-    assert found["claimed"] == []  # none left by the process, which gave back what it knew
-    assert len(found["handed"]) == len(set(found["handed"]))  # nothing handed out twice
-    assert set(found["acknowledged"]) <= set(found["done"])
-    assert sorted(found["done"] + found["remaining"]) == list(range(n))
+    it does not know about, hands out nothing twice and loses nothing acknowledged (see
+    tests/interrupted_worker.py)."""
+    interrupted_worker.check(str(tmp_path / "sweep"), 300, DEADLINE * 2)
 
 
 # -- 7. a symbolic link planted in a shared sweep directory ---------------------------------

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import interrupted_worker
 import pytest
 from namespaces import UNSHARE, why_no_namespaces
 from pg import Server
@@ -355,3 +356,62 @@ def test_a_server_down_for_longer_than_a_lease_expires_no_lease(own_server, poll
     finally:
         claimer.kill()
         claimer.wait(timeout=60)
+
+
+def test_an_exception_from_a_signal_handler_at_any_instant_leaves_no_claim_unknown(
+    own_server,
+):
+    """Wherever the exception lands (waiting for a claim's answer, between the answer and
+    what the instance records of it, in a reconnection), the instance never holds a claim it
+    does not know about, hands out nothing twice and loses nothing acknowledged (see
+    tests/interrupted_worker.py)."""
+    interrupted_worker.check(own_server.url("interrupted"), 200, 600)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum, frame):
+    raise _Interrupted()
+
+
+def test_a_claim_interrupted_in_flight_never_commits_behind_the_instance_s_back(own_server, poll):
+    """get_next() is interrupted (an exception from a signal handler) while its claim waits
+    on a lock in the server: the connection is dropped, but the server session still runs
+    the claim, and would commit it once the lock goes. The instance's next operation ends
+    that session before it finds out what the claim did: the claim never commits behind its
+    back."""
+    url = own_server.url("in-flight-interrupted")
+    sweeper = ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    [(owner_id,)] = own_server.execute(
+        "SELECT id FROM execo_owners WHERE (owner::jsonb ->> 1)::int = %s", os.getpid()
+    )
+    waiting = "wait_event_type = 'Lock' AND state = 'active'"
+    main_thread = threading.get_ident()  # the test's: where Python runs signal handlers
+    claimer_pid: list[int] = []
+
+    def interrupt_once_blocked() -> None:
+        wait_until(lambda: _backends(own_server, waiting) == 1, 120)
+        [(pid,)] = own_server.execute(f"SELECT pid FROM pg_stat_activity WHERE {waiting}")
+        claimer_pid.append(pid)
+        signal.pthread_kill(main_thread, signal.SIGALRM)
+
+    import psycopg
+
+    with psycopg.connect(own_server.conninfo, options="-c synchronous_commit=local") as blocker:
+        blocker.execute("SELECT FROM execo_owners WHERE id = %s FOR UPDATE", (owner_id,))
+        previous = signal.signal(signal.SIGALRM, _raise_interrupted)
+        watcher = threading.Thread(target=interrupt_once_blocked)
+        try:
+            watcher.start()
+            with pytest.raises(_Interrupted):
+                sweeper.get_next()  # its claim waits for the owner row's lock
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            watcher.join(timeout=120)
+        assert sweeper.get_claims() == []  # its next operation
+        blocker.rollback()  # the lock goes: a claim still in flight would commit now
+    poll(lambda: _backends(own_server, f"pid = {claimer_pid[0]}") == 0, "the session's end")
+    assert ParamSweeper(url, read_only=True).get_claims() == []
+    assert sweeper.get_next() == {"i": 0}

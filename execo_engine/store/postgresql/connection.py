@@ -22,6 +22,15 @@ RECONNECT_SECONDS = 120.0
 #: How long (seconds) one connection attempt may take, unless the URL (``connect_timeout=``)
 #: or the environment (``PGCONNECT_TIMEOUT``) says otherwise.
 CONNECT_TIMEOUT = 10
+#: How long (seconds) a new connection waits for the server session of a connection dropped
+#: in the middle of a statement to end (see :meth:`Link._end_dropped`).
+SESSION_END_SECONDS = 60.0
+# This session's identity: a pid is reused, a pid with its start time is not.
+_SESSION = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+# Ends the given sessions (pid, start), and says which still run.
+_END_SESSIONS = """
+SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE (pid, backend_start) IN (SELECT * FROM unnest(%s::integer[], %s::timestamptz[]))"""
 
 
 def driver() -> Any:
@@ -52,6 +61,7 @@ _LOST_STATES = ("57P01", "57P02", "57P03")
 # libpq's PGRES_COMMAND_OK and PGRES_TUPLES_OK (a statement's success), CONNECTION_BAD
 _SUCCESS = (1, 2)
 _CONNECTION_BAD = 1
+_IDLE = 0  # libpq's PQTRANS_IDLE: no statement nor transaction under way
 
 
 def _wait_for(fileno: int, events: int) -> None:
@@ -102,11 +112,15 @@ class Link:
     :meth:`run` calls ``work(connection)`` and, when the connection is lost after it worked,
     waits for the server (up to :data:`RECONNECT_SECONDS`) and calls it again, with
     :attr:`retrying` set: the outcome of the lost call is unknown, ``work`` must make its
-    second run safe (idempotent, or finding out what the first one did). When :meth:`run`
-    raises (the server stayed away, or an exception such as ``KeyboardInterrupt`` interrupted
-    the exchange), the outcome is unknown too: the caller finds out what happened on its next
-    call. A first connection that fails (each attempt lasts at most :data:`CONNECT_TIMEOUT`
-    seconds unless the URL says otherwise) is a
+    second run safe (idempotent, or finding out what the first one did). What the second run
+    finds is final: before any work on a new connection, the server session of a connection
+    dropped in the middle of a statement (a connection broken on the client's side, or an
+    exception while waiting for the answer) is ended and gone (:meth:`_end_dropped`): a
+    statement the server was still running for it can no longer commit afterwards. When
+    :meth:`run` raises (the server stayed away, or an exception such as ``KeyboardInterrupt``
+    interrupted the exchange), the outcome is unknown too: the caller finds out what happened
+    on its next call. A first connection that fails (each attempt lasts at most
+    :data:`CONNECT_TIMEOUT` seconds unless the URL says otherwise) is a
     :class:`~execo_engine.errors.CannotConnectError` at once: a configuration error, not a
     loss.
     """
@@ -128,6 +142,8 @@ class Link:
         self.encoding = "utf-8"  #: the client encoding of the connection (a Python codec)
         self._prepared: set[bytes] = set()  # the names of the statements prepared on it
         self._readable = select.poll()  # waits for an answer on the connection's socket
+        self._session: tuple[int, Any] | None = None  # (pid, start) of the connection's session
+        self._dropped: list[tuple[int, Any]] = []  # sessions of connections dropped midway
 
     @property
     def forked(self) -> bool:
@@ -136,8 +152,8 @@ class Link:
 
     def _connect(self) -> Any:
         if self._connection is None or self.forked:
-            # A parent's connection is not closed here: that would end the parent's session.
-            self._connection = None
+            if self.forked:  # a parent's connection is not closed here (nor its session ended)
+                self._connection, self._session, self._dropped = None, None, []
             try:
                 connection = driver().connect(self._conninfo, autocommit=True, **self._timeout)
             except driver().OperationalError as error:
@@ -148,11 +164,14 @@ class Link:
             try:
                 if "synchronous_commit" not in self._conninfo:  # unless the URL says otherwise
                     connection.execute("SET synchronous_commit TO on")  # whatever the server's
+                session = connection.execute(_SESSION).fetchone()
+                if self._dropped:
+                    self._end_dropped(connection)
                 self._setup(connection)
             except BaseException:
                 connection.close()
                 raise
-            self._connection, self._pid = connection, os.getpid()
+            self._connection, self._pid, self._session = connection, os.getpid(), session
             self.opened += 1
             self.encoding, self._prepared = connection.info.encoding, set()
             self._readable = select.poll()
@@ -194,8 +213,7 @@ class Link:
                     break
                 results.append(result)
         except BaseException:
-            connection.close()
-            self._connection = None
+            self._drop()
             raise
         failed = [result for result in results if result.status not in _SUCCESS]
         if pgconn.status == _CONNECTION_BAD or not results:
@@ -205,17 +223,47 @@ class Link:
             raise driver().errors.error_from_result(failed[0], encoding=self.encoding)
         return results[-1]
 
+    def _drop(self) -> None:
+        """Close the connection, in the middle of a statement perhaps: its session is to be
+        ended before anything else (see :meth:`_end_dropped`)."""
+        if self._connection is not None:
+            self._connection.close()
+        if self._session is not None:
+            self._dropped.append(self._session)
+        self._connection = self._session = None
+
+    def _end_dropped(self, connection: Any) -> None:
+        """End the server sessions of the connections dropped midway and wait until they are
+        gone (up to :data:`SESSION_END_SECONDS`): what their statements did is then final.
+        A session the server ended already (a restart) is not found at once."""
+        pids, starts = [list(column) for column in zip(*self._dropped, strict=True)]
+        deadline = time.monotonic() + SESSION_END_SECONDS
+        while connection.execute(_END_SESSIONS, (pids, starts)).fetchall():
+            if time.monotonic() > deadline:
+                logger.warning(
+                    "%s: the server sessions of a lost connection did not end within %g s",
+                    self._shown,
+                    SESSION_END_SECONDS,
+                )
+                break
+            time.sleep(0.01)  # polling a condition with a deadline
+        self._dropped = []
+
     def _is_lost(self, error: Exception) -> bool:
         """Whether ``error`` means the connection is lost (then closed here): it is broken
         or closed, or the server said so (a connection exception, SQLSTATE class 08, or an
         operator's intervention: terminated backend, shutdown, crash, starting up) before
         libpq saw the socket close."""
         connection = self._connection
-        if connection is None or connection.broken or connection.closed:
-            return True
         state = getattr(error, "sqlstate", None) or ""
-        if state.startswith("08") or state in _LOST_STATES:
-            connection.close()
+        if (
+            connection is None
+            or connection.broken
+            or connection.closed
+            or state.startswith("08")
+            or state in _LOST_STATES
+        ):
+            self._drop()
             return True
         return False
 
@@ -236,8 +284,8 @@ class Link:
                     return work(connection)
                 except driver().OperationalError as error:  # evaluated on an exception only
                     if not self._is_lost(error):
+                        self._drop_if_busy()
                         raise
-                    self._connection = None
                     now = time.monotonic()
                     if not deadline:
                         deadline = now + RECONNECT_SECONDS
@@ -254,10 +302,25 @@ class Link:
                         ) from error
                     self.retrying, attempts = True, attempts + 1
                     time.sleep(min(0.05 * 2**attempts, 1.0, max(0.0, deadline - now)))
+                except BaseException:
+                    self._drop_if_busy()
+                    raise
+
+    def _drop_if_busy(self) -> None:
+        """After ``work`` raised: close the connection unless it is idle (an exception, say
+        from a signal handler, interrupted a statement or a transaction: its answer would
+        come to the next one). The next operation opens another."""
+        connection = self._connection
+        if (
+            connection is not None
+            and not connection.closed
+            and connection.pgconn.transaction_status != _IDLE
+        ):
+            self._drop()
 
     def close(self) -> None:
         """Close the connection (only the one this process opened)."""
         with self.lock:
             if self._connection is not None and not self.forked:
                 self._connection.close()
-            self._connection = None
+            self._connection = self._session = None

@@ -1027,21 +1027,23 @@ class PostgresStore:
             self.fail(mine, error, max_attempts)
             return mine
         self._check_writable()
-        held = self._drop_held()
-        digests = [digest for digest in held.values() if digest]
-        released: set[str] = set()
-        if digests:
-            rows = self._run(
-                lambda connection: connection.execute(
-                    _RELEASE,
-                    {
-                        "sweep": self._sweep_id,
-                        "digests": digests,
-                        "owner": self._owner_id(connection),
-                    },
-                ).fetchall()
-            )
-            released = {digest for (digest,) in rows}
+        with self._link.lock:  # forgotten once given back (known until then)
+            held = dict(self._held)
+            digests = [digest for digest in held.values() if digest]
+            released: set[str] = set()
+            if digests or self._unsure_claims:  # and what claims of unknown outcome took
+                rows = self._run(
+                    lambda connection: connection.execute(
+                        _RELEASE,
+                        {
+                            "sweep": self._sweep_id,
+                            "digests": digests,
+                            "owner": self._owner_id(connection),
+                        },
+                    ).fetchall()
+                )
+                released = {digest for (digest,) in rows}
+            self._drop_held()
         # not those another object marked done (or took back) meanwhile
         return [self._sweeps[p] for p, digest in held.items() if not digest or digest in released]
 
