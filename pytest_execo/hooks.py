@@ -21,9 +21,25 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
     retried by the next session until ``--execo-max-attempts`` is reached), or None to leave
     the decision to the next implementation. The default is passed → done, skipped → skip,
     failed → fail.
+
+    When: in the process that ran the item (an xdist worker; under pytest-forked, the parent),
+    as its last report (its teardown's) is logged, before any other implementation of
+    ``pytest_runtest_logreport`` sees that report. The item's ``execo_record`` results are
+    already written; the state returned is written right after this hook returns.
     """
 
 
 def pytest_execo_recorded(item: pytest.Item, combination: Any, outcome: str, state: str) -> None:
-    """Called after a combination's ``state`` (see :func:`pytest_execo_state`) was recorded,
-    in the process that ran it."""
+    """Called once a combination's ``state`` (see :func:`pytest_execo_state`) is recorded, in
+    the process that ran it, as its last report (its teardown's) is logged, before any other
+    implementation of ``pytest_runtest_logreport`` sees that report (the terminal shows it,
+    pytest-xdist sends it to the controller), and before the next item starts.
+
+    Durability when it fires: the state's record is written (``write(2)``: in the kernel), so
+    that no kill of any process (SIGKILL, ``os._exit``, the OOM killer) makes a combination
+    recorded ``"done"`` run again; ``"done"`` records and results are fsync'd within
+    ``pytest_execo.flusher.SYNC_INTERVAL`` (0.1 s) plus one fsync, so that a crash of the
+    machine loses at most that window; ``"fail"`` records are already fsync'd; ``"skip"`` and
+    ``"cancel"`` are claims of this live process, which its death gives back anyway. With a
+    ``postgresql://`` sweep dir, every record is committed (durable) when it fires.
+    """

@@ -30,34 +30,34 @@ def is_rerun(report: pytest.TestReport) -> bool:
     return outcome == "rerun"
 
 
-def is_last(report: pytest.TestReport) -> bool:
-    """The last report of an item's protocol: its teardown's, unless pytest-rerunfailures runs
-    the item again (then a ``"rerun"`` report ends the attempt, and more reports follow)."""
-    return report.when == "teardown" and not is_rerun(report)
-
-
 class Attempt:
     """The reports of an item's current attempt, as far as the recording needs them."""
 
-    __slots__ = ("call_passed", "duration", "error", "values", "worst")
+    __slots__ = ("again", "call_passed", "duration", "error", "values", "worst")
 
     def __init__(self) -> None:
         self.worst: str | None = None  #: "failed", else "skipped", if a report was so
+        self.again = False  #: pytest-rerunfailures runs this attempt again (a "rerun" came)
         self.call_passed = False
         self.duration = 0.0
         self.values: dict[str, Any] | None = None  #: execo_record values a report carried
         self.error: str | None = None  #: the short text of the first report that did not pass
 
-    def add(self, report: pytest.TestReport, root: str | os.PathLike[str]) -> None:
+    def add(self, report: pytest.TestReport, root: str | os.PathLike[str]) -> bool:
         """Take a report in (``root``: where the error text's paths are relative to); a
-        ``"rerun"`` one (pytest-rerunfailures) starts a new attempt."""
+        ``"rerun"`` one (pytest-rerunfailures) starts a new attempt. Returns whether it is the
+        item's last report: a teardown's, unless its attempt is run again (pytest-rerunfailures
+        logs the rest of that attempt's reports after its ``"rerun"`` one, or none of them)."""
         self.duration += report.duration
         outcome: str = report.outcome
+        if report.when == "setup":  # an attempt begins
+            self.again = False
         if outcome == "passed":
             if report.when == "call":
                 self.call_passed = True
         elif is_rerun(report):
             self.worst, self.call_passed, self.error = None, False, None
+            self.again = True
         else:
             if outcome == "failed" or (outcome == "skipped" and self.worst is None):
                 self.worst = outcome
@@ -66,6 +66,7 @@ class Attempt:
         values = getattr(report, "execo_record", None)
         if values:
             self.values = values
+        return report.when == "teardown" and not self.again
 
 
 def outcome_of(attempt: Attempt) -> str | None:

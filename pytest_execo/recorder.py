@@ -11,11 +11,12 @@
   :mod:`pytest_execo.outcome`); :meth:`SweepRecorder._record` applies it. No test body ran
   (``--setup-only``): the claim is given back; sessions that run no test body
   (``--collect-only``, ``--setup-plan``, ``--fixtures``...) claim nothing.
-- Durability: done records and their results are written in batches, without waiting for the
-  next test (:class:`pytest_execo.writer.BackgroundWriter`): written within milliseconds of the
-  end of their test, fsync'd within a fraction of a second; until written, the combination stays
-  claimed by this process. The session waits for every write and fsync at its end, before giving
-  its unfinished claims back: when pytest exits, every combination it reported done is on disk.
+- Durability: an item's outcome is recorded when its last report (its teardown's) is logged,
+  before any other plugin sees that report (the terminal, pytest-xdist, which sends it to the
+  controller, junitxml, conftest hooks), before ``pytest_execo_recorded`` and before the next
+  item starts: its records are written (in the kernel: they survive SIGKILL) and fsync'd within
+  :data:`~pytest_execo.flusher.SYNC_INTERVAL` (:mod:`pytest_execo.flusher`). The session waits
+  for every fsync at its end, before giving its unfinished claims back.
 - Under pytest-xdist, workers deselect from the controller's snapshot and claim the items
   queued to them ahead (see :mod:`pytest_execo.xdist_handoff`, :mod:`pytest_execo.xdist_queue`).
   A process forked to run a test body (pytest-forked) puts the test's ``execo_record`` values on
@@ -38,12 +39,12 @@ from execo_engine.elements import HashableDict
 from execo_engine.errors import CannotConnectError
 from execo_engine.store.locations import check_location, child_location, resolved
 from execo_engine.sweeper import ParamSweeper, canonical_text
+from pytest_execo.flusher import BackgroundFlusher
 from pytest_execo.items import RECORDED, swept_position
 from pytest_execo.naming import extra_id, function_key, sweep_key, sweep_subdir_name
 from pytest_execo.outcome import DEFAULT_STATES, STATES, Attempt, outcome_of
 from pytest_execo.outcome import pytest_execo_state as default_state
 from pytest_execo.snapshot import SessionSnapshot
-from pytest_execo.writer import BackgroundWriter, Result
 from pytest_execo.xdist_handoff import (
     Counts,
     given_keeps_queues,
@@ -129,14 +130,20 @@ class _Run:
     (``rerun_done``: only its results are recorded), or neither (held or done elsewhere:
     skipped, only its outcome is counted)."""
 
-    __slots__ = ("attempt", "claimed", "rerun_done", "sweeper", "unit")
+    __slots__ = ("attempt", "claimed", "item", "recorded", "rerun_done", "sweeper", "unit")
 
     def __init__(
-        self, sweeper: ParamSweeper[HashableDict], unit: Unit, claimed: bool, rerun_done: bool
+        self,
+        item: pytest.Item,
+        sweeper: ParamSweeper[HashableDict],
+        unit: Unit,
+        claimed: bool,
+        rerun_done: bool,
     ) -> None:
-        self.sweeper, self.unit = sweeper, unit
+        self.item, self.sweeper, self.unit = item, sweeper, unit
         self.claimed, self.rerun_done = claimed, rerun_done
         self.attempt = Attempt()
+        self.recorded = False  #: its outcome applied (it is no longer this session's to undo)
 
 
 class _ValuesCarrier:
@@ -182,7 +189,7 @@ class SweepRecorder:
         self.running: dict[str, _Run] = {}
         self._ahead: set[str] = set()  #: items claimed with an item before them, not run yet
         self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
-        self.writer = BackgroundWriter()
+        self.flusher = BackgroundFlusher()
         self.pid = os.getpid()
         #: whether pytest_execo_state and pytest_execo_recorded have implementations other
         #: than the default (known once the first item is recorded)
@@ -304,12 +311,12 @@ class SweepRecorder:
             result = yield
         except BaseException:  # interrupted (KeyboardInterrupt, exit): run it again
             del self.running[item.nodeid]
-            if run.claimed:
+            if run.claimed and not run.recorded:
                 run.sweeper.cancel(run.unit.combination)
             raise
         del self.running[item.nodeid]
-        if run.claimed or run.rerun_done:
-            self._record(item, run)
+        if (run.claimed or run.rerun_done) and not run.recorded:  # its last report never came
+            self._record(run)
         return result
 
     def _claim(self, item: pytest.Item, unit: Unit, nextitem: pytest.Item | None) -> _Run:
@@ -325,7 +332,7 @@ class SweepRecorder:
             # also reaches a protocol run in a forked child
             reason = f"execo: combination {why_not} by another session"
             item.add_marker(pytest.mark.skip(reason=reason))
-        return _Run(sweeper, unit, claimed=why_not is None, rerun_done=rerun_done)
+        return _Run(item, sweeper, unit, claimed=why_not is None, rerun_done=rerun_done)
 
     def carry_values(self) -> None:
         """Called by ``execo_record``: in a process forked from this one to run the test
@@ -375,11 +382,20 @@ class SweepRecorder:
         )
         return reasons[0]
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)  # before every other implementation sees the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """Take each report of a claimed item in; at its last one (see
+        :meth:`~pytest_execo.outcome.Attempt.add`), record its outcome before the report goes
+        on to the terminal, to xdist's controller, to other plugins and to conftest hooks."""
         run = self.running.get(report.nodeid)
-        if run is not None and (run.claimed or run.rerun_done):
-            run.attempt.add(report, self.config.rootpath)
+        if (
+            run is not None
+            and (run.claimed or run.rerun_done)
+            and not run.recorded
+            and run.attempt.add(report, self.config.rootpath)  # the item's last report
+        ):
+            self._record(run)
+        return (yield)
 
     def sweep_running(self, nodeid: str) -> str | None:
         """The sweep (directory name) of the item ``nodeid`` if this process runs it now."""
@@ -394,19 +410,27 @@ class SweepRecorder:
             sweeper = ParamSweeper(child_location(self.location, name), read_only=True)
         return sweeper
 
-    def _record(self, item: pytest.Item, run: _Run) -> None:
+    def _record(self, run: _Run) -> None:
         """Apply the outcome of a finished item to its sweep (the one place where states
-        change): a done record and results are handed to the background writer; other states
-        are written at once, after the results (a crash in between must not lose results)."""
-        combination, sweeper, attempt = run.unit.combination, run.sweeper, run.attempt
+        change), then call ``pytest_execo_recorded``. Every record is written before this
+        returns: results first, then the state (a crash in between never loses the results
+        of a done combination). Done records and results are written without waiting for
+        their fsync (see :mod:`pytest_execo.flusher`); failure records are fsync'd at once."""
+        run.recorded = True
+        item, combination, sweeper, attempt = (
+            run.item,
+            run.unit.combination,
+            run.sweeper,
+            run.attempt,
+        )
         outcome = outcome_of(attempt)
         values = attempt.values if attempt.values is not None else item.stash.get(RECORDED, None)
-        result = None
         if outcome is not None and values is not None:
-            result = Result(dict(values), outcome, round(attempt.duration, 6))
+            sweeper.record_result(
+                combination, dict(values), outcome, round(attempt.duration, 6), wait=False
+            )
+            self.flusher.written(sweeper)
         if run.rerun_done:  # run again on request: its state stays done
-            if result is not None:
-                self.writer.add(sweeper, combination, result, done=False)
             return
         if outcome is None:  # no test body ran: give it back
             sweeper.cancel(combination)
@@ -422,22 +446,19 @@ class SweepRecorder:
         else:
             state = DEFAULT_STATES[outcome]  # what the hook would return, without calling it
         if state == "done":
-            self.writer.add(sweeper, combination, result, done=True)
+            sweeper.done(combination, wait=False)
+            self.flusher.written(sweeper)
+        elif state == "skip":
+            sweeper.skip(combination)
+        elif state == "fail":
+            sweeper.fail(combination, attempt.error or f"{outcome} (pytest_execo_state: fail)")
         else:
-            if result is not None:
-                sweeper.record_result(combination, result.values, result.outcome, result.duration)
-            if state == "skip":
-                sweeper.skip(combination)
-            elif state == "fail":
-                error = run.attempt.error or f"{outcome} (pytest_execo_state: fail)"
-                sweeper.fail(combination, error)
-            else:
-                sweeper.cancel(combination)
-                if state != "cancel":
-                    raise pytest.UsageError(
-                        f"pytest_execo_state returned {state!r} for {item.nodeid}: "
-                        f"expected one of {', '.join(STATES)}"
-                    )
+            sweeper.cancel(combination)
+            if state != "cancel":
+                raise pytest.UsageError(
+                    f"pytest_execo_state returned {state!r} for {item.nodeid}: "
+                    f"expected one of {', '.join(STATES)}"
+                )
         if self._hooked[1]:
             hook.pytest_execo_recorded(
                 item=item, combination=combination, outcome=outcome, state=state
@@ -449,7 +470,7 @@ class SweepRecorder:
         """Wait until every record is on disk, give back what this session claimed and did
         not finish (-x, Ctrl-C, ...), and apply ``--execo-all-done-ok``."""
         try:
-            self.writer.close()  # first: a combination waiting for its done record is claimed
+            self.flusher.close()
         finally:
             for sweeper in self.sweepers.values():
                 sweeper.release_claims()

@@ -1,6 +1,7 @@
-"""What a session killed outright keeps (issue 15, point 7): done records are written and fsync'd
-in the background within milliseconds, while the next test runs; the session waits for them at
-its end."""
+"""What a session killed outright keeps (issue 26): a combination's done record is written
+(in the kernel) before its last report is logged and before the next test starts, and fsync'd
+in the background within pytest_execo.flusher.SYNC_INTERVAL; the session waits for the fsyncs
+at its end."""
 
 import os
 import signal
@@ -12,9 +13,9 @@ from collections import Counter
 import pytest
 
 from execo_engine.sweep import HashableDict, ParamSweeper
-from pytest_execo import writer as writer_module
+from pytest_execo import flusher as flusher_module
 from pytest_execo.alarm import ConditionAlarm, TimerfdAlarm
-from pytest_execo.writer import BackgroundWriter, Result
+from pytest_execo.flusher import BackgroundFlusher
 
 pytest_plugins = ["pytester"]
 
@@ -62,58 +63,65 @@ def test_done_without_waiting_is_visible_at_once_and_flush_closes_everything(tmp
     writer.flush()  # nothing left: a no-op
 
 
-def test_background_writer_puts_everything_on_disk_by_close(tmp_path):
-    elements = [HashableDict(x=x) for x in range(200)]
-    writer_sweeper = ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
-    writer = BackgroundWriter()
+def written_without_waiting(sweeper, elements):
     for element in elements:
-        assert writer_sweeper.take(element, position=element["x"]) is None
-        result = Result({"square": element["x"] ** 2}, "passed", 0.5) if element["x"] % 3 else None
-        writer.add(writer_sweeper, element, result, done=element["x"] < 150)
-    writer.close()
-    reader = ParamSweeper(tmp_path / "sweep", read_only=True)
-    assert reader.get_done() == elements[:150]
-    # handed over but not done (a rerun of a done combination): claimed until given back
-    assert [claim[0] for claim in reader.get_claims()] == elements[150:]
-    assert [(r["combination"], r["values"]["square"]) for r in reader.get_results()] == [
-        (e, e["x"] ** 2) for e in elements if e["x"] % 3
-    ]
-    writer.close()  # nothing left: a no-op
+        assert sweeper.take(element, position=element["x"]) is None
+        sweeper.record_result(element, {"square": element["x"] ** 2}, "passed", wait=False)
+        sweeper.done(element, wait=False)
+
+
+def test_flusher_close_puts_everything_on_disk(tmp_path):
+    elements = [HashableDict(x=x) for x in range(100)]
+    first = ParamSweeper(tmp_path / "first", elements, save_sweeps=True)
+    second = ParamSweeper(tmp_path / "second", elements, save_sweeps=True)
+    for sweeper in (first, second):  # the journals are open from now on
+        written_without_waiting(sweeper, elements[:1])
+        sweeper.flush()
+    flusher = BackgroundFlusher()  # its alarm may be a descriptor
+    before = open_fds()
+    for sweeper in (first, second):
+        written_without_waiting(sweeper, elements[1:])
+        flusher.written(sweeper)
+        flusher.written(sweeper)  # told twice: fsync'd once
+    assert open_fds() > before  # descriptors wait for their fsync
+    flusher.close()
+    assert open_fds() == before, "close() returned before every fsync"
+    for name in ("first", "second"):
+        reader = ParamSweeper(tmp_path / name, read_only=True)
+        assert reader.get_done() == elements
+        assert [r["values"]["square"] for r in reader.get_results()] == [x**2 for x in range(100)]
+    flusher.close()  # nothing left: a no-op
 
 
 @pytest.mark.parametrize("kind", ALARMS)
-def test_background_writer_writes_and_fsyncs_while_the_session_waits(tmp_path, monkeypatch, kind):
-    """The session's thread hands over one combination, then runs a long test (it waits): the
-    background thread writes its done record and fsyncs it (the descriptor kept for the fsync
-    is closed) without close(), whichever alarm it sleeps on."""
-    monkeypatch.setattr(writer_module, "alarm", kind)
+def test_flusher_fsyncs_in_the_background_while_the_session_waits(tmp_path, monkeypatch, kind):
+    """The session's thread writes a done record, then runs a long test (it waits): the
+    flusher's thread fsyncs it (the descriptor kept for the fsync is closed) without close(),
+    whichever alarm it sleeps on."""
+    monkeypatch.setattr(flusher_module, "alarm", kind)
     elements = [HashableDict(x=x) for x in range(3)]
     sweeper = ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
-    sweeper.take(elements[0], position=0)
-    sweeper.done(elements[0])  # the journals are open from now on
-    reader = ParamSweeper(tmp_path / "sweep", read_only=True)
-    writer = BackgroundWriter()
+    written_without_waiting(sweeper, elements[:1])
+    sweeper.flush()  # the journals are open from now on
+    flusher = BackgroundFlusher()
     before = open_fds()
-    assert sweeper.take(elements[1], position=1) is None
-    writer.add(sweeper, elements[1], None, done=True)
+    written_without_waiting(sweeper, elements[1:2])
+    flusher.written(sweeper)
+    assert open_fds() > before
     deadline = time.monotonic() + 60
-    while (reader.get_done() != elements[:2] or open_fds() > before) and (
-        time.monotonic() < deadline
-    ):
+    while open_fds() > before and time.monotonic() < deadline:
         time.sleep(0.005)  # polls the outcome: how soon it comes is not what is tested
-    assert reader.get_done() == elements[:2]
     assert open_fds() == before, "the done record is written but not fsync'd"
-    writer.close()
+    flusher.close()
 
 
-def test_background_writer_raises_what_a_write_raised(tmp_path):
-    elements = [HashableDict(x=x) for x in range(3)]
-    ParamSweeper(tmp_path / "sweep", elements, save_sweeps=True)
-    read_only = ParamSweeper(tmp_path / "sweep", read_only=True)
-    writer = BackgroundWriter()
-    writer.add(read_only, elements[0], None, done=True)
-    with pytest.raises(PermissionError):
-        writer.close()
+def test_flusher_raises_what_a_flush_raised(tmp_path):
+    closed = open(tmp_path / "file", "w")  # noqa: SIM115 (closed on purpose)
+    closed.close()
+    flusher = BackgroundFlusher()
+    flusher.written(closed)  # its flush() raises ValueError
+    with pytest.raises(ValueError, match="closed file"):
+        flusher.close()
 
 
 @pytest.mark.slow
@@ -140,3 +148,46 @@ def test_sigkill_loses_no_finished_combination(pytester):
         {str(x): 2 if x == 17 else 1 for x in range(30)}
     )
     assert [c["x"] for c in ParamSweeper(directory).get_done()] == list(range(30))
+
+
+EXIT_AFTER_PASS = """
+import os, pytest
+
+@pytest.mark.execo_sweep({{"x": [0, 1, 2]}})
+def test_exit(x):
+    with open({runs!r}, "a") as f:
+        f.write(f"{{x}}\\n")
+    if x == 1 and os.path.exists("exit"):
+        os._exit(1)  # a segfault in native code, the OOM killer: no teardown, no session end
+"""
+RECORDED_HOOK = """
+def pytest_execo_recorded(item, combination, outcome, state):
+    with open({recorded!r}, "a") as f:
+        f.write(f"{{combination['x']}} {{state}}\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([], id="serial"),
+        # loadfile: the worker that runs x=0 runs x=1 next
+        pytest.param(["-n", "2", "--dist", "loadfile"], id="xdist", marks=pytest.mark.slow),
+    ],
+)
+def test_the_test_after_a_passing_one_exits_the_process(pytester, args):
+    runs, recorded = pytester.path / "runs.txt", pytester.path / "recorded.txt"
+    pytester.makepyfile(test_exit=EXIT_AFTER_PASS.format(runs=str(runs)))
+    pytester.makeconftest(RECORDED_HOOK.format(recorded=str(recorded)))
+    (pytester.path / "exit").write_text("")
+    command = [sys.executable, "-m", "pytest", "-p", "no:randomly", "--execo-sweep-dir=results"]
+    crashed = subprocess.run([*command, *args], cwd=pytester.path, capture_output=True, timeout=300)
+    assert crashed.returncode != 0
+    assert "0 done" in recorded.read_text().splitlines()  # pytest_execo_recorded fired
+    [directory] = (pytester.path / "results").iterdir()
+    assert ParamSweeper(directory, read_only=True).get_done()[:1] == [HashableDict(x=0)]
+    (pytester.path / "exit").unlink()
+    resumed = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout
+    assert Counter(runs.read_text().split())["0"] == 1  # the passing one never ran again
+    assert [c["x"] for c in ParamSweeper(directory).get_done()] == [0, 1, 2]
