@@ -328,7 +328,7 @@ class ParamSweeper(Generic[E]):
         """The script's objects for elements of the store (an element outside the sweeps as
         the store has it)."""
         if self._outer is None:
-            return list(elements)
+            return elements if isinstance(elements, list) else list(elements)
         outer, order = self._outer, self._order
         return [order[p] if (p := outer.get(e)) is not None else e for e in elements]
 

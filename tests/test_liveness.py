@@ -8,12 +8,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 from namespaces import wait_for
 
 from execo_engine.errors import CorruptRecordError, NotARegularFileError
+from execo_engine.store.directory import liveness
 from execo_engine.store.directory.liveness import heartbeats, token
 from execo_engine.store.lease import MIN_LEASE
 from execo_engine.store.owner import Owner, current_owner, decode_owner, judged_by_pid
@@ -255,3 +257,23 @@ def test_owners_directory_that_is_a_symlink_is_refused(tmp_path):
     with pytest.raises(OSError, match="owners is not a directory"):
         ParamSweeper(directory, [1, 2])
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_sweeper_dropped_while_its_thread_holds_the_heartbeat_lock_does_not_hang(tmp_path):
+    """A garbage collection may run a Liveness finalizer in a thread that is changing the
+    heartbeats (in _start_beating, or the heart's thread in a beat): the finalizer must not
+    wait for the lock its own thread holds; its heartbeat file goes as that thread leaves."""
+    held = [ParamSweeper(tmp_path / "dropped", [1, 2])]
+    owners = tmp_path / "dropped" / "owners"
+    assert len(list(owners.iterdir())) == 1
+
+    def drop_inside_a_section():
+        with liveness._beatings_lock:
+            held.clear()  # its finalizer runs here, inside the section
+            assert len(list(owners.iterdir())) == 1  # its stop waits for the section's end
+
+    thread = threading.Thread(target=drop_inside_a_section, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "a finalizer waited for the lock of its own thread"
+    assert list(owners.iterdir()) == []

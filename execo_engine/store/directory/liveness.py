@@ -30,6 +30,7 @@ regular file is refused.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -200,13 +201,44 @@ def _observations_of(directory: str) -> _Observations:
 # -- heartbeating --------------------------------------------------------------------------------
 
 
+#: The stops that finalizers of :class:`Liveness` objects asked for (see :class:`_Section`)
+_stops: collections.deque[tuple[Heart, str, float]] = collections.deque()
+
+
+class _Section:
+    """A lock of this module that knows whether the calling thread is inside one: a finalizer
+    (:func:`_request_stop`) runs wherever a garbage collection happens, also in a thread that
+    holds such a lock, which it must then not wait for (a deadlock); its stop is then done as
+    that thread leaves its outermost section."""
+
+    depth = threading.local()  #: ``value``: how many sections the thread is inside
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @classmethod
+    def entered(cls) -> bool:
+        """Whether the calling thread is inside a section."""
+        return bool(getattr(cls.depth, "value", 0))
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        _Section.depth.value = getattr(_Section.depth, "value", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _Section.depth.value -= 1
+        self._lock.release()
+        if not _Section.depth.value and _stops:
+            _drain()
+
+
 class _Beating:
     """This process's heartbeat in one directory, a :class:`~execo_engine.store.lease.Beat`
     kept by the process's heart."""
 
     def __init__(self, directory: str, owner: Owner) -> None:
         self.directory, self.owner = directory, owner
-        self.lock = threading.Lock()  # a beat and the removal of the file exclude each other
+        self.lock = _Section()  # a beat and the removal of the file exclude each other
         self.leases: list[float] = []  # one per instance that needs it
         self.last = 0.0  # monotonic time of the last beat
         self.cleaned = 0.0  # monotonic time of the last look for dead owners' files
@@ -265,7 +297,27 @@ class _Beating:
                 _remove(self.directory, [token(self.owner)])
 
 
-_beatings_lock = threading.Lock()  # adding or dropping an instance's lease
+_beatings_lock = _Section()  # adding or dropping an instance's lease
+
+
+def _request_stop(heart: Heart, directory: str, lease: float) -> None:
+    """The finalizer of a :class:`Liveness`: :func:`_stop_beating` now or, when this thread
+    is inside a section of this module, as soon as it leaves it (see :class:`_Section`);
+    nothing in a forked child, which inherited it."""
+    if heart.pid == os.getpid():
+        _stops.append((heart, directory, lease))
+        if not _Section.entered():
+            _drain()
+
+
+def _drain() -> None:
+    """Do the stops asked for so far (outside any section: :class:`_Section`)."""
+    while True:
+        try:
+            heart, directory, lease = _stops.popleft()
+        except IndexError:
+            return
+        _stop_beating(heart, directory, lease)
 
 
 def _start_beating(directory: str, lease: float) -> Heart:
@@ -317,7 +369,9 @@ def _after_fork_in_child() -> None:
     # Another thread may have held one of these locks at fork time; the child heartbeats on
     # its own heart (see execo_engine.store.lease) from its first claim on.
     global _beatings_lock, _observations_lock
-    _beatings_lock, _observations_lock = threading.Lock(), threading.Lock()
+    _beatings_lock, _observations_lock = _Section(), threading.Lock()
+    _stops.clear()  # the parent's
+    _Section.depth.value = 0
     for observations in _observations.values():
         observations.lock = threading.Lock()
 
@@ -359,7 +413,7 @@ class Liveness:
             self._stop.detach()  # the parent's, in a forked child
         heart = _start_beating(self.directory, self.lease)
         self._heart = heart
-        self._stop = weakref.finalize(self, _stop_beating, heart, self.directory, self.lease)
+        self._stop = weakref.finalize(self, _request_stop, heart, self.directory, self.lease)
 
     def stop(self) -> None:
         """This instance holds nothing any more: its heartbeat may stop."""

@@ -26,7 +26,9 @@ _SCHEMA = [
     "text text NOT NULL, digest uuid NOT NULL GENERATED ALWAYS AS (md5(text)::uuid) STORED, "
     "state text NOT NULL DEFAULT 'todo' "
     "CHECK (state IN ('todo', 'claimed', 'done', 'skipped', 'failed')), "
-    # ticket: of the claim that took it, or of the store object that skipped it
+    # ticket: of the claim that took it, or the number of the store object that skipped it (a
+    # skip leaves the row 'todo', with owner and ticket set; 'skipped' is what earlier versions
+    # wrote: see store.py)
     "owner bigint, ticket bigint, claimed_at timestamptz, done_at timestamptz, "
     "attempts integer NOT NULL DEFAULT 0, last_error text, "
     # todo: what the claim's index holds, rather than state, so that a change of state
