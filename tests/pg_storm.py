@@ -92,18 +92,35 @@ class Worker:
 # -- the worker ------------------------------------------------------------------------------
 
 
+def _opened(url: str) -> Any:
+    """The worker's sweeper. A worker started while the chaos driver restarts the server
+    finds it refusing connections: a database never reached is a configuration error
+    (``CannotConnectError``, at once), so the worker tries again for a while, as the wrapper
+    of a job started by a scheduler would."""
+    from execo_engine.errors import CannotConnectError
+    from execo_engine.sweep import ParamSweeper
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return ParamSweeper(url)
+        except CannotConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # a retry policy: the server restarts within seconds
+
+
 def work(url: str, log: str, seed: int) -> None:
     """Once told to go (a line on stdin: a spare waits with its imports done), claim, log
     ``S``, run the body (a few ms), done, log ``D``, until the grid is complete; when nothing
     is todo but something is held (by a paused worker, or a dead one not yet judged dead),
     look again."""
-    from execo_engine.sweep import ParamSweeper
 
     if sys.stdin.readline() != "go\n":
         return
     rng = random.Random(seed)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    sweeper = ParamSweeper(url)
+    sweeper = _opened(url)
     while True:
         combination = sweeper.get_next()
         if combination is None:

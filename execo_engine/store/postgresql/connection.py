@@ -87,6 +87,20 @@ def _parameters(conninfo: str) -> dict[str, Any]:
     return parameters
 
 
+#: What a server says while it restarts: it was reached, and takes connections again soon.
+_RESTARTING = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
+
+
+def _restarting(error: BaseException) -> bool:
+    """Whether the failed connection attempt ``error`` was answered by a restarting server."""
+    return any(text in str(error) for text in _RESTARTING)
+
+
 def cannot_connect(conninfo: str, shown: str, error: BaseException) -> CannotConnectError:
     """The error saying that the server of ``conninfo`` could not be reached (``error``: the
     driver's), naming host and port and ``shown`` (the URL without its password)."""
@@ -157,8 +171,8 @@ class Link:
             try:
                 connection = driver().connect(self._conninfo, autocommit=True, **self._timeout)
             except driver().OperationalError as error:
-                if self._reached:
-                    raise  # lost after it worked: run() retries
+                if self._reached or _restarting(error):
+                    raise  # lost after it worked, or a server restarting: run() retries
                 raise cannot_connect(self._conninfo, self._shown, error) from None
             self._reached = True
             try:
