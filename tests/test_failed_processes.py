@@ -188,3 +188,32 @@ def test_an_engine_run_that_raises_fails_its_unfinished_combination(tmp_path):
     assert failure.attempts == 2
     assert failure.error == f"flaky_engine.py:{line}: RuntimeError: no luck with i=1"
     assert view.get_done() == [{"i": 0}, {"i": 2}]
+
+
+# Claims two combinations, says so, then waits to be killed.
+_HOLDS_UNTIL_KILLED = """
+import sys
+from execo_engine.sweep import ParamSweeper, sweep
+ParamSweeper(sys.argv[1], sweep({"i": list(range(6))})).get_next_batch(2)
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_claim_right_after_a_worker_died_gets_what_it_held(location):
+    """The periodic dead-owner check (every DEAD_OWNER_CHECK_INTERVAL) has just seen the worker
+    alive; it is killed; a claim at once finds too little todo and looks again instead of
+    coming back short."""
+    url = location()
+    sweeper = ParamSweeper(url, sweep({"i": list(range(6))}))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _HOLDS_UNTIL_KILLED, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None and worker.stdout.readline() == "holding\n"
+    assert len(sweeper.get_inprogress()) == 2  # a read: the periodic check sees it alive
+    worker.kill()
+    worker.wait()
+    assert set(sweeper.get_next_batch(6)) == set(sweep({"i": list(range(6))}))
