@@ -23,17 +23,20 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
     failed → fail.
 
     When: in the process that ran the item (an xdist worker; under pytest-forked, the parent),
-    as its last report (its teardown's) is logged, before any other implementation of
-    ``pytest_runtest_logreport`` sees that report. The item's ``execo_record`` results are
-    already written; the state returned is written right after this hook returns.
+    as its last report (its teardown's) is logged, before the other implementations of
+    ``pytest_runtest_logreport`` see that report (the terminal, pytest-xdist, junitxml, conftest
+    hooks; only a ``tryfirst`` hook wrapper registered later sees it first). The item's
+    ``execo_record`` results are already written (in the kernel); the state returned is
+    written right after this hook returns.
     """
 
 
 def pytest_execo_recorded(item: pytest.Item, combination: Any, outcome: str, state: str) -> None:
     """Called once a combination's ``state`` (see :func:`pytest_execo_state`) is recorded, in
-    the process that ran it, as its last report (its teardown's) is logged, before any other
-    implementation of ``pytest_runtest_logreport`` sees that report (the terminal shows it,
-    pytest-xdist sends it to the controller), and before the next item starts.
+    the process that ran it, as its last report (its teardown's) is logged, before the other
+    implementations of ``pytest_runtest_logreport`` see that report (the terminal shows it,
+    pytest-xdist sends it to the controller; only a ``tryfirst`` hook wrapper registered later
+    sees it first), and before the next item starts.
 
     Durability when it fires: the state's record is written (``write(2)``: in the kernel), so
     that no kill of any process (SIGKILL, ``os._exit``, the OOM killer) makes a combination

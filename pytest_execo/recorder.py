@@ -382,11 +382,13 @@ class SweepRecorder:
         )
         return reasons[0]
 
-    @pytest.hookimpl(wrapper=True)  # before every other implementation sees the report
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # before the others see the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         """Take each report of a claimed item in; at its last one (see
         :meth:`~pytest_execo.outcome.Attempt.add`), record its outcome before the report goes
-        on to the terminal, to xdist's controller, to other plugins and to conftest hooks."""
+        on to every other implementation (but a ``tryfirst`` wrapper registered later): the
+        terminal, xdist's worker (which sends it to the controller), junitxml, conftest
+        hooks."""
         run = self.running.get(report.nodeid)
         if (
             run is not None
