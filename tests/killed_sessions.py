@@ -76,10 +76,15 @@ def kills(directory: str) -> int:
 
 
 def main(directory: str, wanted: int, seed: int, mode: str) -> None:
+    for name in list(os.environ):  # run from an xdist worker: its sessions are not workers
+        if name.startswith("PYTEST_XDIST_"):
+            del os.environ[name]
     warm_up()
     round_, number = 1, 0
     while kills(directory) < wanted:
         number += 1
+        if number > 20 * wanted:
+            raise SystemExit(f"{number - 1} sessions killed {kills(directory)} processes only")
         status = session(directory, round_, seed + number, mode, kill=True)
         if status == pytest.ExitCode.NO_TESTS_COLLECTED:  # this grid is complete: a new one
             round_ += 1

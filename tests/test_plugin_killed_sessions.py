@@ -38,10 +38,8 @@ import os, random, signal, threading, time
 
 LOG = os.open("events.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 ROUND = os.environ["KILLS_ROUND"]
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-# kill this process if it records: the serial session, or an xdist worker
-KILLER = os.environ["KILLS_MODE"] == ("xdist" if WORKER else "serial")
-RANDOM = random.Random(f"{os.environ['KILLS_SEED']}-{WORKER}-{os.getpid()}")
+WORKER = KILLER = None  # this process's xdist worker id; whether it kills itself
+RANDOM = random.Random(f"{os.environ['KILLS_SEED']}-{os.getpid()}")
 KILL_AT = RANDOM.randint(1, 6)  # the report after which this process dies
 DELAY = RANDOM.choice([0.0, RANDOM.uniform(0, 0.005)])  # at once, or in the next tests
 # pytest-xdist fails (INTERNALERROR) when both workers die before it handled the first
@@ -49,11 +47,17 @@ DELAY = RANDOM.choice([0.0, RANDOM.uniform(0, 0.005)])  # at once, or in the nex
 # killed last (gw2, gw3, ...) removes once it runs; meanwhile the other worker waits (else it
 # would finish the grid before any replacement runs)
 TOKEN = "kill.token"
-if WORKER not in (None, "gw0", "gw1"):
-    try:
-        os.unlink(TOKEN)
-    except FileNotFoundError:
-        pass
+
+def pytest_configure(config):
+    global WORKER, KILLER
+    WORKER = getattr(config, "workerinput", {}).get("workerid")
+    # kill this process if it records: the serial session, or an xdist worker
+    KILLER = os.environ["KILLS_MODE"] == ("xdist" if WORKER else "serial")
+    if WORKER not in (None, "gw0", "gw1"):
+        try:
+            os.unlink(TOKEN)
+        except FileNotFoundError:
+            pass
 passed, reports, dying = set(), 0, False
 
 def log(what, x):
