@@ -3,6 +3,7 @@
 The ParamSweeper behaviour tests of test_sweeper.py also run on it (the ``location`` fixture).
 """
 
+import math
 import os
 import signal
 import subprocess
@@ -12,8 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pg import Server
 
+from execo_engine.store import lease
 from execo_engine.store.locations import child_locations, shown
+from execo_engine.store.postgresql import store as pgstore
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 pytestmark = pytest.mark.slow
@@ -229,3 +233,28 @@ def test_status_and_results_of_a_postgresql_sweep(postgresql):
     header = "size,latency,outcome,attempts,duration,host,time,sweep,run,commit,dirty"
     assert exported.splitlines()[0] == header
     assert exported.splitlines()[1].startswith("1,0.5,passed,0,0.1,")
+
+
+def test_a_claim_and_a_done_are_one_statement_each(monkeypatch):
+    """The hot path costs what a plain queue costs: one statement to claim, one to finish
+    (counted by the server; looks for dead owners, periodic by default, are off here).
+    Resolving the outcome of lost operations costs nothing while none is lost."""
+    server = Server("shared_preload_libraries=pg_stat_statements")
+    if not server.available:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    for module in (lease, pgstore):
+        monkeypatch.setattr(module, "DEAD_OWNER_CHECK_INTERVAL", math.inf)
+    server.start()
+    try:
+        server.execute("CREATE EXTENSION pg_stat_statements")
+        sweeper = ParamSweeper(server.url("statements"), sweep({"i": range(120)}))
+        sweeper.done(sweeper.get_next())  # statements prepared, lease renewed
+        server.execute("SELECT pg_stat_statements_reset()")
+        for _ in range(100):
+            sweeper.done(sweeper.get_next())
+        [(calls,)] = server.execute(
+            "SELECT sum(calls) FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_stat%'"
+        )
+        assert calls == 200
+    finally:
+        server.stop()

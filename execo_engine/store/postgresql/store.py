@@ -861,6 +861,7 @@ class PostgresStore:
                 "ticket": ticket,
                 "texts": [self._texts[position]],
             }
+            self._unsure_claims.add(ticket)  # until held here: see _resolve
             rows = connection.execute(_TAKE, params).fetchall()
             if rows and not rows[0][4]:  # this process's lease expired: it took nothing
                 self._register(connection)
@@ -868,8 +869,7 @@ class PostgresStore:
                 rows = connection.execute(_TAKE, params).fetchall()
             return rows  # type: ignore[no-any-return]
 
-        with self._link.lock:  # unsure until held here: see _resolve
-            self._unsure_claims.add(ticket)
+        with self._link.lock:
             rows = self._run(take)
             if rows and rows[0][3]:
                 self._held[position] = rows[0][0]
@@ -915,9 +915,13 @@ class PostgresStore:
                 else (_DONE_MANY, f"{{{','.join(digests)}}}")
             )
             sweep = self._sweep_id
-            with self._link.lock:  # unsure until acknowledged: see _resolve
-                self._unsure_done.update(digests)
-                self._run(lambda connection: self._link.query(connection, query, sweep, arg))
+
+            def mark(connection: Any) -> None:
+                self._unsure_done.update(digests)  # until acknowledged: see _resolve
+                self._link.query(connection, query, sweep, arg)
+
+            with self._link.lock:
+                self._run(mark)
                 for position in positions:
                     self._held.pop(position, None)
                 self._unsure_done.difference_update(digests)
