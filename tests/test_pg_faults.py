@@ -4,6 +4,7 @@ tables of other schema versions."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import operator
@@ -331,31 +332,49 @@ def test_a_paused_process_of_this_host_keeps_its_claims_past_its_lease(own_serve
         claimer.wait(timeout=60)
 
 
+def _child(process: subprocess.Popen[bytes]) -> int:
+    """The pid of the one child of ``process`` (the command ``unshare --fork`` runs)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    wait_until(lambda: bool(children.read_text().split()), 120)
+    return int(children.read_text().split()[0])
+
+
 def test_a_server_down_for_longer_than_a_lease_expires_no_lease(own_server, poll):
     """A process of another PID namespace (as another host: judged by its lease) cannot
-    renew while the server is down: once the server is back, it gets a whole lease to renew
-    before its claims are taken for dead (issue 26: a combination was run twice at once)."""
+    renew while the server is down. An instance that saw its heartbeat before does not count
+    the time it could not see the server either: once the server is back, the process gets a
+    whole lease to renew before its claims are taken for dead (issue 26: a combination was
+    run twice at once). The process is paused until that instance looked (else it might
+    renew first)."""
     reason = why_no_namespaces()
     if reason:
         pytest.skip(reason)
-    url = own_server.url("restart-lease", lease="2")
-    ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
+    url = own_server.url("restart-lease", lease="4")
+    other = ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
     claimer = _claimer(url, *UNSHARE)
+    paused = _child(claimer)
     try:
         _claim(claimer)
         assert claimer.stdout.readline() == b"0\n"
+        assert other.reclaim() == []  # it sees the claimer's heartbeat
         expires, _ = _lease_of(own_server, 1)  # pid 1 in its namespace
+        os.kill(paused, signal.SIGSTOP)
         own_server.shut_down("immediate")
         poll(lambda: time.time() > expires + 1, "its lease to run out while the server is down")
         own_server.start_again()
-        other = ParamSweeper(url)
         assert other.get_next() == {"i": 1}  # and a look for dead owners: none
+        assert other.reclaim() == []
         assert {claim[0]["i"] for claim in other.get_claims()} == {0, 1}
+        os.kill(paused, signal.SIGCONT)
         poll(lambda: operator.gt(*_lease_of(own_server, 1)), "its renewal, the server back")
         assert other.reclaim() == []
+        assert {claim[0]["i"] for claim in other.get_claims()} == {0, 1}
     finally:
+        os.kill(paused, signal.SIGCONT)
         claimer.kill()
         claimer.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(paused, signal.SIGKILL)
 
 
 def test_an_exception_from_a_signal_handler_at_any_instant_leaves_no_claim_unknown(
