@@ -23,6 +23,11 @@ does: an environment with ``PYTHONDONTWRITEBYTECODE`` set (this project's CI mac
 otherwise compile them from source in every session and xdist worker, which pytest and the
 other installed plugins never do.
 
+``--baseline CHECKOUT`` adds the recording workloads (serial and ``-n 2``) run with another
+checkout of this project first on ``PYTHONPATH`` (``git worktree add /tmp/before REV``), in the
+same rounds, so that a change of the plugin is measured against its previous version side by
+side (the ratios are against the same plain runs).
+
 ``--million`` also times the first ``take()`` of a 1,000,000-combination sweep with the
 position the item knows and without it (then an index of the sweep is built), with the memory
 each allocates (tracemalloc).
@@ -96,7 +101,7 @@ def fresh(directory: str, name: str) -> str:
     return f"--execo-sweep-dir={name}"
 
 
-def workloads(directory: str) -> dict[str, Callable[[], tuple[float, float]]]:
+def workloads(directory: str, baseline: str | None) -> dict[str, Callable[[], tuple[float, float]]]:
     def resumed() -> tuple[float, float]:
         run_pytest(
             directory,
@@ -106,7 +111,17 @@ def workloads(directory: str) -> dict[str, Callable[[], tuple[float, float]]]:
         )  # leaves 90% done, 10% to run again
         return run_pytest(directory, "test_swept.py", "--execo-sweep-dir=resumed")
 
+    before = {"PYTHONPATH": baseline or ""}
+    compared = {
+        "recording (baseline)": lambda: run_pytest(
+            directory, "test_swept.py", fresh(directory, "fresh"), env=before
+        ),
+        "recording -n 2 (baseline)": lambda: run_pytest(
+            directory, "test_swept.py", fresh(directory, "fresh2"), "-n", "2", env=before
+        ),
+    }
     return {
+        **(compared if baseline else {}),
         "plain": lambda: run_pytest(directory, "test_plain.py"),
         "marker": lambda: run_pytest(directory, "test_swept.py"),
         "recording": lambda: run_pytest(directory, "test_swept.py", fresh(directory, "fresh")),
@@ -146,11 +161,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--million", action="store_true")
+    parser.add_argument("--baseline", metavar="CHECKOUT", help="another checkout to compare")
     options = parser.parse_args()
     for package in ("execo_engine", "pytest_execo"):
         spec = importlib.util.find_spec(package)
         assert spec is not None and spec.submodule_search_locations, package
         compileall.compile_dir(spec.submodule_search_locations[0], quiet=1)
+        if options.baseline:
+            compileall.compile_dir(os.path.join(options.baseline, package), quiet=1)
     count = options.count
     done = count * 9 // 10
     with tempfile.TemporaryDirectory() as directory:
@@ -160,7 +178,7 @@ def main() -> None:
             f.write(PLAIN.format(count=count - done).replace("test_plain", "test_rest"))
         with open(os.path.join(directory, "test_swept.py"), "w") as f:
             f.write(SWEPT.format(count=count, done=done))
-        runs = workloads(directory)
+        runs = workloads(directory, options.baseline)
         seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
         for _ in range(options.rounds):
             for name, run in runs.items():
@@ -173,6 +191,19 @@ def main() -> None:
         ("execo_sweep + --execo-sweep-dir (fresh)", "recording", "plain", count),
         ("plain parametrize, -n 2", "plain -n 2", None, count),
         ("execo_sweep + --execo-sweep-dir, -n 2", "recording -n 2", "plain -n 2", count),
+        *(
+            [
+                ("  the same, baseline checkout, serial", "recording (baseline)", "plain", count),
+                (
+                    "  the same, baseline checkout, -n 2",
+                    "recording -n 2 (baseline)",
+                    "plain -n 2",
+                    count,
+                ),
+            ]
+            if options.baseline
+            else []
+        ),
         (f"plain parametrize, {count - done:,} tests", "plain rest", None, count - done),
         (
             f"resumed: {done:,} of {count:,} done, runs {count - done:,}",

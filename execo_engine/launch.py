@@ -21,8 +21,9 @@ file (see :func:`submissions`). The script, readable and adaptable:
    the scheduler run it again: SLURM ``scontrol requeue`` of the array task (submitted with
    ``--requeue``); OAR exit status 99 (submitted with ``-t idempotent``, and ``-t besteffort``
    for ``besteffort``), which OAR honours only after more than 60 s of run, so a worker
-   preempted sooner waits until then (a best-effort job is killed after its ``--checkpoint``
-   delay anyway, which OAR resubmits too).
+   preempted sooner waits until then. A best-effort worker first waits for OAR's own kill,
+   which comes after its ``--checkpoint`` delay and has OAR resubmit it: a job that exits by
+   itself while OAR kills it is resubmitted by neither rule (see :data:`OAR_KILL_WAIT`).
 
 A submission that fails leaves nothing behind: no scheduler command (``SubmitError`` "oarsub not
 found: ..."), or the scheduler refused the job (``SubmitError`` with its output), and the script
@@ -63,6 +64,11 @@ JOBS_FILE = "jobs"
 #: :data:`OAR_RESUBMIT_AFTER` seconds of run).
 OAR_RESUBMIT_STATUS = 99
 OAR_RESUBMIT_AFTER = 60
+#: Seconds past its ``--checkpoint`` delay that a preempted best-effort worker waits for OAR to
+#: kill it (OAR's scheduler runs at least once a minute: two rounds, and some slack), unless its
+#: walltime comes first (the signal was then the walltime's checkpoint, and no kill would come
+#: before it: the worker exits 99 at once). Exiting by itself before the kill would race it.
+OAR_KILL_WAIT = 150
 #: The command that submits to each batch scheduler, and where it is found.
 SUBMITTERS = {"slurm": ("sbatch", "a SLURM login node"), "oar": ("oarsub", "an OAR frontend")}
 #: The time formats each scheduler reads (SLURM ``--time``, OAR walltime), and an example.
@@ -278,6 +284,21 @@ def submit_command(request: Request, script: str) -> list[str]:
     return []
 
 
+def _wait_for_oar_kill(delay: int) -> list[str]:
+    """The script lines of a preempted best-effort worker that wait for OAR's kill (see
+    :data:`OAR_KILL_WAIT`); ``delay``: its ``--checkpoint`` seconds."""
+    return [
+        "# OAR kills a preempted best-effort job after its checkpoint delay and resubmits it:",
+        "# wait for that kill (exiting meanwhile would race it), unless the walltime comes first",
+        f"deadline=$((SECONDS + {delay + OAR_KILL_WAIT}))",
+        "walltime_end=$((${OAR_JOB_WALLTIME_SECONDS:-0} - 30))",
+        'if [ -n "$OAR_JOB_WALLTIME_SECONDS" ] && [ "$walltime_end" -lt "$deadline" ]; then',
+        '    deadline="$walltime_end"',
+        "fi",
+        'while [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done',
+    ]
+
+
 def batch_script(request: Request, submit_dir: str) -> str:
     """The text of the worker script (see the module documentation for what it does)."""
     quote = shlex.quote
@@ -285,6 +306,8 @@ def batch_script(request: Request, submit_dir: str) -> str:
     if request.scheduler == "slurm":
         header += _directives(request, os.path.join(submit_dir, OUTPUTS["slurm"]))
     requeue = _REQUEUE[request.scheduler] if request.requeue or request.besteffort else []
+    if request.besteffort:
+        requeue = _wait_for_oar_kill(request.signal_before or 0) + requeue
     body = [
         f"# A worker of the sweep {request.location}, written by execo-sweep submit",
         f"# (scheduler {request.scheduler}); adapt it freely.",

@@ -118,8 +118,11 @@ def test_oar_dry_run_prints_the_oarsub_options(tmp_path):
     text = Path(script).read_text()
     assert '"$((OAR_ARRAY_INDEX - 1))"' in text
     assert '[ "$SECONDS" -gt 60 ] || sleep $((61 - SECONDS))\n    exit 99\n' in text
-    requeue_only = dry_run_script(location, ["true"], "oar", "--requeue")[1]
+    assert "    deadline=$((SECONDS + 270))\n" in text  # OAR's kill: 120 s + OAR_KILL_WAIT
+    requeue_script, requeue_only = dry_run_script(location, ["true"], "oar", "--requeue")
     assert "-t idempotent" in requeue_only and "besteffort" not in requeue_only
+    assert "exit 99" in Path(requeue_script).read_text()
+    assert "deadline" not in Path(requeue_script).read_text()  # no kill to wait for
 
 
 def test_cli_without_command_says_how(tmp_path):

@@ -157,6 +157,7 @@ def test_besteffort_preempted_gives_claims_back_on_checkpoint_and_oar_resubmits(
     for job_id in first:
         kinds = event_types(jobs[job_id])
         assert "CHECKPOINT_SUCCESSFULL" in kinds and "RESUBMIT_JOB_AUTOMATICALLY" in kinds, kinds
+        assert "BESTEFFORT_KILL" in kinds, kinds  # the worker waited for OAR's kill
         output = (tmp_path / "sweep" / "execo-submit" / f"oar-{job_id}.out").read_text()
         assert re.search(r"execo worker \d: preempted \(status 143\), claims given back", output)
     for job in resubmitted.values():
