@@ -61,6 +61,7 @@ def test_status_json_matches_the_sweeper(mixed):
     before = sorted(p.name for p in directory.iterdir())
     report = json.loads(cli("status", directory, "--json", "--by-factor").stdout)
     [entry] = report["sweeps"]
+    assert entry["location"] == entry["directory"] == str(directory)  # the old key kept
     view = ParamSweeper(directory, read_only=True)
     total, remaining, _, inprogress, done = view.stats()
     assert (

@@ -1,16 +1,18 @@
 """``execo-sweep``: see where sweeps stand, reclaim or reset claims, export, plot and report.
 
-DIR is a ParamSweeper directory, or a directory holding several (a pytest ``--execo-sweep-dir``,
-an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL (the sweep NAME, or those
-named NAME/...). ``status``, ``results``, ``plot`` and ``report`` only read (no lock, no write:
-they never slow a running sweep down for more than one read); ``reclaim`` and ``reset`` write
-through ParamSweeper, safe while workers run, and log what they do.
+LOCATION is a ParamSweeper directory, or a directory holding several (a pytest
+``--execo-sweep-dir``, an Engine result directory), or a ``postgresql://...?sweep=NAME`` URL
+(the sweep NAME, or those named NAME/...). ``status``, ``results``, ``plot`` and ``report``
+only read (no lock, no write: they never slow a running sweep down for more than one read);
+``reclaim`` and ``reset`` write through ParamSweeper, safe while workers run, and log what
+they do.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -23,7 +25,7 @@ from typing import Any
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
-from execo_engine.cli.views import UsageError, open_view, sweep_dirs
+from execo_engine.cli.views import UsageError, open_view, sweep_locations
 from execo_engine.errors import CannotConnectError, CorruptRecordError, PickleNotAllowedError
 from execo_engine.log import DETAIL
 from execo_engine.store.locations import shown
@@ -35,19 +37,19 @@ BAR_WIDTH = 20
 DESCRIPTION = """\
 See where sweeps stand, reclaim or reset claims, export and plot results.
 
-DIR is a ParamSweeper directory, a directory holding several (a pytest
+LOCATION is a ParamSweeper directory, a directory holding several (a pytest
 --execo-sweep-dir, an Engine result directory), or a postgresql://...?sweep=NAME
 URL (the sweep NAME, or those named NAME/...). status, results and plot only
 read (no lock, no write: they never slow a running sweep down for more than one
 read); reclaim and reset write through ParamSweeper, safe while workers run, and
 log what they do."""
-#: The help of every command's DIR argument.
-DIR_HELP = "a sweep directory, a directory of sweeps, or a postgresql:// URL"
+#: The help of every command's LOCATION argument.
+LOCATION_HELP = "a sweep directory, a directory of sweeps, or a postgresql:// URL"
 
 
-def open_writer(directory: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
-    """A ParamSweeper on ``directory`` with the sweeps of its ``view``, to change claims."""
-    return ParamSweeper(directory, view.get_sweeps())
+def open_writer(location: str, view: ParamSweeper[Any]) -> ParamSweeper[Any]:
+    """A ParamSweeper on ``location`` with the sweeps of its ``view``, to change claims."""
+    return ParamSweeper(location, view.get_sweeps())
 
 
 def _bar(done: int, total: int) -> str:
@@ -142,14 +144,14 @@ def _counts(view: ParamSweeper[Any]) -> dict[str, int]:
 
 
 def status(
-    directory: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
+    location: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
 ) -> None:
     """One row per sweep, its claims with owner, age and the age of the owner's heartbeat
     (directories), optionally per-factor tables (``by_factor``: the factors to show, [] for
     all) and, with ``list_failed``, each failed combination with its attempts and last error
     (always in the JSON output)."""
     now, report = time.time(), []
-    for path in sweep_dirs(directory):
+    for path in sweep_locations(location):
         view = open_view(path)
         beats = view.heartbeat_ages()
         failed_combinations = _failed(view)
@@ -168,7 +170,8 @@ def status(
             for i, (c, owner, since, dead) in enumerate(claims + skips)
         ]
         entry: dict[str, Any] = {
-            "directory": shown(path),
+            "location": shown(path),
+            "directory": shown(path),  # its name before 3.0, kept for scripts that read it
             "name": view.name,
             **_counts(view),
             "claimed_ahead": len(ahead),
@@ -179,7 +182,7 @@ def status(
         }
         for skip in entry["skips"]:
             del skip["ahead"]
-        entry.update(submitting.status_fields(path, directory, entry["claims"]))
+        entry.update(submitting.status_fields(path, location, entry["claims"]))
         if by_factor is not None:
             stats = (*view.stats(), [f["combination"] for f in failed_combinations])
             entry["by_factor"] = _by_factor(stats, by_factor) if view.get_sweeps() else None
@@ -236,11 +239,11 @@ def status(
                 )
 
 
-def reclaim(directory: str, older_than: float | None) -> None:
+def reclaim(location: str, older_than: float | None) -> None:
     """Give back the claims of dead processes (and older than ``older_than`` seconds), with a
     log line per owner (the DETAIL lines of the sweepers: asked for here)."""
     logging.getLogger("execo_engine").setLevel(DETAIL)
-    for path in sweep_dirs(directory):
+    for path in sweep_locations(location):
         limit = time.time() - older_than if older_than is not None else None
         view = open_view(path)
         targets = [
@@ -255,13 +258,13 @@ def reclaim(directory: str, older_than: float | None) -> None:
         print(f"{writer.name}: reclaimed {len(reclaimed)} combination(s)")
 
 
-def reset(directory: str, inprogress: bool, failed: bool) -> None:
+def reset(location: str, inprogress: bool, failed: bool) -> None:
     """Release every claim (``inprogress``) and make every failed combination todo again,
-    attempts cleared (``failed``), in every sweep of ``directory``."""
+    attempts cleared (``failed``), in every sweep at ``location``."""
     if not (inprogress or failed):
         raise UsageError("say what to reset: --inprogress, --failed, or both")
     log = logging.getLogger("execo_engine")
-    for path in sweep_dirs(directory):
+    for path in sweep_locations(location):
         writer = open_writer(path, open_view(path))
         held, failures = len(writer.get_claims()), len(writer.get_failed())
         writer.reset(reset_inprogress=inprogress, reset_failed=failed)
@@ -281,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True)
     command = commands.add_parser("status", help="where each sweep stands")
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument(
         "--by-factor",
         nargs="*",
@@ -296,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
     )
     submitting.add_watch_options(command)
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument(
         "--older-than",
         type=float,
@@ -304,7 +307,7 @@ def parser() -> argparse.ArgumentParser:
         help="also claims older than this, whoever holds them",
     )
     command = commands.add_parser("reset", help="release every claim, or retry failed ones")
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument(
         "--inprogress",
         action="store_true",
@@ -322,7 +325,7 @@ def parser() -> argparse.ArgumentParser:
         "recorded values, outcome, attempts, duration, host, time (UTC), sweep, run, commit "
         "and dirty, as execo_engine.load_results gives them.",
     )
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument("--format", choices=export.FORMATS, default="csv")
     command.add_argument(
         "-o", "--output", help="file to write (default: standard output; parquet needs one)"
@@ -331,10 +334,10 @@ def parser() -> argparse.ArgumentParser:
         "runs",
         help="the runs that wrote to each sweep: commit, host, what each finished",
     )
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument("--json", action="store_true", help="machine-readable output")
     command = commands.add_parser("plot", help="plot a recorded value against a factor")
-    command.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument("--x", required=True, help="factor on the x axis")
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
@@ -347,11 +350,7 @@ def parser() -> argparse.ArgumentParser:
         "recorded value against each factor, the runs and the results (sort, filter). Needs "
         "the extra 'report': pip install 'execo_engine[report]'.",
     )
-    command.add_argument(
-        "dir",
-        metavar="LOCATION",
-        help="a sweep directory, a directory holding several, or a postgresql:// URL",
-    )
+    command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument(
         "-o", "--output", default="report.html", help="HTML file to write (report.html)"
     )
@@ -387,31 +386,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
         if args.command == "status" and args.watch:
-            sys.exit(submitting.watch(lambda: sweep_dirs(args.dir), open_view, _bar, args.interval))
+            sweeps = functools.partial(sweep_locations, args.location)
+            sys.exit(submitting.watch(sweeps, open_view, _bar, args.interval))
         elif args.command == "status":
-            status(args.dir, args.by_factor, args.json, args.failed)
+            status(args.location, args.by_factor, args.json, args.failed)
         elif args.command == "submit":
             try:
                 submitting.run_submit(args)
             except ValueError as error:
                 raise UsageError(str(error)) from None
         elif args.command == "reclaim":
-            reclaim(args.dir, args.older_than)
+            reclaim(args.location, args.older_than)
         elif args.command == "reset":
-            reset(args.dir, args.inprogress, args.failed)
+            reset(args.location, args.inprogress, args.failed)
         elif args.command == "report":
-            sys.exit(report.run(args.dir, args.output, args.watch))
+            sys.exit(report.run(args.location, args.output, args.watch))
         elif args.command == "results":
             with _usage_errors():
-                wrote = export.export(args.dir, args.format, args.output)
+                wrote = export.export(args.location, args.format, args.output)
             if wrote:
                 print(wrote)
         elif args.command == "runs":
             with _usage_errors():
-                export.list_runs(args.dir, args.json)
+                export.list_runs(args.location, args.json)
         else:
             with _usage_errors():
-                lines = plotting.plot(args.dir, args.x, args.y, args.hue, args.output)
+                lines = plotting.plot(args.location, args.x, args.y, args.hue, args.output)
             print("\n".join(lines))
     except UsageError as error:
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)

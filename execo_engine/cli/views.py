@@ -6,18 +6,18 @@ from __future__ import annotations
 from execo_engine.results import open_view
 from execo_engine.store.locations import sweeps_at
 
-__all__ = ["UsageError", "open_view", "sweep_dirs"]
+__all__ = ["UsageError", "open_view", "sweep_locations"]
 
 
 class UsageError(Exception):
     """Bad input: the message is printed and the command exits with status 2."""
 
 
-def sweep_dirs(directory: str) -> list[str]:
-    """The sweeps at ``directory`` (itself, or those below it: see
+def sweep_locations(location: str) -> list[str]:
+    """The sweeps at ``location`` (itself, or those below it: see
     :func:`execo_engine.store.locations.sweeps_at`); a :class:`UsageError` when there is none
     (or when a URL needs psycopg, not installed)."""
     try:
-        return sweeps_at(directory)
+        return sweeps_at(location)
     except (FileNotFoundError, ValueError, ImportError) as error:
         raise UsageError(str(error)) from None

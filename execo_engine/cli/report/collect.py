@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execo_engine.cli.views import UsageError, open_view, sweep_dirs
+from execo_engine.cli.views import UsageError, open_view, sweep_locations
 from execo_engine.results import result_table
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
@@ -204,7 +204,7 @@ def results_rate(rows: list[dict[str, Any]], factors: list[str], now: float) -> 
 
 class Reader:
     """Reads what a report shows from ``location`` (see :func:`~execo_engine.cli.views.
-    sweep_dirs`), again at each :meth:`read`: the rate of a sweep is measured on the done
+    sweep_locations`), again at each :meth:`read`: the rate of a sweep is measured on the done
     count since the first read when it moved, else on the times of its results."""
 
     def __init__(self, location: str) -> None:
@@ -234,7 +234,7 @@ class Reader:
         for row in table.rows:
             by_sweep.setdefault(row["sweep"], []).append(row)
         sweeps, runs = [], []
-        for path in sweep_dirs(self.location):
+        for path in sweep_locations(self.location):
             view = self._view(path)
             rows = by_sweep.get(view.name, [])
             runs += _runs(view, rows)
