@@ -224,6 +224,7 @@ def silent_server():
         yield server.getsockname()[1]
 
 
+@pytest.mark.slow  # waits for the 2 s timeout it checks
 def test_the_urls_connect_timeout_is_honoured(psycopg, silent_server):
     started = time.monotonic()
     with pytest.raises(CannotConnectError, match=r"127.0.0.1:\d+: connection timeout expired"):

@@ -54,6 +54,7 @@ def recorded(location):
     return where, run
 
 
+@pytest.mark.slow  # imports pandas and pyarrow: 1 s
 def test_exports_read_back_by_pandas(recorded, tmp_path):
     where, run = recorded
     rows = load_results(where)
@@ -109,6 +110,7 @@ def test_runs_lists_each_run_with_its_commit_and_what_it_finished(recorded):
     assert datetime.datetime.fromisoformat(listed["start"]).tzinfo is not None
 
 
+@pytest.mark.slow  # imports matplotlib: 1.5 s
 def test_plot_draws_spread_and_counts_series_in_grid_order(recorded, tmp_path):
     pytest.importorskip("matplotlib")
     where, _ = recorded

@@ -235,7 +235,8 @@ def run_page(examples: list[Example], directory: Path, url: str | None) -> None:
 
 def _page_param(path: Path) -> object:
     relative = path.relative_to(ROOT).as_posix()
-    slow = any(example.postgresql for example in page_examples(path))
+    # each example runs in a subprocess: the fast lane keeps the README's only
+    slow = relative != "README.md" or any(example.postgresql for example in page_examples(path))
     return pytest.param(path, id=relative, marks=[pytest.mark.slow] if slow else [])
 
 

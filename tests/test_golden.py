@@ -136,6 +136,7 @@ def test_format3_read_only_view_sees_exact_states():
     assert _files(directory) == before  # a read-only view never writes
 
 
+@pytest.mark.slow  # real processes: 1 s
 def test_format3_writer_gives_back_what_the_gone_held_and_writes_format4(tmp_path, poll):
     directory, grid = (
         shutil.copytree(GOLDEN / "format3" / "skips", tmp_path / "skips"),

@@ -167,6 +167,7 @@ def pytest_execo_recorded(item, combination, outcome, state):
 """
 
 
+@pytest.mark.slow  # pytest sessions in subprocesses
 @pytest.mark.parametrize(
     "args",
     [

@@ -158,6 +158,7 @@ def _three_sessions(pytester, where, workers):
     assert load_results(where)[-1]["dirty"] is True
 
 
+@pytest.mark.slow  # two pytest sessions in subprocesses
 def test_a_run_without_git_records_no_commit_and_no_note(pytester):
     pytester.makepyfile(test_grid=SWEPT_TEST)
     for _ in range(2):

@@ -310,6 +310,7 @@ def test_watch_rewrites_the_page_which_reloads_until_the_sweep_is_complete(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "sweep"]
 
 
+@pytest.mark.slow  # a watching subprocess
 def test_ctrl_c_stops_the_watch_with_a_last_page_that_no_longer_reloads(tmp_path, poll):
     directory, page = tmp_path / "sweep", tmp_path / "report.html"
     ParamSweeper(directory, sweep({"n": [1, 2]}), save_sweeps=True)
@@ -409,6 +410,7 @@ def test_report_of_a_pytest_sweep_dir_shows_each_sweep_and_the_run(pytester):
     assert len(root.find_all("div", cls="figure")) == 2 * 2 + 2  # latency, duration; seconds
 
 
+@pytest.mark.slow  # a worker subprocess
 def test_a_live_worker_gives_a_rate_and_a_time_left(tmp_path):
     directory, page = tmp_path / "sweep", tmp_path / "report.html"
     sweeper = ParamSweeper(directory, sweep({"n": list(range(10))}), save_sweeps=True)
