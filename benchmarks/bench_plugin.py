@@ -7,6 +7,8 @@ Usage::
 Runs, side by side in one run (each round runs every workload once, in turn; the figure is the
 median over the rounds; compare the ratios, not the seconds, across machines):
 
+- plain ``@pytest.mark.parametrize`` over COUNT values without the plugin (``-p no:execo``)
+  and with it installed but unused;
 - plain ``@pytest.mark.parametrize`` over COUNT values, and the same with
   ``@pytest.mark.execo_sweep`` without a sweep dir (the marker alone);
 - the marker with ``--execo-sweep-dir`` (a fresh directory each time: every test is claimed,
@@ -123,6 +125,7 @@ def workloads(directory: str, baseline: str | None) -> dict[str, Callable[[], tu
     return {
         **(compared if baseline else {}),
         "plain": lambda: run_pytest(directory, "test_plain.py"),
+        "no plugin": lambda: run_pytest(directory, "test_plain.py", "-p", "no:execo"),
         "marker": lambda: run_pytest(directory, "test_swept.py"),
         "recording": lambda: run_pytest(directory, "test_swept.py", fresh(directory, "fresh")),
         "plain -n 2": lambda: run_pytest(directory, "test_plain.py", "-n", "2"),
@@ -186,7 +189,8 @@ def main() -> None:
     median = {name: statistics.median(w for w, _ in values) for name, values in seconds.items()}
     cpu = {name: statistics.median(c for _, c in values) for name, values in seconds.items()}
     rows = [
-        (f"plain parametrize, {count:,} tests", "plain", None, count),
+        (f"plain parametrize, {count:,} tests, without pytest_execo", "no plugin", None, count),
+        ("the same, pytest_execo installed (unused)", "plain", "no plugin", count),
         ("execo_sweep marker, no sweep dir", "marker", "plain", count),
         ("execo_sweep + --execo-sweep-dir (fresh)", "recording", "plain", count),
         ("plain parametrize, -n 2", "plain -n 2", None, count),
