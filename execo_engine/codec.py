@@ -41,10 +41,10 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from execo_engine.elements import HashableDict, HashableList
+from execo_engine.elements import SCALARS, HashableDict, HashableList
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = SCALARS
 _TAGS = frozenset(
     {"__tuple__", "__dict__", "__hdict__", "__frozenset__", "__bytes__", "__pickle__"}
 )

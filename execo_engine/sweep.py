@@ -15,7 +15,7 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from execo_engine.elements import HashableDict, SweepList
+from execo_engine.elements import SCALARS, HashableDict, SweepList
 
 if TYPE_CHECKING:
     from execo_engine.sweeper import ParamSweeper
@@ -108,6 +108,17 @@ def _factor_parts(factor: Any, levels: Any) -> list[tuple[tuple[Any, Any], ...]]
     return [_level_items(factor, level) for level in _levels(factor, levels)]
 
 
+def _plain(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
+    """Whether every name and value these factors' parts give is one of the
+    :data:`~execo_engine.elements.SCALARS` (then so is every one of their combinations)."""
+    return all(
+        type(key) in SCALARS and type(value) in SCALARS
+        for parts in factors
+        for part in parts
+        for key, value in part
+    )
+
+
 def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
     factors = [
         parts for factor, levels in parameters.items() if (parts := _factor_parts(factor, levels))
@@ -118,6 +129,7 @@ def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
             for combination in itertools.product(*factors)
         ),
         _distinct(factors),
+        _plain(factors),
     )
 
 
@@ -217,7 +229,8 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     if exclude is None:
         return combinations
     excluded = _exclusion(exclude, _factor_names(parameters))
-    return SweepList((c for c in combinations if not excluded(c)), combinations.distinct)
+    kept = (c for c in combinations if not excluded(c))
+    return SweepList(kept, combinations.distinct, combinations.plain)
 
 
 def _step_count(num_steps: float) -> int:

@@ -312,8 +312,9 @@ class ParamSweeper(Generic[E]):
                     f"save_sweeps=True to save them)"
                 )
             sweeps = loaded
+        known_plain = type(sweeps) is SweepList and sweeps.plain  # straight from sweep()
         order = _unique(sweeps)
-        inner = plain_equivalents(order)
+        inner = None if known_plain else plain_equivalents(order)
         if inner is not None:
             _check_hashable(order, inner)
             order, inner = _distinct_values(order, inner)

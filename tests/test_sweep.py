@@ -3,8 +3,19 @@
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from execo_engine.sweep import HashableDict, SweepList, geom, igeom, sweep, sweep_stats
+from execo_engine.elements import SCALARS
+from execo_engine.sweep import (
+    HashableDict,
+    ParamSweeper,
+    SweepList,
+    geom,
+    igeom,
+    sweep,
+    sweep_stats,
+)
 
 
 def test_seed_first_example_first_factor_slowest():
@@ -148,6 +159,59 @@ def test_sweep_knows_when_its_combinations_are_distinct():
     grid.append(grid[0])
     assert not grid.distinct and grid == [{"a": 1}, {"a": 2}, {"a": 1}]
     assert type(grid) is SweepList and isinstance(grid, list)
+
+
+class Level(list):  # a script's own level type (hashable list)
+    def __hash__(self):
+        return hash(tuple(self))
+
+
+_SCALAR_LEVELS = st.one_of(st.integers(), st.text(max_size=3), st.booleans(), st.none())
+_LEVELS = st.one_of(
+    _SCALAR_LEVELS,
+    st.tuples(st.integers()),  # a tuple level: no scalar
+    st.builds(Level, st.lists(st.integers(), max_size=2)),
+    st.floats(allow_nan=False),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.one_of(st.text(min_size=1, max_size=3), st.integers(0, 3)),
+        st.lists(_LEVELS, max_size=3),
+        max_size=3,
+    ),
+    st.lists(_SCALAR_LEVELS, max_size=2),
+)
+def test_sweep_knows_when_every_name_and_value_is_a_scalar(parameters, sub_levels):
+    """``plain`` is true only when every name and value of every combination is one of
+    SCALARS (sub-sweeps and paired factors included), and true whenever every name and level
+    given is; any change of the list forgets it. (A factor whose name a later one reuses may
+    leave it false for values no combination keeps: the sweeper then checks them itself.)"""
+    levels = [level for factor_levels in parameters.values() for level in factor_levels]
+    given_plain = all(type(v) in SCALARS for v in [*parameters, *levels, *sub_levels])
+    parameters = {**parameters, ("p", "q"): [(1, "x")], "s": {"on": {"t": sub_levels}, "off": {}}}
+    grid = sweep(parameters)
+    every = all(type(k) in SCALARS and type(v) in SCALARS for c in grid for k, v in c.items())
+    assert every or not grid.plain
+    assert grid.plain or not given_plain
+    grid.append(HashableDict(a=1))
+    assert not grid.plain
+
+
+def test_a_plain_grid_and_the_same_list_give_one_sweeper_state(tmp_path):
+    """The sweeper skips its per-combination check for a grid ``sweep()`` knows is plain:
+    what it stores and hands out is what the check would have given."""
+    grid = sweep({"a": [1, 2.5, None], "b": ["x", True]})
+    assert grid.plain
+    known = ParamSweeper(tmp_path / "known", grid)
+    checked = ParamSweeper(tmp_path / "checked", list(grid))
+    assert known.get_next_batch(6) == checked.get_next_batch(6) == list(grid)
+    levels = sweep({"a": [Level([1]), Level([2])]})
+    assert not levels.plain
+    own = ParamSweeper(tmp_path / "own", levels)
+    assert [type(c["a"]) for c in own.get_next_batch(2)] == [Level, Level]  # the script's own
 
 
 TRAINING = {("model", "batch"): [("small", 256), ("large", 32)], "lr": [0.1, 0.01]}
