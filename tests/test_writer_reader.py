@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from execo_engine.cli.__main__ import _str_keys, main
@@ -145,8 +145,14 @@ def lines_of(text: str) -> list[str]:
     return text.split("\n")[:-1]
 
 
+def json_text(value: Any) -> str:
+    """``value`` as JSON, keys sorted: a dict with keys that are not all strings is stored in
+    its canonical order (by key), which the export shows."""
+    return json.dumps(value, default=repr, ensure_ascii=False, sort_keys=True)
+
+
 def cell_texts(row: dict[str, Any]) -> list[str]:
-    return [json.dumps(cell, default=repr, ensure_ascii=False) for cell in row.values()]
+    return [json_text(cell) for cell in row.values()]
 
 
 def holds_a_set(value: Any) -> bool:
@@ -180,7 +186,7 @@ def check_readers(location: str, element: Any, results: list[tuple[Any, dict[str
         cells = cell_texts(row)
         for value in values.values():  # each value is in its row, as JSON shows it
             if not holds_a_set(value):  # (a set's repr follows its order in memory)
-                assert json.dumps(_str_keys(value), default=repr, ensure_ascii=False) in cells
+                assert json_text(_str_keys(value)) in cells
 
 
 @pytest.fixture
@@ -204,6 +210,13 @@ def test_what_a_writer_accepts_every_reader_reads(location, tmp_path, any_digits
         values=VALUES,
         outcome=st.one_of(st.none(), TEXT),
         duration=st.one_of(st.none(), FLOATS, st.integers(-5, 10)),
+    )
+    # found by Hypothesis in CI: a dict keyed by an int and a string comes back in key order
+    @example(
+        element=HashableDict({"": None}),
+        values={"": {0: None, "": math.nan}},
+        outcome=None,
+        duration=None,
     )
     def write_then_read(element, values, outcome, duration):
         url = location(f"example-{next(names)}")
