@@ -108,16 +108,21 @@ def error_text(error: str | BaseException | None) -> str:
     return short_error(text)
 
 
+def _require_mapping(values: Any, caller: str = "") -> None:
+    """``TypeError`` (its message after ``caller``) when result ``values`` are no mapping."""
+    if not isinstance(values, Mapping):
+        raise TypeError(
+            f"{caller}values={values!r:.80} is not a mapping: give a dict of name -> value, as "
+            f"in record_result(combination, values, outcome, duration)"
+        )
+
+
 def check_result_values(values: Any) -> None:
     """Raise what :meth:`ParamSweeper.record_result` would raise for ``values`` (not a
     mapping: ``TypeError``; a value the text format cannot carry: ``UnsupportedValueError``
     naming it), for callers that collect values before recording them (the pytest
     ``execo_record`` fixture): the error comes at their call."""
-    if not isinstance(values, Mapping):
-        raise TypeError(
-            f"values={values!r:.80} is not a mapping: give a dict of name -> value, as in "
-            f"record_result(combination, values, outcome, duration)"
-        )
+    _require_mapping(values)
     record = HashableDict(
         combination=None, values=HashableDict(values), outcome=None, duration=None, host="", time=1
     )
@@ -634,12 +639,7 @@ class ParamSweeper(Generic[E]):
     def _result_combination(self, combination: Any, values: Any) -> Any:
         """The element ``record_result`` records for ``combination``, after checking that
         ``values`` is a mapping and that the two were not swapped."""
-        if not isinstance(values, Mapping):
-            raise TypeError(
-                f"ParamSweeper.record_result: values={values!r:.80} is not a mapping: give "
-                f"a dict of name -> value, as in record_result(combination, values, "
-                f"outcome, duration)"
-            )
+        _require_mapping(values, "ParamSweeper.record_result: ")
         suspect = type(values) is HashableDict or type(combination) is dict  # else no index
         if suspect and self._in_sweeps(values) and not self._in_sweeps(combination):
             raise TypeError(
