@@ -204,10 +204,8 @@ class ReplayStore:
                 self._give_back_unsure()
             except OSError:  # a full disk, say: the next operation tries again
                 self._log.restart()
-        now = time.monotonic()
-        if now - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
-            self._last_dead_check = now
-            self._reclaim(self._dead_owners(reading), reading)
+        if time.monotonic() - self._last_dead_check >= DEAD_OWNER_CHECK_INTERVAL:
+            self._reclaim_dead(reading)
         records = self._log.claim_records
         live = len(self._state.claims.by_element) + len(self._state.skips.by_element)
         if records > COMPACT_MIN_RECORDS and records > COMPACT_RATIO * live:
@@ -254,6 +252,12 @@ class ReplayStore:
         others = (owner for owner in self._state.owners() if owner != me)
         return self._log.dead_owners(others, reading)
 
+    def _reclaim_dead(self, reading: bool = False) -> list[Any]:
+        """Look for dead owners now (the periodic check restarts from here) and give back
+        what they held (see :meth:`_reclaim`); returns it."""
+        self._last_dead_check = time.monotonic()
+        return self._reclaim(self._dead_owners(reading), reading)
+
     def _release(self, elements: list[Any]) -> None:
         """Release the claims and skips of ``elements``."""
         self._log.append_releases(elements)
@@ -290,7 +294,7 @@ class ReplayStore:
     def reclaim(self, older_than: float | None = None) -> list[Any]:
         with self._operation():
             self._catch_up()
-            reclaimed = self._reclaim(self._dead_owners())
+            reclaimed = self._reclaim_dead()
             if older_than is not None:
                 limit = time.time() - older_than
                 claims = self._state.claims
@@ -320,7 +324,7 @@ class ReplayStore:
             self._catch_up()
             self._log.check_writable()
             taken = self._claim_todo(count, choose)
-            if len(taken) < count and self._reclaim_now():
+            if len(taken) < count and self._reclaim_dead():
                 taken += self._claim_todo(count - len(taken), choose)
             return taken
 
@@ -332,12 +336,6 @@ class ReplayStore:
         return self._claim_positions(
             (p for p in chosen if p is not None and state.state_of(p) == State.TODO), count
         )
-
-    def _reclaim_now(self) -> bool:
-        """Give back what dead owners hold, without waiting for the periodic check; whether
-        anything was."""
-        self._last_dead_check = time.monotonic()
-        return bool(self._reclaim(self._dead_owners()))
 
     def take(self, element: Any, position: int | None = None) -> str | None:
         return self.take_many([(element, position)])[0]
