@@ -189,9 +189,7 @@ class SweepState:
         if element in self.own_skips:
             return True
         hold = self.skips.by_element.get(element)
-        return hold is not None and (
-            hold[3] is None or (hold[0], hold[3]) == (self.instance.owner, self.instance.number)
-        )
+        return hold is not None and (hold[3] is None or self._of_this_instance(hold))
 
     def is_mine(self, hold: Hold | None, me: Owner) -> bool:
         """Whether ``hold`` is a claim of ``me`` (this process) or a skip of this instance."""
@@ -199,6 +197,10 @@ class SweepState:
             return False
         if hold[3] is None:
             return hold[0] == me
+        return self._of_this_instance(hold)
+
+    def _of_this_instance(self, hold: Hold) -> bool:
+        """Whether ``hold`` is a skip that this instance recorded."""
         return (hold[0], hold[3]) == (self.instance.owner, self.instance.number)
 
     # -- replaying records -------------------------------------------------------------------
