@@ -69,6 +69,9 @@ OAR_RESUBMIT_AFTER = 60
 #: walltime comes first (the signal was then the walltime's checkpoint, and no kill would come
 #: before it: the worker exits 99 at once). Exiting by itself before the kill would race it.
 OAR_KILL_WAIT = 150
+#: Seconds before its walltime at which a preempted best-effort worker stops waiting for OAR's
+#: kill and exits 99 (resubmitted): the kill at the walltime itself would not resubmit it.
+OAR_WALLTIME_MARGIN = 30
 #: The command that submits to each batch scheduler, and where it is found.
 SUBMITTERS = {"slurm": ("sbatch", "a SLURM login node"), "oar": ("oarsub", "an OAR frontend")}
 #: The time formats each scheduler reads (SLURM ``--time``, OAR walltime), and an example.
@@ -291,7 +294,7 @@ def _wait_for_oar_kill(delay: int) -> list[str]:
         "# OAR kills a preempted best-effort job after its checkpoint delay and resubmits it:",
         "# wait for that kill (exiting meanwhile would race it), unless the walltime comes first",
         f"deadline=$((SECONDS + {delay + OAR_KILL_WAIT}))",
-        "walltime_end=$((${OAR_JOB_WALLTIME_SECONDS:-0} - 30))",
+        f"walltime_end=$((${{OAR_JOB_WALLTIME_SECONDS:-0}} - {OAR_WALLTIME_MARGIN}))",
         'if [ -n "$OAR_JOB_WALLTIME_SECONDS" ] && [ "$walltime_end" -lt "$deadline" ]; then',
         '    deadline="$walltime_end"',
         "fi",
