@@ -229,6 +229,34 @@ def test_a_record_of_the_wrong_shape_is_a_corrupt_record_naming_file_and_offset(
     assert re.search(message, cli_error(capsys, "status", directory))
 
 
+#: JSON records of the done stream's shape nearly, each after valid done records of every
+#: element: a resume recognizes valid records by their element at their position, these not
+NEAR_DONE = {
+    "a dict": '{"i":0}',
+    "a string": '"done"',
+    "position only": "[0]",
+    "one field more": '[0,{"i":0,"t":{"__tuple__":[1,"a"]}},1]',
+    "position true": '[true,{"i":0,"t":{"__tuple__":[1,"a"]}}]',
+    "position a float": '[0.0,{"i":0,"t":{"__tuple__":[1,"a"]}}]',
+}
+
+
+@pytest.mark.parametrize("record", NEAR_DONE.values(), ids=NEAR_DONE.keys())
+@pytest.mark.parametrize("valid", [1, 40])  # one piece checked record by record, and a big one
+def test_a_resume_refuses_a_near_done_record_after_valid_ones(tmp_path, record, valid):
+    path = tmp_path / "sweep"
+    grid = sweep({"i": list(range(valid)), "t": [(1, "a")]})
+    ParamSweeper(path, grid).done_batch(grid)
+    done = path / "done"
+    offset = done.stat().st_size
+    with done.open("ab") as f:
+        f.write(record.encode() + b"\n")
+    with pytest.raises(
+        CorruptRecordError, match=rf"{done}: corrupt record at byte offset {offset}"
+    ):
+        ParamSweeper(path, grid).get_next()
+
+
 @pytest.mark.parametrize("record", BAD_RESULT_CASES)
 def test_an_unreadable_result_is_skipped_with_one_warning_naming_file_and_offset(
     directory, capsys, caplog, record

@@ -2,7 +2,15 @@
 
 from execo_engine.codec import Codec
 from execo_engine.store.contract import State
-from execo_engine.store.log.records import CLAIM, FAIL, RELEASE, RESET_FAILURES, SKIP, Changes
+from execo_engine.store.log.records import (
+    CLAIM,
+    FAIL,
+    RELEASE,
+    RESET_FAILURES,
+    SKIP,
+    Changes,
+    DonePiece,
+)
 from execo_engine.store.log.state import SweepState
 from execo_engine.store.owner import Instance, Owner
 
@@ -11,9 +19,13 @@ MINE = Instance(ME, 1)  #: the instance the replaying SweepState stands for
 SWEEPS = ["a", "b", "c", "d", "e"]
 
 
+def _valid():
+    """The records given here are records of the done stream (decoding checks them)."""
+
+
 def changes(done=(), claims=(), done_restarted=False, claims_restarted=False):
     return Changes(
-        iter([[list(record) for record in done]] if done else []),
+        iter([DonePiece([list(record) for record in done], _valid)] if done else []),
         done_restarted,
         list(claims),
         claims_restarted,

@@ -310,6 +310,25 @@ def _pickle_hint(record: bytes) -> str:
 
 
 @dataclass
+class DonePiece:
+    """A piece of the done stream, decoded (valid JSON) but not yet checked to hold records of
+    the done stream: a reader that recognizes every record as it is (each one
+    ``[position, element]`` with the reader's own element at that position, as in a resume)
+    needs no other check; any other reader takes :meth:`checked`."""
+
+    #: the decoded records: any JSON values until checked (elements decoded ``plain``)
+    records: list[Any]
+    #: raises :class:`CorruptRecordError`, naming where, unless every record is one of the
+    #: done stream (``[position hint, element]``, a failure record or a reset of the failures)
+    check: Callable[[], None]
+
+    def checked(self) -> list[list[Any]]:
+        """The records, checked (see :attr:`check`)."""
+        self.check()
+        return self.records
+
+
+@dataclass
 class Changes:
     """What other writers (and crashed ones) did since the last :meth:`RecordEncoder.read`.
 
@@ -317,9 +336,9 @@ class Changes:
     consume it before the lock is released.
     """
 
-    #: lists of ``[position hint, element]`` records, piece by piece; an element may be a
-    #: plain dict equal to it, see :meth:`Codec.from_plain`
-    done: Iterator[list[list[Any]]]
+    #: the done stream's new records, piece by piece (see :class:`DonePiece`); an element may
+    #: be a plain dict equal to it, see :meth:`Codec.from_plain`
+    done: Iterator[DonePiece]
     done_restarted: bool
     claims: list[ClaimEvent]
     claims_restarted: bool
@@ -354,30 +373,28 @@ class RecordEncoder:
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def _decode_chunks(
-        self,
-        where: str,
-        batch: Batch,
-        plain: bool = False,
-        shape: Callable[[Any], bool] | None = None,
-    ) -> Iterator[list[Any]]:
-        """Decoded records, piece by piece; a record that is not JSON, or not of the
-        ``shape`` its stream holds, is a :class:`CorruptRecordError` naming where it is."""
+    def _decode(
+        self, where: str, batch: Batch, shape: Callable[[Any], bool] | None = None
+    ) -> list[Any]:
+        """The decoded records; a record that is not JSON, or not of the ``shape`` its stream
+        holds, is a :class:`CorruptRecordError` naming where it is."""
+        decoded_all: list[Any] = []
         for locate, records in batch.chunks():
             try:
-                decoded = self.codec.decode_lines(records, plain)
+                decoded = self.codec.decode_lines(records)
                 if shape is None or (
                     _all_done_stream(decoded, records)
                     if shape is _is_done_stream_record
                     else all(map(shape, decoded))
                 ):
-                    yield decoded
+                    decoded_all.extend(decoded)
                     continue
             except PickleNotAllowedError as error:
                 raise PickleNotAllowedError(f"{where}: {error}") from None
             except (ValueError, RecursionError):
                 pass
             raise self._corrupt(where, locate, records, shape)
+        return decoded_all
 
     def _corrupt(
         self, where: str, locate: Locate, records: list[bytes], shape: Callable[[Any], bool] | None
@@ -399,10 +416,25 @@ class RecordEncoder:
             )
         return CorruptRecordError(f"{where}: corrupt records at {locate(0)}")
 
-    def _decode(
-        self, where: str, batch: Batch, shape: Callable[[Any], bool] | None = None
-    ) -> list[Any]:
-        return list(itertools.chain.from_iterable(self._decode_chunks(where, batch, shape=shape)))
+    def _decode_done(self, where: str, batch: Batch) -> Iterator[DonePiece]:
+        """The pieces of the done stream ``batch``, decoded, their shape unchecked (see
+        :class:`DonePiece`); a record that is not JSON is a :class:`CorruptRecordError`."""
+        for locate, records in batch.chunks():
+            try:
+                decoded = self.codec.decode_lines(records, plain=True)
+            except PickleNotAllowedError as error:
+                raise PickleNotAllowedError(f"{where}: {error}") from None
+            except (ValueError, RecursionError):
+                raise self._corrupt(where, locate, records, _is_done_stream_record) from None
+            yield DonePiece(
+                decoded, functools.partial(self._check_done, where, locate, records, decoded)
+            )
+
+    def _check_done(
+        self, where: str, locate: Locate, records: list[bytes], decoded: list[Any]
+    ) -> None:
+        if not _all_done_stream(decoded, records):
+            raise self._corrupt(where, locate, records, _is_done_stream_record)
 
     def _changes(self, done: Batch, claims: Batch, done_where: str, claims_where: str) -> Changes:
         events: list[ClaimEvent] = []
@@ -423,9 +455,7 @@ class RecordEncoder:
             ]
         changed = done.restarted or claims.restarted or not done.empty or not claims.empty
         return Changes(
-            iter(())
-            if done.empty
-            else self._decode_chunks(done_where, done, plain=True, shape=_is_done_stream_record),
+            iter(()) if done.empty else self._decode_done(done_where, done),
             done.restarted,
             events,
             claims.restarted,

@@ -261,26 +261,29 @@ class SweepState:
         if self.is_held(element):
             self.release(element)
 
-    def _mark_done_fast(self, records: list[list[Any]]) -> bool:
-        """Mark ``[hint, element]`` done records done in one go, when every hint is right and
-        nothing is held nor given back (a resume: millions of records); False changes
-        nothing."""
+    def _mark_done_fast(self, records: list[Any]) -> bool:
+        """Mark records done in one go when each one is ``[position, element]`` with this
+        state's own element at that position and nothing is held nor given back (a resume:
+        millions of records); False changes nothing. ``records`` are any decoded JSON values,
+        unchecked: a record equal to one of the sweeps' elements at its position is a done
+        record, and only that element (never the decoded value) is used."""
         if self.claims.by_element or self.skips.by_element or self.undone:
             return False
+        if not (set(map(type, records)) <= {list} and set(map(len, records)) <= {2}):
+            return False
         hints = list(map(operator.itemgetter(0), records))
+        if not set(map(type, hints)) <= {int} or min(hints, default=0) < 0:
+            return False
         try:
-            if (
-                not all(
-                    map(
-                        operator.eq,
-                        map(self.order.__getitem__, hints),
-                        map(operator.itemgetter(1), records),
-                    )
+            if not all(
+                map(
+                    operator.eq,
+                    map(self.order.__getitem__, hints),
+                    map(operator.itemgetter(1), records),
                 )
-                or min(hints, default=0) < 0
             ):
                 return False
-        except (IndexError, TypeError):  # a hint out of the sweeps, or none
+        except IndexError:  # a position out of the sweeps
             return False
         state = self._state
         for hint in hints:
@@ -316,9 +319,9 @@ class SweepState:
             for holds in (self.claims, self.skips):
                 for element, hold in holds.by_element.items():
                     self._settle(hold[1], element)
-        for records in changes.done:
-            if not self._mark_done_fast(records):
-                for record in records:
+        for piece in changes.done:
+            if not self._mark_done_fast(piece.records):
+                for record in piece.checked():
                     if len(record) == 2:
                         hint, plain = record
                         if (hinted := self._hinted(plain, hint)) is not None:
