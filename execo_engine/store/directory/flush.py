@@ -23,16 +23,16 @@ another waits for the directory lock held by a process waiting to flush would ge
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
+import re
 import struct
 import threading
-from collections.abc import Iterator
 
 from execo_engine.store.directory.files import open_regular
 
 _SLOT_SIZE = 42  # one text line a journal: its inode and its size when the flush began
+_DIGITS = re.compile(rb"[0-9]{20} [0-9]{20}\n")  # the text of a slot
 _SLOTS = {"done": 0, "results": 1}  # the journals whose records are flushed
 _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _FLOCK = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
@@ -48,10 +48,9 @@ def _slot(inode: int, covered: int) -> bytes:
 def _parse(data: bytes) -> tuple[int, int]:
     """``(inode, covered)`` of a line of the flush file; ``(0, 0)`` (nothing covered) for
     anything else: a missing, short or foreign line only costs a flush."""
-    fields = data.split()
-    if len(data) != _SLOT_SIZE or len(fields) != 2 or not all(f.isdigit() for f in fields):
+    if len(data) != _SLOT_SIZE or not _DIGITS.fullmatch(data):
         return 0, 0
-    return int(fields[0]), int(fields[1])
+    return int(data[:20]), int(data[21:41])
 
 
 def _boot_id() -> str:
@@ -93,16 +92,23 @@ class GroupFlush:
             self._fd, self._process_lock = fd, lock
         return self._fd
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        fd = self._open()
-        with self._process_lock:  # for the threads of a process sharing the flush file
-            assert _OFD_SETLKW is not None
-            fcntl.fcntl(fd, _OFD_SETLKW, _WRITE_LOCK)
-            try:
-                yield fd
-            finally:
-                fcntl.fcntl(fd, _OFD_SETLKW, _UNLOCK)
+    def __enter__(self) -> int:
+        """Hold the flush lock (of this process's threads, then of the host's processes);
+        returns the flush file's descriptor."""
+        marks = self._open()
+        self._process_lock.acquire()
+        try:
+            fcntl.fcntl(marks, _OFD_SETLKW, _WRITE_LOCK)  # type: ignore[arg-type]
+        except BaseException:
+            self._process_lock.release()
+            raise
+        return marks
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            fcntl.fcntl(self._open(), _OFD_SETLKW, _UNLOCK)  # type: ignore[arg-type]
+        finally:
+            self._process_lock.release()
 
     def flush(self, name: str, fd: int, end: int) -> None:
         """Make journal ``name`` (open as ``fd``) durable up to byte ``end`` (its records'
@@ -111,7 +117,7 @@ class GroupFlush:
             os.fsync(fd)
             return
         slot = _SLOTS[name] * _SLOT_SIZE
-        with self._locked() as marks:
+        with self as marks:
             inode, covered = _parse(os.pread(marks, _SLOT_SIZE, slot))
             status = os.fstat(fd)
             if inode == status.st_ino and covered >= end:
@@ -123,7 +129,7 @@ class GroupFlush:
         """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""
         if _OFD_SETLKW is None:
             return
-        with self._locked() as marks:
+        with self as marks:
             os.pwrite(marks, _slot(0, 0), _SLOTS[name] * _SLOT_SIZE)
 
     def close(self) -> None:
