@@ -2,7 +2,9 @@
 
 Usage (needs PostgreSQL installed, e.g. Debian's ``postgresql`` package, and psycopg)::
 
-    python benchmarks/bench_postgresql.py [--runs 3] [--no-grid]
+    python benchmarks/bench_postgresql.py [--runs 3] [--no-grid | --grid-only]
+    git worktree add /tmp/pg-before main   # the code to compare with (its own checkout)
+    python benchmarks/bench_postgresql.py --grid-only --baseline /tmp/pg-before
 
 It starts one throwaway server on 127.0.0.1 (``tests/pg.py``, ``synchronous_commit`` on,
 ``pg_stat_statements`` loaded), runs each side once to warm it up, then, for 1, 4 and 8 worker
@@ -23,9 +25,12 @@ again on every call shows there), are shown too: on a host whose cores are all b
 follows their sum.
 
 Then the 1,000,000-combination grid of ``bench_sweeper.py`` (its roles): create (``sweep()``
-+ first open), 500,000 marked done, and resume in a fresh process (open + first ``get_next``),
-on a directory and on this store. Timings depend on the machine and its load: compare the
-ratios of one run, not runs.
++ first open), 500,000 marked done (``done_batch``), and resume in a fresh process (open +
+first ``get_next``), on a directory and on this store; and the creation of 300 sweeps of 10
+combinations in one database, one after the other in one process (the sweeps of a pytest
+session's sweep directory). The medians of ``--runs`` runs, each ``--baseline`` checkout's
+code (imported through ``PYTHONPATH``, in a schema of its own) run alternately with this
+one's. Timings depend on the machine and its load: compare the ratios of one run, not runs.
 """
 
 from __future__ import annotations
@@ -42,10 +47,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from bench_sweeper import read_result, wait_for_go
-from bench_sweeper import spawn as spawn_sweeper_role
 from pg import Server
 
+HERE = os.path.abspath(__file__)
+SWEEPER = os.path.join(os.path.dirname(HERE), "bench_sweeper.py")
+
 GRID = 5_000
+SMALL_SWEEPS = 300
 PROCESSES = (1, 4, 8)
 QUEUE_CLAIM = (
     "UPDATE queue SET state = 'claimed' WHERE id = (SELECT id FROM queue WHERE state = 'todo' "
@@ -76,6 +84,15 @@ def role_store(url: str, go_file: str) -> None:
         sweeper.done(element)
         count += 1
     emit(count=count, start=start, end=time.monotonic(), cpu=time.process_time() - cpu)
+
+
+def role_small_sweeps(url: str) -> None:
+    from execo_engine.sweep import ParamSweeper, sweep
+
+    start = time.perf_counter()
+    for index in range(SMALL_SWEEPS):
+        ParamSweeper(url.replace("sweep=", f"sweep=small{index}-"), sweep({"i": range(10)})).close()
+    emit(seconds=time.perf_counter() - start)
 
 
 def role_queue(conninfo: str, go_file: str) -> None:
@@ -149,20 +166,101 @@ def run(server: Server, kind: str, processes: int, name: str) -> tuple[float, ..
     return GRID / seconds, calls / GRID, cpu * 1e6 / GRID, milliseconds * 1e3 / GRID
 
 
-def grid_times(location: str) -> dict[str, float]:
-    setup = spawn_sweeper_role(sys.executable, "grid-setup", location)
-    result: dict[str, Any] = read_result(setup)
-    setup.communicate()
-    resume = spawn_sweeper_role(sys.executable, "grid-resume", location)
-    result.update(read_result(resume))
-    resume.communicate()
+def spawn_checkout(checkout: str, script: str, *args: str) -> subprocess.Popen[str]:
+    """A role of ``script`` run with the code of ``checkout`` (first on ``PYTHONPATH``)."""
+    return subprocess.Popen(
+        [sys.executable, script, "--role", *args],
+        env={**os.environ, "PYTHONPATH": checkout},
+        cwd=tempfile.gettempdir(),  # never a checkout: PYTHONPATH decides
+        stdin=subprocess.PIPE,  # see wait_for_go
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def role_result(process: subprocess.Popen[str]) -> dict[str, Any]:
+    result: dict[str, Any] = read_result(process)
+    process.communicate()
+    return result
+
+
+def grid_times(checkout: str, location: str) -> dict[str, float]:
+    """The 1M grid's figures with the code of ``checkout``, at ``location``."""
+    result = role_result(spawn_checkout(checkout, SWEEPER, "grid-setup", location))
+    result.update(role_result(spawn_checkout(checkout, SWEEPER, "grid-resume", location)))
     if not result["first_is_500000th"]:
         raise RuntimeError(f"{location}: the resume did not hand out combination #500,000")
     return {
         "create (sweep() + first open) s": result["sweep_time"] + result["open_time"],
+        "done_batch of 500,000 s": result["done_batch_time"],
         "resume (open + first get_next) s": result["resume_time"],
         "resume peak RSS MiB": result["peak_rss_mib"],
     }
+
+
+def grid_figures(server: Server, checkouts: list[str], runs: int) -> None:
+    """The medians of ``runs`` runs of the grid on a directory and on this store, and of the
+    creation of :data:`SMALL_SWEEPS` small sweeps, for each checkout (alternating)."""
+    cells: dict[str, list[dict[str, float]]] = {checkout: [] for checkout in checkouts}
+    for index in range(runs):
+        for checkout in checkouts[index % len(checkouts) :] + checkouts[: index % len(checkouts)]:
+            schema = f"bench{index}_{checkouts.index(checkout)}"
+            server.execute(f"CREATE SCHEMA {schema}")
+            options = f"-c%20search_path%3D{schema}"
+            with tempfile.TemporaryDirectory() as workdir:
+                directory = grid_times(checkout, os.path.join(workdir, "grid"))
+            database = grid_times(checkout, server.url("grid", options=options))
+            small = spawn_checkout(checkout, HERE, "small", server.url("", options=options))
+            cells[checkout].append(
+                {f"directory {k}": v for k, v in directory.items()}
+                | {f"postgresql {k}": v for k, v in database.items()}
+                | {
+                    "postgresql create / directory create": (
+                        database["create (sweep() + first open) s"]
+                        / directory["create (sweep() + first open) s"]
+                    ),
+                    f"postgresql {SMALL_SWEEPS} sweeps of 10, create s": role_result(small)[
+                        "seconds"
+                    ],
+                }
+            )
+    print(f"\n1,000,000 combinations (medians of {runs} runs)")
+    print(f"{'':<52}" + "".join(f"{os.path.basename(c):>16}" for c in checkouts))
+    for key in cells[checkouts[0]][0]:
+        medians = [statistics.median(run[key] for run in cells[c]) for c in checkouts]
+        print(f"{key:<52}" + "".join(f"{m:>16.2f}" for m in medians))
+
+
+def rates(server: Server, runs: int) -> None:
+    """The table of claim+done rates (see the module docstring), medians of ``runs`` runs."""
+    print(
+        f"{GRID:,} trivial combinations, median of {runs} runs, synchronous commit; "
+        f"per claim+done: statements, client CPU us, server us: planning + execution "
+        f"(store / queue)\n"
+        f"{'processes':<10}{'this store':>12}{'plain queue':>13}{'ratio':>7}"
+        f"{'statements':>17}{'client CPU':>18}{'server':>14}"
+    )
+    for kind in ("store", "queue"):  # warm-up: the server's caches, files and plans
+        run(server, kind, 1, f"{kind}_warm_up")
+    for processes in PROCESSES:
+        cells: dict[str, list[tuple[float, ...]]] = {"store": [], "queue": []}
+        for index in range(runs):
+            # interleaved, each kind first in turn: both see the same machine load
+            for kind in sorted(cells, reverse=index % 2 == 1):
+                cells[kind].append(run(server, kind, processes, f"{kind}_{processes}_{index}"))
+        store, queue = (
+            [statistics.median(column) for column in zip(*cells[kind], strict=True)]
+            for kind in ("store", "queue")
+        )
+        pairs = "".join(
+            f"{s:>10.{digits}f} / {q:<5.{digits}f}"
+            for s, q, digits in zip(store[1:], queue[1:], (2, 0, 0), strict=True)
+        )
+        print(
+            f"{processes:<10}{store[0]:>10,.0f}/s{queue[0]:>11,.0f}/s"
+            f"{store[0] / queue[0]:>6.2f}x{pairs}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -171,9 +269,16 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per cell (median shown)")
     parser.add_argument("--no-grid", action="store_true", help="skip the 1M-combination grid")
+    parser.add_argument("--grid-only", action="store_true", help="skip the worker rates")
+    parser.add_argument(
+        "--baseline", action="append", default=[], help="another checkout (grid figures)"
+    )
     parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
+        if args.role[0] == "small":
+            role_small_sweeps(args.role[1])
+            return
         role, target, go_file = args.role
         (role_store if role == "store" else role_queue)(target, go_file)
         return
@@ -187,43 +292,14 @@ def main() -> None:
     server.start()
     try:
         server.execute("CREATE EXTENSION pg_stat_statements")
-        print(
-            f"{GRID:,} trivial combinations, median of {args.runs} runs, synchronous commit; "
-            f"per claim+done: statements, client CPU us, server us: planning + execution "
-            f"(store / queue)\n"
-            f"{'processes':<10}{'this store':>12}{'plain queue':>13}{'ratio':>7}"
-            f"{'statements':>17}{'client CPU':>18}{'server':>14}"
-        )
-        for kind in ("store", "queue"):  # warm-up: the server's caches, files and plans
-            run(server, kind, 1, f"{kind}_warm_up")
-        for processes in PROCESSES:
-            cells: dict[str, list[tuple[float, ...]]] = {"store": [], "queue": []}
-            for index in range(args.runs):
-                # interleaved, each kind first in turn: both see the same machine load
-                for kind in sorted(cells, reverse=index % 2 == 1):
-                    cells[kind].append(run(server, kind, processes, f"{kind}_{processes}_{index}"))
-            store, queue = (
-                [statistics.median(column) for column in zip(*cells[kind], strict=True)]
-                for kind in ("store", "queue")
-            )
-            pairs = "".join(
-                f"{s:>10.{digits}f} / {q:<5.{digits}f}"
-                for s, q, digits in zip(store[1:], queue[1:], (2, 0, 0), strict=True)
-            )
-            print(
-                f"{processes:<10}{store[0]:>10,.0f}/s{queue[0]:>11,.0f}/s"
-                f"{store[0] / queue[0]:>6.2f}x{pairs}",
-                flush=True,
-            )
+        if not args.grid_only:
+            rates(server, args.runs)
         if not args.no_grid:
-            with tempfile.TemporaryDirectory() as workdir:
-                directory = grid_times(os.path.join(workdir, "grid"))
-                database = grid_times(server.url("grid"))
-            print(f"\n1,000,000 combinations{'directory':>30}{'postgresql':>14}{'ratio':>8}")
-            for key, value in directory.items():
-                print(
-                    f"{key:<36}{value:>16.2f}{database[key]:>14.2f}{database[key] / value:>7.2f}x"
-                )
+            checkouts = [
+                os.path.dirname(os.path.dirname(HERE)),
+                *map(os.path.abspath, args.baseline),
+            ]
+            grid_figures(server, checkouts, args.runs)
     finally:
         server.stop()
 
