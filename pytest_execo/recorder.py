@@ -191,6 +191,7 @@ class SweepRecorder:
         self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
         self.flusher = BackgroundFlusher()
         self.pid = os.getpid()
+        self._root = config.rootpath  #: where failure texts' paths are relative to
         #: whether pytest_execo_state and pytest_execo_recorded have implementations other
         #: than the default (known once the first item is recorded)
         self._hooked: tuple[bool, bool] | None = None
@@ -306,23 +307,26 @@ class SweepRecorder:
         unit = self.unit_of(item) if self.records else None
         if unit is None:
             return (yield)
-        run = self.running[item.nodeid] = self._claim(item, unit, nextitem)
+        nodeid = item.nodeid  # a property that builds it
+        run = self.running[nodeid] = self._claim(item, nodeid, unit, nextitem)
         try:
             result = yield
         except BaseException:  # interrupted (KeyboardInterrupt, exit): run it again
-            del self.running[item.nodeid]
+            del self.running[nodeid]
             if run.claimed and not run.recorded:
                 run.sweeper.cancel(run.unit.combination)
             raise
-        del self.running[item.nodeid]
+        del self.running[nodeid]
         if (run.claimed or run.rerun_done) and not run.recorded:  # its last report never came
             self._record(run)
         return result
 
-    def _claim(self, item: pytest.Item, unit: Unit, nextitem: pytest.Item | None) -> _Run:
+    def _claim(
+        self, item: pytest.Item, nodeid: str, unit: Unit, nextitem: pytest.Item | None
+    ) -> _Run:
         sweeper = self._sweeper(unit)
-        if item.nodeid in self._ahead:  # claimed with an item before it
-            self._ahead.remove(item.nodeid)
+        if nodeid in self._ahead:  # claimed with an item before it
+            self._ahead.remove(nodeid)
             why_not = None
         else:
             why_not = self._take(item, unit, sweeper, nextitem)
@@ -394,7 +398,7 @@ class SweepRecorder:
             run is not None
             and (run.claimed or run.rerun_done)
             and not run.recorded
-            and run.attempt.add(report, self.config.rootpath)  # the item's last report
+            and run.attempt.add(report, self._root)  # the item's last report
         ):
             self._record(run)
         return (yield)

@@ -10,8 +10,8 @@ per-sweep section of the terminal summary.
   collection reaches it, or in the summary section when they come at the worker's end.
 - Summary: per sweep, its totals now and what this session's tests did (an item's worst report
   of its last attempt), and each combination failed for good with its last error. Under
-  pytest-xdist a worker tags each report with its item's sweep for the controller, which
-  prints the summary.
+  pytest-xdist a worker tags each report that counts (a call's, or one that did not pass) with
+  its item's sweep for the controller, which prints the summary.
 """
 
 from __future__ import annotations
@@ -79,13 +79,15 @@ class SweepSummary:
 
     @pytest.hookimpl(tryfirst=True)  # an xdist worker tags a report before sending it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and report.outcome == "passed":  # counts nothing: untagged
+            return
         sweep = self._recorder.sweep_running(report.nodeid)
         if sweep is not None:
             if self._recorder.is_worker:
                 report.execo_sweep = sweep  # type: ignore[attr-defined]
         else:  # the xdist controller: as the worker tagged it
             sweep = getattr(report, "execo_sweep", None)
-        if sweep is None or (report.passed and report.when != "call"):
+        if sweep is None:
             return
         outcomes = self.outcomes.setdefault(sweep, {})
         if is_rerun(report):  # a new attempt follows
