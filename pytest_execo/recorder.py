@@ -430,7 +430,9 @@ class SweepRecorder:
             run.attempt,
         )
         outcome = outcome_of(attempt)
-        values = attempt.values if attempt.values is not None else item.stash.get(RECORDED, None)
+        values = attempt.values
+        if values is None and RECORDED in item.stash:  # (Stash.get raises a KeyError inside)
+            values = item.stash[RECORDED]
         if outcome is not None and values is not None:
             sweeper.record_result(
                 combination, dict(values), outcome, round(attempt.duration, 6), wait=False
