@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_plugin.py [--count 10000] [--rounds 5] [--million]
+    python benchmarks/bench_plugin.py --pairs [--count 5000] [--rounds 7] [--baseline CHECKOUT]
 
 Runs, side by side in one run (each round runs every workload once, in turn; the figure is the
 median over the rounds; compare the ratios, not the seconds, across machines):
@@ -29,6 +30,13 @@ other installed plugins never do.
 checkout of this project first on ``PYTHONPATH`` (``git worktree add /tmp/before REV``), in the
 same rounds, so that a change of the plugin is measured against its previous version side by
 side (the ratios are against the same plain runs).
+
+``--pairs`` measures the ratios the documentation quotes instead: each comparison (recording
+against plain parametrize, serial and ``-n 2``; the marker alone; the plugin installed and
+unused against ``-p no:execo``; with ``--baseline``, recording against the baseline checkout)
+runs its two sessions one right after the other, ``--rounds`` times, and prints the median of
+the ratios of the pairs and their range: a ratio taken pair by pair holds while a shared
+machine's speed drifts, which the medians of whole rounds do not.
 
 ``--million`` also times the first ``take()`` of a 1,000,000-combination sweep with the
 position the item knows and without it (then an index of the sweep is built), with the memory
@@ -137,6 +145,45 @@ def workloads(directory: str, baseline: str | None) -> dict[str, Callable[[], tu
     }
 
 
+#: The comparisons of ``--pairs``: label, the session measured, the one it is compared with
+PAIRS = [
+    ("recording, serial, against plain parametrize", "recording", "plain"),
+    ("recording, -n 2, against plain parametrize -n 2", "recording -n 2", "plain -n 2"),
+    ("the marker alone (no sweep dir), against plain parametrize", "marker", "plain"),
+    ("the plugin installed, tests unmarked, against -p no:execo", "plain", "no plugin"),
+]
+BASELINE_PAIRS = [
+    ("recording, serial, against the baseline checkout", "recording", "recording (baseline)"),
+    (
+        "recording, -n 2, against the baseline checkout",
+        "recording -n 2",
+        "recording -n 2 (baseline)",
+    ),
+]
+
+
+def pairs(
+    runs: dict[str, Callable[[], tuple[float, float]]],
+    compared: list[tuple[str, str, str]],
+    rounds: int,
+) -> None:
+    """Run each comparison's two sessions one after the other, ``rounds`` times; print the
+    median ratio of the pairs (wall clock and CPU) and its range."""
+    print(f"ratio of each pair (the session, then the one it is compared with), {rounds} pairs")
+    print(f"{'comparison':<64}{'wall: median (range)':>24}{'CPU: median (range)':>24}")
+    for label, name, base in compared:
+        walls, cpus = [], []
+        for _ in range(rounds):
+            wall, cpu = runs[name]()
+            wall_base, cpu_base = runs[base]()
+            walls.append(wall / wall_base)
+            cpus.append(cpu / cpu_base)
+        figures = [
+            f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" for r in (walls, cpus)
+        ]
+        print(f"{label:<64}{figures[0]:>24}{figures[1]:>24}", flush=True)
+
+
 def million() -> None:
     from execo_engine.sweep import ParamSweeper, sweep
 
@@ -165,6 +212,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--million", action="store_true")
     parser.add_argument("--baseline", metavar="CHECKOUT", help="another checkout to compare")
+    parser.add_argument(
+        "--pairs", action="store_true", help="the ratios of sessions run in pairs (see above)"
+    )
     options = parser.parse_args()
     for package in ("execo_engine", "pytest_execo"):
         spec = importlib.util.find_spec(package)
@@ -182,6 +232,9 @@ def main() -> None:
         with open(os.path.join(directory, "test_swept.py"), "w") as f:
             f.write(SWEPT.format(count=count, done=done))
         runs = workloads(directory, options.baseline)
+        if options.pairs:
+            pairs(runs, PAIRS + (BASELINE_PAIRS if options.baseline else []), options.rounds)
+            return
         seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
         for _ in range(options.rounds):
             for name, run in runs.items():
