@@ -60,7 +60,8 @@ _WORKER = """
 import sys
 from execo_engine.sweep import ParamSweeper, sweep
 sweeper = ParamSweeper(sys.argv[1], sweep({"i": range(4000)}))
-sys.stdin.readline()  # all start together
+print("ready", flush=True)
+sys.stdin.readline()  # all start together, once all are ready
 for _ in range(int(sys.argv[2])):
     sweeper.done(sweeper.get_next())
 """
@@ -87,13 +88,21 @@ def test_processes_finishing_together_share_flushes_and_lose_nothing(tmp_path):
                 str(each),
             ],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         for k in range(workers)
     ]
+    # A barrier: each worker has imported and opened the sweep (which takes a varying time on a
+    # loaded machine, under strace) before any starts its loop, so that their loops overlap.
+    assert [proc.stdout.readline() for proc in procs] == [b"ready\n"] * workers
     for proc in procs:
         proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    for proc in procs:
         proc.stdin.close()
     assert [proc.wait(timeout=300) for proc in procs] == [0] * workers
+    for proc in procs:
+        proc.stdout.close()
     view = ParamSweeper(tmp_path / "sweep", sweep({"i": range(4000)}), read_only=True)
     assert len(view.get_done()) == workers * each  # every acknowledged done is there, once
     fsyncs = sum(
