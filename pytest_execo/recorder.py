@@ -191,7 +191,6 @@ class SweepRecorder:
         self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
         self.flusher = BackgroundFlusher()
         self.pid = os.getpid()
-        self._root = config.rootpath  #: where failure texts' paths are relative to
         #: whether pytest_execo_state and pytest_execo_recorded have implementations other
         #: than the default (known once the first item is recorded)
         self._hooked: tuple[bool, bool] | None = None
@@ -398,7 +397,7 @@ class SweepRecorder:
             run is not None
             and (run.claimed or run.rerun_done)
             and not run.recorded
-            and run.attempt.add(report, self._root)  # the item's last report
+            and run.attempt.add(report, self.config.rootpath)  # the item's last report
         ):
             self._record(run)
         return (yield)
