@@ -23,11 +23,13 @@ another waits for the directory lock held by a process waiting to flush would ge
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import struct
 import threading
+from collections.abc import Iterator
 
 from execo_engine.store.directory.files import open_regular
 
@@ -92,23 +94,19 @@ class GroupFlush:
             self._fd, self._process_lock = fd, lock
         return self._fd
 
-    def __enter__(self) -> int:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
         """Hold the flush lock (of this process's threads, then of the host's processes);
-        returns the flush file's descriptor."""
-        marks = self._open()
-        self._process_lock.acquire()
-        try:
-            fcntl.fcntl(marks, _OFD_SETLKW, _WRITE_LOCK)  # type: ignore[arg-type]
-        except BaseException:
-            self._process_lock.release()
-            raise
-        return marks
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            fcntl.fcntl(self._open(), _OFD_SETLKW, _UNLOCK)  # type: ignore[arg-type]
-        finally:
-            self._process_lock.release()
+        yields the flush file's descriptor. The thread lock is a ``with`` of its own, so that
+        an exception raised anywhere (a signal handler's) never leaves it held."""
+        fd = self._open()
+        with self._process_lock:  # for the threads of a process sharing the flush file
+            assert _OFD_SETLKW is not None
+            fcntl.fcntl(fd, _OFD_SETLKW, _WRITE_LOCK)
+            try:
+                yield fd
+            finally:
+                fcntl.fcntl(fd, _OFD_SETLKW, _UNLOCK)
 
     def flush(self, name: str, fd: int, end: int) -> None:
         """Make journal ``name`` (open as ``fd``) durable up to byte ``end`` (its records'
@@ -117,7 +115,7 @@ class GroupFlush:
             os.fsync(fd)
             return
         slot = _SLOTS[name] * _SLOT_SIZE
-        with self as marks:
+        with self._locked() as marks:
             inode, covered = _parse(os.pread(marks, _SLOT_SIZE, slot))
             status = os.fstat(fd)
             if inode == status.st_ino and covered >= end:
@@ -129,7 +127,7 @@ class GroupFlush:
         """Journal ``name`` was cut shorter: what earlier flushes covered no longer tells."""
         if _OFD_SETLKW is None:
             return
-        with self as marks:
+        with self._locked() as marks:
             os.pwrite(marks, _slot(0, 0), _SLOTS[name] * _SLOT_SIZE)
 
     def close(self) -> None:
