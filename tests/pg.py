@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from typing import Any
 
 
@@ -102,9 +103,17 @@ class Server:
         """From now on, every commit of a session with ``synchronous_commit`` on stays in
         flight: its record is in the WAL (it survives a crash) but nobody sees it, and its
         locks are held, until :meth:`release_commits` (it waits for a synchronous standby
-        that does not exist). Sessions with ``synchronous_commit=local`` are not held."""
+        that does not exist). Sessions with ``synchronous_commit=local`` are not held.
+
+        New sessions hold their commits as soon as this returns; a session open before it
+        applies the new setting only after its next statement (a backend rereads its
+        configuration between statements), which the caller must make it run."""
         self.execute("ALTER SYSTEM SET synchronous_standby_names = 'execo_nobody'")
         self.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 120  # the server rereads its files after the call returns
+        while self.execute("SHOW synchronous_standby_names") != [("execo_nobody",)]:
+            assert time.monotonic() < deadline, "the server did not reload its configuration"
+            time.sleep(0.01)
 
     def release_commits(self, reload: bool = True) -> None:
         """End :meth:`hold_commits`: the commits held complete (without ``reload``, only at

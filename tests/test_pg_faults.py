@@ -201,6 +201,7 @@ from execo_engine.sweep import ParamSweeper
 sweeper = ParamSweeper(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
+sweeper.get_claims()  # a statement: the session applies a configuration reloaded since it began
 print(sweeper.get_next()["i"], flush=True)
 sys.stdin.read()
 """
@@ -271,6 +272,7 @@ def test_a_claim_whose_answer_was_lost_for_good_is_given_back(own_server, monkey
     url = own_server.url("lost-answer")
     sweeper = ParamSweeper(url, sweep({"i": range(3)}), save_sweeps=True)
     own_server.hold_commits()
+    assert sweeper.get_claims() == []  # a statement: its session now holds its commits too
     failed: list[BaseException] = []
 
     def claim() -> None:
