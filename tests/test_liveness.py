@@ -214,6 +214,26 @@ def test_holder_heartbeats_and_removes_its_file_at_exit(tmp_path):
     assert list((tmp_path / "owners").iterdir()) == []
 
 
+def test_a_process_ending_after_a_pause_longer_than_its_lease_says_so(tmp_path, caplog):
+    """A process resumed after a pause, and ending before its heart beat again, still logs
+    that other instances may have taken its claims back (a flaky namespace test showed it)."""
+    beating = liveness._Beating(str(tmp_path), current_owner())  # no heart: no thread beats
+    beating.leases.append(MIN_LEASE)
+    beating.beat()
+    time.sleep(MIN_LEASE * 1.2)  # the pause under test, not a synchronization
+    beating.stop()
+    assert "this process did not heartbeat for 1." in caplog.text
+    assert list((tmp_path / "owners").iterdir()) == []
+
+
+def test_a_process_ending_within_its_lease_says_nothing_of_a_pause(tmp_path, caplog):
+    beating = liveness._Beating(str(tmp_path), current_owner())
+    beating.leases.append(MIN_LEASE)
+    beating.beat()
+    beating.stop()
+    assert "did not heartbeat" not in caplog.text
+
+
 def test_killed_holder_file_is_removed_with_its_claims(tmp_path):
     ParamSweeper(tmp_path, [1, 2], save_sweeps=True)
     holder = start_holder(tmp_path)

@@ -252,9 +252,9 @@ class _Beating:
     def due(self) -> float:
         return self.last + min(self.leases) / 3
 
-    def beat(self) -> None:
-        """Write the heartbeat file now (errors go to the caller)."""
-        now = time.monotonic()
+    def warn_if_late(self, now: float) -> None:
+        """Log that the last beat is older than the lease, if it is: the process was paused
+        or starved, and other instances may have taken its claims back."""
         if self.last and now - self.last > self.lease:
             logger.warning(
                 "%s: this process did not heartbeat for %.1f s (paused, or starved of CPU or "
@@ -264,6 +264,11 @@ class _Beating:
                 now - self.last,
                 self.lease,
             )
+
+    def beat(self) -> None:
+        """Write the heartbeat file now (errors go to the caller)."""
+        now = time.monotonic()
+        self.warn_if_late(now)
         _write(self.directory, self.owner, self.lease)
         self.last = now
 
@@ -292,6 +297,8 @@ class _Beating:
     def stop(self) -> None:
         """Remove the heartbeat file; no beat after it."""
         with self.lock:
+            if not self.stopped:  # a process resumed and ending before its next beat
+                self.warn_if_late(time.monotonic())
             self.stopped = True
             with contextlib.suppress(OSError):
                 _remove(self.directory, [token(self.owner)])
