@@ -222,7 +222,7 @@ def test_a_process_ending_after_a_pause_longer_than_its_lease_says_so(tmp_path, 
     beating.beat()
     time.sleep(MIN_LEASE * 1.2)  # the pause under test, not a synchronization
     beating.stop()
-    assert "this process did not heartbeat for 1." in caplog.text
+    assert "this process did not heartbeat for" in caplog.text
     assert list((tmp_path / "owners").iterdir()) == []
 
 
