@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import interrupted_worker
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from execo_engine.cli.__main__ import main
 from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError, NotARegularFileError
+from execo_engine.store.directory.journal import Journal
 from execo_engine.store.directory.store import DirectoryLog
 from execo_engine.store.log.records import owner_text
 from execo_engine.store.owner import current_owner
@@ -255,6 +257,22 @@ def test_a_resume_refuses_a_near_done_record_after_valid_ones(tmp_path, record, 
         CorruptRecordError, match=rf"{done}: corrupt record at byte offset {offset}"
     ):
         ParamSweeper(path, grid).get_next()
+
+
+def test_a_journal_that_shrank_after_its_size_was_read_does_not_hang_a_reader(tmp_path):
+    """A reader without the lock (a status) reads a journal's size, then its bytes; a writer
+    may cut a torn tail off in between. The scan stops where the file ends instead of asking
+    for the missing bytes for ever."""
+    (tmp_path / "done").write_bytes(b'[0,{"i":0}]\n[1,{"i":1}]\n')
+    journal = Journal(str(tmp_path), "done", read_only=True)
+    journal._open(create=False)
+    scanned: list[tuple[int, int, bytes]] = []
+    scanning = threading.Thread(target=lambda: scanned.append(journal._scan(100)), daemon=True)
+    scanning.start()  # 100: the size read before a cut, 76 bytes longer than the file now
+    scanning.join(timeout=60)
+    assert not scanning.is_alive(), "the scan of a shrunk journal is still running"
+    assert scanned == [(24, 2, b'[0,{"i":0}]\n[1,{"i":1}]\n')]
+    journal.close()
 
 
 @pytest.mark.parametrize("record", BAD_RESULT_CASES)

@@ -53,6 +53,7 @@ class FileBatch:
     end_offset: int = 0
     restarted: bool = False
     path: str = ""  #: the file, for errors
+    head: bytes = b""  #: bytes of the file from ``first_offset`` on, read already (or none)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +82,8 @@ class FileBatch:
 
     def _read(self, start: int, length: int, record: int) -> bytes:
         """``length`` bytes at ``start``, part of the record that begins at ``record``."""
+        if start == self.first_offset and 0 < length <= len(self.head):
+            return self.head[:length]  # read by Journal.read_new already
         data = os.pread(self.fd, length, start) if length > 0 else b""
         if not data:
             raise CorruptRecordError(
@@ -187,7 +190,7 @@ class Journal:
         if size < self._offset:  # truncated by hand: read it all again
             batch.restarted = True
             self._offset = self.records = 0
-        end, records = self._scan(size)
+        end, records, head = self._scan(size)
         if end < size and repair and not self.read_only:
             logger.warning(
                 "%s: cut off a torn last record at byte offset %d (%d bytes, written "
@@ -199,22 +202,28 @@ class Journal:
             os.ftruncate(self._fd, end)
             self._cut()
         batch.fd, batch.first_offset, batch.end_offset = self._fd, self._offset, end
+        batch.head = head
         self._offset = end
         self.records += records
         return batch
 
-    def _scan(self, size: int) -> tuple[int, int]:
-        """The end of the last complete record before ``size``, and how many records end
-        between the read offset and there."""
+    def _scan(self, size: int) -> tuple[int, int, bytes]:
+        """The end of the last complete record before ``size``, how many records end between
+        the read offset and there, and the bytes from the read offset on when one read got
+        them all (else none: a batch of new records reads them again, piece by piece)."""
         end, records, start = self._offset, 0, self._offset
+        head = b""
         while start < size:
             data = os.pread(self._fd, min(CHUNK, size - start), start)  # type: ignore[arg-type]
+            if not data:  # shrank meanwhile (a reader without the lock)
+                break
+            head = data if start == self._offset else b""
             records += data.count(_NEWLINE)
             last = data.rfind(_NEWLINE)
             if last >= 0:
                 end = start + last + 1
             start += len(data)
-        return end, records
+        return end, records, head
 
     def append(self, data: bytes) -> None:
         """Append complete records (``data`` ends with a newline), under the lock.
