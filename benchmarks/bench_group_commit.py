@@ -10,7 +10,8 @@ rate), then runs ``get_next()`` + ``done()`` loops for ``--seconds`` with 1, 4 a
 processes on a new directory, for this checkout and the ``--baseline`` one (its package
 imported through ``PYTHONPATH``), alternating. The table gives the median of the rounds and
 the ratios the group-commit targets speak of: 4 processes / 1 process, 8 / 4, and 1 process /
-the fsync probe. The disk's fsync rate drifts from minute to minute: compare ratios of one run.
+the fsync probe; then the CPU time (user + system, all workers) per claim+done. The disk's
+fsync rate drifts from minute to minute: compare ratios of one run.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_sweeper
 PROCESSES = (1, 4, 8)
 
 
-def rate(code: str | None, workdir: str, processes: int, seconds: float) -> float:
-    """claim+done per second of ``processes`` workers importing ``code`` (None: this one)."""
+def rate(code: str | None, workdir: str, processes: int, seconds: float) -> tuple[float, float]:
+    """claim+done per second of ``processes`` workers importing ``code`` (None: this one), and
+    the CPU time (user + system) of a claim+done, in µs, over all of them."""
     directory = tempfile.mkdtemp(dir=workdir)
     go_file = os.path.join(tempfile.mkdtemp(dir=workdir), "go")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -52,7 +54,8 @@ def rate(code: str | None, workdir: str, processes: int, seconds: float) -> floa
     results = [read_result(worker) for worker in workers]
     for worker in workers:
         worker.communicate()
-    return sum(r["count"] for r in results) / max(r["seconds"] for r in results)
+    count = sum(r["count"] for r in results)
+    return count / max(r["seconds"] for r in results), sum(r["cpu"] for r in results) / count * 1e6
 
 
 def main() -> None:
@@ -68,14 +71,17 @@ def main() -> None:
     if args.baseline:
         codes["baseline"] = os.path.abspath(args.baseline)
     runs: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as workdir:
         for round_ in range(args.rounds):
             runs.setdefault("fsync probe", []).append(fsync_floor(workdir))
             for processes in PROCESSES:
                 for name, code in codes.items():
                     key = f"{name}, {processes} proc"
-                    runs.setdefault(key, []).append(rate(code, workdir, processes, args.seconds))
-                    print(f"round {round_ + 1}: {key}: {runs[key][-1]:,.0f}/s", file=sys.stderr)
+                    done_rate, cpu_per_op = rate(code, workdir, processes, args.seconds)
+                    runs.setdefault(key, []).append(done_rate)
+                    cpu.setdefault(key, []).append(cpu_per_op)
+                    print(f"round {round_ + 1}: {key}: {done_rate:,.0f}/s", file=sys.stderr)
     median = {key: statistics.median(values) for key, values in runs.items()}
     print(f"\nmedian of {args.rounds} round(s), claim+done per second")
     print(
@@ -90,6 +96,10 @@ def main() -> None:
             + "{:>8.2f}{:>7.2f}{:>10.2f}".format(*ratios)
         )
     print(f"fsync probe: {median['fsync probe']:,.0f} append+fsync/s")
+    print("\nCPU (user + system) per claim+done, µs, median of the rounds")
+    for name in codes:
+        row = [statistics.median(cpu[f"{name}, {p} proc"]) for p in PROCESSES]
+        print(f"{name:<12}" + "".join(f"{value:>10,.0f}" for value in row))
 
 
 if __name__ == "__main__":

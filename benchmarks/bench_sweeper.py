@@ -76,11 +76,11 @@ def role_rate(directory: str, seconds: float, go_file: str) -> None:
     sweeper = ParamSweeper(directory, sweep({"i": range(RATE_GRID)}))
     emit(ready=True)
     wait_for_go(go_file)
-    count, start = 0, time.perf_counter()
+    count, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         sweeper.done(sweeper.get_next())
         count += 1
-    emit(count=count, seconds=time.perf_counter() - start)
+    emit(count=count, seconds=time.perf_counter() - start, cpu=time.process_time() - cpu)
 
 
 def role_grid_setup(directory: str) -> None:
