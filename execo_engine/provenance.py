@@ -196,6 +196,13 @@ def _worker_index() -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def new_run_id() -> str:
+    """A new run id: ``r`` and 11 random hex digits. The letter in front keeps spreadsheets
+    and ``pandas.read_csv`` from taking an id for a number, as they would take ``358561736e41``
+    (3.6e49) or an id of digits only: about 1 id of 140 made of 12 hex digits."""
+    return "r" + uuid.uuid4().hex[:11]
+
+
 def capture(
     kind: str,
     directory: str | os.PathLike[str] | None = None,
@@ -209,7 +216,7 @@ def capture(
         raise ValueError(f"run kind {kind!r}: expected one of {', '.join(KINDS)}")
     git = git_state(directory if directory is not None else os.getcwd())
     return Run(
-        id=uuid.uuid4().hex[:12],
+        id=new_run_id(),
         kind=kind,
         start=round(time.time(), 3),
         host=socket.gethostname(),
