@@ -4,7 +4,9 @@ outcomes.
 
 ``python interrupted_worker.py LOCATION N``: claims and finishes the combinations
 ``{"i": 0..N-1}`` of LOCATION, one iteration (get_next, then done) after another. Every other
-iteration, SIGALRM fires at a random instant within about how long an iteration takes, its
+iteration, SIGALRM fires at a random instant within how long an iteration takes (the median of
+the last 16 iterations that ran in peace: one slow fsync or reconnection does not make the
+alarms come too late to interrupt anything for a while), its
 handler raising wherever the main thread is (the loop catches any exception, and does not
 finish what it was doing: an element it got and did not finish stays claimed); the others
 run in peace, so that the grid gets done whatever the machine's speed. At the end (or after
@@ -12,10 +14,12 @@ run in peace, so that the grid gets done whatever the machine's speed. At the en
 view shows.
 """
 
+import collections
 import json
 import os
 import random
 import signal
+import statistics
 import sys
 import time
 
@@ -42,14 +46,14 @@ def main(location: str, n: int) -> None:
     sweeper = ParamSweeper(location, grid, save_sweeps=True)
     handed, acknowledged, interrupts, finished = [], [], 0, False
     signal.signal(signal.SIGALRM, interrupt)
-    span, rng = 0.001, random.Random()  # how long an iteration takes (a moving average)
+    peaceful, rng = collections.deque([0.001], maxlen=16), random.Random()  # their durations
     deadline = time.monotonic() + 120
     for iteration in range(10 * n):
         if finished or time.monotonic() > deadline:
             break
         interrupted = iteration % 2 == 0
         if interrupted:
-            signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, span))
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, statistics.median(peaceful)))
         started = time.monotonic()
         try:
             armed = interrupted
@@ -66,7 +70,7 @@ def main(location: str, n: int) -> None:
             interrupts += 1
         signal.setitimer(signal.ITIMER_REAL, 0)
         if not interrupted:
-            span = 0.8 * span + 0.2 * (time.monotonic() - started)
+            peaceful.append(time.monotonic() - started)
     sweeper.release_claims()
     view = ParamSweeper(location, read_only=True)
     found = {
