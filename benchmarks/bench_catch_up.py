@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+from side_by_side import HERE, alternate, run_role
 
 GRID = {"a": list(range(400)), "b": [f"x{i}" for i in range(1000)]}
 
@@ -98,21 +99,13 @@ def role_measure(directory: str, ops: int, batch: int) -> dict[str, float]:
     return result
 
 
-def run_role(checkout: str, base: str, ops: int, batch: int) -> dict[str, float]:
+def measure(checkout: str, base: str, ops: int, batch: int) -> dict[str, Any]:
+    """One round of every workload with the code of ``checkout``, on a new directory."""
     work = tempfile.mkdtemp(dir=base)
     try:
-        output = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--role", work, str(ops), str(batch)],
-            env=dict(os.environ, PYTHONPATH=checkout),
-            cwd=tempfile.gettempdir(),  # never the checkout of this script: PYTHONPATH decides
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        return run_role(__file__, checkout, work, str(ops), str(batch))
     finally:
         shutil.rmtree(work)
-    result: dict[str, float] = json.loads(output.splitlines()[-1])
-    return result
 
 
 def main() -> None:
@@ -128,19 +121,17 @@ def main() -> None:
         directory, ops, batch = args.role
         print(json.dumps(role_measure(directory, int(ops), int(batch))))
         return
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    checkouts = [here, *map(os.path.abspath, args.baseline)]
-    runs: dict[str, list[dict[str, Any]]] = {checkout: [] for checkout in checkouts}
-    for index in range(args.rounds):
-        order = checkouts[index % len(checkouts) :] + checkouts[: index % len(checkouts)]
-        for checkout in order:
-            runs[checkout].append(run_role(checkout, args.dir, args.ops, args.batch))
+    checkouts, runs = alternate(
+        args.baseline,
+        args.rounds,
+        lambda checkout, _: measure(checkout, args.dir, args.ops, args.batch),
+    )
     for checkout in checkouts:
         print(f"== {checkout} (medians of {args.rounds} rounds of {args.ops} calls)")
-        for key in runs[here][0]:
+        for key in runs[HERE][0]:
             value = statistics.median(run[key] for run in runs[checkout])
-            mine = statistics.median(run[key] for run in runs[here])
-            print(f"  {key:40} {value:8.1f}   x{value / mine:.2f} of {here}")
+            mine = statistics.median(run[key] for run in runs[HERE])
+            print(f"  {key:40} {value:8.1f}   x{value / mine:.2f} of {HERE}")
 
 
 if __name__ == "__main__":

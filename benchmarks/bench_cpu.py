@@ -31,11 +31,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
+
+from side_by_side import HERE, alternate, run_role
 
 OPS, WARMUP, RATE_GRID = 20_000, 2_000, 400_000
 BIG_GRID = {
@@ -93,28 +93,14 @@ def role_resume(directory: str) -> dict[str, Any]:
     return {"us": (time.process_time() - start) / HALF * 1e6}
 
 
-def run_role(checkout: str, role: str, directory: str, *extra: str) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=checkout)
-    output = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--role", role, directory, *extra],
-        env=env,
-        cwd=tempfile.gettempdir(),  # never the checkout of this script: PYTHONPATH decides
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(output.splitlines()[-1])
-    return result
-
-
 def measure(checkout: str, base: str, profile: int) -> dict[str, Any]:
     """One run of every workload with the code of ``checkout``."""
     work = tempfile.mkdtemp(dir=base)
     try:
-        rate = run_role(checkout, "claim-done", os.path.join(work, "rate"), str(profile))
+        rate = run_role(__file__, checkout, "claim-done", os.path.join(work, "rate"), str(profile))
         grid = os.path.join(work, "grid")
-        batch = run_role(checkout, "done-batch", grid)
-        resume = run_role(checkout, "resume", grid)
+        batch = run_role(__file__, checkout, "done-batch", grid)
+        resume = run_role(__file__, checkout, "resume", grid)
     finally:
         shutil.rmtree(work)
     return {
@@ -143,23 +129,21 @@ def main() -> None:
             result = role_resume(directory)
         print(json.dumps(result))
         return
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    checkouts = [here, *map(os.path.abspath, args.baseline)]
-    runs: dict[str, list[dict[str, Any]]] = {checkout: [] for checkout in checkouts}
-    for index in range(args.runs):
-        order = checkouts[index % len(checkouts) :] + checkouts[: index % len(checkouts)]
-        for checkout in order:
-            runs[checkout].append(measure(checkout, args.dir, args.profile if index == 0 else 0))
-    figures = [key for key in runs[here][0] if key != "profile"]
+    checkouts, runs = alternate(
+        args.baseline,
+        args.runs,
+        lambda checkout, index: measure(checkout, args.dir, args.profile if index == 0 else 0),
+    )
+    figures = [key for key in runs[HERE][0] if key != "profile"]
     medians = {
         checkout: {key: statistics.median(run[key] for run in results) for key in figures}
         for checkout, results in runs.items()
     }
     for checkout in checkouts:
-        print(f"== {checkout} (medians of {args.runs} runs; ratio to {here})")
+        print(f"== {checkout} (medians of {args.runs} runs; ratio to {HERE})")
         for key in figures:
             value = medians[checkout][key]
-            print(f"  {key:30} {value:10.2f}   x{value / medians[here][key]:.2f}")
+            print(f"  {key:30} {value:10.2f}   x{value / medians[HERE][key]:.2f}")
     for checkout in checkouts:
         if runs[checkout][0]["profile"]:
             print(f"== profile of a claim+done, {checkout}\n{runs[checkout][0]['profile']}")
