@@ -180,10 +180,14 @@ def test_a_closed_port_is_a_configuration_error_at_once_through_the_api(psycopg)
     print(f"closed port reported after {elapsed:.2f} s")
 
 
-def test_a_closed_port_through_execo_sweep_status(psycopg):
+@pytest.mark.parametrize("password_in", ["user part", "query"])
+def test_a_closed_port_through_execo_sweep_status(psycopg, password_in):
     port = closed_port()
+    url = unreachable_url(port)
+    if password_in == "query":  # libpq also reads ?password=
+        url = url.replace(f":{PASSWORD}@", "@") + f"&password={PASSWORD}"
     started = time.monotonic()
-    result = cli("status", unreachable_url(port))
+    result = cli("status", url)
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("execo-sweep status: cannot connect to")

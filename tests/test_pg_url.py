@@ -7,6 +7,7 @@ import urllib.parse
 import pytest
 
 from execo_engine.store.postgresql.store import parse_url, with_sweep
+from execo_engine.store.postgresql.urls import without_password
 
 
 def driver_parameters(conninfo: str) -> dict[str, str]:
@@ -52,3 +53,28 @@ def test_bad_leases_are_refused_naming_the_url_without_its_password(lease):
     with pytest.raises(ValueError, match="lease must be a") as error:
         parse_url(f"postgresql://u:secret@db/exp?sweep=s&lease={lease}")
     assert "secret" not in str(error.value) and "u@db/exp" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:secret@db/exp?sweep=s", "postgresql://u@db/exp?sweep=s"),
+        ("postgresql://u@db/exp?sweep=s&password=secret", "postgresql://u@db/exp?sweep=s"),
+        (
+            "postgresql://u@db/exp?password=secret&sweep=s&lease=9",
+            "postgresql://u@db/exp?sweep=s&lease=9",
+        ),
+    ],
+)
+def test_a_url_is_shown_without_its_password_wherever_it_is(url, shown):
+    assert without_password(url) == shown
+
+
+def test_a_url_without_a_host_keeps_its_slashes():
+    url = "postgresql:///exp?host=127.0.0.1&port=5499&sweep=s"
+    conninfo, sweep, _ = parse_url(url)
+    assert sweep == "s"
+    assert conninfo.startswith("postgresql:///exp?")
+    assert driver_parameters(conninfo) == {"host": "127.0.0.1", "port": "5499"}
+    assert without_password(url) == url
+    assert with_sweep(url, "t").startswith("postgresql:///exp?sweep=t&")

@@ -10,11 +10,27 @@ from execo_engine.store.lease import DEFAULT_LEASE, check_lease
 
 
 def without_password(url: str) -> str:
-    """``url`` as it can be printed or logged."""
+    """``url`` as it can be printed or logged: without the password of ``user:password@``
+    nor a ``password=`` query parameter."""
     parts = urllib.parse.urlsplit(url)
     user, _, host = parts.netloc.rpartition("@")
     user = user.partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    shown = _unsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    query = _query(url)
+    if any(key == "password" for key, _ in query):
+        shown = _with_query(shown, [(k, v) for k, v in query if k != "password"])
+    return shown
+
+
+def _unsplit(parts: urllib.parse.SplitResult) -> str:
+    """``parts`` joined again, keeping the ``//`` of an empty host (``postgresql:///db?host=
+    ...``, which :func:`urllib.parse.urlunsplit` drops, making a URL libpq refuses)."""
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return (
+        url
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def _query(url: str) -> list[tuple[str, str]]:
@@ -31,7 +47,7 @@ def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
         f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
         for key, value in pairs
     )
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(query=query))
+    return _unsplit(urllib.parse.urlsplit(url)._replace(query=query))
 
 
 def checked_lease(value: Any, shown: str) -> float:
