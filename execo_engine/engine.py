@@ -55,6 +55,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from execo_engine.log import logger
+from execo_engine.paths import not_a_directory
 from execo_engine.preempt import PREEMPTION_SIGNALS, preemptible
 from execo_engine.provenance import capture, current_run, earlier_code_note, end_run, start_run
 from execo_engine.sweeper import ParamSweeper
@@ -297,13 +298,16 @@ class Engine:
 
     def _create_result_dir(self) -> bool:
         """Set :attr:`result_dir` (``-c`` or :meth:`setup_result_dir`) and create it; whether
-        it was created now. A ``-c`` path that is not a directory is a usage error."""
+        it was created now. A ``-c`` path that cannot be a directory is a usage error naming
+        the component in the way."""
         if self.args.use_dir:
-            if os.path.exists(self.args.use_dir) and not os.path.isdir(self.args.use_dir):
-                self.args_parser.error(f"-c {self.args.use_dir}: exists and is not a directory")
             self.result_dir = os.path.abspath(self.args.use_dir)
         else:
             self.setup_result_dir()
+        problem = not_a_directory(self.result_dir)
+        if problem is not None:
+            option = f"-c {self.args.use_dir}" if self.args.use_dir else "result directory"
+            self.args_parser.error(f"{option}: {problem}")
         created = not os.path.isdir(self.result_dir)
         try:
             os.makedirs(self.result_dir, exist_ok=True)

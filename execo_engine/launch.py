@@ -49,7 +49,13 @@ from typing import Any
 
 from execo_engine.log import logger
 from execo_engine.preempt import INDEX_ENV, LOCATION_ENV
-from execo_engine.store.locations import child_locations, local_directory, resolved, sweep_name
+from execo_engine.store.locations import (
+    check_location,
+    child_locations,
+    local_directory,
+    resolved,
+    sweep_name,
+)
 from execo_engine.sweeper import ParamSweeper
 from execo_engine.utils import slugify
 
@@ -527,6 +533,7 @@ def submit(
         project,
     )
     request.check()
+    check_location(request.location)  # a file in the way is named, before anything is made
     if request.scheduler in SUBMITTERS and not dry_run:
         name, where_to = SUBMITTERS[request.scheduler]
         if shutil.which(name) is None:

@@ -332,6 +332,52 @@ def test_a_file_in_the_way_is_named_by_the_command(tmp_path):
         )
 
 
+def in_the_way_message(blocker: object) -> str:
+    return (
+        f"{str(blocker)!r} is in the way: it is a file, not a directory (choose another path, "
+        f"or move {str(blocker)!r} away)"
+    )
+
+
+def test_a_file_in_the_way_is_named_by_submit_before_anything_is_made(tmp_path):
+    (tmp_path / "afile.txt").write_text("notes\n")
+    result = cli("submit", tmp_path / "afile.txt" / "sub", "--workers", "1", "--", "true")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"execo-sweep submit: persistence directory "
+        f"{str(tmp_path / 'afile.txt' / 'sub')!r}: {in_the_way_message(tmp_path / 'afile.txt')}\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile.txt"]
+
+
+ENGINE = """
+from execo_engine import Engine
+
+class Leaf(Engine):
+    def run(self):
+        print("ran in", self.result_dir)
+
+Leaf().start()
+"""
+
+
+def test_a_file_in_the_way_is_named_by_an_engine_scripts_c_option(tmp_path):
+    (tmp_path / "afile.txt").write_text("notes\n")
+    (tmp_path / "script.py").write_text(ENGINE)
+    result = subprocess.run(
+        [sys.executable, "script.py", "-c", "afile.txt/sub"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"script.py: error: -c afile.txt/sub: {in_the_way_message(tmp_path / 'afile.txt')}"
+    )
+
+
 def test_a_file_in_the_way_is_named_by_pytest(pytester):
     pytester.makepyfile(
         test_two="""

@@ -14,6 +14,7 @@ import uuid
 
 from execo_engine.errors import NotARegularFileError
 from execo_engine.log import logger
+from execo_engine.paths import not_a_directory
 
 _TEMPORARY = re.compile(r"\.[0-9a-f]{32}\.tmp")  # what follows the name in a temporary's
 
@@ -121,36 +122,6 @@ def remove_stale_temporaries(directory: str, names: tuple[str, ...]) -> None:
             except FileNotFoundError:
                 continue
             logger.warning("%s: removed a temporary file left by a failed rewrite", entry.path)
-
-
-def in_the_way(path: str) -> str | None:
-    """The first component of ``path`` (``path`` itself included) that exists and is not a
-    directory (symbolic links followed), or None when the whole path is, or can be made, a
-    directory."""
-    parts = os.path.normpath(path).split(os.sep)
-    for end in range(1, len(parts) + 1):
-        prefix = os.sep.join(parts[:end]) or os.sep
-        if not os.path.exists(prefix):
-            return None
-        if not os.path.isdir(prefix):
-            return prefix
-    return None
-
-
-def not_a_directory(path: str) -> str | None:
-    """What keeps ``path`` from being a directory, naming the component in the way (see
-    :func:`in_the_way`): ``"'a' is in the way: ..."``, or ``"exists and is not a directory
-    ..."`` for ``path`` itself; None when nothing does."""
-    blocker = in_the_way(path)
-    if blocker is None:
-        return None
-    kind = "a file" if os.path.isfile(blocker) else "something else"
-    if blocker == os.path.normpath(path):
-        return f"exists and is not a directory (it is {kind})"
-    return (
-        f"{blocker!r} is in the way: it is {kind}, not a directory (choose another path, or "
-        f"move {blocker!r} away)"
-    )
 
 
 def check_directory_path(path: str) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 
 from execo_engine.codec import Codec
+from execo_engine.paths import not_a_directory
 from execo_engine.store.contract import Store
-from execo_engine.store.directory.files import check_directory_path, not_a_directory
+from execo_engine.store.directory.files import check_directory_path
 from execo_engine.store.directory.store import DirectoryStore, check_subdirectory
 
 #: The files whose presence makes a directory a sweep, for a reader looking for sweeps.
