@@ -247,6 +247,8 @@ class Engine:
         )
         self._sweepers: list[ParamSweeper[Any]] = []
         self._progress: list[_Progress] = []
+        #: While :meth:`sweeper` opens one: whether its sweep is new, its progress interval.
+        self._opening: tuple[bool, float] | None = None
 
     def setup_run_name(self) -> None:
         """Set :attr:`run_name`: ``<ClassName>_<YYYYmmdd_HHMMSS>_<UTC offset>`` in local time,
@@ -281,14 +283,30 @@ class Engine:
         if not self.result_dir:
             raise RuntimeError("Engine.sweeper() needs the result directory: call it in init/run")
         directory = os.path.join(self.result_dir, name)
-        new = not os.path.exists(directory)
-        sweeper = ParamSweeper(directory, sweeps, save_sweeps=sweeps is not None, **kwargs)
+        self._opening = (not os.path.exists(directory), progress_interval)
+        try:
+            sweeper = ParamSweeper(directory, sweeps, save_sweeps=sweeps is not None, **kwargs)
+        finally:
+            self._opening = None
         self._sweepers.append(sweeper)
-        _log_start(sweeper, directory, new)
-        progress = _Progress(sweeper, progress_interval)
+        return sweeper
+
+    def _joined(self, sweeper: ParamSweeper[Any], location: str) -> None:
+        """A writing sweeper joined this run (see :func:`execo_engine.provenance.start_run`),
+        made by :meth:`sweeper` or by the script itself: its start line, then its progress
+        lines, and its end line when the run ends. A sweep the script opened itself is new
+        when no run and no finished combination is recorded in it yet."""
+        if self._opening is not None:
+            new, interval = self._opening
+        else:
+            counts, runs = sweeper.counts(), sweeper.get_runs()
+            current = current_run()
+            earlier = [run for run in runs if current is None or run.get("id") != current.id]
+            new, interval = not earlier and not counts["done"] + counts["failed"], PROGRESS_INTERVAL
+        _log_start(sweeper, location, new)
+        progress = _Progress(sweeper, interval)
         progress.start()
         self._progress.append(progress)
-        return sweeper
 
     def _call_chain(self, method: str) -> None:
         for cls in reversed(type(self).__mro__):
@@ -394,7 +412,10 @@ class Engine:
                 self.result_dir,
                 self.args.use_dir,
             )
-        start_run(capture("engine", self.engine_dir, self.record_versions, command))
+        start_run(
+            capture("engine", self.engine_dir, self.record_versions, command),
+            on_join=self._joined,
+        )
         with self._claims_given_back():
             self._call_chain("init")
             self.args = self._parse_all(argv, created)

@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -252,11 +252,17 @@ class Tally:
             self.failed += failed
 
 
+#: Called with a ParamSweeper and its location when it is the first of its process to join
+#: the current run in that sweep (see :func:`start_run`).
+OnJoin = Callable[[Any, str], None]
+
+
 class _Current:
     """The current run, as this process takes part in it."""
 
-    def __init__(self, run: Run, claims_ahead: bool) -> None:
+    def __init__(self, run: Run, claims_ahead: bool, on_join: OnJoin | None) -> None:
         self.run, self.claims_ahead, self.pid = run, claims_ahead, os.getpid()
+        self.on_join = on_join
         self.tallies: dict[str, Tally] = {}  #: by the location of each sweep joined
         self.lock = threading.Lock()
 
@@ -270,16 +276,19 @@ def _here() -> _Current | None:
     global _current
     current = _current
     if current is not None and current.pid != os.getpid():
-        current = _current = _Current(current.run, current.claims_ahead)
+        current = _current = _Current(current.run, current.claims_ahead, current.on_join)
     return current
 
 
-def start_run(run: Run, claims_ahead: bool = False) -> Run:
+def start_run(run: Run, claims_ahead: bool = False, on_join: OnJoin | None = None) -> Run:
     """Make ``run`` the current run of this process (ending the one before, if any): the
-    writing ParamSweepers opened from now on join it. ``claims_ahead``: see the module."""
+    writing ParamSweepers opened from now on join it. ``claims_ahead``: see the module.
+    ``on_join(sweeper, location)`` is called when a ParamSweeper, set up but for its run, is
+    the first of this process to join the run in its sweep (an Engine logs where the sweep
+    stands)."""
     global _current
     end_run()
-    _current = _Current(run, claims_ahead)
+    _current = _Current(run, claims_ahead, on_join)
     atexit.unregister(end_run)
     atexit.register(end_run)
     return run
@@ -291,11 +300,12 @@ def current_run() -> Run | None:
     return current.run if current is not None else None
 
 
-def join(store: Store) -> Tally | None:
-    """Have this process take part in the current run in ``store`` (a writing store): a start
-    record written there once per process, and the :class:`Tally` to count into (the same one
-    for every ParamSweeper of the process on the same sweep). Without a current run, a
-    submitted worker (``EXECO_SWEEP_LOCATION`` set) starts one of kind ``worker``; else None."""
+def join(store: Store, sweeper: Any) -> Tally | None:
+    """Have this process take part in the current run in ``store`` (a writing store, opened
+    by ``sweeper``): a start record written there once per process, and the :class:`Tally` to
+    count into (the same one for every ParamSweeper of the process on the same sweep). Without
+    a current run, a submitted worker (``EXECO_SWEEP_LOCATION`` set) starts one of kind
+    ``worker``; else None."""
     current = _here()
     if current is None:
         if LOCATION_ENV not in os.environ:
@@ -314,6 +324,11 @@ def join(store: Store) -> Tally | None:
                 }
             )
             tally = current.tallies[store.location] = Tally(store, current.run.id)
+            first = True
+        else:
+            first = False
+    if first and current.on_join is not None:
+        current.on_join(sweeper, store.location)
     return tally
 
 

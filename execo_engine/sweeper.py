@@ -300,7 +300,7 @@ class ParamSweeper(Generic[E]):
         self._handed = HandedOut()
         self.set_sweeps(sweeps, save_sweeps)
         #: What this process finished here in the current run (None: no run, or read-only).
-        self._tally = None if read_only else join(self._store)
+        self._tally = None if read_only else join(self._store, self)
         if not read_only:
             watch_worker(self)  # in a submitted worker: give the claims back when preempted
 

@@ -303,6 +303,27 @@ def test_a_malformed_marker_is_a_collection_error_with_the_message_only(pytester
     assert shown.startswith("test_y.py::test_y: ") and message in shown
 
 
+def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester):
+    pytester.makepyfile(
+        test_r="""
+        from fractions import Fraction
+        import pytest
+        @pytest.mark.execo_sweep({"m": [1, 2]})
+        def test_r(m, execo_record):
+            execo_record(ratio=Fraction(m, 3))
+        """
+    )
+    result = pytester.runpytest("--execo-sweep-dir=results")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            ">*execo_record(ratio=Fraction(m, 3))",
+            "E*UnsupportedValueError: cannot store Fraction(1, 3) (type fractions.Fraction)*",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
 # -- paths: the component in the way ----------------------------------------------------
 
 

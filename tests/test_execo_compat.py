@@ -160,7 +160,9 @@ def test_geom_refuses_what_execo_answered_with_nonsense(steps, error):
 
 GETTERS = """
 import sys
+import execo_engine
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+print(execo_engine.__file__, file=sys.stderr)
 sweeper = ParamSweeper(sys.argv[1], sweep({"a": [1, 2, 3], "b": ["x"]}))
 print("%s/%s" % (sweeper.get_done(), sweeper.get_sweeps()))
 sweeper.done(HashableDict(a=2, b="x"))
@@ -189,9 +191,12 @@ def test_getters_print_as_execo_sets(execo_python, tmp_path):
             text=True,
             timeout=120,
             env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+            cwd=tmp_path,  # not a directory holding this checkout's execo_engine
         )
         assert result.returncode == 0, result.stderr
         printed[name] = result.stdout.splitlines()
+        imported = Path(result.stderr.strip()).resolve()
+        assert imported.is_relative_to(COMPARE.parents[1]) == (name == "ours"), imported
     execo, ours = printed["execo"], printed["ours"]
     assert ours[0] == "set()/{{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}, {'a': 3, 'b': 'x'}}"
     assert ours[1:] == execo[1:] == ["{{'a': 2, 'b': 'x'}}/set()", "{{'a': 2, 'b': 'x'}}"]

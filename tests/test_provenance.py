@@ -292,6 +292,40 @@ def test_engine_progress_lines_come_first_early_then_at_each_tenth(
     assert logged(f"resuming {tmp_path / 'tenths' / 'sweeps'}: 20/20 done, 0 failed, 0 to run")
 
 
+def test_a_sweeper_the_engine_script_makes_itself_gets_the_same_lines(tmp_path, caplog):
+    """The execo 2.x idiom, ``ParamSweeper(os.path.join(self.result_dir, ...))``: its start
+    line (new, then resuming) and its end line; a read-only view of it gets none."""
+    caplog.set_level(logging.INFO, logger="execo_engine")
+    directory = tmp_path / "run" / "direct"
+
+    class Direct(Engine):
+        def run(self):
+            path, grid = os.path.join(self.result_dir, "direct"), sweep({"i": [1, 2, 3]})
+            sweeper = ParamSweeper(path, grid)
+            ParamSweeper(path, grid, read_only=True)
+            sweeper.done(sweeper.get_next())
+
+    def lines():
+        found = [
+            r.getMessage()
+            for r in caplog.records
+            if r.getMessage().startswith(("new", "res", "direct:"))
+        ]
+        caplog.clear()
+        return [line.partition("; wall time")[0] for line in found]
+
+    Direct().start(["-c", str(tmp_path / "run")])
+    assert lines() == [
+        f"new sweep in {directory}: 3 combinations",
+        "direct: end of run: 1/3 done (1 in this run), 0 failed, 2 remaining",
+    ]
+    Direct().start(["-c", str(tmp_path / "run")])
+    assert lines() == [
+        f"resuming {directory}: 1/3 done, 0 failed, 2 to run",
+        "direct: end of run: 2/3 done (1 in this run), 0 failed, 1 remaining",
+    ]
+
+
 def test_a_submitted_worker_records_a_worker_run(tmp_path):
     directory = tmp_path / "sweep"
     ParamSweeper(directory, sweep({"i": [1, 2]}), save_sweeps=True)
