@@ -116,7 +116,8 @@ class _Progress(threading.Thread):
         sweeps, remaining, _, inprogress, done = self.sweeper.stats()
         elapsed = time.monotonic() - self.start_time
         rate = (len(done) - self.done_before) / elapsed if elapsed > 0 else 0.0
-        left = f"about {len(remaining) / rate:.0f} s left" if rate > 0 else "no rate yet"
+        to_finish = len(remaining) + len(inprogress)
+        left = f"about {to_finish / rate:.0f} s left" if rate > 0 else "no rate yet"
         logger.info(
             "%s: %d/%d done (%.0f%%), %d in progress, %.2f/s, %s",
             self.sweeper.name,

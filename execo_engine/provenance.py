@@ -236,20 +236,23 @@ def capture(
 
 
 class Tally:
-    """What this process finished in one sweep during run ``run`` (an id), counted by
-    ParamSweeper."""
+    """What this process finished and recorded in one sweep during run ``run`` (an id),
+    counted by ParamSweeper."""
 
     def __init__(self, store: Store, run: str) -> None:
         self.store, self.run = store, run
         self.done = 0
         self.failed = 0
+        self.results = 0
         self._lock = threading.Lock()
 
-    def count(self, done: int = 0, failed: int = 0) -> None:
-        """Add ``done`` combinations marked done and ``failed`` failed attempts."""
+    def count(self, done: int = 0, failed: int = 0, results: int = 0) -> None:
+        """Add ``done`` combinations marked done, ``failed`` failed attempts and ``results``
+        results recorded."""
         with self._lock:
             self.done += done
             self.failed += failed
+            self.results += results
 
 
 #: Called with a ParamSweeper and its location when it is the first of its process to join
@@ -351,6 +354,7 @@ def end_run() -> None:
                     "end": now,
                     "done": tally.done,
                     "failed": tally.failed,
+                    "results": tally.results,
                 }
             )
         except Exception as error:
@@ -386,9 +390,10 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ``command`` (one shell-quoted line), ``python``, ``versions``, ``commit``, ``dirty``,
     ``diff``, ``worker`` (from the first start record); ``processes`` (how many processes took
     part), ``ended`` (how many of them wrote their end record: fewer while it runs, or when one
-    was killed), ``end`` (the last end record's time, None without one), ``done`` and ``failed``
-    (summed over the end records; None without any), ``owners_ahead`` (the owner identities of
-    its processes that claim ahead). Fields of the wrong type read as None."""
+    was killed), ``end`` (the last end record's time, None without one), ``done``, ``failed``
+    and ``results`` (results recorded; summed over the end records, None without any; end
+    records written before results were counted count none), ``owners_ahead`` (the owner
+    identities of its processes that claim ahead). Fields of the wrong type read as None."""
     runs: dict[str, dict[str, Any]] = {}
     for record in records:
         run = runs.get(record["id"])
@@ -400,6 +405,7 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "end": None,
                 "done": None,
                 "failed": None,
+                "results": None,
                 "owners_ahead": [],
                 "_started": False,
             }
@@ -408,6 +414,7 @@ def merge_runs(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             run["end"] = max(filter(None, (run["end"], _utc(record["end"]))), default=None)
             run["done"] = (run["done"] or 0) + _count(record.get("done"))
             run["failed"] = (run["failed"] or 0) + _count(record.get("failed"))
+            run["results"] = (run["results"] or 0) + _count(record.get("results"))
             continue
         run["processes"] += 1
         if record.get("claims_ahead") is True and isinstance(record.get("process"), list):
@@ -464,13 +471,15 @@ def earlier_code_note(runs: Sequence[dict[str, Any]], current: Run | None) -> st
     combinations, and ``current`` (if any), ran different code (another commit, or a tree with
     other changes): ``this sweep has results from 2 commits: 1a2b3c4d5e6f (2 runs, 30 done),
     9f8e7d6c5b4a-dirty:0a1b2c3d (this run)``. A run counts unless it ended having finished
-    nothing; a count with ``+`` misses processes that did not end (running, or killed). None
-    when they all ran the same code."""
+    nothing (no combination done or failed, no result recorded); a count with ``+`` misses
+    processes that did not end (running, or killed). None when they all ran the same code."""
     codes: dict[tuple[str | None, bool | None, str | None], list[dict[str, Any]]] = {}
     for run in runs:
         if current is not None and run["id"] == current.id:
             continue
-        if run["ended"] >= run["processes"] and not run["done"] and not run["failed"]:
+        if run["ended"] >= run["processes"] and not (
+            run["done"] or run["failed"] or run["results"]
+        ):
             continue  # ended having finished nothing
         codes.setdefault(_code(run), []).append(run)
     mine = _code(current) if current is not None else None
@@ -483,9 +492,12 @@ def earlier_code_note(runs: Sequence[dict[str, Any]], current: Run | None) -> st
         counts = []
         if group:
             done = sum(run["done"] or 0 for run in group)
-            counted = all(run["ended"] >= run["processes"] for run in group)
+            results = sum(run["results"] or 0 for run in group)
+            counted = "" if all(run["ended"] >= run["processes"] for run in group) else "+"
             counts.append(f"{len(group)} run{'s' if len(group) > 1 else ''}")
-            counts.append(f"{done}{'' if counted else '+'} done")
+            counts.append(f"{done}{counted} done")
+            if not done and results:  # results of combinations finished by other runs
+                counts.append(f"{results}{counted} result{'s' if results > 1 else ''}")
         if code == mine:
             counts.append("this run")
         parts.append(f"{code_label(*code)} ({', '.join(counts)})")

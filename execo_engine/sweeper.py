@@ -633,6 +633,8 @@ class ParamSweeper(Generic[E]):
         if self._tally is not None:
             record["run"] = self._tally.run
         self._store.append_result(record)
+        if self._tally is not None:
+            self._tally.count(results=1)
         if wait:
             self._store.sync()
 

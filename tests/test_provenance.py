@@ -259,6 +259,40 @@ def test_engine_start_progress_and_end_lines_across_commits(repository):
     assert f"INFO: resuming {results / 'sweeps'}: 4/4 done, 0 failed, 0 to run" in finished.stdout
 
 
+RESULTS_ONLY = """
+from execo_engine import Engine, sweep
+
+class Bench(Engine):
+    def run(self):
+        sweeper = self.sweeper(sweep({"size": [1, 2]}))
+        combination = sweeper.get_next()
+        sweeper.record_result(combination, {"twice": 2 * combination["size"]})
+        if STOP:
+            raise SystemExit(3)  # interrupted after the result, before done()
+        sweeper.done(combination)
+
+STOP = True
+Bench().start()
+"""
+
+
+def test_a_run_that_recorded_results_but_finished_nothing_counts_in_the_note(repository):
+    (repository / "bench.py").write_text(RESULTS_ONLY)
+    first = commit(repository, "first")
+    assert _engine(repository, "-c", "results").returncode == 3
+    (repository / "bench.py").write_text(RESULTS_ONLY.replace("STOP = True", "STOP = False"))
+    second = commit(repository, "second")
+    resumed = _engine(repository, "-c", "results")
+    assert resumed.returncode == 0, resumed.stderr
+    sweeps = repository / "results" / "sweeps"
+    assert (
+        f"WARNING: {sweeps}: this sweep has results from 2 commits: {first[:12]} (1 run, 0 done, "
+        f"1 result), {second[:12]} (this run)" in resumed.stdout
+    )
+    runs = load_runs(repository / "results")
+    assert [(r["commit"], r["done"], r["results"]) for r in runs] == [(first, 0, 1), (second, 1, 1)]
+
+
 def test_engine_progress_lines_come_first_early_then_at_each_tenth(
     tmp_path, monkeypatch, caplog, poll
 ):

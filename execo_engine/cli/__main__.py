@@ -35,14 +35,15 @@ from execo_engine.sweeper import ParamSweeper
 BAR_WIDTH = 20
 #: What ``execo-sweep --help`` says first: plain text, as argparse prints it.
 DESCRIPTION = """\
-See where sweeps stand, reclaim or reset claims, export and plot results.
+See where sweeps stand, export, plot and report their results and runs, reclaim
+or reset claims, submit workers.
 
 LOCATION is a ParamSweeper directory, a directory holding several (a pytest
 --execo-sweep-dir, an Engine result directory), or a postgresql://...?sweep=NAME
-URL (the sweep NAME, or those named NAME/...). status, results and plot only
-read (no lock, no write: they never slow a running sweep down for more than one
-read); reclaim and reset write through ParamSweeper, safe while workers run, and
-log what they do."""
+URL (the sweep NAME, or those named NAME/...). status, results, runs, plot and
+report only read (no lock, no write: they never slow a running sweep down for
+more than one read); reclaim and reset write through ParamSweeper, safe while
+workers run, and log what they do."""
 #: The help of every command's LOCATION argument.
 LOCATION_HELP = "a sweep directory, a directory of sweeps, or a postgresql:// URL"
 
