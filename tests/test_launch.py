@@ -29,6 +29,7 @@ from slurm import Cluster
 
 from execo_engine import ParamSweeper
 from execo_engine.launch import nothing_left, submissions, submit
+from execo_engine.results import load_runs
 
 # -- arguments, dry run ------------------------------------------------------------------------
 
@@ -190,6 +191,13 @@ def test_local_four_workers_one_sigkilled_grid_completes(tmp_path):
     redone = [e for e in events(report, "done") if e["i"] == holding["i"]]
     assert redone[0]["worker"] != 2  # another worker did the killed one's combination
     assert {e["worker"] for e in events(report, "claimed")} == {0, 1, 2, 3}
+    runs = load_runs(location)  # each worker recorded its run, the killed one without an end
+    assert sorted((r["kind"], r["worker"], r["ended"]) for r in runs) == [
+        ("worker", 0, 1),
+        ("worker", 1, 1),
+        ("worker", 2, 0),
+        ("worker", 3, 1),
+    ]
 
 
 @pytest.mark.slow
