@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from execo_engine.jobstate import TOOLS as STATUS_TOOLS
 from execo_engine.log import logger
 from execo_engine.preempt import INDEX_ENV, LOCATION_ENV
 from execo_engine.store.locations import (
@@ -80,6 +81,9 @@ OAR_KILL_WAIT = 150
 OAR_WALLTIME_MARGIN = 30
 #: The command that submits to each batch scheduler, and where it is found.
 SUBMITTERS = {"slurm": ("sbatch", "a SLURM login node"), "oar": ("oarsub", "an OAR frontend")}
+#: Seconds that ``sbatch``/``oarsub`` get to answer (``submit_timeout``): both wait without
+#: end, retrying, for a scheduler server (or its database) that does not answer.
+SUBMIT_TIMEOUT = 120.0
 #: The time formats each scheduler reads (SLURM ``--time``, OAR walltime), and an example.
 TIME_FORMATS = {
     "slurm": (
@@ -489,6 +493,7 @@ def submit(
     resources: str | None = None,
     properties: str | None = None,
     project: str | None = None,
+    submit_timeout: float = SUBMIT_TIMEOUT,
 ) -> str | None:
     """Start ``workers`` workers running ``command`` on the sweep at ``location`` (a
     directory, created if needed, or a ``postgresql://`` URL); returns the job id (None with
@@ -510,9 +515,10 @@ def submit(
     ``/nodes=1/core=4``; ``time`` is added to it as its walltime), ``properties`` (``-p``, an SQL
     condition on the resources' properties) and ``project`` (``--project``).
 
-    ``ValueError`` names a bad argument. :class:`SubmitError`: no scheduler command here, or
-    the scheduler refused the job (its output is in the message); the script and the
-    directories made for it are removed. :class:`WorkersFailed` (local): the workers that
+    ``ValueError`` names a bad argument. :class:`SubmitError`: no scheduler command here, the
+    scheduler refused the job (its output is in the message), or its command did not answer
+    within ``submit_timeout`` seconds (it is stopped); the script and the directories made for
+    it are removed. :class:`WorkersFailed` (local): the workers that
     exited with a non-zero status, with their output files.
     """
     where = os.fspath(location)
@@ -533,6 +539,8 @@ def submit(
         project,
     )
     request.check()
+    if not submit_timeout > 0:
+        raise ValueError(f"submit_timeout={submit_timeout!r}: give seconds > 0")
     check_location(request.location)  # a file in the way is named, before anything is made
     if request.scheduler in SUBMITTERS and not dry_run:
         name, where_to = SUBMITTERS[request.scheduler]
@@ -555,7 +563,17 @@ def submit(
         _run_local(request, script, submit_dir, job)
         return job
     try:
-        done = subprocess.run(command_line, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(
+                command_line, capture_output=True, text=True, check=False, timeout=submit_timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise SubmitError(
+                f"{command_line[0]} did not answer within {submit_timeout:g} s and was stopped: "
+                f"is the {request.scheduler.upper()} server (and its database) up and reachable "
+                f"from here? If the job was submitted all the same, its workers find no script "
+                f"(see {STATUS_TOOLS[request.scheduler]}); --submit-timeout gives it longer"
+            ) from None
         if done.returncode != 0:
             said = "\n".join(part.strip() for part in (done.stdout, done.stderr) if part.strip())
             raise SubmitError(

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -420,6 +421,34 @@ def test_slurm_array_of_4_completes_a_40_combination_grid(slurm_cluster, tmp_pat
     assert f"job {job} (slurm, 4 worker(s))" in status
     assert "; squeue: none pending or running\n" in status  # what the scheduler says
     assert (tmp_path / "sweep" / "execo-submit" / f"slurm-{job}_0.out").exists()
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_does_not_answer_is_given_up_on_and_nothing_is_left(
+    slurm_cluster, tmp_path
+):
+    """sbatch waits without end for a controller that does not answer (here: slurmctld
+    stopped with SIGSTOP): submit stops it after --submit-timeout and says what to check."""
+    [controller] = [p for p in slurm_cluster.processes if "slurmctld" in str(p.args[0])]  # type: ignore[index]
+    location = tmp_path / "sweep"
+    os.kill(controller.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        done = cli(
+            "submit", str(location), "--scheduler", "slurm", "--submit-timeout", "2", "--", "true",
+            env=slurm_cluster.env(clean_env()),
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(controller.pid, signal.SIGCONT)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "execo-sweep submit: sbatch did not answer within 2 s and was stopped: is the SLURM "
+        "server (and its database) up and reachable from here? If the job was submitted all "
+        "the same, its workers find no script (see squeue); --submit-timeout gives it longer\n"
+    )
+    assert elapsed < 30, elapsed  # sbatch alone waits far longer
+    assert not location.exists()
 
 
 @pytest.mark.slow

@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from execo_engine.jobstate import job_states, states_text
-from execo_engine.launch import SCHEDULERS, SubmitError, nothing_left, submissions, submit
+from execo_engine.launch import (
+    SCHEDULERS,
+    SUBMIT_TIMEOUT,
+    SubmitError,
+    nothing_left,
+    submissions,
+    submit,
+)
 from execo_engine.sweeper import ParamSweeper
 
 __all__ = [
@@ -97,6 +104,14 @@ def add_submit_parser(commands: Any) -> None:
         help="passed to sbatch/oarsub as it is (repeat for several)",
     )
     command.add_argument(
+        "--submit-timeout",
+        type=float,
+        default=SUBMIT_TIMEOUT,
+        metavar="S",
+        help=f"seconds sbatch/oarsub get to answer ({SUBMIT_TIMEOUT:g}): they wait without "
+        "end for a server that does not answer",
+    )
+    command.add_argument(
         "--dry-run", action="store_true", help="write and print the script, start nothing"
     )
 
@@ -134,6 +149,7 @@ def run_submit(args: argparse.Namespace) -> None:
         resources=args.resources,
         properties=args.properties,
         project=args.project,
+        submit_timeout=args.submit_timeout,
     )
     if job is not None:
         print(job)
