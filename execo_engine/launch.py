@@ -49,7 +49,7 @@ from typing import Any
 
 from execo_engine.jobstate import TOOLS as STATUS_TOOLS
 from execo_engine.log import logger
-from execo_engine.preempt import INDEX_ENV, LOCATION_ENV
+from execo_engine.preempt import INDEX_ENV, LOCATION_ENV, PREEMPTION_SIGNALS
 from execo_engine.store.locations import (
     check_location,
     child_locations,
@@ -79,6 +79,10 @@ OAR_KILL_WAIT = 150
 #: Seconds before its walltime at which a preempted best-effort worker stops waiting for OAR's
 #: kill and exits 99 (resubmitted): the kill at the walltime itself would not resubmit it.
 OAR_WALLTIME_MARGIN = 30
+#: The signals the worker script forwards to its workers (see :mod:`execo_engine.preempt`),
+#: by name; a scheduler option may also give them by number.
+FORWARDED_SIGNALS = tuple(sig.name.removeprefix("SIG") for sig in PREEMPTION_SIGNALS)
+_FORWARDED = {*FORWARDED_SIGNALS, *(str(int(sig)) for sig in PREEMPTION_SIGNALS)}
 #: The command that submits to each batch scheduler, and where it is found.
 SUBMITTERS = {"slurm": ("sbatch", "a SLURM login node"), "oar": ("oarsub", "an OAR frontend")}
 #: Seconds that ``sbatch``/``oarsub`` get to answer (``submit_timeout``): both wait without
@@ -206,6 +210,14 @@ class Request:
             if named:
                 hint = " (sbatch options go through --scheduler-arg)" * (self.scheduler == "slurm")
                 raise ValueError(f"{', '.join(named)}: only for scheduler='oar'{hint}")
+        for signal_name in _passed_signals(self.scheduler_args):
+            if signal_name.upper().removeprefix("SIG") not in _FORWARDED:
+                raise ValueError(
+                    f"--signal {signal_name}: the worker script forwards only "
+                    f"{', '.join(FORWARDED_SIGNALS)} to the workers (a warning they answer by "
+                    f"giving their claims back): choose one of those, or leave the "
+                    f"scheduler's default"
+                )
         if self.scheduler in TIME_FORMATS and self.time is not None:
             form, text = TIME_FORMATS[self.scheduler]
             if not form.fullmatch(self.time):
@@ -338,7 +350,7 @@ def batch_script(request: Request, submit_dir: str) -> str:
         '        kill -TERM -- "-$worker" 2>/dev/null',
         "    fi",
         "}",
-        "trap forward USR1 USR2 TERM",
+        f"trap forward {' '.join(FORWARDED_SIGNALS)}",
         "set -m  # the worker in a process group of its own",
         " ".join(map(quote, request.command)) + " &",
         "set +m",
@@ -364,6 +376,21 @@ def _missing_directories(path: str) -> list[str]:
             break
         path = parent
     return missing
+
+
+def _passed_signals(arguments: Sequence[str]) -> list[str]:
+    """The signals that ``arguments`` (passed to oarsub/sbatch) ask for: OAR's ``--signal SIG``
+    (``--signal=SIG``), SLURM's ``--signal=[B:]SIG[@TIME]``."""
+    found = []
+    for index, argument in enumerate(arguments):
+        if argument == "--signal" and index + 1 < len(arguments):
+            value = arguments[index + 1]
+        elif argument.startswith("--signal="):
+            value = argument.partition("=")[2]
+        else:
+            continue
+        found.append(value.removeprefix("B:").removeprefix("R:").partition("@")[0])
+    return found
 
 
 def _remove(script: str, created: list[str]) -> None:

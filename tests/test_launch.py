@@ -55,6 +55,14 @@ from execo_engine.results import load_runs
         ),
         ({"scheduler": "oar", "properties": " "}, "properties=' ': give a value"),
         ({"scheduler": "oar", "partition": "my queue"}, "a queue or partition name has no"),
+        (
+            {"scheduler": "oar", "scheduler_args": ["--signal", "SIGINT"]},
+            "--signal SIGINT: the worker script forwards only TERM, USR1, USR2 to the workers",
+        ),
+        (
+            {"scheduler": "slurm", "scheduler_args": ["--signal=B:HUP@60"]},
+            "--signal HUP: the worker script forwards only TERM, USR1, USR2",
+        ),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, arguments, message):
