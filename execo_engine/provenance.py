@@ -275,11 +275,12 @@ _current: _Current | None = None
 
 def _here() -> _Current | None:
     """The current run, as this very process takes part in it: a process forked from a run
-    is a process of the run of its own (nothing joined yet)."""
+    is a process of the run of its own (nothing joined yet, and no ``on_join``: the process
+    that started the run reports on it)."""
     global _current
     current = _current
     if current is not None and current.pid != os.getpid():
-        current = _current = _Current(current.run, current.claims_ahead, current.on_join)
+        current = _current = _Current(current.run, current.claims_ahead, None)
     return current
 
 

@@ -360,6 +360,36 @@ def test_a_sweeper_the_engine_script_makes_itself_gets_the_same_lines(tmp_path, 
     ]
 
 
+FORKING = """
+import os
+from execo_engine import Engine, ParamSweeper, sweep
+
+class Forking(Engine):
+    def run(self):
+        mine = ParamSweeper(os.path.join(self.result_dir, "parent"), sweep({"i": [1, 2]}))
+        child = os.fork()
+        if child == 0:  # a worker of the run: it works, the process that started the run reports
+            theirs = ParamSweeper(os.path.join(self.result_dir, "child"), sweep({"i": [1, 2]}))
+            theirs.done(theirs.get_next())
+            os._exit(0)
+        os.waitpid(child, 0)
+        mine.done(mine.get_next())
+
+Forking().start()
+"""
+
+
+def test_a_process_forked_from_an_engine_run_does_not_report_on_its_sweepers(tmp_path):
+    (tmp_path / "bench.py").write_text(FORKING)
+    result = _engine(tmp_path, "-c", "run")
+    assert result.returncode == 0, result.stderr
+    assert f"INFO: new sweep in {tmp_path / 'run' / 'parent'}: 2 combinations" in result.stdout
+    assert "child" not in result.stdout + result.stderr
+    [parent_run] = load_runs(tmp_path / "run" / "parent")
+    [child_run] = load_runs(tmp_path / "run" / "child")  # the child took part in the run
+    assert (child_run["id"], child_run["kind"]) == (parent_run["id"], "engine")
+
+
 def test_a_submitted_worker_records_a_worker_run(tmp_path):
     directory = tmp_path / "sweep"
     ParamSweeper(directory, sweep({"i": [1, 2]}), save_sweeps=True)
