@@ -10,8 +10,9 @@ example may import a module or read a sweep an earlier one made):
 
 Each must exit with status 0. Its file name is its first line when that line is a comment
 naming a ``.py`` file (``# grid.py``), else ``example_<line>.py`` (``test_example_<line>.py``
-for a test module). A script's top-level ``print(...)  # TEXT`` lines are checked: TEXT must
-be a line of its output, in that order.
+for a test module). A script's ``print(...)  # TEXT`` statements are checked (at any
+indentation; the comment after the closing parenthesis, on the statement's last line when it
+spans several): TEXT must be a line of its output, in that order.
 
 HTML comments right above a fence change that (see CONTRIBUTING.md):
 
@@ -28,6 +29,7 @@ HTML comments right above a fence change that (see CONTRIBUTING.md):
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -49,7 +51,8 @@ MARKER = re.compile(r"^\s*<!-- docs-test: (?P<what>[a-z]+)(?: (?P<rest>.*?))? --
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*)$")
 NAME = re.compile(r"^# (?P<name>[\w.-]+\.py)\s*$")
 TESTS = re.compile(r"^\s*(?:async )?def test_|^class Test", re.MULTILINE)
-CHECKED_PRINT = re.compile(r"^print\(.*\)  # (?P<text>.+)$", re.MULTILINE)
+#: What follows a checked print statement on its last line.
+PRINT_COMMENT = re.compile(r"^  # (?P<text>.+)$")
 #: In examples marked postgresql: the URL the reader would give, replaced by the test server's.
 PLACEHOLDER_URL = "postgresql://user@dbhost/experiments"
 KINDS = ("skip", "file", "args", "exit", "postgresql")
@@ -187,12 +190,33 @@ def _environment() -> dict[str, str]:
     return keep
 
 
+def checked_prints(code: str) -> list[str]:
+    """The TEXT of each ``print(...)  # TEXT`` statement of ``code``, in order: at any
+    indentation, the comment after the call's closing parenthesis (on its last line)."""
+    lines = code.split("\n")
+    calls = [
+        node
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "print"
+    ]
+    texts = []
+    for call in sorted(calls, key=lambda node: node.lineno):
+        assert call.end_lineno is not None and call.end_col_offset is not None
+        after = lines[call.end_lineno - 1].encode()[call.end_col_offset :].decode()  # bytes
+        comment = PRINT_COMMENT.match(after)
+        if comment:
+            texts.append(comment.group("text"))
+    return texts
+
+
 def _check_prints(example: Example, output: str) -> None:
-    """Each top-level ``print(...)  # TEXT`` of a script printed TEXT, in order."""
+    """Each ``print(...)  # TEXT`` of a script printed TEXT, in order."""
     printed = output.splitlines()
     at = 0
-    for expected in CHECKED_PRINT.finditer(example.code):
-        text = expected.group("text")
+    for text in checked_prints(example.code):
         try:
             at = printed.index(text, at) + 1
         except ValueError:
@@ -311,5 +335,18 @@ def test_wrong_markers_are_errors(text, error):
 
 def test_a_wrong_print_comment_fails(tmp_path):
     example = Example("page.md", 1, "print(1 + 1)  # 3\n")
+    with pytest.raises(pytest.fail.Exception, match="the comment says '3'"):
+        run_page([example], tmp_path, None)
+
+
+def test_checked_prints_span_lines_and_blocks():
+    code = "x = 1\nprint(\n    [x]\n)  # [1]\n"  # the comment after the closing line
+    code += 'if x:\n    print("é", x)  # é 1\n'  # indented, after a non-ASCII character
+    code += "print(x)\nprint(2)  # 2\n"  # none, then one
+    assert checked_prints(code) == ["[1]", "é 1", "2"]
+
+
+def test_a_wrong_indented_print_comment_fails(tmp_path):
+    example = Example("page.md", 1, "if True:\n    print(\n        1 + 1\n    )  # 3\n")
     with pytest.raises(pytest.fail.Exception, match="the comment says '3'"):
         run_page([example], tmp_path, None)
