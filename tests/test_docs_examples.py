@@ -25,6 +25,9 @@ HTML comments right above a fence change that (see CONTRIBUTING.md):
 - ``<!-- docs-test: postgresql -->``: ``postgresql://user@dbhost/experiments`` in the
   example is replaced by the URL of a real server started for the tests (the page's test is
   then marked slow).
+
+The ```console blocks of docs/getting-started.md run too, as a session (see
+test_getting_started_console_session).
 """
 
 from __future__ import annotations
@@ -350,3 +353,86 @@ def test_a_wrong_indented_print_comment_fails(tmp_path):
     example = Example("page.md", 1, "if True:\n    print(\n        1 + 1\n    )  # 3\n")
     with pytest.raises(pytest.fail.Exception, match="the comment says '3'"):
         run_page([example], tmp_path, None)
+
+
+#: Parts of a shown output line that differ from one run to the next, and what they match: a
+#: time of the same shape (the same digits, separators and zone), any number, anything else of
+#: their kind.
+VARIABLE = re.compile(
+    r"(?P<path>/home/me)"  # the directory the reader works in
+    r"|(?P<time>\d{4}-\d\d-\d\dT[\d:.]+\+00:00)"
+    r"|(?P<number>\d+\.\d+(?:e[-+]?\d+)?|\d+e[-+]?\d+)"  # measures, durations
+    r"|(?P<run>\br[0-9a-f]{11}\b)"  # a run's id
+    r"|(?P<host>\bvm\b)"
+)
+MATCHES = {"path": ".*?", "number": r"[-+.e\d]+", "run": "r[0-9a-f]{11}", "host": r"[^\s,]+"}
+
+
+def console_session(text: str) -> list[tuple[int, str, list[str]]]:
+    """The commands of the ```console blocks of ``text`` (their lines that start with ``$ ``),
+    in order: (line, command, the output lines shown below it)."""
+    session: list[tuple[int, str, list[str]]] = []
+    fence, indent = None, ""
+    for number, line in enumerate(text.split("\n"), 1):
+        if fence is None:
+            opening = FENCE.match(line)
+            if opening and opening.group("info").strip() == "console":
+                fence, indent = opening.group("fence"), opening.group("indent")
+        elif line.strip() == fence:
+            fence = None
+        elif line.removeprefix(indent).startswith("$ "):
+            session.append((number, line.removeprefix(indent)[2:], []))
+        else:  # a block starts with a command: its lines go with the one above them
+            session[-1][2].append(line.removeprefix(indent))
+    return session
+
+
+def output_pattern(shown: list[str]) -> re.Pattern[str]:
+    """What the real output must match, whole: each shown line, its VARIABLE parts matching
+    the real values, and a line ``...`` any number of lines."""
+    parts = []
+    for line in shown:
+        if line == "...":
+            parts.append(r"(?:.*\n)*?")
+            continue
+        pieces, at = [], 0
+        for variable in VARIABLE.finditer(line):
+            kind, text = variable.lastgroup or "", variable.group()
+            shape = re.sub(r"\d", r"\\d", re.escape(text))  # a time: its digits vary
+            pieces += [re.escape(line[at : variable.start()]), MATCHES.get(kind, shape)]
+            at = variable.end()
+        parts.append("".join([*pieces, re.escape(line[at:])]) + r"\n")
+    return re.compile("".join(parts))
+
+
+@pytest.mark.slow
+def test_getting_started_console_session(tmp_path):
+    """The ```console blocks of docs/getting-started.md, run in order in one directory that
+    holds the files its python blocks write (test_sorting.py, sorting.py): each shown output
+    line is a line of the real output, in order and with nothing between them but where the
+    page shows ``...``; the parts that vary (times, durations, measures, paths, run ids, the
+    host) match the real values (VARIABLE). Only the install block (```sh, `pip install`) is
+    not run: the package is installed in this interpreter's environment, whose scripts come
+    first on PATH."""
+    page = ROOT / "docs" / "getting-started.md"
+    for example in page_examples(page):
+        (tmp_path / example.name).write_text(example.code)
+    session = console_session(page.read_text())
+    assert [command.split()[0] for _, command, _ in session].count("pytest") >= 3
+    environment = {**_environment(), "COLUMNS": "80", "LC_ALL": "C.UTF-8"}
+    for line, command, shown in session:
+        done = subprocess.run(
+            ["sh", "-c", f"exec 2>&1; {command}"],  # its errors among its output, in order
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # 5: pytest ran no test, every combination being done (the page says so)
+        assert done.returncode in (0, 5), f"docs/getting-started.md:{line}: {done.stdout}"
+        assert output_pattern(shown).fullmatch(done.stdout), (
+            f"docs/getting-started.md:{line}: `{command}` printed\n{done.stdout}\n"
+            f"where the page shows\n" + "\n".join(shown)
+        )
