@@ -6,12 +6,28 @@
 - the node's ``sshd`` (OAR starts every job through ssh as user ``oar``, with the keys the
   ``oar-node`` package generated), on a free port of 127.0.0.1 only;
 - the server, ``Almighty`` (through OAR's setuid wrapper, as user ``oar``), in the foreground;
-- :data:`CORES` resources on host ``localhost`` (properties ``host``, ``cpu``, ``core``), whatever
-  the machine has: without cpusets (disabled here) a resource is a slot, nothing binds it.
+- :data:`CORES` resources on host ``localhost`` (properties ``host``, ``cpu``, ``core`` and, with
+  cpusets, ``cpuset``), whatever the machine has (see :data:`CORES`).
+
+Cpusets (OAR confining each job to the CPUs of its resources) are on where the machine can
+provide them (:func:`cpuset_problem` says why not elsewhere): OAR 2.5.9's packaged job
+resource manager, ``job_resource_manager_cgroups.pl``, uses the cgroup v1 controllers the
+system mounted under /sys/fs/cgroup (cpuset, cpu, cpuacct, devices, freezer): it links them
+from /dev/cpuset and /dev/oar_cgroups_links and makes the cgroup ``oar`` (CPUSET_PATH) and
+one per job in each; the oar user's login shell, ``oarsh_shell``, puts each job into its own.
+Resource ``core=N`` gets ``cpuset`` the machine's Nth CPU modulo their number (4 resources on
+2 CPUs: cores 0 and 2 on CPU 0, cores 1 and 3 on CPU 1; a CPU may be in two jobs' cpusets,
+OAR's are not exclusive). The cluster runs a copy of that script with one block off: at the
+end of a user's last job on a node, it deletes every file of that user in /tmp, /dev/shm and
+/var/tmp, runs fstrim on them and removes the user's SysV IPC objects; the tests' jobs run as
+root, so that would be every root file there (pytest's own temporary directories and other
+programs' files, as a first try here showed). Without cpusets (the packaged oar.conf without
+JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD) OAR never runs the script, and a resource is a slot
+that nothing binds. ``stop()`` removes the links and cgroups the cluster made.
 
 OAR's setuid commands read ``/etc/oar/oar.conf`` and nothing else (the wrapper hard-codes
 ``OARCONFFILE``), so the cluster writes its configuration there while it runs: the packaged
-one with this cluster's database, ports, log and runtime directory, no cpusets, and the
+one with this cluster's database, ports, log and runtime directory, cpusets as above, and the
 minimum time between two scheduler runs and the job security time at one second. It runs
 under a lock file of this machine (one test OAR at a time) and keeps the machine's file aside
 (a hard link); ``stop()`` puts it back (a session that died leaves the saved copy, which the
@@ -60,8 +76,24 @@ ALMIGHTY = "/usr/sbin/Almighty"
 SSHD = "/usr/sbin/sshd"
 CLIENTS = ("oarsub", "oarstat", "oardel", "oarnodes", "oarnodesetting", "oarproperty")
 ADMIN = ("oar-database",)
-#: Resources declared on host localhost (one per core, on cpu 0).
+#: Resources declared on host localhost (one per core, on cpu 0). A fixed count, not the
+#: machine's: the tests need this many jobs running at once (4 array tasks for the
+#: 40-combination grid, 3 best-effort workers holding at once), which OAR allows only with as
+#: many free resources; with cpusets, resources share the machine's CPUs (see the module).
 CORES = 4
+#: The job resource manager of OAR's packaged oar.conf (JOB_RESOURCE_MANAGER_FILE).
+RESOURCE_MANAGER = "/etc/oar/job_resource_manager_cgroups.pl"
+#: Its dirty-user clean-up (files in /tmp, /dev/shm, /var/tmp, fstrim, SysV IPC of the job's
+#: user once its last job on the node ends), which the cluster's copy turns off.
+USER_PURGE = "if ($#cpusets < 0) {"
+#: Where the system mounts the cgroup v1 controllers, and those the manager uses.
+CGROUPS = "/sys/fs/cgroup"
+CGROUP_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "devices", "freezer")
+#: What the manager makes outside its cgroups: links to them, and a lock file in oar's home.
+CGROUP_LINKS = ("/dev/cpuset", "/dev/oar_cgroups_links")
+CPUSET_LOCK = "/var/lib/oar/cpuset.lock.root"
+#: OAR's cgroup (CPUSET_PATH of the packaged oar.conf), under each controller.
+CPUSET_PATH = "oar"
 START_DEADLINE = 90.0
 LOCK_DEADLINE = 600.0
 #: States of a job that will not change any more.
@@ -78,6 +110,80 @@ def _binary(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
 
 
+def cpu_list(text: str) -> list[int]:
+    """The CPUs of a kernel CPU list (``0-3,8``)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if part:
+            first, _, last = part.partition("-")
+            cpus += range(int(first), int(last or first) + 1)
+    return cpus
+
+
+def machine_cpus() -> list[int]:
+    """The CPUs of the root cpuset (those OAR's cgroup ``oar`` gets)."""
+    with open(os.path.join(CGROUPS, "cpuset", "cpuset.cpus")) as cpus:
+        return cpu_list(cpus.read())
+
+
+def cpuset_problem() -> str | None:
+    """Why OAR's job resource manager cannot confine jobs to cpusets here, or None: it needs
+    the cgroup v1 controllers mounted by the system under /sys/fs/cgroup, each alone, writable,
+    and a CPU list and memory nodes it can give a job (tried: a process moved into a cgroup
+    of one CPU must see only that CPU)."""
+    if not os.path.exists(RESOURCE_MANAGER):
+        return f"{RESOURCE_MANAGER} (oar-server's job resource manager) is not installed"
+    with open(RESOURCE_MANAGER) as manager:
+        if manager.read().count(USER_PURGE) != 1:
+            return f"{RESOURCE_MANAGER} is not OAR 2.5.9's: its user clean-up was not found"
+    absent = [c for c in CGROUP_CONTROLLERS if not os.path.exists(f"{CGROUPS}/{c}/tasks")]
+    if absent:
+        return (
+            f"OAR 2.5.9's job resource manager uses the cgroup v1 controllers "
+            f"{', '.join(CGROUP_CONTROLLERS)} mounted each at {CGROUPS}/NAME; not here: "
+            f"{', '.join(absent)} (a cgroup v2 only machine has none; without "
+            f"{CGROUPS}/cpuset the manager mounts them together at /dev/oar_cgroups, which "
+            "the kernel refuses, 'already mounted or mount point busy', where any of them is "
+            "mounted on its own: not tried here)"
+        )
+    for link in CGROUP_LINKS:
+        if os.path.lexists(link) and not os.path.islink(link):
+            return f"{link} exists and is not a link (the manager replaces it with one)"
+    cpus = machine_cpus()
+    nodes = "/sys/devices/system/node"
+    unplaced = [cpu for cpu in cpus if not any(
+        os.path.exists(f"{nodes}/{node}/cpu{cpu}") for node in
+        (os.listdir(nodes) if os.path.isdir(nodes) else [])
+    )]  # fmt: skip
+    if unplaced:
+        return f"CPUs {unplaced} are in no memory node of {nodes} (the manager's cpuset.mems)"
+    probe = f"{CGROUPS}/cpuset/execo-tests-probe-{os.getpid()}"
+    try:
+        os.mkdir(probe)
+        try:
+            with open(f"{CGROUPS}/cpuset/cpuset.mems") as mems:
+                knobs = {"cpuset.cpus": str(cpus[0]), "cpuset.mems": mems.read().strip()}
+            for name, value in knobs.items():
+                with open(os.path.join(probe, name), "w") as knob:
+                    knob.write(value)
+            seen = subprocess.run(
+                ["sh", "-c", 'echo $$ > "$1/tasks" && grep Cpus_allowed_list /proc/self/status',
+                 "sh", probe],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+        finally:
+            os.rmdir(probe)
+    except OSError as error:
+        return f"cannot make a cpuset cgroup in {CGROUPS}/cpuset: {error}"
+    allowed = seen.stdout.split(":")[-1].strip()
+    if seen.returncode != 0 or cpu_list(allowed) != cpus[:1]:
+        return (
+            f"a process moved into a cpuset of CPU {cpus[0]} saw CPUs {allowed!r} "
+            f"(status {seen.returncode}: {seen.stderr.strip()})"
+        )
+    return None
+
+
 class Cluster:
     """``Cluster().start()`` (raises :class:`Unavailable` with the reason when it cannot
     start), then :meth:`run` OAR's commands; ``stop()`` at the end."""
@@ -86,6 +192,10 @@ class Cluster:
         """OAR cannot run here; the message says which piece and why."""
 
     def __init__(self) -> None:
+        #: Why jobs are not confined to cpusets here (:func:`cpuset_problem`), or None;
+        #: known once :meth:`start` ran.
+        self.cpuset_problem: str | None = "the cluster did not start"
+        self._made: list[str] = []  # links, cgroups, files the job resource manager will make
         self.directory: str | None = None
         self.database = Server()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -197,8 +307,8 @@ class Cluster:
         os.replace(path + ".execo-tests-new", path)
 
     def _conf(self, values: dict[str, str]) -> str:
-        """The packaged oar.conf with ``values`` and without cpusets (no
-        JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD)."""
+        """The packaged oar.conf with ``values``, without cpusets (no
+        JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD) unless ``values`` sets them."""
         with open(PACKAGED_CONF) as packaged:
             lines = packaged.read().splitlines()
         dropped = {*values, "JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD"}
@@ -279,8 +389,10 @@ class Cluster:
         self.database.start()
         self.server_port, self.ssh_port = _free_port(), _free_port()
         ssh = f"/usr/bin/ssh -p {self.ssh_port} -e none -o UserKnownHostsFile=/dev/null"
+        self.cpuset_problem = cpuset_problem()
         conf = self._conf(
-            {
+            self._cpuset_conf()
+            | {
                 "DB_HOSTNAME": "127.0.0.1",
                 "DB_PORT": str(self.database.port),
                 "DB_BASE_PASSWD": secrets.token_hex(8),  # trust authentication: unused
@@ -328,13 +440,37 @@ class Cluster:
         self._wait("Almighty", self._almighty_listens)
         self.run("oarproperty", "-q", "-a", "host", "-c")
         self.run("oarproperty", "-q", "-a", "cpu", "-a", "core")
+        cpus = machine_cpus() if self.cpuset_problem is None else []
         for core in range(CORES):
+            cpuset = ["-p", f"cpuset={cpus[core % len(cpus)]}"] if cpus else []
             self.run(
                 "oarnodesetting", "-a", "-h", "localhost", "-s", "Alive",
-                "-p", "host=localhost", "-p", "cpu=0", "-p", f"core={core}",
+                "-p", "host=localhost", "-p", "cpu=0", "-p", f"core={core}", *cpuset,
             )  # fmt: skip
         self._wait("the node's resources", self._alive)
         self._smoke()
+
+    def _cpuset_conf(self) -> dict[str, str]:
+        """oar.conf's cpuset settings (none without cpusets): the packaged manager, copied
+        without its clean-up of the user's files (see the module docstring)."""
+        if self.cpuset_problem is not None:
+            return {}
+        with open(RESOURCE_MANAGER) as packaged:
+            script = packaged.read().replace(
+                USER_PURGE, "if (0) { # execo tests: jobs run as root, keep root's files"
+            )
+        manager = self._path("job_resource_manager_cgroups.pl")
+        with open(manager, "w") as copy:
+            copy.write(script)
+        os.chmod(manager, 0o644)  # read by bipbip, as user oar
+        made = [*CGROUP_LINKS, CPUSET_LOCK]
+        made += [f"{CGROUPS}/{controller}/{CPUSET_PATH}" for controller in CGROUP_CONTROLLERS]
+        self._made = [path for path in made if not os.path.lexists(path)]
+        return {
+            "JOB_RESOURCE_MANAGER_PROPERTY_DB_FIELD": "cpuset",
+            "JOB_RESOURCE_MANAGER_FILE": manager,
+            "CPUSET_PATH": f"/{CPUSET_PATH}",
+        }
 
     def _almighty_listens(self) -> bool:
         try:
@@ -442,10 +578,26 @@ class Cluster:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
             self.processes = []
+            self._remove_made()
             self.database.stop()
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
             self._restore()
+
+    def _remove_made(self) -> None:
+        """Remove what the job resource manager made that was not there before: its links in
+        /dev, its lock file, and OAR's cgroups (those of jobs it did not clean first)."""
+        for path in self._made:
+            if path.startswith(CGROUPS):
+                for directory, _, _ in sorted(os.walk(path), reverse=True):  # children first
+                    with contextlib.suppress(OSError):
+                        os.rmdir(directory)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        self._made = []
 
     def _restore(self) -> None:
         """Put the machine's oar.conf back and let the next test OAR start."""

@@ -1,7 +1,8 @@
 """execo-sweep submit --scheduler oar against a real one-node OAR (``tests/oar.py``): an array
 job on a grid, its state in ``execo-sweep status``, the oarsub options, an Engine script and
 ``pytest -n 2`` as workers, best-effort preemption (checkpoint signal, kill, OAR's own
-resubmission) and a job killed outright by ``oardel``."""
+resubmission), a job killed outright by ``oardel``, and workers confined to the CPUs of their
+resources where the machine provides cpusets."""
 
 import json
 import re
@@ -19,7 +20,7 @@ from launch_helpers import (
     saved_sweep,
     wait_for,
 )
-from oar import FINAL_STATES
+from oar import FINAL_STATES, cpu_list
 
 from execo_engine.launch import submissions
 
@@ -237,3 +238,31 @@ def test_status_shows_the_state_of_a_held_job(oar_cluster, tmp_path):
         assert "; oarstat: 1 Hold\n" in text
     finally:
         oar_cluster.run("oardel", array, check=False)
+
+
+def test_each_worker_runs_confined_to_the_cpus_of_its_resources(oar_cluster, tmp_path):
+    """With cpusets (on where the machine can provide them, see tests/oar.py), OAR puts each
+    job in a cgroup of its own with the CPUs of its resources' ``cpuset`` property: the
+    command a worker script starts sees only those CPUs."""
+    if oar_cluster.cpuset_problem:
+        pytest.skip(f"OAR cannot use cpusets here: {oar_cluster.cpuset_problem}")
+    location, seen = str(tmp_path / "sweep"), tmp_path / "seen"
+    saved_sweep(location, 3)
+    seen.mkdir()
+    record = (  # what the worker's command sees: its CPUs, its cgroup (last line)
+        "import os, sys; seen = open('/proc/self/status').read() + open('/proc/self/cpuset').read()"
+        "; open(os.path.join(sys.argv[1], os.environ['OAR_JOB_ID']), 'w').write(seen)"
+    )
+    array = oar_submit(
+        oar_cluster, tmp_path, location, "--workers", "2", "--resources", "core=1",
+        "--", sys.executable, "-c", record, str(seen),
+    )  # fmt: skip
+    jobs = wait_ended(oar_cluster, array, 2)
+    cpusets = dict(oar_cluster.sql("SELECT resource_id, cpuset FROM resources"))
+    for job_id, job in jobs.items():
+        assert (job["state"], job["exit_code"]) == ("Terminated", 0), job
+        (resource,) = job["assigned_resources"]
+        seen_by_worker = (seen / job_id).read_text()
+        allowed = re.search(r"^Cpus_allowed_list:\s*(\S+)$", seen_by_worker, re.M)[1]
+        assert cpu_list(allowed) == [int(cpusets[resource])], seen_by_worker
+        assert seen_by_worker.endswith(f"/oar/root_{job_id}\n"), seen_by_worker  # its cgroup
