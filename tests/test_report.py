@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -213,6 +214,48 @@ def test_tables_sort_filter_and_hostile_text_stays_text_without_the_policy(tmp_p
         assert browser.evaluate("document.title") == f"Sweep report: {directory}"
         assert browser.evaluate("document.querySelectorAll('img, pwned').length") == 0
         assert browser.evaluate("document.querySelectorAll('.js-plotly-plot').length") == 9
+
+        # hover, as plotly does it for the pointer (throttled: the label comes when it comes):
+        # every result's combination, and the spread and count of each mean
+        browser.evaluate("""window.hoverLines = () => Array.from(
+            document.querySelectorAll('.hoverlayer .hovertext tspan.line')
+        ).map(line => line.textContent)""")
+
+        def hover(trace, point, shown):
+            browser.evaluate(f"""(() => {{
+                const div = Array.from(document.querySelectorAll('.js-plotly-plot'))
+                    .find(d => d.querySelector('.gtitle').textContent === 'latency by size');
+                const k = div.data.findIndex(t => t.name === {json.dumps(trace)});
+                Plotly.Fx.hover(div, [{{curveNumber: k, pointNumber: {point}}}]);
+            }})()""")
+            browser.wait_for(f"hoverLines().some(line => {shown})")
+            return tuple(browser.evaluate("hoverLines()"))
+
+        done = [c for c in combinations if c["size"] != 4]
+        for point, combination in enumerate(sorted(done, key=latency)):
+            value = f"latency = {latency(combination)!r}"
+            dots = browser.evaluate(f"""(() => {{
+                const div = Array.from(document.querySelectorAll('.js-plotly-plot'))
+                    .find(d => d.querySelector('.gtitle').textContent === 'latency by size');
+                const dots = div.data.find(t => t.name === 'each result');
+                return dots.y.indexOf({latency(combination)!r});
+            }})()""")
+            assert hover("each result", dots, f"line === {json.dumps(value)}") == (
+                f"size={combination['size']}",
+                f"algo={combination['algo']}",
+                f"seed={combination['seed']}",
+                value,
+                "outcome: passed",
+            ), point
+        lows = [latency(c) for c in done if c["size"] == 1 and c["algo"] == "quick"]
+        assert hover("algo=quick", 0, "line.startsWith('n = ')") == (
+            "size=1",
+            "algo=quick",
+            f"latency: mean {sum(lows) / 2:.4g}",
+            f"min {min(lows):.4g}, max {max(lows):.4g}, std {statistics.stdev(lows):.3g}",
+            "n = 2 result(s)",
+        )
+        assert browser.evaluate("document.querySelectorAll('img, pwned').length") == 0
 
         read = """Array.from(document.querySelectorAll('#table-results tbody tr'))
             .map(tr => tr.children[%d].textContent)"""
