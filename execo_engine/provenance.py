@@ -319,6 +319,7 @@ def join(store: Store, sweeper: Any) -> Tally | None:
         assert current is not None
     with current.lock:
         tally = current.tallies.get(store.location)
+        first = tally is None
         if tally is None:
             store.add_run(
                 {
@@ -328,9 +329,6 @@ def join(store: Store, sweeper: Any) -> Tally | None:
                 }
             )
             tally = current.tallies[store.location] = Tally(store, current.run.id)
-            first = True
-        else:
-            first = False
     if first and current.on_join is not None:
         current.on_join(sweeper, store.location)
     return tally

@@ -219,12 +219,13 @@ def test_tables_sort_filter_and_hostile_text_stays_text_without_the_policy(tmp_p
         # every result's combination, and the spread and count of each mean
         browser.evaluate("""window.hoverLines = () => Array.from(
             document.querySelectorAll('.hoverlayer .hovertext tspan.line')
-        ).map(line => line.textContent)""")
+        ).map(line => line.textContent);
+        window.latencyBySize = () => Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .find(d => d.querySelector('.gtitle').textContent === 'latency by size')""")
 
         def hover(trace, point, shown):
             browser.evaluate(f"""(() => {{
-                const div = Array.from(document.querySelectorAll('.js-plotly-plot'))
-                    .find(d => d.querySelector('.gtitle').textContent === 'latency by size');
+                const div = latencyBySize();
                 const k = div.data.findIndex(t => t.name === {json.dumps(trace)});
                 Plotly.Fx.hover(div, [{{curveNumber: k, pointNumber: {point}}}]);
             }})()""")
@@ -234,12 +235,10 @@ def test_tables_sort_filter_and_hostile_text_stays_text_without_the_policy(tmp_p
         done = [c for c in combinations if c["size"] != 4]
         for point, combination in enumerate(sorted(done, key=latency)):
             value = f"latency = {latency(combination)!r}"
-            dots = browser.evaluate(f"""(() => {{
-                const div = Array.from(document.querySelectorAll('.js-plotly-plot'))
-                    .find(d => d.querySelector('.gtitle').textContent === 'latency by size');
-                const dots = div.data.find(t => t.name === 'each result');
-                return dots.y.indexOf({latency(combination)!r});
-            }})()""")
+            dots = browser.evaluate(
+                "latencyBySize().data.find(t => t.name === 'each result')"
+                f".y.indexOf({latency(combination)!r})"
+            )
             assert hover("each result", dots, f"line === {json.dumps(value)}") == (
                 f"size={combination['size']}",
                 f"algo={combination['algo']}",
