@@ -327,15 +327,20 @@ def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester)
 # -- paths: the component in the way ----------------------------------------------------
 
 
+def in_the_way_message(blocker: object) -> str:
+    return (
+        f"{str(blocker)!r} is in the way: it is a file, not a directory (choose another path, "
+        f"or move {str(blocker)!r} away)"
+    )
+
+
 def test_a_file_in_the_way_is_named_by_the_api(tmp_path):
     (tmp_path / "afile.txt").write_text("notes\n")
     with pytest.raises(NotADirectoryError) as error:
         ParamSweeper(tmp_path / "afile.txt" / "sub", sweep(GRID))
-    in_the_way = str(tmp_path / "afile.txt")
     assert str(error.value) == (
-        f"persistence directory {str(tmp_path / 'afile.txt' / 'sub')!r}: {in_the_way!r} is in "
-        f"the way: it is a file, not a directory (choose another path, or move "
-        f"{in_the_way!r} away)"
+        f"persistence directory {str(tmp_path / 'afile.txt' / 'sub')!r}: "
+        f"{in_the_way_message(tmp_path / 'afile.txt')}"
     )
     with pytest.raises(NotADirectoryError, match="exists and is not a directory"):
         ParamSweeper(tmp_path / "afile.txt", sweep(GRID))
@@ -348,16 +353,8 @@ def test_a_file_in_the_way_is_named_by_the_command(tmp_path):
         assert result.returncode == 2
         assert result.stderr.strip() == (
             f"execo-sweep {command}: {tmp_path / 'afile.txt' / 'sub'}: "
-            f"{str(tmp_path / 'afile.txt')!r} is in the way: it is a file, not a directory "
-            f"(choose another path, or move {str(tmp_path / 'afile.txt')!r} away)"
+            f"{in_the_way_message(tmp_path / 'afile.txt')}"
         )
-
-
-def in_the_way_message(blocker: object) -> str:
-    return (
-        f"{str(blocker)!r} is in the way: it is a file, not a directory (choose another path, "
-        f"or move {str(blocker)!r} away)"
-    )
 
 
 def test_a_file_in_the_way_is_named_by_submit_before_anything_is_made(tmp_path):
