@@ -25,6 +25,12 @@ a number only after ``sys.set_int_max_str_digits()``, whatever the writer's own 
 in an element (never in :meth:`Codec.encode_in_order`, which results use), a NaN: never equal
 to itself, a reader could never find such an element again. Decoding never unpickles unless
 ``allow_pickle=True`` either: a pickled value in a file is a :class:`PickleNotAllowedError`.
+
+When `orjson <https://github.com/ijl/orjson>`_ is installed (the ``fast`` extra), records
+without any tag read with ``decode_lines(..., plain=True)`` (the done records a resume reads)
+are parsed by it; whatever it refuses is parsed by :mod:`json` as without it, and what it would
+read otherwise (an integer beyond 64 bits, which it makes a float; nesting deeper than json
+reads) never reaches it: the values, and the errors, are exactly those :mod:`json` gives.
 """
 
 from __future__ import annotations
@@ -43,6 +49,17 @@ from typing import Any
 
 from execo_engine.elements import SCALARS, HashableDict, HashableList
 from execo_engine.errors import PickleNotAllowedError, UnsupportedValueError
+
+#: orjson's ``loads`` when it is installed (the ``fast`` extra), else None: the plain records of
+#: :meth:`Codec.decode_lines` are parsed by it (see :func:`_loads_plain`); None parses them with
+#: :mod:`json` alone (the tests set it so, to run both ways)
+_fast_loads: Callable[[bytes], Any] | None
+try:
+    import orjson
+
+    _fast_loads = orjson.loads
+except ImportError:
+    _fast_loads = None
 
 _PLAIN = SCALARS
 _TAGS = frozenset(
@@ -101,6 +118,47 @@ def _loads(text: str | bytes, decoder: json.JSONDecoder) -> Any:
         return decoder.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply (the depth Python can decode)") from None
+
+
+#: Digits 1-9 made 0s, so that one search finds a run of 19 digits
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+#: orjson reads an integer beyond 64 bits (19 digits can be, 18 never are) as a float, without
+#: an error: text with such a run of digits anywhere is parsed by json
+_LONG_DIGITS = b"0" * 19
+#: orjson reads up to 1024 levels of nesting, json as deep as the recursion limit lets it
+#: (about 1000 levels): only records surely nested less than this (shorter than twice as many
+#: bytes, or with fewer brackets) are parsed by orjson; elements nest at most MAX_DEPTH levels
+_FAST_DEPTH = 2 * MAX_DEPTH
+
+
+def _shallow(lines: list[bytes]) -> bool:
+    """Whether no record of ``lines`` nests :data:`_FAST_DEPTH` levels or more (a record
+    nested ``n`` levels has ``n`` opening brackets, and at least ``2 * n`` bytes)."""
+    if max(map(len, lines)) < 2 * _FAST_DEPTH:
+        return True
+    return all(
+        line.count(b"[") + line.count(b"{") < _FAST_DEPTH
+        for line in lines
+        if len(line) >= 2 * _FAST_DEPTH
+    )
+
+
+def _loads_plain(lines: list[bytes], data: bytes) -> Any:
+    """``_loads(data, _PLAIN_JSON)`` (``data``: the text of ``lines``), by :data:`_fast_loads`
+    when it is set and gives the same value. Text it reads otherwise (a run of 19 digits,
+    nesting json may refuse) and text it refuses (NaN, infinities, 1e400, lone surrogates,
+    invalid JSON) are parsed by :mod:`json`, whose value or error is the answer."""
+    fast = _fast_loads
+    if (
+        fast is not None
+        and _shallow(lines)
+        and _LONG_DIGITS not in data.translate(_DIGITS_AS_ZEROS)
+    ):
+        try:
+            return fast(data)
+        except Exception:  # json decides: its value, or its error
+            pass
+    return _loads(data, _PLAIN_JSON)
 
 
 _PLAIN_TYPES = frozenset(_PLAIN)
@@ -289,15 +347,20 @@ class Codec:
 
         With ``plain=True``, records without any tag may come back with plain ``dict`` objects
         where elements have HashableDicts (equal to them, and faster to build);
-        :meth:`from_plain` turns such a value into the element.
+        :meth:`from_plain` turns such a value into the element. Those records are parsed by
+        orjson when it is installed (the same values and errors: see the module's docstring).
         """
         if not lines:
             return []
         # One huge record is parsed alone: no copy of it in a list's text.
         data = lines[0] if len(lines) == 1 else b"[" + b",".join(lines) + b"]"
-        # Without any tag in the text, every object is a HashableDict.
-        untagged = _PLAIN_JSON if plain else _UNTAGGED_JSON
-        decoded: list[Any] = _loads(data, self._tagged_json if b'"__' in data else untagged)
+        decoded: list[Any]
+        if b'"__' in data:
+            decoded = _loads(data, self._tagged_json)
+        elif plain:
+            decoded = _loads_plain(lines, data)
+        else:  # without any tag in the text, every object is a HashableDict
+            decoded = _loads(data, _UNTAGGED_JSON)
         return [decoded] if len(lines) == 1 else decoded
 
     @staticmethod
