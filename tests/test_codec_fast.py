@@ -25,19 +25,18 @@ from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
-settings.register_profile(
-    "dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "ci",
+#: Like tests/test_writer_reader.py's profiles, without touching the global ones: in CI
+#: (``HYPOTHESIS_PROFILE=ci``, or ``CI`` set) the same examples on every run, no database
+_CI = os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev") == "ci"
+PROPERTY = settings(
     max_examples=300,
     deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
+    derandomize=_CI,
+    print_blob=_CI,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+if _CI:
+    PROPERTY = settings(PROPERTY, database=None)
 
 
 @pytest.fixture(params=["orjson", "json"])
@@ -200,6 +199,7 @@ LINES = st.lists(
 )
 
 
+@PROPERTY
 @given(LINES)
 @example([b"-0", b"-0.0", b"0e0", b"-0e-0"])
 @example([b"18446744073709551616", b"-9223372036854775809", b"9223372036854775808"])
@@ -224,7 +224,7 @@ def test_deep_nesting_is_read_or_refused_alike(depth, kind):
     assert_parsers_agree([b"[0,1]", text, b'"x"'])
 
 
-@settings(max_examples=100)
+@PROPERTY
 @given(st.lists(VALUES, min_size=1, max_size=30))
 def test_records_json_writes_are_parsed_alike(values):
     """Whole records, many per piece as a resume reads them."""
@@ -239,7 +239,7 @@ def test_orjson_parses_plain_records_and_json_the_others(parser):
     (an integer orjson would make a float) and what orjson refuses (NaN)."""
     lines = [b'[0,{"a":1,"b":"x","c":0.5}]', b'[1,{"a":2,"b":"y","c":-0.0}]']
     expected = [[0, {"a": 1, "b": "x", "c": 0.5}], [1, {"a": 2, "b": "y", "c": -0.0}]]
-    assert Codec().decode_lines(lines, plain=True) == expected
+    assert_same(Codec().decode_lines(lines, plain=True), expected)  # -0.0 included
     assert Codec().decode_lines(lines) == expected
     assert type(Codec().decode_lines(lines)[0][1]) is HashableDict
     assert Codec().decode_lines([b'[0,{"a":{"__tuple__":[1]}}]'], plain=True) == [
@@ -250,7 +250,8 @@ def test_orjson_parses_plain_records_and_json_the_others(parser):
     [[position, nan]] = Codec().decode_lines([b"[0,NaN]"], plain=True)
     assert position == 0 and math.isnan(nan)
     if parser is not None:
-        # The first line only: the others hold a tag, are not plain, hold 19 digits.
+        # The plain records, and the NaN (refused, then read by json); not those holding a
+        # tag, read without plain, or holding 19 digits.
         assert parser == [b"[" + b",".join(lines) + b"]", b"[0,NaN]"]
 
 
