@@ -30,7 +30,8 @@ When `orjson <https://github.com/ijl/orjson>`_ is installed (the ``fast`` extra)
 without any tag read with ``decode_lines(..., plain=True)`` (the done records a resume reads)
 are parsed by it; whatever it refuses is parsed by :mod:`json` as without it, and what it would
 read otherwise (an integer beyond 64 bits, which it makes a float; nesting deeper than json
-reads) never reaches it: the values, and the errors, are exactly those :mod:`json` gives.
+reads) never reaches it: the values, and the errors, are exactly those :mod:`json` gives. A
+text longer than 8 MiB (one huge record) is parsed by :mod:`json` alone.
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ _LONG_DIGITS = b"0" * 19
 #: (about 1000 levels): only records surely nested less than this (shorter than twice as many
 #: bytes, or with fewer brackets) are parsed by orjson; elements nest at most MAX_DEPTH levels
 _FAST_DEPTH = 2 * MAX_DEPTH
+#: Longer text (one huge record: the pieces a resume reads are about 1 MiB) is parsed by json
+#: alone: the search for long digit runs copies the text, which would double its memory
+_FAST_MAX_BYTES = 1 << 23
 
 
 def _shallow(lines: list[bytes]) -> bool:
@@ -146,11 +150,13 @@ def _shallow(lines: list[bytes]) -> bool:
 def _loads_plain(lines: list[bytes], data: bytes) -> Any:
     """``_loads(data, _PLAIN_JSON)`` (``data``: the text of ``lines``), by :data:`_fast_loads`
     when it is set and gives the same value. Text it reads otherwise (a run of 19 digits,
-    nesting json may refuse) and text it refuses (NaN, infinities, 1e400, lone surrogates,
-    invalid JSON) are parsed by :mod:`json`, whose value or error is the answer."""
+    nesting json may refuse), text it refuses (NaN, infinities, 1e400, lone surrogates,
+    invalid JSON) and text longer than :data:`_FAST_MAX_BYTES` are parsed by :mod:`json`,
+    whose value or error is the answer."""
     fast = _fast_loads
     if (
         fast is not None
+        and len(data) <= _FAST_MAX_BYTES
         and _shallow(lines)
         and _LONG_DIGITS not in data.translate(_DIGITS_AS_ZEROS)
     ):

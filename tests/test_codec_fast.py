@@ -236,7 +236,7 @@ def test_records_json_writes_are_parsed_alike(values):
 def test_orjson_parses_plain_records_and_json_the_others(parser):
     """Which parser reads what: orjson the plain records when installed; json what holds a tag
     (elements with tuples...), what decode_lines reads without ``plain``, a run of 19 digits
-    (an integer orjson would make a float) and what orjson refuses (NaN)."""
+    (an integer orjson would make a float), a huge record and what orjson refuses (NaN)."""
     lines = [b'[0,{"a":1,"b":"x","c":0.5}]', b'[1,{"a":2,"b":"y","c":-0.0}]']
     expected = [[0, {"a": 1, "b": "x", "c": 0.5}], [1, {"a": 2, "b": "y", "c": -0.0}]]
     assert_same(Codec().decode_lines(lines, plain=True), expected)  # -0.0 included
@@ -249,9 +249,12 @@ def test_orjson_parses_plain_records_and_json_the_others(parser):
     assert Codec().decode_lines([f"[0,{big}]".encode()], plain=True) == [[0, big]]
     [[position, nan]] = Codec().decode_lines([b"[0,NaN]"], plain=True)
     assert position == 0 and math.isnan(nan)
+    huge = b'[0,{"a":"' + b"x" * codec._FAST_MAX_BYTES + b'"}]'
+    assert Codec().decode_lines([huge], plain=True) == [[0, {"a": "x" * codec._FAST_MAX_BYTES}]]
     if parser is not None:
         # The plain records, and the NaN (refused, then read by json); not those holding a
-        # tag, read without plain, or holding 19 digits.
+        # tag, read without plain, holding 19 digits, or longer than _FAST_MAX_BYTES (one
+        # huge record: json alone, without the copy the digit search makes).
         assert parser == [b"[" + b",".join(lines) + b"]", b"[0,NaN]"]
 
 
