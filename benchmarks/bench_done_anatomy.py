@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import shutil
 import statistics
@@ -37,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench_sweeper import wait_for_go
+from bench_sweeper import emit, read_result, wait_for_go
 
 PAUSES = (0.0, 0.0001, 0.0003, 0.001)
 PROCESSES = (1, 4, 8)
@@ -88,7 +87,7 @@ def role_worker(directory: str, seconds: str, go_file: str) -> dict[str, Any]:
     from execo_engine.sweep import ParamSweeper, sweep
 
     sweeper = ParamSweeper(directory, sweep({"i": range(GRID)}))
-    print(json.dumps({"ready": True}), flush=True)
+    emit(ready=True)
     wait_for_go(go_file)
     totals.update(dict.fromkeys(totals, 0.0))  # opening the sweep does not count
     operations, start, cpu = 0, time.perf_counter(), os.times()
@@ -114,17 +113,6 @@ def _role(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _next_json(process: subprocess.Popen[str]) -> dict[str, Any]:
-    """The next line ``process`` prints, a JSON object (its stdin stays open meanwhile: a
-    worker whose stdin closes before it starts exits, see ``wait_for_go``)."""
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise SystemExit(f"a benchmark process failed (status {process.wait()})")
-    result: dict[str, Any] = json.loads(line)
-    return result
-
-
 def processes_run(workdir: str, processes: int, seconds: float) -> dict[str, float]:
     """One run of ``processes`` workers on a new directory in ``workdir``."""
     directory = tempfile.mkdtemp(dir=workdir)
@@ -132,9 +120,9 @@ def processes_run(workdir: str, processes: int, seconds: float) -> dict[str, flo
     try:
         workers = [_role("worker", directory, str(seconds), go_file) for _ in range(processes)]
         for worker in workers:
-            _next_json(worker)  # ready: the sweep is open
+            read_result(worker)  # ready: the sweep is open
         open(go_file, "w").close()
-        results = [_next_json(worker) for worker in workers]
+        results = [read_result(worker) for worker in workers]
         for worker in workers:
             worker.communicate()
     finally:
@@ -165,14 +153,14 @@ def main() -> None:
     if args.role:
         role, *rest = args.role
         result = role_pause(*rest) if role == "pause" else role_worker(*rest)
-        print(json.dumps(result))
+        emit(**result)
         return
     pauses: list[dict[str, Any]] = []
     for _ in range(args.rounds):
         shm = tempfile.mkdtemp(dir="/dev/shm")
         try:
             process = _role("pause", shm)
-            pauses.append(_next_json(process))
+            pauses.append(read_result(process))
             process.communicate()
         finally:
             shutil.rmtree(shm)
