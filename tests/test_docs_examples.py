@@ -133,6 +133,11 @@ def _apply(example_markers: list[tuple[int, str, str]], page: str) -> dict[str, 
     return options
 
 
+def closing_fence(fence: str) -> re.Pattern[str]:
+    """What closes a block opened by ``fence``: as many of its characters or more, alone."""
+    return re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+
+
 def examples_of(text: str, page: str) -> list[Example]:
     """The python examples of the Markdown ``text`` of ``page``, with their markers."""
     lines = text.split("\n")
@@ -157,7 +162,7 @@ def examples_of(text: str, page: str) -> list[Example]:
         indent, fence = opening.group("indent"), opening.group("fence")
         language = opening.group("info").split()[0] if opening.group("info").split() else ""
         end = number + 1
-        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        closing = closing_fence(fence)
         while end < len(lines) and not closing.match(lines[end]):
             end += 1
         if end == len(lines):
@@ -372,14 +377,14 @@ def console_session(text: str) -> list[tuple[int, str, list[str]]]:
     """The commands of the ```console blocks of ``text`` (their lines that start with ``$ ``),
     in order: (line, command, the output lines shown below it)."""
     session: list[tuple[int, str, list[str]]] = []
-    fence, indent = None, ""
+    closing, indent = None, ""
     for number, line in enumerate(text.split("\n"), 1):
-        if fence is None:
+        if closing is None:
             opening = FENCE.match(line)
             if opening and opening.group("info").strip() == "console":
-                fence, indent = opening.group("fence"), opening.group("indent")
-        elif line.strip() == fence:
-            fence = None
+                closing, indent = closing_fence(opening.group("fence")), opening.group("indent")
+        elif closing.match(line):
+            closing = None
         elif line.removeprefix(indent).startswith("$ "):
             session.append((number, line.removeprefix(indent)[2:], []))
         else:  # a block starts with a command: its lines go with the one above them
