@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from execo_engine.errors import ConnectionLostError as ConnectionLostError
     from execo_engine.errors import CorruptRecordError as CorruptRecordError
     from execo_engine.errors import DirectoryVanishedError as DirectoryVanishedError
+    from execo_engine.errors import Execo2DirectoryError as Execo2DirectoryError
     from execo_engine.errors import NewerFormatError as NewerFormatError
     from execo_engine.errors import NotARegularFileError as NotARegularFileError
     from execo_engine.errors import PickleNotAllowedError as PickleNotAllowedError
@@ -60,6 +61,7 @@ _HOMES = {
     "ConnectionLostError": "errors",
     "CorruptRecordError": "errors",
     "DirectoryVanishedError": "errors",
+    "Execo2DirectoryError": "errors",
     "NewerFormatError": "errors",
     "NotARegularFileError": "errors",
     "PickleNotAllowedError": "errors",

@@ -21,6 +21,11 @@ class PickleNotAllowedError(ValueError):
     """A file holds a pickled value and the reader did not opt in to unpickling."""
 
 
+class Execo2DirectoryError(PickleNotAllowedError):
+    """A persistence directory written by execo 2.x (pickle files): never unpickled nor
+    changed; the message names the file and what to do."""
+
+
 class NotARegularFileError(OSError):
     """A fixed name of the directory (``done``, ``sweeps``...) is a FIFO, a device, a
     directory or a symbolic link: refused, it could block every reader or lead elsewhere."""

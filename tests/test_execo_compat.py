@@ -206,3 +206,59 @@ def test_getters_print_as_execo_sets(execo_python, tmp_path):
         assert [_as_set(part) for part in mine.split("/")] == [
             _as_set(part) for part in theirs.split("/")
         ]
+
+
+EXECO_SWEEP = """
+import sys
+from execo_engine import ParamSweeper, sweep
+sweeper = ParamSweeper(sys.argv[1], sweep({"a": [1, 2, 3, 4]}), save_sweeps=True)
+for _ in range(3):
+    sweeper.done(sweeper.get_next())
+sweeper.get_next()  # one in progress
+"""
+
+
+@pytest.mark.slow
+def test_a_directory_execo_wrote_is_refused_and_left_for_execo(execo_python, tmp_path):
+    """A directory of execo 2.8.2's pickle files: refused by a writer, a reader and status,
+    and left as it was, so that execo still finishes it."""
+    directory = tmp_path / "execo-sweep"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    written = subprocess.run(
+        [execo_python, "-c", EXECO_SWEEP, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert written.returncode == 0, written.stderr
+    files = {path.name: path.read_bytes() for path in directory.iterdir()}
+    assert sorted(files) == ["done", "inprogress", "sweeps"]
+    for read_only in (False, True):
+        with pytest.raises(execo_engine.Execo2DirectoryError, match=r"written by execo 2\.x"):
+            execo_engine.ParamSweeper(directory, read_only=read_only)
+    status = subprocess.run(
+        [sys.executable, "-m", "execo_engine.cli", "status", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode != 0
+    assert "was written by execo 2.x" in status.stderr and "Traceback" not in status.stderr
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == files
+    finished = subprocess.run(
+        [
+            execo_python,
+            "-c",
+            "import sys; from execo_engine import ParamSweeper; "
+            "print(len(ParamSweeper(sys.argv[1]).get_done()))",
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert finished.stdout.split() == ["3"], finished.stderr

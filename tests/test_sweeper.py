@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.errors import CorruptRecordError
+from execo_engine.errors import CorruptRecordError, Execo2DirectoryError
 from execo_engine.log import DETAIL
 from execo_engine.sweep import HashableDict, ParamSweeper
 
@@ -165,10 +165,32 @@ def test_garbage_in_the_middle_names_file_and_offset(tmp_path, sweeps):
         ParamSweeper(tmp_path, sweeps)
 
 
-def test_execo_2_pickle_directory_is_refused_not_unpickled(tmp_path, sweeps):
+def test_a_pickled_record_among_records_is_refused_not_unpickled(tmp_path, sweeps):
+    (tmp_path / "format").write_text("4\n")
     (tmp_path / "done").write_bytes(pickle.dumps(set(sweeps[:2])) + b"\n")
     with pytest.raises(CorruptRecordError, match=r"pickle file written by execo 2\.x"):
         ParamSweeper(tmp_path, sweeps)
+
+
+@pytest.mark.parametrize("name", ["done", "inprogress", "sweeps"])
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_execo_2_pickle_directory_is_refused_and_left_as_it_is(
+    tmp_path, sweeps, name, protocol, read_only
+):
+    """execo 2.x pickles whole files, mostly without a newline: taken for a torn record, a
+    writer would cut it off (the done combinations lost for execo too)."""
+    pickled = pickle.dumps(set(sweeps[:2]), protocol=protocol)
+    (tmp_path / name).write_bytes(pickled)
+    with pytest.raises(Execo2DirectoryError) as raised:
+        ParamSweeper(tmp_path, None if read_only else sweeps, read_only=read_only)
+    assert str(raised.value) == (
+        f"persistence directory {str(tmp_path)!r} was written by execo 2.x: {tmp_path / name} "
+        f"is a pickle file, which this version never unpickles (nor changes): finish that "
+        f"sweep with execo 2.x, or give this version a new directory"
+    )
+    assert sorted(os.listdir(tmp_path)) == [name]
+    assert (tmp_path / name).read_bytes() == pickled
 
 
 def test_dead_owner_claims_are_reclaimed(tmp_path, sweeps, caplog):
@@ -286,7 +308,7 @@ def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, 
     import execo_engine.errors
 
     names = [n for n in vars(execo_engine.errors) if n.endswith("Error")]
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         assert getattr(execo_engine, name) is getattr(execo_engine.errors, name)
         assert name not in execo_engine.__all__  # execo 2.x's names only

@@ -27,17 +27,23 @@ runs.
 A writer marks an older directory as the current format when it opens it (every record of
 an older format is a record of the current one). A reader meeting a newer format than it
 knows stops with :class:`NewerFormatError`.
+
+A directory written by execo 2.x has no ``format`` file either, but its ``done``,
+``inprogress`` and ``sweeps`` are pickle files, usually without a single newline: read as
+journals, each would be one torn record, cut off by the first writer. Such a directory is
+refused (:class:`Execo2DirectoryError`) before anything reads or writes it.
 """
 
 from __future__ import annotations
 
 import os
 
-from execo_engine.errors import NewerFormatError
+from execo_engine.errors import Execo2DirectoryError, NewerFormatError
 from execo_engine.store.directory.files import open_regular, replace_atomically
 
 FORMAT = 4
 FORMAT_FILE = "format"
+_EXECO2_FILES = ("done", "inprogress", "sweeps")  #: the files execo 2.x pickled
 
 
 def directory_format(directory: str) -> int:
@@ -64,9 +70,34 @@ def directory_format(directory: str) -> int:
     return version
 
 
+def _pickled(directory: str) -> str | None:
+    """The first of execo 2.x's files in ``directory`` that begins as a binary pickle does
+    (the PROTO opcode, protocol 2 to 5); no record of this package begins with that byte."""
+    for name in _EXECO2_FILES:
+        path = os.path.join(directory, name)
+        try:
+            fd, _ = open_regular(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            head = os.read(fd, 2)
+        finally:
+            os.close(fd)
+        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+            return path
+    return None
+
+
 def check_format(directory: str) -> None:
-    """``NewerFormatError`` if ``directory`` is of a format newer than :data:`FORMAT`."""
+    """``NewerFormatError`` if ``directory`` is of a format newer than :data:`FORMAT`;
+    :class:`Execo2DirectoryError` naming the file if execo 2.x wrote it."""
     found = directory_format(directory)
+    if found == 1 and (pickled := _pickled(directory)) is not None:
+        raise Execo2DirectoryError(
+            f"persistence directory {directory!r} was written by execo 2.x: {pickled} is a "
+            f"pickle file, which this version never unpickles (nor changes): finish that "
+            f"sweep with execo 2.x, or give this version a new directory"
+        )
     if found > FORMAT:
         raise NewerFormatError(
             f"persistence directory {directory!r} is in format version {found}, written by a "
