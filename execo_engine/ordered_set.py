@@ -1,9 +1,10 @@
 """OrderedSet: what the ParamSweeper getters return, a set that iterates in sweeps order.
 
-execo returns ``set`` objects; scripts combine them (``get_remaining() | get_done()``), test
-membership and compare them with sets. An :class:`OrderedSet` does all of that (it is a
-``MutableSet``: ``|``, ``&``, ``-``, ``^``, ``<=``, ``in`` in O(1), ``add``, ``discard``...), and
-also iterates in a known order: the order it was built in (sweeps order for the getters). The
+execo returns ``set`` objects; scripts combine them (``get_remaining() | get_done()``,
+``get_sweeps().difference(get_done())``), test membership and compare them with sets. An
+:class:`OrderedSet` does all of that (it is a ``MutableSet``: ``|``, ``&``, ``-``, ``^``, ``<=``,
+``in`` in O(1), ``add``, ``discard``..., and set's named methods: ``union``, ``difference``,
+``issubset``, ``update``...), though ``isinstance(s, set)`` is false; it also iterates in a known order: the order it was built in (sweeps order for the getters). The
 result of a set operation keeps the order of its left operand, then the new elements of the
 right one.
 
@@ -79,6 +80,46 @@ class OrderedSet(MutableSet[T]):
         return OrderedSet(
             itertools.chain(self - other, (item for item in other if item not in self._items))
         )
+
+    # The named methods of set (execo scripts call them), taking any iterables, as set's do.
+
+    def union(self, *others: Iterable[S]) -> OrderedSet[T | S]:
+        return OrderedSet(itertools.chain(self._items, *others))
+
+    def intersection(self, *others: Iterable[object]) -> OrderedSet[T]:
+        result = self.copy()
+        result.intersection_update(*others)
+        return result
+
+    def difference(self, *others: Iterable[object]) -> OrderedSet[T]:
+        result = self.copy()
+        result.difference_update(*others)
+        return result
+
+    def symmetric_difference(self, other: Iterable[S]) -> OrderedSet[T | S]:
+        return self ^ other
+
+    def issubset(self, other: Iterable[object]) -> bool:
+        other = other if isinstance(other, AbstractSet) else set(other)
+        return all(item in other for item in self._items)
+
+    def issuperset(self, other: Iterable[object]) -> bool:
+        return all(item in self for item in other)
+
+    def update(self, *others: Iterable[T]) -> None:
+        for other in others:
+            self._items.update(dict.fromkeys(other))
+
+    def intersection_update(self, *others: Iterable[object]) -> None:
+        for other in others:
+            self._items = (self & other)._items
+
+    def difference_update(self, *others: Iterable[object]) -> None:
+        for other in others:
+            self._items = (self - other)._items
+
+    def symmetric_difference_update(self, other: Iterable[T]) -> None:
+        self._items = (self ^ other)._items
 
     @overload
     def __getitem__(self, index: int) -> T: ...

@@ -1,6 +1,8 @@
 """OrderedSet, what the ParamSweeper getters return: a set as in execo, in a known order."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from execo_engine.ordered_set import OrderedSet
 from execo_engine.sweep import HashableDict
@@ -36,3 +38,31 @@ def test_a_mutable_copy():
         copy.remove("a")
     with pytest.raises(TypeError):
         hash(items)
+
+
+_MEMBERS = st.lists(st.integers(0, 12), max_size=10)
+_RESULTS = ("union", "intersection", "difference", "symmetric_difference")
+_TESTS = ("issubset", "issuperset", "isdisjoint")
+_UPDATES = ("update", "intersection_update", "difference_update", "symmetric_difference_update")
+
+
+@given(_MEMBERS, st.lists(_MEMBERS, min_size=1, max_size=3), st.sampled_from([list, set, iter]))
+def test_named_methods_of_set_give_what_set_gives(members, others, kind):
+    """execo's getters returned sets: scripts call set's named methods, with any iterables."""
+    for name in _RESULTS + _TESTS + _UPDATES:
+        arguments = others[:1] if name.startswith(("symmetric", "is")) else others
+        mine, theirs = OrderedSet(members), set(members)
+        answer = getattr(mine, name)(*map(kind, arguments))
+        expected = getattr(theirs, name)(*map(kind, arguments))
+        if name in _UPDATES:
+            assert answer is None and mine == theirs, name
+        elif name in _TESTS:
+            assert answer == expected, name
+        else:
+            assert isinstance(answer, OrderedSet) and answer == expected, name
+            assert list(mine) == list(dict.fromkeys(members)), name  # left as it was
+        if name in ("union", "update"):  # in order: its own elements, then the new ones
+            order = dict.fromkeys(members)
+            for other in arguments:
+                order.update(dict.fromkeys(kind(other)))  # in the order it iterates
+            assert list(answer if name == "union" else mine) == list(order)
