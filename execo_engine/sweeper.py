@@ -22,6 +22,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import math
+import numbers
 import operator
 import os
 import socket
@@ -96,11 +98,20 @@ def source_location(path: str, line: int | None, root: str | os.PathLike[str] = 
 
 def error_text(error: str | BaseException | None) -> str:
     """The error text a failure keeps (see :func:`~execo_engine.store.contract.short_error`):
-    a string as it is; an exception as ``file:line: Type: message``, where it was raised."""
+    a string as it is; an exception as ``file:line: Type: message``, where it was raised.
+    ``TypeError`` naming anything else (before anything is written)."""
     if error is None:
         return ""
     if isinstance(error, str):
         return short_error(error)
+    if not isinstance(error, BaseException):
+        hint = (
+            " is an exception class: pass an instance, such as ValueError('why')"
+            if isinstance(error, type)
+            else ": give a text, an exception instance (as caught by `except Exception as e`), "
+            "or None"
+        )
+        raise TypeError(f"ParamSweeper: error={error!r:.80}{hint}")
     text = "".join(traceback.format_exception_only(type(error), error)).strip()
     frames = traceback.extract_tb(error.__traceback__)
     if frames:
@@ -433,9 +444,23 @@ class ParamSweeper(Generic[E]):
         taken = self._store.claim(1, self._choose(filtr))
         return self._hand_out(taken)[0] if taken else None
 
-    def get_next_batch(self, num_combs: int, filtr: Filter[E] | None = None) -> list[E]:
-        """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`)."""
-        return self._hand_out(self._store.claim(num_combs, self._choose(filtr)))
+    def get_next_batch(self, num_combs: float, filtr: Filter[E] | None = None) -> list[E]:
+        """Claim and return up to ``num_combs`` todo elements (see :meth:`get_next`): none for
+        0 or less; a fraction counts as the next whole number (``cores / 2``), as in execo.
+        ``TypeError`` naming anything but a finite number."""
+        if (
+            not isinstance(num_combs, numbers.Real)  # NumPy's numbers too
+            or isinstance(num_combs, bool)
+            or not math.isfinite(num_combs)
+        ):
+            raise TypeError(
+                f"ParamSweeper.get_next_batch: num_combs={num_combs!r:.80}: give how many "
+                f"combinations to claim, a finite number (an int, or a float rounded up)"
+            )
+        count = math.ceil(num_combs)
+        if count <= 0:
+            return []
+        return self._hand_out(self._store.claim(count, self._choose(filtr)))
 
     def take(self, combination: E, position: int | None = None) -> str | None:
         """Claim this very element if it is todo (skipped by another instance included), or

@@ -6,6 +6,7 @@ and never leaves the sweep unreadable. ``docs/reference/errors.md`` lists these 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,40 @@ def test_anything_else_is_refused_as_done_refuses_it(location):
     with pytest.raises(TypeError, match="plain dict equal to no combination of the sweeps"):
         sweeper.done({"size": 9, "algo": "a"})
     assert sweeper.get_results() == [] and sweeper.get_inprogress() == [combination]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (42, "error=42: give a text, an exception instance"),
+        (ValueError, "error=<class 'ValueError'> is an exception class: pass an instance"),
+        ((ValueError, ValueError("x"), None), "error=(<class 'ValueError'>, ValueError('x')"),
+    ],
+)
+def test_a_failure_that_is_no_text_nor_exception_is_refused_before_anything_is_written(
+    tmp_path, error, message
+):
+    sweeper = ParamSweeper(tmp_path, sweep(GRID))
+    combination = sweeper.get_next()
+    with pytest.raises(TypeError, match=re.escape(f"ParamSweeper: {message}")):
+        sweeper.fail(combination, error)
+    assert sweeper.get_inprogress() == [combination] and sweeper.get_failed() == {}
+    assert sweeper.fail(combination, ValueError("why")) is False  # and the right call works
+    assert sweeper.get_inprogress() == []
+
+
+def test_get_next_batch_counts_as_execo_did(tmp_path):
+    """None for 0 or less, a fraction rounded up (execo 2.8.2 does both); a clear error for
+    anything that is not a number."""
+    sweeper = ParamSweeper(tmp_path, sweep(GRID))
+    assert sweeper.get_next_batch(0) == [] and sweeper.get_next_batch(-1) == []
+    assert (
+        len(sweeper.get_next_batch(1.5)) == 2 and len(sweeper.get_next_batch(Fraction(1, 3))) == 1
+    )
+    for bad in (None, "2", True, float("nan"), float("inf")):
+        with pytest.raises(TypeError, match=re.escape(f"num_combs={bad!r}: give how many")):
+            sweeper.get_next_batch(bad)
+    assert len(sweeper.get_inprogress()) == 3
 
 
 def test_arguments_swapped_are_refused_saying_so(location):
