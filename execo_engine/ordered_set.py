@@ -4,9 +4,9 @@ execo returns ``set`` objects; scripts combine them (``get_remaining() | get_don
 ``get_sweeps().difference(get_done())``), test membership and compare them with sets. An
 :class:`OrderedSet` does all of that (it is a ``MutableSet``: ``|``, ``&``, ``-``, ``^``, ``<=``,
 ``in`` in O(1), ``add``, ``discard``..., and set's named methods: ``union``, ``difference``,
-``issubset``, ``update``...), though ``isinstance(s, set)`` is false; it also iterates in a known order: the order it was built in (sweeps order for the getters). The
-result of a set operation keeps the order of its left operand, then the new elements of the
-right one.
+``issubset``, ``update``...), though ``isinstance(s, set)`` is false; it also iterates in a
+known order: the order it was built in (sweeps order for the getters). The result of a set
+operation keeps the order of its left operand, then the new elements of the right one.
 
 Printed as a set is (``{1, 2}``, ``set()`` when empty), in its order.
 
@@ -112,14 +112,14 @@ class OrderedSet(MutableSet[T]):
 
     def intersection_update(self, *others: Iterable[object]) -> None:
         for other in others:
-            self._items = (self & other)._items
+            self._items = dict.fromkeys(self & other)
 
     def difference_update(self, *others: Iterable[object]) -> None:
         for other in others:
-            self._items = (self - other)._items
+            self._items = dict.fromkeys(self - other)
 
     def symmetric_difference_update(self, other: Iterable[T]) -> None:
-        self._items = (self ^ other)._items
+        self._items = dict.fromkeys(self ^ other)
 
     @overload
     def __getitem__(self, index: int) -> T: ...
