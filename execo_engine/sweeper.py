@@ -89,6 +89,15 @@ def canonical_text(element: Any) -> str:
     return _CANONICAL.encode(element)
 
 
+def check_elements(elements: Sequence[Any]) -> None:
+    """Raise what a :class:`ParamSweeper` given ``elements`` as its sweeps raises for the first
+    one it cannot keep (text codec): ``TypeError`` for an unhashable one,
+    :class:`~execo_engine.errors.UnsupportedValueError` for one the text cannot carry."""
+    _check_hashable(elements)
+    for element in elements:
+        canonical_text(element)
+
+
 def source_location(path: str, line: int | None, root: str | os.PathLike[str] = ".") -> str:
     """``path:line``, the path relative to ``root`` (default: the current directory) when it
     lies below it."""

@@ -1,10 +1,11 @@
 """Names of swept tests: the ids of combinations, and where each sweep lives.
 
 - An item's id holds its combination's levels, joined by ``-`` (``test_sort[builtin-10]``), a
-  form ``-k`` accepts. Levels that would print alike stay apart: a string that reads as a
-  number, a bool or None (or is empty) gets a ``str:`` prefix (``1`` vs ``str:1``); where two
-  combinations still get the same id (sub-sweeps with other factors), their ids name the
-  factors (``a:1`` vs ``b:1``), and a position suffix settles what is left.
+  form ``-k`` accepts, the same in every process (sets in sorted order, no memory address).
+  Levels that would print alike stay apart: a string that reads as a number, a bool or None
+  (or is empty) gets a ``str:`` prefix (``1`` vs ``str:1``); where two combinations still get
+  the same id (sub-sweeps with other factors), their ids name the factors (``a:1`` vs
+  ``b:1``), and a position suffix settles what is left.
 - A *sweep* is the unit of recording: one test function and, when other parametrizations than
   the marker's give each combination several items (``@pytest.mark.parametrize``, an indirect
   fixture, a parametrized class, pytest-repeat, anyio backends), one sweep per such extra id.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ ROOT_MARKERS = (
 )
 _STRING_PREFIX = "str:"
 _NOT_STRINGS = frozenset({"True", "False", "None"})
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  #: in the default repr of an object
 
 
 def _reads_as_other_type(text: str) -> bool:
@@ -48,13 +51,34 @@ def _reads_as_other_type(text: str) -> bool:
     return True
 
 
+def _same_everywhere(value: Any) -> str:
+    """``repr(value)``, but the same in every process (pytest-xdist workers must collect the
+    same ids): the members of a set in sorted order (their order follows string hashes, which
+    differ between processes), no memory address (``<Level object at 0x7f...>``)."""
+    if isinstance(value, (set, frozenset)):
+        members = ", ".join(sorted(map(_same_everywhere, value)))
+        if type(value) is set:
+            return f"{{{members}}}" if members else "set()"
+        return f"{type(value).__name__}({{{members}}})" if members else f"{type(value).__name__}()"
+    if type(value) in (tuple, list):
+        members = ", ".join(map(_same_everywhere, value))
+        if type(value) is list:
+            return f"[{members}]"
+        return f"({members},)" if len(value) == 1 else f"({members})"
+    if isinstance(value, dict):
+        pairs = (f"{_same_everywhere(k)}: {_same_everywhere(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    return _ADDRESS.sub("", repr(value))
+
+
 def level_text(value: Any) -> str:
-    """The text of one level in an id: distinct for ``1``, ``"1"``, ``1.0`` and ``True``."""
+    """The text of one level in an id: distinct for ``1``, ``"1"``, ``1.0`` and ``True``, and
+    the same in every process."""
     if isinstance(value, str):
         return _STRING_PREFIX + value if _reads_as_other_type(value) else value
     if value is None or isinstance(value, (bool, int, float)):
         return str(value)
-    return repr(value)
+    return _same_everywhere(value)
 
 
 def combination_ids(combinations: Sequence[Mapping[Any, Any]]) -> list[str]:

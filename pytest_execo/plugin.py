@@ -162,6 +162,30 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     )
 
 
+def _check_recordable(combinations: list[HashableDict], test: str) -> None:
+    """In a session that records: the error a sweep of ``combinations`` would meet when its
+    first item runs (an unhashable level, one the results cannot carry), and a combination
+    given twice (one unit of work: its second item would be skipped as done), each naming the
+    test, the combination and what to do."""
+    from execo_engine.sweeper import check_elements  # a session that records imports it anyway
+
+    try:
+        check_elements(combinations)
+    except TypeError as error:
+        raise TypeError(f"{test}: @pytest.mark.{MARKER}: cannot be recorded: {error}") from None
+    if len(set(combinations)) == len(combinations):
+        return
+    seen: set[HashableDict] = set()
+    for combination in combinations:
+        if combination in seen:
+            raise ValueError(
+                f"{test}: @pytest.mark.{MARKER} gives the combination {dict(combination)!r} "
+                f"twice: a combination is one unit of work for --execo-sweep-dir (its second "
+                f"item could only be skipped as done): remove the repeated level or combination"
+            )
+        seen.add(combination)
+
+
 def _check_factors_given(
     marker: pytest.Mark, combinations: list[HashableDict], arguments: list[str], test: str
 ) -> None:
@@ -200,8 +224,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None:
         return
     test = metafunc.definition.nodeid
+    recording = metafunc.config.pluginmanager.has_plugin(RECORDER)
     try:
         combinations = _combinations_of(marker, test)
+        if recording:
+            _check_recordable(combinations, test)
     except (TypeError, ValueError) as error:  # a collection error showing the message only
         text = str(error)
         raise pytest.Collector.CollectError(text if test in text else f"{test}: {text}") from None
@@ -226,7 +253,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
         combinations, ids
     )
-    if not metafunc.config.pluginmanager.has_plugin(RECORDER):
+    if not recording:
         metafunc.parametrize(argnames, values, ids=ids)
         return
     position = getattr(pytest.mark, POSITION_MARKER)

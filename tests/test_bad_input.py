@@ -338,6 +338,46 @@ def test_a_malformed_marker_is_a_collection_error_with_the_message_only(pytester
     assert shown.startswith("test_y.py::test_y: ") and message in shown
 
 
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ("[[1, 2], [3]]", "cannot be recorded: ParamSweeper: element {'n': [1, 2]} is unhashable"),
+        ("[Opaque()]", "cannot be recorded: cannot store <test_z.Opaque object at 0x"),
+        ('[float("nan")]', "cannot be recorded: cannot store {'n': nan} as an element: NaN"),
+        ("[1, 1, 2]", "gives the combination {'n': 1} twice: a combination is one unit of work"),
+    ],
+)
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_naming_it(
+    pytester, levels, message, workers
+):
+    """They were an INTERNALERROR when the first item ran (or a false skip "done by another
+    session" for a repeated combination), and the tests after it never ran."""
+    pytester.makepyfile(
+        test_z=f"""
+        import pytest
+        class Opaque:
+            pass
+        @pytest.mark.execo_sweep({{"n": {levels}}})
+        def test_z(n):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", *workers)
+    # a collection error: pytest stops (xdist's controller says: tests failed)
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.INTERRUPTED)
+    outcomes = result.parseoutcomes()  # xdist: one error or one per worker, whichever came
+    assert outcomes.get("errors", 0) >= 1 and "passed" not in outcomes
+    text = result.stdout.str() + result.stderr.str()
+    assert (
+        f"test_z.py::test_z: @pytest.mark.execo_sweep{' ' if 'twice' in message else ': '}" in text
+    )
+    assert message in text
+    assert "INTERNALERROR" not in text and "Traceback" not in text
+    assert list((pytester.path / "results").glob("*/done")) == []
+    assert pytester.runpytest_subprocess(*workers).ret == pytest.ExitCode.OK  # no sweep dir
+
+
 def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester):
     pytester.makepyfile(
         test_r="""
