@@ -70,6 +70,45 @@ def cli_error(capsys, *args):
 # -- 3. truncation and non-regular files ---------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["link out", "link to lock", "directory", "fifo"])
+@pytest.mark.parametrize("lock_there", [True, False])
+def test_a_twin_lock_that_is_no_regular_file_is_refused_before_the_lock_is_touched(
+    directory, tmp_path, capsys, kind, lock_there
+):
+    """``.lock`` restores ``lock`` (or replaces it): one that is a symbolic link or not a
+    regular file made a writer unlink the real lock file and link the symbolic link in its
+    place, then blame ``lock``, again at every run."""
+    lock, twin = directory / "lock", directory / ".lock"
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"")
+    twin.unlink()
+    if kind == "link out":
+        twin.symlink_to(outside)
+    elif kind == "link to lock":
+        twin.symlink_to("lock")
+    elif kind == "directory":
+        twin.mkdir()
+    else:
+        os.mkfifo(twin)
+    if not lock_there:
+        lock.unlink()
+    before = lock.stat() if lock_there else None
+    message = re.escape(str(twin)) + ": is a"
+    for attempt in range(2):  # and again: nothing changed in between
+        with pytest.raises(NotARegularFileError, match=message):
+            ParamSweeper(directory, GRID).get_next()
+        assert re.search(message, cli_error(capsys, "reclaim", directory)), attempt
+    if lock_there:
+        assert not lock.is_symlink() and lock.stat().st_ino == before.st_ino
+    else:
+        assert not lock.exists() and not lock.is_symlink()
+    assert outside.read_bytes() == b"" and outside.stat().st_nlink == 1
+    twin.rmdir() if kind == "directory" else twin.unlink()
+    writer = ParamSweeper(directory, GRID)  # once it is gone, ``.lock`` is made again
+    writer.get_next()
+    assert twin.stat().st_ino == lock.stat().st_ino and not twin.is_symlink()
+
+
 @pytest.mark.slow
 def test_sweeps_truncated_at_every_byte_loads_complete_records_or_fails_clearly(tmp_path, capsys):
     full = tmp_path / "full"

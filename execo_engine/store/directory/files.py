@@ -31,7 +31,8 @@ def _kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
-def _refuse(path: str, mode: int) -> NotARegularFileError:
+def refused(path: str, mode: int) -> NotARegularFileError:
+    """The error for ``path``, of ``mode``, found where a regular file must be."""
     return NotARegularFileError(
         errno.EINVAL,
         f"is {_kind(mode)}, not a regular file (never followed nor read: remove it, or move "
@@ -58,11 +59,11 @@ def open_regular(
         if error.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK):
             raise
         status = os.lstat(path, dir_fd=dir_fd)
-        raise _refuse(shown or path, status.st_mode) from None
+        raise refused(shown or path, status.st_mode) from None
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode):
         os.close(fd)
-        raise _refuse(shown or path, status.st_mode)
+        raise refused(shown or path, status.st_mode)
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     return fd, status
 

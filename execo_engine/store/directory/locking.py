@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import threading
 import weakref
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from types import TracebackType
 from typing import Self
 
 from execo_engine.errors import DirectoryVanishedError
-from execo_engine.store.directory.files import open_regular
+from execo_engine.store.directory.files import open_regular, refused
 
 LOCK_FILE = "lock"
 TWIN_FILE = ".lock"  #: a second name of the lock file, to restore ``lock`` from
@@ -263,6 +264,7 @@ class DirectoryLock:
                     pass
             with self._errors_named():
                 try:
+                    self._twin_status()  # never link a symbolic link (or worse) as ``lock``
                     os.link(self._twin_path, self._lock_path, follow_symlinks=False)
                     continue
                 except FileExistsError:  # restored or created meanwhile
@@ -290,7 +292,8 @@ class DirectoryLock:
             return False
         if status.st_nlink == 2:  # ``lock`` and ``.lock``, the only names ever made
             return True
-        twin = _lstat_key(self._twin_path)
+        twin_status = self._twin_status()
+        twin = None if twin_status is None else _key(twin_status)
         if twin == entry.key:
             return True
         with self._errors_named():
@@ -301,6 +304,16 @@ class DirectoryLock:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._lock_path)
         return _lstat_key(self._lock_path) == _lstat_key(self._twin_path) == entry.key
+
+    def _twin_status(self) -> os.stat_result | None:
+        """The status of ``.lock`` (None: there is none); a :class:`NotARegularFileError`
+        naming it when it is a symbolic link or not a regular file, before anything is
+        changed: restoring ``lock`` from it, or unlinking ``lock`` in its favour, would put a
+        file that is no lock file (or that leads elsewhere) in its place."""
+        status = _lstat(self._twin_path)
+        if status is not None and not stat.S_ISREG(status.st_mode):
+            raise refused(self._twin_path, status.st_mode)
+        return status
 
     @contextlib.contextmanager
     def _errors_named(self) -> Iterator[None]:
