@@ -29,6 +29,7 @@ The options it reads: ``--execo-sweep-dir`` (ini ``execo_sweep_dir``), ``--execo
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Generator
 from typing import NamedTuple
@@ -37,7 +38,12 @@ import pytest
 
 from execo_engine.elements import HashableDict
 from execo_engine.errors import CannotConnectError
-from execo_engine.store.locations import check_location, child_location, resolved
+from execo_engine.store.locations import (
+    check_location,
+    child_location,
+    local_directory,
+    resolved,
+)
 from execo_engine.sweeper import ParamSweeper, canonical_text
 from pytest_execo.flusher import BackgroundFlusher
 from pytest_execo.items import RECORDED, swept_position
@@ -104,6 +110,26 @@ def _max_attempts(config: pytest.Config) -> int | None:
             f"after which a combination is failed for good), or leave it unset for no limit"
         ) from None
     return attempts
+
+
+def _check_writable(location: str) -> None:
+    """A usage error when the directory of ``location`` cannot be made or written to (a
+    read-only file system, no permission): said before anything runs, not by an internal
+    error at the first swept item."""
+    directory = local_directory(location)
+    if directory is None:  # a database: its own errors say why
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+            code = errno.EROFS if read_only else errno.EACCES
+            raise OSError(code, os.strerror(code), directory)
+    except OSError as error:
+        raise pytest.UsageError(
+            f"--execo-sweep-dir: {directory} is not a directory this session can write to "
+            f"({error.strerror}): choose a writable directory (or fix its permissions)"
+        ) from None
 
 
 def runs_test_bodies(config: pytest.Config) -> bool:
@@ -177,6 +203,8 @@ class SweepRecorder:
             check_location(self.location)
         except (NotADirectoryError, ValueError) as error:
             raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
+        if self.records:
+            _check_writable(self.location)
         self.is_worker = is_worker(config)
         self._queue = WorkerQueue(config, given_keeps_queues(config))
         #: what was done, and failed for good, before the session

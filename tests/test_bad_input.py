@@ -6,6 +6,7 @@ and never leaves the sweep unreadable. ``docs/reference/errors.md`` lists these 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -489,3 +490,50 @@ def test_a_file_in_the_way_is_named_by_pytest(pytester):
     )
     assert "afile.txt/sub/" not in result.stdout.str() + result.stderr.str()
     assert (pytester.path / "afile.txt").read_text() == "notes\n"
+
+
+@pytest.fixture
+def read_only_directory(tmp_path):
+    """A read-only tmpfs, unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    mount_point = tmp_path / "read-only"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+@pytest.mark.parametrize("below", ["", "/sub"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_sweep_dir_that_cannot_be_written_is_a_usage_error_before_anything_runs(
+    pytester, read_only_directory, below, workers
+):
+    """It was an INTERNALERROR at the first swept item (under xdist, an AssertionError of
+    xdist's naming no file)."""
+    pytester.makepyfile(
+        test_two="""
+        import pytest
+        @pytest.mark.execo_sweep({"m": [1, 2]})
+        def test_two(m):
+            pass
+        """
+    )
+    target = f"{read_only_directory}{below}"
+    result = pytester.runpytest_subprocess(f"--execo-sweep-dir={target}", *workers)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --execo-sweep-dir: {target} is not a directory this session can write to "
+            f"(Read-only file system): choose a writable directory (or fix its permissions)"
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    collected = pytester.runpytest_subprocess(f"--execo-sweep-dir={target}", "--collect-only")
+    assert collected.ret == pytest.ExitCode.OK  # a session that records nothing may read it
