@@ -20,7 +20,8 @@ def pytest_execo_state(item: pytest.Item, combination: Any, outcome: str) -> str
     (one failed attempt counted, with the short text of the first report that did not pass:
     retried by the next session until ``--execo-max-attempts`` is reached), or None to leave
     the decision to the next implementation. The default is passed → done, skipped → skip,
-    failed → fail.
+    failed → fail. Anything else gives the combination back and stops the session after this
+    item (every xdist worker too), with a message naming the value.
 
     When: in the process that ran the item (an xdist worker; under pytest-forked, the parent),
     as its last report (its teardown's) is logged, before the other implementations of

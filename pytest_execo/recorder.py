@@ -489,11 +489,13 @@ class SweepRecorder:
             sweeper.fail(combination, attempt.error or f"{outcome} (pytest_execo_state: fail)")
         else:
             sweeper.cancel(combination)
-            if state != "cancel":
-                raise pytest.UsageError(
+            if state != "cancel":  # stop after this item, every process: an exception raised
+                # here would stop only this one, and xdist would lose its message
+                item.session.shouldstop = (
                     f"pytest_execo_state returned {state!r} for {item.nodeid}: "
                     f"expected one of {', '.join(STATES)}"
                 )
+                return
         if self._hooked[1]:
             hook.pytest_execo_recorded(
                 item=item, combination=combination, outcome=outcome, state=state

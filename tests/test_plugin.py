@@ -339,21 +339,27 @@ def test_collection_line_counts_what_k_selected(pytester):
 
 
 @pytest.mark.slow
-def test_a_bad_state_from_the_hook_is_a_clear_error(pytester):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_bad_state_from_the_hook_stops_the_session_saying_so(pytester, workers):
+    """Under xdist, the usage error it was made the worker crash, and the controller showed an
+    INTERNALERROR without the message."""
     pytester.makeconftest("""
         def pytest_execo_state(item, combination, outcome):
             return "finished"
     """)
     write_grid(pytester)
-    result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
-    result.stderr.fnmatch_lines(
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", *workers)
+    result.stdout.fnmatch_lines(
         [
-            "*pytest_execo_state returned 'finished' for *test_grid*"
+            "*Interrupted: pytest_execo_state returned 'finished' for *test_grid*: "
             "expected one of done, skip, cancel, fail*"
         ]
     )
-    assert result.ret != 0
-    assert sweeper_of(pytester).get_inprogress() == []
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    sweeper = sweeper_of(pytester)
+    assert sweeper.get_inprogress() == [] and sweeper.get_done() == []
+    assert len(sweeper.get_remaining()) == len(sweeper.get_sweeps())  # each given back
 
 
 AHEAD_TEST = """
