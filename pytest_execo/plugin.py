@@ -162,6 +162,37 @@ def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     )
 
 
+def _check_one_marker(definition: pytest.Function, test: str) -> None:
+    """A collection error when the node whose marker applies (the function, else its class
+    or module) has several: only one would be used, and each item would then fail on a
+    missing fixture, counting failed attempts."""
+    nodes = [node for node, _ in definition.iter_markers_with_node(MARKER)]
+    count = sum(1 for node in nodes if node is nodes[0])
+    if count > 1:
+        raise pytest.Collector.CollectError(
+            f"{test}: @pytest.mark.{MARKER} is given {count} times on {nodes[0].name}: give "
+            f"one, with every factor in one sweep dict (its grid is every combination of "
+            f"their levels), or a list of combinations"
+        )
+
+
+#: config: id of an ``execo_sweep`` mark -> (that mark, its combinations)
+_COMBINATIONS = pytest.StashKey[dict[int, tuple[pytest.Mark, list[HashableDict]]]]()
+
+
+def _combinations_once(marker: pytest.Mark, test: str, config: pytest.Config) -> list[HashableDict]:
+    """:func:`_combinations_of` ``marker``, computed once per mark: the methods of a class
+    marked once share it, and a generator of levels (which ``sweep()`` accepts) is read once,
+    not used up by the first method."""
+    known = config.stash.setdefault(_COMBINATIONS, {})
+    found = known.get(id(marker))
+    if found is not None and found[0] is marker:
+        return found[1]
+    combinations = _combinations_of(marker, test)
+    known[id(marker)] = (marker, combinations)  # the mark kept: its id is not reused
+    return combinations
+
+
 def _check_recordable(combinations: list[HashableDict], test: str) -> None:
     """In a session that records: the error a sweep of ``combinations`` would meet when its
     first item runs (an unhashable level, one the results cannot carry), and a combination
@@ -224,9 +255,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None:
         return
     test = metafunc.definition.nodeid
+    _check_one_marker(metafunc.definition, test)
     recording = metafunc.config.pluginmanager.has_plugin(RECORDER)
     try:
-        combinations = _combinations_of(marker, test)
+        combinations = _combinations_once(marker, test, metafunc.config)
         if recording:
             _check_recordable(combinations, test)
     except (TypeError, ValueError) as error:  # a collection error showing the message only

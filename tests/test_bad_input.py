@@ -379,6 +379,51 @@ def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_naming_it(
     assert pytester.runpytest_subprocess(*workers).ret == pytest.ExitCode.OK  # no sweep dir
 
 
+def test_two_markers_on_one_test_are_a_collection_error(pytester):
+    """Only the closest was used: each item failed on a missing fixture, counting attempts."""
+    pytester.makepyfile(
+        test_s="""
+        import pytest
+        @pytest.mark.execo_sweep({"a": [1, 2]})
+        @pytest.mark.execo_sweep({"b": [3, 4]})
+        def test_stack(a, b):
+            pass
+        """
+    )
+    result = pytester.runpytest("--execo-sweep-dir=results")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "test_s.py::test_stack: @pytest.mark.execo_sweep is given 2 times on test_stack: "
+            "give one, with every factor in one sweep dict*"
+        ]
+    )
+    assert "fixture 'a' not found" not in result.stdout.str()
+    assert list((pytester.path / "results").glob("*/done")) == []
+
+
+def test_a_class_marker_with_a_generator_of_levels_gives_each_method_every_level(pytester):
+    """The first method used the generator up: the others got one empty combination, recorded
+    done, or a "no levels" error."""
+    pytester.makepyfile(
+        test_g="""
+        import pytest
+        @pytest.mark.execo_sweep({"n": (i for i in range(3))})
+        class TestG:
+            def test_a(self, n):
+                pass
+            def test_b(self, combination):
+                assert set(combination) == {"n"}
+            def test_c(self, n):
+                pass
+        """
+    )
+    result = pytester.runpytest("--execo-sweep-dir=results", "-v")
+    result.assert_outcomes(passed=9)
+    for method in "abc":
+        result.stdout.fnmatch_lines([f"*TestG::test_{method}[[]2[]] PASSED*"])
+
+
 def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester):
     pytester.makepyfile(
         test_r="""
