@@ -109,7 +109,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "--execo-sweep-dir, outcomes are recorded and done combinations deselected.",
     )
     config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
-    if config.getoption("execo_sweep_dir") or config.getini("execo_sweep_dir"):
+    given = config.getoption("execo_sweep_dir")
+    if given is not None and not given.strip():
+        raise pytest.UsageError(
+            f"--execo-sweep-dir={given!r}: empty (an unset variable?): give a directory or a "
+            f"postgresql:// URL, or leave the option out to record nothing"
+        )
+    if given or config.getini("execo_sweep_dir"):
         _record(config)
 
 

@@ -537,6 +537,24 @@ def test_a_file_in_the_way_is_named_by_pytest(pytester):
     assert (pytester.path / "afile.txt").read_text() == "notes\n"
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_sweep_dir_is_a_usage_error(pytester, value):
+    """``--execo-sweep-dir=$UNSET`` recorded nothing, without a word."""
+    pytester.makepyfile(
+        test_two="""
+        import pytest
+        @pytest.mark.execo_sweep({"m": [1, 2]})
+        def test_two(m):
+            pass
+        """
+    )
+    result = pytester.runpytest(f"--execo-sweep-dir={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --execo-sweep-dir={value!r}: empty (an unset variable?): give a directory*"]
+    )
+
+
 @pytest.fixture
 def read_only_directory(tmp_path):
     """A read-only tmpfs, unmounted afterwards."""
