@@ -97,7 +97,8 @@ def _flag(config: pytest.Config, name: str) -> bool:
 def _max_attempts(config: pytest.Config) -> int | None:
     """``--execo-max-attempts`` (or its ini twin): None for no limit; a usage error naming
     the value unless it is a whole number >= 1."""
-    value = config.getoption("execo_max_attempts") or config.getini("execo_max_attempts")
+    given = config.getoption("execo_max_attempts")
+    value = given or config.getini("execo_max_attempts")
     if not value:
         return None
     try:
@@ -105,9 +106,10 @@ def _max_attempts(config: pytest.Config) -> int | None:
         if attempts < 1:
             raise ValueError(value)
     except ValueError:
+        source = f"--execo-max-attempts={value}" if given else f"ini execo_max_attempts = {value}"
         raise pytest.UsageError(
-            f"--execo-max-attempts={value}: give a whole number >= 1 (the failed attempts "
-            f"after which a combination is failed for good), or leave it unset for no limit"
+            f"{source}: give a whole number >= 1 (the failed attempts after which a "
+            f"combination is failed for good), or leave it unset for no limit"
         ) from None
     return attempts
 

@@ -153,3 +153,11 @@ def test_a_bad_max_attempts_is_a_usage_error(pytester, value):
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--execo-max-attempts*{value}*a whole number >= 1*"])
+
+
+def test_a_bad_ini_max_attempts_is_a_usage_error_naming_the_ini_value(pytester):
+    pytester.makeini("[pytest]\nexeco_max_attempts = two\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini execo_max_attempts = two: give a whole number >= 1*"])
