@@ -91,6 +91,24 @@ def test_a_failure_that_is_no_text_nor_exception_is_refused_before_anything_is_w
     assert sweeper.get_inprogress() == []
 
 
+@pytest.mark.parametrize("method", ["done_batch", "skip_batch", "cancel_batch", "fail_batch"])
+def test_a_batch_method_given_one_combination_refuses_it(tmp_path, method):
+    """``done_batch(combination)`` iterated the dict: its keys were written as done records."""
+    sweeper = ParamSweeper(tmp_path, sweep(GRID))
+    combination = sweeper.get_next()
+    for bad, what in ((combination, "one combination"), (None, "the value"), ("ab", "the value")):
+        with pytest.raises(TypeError) as raised:
+            getattr(sweeper, method)(bad)
+        assert str(raised.value) == (
+            f"ParamSweeper: expected a list of combinations, got {what} {bad!r}: pass a list "
+            f"(or any iterable) of combinations, [combination] for one"
+        )
+    assert not (tmp_path / "done").exists()  # nothing written
+    assert sweeper.get_inprogress() == [combination]
+    getattr(sweeper, method)(iter([combination]))  # any iterable
+    assert sweeper.get_inprogress() == []
+
+
 def test_get_next_batch_counts_as_execo_did(tmp_path):
     """None for 0 or less, a fraction rounded up (execo 2.8.2 does both); a clear error for
     anything that is not a number."""
