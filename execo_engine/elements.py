@@ -51,10 +51,16 @@ class HashableDict(dict):  # type: ignore[type-arg]
         return HashableDict(self)
 
 
+#: How many times a HashableDict was changed in place in this process (see SweepList).
+_mutations = 0
+
+
 def _invalidating(name: str) -> Any:
     method = getattr(dict, name)
 
     def mutate(self: HashableDict, *args: Any, **kwargs: Any) -> Any:
+        global _mutations
+        _mutations += 1
         with contextlib.suppress(AttributeError):
             del self._hash
         return method(self, *args, **kwargs)
@@ -96,26 +102,42 @@ SCALARS = (str, int, float, bool, type(None))
 
 class SweepList(list):  # type: ignore[type-arg]
     """The list :func:`sweep` returns: a plain list of HashableDicts that also knows, until it
-    is changed, whether its combinations are all different (``distinct``) and whether every
-    name and value in them is one of :data:`SCALARS` (``plain``), which spares ``ParamSweeper``
-    checking each combination (1,000,000 of them: a second). Changing a combination in place
-    after ``sweep()`` is not seen: pass ``list(...)`` of it then."""
+    or any HashableDict is changed, whether its combinations are all different (``distinct``)
+    and whether every name and value in them is one of :data:`SCALARS` (``plain``), which
+    spares ``ParamSweeper`` checking each combination (1,000,000 of them: a second). A
+    combination changed in place after ``sweep()`` (``for c in grid: c["x"] = 1``) may make
+    two equal, or hold a list: after any change of any HashableDict of the process, the list
+    no longer vouches for either, and ``ParamSweeper`` checks each combination."""
 
-    __slots__ = ("distinct", "plain")
+    __slots__ = ("_distinct", "_mutations", "_plain")
 
     def __init__(
         self, combinations: Iterable[HashableDict] = (), distinct: bool = False, plain: bool = False
     ) -> None:
         super().__init__(combinations)
-        self.distinct = distinct
-        self.plain = plain
+        self._distinct, self._plain = distinct, plain
+        self._mutations = _mutations
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # What it vouches for now, in this process (another one counts its own changes).
+        return (SweepList, (list(self), self.distinct, self.plain))
+
+    @property
+    def distinct(self) -> bool:
+        """Whether its combinations are known to be all different."""
+        return self._distinct and self._mutations == _mutations
+
+    @property
+    def plain(self) -> bool:
+        """Whether every name and value in its combinations is known to be a scalar."""
+        return self._plain and self._mutations == _mutations
 
 
 def _forgetting(name: str) -> Any:
     method = getattr(list, name)
 
     def mutate(self: SweepList, *args: Any, **kwargs: Any) -> Any:
-        self.distinct = self.plain = False
+        self._distinct = self._plain = False
         return method(self, *args, **kwargs)
 
     mutate.__name__ = name

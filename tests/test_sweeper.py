@@ -11,7 +11,7 @@ import pytest
 from execo_engine.codec import Codec
 from execo_engine.errors import CorruptRecordError, Execo2DirectoryError
 from execo_engine.log import DETAIL
-from execo_engine.sweep import HashableDict, ParamSweeper
+from execo_engine.sweep import HashableDict, ParamSweeper, sweep
 
 
 def test_removing_inprogress_file_resets_claims_while_running(tmp_path, sweeps):
@@ -316,3 +316,31 @@ def test_error_classes_are_one_module_and_importable_from_the_package(tmp_path, 
     expected = "done: corrupt record at byte offset 0"
     with pytest.raises(execo_engine.CorruptRecordError, match=expected):
         ParamSweeper(tmp_path, sweeps)
+
+
+def test_combinations_changed_in_place_after_sweep_are_checked_as_any_list(tmp_path):
+    """sweep()'s list vouched for its combinations being distinct and plain even after they
+    were changed: two made equal were both handed out (the second after the first was done),
+    and a list put in one failed at the first get_next() instead of the constructor."""
+    grid = sweep({"x": [1, 2, 3]})
+    for combination in grid:
+        combination["x"] = min(combination["x"], 2)  # {'x': 1}, {'x': 2}, {'x': 2}
+    sweeper = ParamSweeper(tmp_path / "equal", grid)
+    assert sweeper.get_sweeps() == [{"x": 1}, {"x": 2}]
+    while (combination := sweeper.get_next()) is not None:
+        sweeper.done(combination)
+    assert len(sweeper.get_done()) == 2
+    assert (tmp_path / "equal" / "done").read_text().count("\n") == 2
+    grid = sweep({"x": [1, 2]})
+    grid[1]["hosts"] = ["a", "b"]
+    with pytest.raises(TypeError, match=r"element \{'x': 2, 'hosts': \['a', 'b'\]\} is unhashable"):
+        ParamSweeper(tmp_path / "listed", grid)
+    assert not (tmp_path / "listed" / "sweeps").exists()
+
+
+def test_a_pickled_grid_vouches_for_what_it_vouched_for_when_pickled():
+    grid = sweep({"x": [1, 2]})
+    assert pickle.loads(pickle.dumps(grid)).distinct
+    grid[0]["x"] = 2
+    copy = pickle.loads(pickle.dumps(grid))
+    assert copy == grid and not copy.distinct and not copy.plain
