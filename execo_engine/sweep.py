@@ -119,7 +119,24 @@ def _plain(factors: list[list[tuple[tuple[Any, Any], ...]]]) -> bool:
     )
 
 
+def _check_pairs_alone(parameters: Mapping[Any, Any]) -> None:
+    """Fail naming a name that a paired factor shares with another factor of the same dict:
+    the later one's level would silently replace the pair's in every combination. (Other
+    factors that share a name, a sub-sweep's with its parent's, keep execo's meaning: the
+    later level wins.)"""
+    seen: dict[Any, Any] = {}
+    for factor in parameters:
+        for name in factor if isinstance(factor, tuple) else (factor,):
+            other = seen.setdefault(name, factor)
+            if other != factor and (isinstance(factor, tuple) or isinstance(other, tuple)):
+                raise ValueError(
+                    f"sweep: {name!r} is a name of both {other!r} and {factor!r}: a combination "
+                    f"has one level per name; remove it from one of them"
+                )
+
+
 def _combinations(parameters: Mapping[Any, Any]) -> SweepList:
+    _check_pairs_alone(parameters)
     factors = [
         parts for factor, levels in parameters.items() if (parts := _factor_parts(factor, levels))
     ]
@@ -160,12 +177,15 @@ def _check_partial(index: int, partial: Any, names: dict[Any, None]) -> None:
         )
     if not partial:
         raise ValueError(f"sweep: exclude[{index}] is empty: it would leave out every combination")
-    for factor in partial:
-        if factor not in names:
-            raise ValueError(
-                f"sweep: exclude[{index}] names {factor!r}, which is no factor of the sweep "
-                f"(factors: {', '.join(map(repr, names)) or 'none'})"
-            )
+    for factor, level in partial.items():
+        for name in factor if isinstance(factor, tuple) else (factor,):
+            if name not in names:
+                raise ValueError(
+                    f"sweep: exclude[{index}] names {name!r}, which is no factor of the sweep "
+                    f"(factors: {', '.join(map(repr, names)) or 'none'})"
+                )
+        if isinstance(factor, tuple):  # a paired factor's names, with a tuple of levels
+            _level_items(factor, level)
 
 
 def _exclusion(exclude: Exclude, names: dict[Any, None]) -> Callable[[HashableDict], object]:
@@ -181,7 +201,10 @@ def _exclusion(exclude: Exclude, names: dict[Any, None]) -> Callable[[HashableDi
         )
     for index, partial in enumerate(exclude):
         _check_partial(index, partial, names)
-    partials = [tuple(partial.items()) for partial in exclude]
+    partials = [
+        tuple(item for factor, level in partial.items() for item in _level_items(factor, level))
+        for partial in exclude
+    ]
 
     def matches_one(combination: HashableDict) -> bool:
         return any(
@@ -208,7 +231,7 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     ``exclude`` leaves combinations out, as if they had never been in the grid: a callable taking
     a combination (true: leave it out; it must not modify it), or a list of partial dicts (a
     combination is left out when it has, for every key of one of them, that key with an equal
-    level).
+    level; a paired factor's tuple of names is a key too, with a tuple of levels).
 
     Returns a list (a :class:`SweepList`) of :class:`HashableDict`, the first factor varying
     slowest, in a deterministic order (the order of the dict and of the levels); a combination
@@ -219,7 +242,8 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     naming factor and level when a sub-sweep is not a dict or a paired factor's level is not a
     tuple, and when ``exclude`` is neither a callable nor a list of dicts. Raises ``ValueError``
     naming the paired factor and level when a level tuple has the wrong length, the paired factor
-    when it repeats a name, and the exclusion and key when it names no factor of the sweep.
+    when it repeats a name or shares one with another factor of its dict, and the exclusion and
+    key when it names no factor of the sweep.
     """
     if not isinstance(parameters, Mapping):
         raise TypeError(

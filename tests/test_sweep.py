@@ -278,7 +278,6 @@ def test_paired_factors_in_and_over_sub_sweeps():
 
 def test_paired_factors_distinct_only_when_truly_distinct():
     assert not sweep({("a", "b"): [(1, 2), (1, 2)]}).distinct  # the same pair twice
-    assert not sweep({("a", "b"): [(1, 2)], "b": [3]}).distinct  # b also a factor alone
     assert not sweep({("a", "b"): [(1, 2), (1, 3)], "c": {4: {"b": [5]}}}).distinct
     assert not sweep({("a", "b"): [(1, [2]), (1, [2])]}).distinct  # unhashable: not known
     assert sweep({("a", "b"): [(1, 2), (1, 3)], "c": [1, 1.5]}).distinct
@@ -346,6 +345,27 @@ def test_paired_factor_errors_name_the_culprit():
         sweep({(): [()]})
 
 
+def test_exclude_by_a_paired_factor_with_a_tuple_of_levels():
+    """It was refused as naming "no factor of the sweep" while listing its names as factors."""
+    by_pair = sweep(TRAINING, exclude=[{("model", "batch"): ("large", 32), "lr": 0.1}])
+    assert by_pair == sweep(TRAINING, exclude=[{"model": "large", "batch": 32, "lr": 0.1}])
+    assert len(by_pair) == len(sweep(TRAINING)) - 1
+
+
+def test_a_paired_name_given_by_another_factor_too_is_refused():
+    """The other factor's level silently replaced the pair's in every combination."""
+    for parameters in (
+        {("a", "b"): [(1, 2)], "a": [5]},
+        {"a": [5], ("a", "b"): [(1, 2)]},
+        {("a", "b"): [(1, 2)], ("b", "c"): [(3, 4)]},
+        {"x": {1: {("a", "b"): [(1, 2)], "b": [3]}}},
+    ):
+        with pytest.raises(ValueError, match=r"sweep: '[ab]' is a name of both .* and "):
+            sweep(parameters)
+    # a sub-sweep's factor named as one of its parent's keeps execo's meaning: it wins
+    assert sweep({"c": [2], "a": {1: {"c": [1]}, 2: {}}}) == [{"c": 1, "a": 1}, {"c": 2, "a": 2}]
+
+
 def test_exclude_errors_name_the_culprit():
     with pytest.raises(
         ValueError,
@@ -353,8 +373,10 @@ def test_exclude_errors_name_the_culprit():
         r"\(factors: 'model', 'batch', 'lr'\)",
     ):
         sweep(TRAINING, exclude=[{"lr": 0.1}, {"modle": "large"}])
-    with pytest.raises(ValueError, match=r"names \('model', 'batch'\), which is no factor"):
-        sweep(TRAINING, exclude=[{("model", "batch"): ("large", 32)}])
+    with pytest.raises(ValueError, match=r"exclude\[0\] names 'modle', which is no factor"):
+        sweep(TRAINING, exclude=[{("modle", "batch"): ("large", 32)}])
+    with pytest.raises(ValueError, match=r"level \('large',\) of paired factor"):
+        sweep(TRAINING, exclude=[{("model", "batch"): ("large",)}])
     # factors of sub-sweeps are factors too; a sweep without factors has none
     assert sweep({"o": {"sgd": {"m": [1, 2]}}}, exclude=[{"m": 2}]) == [{"o": "sgd", "m": 1}]
     with pytest.raises(ValueError, match=r"names 'm', which is no factor.*\(factors: none\)"):
