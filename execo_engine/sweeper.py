@@ -391,10 +391,28 @@ class ParamSweeper(Generic[E]):
         return self._handed.hand(elements, self._outward(elements))
 
     def _choose(self, filtr: Filter[E] | None) -> Filter[Any] | None:
-        """``filtr`` for the store: it sees and returns the script's objects."""
-        if filtr is None or self._outer is None:
-            return filtr
-        return lambda todo: map(plain_equivalent, filtr(self._outward(todo)))
+        """``filtr`` for the store: it sees and returns the script's objects; ``TypeError``
+        naming it when it is no function, or when what it returns is no iterable of
+        combinations (checked before anything is claimed)."""
+        if filtr is None:
+            return None
+        if not callable(filtr):
+            raise TypeError(
+                f"ParamSweeper: filtr={filtr!r:.80} is not callable: give a function taking the "
+                f"todo combinations and returning those to consider, in order (or None)"
+            )
+
+        def chosen(todo: list[Any]) -> Iterable[Any]:
+            result = filtr(todo if self._outer is None else self._outward(todo))
+            if result is None or isinstance(result, (Mapping, str, bytes)):
+                raise TypeError(
+                    f"ParamSweeper: the filter {getattr(filtr, '__name__', filtr)!r:.80} returned "
+                    f"{result!r:.80}: return the combinations to consider (a list or any "
+                    f"iterable of some of those it was given), in order"
+                )
+            return result if self._outer is None else map(plain_equivalent, result)
+
+        return chosen
 
     def _combination_of(self, plain: dict[Any, Any]) -> E:
         """The combination of the sweeps equal to ``plain``; ``TypeError`` naming it if there

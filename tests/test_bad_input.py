@@ -109,6 +109,28 @@ def test_a_batch_method_given_one_combination_refuses_it(tmp_path, method):
     assert sweeper.get_inprogress() == []
 
 
+def test_a_filter_that_is_no_function_or_returns_no_combinations_is_named(tmp_path):
+    """``get_next(5)`` said "'int' object is not callable", a filter returning None "'NoneType'
+    object is not iterable", from inside the store."""
+    sweeper = ParamSweeper(tmp_path, sweep(GRID))
+    with pytest.raises(TypeError, match=r"^ParamSweeper: filtr=5 is not callable: give a"):
+        sweeper.get_next(5)
+
+    def first_only(todo):
+        return todo[0]  # a combination, not a list of them
+
+    for filtr, returned in (
+        (lambda _todo: None, "'<lambda>' returned None"),
+        (first_only, "'first_only' returned {'size': 1, 'algo': 'a'}"),
+    ):
+        with pytest.raises(TypeError, match=re.escape(f"ParamSweeper: the filter {returned}: ")):
+            sweeper.get_next(filtr)
+        with pytest.raises(TypeError, match=re.escape(returned)):
+            sweeper.get_next_batch(2, filtr)
+    assert sweeper.get_inprogress() == []
+    assert sweeper.get_next(lambda todo: todo[::-1]) == {"size": 2, "algo": "b"}
+
+
 def test_get_next_batch_counts_as_execo_did(tmp_path):
     """None for 0 or less, a fraction rounded up (execo 2.8.2 does both); a clear error for
     anything that is not a number."""
