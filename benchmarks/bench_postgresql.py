@@ -30,7 +30,10 @@ first ``get_next``), on a directory and on this store; and the creation of 300 s
 combinations in one database, one after the other in one process (the sweeps of a pytest
 session's sweep directory). The medians of ``--runs`` runs, each ``--baseline`` checkout's
 code (imported through ``PYTHONPATH``, in a schema of its own) run alternately with this
-one's. Timings depend on the machine and its load: compare the ratios of one run, not runs.
+one's, with the server's write-ahead log written meanwhile (records, full-page images, MiB:
+``pg_stat_wal``). ``--setting NAME=VALUE`` (repeatable) starts the server with more settings
+(``max_wal_size=16GB``, say), to see what the server's tuning changes. Timings depend on the
+machine and its load: compare the ratios of one run, not runs.
 """
 
 from __future__ import annotations
@@ -198,6 +201,18 @@ def grid_times(checkout: str, location: str) -> dict[str, float]:
     }
 
 
+def wal_written(server: Server) -> dict[str, float]:
+    """What the server wrote to its write-ahead log since ``pg_stat_wal`` was last reset."""
+    records, images, size = server.execute(
+        "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal"
+    )[0]
+    return {
+        "WAL records (create, done_batch, resume), k": records / 1e3,
+        "WAL full-page images": images,
+        "WAL MiB": float(size) / 2**20,
+    }
+
+
 def grid_figures(server: Server, checkouts: list[str], runs: int) -> None:
     """The medians of ``runs`` runs of the grid on a directory and on this store, and of the
     creation of :data:`SMALL_SWEEPS` small sweeps, for each checkout (alternating)."""
@@ -209,7 +224,9 @@ def grid_figures(server: Server, checkouts: list[str], runs: int) -> None:
             options = f"-c%20search_path%3D{schema}"
             with tempfile.TemporaryDirectory() as workdir:
                 directory = grid_times(checkout, os.path.join(workdir, "grid"))
+            server.execute("SELECT pg_stat_reset_shared('wal')")
             database = grid_times(checkout, server.url("grid", options=options))
+            database |= wal_written(server)
             small = spawn_checkout(checkout, HERE, "small", server.url("", options=options))
             cells[checkout].append(
                 {f"directory {k}": v for k, v in directory.items()}
@@ -273,6 +290,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline", action="append", default=[], help="another checkout (grid figures)"
     )
+    parser.add_argument(
+        "--setting", action="append", default=[], help="a server setting NAME=VALUE"
+    )
     parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
@@ -286,6 +306,7 @@ def main() -> None:
         "shared_preload_libraries=pg_stat_statements",
         "pg_stat_statements.track_utility=on",
         "pg_stat_statements.track_planning=on",
+        *args.setting,
     )
     if not server.available:
         sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
