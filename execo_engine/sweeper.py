@@ -89,6 +89,22 @@ def canonical_text(element: Any) -> str:
     return _CANONICAL.encode(element)
 
 
+def _check_location_given(location: object) -> None:
+    """``TypeError`` / ``ValueError`` naming a persistence location that is no path nor URL,
+    or an empty one (which execo took for the current directory; a sweep there would mix
+    its files with whatever the directory holds)."""
+    if not isinstance(location, (str, os.PathLike)):
+        raise TypeError(
+            f"ParamSweeper: persistence_dir={location!r:.80}: give a directory path (str or "
+            f"pathlib.Path) or a postgresql:// URL"
+        )
+    if not os.fspath(location):
+        raise ValueError(
+            "ParamSweeper: persistence_dir='' is empty: give a directory for the sweep's files "
+            "(for the current directory, a subdirectory of it, such as 'sweep')"
+        )
+
+
 def check_elements(elements: Sequence[Any]) -> None:
     """Raise what a :class:`ParamSweeper` given ``elements`` as its sweeps raises for the first
     one it cannot keep (text codec): ``TypeError`` for an unhashable one,
@@ -311,6 +327,7 @@ class ParamSweeper(Generic[E]):
                 stacklevel=2,
             )
             persistence_dir, sweeps = sweeps, persistence_dir
+        _check_location_given(persistence_dir)
         self._store = open_store(persistence_dir, Codec(allow_pickle), read_only, lease)
         self.name = name or self._store.name
         self._order: list[E] = []

@@ -131,6 +131,17 @@ def test_a_filter_that_is_no_function_or_returns_no_combinations_is_named(tmp_pa
     assert sweeper.get_next(lambda todo: todo[::-1]) == {"size": 2, "algo": "b"}
 
 
+@pytest.mark.parametrize("location", ["", None, 5, b"sweep"])
+def test_a_location_that_is_no_path_or_empty_is_named(tmp_path, monkeypatch, location):
+    """``''`` was a FileNotFoundError naming '' (execo used the current directory), None and
+    numbers an error of os.fspath."""
+    monkeypatch.chdir(tmp_path)
+    kind = ValueError if location == "" else TypeError
+    with pytest.raises(kind, match=re.escape(f"ParamSweeper: persistence_dir={location!r}")):
+        ParamSweeper(location, sweep(GRID))
+    assert os.listdir(tmp_path) == []
+
+
 def test_get_next_batch_counts_as_execo_did(tmp_path):
     """None for 0 or less, a fraction rounded up (execo 2.8.2 does both); a clear error for
     anything that is not a number."""
