@@ -147,10 +147,14 @@ def _record(config: pytest.Config) -> None:
 def _combinations_of(marker: pytest.Mark, test: str) -> list[HashableDict]:
     """The combinations of an ``execo_sweep`` marker: ``sweep(dict, exclude=...)``, or the given
     list of combinations (``exclude`` has no meaning there: leave them out of the list)."""
-    if len(marker.args) != 1 or set(marker.kwargs) - {"exclude"}:
+    unknown = sorted(set(marker.kwargs) - {"exclude"})
+    if len(marker.args) != 1 or unknown:
+        given = f" (got {len(marker.args)} argument(s)" + (
+            f", and {', '.join(f'{k}=' for k in unknown)})" if unknown else ")"
+        )
         raise TypeError(
             f"{test}: @pytest.mark.{MARKER} takes one argument, a sweep dict or a "
-            f"list of combinations, and for a sweep dict exclude=..."
+            f"list of combinations, and for a sweep dict exclude=...{given}"
         )
     parameters = marker.args[0]
     if isinstance(parameters, Mapping):

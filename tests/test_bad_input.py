@@ -369,7 +369,15 @@ def test_a_factor_without_levels_is_a_collection_error_naming_it_and_the_test(py
     [
         ('"not a dict"', "needs a sweep dict or a list of combinations (dicts), got str"),
         ('{"m": "12"}', "sweep: levels of factor 'm' must be a non-string iterable"),
-        ('{"m": [1]}, {"m": [2]}', "takes one argument, a sweep dict or a list of combinations"),
+        (
+            '{"m": [1]}, {"m": [2]}',
+            "takes one argument, a sweep dict or a list of combinations, and for a sweep dict "
+            "exclude=... (got 2 argument(s))",
+        ),
+        (
+            '{"m": [1]}, excludes=[{"m": 1}]',
+            "exclude=... (got 1 argument(s), and excludes=)",
+        ),
     ],
 )
 def test_a_malformed_marker_is_a_collection_error_with_the_message_only(pytester, marker, message):
