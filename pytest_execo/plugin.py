@@ -13,6 +13,7 @@ with a sweep dir, so that the entry point costs every other pytest session almos
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
@@ -29,6 +30,7 @@ from pytest_execo.items import (
     SWEPT,
     VERSIONS_INI,
     SweptFunction,
+    swept_position,
 )
 from pytest_execo.naming import combination_ids
 from pytest_execo.outcome import pytest_execo_state as pytest_execo_state  # the default
@@ -334,11 +336,21 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
     recorder = request.config.pluginmanager.get_plugin(RECORDER)
     if recorder is not None:
         recorder.carry_values()
+    unkept = recorder is not None and swept_position(request.node) is None
 
     def record(**named: Any) -> None:
         from execo_engine.sweeper import check_result_values  # on first use: a cheap entry point
 
         check_result_values({**values, **named})  # refused here, in the test, not when written
+        if unkept:  # at the test's line
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"execo_record in {request.node.nodeid}, a test without "
+                    f"@pytest.mark.{MARKER}: no sweep keeps its values (only the test's "
+                    f"user_properties, for junitxml); mark the test to record them"
+                ),
+                stacklevel=2,
+            )
         values.update(named)
         request.node.user_properties.extend(named.items())
 

@@ -483,6 +483,29 @@ def test_a_class_marker_with_a_generator_of_levels_gives_each_method_every_level
         result.stdout.fnmatch_lines([f"*TestG::test_{method}[[]2[]] PASSED*"])
 
 
+def test_execo_record_in_a_test_without_the_marker_warns_at_its_line(pytester):
+    """With a sweep dir, its values went nowhere in it, without a word."""
+    pytester.makepyfile(
+        test_o="""
+        import pytest
+        def test_outside(execo_record):
+            execo_record(x=1)
+        @pytest.mark.execo_sweep({"n": [1]})
+        def test_in(n, execo_record):
+            execo_record(x=1)
+        """
+    )
+    result = pytester.runpytest("--execo-sweep-dir=results")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_o.py:3: PytestWarning: execo_record in test_o.py::test_outside, a test "
+            "without @pytest.mark.execo_sweep: no sweep keeps its values*",
+        ]
+    )
+    pytester.runpytest().assert_outcomes(passed=2, warnings=0)  # no sweep dir: nothing to keep
+
+
 def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester):
     pytester.makepyfile(
         test_r="""
