@@ -23,22 +23,31 @@ _NOT_WORD = re.compile(r"[^\w\s-]")
 
 
 def slugify(value: Any, separator: str = "-") -> str:
-    """A lower-case ASCII file name made from ``str(value)``.
+    """A lower-case ASCII file name made from ``str(value)``, execo 2.x's, character for character
+    (so file names made by an execo script are found again).
 
     Unicode is decomposed (NFKD) and reduced to ASCII, characters other than letters, digits,
-    ``_``, spaces and ``-`` are removed, the text is stripped of white space, and each run of
-    spaces and separators becomes one ``separator``: ``slugify("Hello World!") ==
-    "hello-world"``. With the default separator the result is execo 2.x's, character for
-    character (so file names made by an execo script are found again), including its
-    collisions: ``slugify({"x": -1}) == slugify({"x": 1}) == "x-1"`` and ``slugify(1.5) ==
-    slugify(15)``. The result never contains a path separator (nor ``.``), so it is a plain
-    name in its directory.
+    ``_``, white space and ``-`` are removed, the text is stripped of white space, and each run
+    of white space and characters of ``separator`` becomes one ``separator``:
+    ``slugify("Hello World!") == "hello-world"``. ``-`` is in those runs only when it is in the
+    separator: ``slugify("a-b c", "_") == "a-b_c"`` and ``slugify({"a": -1}, "_") == "a_-1"``.
+    execo's collisions are kept: ``slugify({"x": -1}) == slugify({"x": 1}) == "x-1"`` and
+    ``slugify(1.5) == slugify(15)``. The separator is taken literally, whatever its characters
+    (execo read it as part of a regular expression).
+
+    The result never contains a path separator, and holds ``.`` only where a separator does
+    (``slugify("a b", ".") == "a.b"``), never only dots: it is never ``.`` nor ``..``, so it
+    names nothing but itself in its directory. Raises ``ValueError`` naming the separator when
+    it contains a path separator.
     """
     if "/" in separator or os.sep in separator:
-        raise ValueError(f"slugify: separator {separator!r} must not contain a path separator")
+        raise ValueError(
+            f"slugify: separator {separator!r} must not contain a path separator "
+            f"(use '-' or '_', for example)"
+        )
     text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii")
     text = _NOT_WORD.sub("", text).strip().lower()
-    return re.sub(r"[-\s" + re.escape(separator) + "]+", separator, text)
+    return re.sub(r"[\s" + re.escape(separator) + "]+", lambda _: separator, text)
 
 
 def _same_file(a: str | None, b: str | None) -> bool:

@@ -53,6 +53,7 @@ def test_same_outputs_as_execo(execo_python):
         "geom",
         "igeom",
         "slugify",
+        "slugify(separator)",
         "sweep_stats",
         "import *",
         "dir(execo_engine)",

@@ -5,6 +5,8 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from execo_engine.utils import slugify
 
@@ -67,8 +69,35 @@ def test_slugify(value, slug):
 
 def test_slugify_separator():
     assert slugify("Hello  World", separator="_") == "hello_world"
-    with pytest.raises(ValueError, match="path separator"):
+    with pytest.raises(ValueError, match=r"separator '/' must not contain a path separator"):
         slugify("x", separator="/")
+
+
+# Values printed by execo 2.8.2 (compared over many more by test_same_outputs_as_execo), but the
+# last two: execo read the separator as a regular expression ("^ ^", re.error).
+@pytest.mark.parametrize(
+    "value,separator,slug",
+    [
+        ({"a": -1}, "_", "a_-1"),
+        ("a-b c", "_", "a-b_c"),
+        ("a- -b", "_", "a-_-b"),
+        ("a _ b", "_", "a_b"),
+        ("a b", ".", "a.b"),
+        ("a xy b", "xy", "axyb"),
+        ("a b", "", "ab"),
+        ("a b", "^", "a^b"),
+        ("a b", "\\", "a\\b"),
+    ],
+)
+def test_slugify_with_a_separator_gives_execo_values(value, separator, slug):
+    assert slugify(value, separator) == slug
+
+
+@given(st.text(), st.text().filter(lambda separator: "/" not in separator))
+def test_slugify_gives_a_plain_name_with_any_separator(value, separator):
+    slug = slugify(value, separator)
+    assert "/" not in slug and slug not in (".", "..")
+    assert slug.replace(separator, "").isascii()
 
 
 def test_redirect_outputs_separate_files(tmp_path):
