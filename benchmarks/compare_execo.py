@@ -106,6 +106,8 @@ def _geom_inputs() -> list[tuple[float, float, float]]:
         (1, 10, 0),
         (1, 6.25, 3),
         (1e-300, 1e-5, 4),
+        (3, 2**60 + 1, 4),
+        (7, 2**55 + 3, 5),
     ]
     for _ in range(3000):
         low = generator.choice(
@@ -136,6 +138,13 @@ def probe() -> dict[str, list[list[Any]]]:
         case = f"{low!r}, {high!r}, {steps!r}"
         outputs["geom"].append([case, "ordered", [repr(x) for x in geom(low, high, steps)]])
         outputs["igeom"].append([case, "ordered", igeom(low, high, steps)])
+    # As strings, as argparse gives options; but 0 and 1 step, where execo gave [min, max] or
+    # raised ZeroDivisionError for a string (docs/execo-2.md).
+    for low, high, steps in [i for i in _geom_inputs()[:500] if i[2] >= 2]:
+        strings = (str(low), str(high), str(int(steps)))
+        outputs["geom"].append([repr(strings), "ordered", [repr(x) for x in geom(*strings)]])
+        if isinstance(low, int) and isinstance(high, int):  # execo's igeom int()s its bounds
+            outputs["igeom"].append([repr(strings), "ordered", igeom(*strings)])
     generator = random.Random(7)
     alphabet = "aZ09 -_.:/\\é\u00e0\u0301ß\t\n!?"
     texts = ["".join(generator.choice(alphabet) for _ in range(12)) for _ in range(500)]

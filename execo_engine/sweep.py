@@ -9,8 +9,8 @@ store layers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -257,55 +257,91 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     return SweepList(kept, combinations.distinct, combinations.plain)
 
 
-def _step_count(num_steps: float) -> int:
-    """``num_steps`` as an int: any real number with a whole, non-negative value (``3``,
-    ``3.0``, a NumPy integer), as execo accepts them."""
-    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Real):
-        raise TypeError(f"geom: num_steps must be an int, got {num_steps!r}")
-    if not math.isfinite(num_steps) or num_steps != int(num_steps):
+def _number(name: str, value: float | str) -> float:
+    """The bound ``name`` of geom as a number, as execo read it: an integer, or a string of one,
+    stays exact (for igeom's integer parts); anything else ``float()`` reads becomes a float, a
+    string of a number too (argparse options are strings)."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str | bytes):
+        with contextlib.suppress(ValueError):
+            return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"geom: {name} must be a number, got {value!r}") from None
+    except TypeError:
+        raise TypeError(f"geom: {name} must be a number, got {value!r}") from None
+
+
+def _step_count(num_steps: float | str) -> int:
+    """``num_steps`` as an int: a real number with a whole, non-negative value (``3``, ``3.0``,
+    a NumPy integer) or a string of an int (``"3"``), as execo accepts them; a bool is no
+    count."""
+    wrong_type = f"geom: num_steps must be an int or a string of one, got {num_steps!r}"
+    if isinstance(num_steps, bool):
+        raise TypeError(wrong_type)
+    try:
+        steps = int(num_steps)
+    except TypeError:
+        raise TypeError(wrong_type) from None
+    except (ValueError, OverflowError):  # a string of no int, nan, inf
+        steps = None
+    if steps is None or (not isinstance(num_steps, str | bytes) and steps != num_steps):
         raise ValueError(f"geom: num_steps must be a whole number, got {num_steps!r}")
-    if num_steps < 0:
+    if steps < 0:
         raise ValueError(f"geom: num_steps must be >= 0, got {num_steps!r}")
-    return int(num_steps)
+    return steps
 
 
-def geom(range_min: float, range_max: float, num_steps: float) -> list[float]:
+def _bounds(range_min: float | str, range_max: float | str) -> tuple[float, float]:
+    """Both bounds as numbers (:func:`_number`), non-zero and of the same sign."""
+    low, high = _number("range_min", range_min), _number("range_max", range_max)
+    if low == 0 or high == 0 or (low < 0) != (high < 0):
+        raise ValueError(
+            f"geom: no geometric progression from {range_min!r} to {range_max!r} "
+            f"(bounds must be non-zero and of the same sign)"
+        )
+    return low, high
+
+
+def geom(range_min: float | str, range_max: float | str, num_steps: float | str) -> list[float]:
     """A geometric progression of ``num_steps`` floats from ``range_min`` to ``range_max``.
 
     The same floats as execo 2.8.2, to the last bit (file names made from them stay the same):
     with ``ratio = (range_max / range_min) ** (1 / (num_steps - 1))``, element ``i`` is
     ``range_min * ratio ** i``, and the last one is ``range_max`` itself.
     ``geom(1, 100, 3) == [1.0, 10.0, 100.0]``; 1 step gives ``[range_min]``, 0 steps ``[]``.
+    As in execo, the bounds may be strings of numbers and ``num_steps`` a string of an int (an
+    argparse option): ``geom("1", "100", "3") == [1.0, 10.0, 100.0]``.
 
-    Raises ``ValueError`` when the bounds are zero or of different signs, or when
-    ``num_steps`` is negative or not a whole number (an integral float such as ``3.0`` is
-    accepted), ``TypeError`` when it is not a number.
+    Raises ``ValueError`` when the bounds are zero or of different signs, when a bound is a
+    string of no number, or when ``num_steps`` is negative or not a whole number (an integral
+    float such as ``3.0`` is accepted); ``TypeError`` when a bound or ``num_steps`` is neither a
+    number nor a string, or ``num_steps`` is a bool. Each error names the argument.
     """
+    low, high = (float(bound) for bound in _bounds(range_min, range_max))
     steps = _step_count(num_steps)
-    if range_min == 0 or range_max == 0 or (range_min < 0) != (range_max < 0):
-        raise ValueError(
-            f"geom: no geometric progression from {range_min!r} to {range_max!r} "
-            f"(bounds must be non-zero and of the same sign)"
-        )
     if steps == 0:
         return []
     if steps == 1:
-        return [float(range_min)]
-    ratio = (range_max / range_min) ** (1 / (steps - 1))
-    return [float(range_min * ratio**i) for i in range(steps - 1)] + [float(range_max)]
+        return [low]
+    ratio = (high / low) ** (1 / (steps - 1))
+    return [low * ratio**i for i in range(steps - 1)] + [high]
 
 
-def igeom(range_min: float, range_max: float, num_steps: float) -> list[int]:
+def igeom(range_min: float | str, range_max: float | str, num_steps: float | str) -> list[int]:
     """Sorted, distinct integers along ``geom(range_min, range_max, num_steps)``, as execo
     2.8.2 gives them: each value rounded to the nearest integer (``round``, ties to even), plus
     the integer parts (``int``, towards zero) of both bounds; so fractional bounds can give more
     integers than steps: ``igeom(1.5, 10.5, 3) == [1, 2, 4, 10]``. One step gives
-    ``[int(range_min)]``, 0 steps ``[]``. Errors as :func:`geom`.
+    ``[int(range_min)]``, 0 steps ``[]``. Strings and errors as :func:`geom`.
     """
     values = geom(range_min, range_max, num_steps)
     if len(values) <= 1:
         return [int(value) for value in values]
-    return sorted({round(value) for value in values} | {int(range_min), int(range_max)})
+    low, high = _bounds(range_min, range_max)
+    return sorted({round(value) for value in values} | {int(low), int(high)})
 
 
 _STATS = ("remaining", "skipped", "inprogress", "done", "failed")

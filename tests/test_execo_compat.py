@@ -136,6 +136,11 @@ def test_engine_behaves_as_execo(execo_python, tmp_path, interpreter):
         ((10, 1, 4), [10.0, 4.641588833612779, 2.154434690031884, 1.0], [1, 2, 5, 10]),
         ((3.5, 296, 1), [3.5], [3]),
         ((1, 10, 3.0), [1.0, 3.1622776601683795, 10.0], [1, 3, 10]),
+        # strings, as argparse gives options (execo's igeom int()ed "1.5": ValueError)
+        (("1", 100, 3), [1.0, 10.0, 100.0], [1, 10, 100]),
+        ((1, "100", "3"), [1.0, 10.0, 100.0], [1, 10, 100]),
+        ((" 1 ", "1_0", "+3"), [1.0, 3.1622776601683795, 10.0], [1, 3, 10]),
+        (("1.5", "10.5", "3"), [1.5, 3.968626966596886, 10.5], None),
     ],
 )
 def test_geom_and_igeom_give_execo_values(args, floats, integers):
@@ -151,11 +156,34 @@ def test_geom_accepts_any_whole_number_of_steps():
 
 @pytest.mark.parametrize(
     "steps,error",
-    [(2.5, ValueError), (float("nan"), ValueError), (-1, ValueError), ("3", TypeError)],
+    [
+        (2.5, ValueError),
+        (float("nan"), ValueError),
+        (-1, ValueError),
+        ("-1", ValueError),
+        ("3.5", ValueError),
+        ("three", ValueError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
 )
 def test_geom_refuses_what_execo_answered_with_nonsense(steps, error):
     with pytest.raises(error, match="num_steps"):
         geom(1, 10, steps)
+
+
+@pytest.mark.parametrize(
+    "bounds,error,message",
+    [
+        (("ten", 100), ValueError, "range_min must be a number, got 'ten'"),
+        ((1, "0x10"), ValueError, "range_max must be a number, got '0x10'"),
+        ((None, 100), TypeError, "range_min must be a number, got None"),
+    ],
+)
+def test_geom_names_a_bound_that_is_no_number(bounds, error, message):
+    for function in (geom, igeom):
+        with pytest.raises(error, match=message):
+            function(*bounds, 3)
 
 
 # -- ParamSweeper side by side (issue 28) ----------------------------------------------------

@@ -120,6 +120,18 @@ def test_geom_and_igeom():
         geom(1, 10, -1)
 
 
+@given(
+    st.floats(1e-6, 1e6) | st.integers(1, 10**20),
+    st.floats(1e-6, 1e6) | st.integers(1, 10**20),
+    st.integers(0, 40),
+)
+def test_geom_reads_strings_as_argparse_gives_them(low, high, steps):
+    """A script passing its options' strings gets what the numbers give."""
+    texts = (str(low), str(high), str(steps))
+    assert geom(*texts) == geom(low, high, steps)
+    assert igeom(*texts) == igeom(low, high, steps)
+
+
 def test_sweep_stats():
     sweeps = sweep({"a": [1, 2], "b": ["x", "y"]})
     remaining = [sweeps[3]]
