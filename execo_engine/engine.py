@@ -77,15 +77,25 @@ _LEVEL_NAMES = ("TRACE", "DEBUG", "DETAIL", "INFO", "WARNING", "ERROR", "CRITICA
 _HELP_OPTIONS = ("-h", "--help")
 
 
-def _log_level(text: str) -> int:
+def _level_number(text: str) -> int:
+    """The logging level ``-l`` names: a number, or a level name in any case. Raises
+    ``ValueError`` naming ``text`` and the valid levels when it names none."""
     if text.lstrip("-").isdigit():
         return int(text)
     level = logging.getLevelName(text.upper())
     if not isinstance(level, int):
-        raise argparse.ArgumentTypeError(
-            f"invalid log level {text!r} (a number, or {', '.join(_LEVEL_NAMES)})"
-        )
+        raise ValueError(f"invalid log level {text!r} (a number, or {', '.join(_LEVEL_NAMES)})")
     return level
+
+
+def _log_level(text: str) -> str:
+    """``-l``'s value as given (``self.args.log_level`` is ``"DEBUG"`` or ``"5"``, as in execo),
+    once checked that it names a level (else a usage error)."""
+    try:
+        _level_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _without_help(argv: Sequence[str]) -> list[str]:
@@ -400,7 +410,7 @@ class Engine:
         argv = list(sys.argv[1:] if engineargs is None else engineargs)
         self.args = self._parse_known(argv)
         if self.args.log_level is not None:
-            logger.setLevel(self.args.log_level)
+            logger.setLevel(_level_number(self.args.log_level))
         self.setup_run_name()
         created = self._create_result_dir()
         self._setup_outputs()

@@ -131,9 +131,16 @@ def experiment_dirs(tmp_path):
 def test_init_sees_args_result_dir_and_run_sees_options_added_in_init(tmp_path):
     result = run_script(tmp_path, EXECO_STYLE, "--late", "5", "--early", "x", "-l", "DETAIL")
     [directory] = experiment_dirs(tmp_path)
-    assert (directory / "init.txt").read_text() == f"x {directory.name} 15\n"
+    assert (directory / "init.txt").read_text() == f"x {directory.name} DETAIL\n"
     assert printed(result) == [f"run x 5 {directory.name}"]
     assert "DETAIL: a detail line" in result.stdout and "a trace line" not in result.stdout
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "debug", "5", "-1"])
+def test_args_log_level_is_the_text_given_as_in_execo(tmp_path, level):
+    run_script(tmp_path, EXECO_STYLE, "-l", level)
+    [directory] = experiment_dirs(tmp_path)
+    assert (directory / "init.txt").read_text().split()[2] == level
 
 
 def test_log_level_trace_shows_detail_and_trace(tmp_path):

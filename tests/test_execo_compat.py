@@ -70,6 +70,7 @@ class Probe(Engine):
         logger.info("an info line")
         logger.detail("a detail line")
         print("result dir:", os.path.realpath(self.result_dir))
+        print("log level:", repr(self.args.log_level))
 
 Probe().start(sys.argv[1:])
 """
@@ -105,11 +106,17 @@ def test_engine_behaves_as_execo(execo_python, tmp_path, interpreter):
         for line in lines
     ), lines
     assert not any("a detail line" in line for line in lines)
+    assert "log level: None" in lines
 
     lines = run_engine(python, tmp_path / "continued", "-c", "new/sub", "-l", "DETAIL")
     created = tmp_path / "continued" / "new" / "sub"
     assert created.is_dir() and f"result dir: {created}" in lines
     assert any(line.endswith("DETAIL: a detail line") for line in lines), lines
+    assert "log level: 'DETAIL'" in lines
+
+    lines = run_engine(python, tmp_path / "numbered", "-l", "25")
+    assert "log level: '25'" in lines
+    assert not any("an info line" in line for line in lines)  # level 25 set: INFO hidden
 
 
 # Values printed by execo 2.8.2 (checked live, with thousands more, by
