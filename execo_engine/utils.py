@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import termios
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,19 @@ def redirect_outputs(stdout_filename: str | None, stderr_filename: str | None) -
             merged_fd = fd
 
 
-def copy_outputs(stdout_filename: str | None, stderr_filename: str | None) -> None:
+def _pseudo_terminal() -> tuple[int, int]:
+    """A pseudo-terminal as ``(read end, write end)``: its master and its slave, with output
+    processing off, so that what is read is what was written (no ``\n`` made ``\r\n``)."""
+    master, slave = os.openpty()
+    attributes = termios.tcgetattr(slave)
+    attributes[1] &= ~termios.OPOST
+    termios.tcsetattr(slave, termios.TCSANOW, attributes)
+    return master, slave
+
+
+def copy_outputs(
+    stdout_filename: str | None, stderr_filename: str | None, use_pty: bool = False
+) -> None:
     """Copy file descriptors 1 and 2 to files while they keep going to where they went.
 
     Works at the file descriptor level, so output of child processes is copied too. Each stream
@@ -95,6 +108,11 @@ def copy_outputs(stdout_filename: str | None, stderr_filename: str | None) -> No
     the copiers are waited for (up to 10 s if other processes still hold the output), so nothing
     printed just before the exit is lost; the copiers finish their work even if this process
     is killed.
+
+    ``use_pty=True`` (execo's parameter) puts a pseudo-terminal in place of each pipe: the
+    copied descriptors are terminals (``os.isatty(1)``), so child processes write line by line
+    (and in colour) as on a terminal. The copies hold the bytes written (execo's pseudo-terminal
+    made each ``\n`` a ``\r\n``). Python's own ``sys.stdout`` keeps the buffering it started with.
     """
     _flush_std()
     copiers: list[tuple[int, int, subprocess.Popen[bytes]]] = []
@@ -103,7 +121,7 @@ def copy_outputs(stdout_filename: str | None, stderr_filename: str | None) -> No
             continue
         os.close(_open_append(filename))  # fail here, not in the copier, on a bad path
         original = os.dup(fd)
-        read_end, write_end = os.pipe()
+        read_end, write_end = _pseudo_terminal() if use_pty else os.pipe()
         copier = subprocess.Popen(
             [sys.executable, "-m", "execo_engine._tee", str(read_end), str(original), filename],
             pass_fds=(read_end, original),

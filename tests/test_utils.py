@@ -121,6 +121,28 @@ def test_copy_outputs_files_and_terminal(tmp_path):
     assert words(result.stderr) == as_words(ERR_LINES)
 
 
+TERMINAL_CHECK = textwrap.dedent("""
+    import subprocess, sys
+    from execo_engine.utils import copy_outputs
+    copy_outputs(sys.argv[1], sys.argv[2], use_pty=sys.argv[3] == "pty")
+    subprocess.run("test -t 1 && echo out: terminal || echo out: no terminal", shell=True)
+    subprocess.run("test -t 2 && echo err: terminal >&2 || echo err: no terminal >&2", shell=True)
+""")
+
+
+@pytest.mark.parametrize("through,seen", [("pipe", "no terminal"), ("pty", "terminal")])
+def test_copy_outputs_use_pty_makes_outputs_terminals(tmp_path, through, seen):
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", TERMINAL_CHECK, out, err, through],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.read_bytes() == result.stdout == f"out: {seen}\n".encode()  # no \r\n
+    assert err.read_bytes() == result.stderr == f"err: {seen}\n".encode()
+
+
 def is_interleaving(merged, first, second):
     """Whether ``merged`` is ``first`` and ``second`` interleaved, each in its own order (the
     writes of two streams into one file may interleave anywhere: an unbuffered ``print``
