@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -257,10 +258,10 @@ def sweep(parameters: Mapping[Any, Any], exclude: Exclude | None = None) -> Swee
     return SweepList(kept, combinations.distinct, combinations.plain)
 
 
-def _number(name: str, value: float | str) -> float:
-    """The bound ``name`` of geom as a number, as execo read it: an integer, or a string of one,
-    stays exact (for igeom's integer parts); anything else ``float()`` reads becomes a float, a
-    string of a number too (argparse options are strings)."""
+def _read_number(function: str, name: str, value: float | str) -> float:
+    """``value`` as execo read it: an integer, or a string of one, stays exact (for igeom's
+    integer parts); anything else ``float()`` reads becomes a float, a string of a number too
+    (argparse options are strings)."""
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, str | bytes):
@@ -269,16 +270,30 @@ def _number(name: str, value: float | str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"geom: {name} must be a number, got {value!r}") from None
+        raise ValueError(f"{function}: {name} must be a number, got {value!r}") from None
     except TypeError:
-        raise TypeError(f"geom: {name} must be a number, got {value!r}") from None
+        raise TypeError(f"{function}: {name} must be a number, got {value!r}") from None
 
 
-def _step_count(num_steps: float | str) -> int:
+def _number(function: str, name: str, value: float | str) -> float:
+    """The bound ``name`` of ``function`` as a finite number (:func:`_read_number`)."""
+    number = _read_number(function, name, value)
+    try:
+        finite = math.isfinite(number)
+    except OverflowError:  # an int beyond a float's range
+        finite = False
+    if not finite:
+        raise ValueError(
+            f"{function}: {name} must be a finite number (within a float's range), got {value!r}"
+        )
+    return number
+
+
+def _step_count(function: str, num_steps: float | str) -> int:
     """``num_steps`` as an int: a real number with a whole, non-negative value (``3``, ``3.0``,
     a NumPy integer) or a string of an int (``"3"``), as execo accepts them; a bool is no
     count."""
-    wrong_type = f"geom: num_steps must be an int or a string of one, got {num_steps!r}"
+    wrong_type = f"{function}: num_steps must be an int or a string of one, got {num_steps!r}"
     if isinstance(num_steps, bool):
         raise TypeError(wrong_type)
     try:
@@ -288,21 +303,42 @@ def _step_count(num_steps: float | str) -> int:
     except (ValueError, OverflowError):  # a string of no int, nan, inf
         steps = None
     if steps is None or (not isinstance(num_steps, str | bytes) and steps != num_steps):
-        raise ValueError(f"geom: num_steps must be a whole number, got {num_steps!r}")
+        raise ValueError(f"{function}: num_steps must be a whole number, got {num_steps!r}")
     if steps < 0:
-        raise ValueError(f"geom: num_steps must be >= 0, got {num_steps!r}")
+        raise ValueError(f"{function}: num_steps must be >= 0, got {num_steps!r}")
     return steps
 
 
-def _bounds(range_min: float | str, range_max: float | str) -> tuple[float, float]:
-    """Both bounds as numbers (:func:`_number`), non-zero and of the same sign."""
-    low, high = _number("range_min", range_min), _number("range_max", range_max)
+def _bounds(function: str, range_min: float | str, range_max: float | str) -> tuple[float, float]:
+    """Both bounds as finite numbers (:func:`_number`), non-zero, of the same sign."""
+    low = _number(function, "range_min", range_min)
+    high = _number(function, "range_max", range_max)
     if low == 0 or high == 0 or (low < 0) != (high < 0):
         raise ValueError(
-            f"geom: no geometric progression from {range_min!r} to {range_max!r} "
+            f"{function}: no geometric progression from {range_min!r} to {range_max!r} "
             f"(bounds must be non-zero and of the same sign)"
         )
     return low, high
+
+
+def _geom(
+    function: str, range_min: float | str, range_max: float | str, num_steps: float | str
+) -> list[float]:
+    """:func:`geom`, its errors naming ``function``."""
+    low, high = (float(bound) for bound in _bounds(function, range_min, range_max))
+    steps = _step_count(function, num_steps)
+    if steps == 0:
+        return []
+    if steps == 1:
+        return [low]
+    span = high / low
+    if span == 0 or math.isinf(span):
+        raise ValueError(
+            f"{function}: range_max / range_min ({range_max!r} / {range_min!r}) is beyond a "
+            f"float's range: bring the bounds closer"
+        )
+    ratio = span ** (1 / (steps - 1))
+    return [low * ratio**i for i in range(steps - 1)] + [high]
 
 
 def geom(range_min: float | str, range_max: float | str, num_steps: float | str) -> list[float]:
@@ -315,19 +351,14 @@ def geom(range_min: float | str, range_max: float | str, num_steps: float | str)
     As in execo, the bounds may be strings of numbers and ``num_steps`` a string of an int (an
     argparse option): ``geom("1", "100", "3") == [1.0, 10.0, 100.0]``.
 
-    Raises ``ValueError`` when the bounds are zero or of different signs, when a bound is a
-    string of no number, or when ``num_steps`` is negative or not a whole number (an integral
-    float such as ``3.0`` is accepted); ``TypeError`` when a bound or ``num_steps`` is neither a
-    number nor a string, or ``num_steps`` is a bool. Each error names the argument.
+    Raises ``ValueError`` when a bound is a string of no number, infinite, NaN or zero, when the
+    bounds are of different signs or, for 2 steps or more, so far apart that ``range_max /
+    range_min`` is 0 or infinite as a float (execo answered with ``inf`` and ``nan`` elements),
+    or when ``num_steps`` is negative or not a whole number (an integral float such as ``3.0``
+    is accepted); ``TypeError`` when a bound or ``num_steps`` is neither a number nor a string,
+    or ``num_steps`` is a bool. Each error names the argument.
     """
-    low, high = (float(bound) for bound in _bounds(range_min, range_max))
-    steps = _step_count(num_steps)
-    if steps == 0:
-        return []
-    if steps == 1:
-        return [low]
-    ratio = (high / low) ** (1 / (steps - 1))
-    return [low * ratio**i for i in range(steps - 1)] + [high]
+    return _geom("geom", range_min, range_max, num_steps)
 
 
 def igeom(range_min: float | str, range_max: float | str, num_steps: float | str) -> list[int]:
@@ -335,12 +366,13 @@ def igeom(range_min: float | str, range_max: float | str, num_steps: float | str
     2.8.2 gives them: each value rounded to the nearest integer (``round``, ties to even), plus
     the integer parts (``int``, towards zero) of both bounds; so fractional bounds can give more
     integers than steps: ``igeom(1.5, 10.5, 3) == [1, 2, 4, 10]``. One step gives
-    ``[int(range_min)]``, 0 steps ``[]``. Strings and errors as :func:`geom`.
+    ``[int(range_min)]``, 0 steps ``[]``. Strings and errors as :func:`geom`, the errors
+    starting with ``igeom:``.
     """
-    values = geom(range_min, range_max, num_steps)
+    values = _geom("igeom", range_min, range_max, num_steps)
     if len(values) <= 1:
         return [int(value) for value in values]
-    low, high = _bounds(range_min, range_max)
+    low, high = _bounds("igeom", range_min, range_max)
     return sorted({round(value) for value in values} | {int(low), int(high)})
 
 

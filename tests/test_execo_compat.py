@@ -193,6 +193,28 @@ def test_geom_names_a_bound_that_is_no_number(bounds, error, message):
             function(*bounds, 3)
 
 
+INF, NAN = float("inf"), float("nan")
+
+
+# execo 2.8.2: [1.0, inf, inf], [nan, nan, 2.0], [1e-320, inf, 1.0], OverflowError...
+@pytest.mark.parametrize(
+    "bounds,message",
+    [
+        ((1, INF), "range_max must be a finite number"),
+        ((-INF, -1), "range_min must be a finite number"),
+        ((NAN, 2), "range_min must be a finite number"),
+        ((1, "nan"), "range_max must be a finite number"),
+        ((1, 10**400), "range_max must be a finite number"),
+        ((1e-320, 1), r"range_max / range_min \(1 / 1e-320\) is beyond a float's range"),
+        ((1e300, 1e-300), r"range_max / range_min \(1e-300 / 1e\+300\) is beyond"),
+    ],
+)
+def test_geom_refuses_bounds_execo_answered_with_nonsense(bounds, message):
+    for function in (geom, igeom):
+        with pytest.raises(ValueError, match=rf"^{function.__name__}: {message}"):
+            function(*bounds, 3)
+
+
 # -- ParamSweeper side by side (issue 28) ----------------------------------------------------
 
 GETTERS = """

@@ -1,5 +1,6 @@
 """sweep(), HashableDict, geom, igeom, sweep_stats: the pure combinatorics."""
 
+import math
 import pickle
 
 import pytest
@@ -130,6 +131,21 @@ def test_geom_reads_strings_as_argparse_gives_them(low, high, steps):
     texts = (str(low), str(high), str(steps))
     assert geom(*texts) == geom(low, high, steps)
     assert igeom(*texts) == igeom(low, high, steps)
+
+
+@given(
+    st.floats(allow_subnormal=True) | st.integers(),
+    st.floats(allow_subnormal=True) | st.integers(),
+    st.integers(0, 30),
+)
+def test_geom_gives_finite_values_or_a_value_error_naming_itself(low, high, steps):
+    for function in (geom, igeom):
+        try:
+            values = function(low, high, steps)
+        except ValueError as error:
+            assert str(error).startswith(f"{function.__name__}: ")
+        else:
+            assert len(values) <= steps + 2 and all(math.isfinite(v) for v in values)
 
 
 def test_sweep_stats():
