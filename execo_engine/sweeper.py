@@ -348,10 +348,14 @@ class ParamSweeper(Generic[E]):
         if sweeps is None:
             loaded = self._store.load_sweeps()
             if loaded is None:
+                fix = (
+                    "pass sweeps=..., or have the writer save them with save_sweeps=True"
+                    if self._store.read_only
+                    else "pass sweeps=..., with save_sweeps=True to save them"
+                )
                 raise ValueError(
                     f"ParamSweeper: no sweeps given and none saved in "
-                    f"{self._store.location!r} (pass sweeps=..., with "
-                    f"save_sweeps=True to save them)"
+                    f"{self._store.location!r} ({fix})"
                 )
             sweeps = loaded
         known_plain = type(sweeps) is SweepList and sweeps.plain  # straight from sweep()

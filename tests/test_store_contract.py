@@ -74,8 +74,11 @@ def test_done_outside_current_sweeps_kept_but_not_reported(location, sweeps):
 
 
 def test_saved_sweeps(location, sweeps):
-    with pytest.raises(ValueError, match="no sweeps given and none saved in"):
+    with pytest.raises(ValueError, match=r"none saved in .*with save_sweeps=True to save them"):
         ParamSweeper(location())
+    ParamSweeper(location(), sweeps)  # not saved
+    with pytest.raises(ValueError, match=r"or have the writer save them with save_sweeps=True"):
+        ParamSweeper(location(), read_only=True)  # a view cannot save them
     ParamSweeper(location(), sweeps, save_sweeps=True)
     assert ParamSweeper(location()).get_sweeps() == sweeps
 
