@@ -325,3 +325,44 @@ def test_failed_combinations_in_status_results_and_reset(tmp_path):
     [entry] = json.loads(cli("status", directory, "--json").stdout)["sweeps"]
     assert (entry["failed"], entry["remaining"], entry["failed_combinations"]) == (0, 5, [])
     assert ParamSweeper(directory, read_only=True).get_failures() == {}  # attempts cleared
+
+
+FORMAT_FILES = {
+    "9": "persistence directory {sweep!r} is in format version 9, written by a newer "
+    "execo_engine; this one reads versions 1 to 4: upgrade execo_engine to use it",
+    "x": "{sweep}/format: not a format version number: b'x\\n' (a format file holds one line "
+    "such as '2')",
+}
+EVERY_COMMAND = [  # status in the fast lane, the other commands (a subprocess each) slow
+    pytest.param(["status"], id="status"),
+    *(
+        pytest.param(command, marks=pytest.mark.slow, id=" ".join(command))
+        for command in (
+            ["status", "--watch"],
+            ["results"],
+            ["runs"],
+            ["plot", "--x", "size", "--y", "latency"],
+            ["report", "-o", "report.html"],
+            ["reclaim"],
+            ["reset", "--inprogress"],
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize("written", sorted(FORMAT_FILES))
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_a_bad_format_file_is_one_line_naming_it_in_every_command(tmp_path, written, command):
+    directory = tmp_path / "sweep"
+    ParamSweeper(directory, sweep(GRID), save_sweeps=True)
+    (directory / "format").write_text(f"{written}\n")
+    name, *options = command
+    result = subprocess.run(
+        [sys.executable, "-m", "execo_engine", name, str(directory), *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    message = FORMAT_FILES[written].format(sweep=str(directory))
+    assert (result.returncode, result.stderr) == (1, f"execo-sweep {name}: {message}\n")

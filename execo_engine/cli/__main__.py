@@ -11,7 +11,6 @@ they do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import io
 import json
@@ -19,14 +18,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
-from execo_engine.cli.views import UsageError, open_view, sweep_locations
-from execo_engine.errors import CannotConnectError, CorruptRecordError, PickleNotAllowedError
+from execo_engine.cli.views import UsageError, open_view, sweep_locations, usage_errors
+from execo_engine.errors import (
+    CannotConnectError,
+    CorruptRecordError,
+    NewerFormatError,
+    PickleNotAllowedError,
+)
 from execo_engine.log import DETAIL
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
@@ -365,18 +369,6 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-@contextlib.contextmanager
-def _usage_errors() -> Iterator[None]:
-    """Bad input met by the library (no such location, not a sweep, an unknown name, a
-    missing extra) as a :class:`UsageError`; a corrupt record stays what it is."""
-    try:
-        yield
-    except CorruptRecordError:
-        raise
-    except (FileNotFoundError, ValueError, ImportError) as error:
-        raise UsageError(str(error)) from None
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line; bad input exits with status 2 and a message, no traceback."""
     args = submitting.parse_args(parser(), argv)
@@ -403,15 +395,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "report":
             sys.exit(report.run(args.location, args.output, args.watch))
         elif args.command == "results":
-            with _usage_errors():
+            with usage_errors():
                 wrote = export.export(args.location, args.format, args.output)
             if wrote:
                 print(wrote)
         elif args.command == "runs":
-            with _usage_errors():
+            with usage_errors():
                 export.list_runs(args.location, args.json)
         else:
-            with _usage_errors():
+            with usage_errors():
                 lines = plotting.plot(args.location, args.x, args.y, args.hue, args.output)
             print("\n".join(lines))
     except UsageError as error:
@@ -423,7 +415,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:  # the reader went away (| head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except (CorruptRecordError, PickleNotAllowedError, OSError, submitting.SubmitError) as error:
+    except (
+        CorruptRecordError,
+        PickleNotAllowedError,
+        NewerFormatError,
+        OSError,
+        submitting.SubmitError,
+    ) as error:
         print(f"execo-sweep {args.command}: {error}", file=sys.stderr)
         sys.exit(1)
 

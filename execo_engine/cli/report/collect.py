@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execo_engine.cli.views import UsageError, open_view, sweep_locations
+from execo_engine.cli.views import open_view, sweep_locations, usage_errors
 from execo_engine.results import result_table
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
@@ -226,10 +226,8 @@ class Reader:
     def read(self) -> ReportData:
         """Everything the report shows, now."""
         now = time.time()
-        try:
+        with usage_errors():
             table = result_table(self.location)
-        except (FileNotFoundError, ValueError, ImportError) as error:
-            raise UsageError(str(error)) from None
         by_sweep: dict[str, list[dict[str, Any]]] = {}
         for row in table.rows:
             by_sweep.setdefault(row["sweep"], []).append(row)

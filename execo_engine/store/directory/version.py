@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 
-from execo_engine.errors import Execo2DirectoryError, NewerFormatError
+from execo_engine.errors import CorruptRecordError, Execo2DirectoryError, NewerFormatError
 from execo_engine.store.directory.files import open_regular, replace_atomically
 
 FORMAT = 4
@@ -48,7 +48,8 @@ _EXECO2_FILES = ("done", "inprogress", "sweeps")  #: the files execo 2.x pickled
 
 def directory_format(directory: str) -> int:
     """The format version of ``directory`` (1 when it has no ``format`` file); a
-    ``ValueError`` naming the file if it does not hold a version number."""
+    :class:`CorruptRecordError` (a ``ValueError``) naming the file if it does not hold a
+    version number."""
     path = os.path.join(directory, FORMAT_FILE)
     try:
         fd, _ = open_regular(path, os.O_RDONLY)
@@ -61,12 +62,12 @@ def directory_format(directory: str) -> int:
     try:
         version = int(text)
     except ValueError:
-        raise ValueError(
+        raise CorruptRecordError(
             f"{path}: not a format version number: {text[:20]!r} (a format file holds one "
             f"line such as '2')"
         ) from None
     if version < 1:
-        raise ValueError(f"{path}: format version {version} is not >= 1")
+        raise CorruptRecordError(f"{path}: format version {version} is not >= 1")
     return version
 
 
