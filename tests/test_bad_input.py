@@ -283,6 +283,35 @@ def test_a_closed_port_through_execo_sweep_status(psycopg, password_in):
     assert elapsed < REPORTED_WITHIN, elapsed
 
 
+PARAMETERS_PAGE = "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS"
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("&bogus=1", 'invalid URI query parameter: "bogus"'),
+        ("&connect_timeout=abc", "bad value for connect_timeout: 'abc'"),
+    ],
+)
+def test_a_url_parameter_libpq_refuses_is_named_by_the_command(psycopg, query, reason):
+    result = cli("status", f"postgresql://someone:{PASSWORD}@127.0.0.1:5499/db?sweep=x{query}")
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"execo-sweep status: postgresql://someone@127.0.0.1:5499/db?sweep=x{query}: {reason}: "
+        f"fix or remove that URL parameter (those libpq takes: {PARAMETERS_PAGE})\n",
+    )
+
+
+def test_a_url_that_is_no_url_is_named_by_the_command():
+    result = cli("status", f"postgresql://someone:{PASSWORD}@[::1/db?sweep=x")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "execo-sweep status: postgresql://someone@[::1/db?sweep=x: not a URL (Invalid IPv6 URL): "
+        "write postgresql://user@host:port/database?sweep=NAME, an IPv6 host in brackets "
+        "(postgresql://user@[::1]/database?sweep=NAME)\n",
+    )
+
+
 @pytest.mark.slow
 def test_a_closed_port_in_pytest_is_a_usage_error(pytester, psycopg):
     pytester.makepyfile(

@@ -78,3 +78,23 @@ def test_a_url_without_a_host_keeps_its_slashes():
     assert driver_parameters(conninfo) == {"host": "127.0.0.1", "port": "5499"}
     assert without_password(url) == url
     assert with_sweep(url, "t").startswith("postgresql:///exp?sweep=t&")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:secret@[::1/exp?sweep=s",
+        "postgresql://u:sec@ret@[::1/exp?sweep=s",
+        "postgresql://u@[::1/exp?sweep=s&password=secret",
+    ],
+)
+def test_a_url_that_cannot_be_split_is_named_without_its_password(url):
+    for parse in (parse_url, without_password):
+        with pytest.raises(ValueError) as error:
+            parse(url)
+        shown = "postgresql://u@[::1/exp?sweep=s" + ("&password=***" if "&" in url else "")
+        assert str(error.value) == (
+            f"{shown}: not a URL (Invalid IPv6 URL): write postgresql://user@host:port/"
+            f"database?sweep=NAME, an IPv6 host in brackets (postgresql://user@[::1]/"
+            f"database?sweep=NAME)"
+        )

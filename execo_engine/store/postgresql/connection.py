@@ -22,6 +22,8 @@ RECONNECT_SECONDS = 120.0
 #: How long (seconds) one connection attempt may take, unless the URL (``connect_timeout=``)
 #: or the environment (``PGCONNECT_TIMEOUT``) says otherwise.
 CONNECT_TIMEOUT = 10
+#: Where the connection parameters a URL may give are listed.
+PARAMETERS_PAGE = "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS"
 #: How long (seconds) a new connection waits for the server session of a connection dropped
 #: in the middle of a statement to end (see :meth:`Link._end_dropped`).
 SESSION_END_SECONDS = 60.0
@@ -170,6 +172,11 @@ class Link:
                 self._connection, self._session, self._dropped = None, None, []
             try:
                 connection = driver().connect(self._conninfo, autocommit=True, **self._timeout)
+            except driver().ProgrammingError as error:  # a parameter libpq refuses
+                raise ValueError(
+                    f"{self._shown}: {_first_line(error)}: fix or remove that URL parameter "
+                    f"(those libpq takes: {PARAMETERS_PAGE})"
+                ) from None
             except driver().OperationalError as error:
                 if self._reached or _restarting(error):
                     raise  # lost after it worked, or a server restarting: run() retries

@@ -3,6 +3,7 @@ driver takes, shown without a password, and naming other sweeps of the same data
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -12,7 +13,7 @@ from execo_engine.store.lease import DEFAULT_LEASE, check_lease
 def without_password(url: str) -> str:
     """``url`` as it can be printed or logged: without the password of ``user:password@``
     nor a ``password=`` query parameter."""
-    parts = urllib.parse.urlsplit(url)
+    parts = _split(url)
     user, _, host = parts.netloc.rpartition("@")
     user = user.partition(":")[0]
     shown = _unsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
@@ -20,6 +21,20 @@ def without_password(url: str) -> str:
     if any(key == "password" for key, _ in query):
         shown = _with_query(shown, [(k, v) for k, v in query if k != "password"])
     return shown
+
+
+def _split(url: str) -> urllib.parse.SplitResult:
+    """``url`` split in its parts; a ``ValueError`` naming it (without its password) and saying
+    how to write it if it cannot be (unbalanced brackets of an IPv6 host)."""
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError as error:
+        hidden = re.sub(r"(?<=://)([^:@/]*):[^/?#]*@", r"\1@", url)  # user:password@
+        hidden = re.sub(r"([?&]password=)[^&#]*", r"\1***", hidden)
+        raise ValueError(
+            f"{hidden}: not a URL ({error}): write postgresql://user@host:port/database?sweep="
+            f"NAME, an IPv6 host in brackets (postgresql://user@[::1]/database?sweep=NAME)"
+        ) from None
 
 
 def _unsplit(parts: urllib.parse.SplitResult) -> str:
@@ -36,7 +51,7 @@ def _unsplit(parts: urllib.parse.SplitResult) -> str:
 def _query(url: str) -> list[tuple[str, str]]:
     """The query parameters of ``url``, percent-decoded (a ``+`` stays a ``+``, as libpq
     reads it; a value may hold ``=``)."""
-    parts = urllib.parse.urlsplit(url).query.split("&")
+    parts = _split(url).query.split("&")
     pairs = [part.partition("=") for part in parts if part]
     return [(urllib.parse.unquote(key), urllib.parse.unquote(value)) for key, _, value in pairs]
 
@@ -47,7 +62,7 @@ def _with_query(url: str, pairs: list[tuple[str, str]]) -> str:
         f"{urllib.parse.quote(key, safe='')}={urllib.parse.quote(value, safe='')}"
         for key, value in pairs
     )
-    return _unsplit(urllib.parse.urlsplit(url)._replace(query=query))
+    return _unsplit(_split(url)._replace(query=query))
 
 
 def checked_lease(value: Any, shown: str) -> float:
