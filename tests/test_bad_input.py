@@ -283,6 +283,26 @@ def test_a_closed_port_through_execo_sweep_status(psycopg, password_in):
     assert elapsed < REPORTED_WITHIN, elapsed
 
 
+@pytest.mark.parametrize("scheme", ["POSTGRESQL", "PostgreSQL", "postgres"])
+def test_a_url_scheme_in_any_case_is_a_url_to_the_command(psycopg, scheme):
+    port = closed_port()
+    result = cli("status", unreachable_url(port).replace("postgresql", scheme, 1))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"execo-sweep status: cannot connect to 127.0.0.1:{port}: Connection refused; check the "
+        f"URL {scheme.lower()}://someone@127.0.0.1:{port}/db?sweep=x\n",
+    )
+
+
+def test_a_location_that_starts_as_a_url_but_is_none_is_named_without_its_password():
+    result = cli("status", f"postgresql:/someone:{PASSWORD}@127.0.0.1:5499/db?sweep=x")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "execo-sweep status: postgresql:/someone@127.0.0.1:5499/db?sweep=x: not a postgresql:// "
+        "URL: write postgresql://user@host:port/database?sweep=NAME\n",
+    )
+
+
 PARAMETERS_PAGE = "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS"
 
 

@@ -6,6 +6,7 @@ import urllib.parse
 
 import pytest
 
+from execo_engine.store.locations import check_location, kind_of, shown
 from execo_engine.store.postgresql.store import parse_url, with_sweep
 from execo_engine.store.postgresql.urls import without_password
 
@@ -98,3 +99,31 @@ def test_a_url_that_cannot_be_split_is_named_without_its_password(url):
             f"database?sweep=NAME, an IPv6 host in brackets (postgresql://user@[::1]/"
             f"database?sweep=NAME)"
         )
+
+
+@pytest.mark.parametrize("scheme", ["POSTGRESQL", "PostgreSQL", "postgres", "Postgres"])
+def test_the_scheme_is_case_insensitive(scheme):
+    url = f"{scheme}://u:secret@db/exp?sweep=s"
+    assert kind_of(url) is kind_of("postgresql://db/exp?sweep=s") is not kind_of("exp")
+    conninfo, sweep, _ = parse_url(url)
+    assert (conninfo, sweep) == (f"{scheme.lower()}://u:secret@db/exp", "s")  # as libpq takes it
+    assert shown(url) == f"{scheme.lower()}://u@db/exp?sweep=s"
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        ("postgresql:/u:secret@db/exp?sweep=s", "postgresql:/u@db/exp?sweep=s"),
+        ("POSTGRES:u:secret@db/exp?sweep=s", "POSTGRES:u@db/exp?sweep=s"),
+        (
+            "postgresql:/u@db/exp?password=secret&sweep=s",
+            "postgresql:/u@db/exp?password=***&sweep=s",
+        ),
+    ],
+)
+def test_a_location_that_starts_as_a_url_but_is_none_is_refused_without_its_password(url, hidden):
+    with pytest.raises(ValueError) as error:
+        check_location(url)
+    assert str(error.value) == (
+        f"{hidden}: not a postgresql:// URL: write postgresql://user@host:port/database?sweep=NAME"
+    )

@@ -16,7 +16,7 @@ from execo_engine.codec import Codec
 from execo_engine.store.contract import Store
 
 Location = str | os.PathLike[str]
-_SCHEMES = ("postgresql://", "postgres://")  # the PostgreSQL store (imported only for them)
+_SCHEMES = ("postgresql", "postgres")  # the PostgreSQL store (imported only for them)
 
 
 class Kind(Protocol):
@@ -63,8 +63,11 @@ class Kind(Protocol):
 
 
 def kind_of(location: Location) -> Kind:
-    """The kind of ``location``: PostgreSQL for a ``postgresql://`` URL, else a directory."""
-    if os.fspath(location).startswith(_SCHEMES):
+    """The kind of ``location``: PostgreSQL for a ``postgresql:`` or ``postgres:`` URL, the
+    scheme in any case (RFC 3986), else a directory. A location that starts so but is no URL
+    (``postgresql:/...``) is refused by that kind, naming it."""
+    scheme, colon, _ = os.fspath(location).partition(":")
+    if colon and scheme.lower() in _SCHEMES:
         from execo_engine.store.postgresql.location import DATABASE
 
         return DATABASE

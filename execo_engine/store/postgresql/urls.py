@@ -23,17 +23,26 @@ def without_password(url: str) -> str:
     return shown
 
 
+def _hidden(url: str) -> str:
+    """``url``, one that cannot be split, without the password of ``user:password@`` nor the
+    value of a ``password=`` parameter."""
+    hidden = re.sub(r"^([^:]*:/*[^:@/?#]*):[^/?#]*@", r"\1@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", hidden)
+
+
 def _split(url: str) -> urllib.parse.SplitResult:
-    """``url`` split in its parts; a ``ValueError`` naming it (without its password) and saying
-    how to write it if it cannot be (unbalanced brackets of an IPv6 host)."""
+    """``url`` split in its parts, its scheme in lower case; a ``ValueError`` naming it
+    (without its password) and saying how to write it if it cannot be (no ``//`` after the
+    scheme, unbalanced brackets of an IPv6 host)."""
+    how = "write postgresql://user@host:port/database?sweep=NAME"
+    if not url.partition(":")[2].startswith("//"):
+        raise ValueError(f"{_hidden(url)}: not a postgresql:// URL: {how}")
     try:
         return urllib.parse.urlsplit(url)
     except ValueError as error:
-        hidden = re.sub(r"(?<=://)([^:@/]*):[^/?#]*@", r"\1@", url)  # user:password@
-        hidden = re.sub(r"([?&]password=)[^&#]*", r"\1***", hidden)
         raise ValueError(
-            f"{hidden}: not a URL ({error}): write postgresql://user@host:port/database?sweep="
-            f"NAME, an IPv6 host in brackets (postgresql://user@[::1]/database?sweep=NAME)"
+            f"{_hidden(url)}: not a URL ({error}): {how}, an IPv6 host in brackets "
+            f"(postgresql://user@[::1]/database?sweep=NAME)"
         ) from None
 
 
