@@ -366,3 +366,15 @@ def test_a_bad_format_file_is_one_line_naming_it_in_every_command(tmp_path, writ
     )
     message = FORMAT_FILES[written].format(sweep=str(directory))
     assert (result.returncode, result.stderr) == (1, f"execo-sweep {name}: {message}\n")
+
+
+@pytest.mark.parametrize("interval", ["-1", "nan", "inf", "0"])
+def test_status_watch_refuses_an_interval_that_is_no_finite_number_above_0(tmp_path, interval):
+    directory = tmp_path / "sweep"
+    ParamSweeper(directory, sweep(GRID), save_sweeps=True)  # not complete: it would watch
+    result = cli("status", directory, "--watch", "--interval", interval, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"execo-sweep status: --interval {interval}: give a finite number of seconds above 0\n",
+    )

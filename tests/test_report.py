@@ -499,7 +499,14 @@ def test_report_of_a_sweep_of_elements_that_are_not_dicts(tmp_path):
     "args,message",
     [
         (["report", "{missing}"], "no such directory"),
-        (["report", "{sweep}", "--watch", "0"], "--watch 0: give a number of seconds above 0"),
+        (
+            ["report", "{sweep}", "--watch", "0"],
+            "--watch 0: give a finite number of seconds above 0",
+        ),
+        (
+            ["report", "{sweep}", "--watch", "inf"],
+            "--watch inf: give a finite number of seconds above 0",
+        ),
         (["report", "{sweep}", "-o", "{sweep}"], "a directory; give the path of the HTML file"),
     ],
 )

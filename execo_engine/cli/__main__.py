@@ -24,6 +24,7 @@ from typing import Any
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
+from execo_engine.cli.options import check_seconds
 from execo_engine.cli.views import UsageError, open_view, sweep_locations, usage_errors
 from execo_engine.errors import (
     CannotConnectError,
@@ -379,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
         if args.command == "status" and args.watch:
+            check_seconds("--interval", args.interval)
             sweeps = functools.partial(sweep_locations, args.location)
             sys.exit(submitting.watch(sweeps, open_view, _bar, args.interval))
         elif args.command == "status":

@@ -15,6 +15,7 @@ import tempfile
 import time
 from typing import TextIO
 
+from execo_engine.cli.options import check_seconds
 from execo_engine.cli.report import figures as drawing
 from execo_engine.cli.report.collect import Reader, ReportData
 from execo_engine.cli.report.page import render
@@ -55,8 +56,8 @@ def run(location: str, output: str, watch: float | None = None, out: TextIO = sy
     ``watch`` seconds until every sweep is complete (returns 0) or Ctrl-C (130, after a last
     page that no longer reloads). Bad input is a :class:`UsageError`."""
     drawing.require_plotly()
-    if watch is not None and not watch > 0:
-        raise UsageError(f"--watch {watch:g}: give a number of seconds above 0")
+    if watch is not None:
+        check_seconds("--watch", watch)
     if os.path.isdir(output):
         raise UsageError(f"-o {output}: a directory; give the path of the HTML file to write")
     reader = Reader(location)
