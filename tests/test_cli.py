@@ -378,3 +378,17 @@ def test_status_watch_refuses_an_interval_that_is_no_finite_number_above_0(tmp_p
         "",
         f"execo-sweep status: --interval {interval}: give a finite number of seconds above 0\n",
     )
+
+
+@pytest.mark.parametrize("seconds", ["-5", "nan", "inf"])
+def test_reclaim_refuses_an_age_that_is_no_finite_number_of_seconds(tmp_path, seconds):
+    directory = tmp_path / "sweep"
+    live = ParamSweeper(directory, sweep(GRID), save_sweeps=True)
+    claimed = live.get_next()  # held by this live process
+    result = cli("reclaim", directory, "--older-than", seconds, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"execo-sweep reclaim: --older-than {seconds}: give a finite number of seconds 0 or more\n",
+    )
+    assert ParamSweeper(directory, read_only=True).get_inprogress() == [claimed]

@@ -391,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             except ValueError as error:
                 raise UsageError(str(error)) from None
         elif args.command == "reclaim":
+            if args.older_than is not None:
+                check_seconds("--older-than", args.older_than, zero=True)
             reclaim(args.location, args.older_than)
         elif args.command == "reset":
             reset(args.location, args.inprogress, args.failed)
