@@ -392,3 +392,18 @@ def test_reclaim_refuses_an_age_that_is_no_finite_number_of_seconds(tmp_path, se
         f"execo-sweep reclaim: --older-than {seconds}: give a finite number of seconds 0 or more\n",
     )
     assert ParamSweeper(directory, read_only=True).get_inprogress() == [claimed]
+
+
+def test_status_watch_shows_the_failed_combinations_as_status_does(tmp_path):
+    directory = tmp_path / "sweep"
+    sweeper = ParamSweeper(directory, sweep({"n": [1, 2, 3]}), save_sweeps=True, max_attempts=1)
+    sweeper.fail(sweeper.get_next(), "ValueError: boom")
+    for combination in iter(sweeper.get_next, None):
+        sweeper.done(combination)
+    counts = "3 total, 2 done, 0 in progress, 0 remaining, 1 failed"
+    assert counts in cli("status", directory).stdout
+    _, line = cli("status", directory, "--watch").stdout.splitlines()
+    assert (
+        line == "sweep  [#############.......]  66.7%  2/3 done, 0 in progress, 0 remaining, "
+        "1 failed, complete"
+    )

@@ -229,22 +229,25 @@ class _Watched:
         self.first: int | None = None
 
     def line(self, now: float, bar: Callable[[int, int], str]) -> tuple[str, bool]:
-        """Its frame line, and whether it is complete."""
-        sweeps, remaining, _, inprogress, done = self.view.stats()
+        """Its frame line (with the failed combinations, if any), and whether it is
+        complete."""
+        counts = self.view.counts()
+        done, total, remaining = counts["done"], counts["total"], counts["remaining"]
         if self.first is None:
-            self.first = len(done)
-        rate = (len(done) - self.first) / (now - self.since) if now > self.since else 0.0
-        if not remaining and not inprogress:
+            self.first = done
+        rate = (done - self.first) / (now - self.since) if now > self.since else 0.0
+        if not remaining and not counts["inprogress"]:
             left = "complete"
         elif rate > 0:
-            left = f"{rate:.2f}/s, about {_duration(len(remaining) / rate)} left"
+            left = f"{rate:.2f}/s, about {_duration(remaining / rate)} left"
         else:
             left = "no rate yet"
+        failed = f", {counts['failed']} failed" if counts["failed"] else ""
         line = (
-            f"{self.view.name}  {bar(len(done), len(sweeps))}  {len(done)}/{len(sweeps)} done, "
-            f"{len(inprogress)} in progress, {len(remaining)} remaining, {left}"
+            f"{self.view.name}  {bar(done, total)}  {done}/{total} done, "
+            f"{counts['inprogress']} in progress, {remaining} remaining{failed}, {left}"
         )
-        return line, bool(sweeps) and not remaining and not inprogress
+        return line, bool(total) and not remaining and not counts["inprogress"]
 
 
 def watch(
