@@ -407,3 +407,20 @@ def test_status_watch_shows_the_failed_combinations_as_status_does(tmp_path):
         line == "sweep  [#############.......]  66.7%  2/3 done, 0 in progress, 0 remaining, "
         "1 failed, complete"
     )
+
+
+def test_status_watch_of_a_sweep_of_no_combination_stops_at_once(tmp_path):
+    ParamSweeper(tmp_path / "empty", [], save_sweeps=True)
+    command = ["status", tmp_path / "empty", "--watch", "--interval", "0.05"]
+    watching = subprocess.run(  # looping, it would print a frame every 0.05 s until the timeout
+        [sys.executable, "-m", "execo_engine", *map(str, command)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert watching.returncode == 0, watching.stderr
+    _, line = watching.stdout.splitlines()
+    assert (
+        line
+        == "empty  [....................]     -  0/0 done, 0 in progress, 0 remaining, complete"
+    )

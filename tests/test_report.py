@@ -29,12 +29,12 @@ GRID = {"size": [1, 2, 4], "algo": ["quick", EVIL], "seed": [1, 2]}
 ERROR = f"ValueError: {EVIL}\n  in test_sort"
 
 
-def cli(*args, check=True, **options):
+def cli(*args, check=True, timeout=300, **options):
     result = subprocess.run(
         [sys.executable, "-m", "execo_engine", *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         **options,
     )
     if check:
@@ -549,3 +549,12 @@ def test_table_columns_carry_repeated_cells_once():
     assert (level["type"], level["levels"], level["codes"][:3]) == ("text", ["<b>", "a"], [0, 1, 0])
     assert (x["type"], x["values"]) == ("number", [i / 3 for i in range(100)])
     assert n["levels"] == [None] and spec["rows"] == 100
+
+
+def test_watch_of_a_sweep_of_no_combination_writes_one_page_and_stops(tmp_path):
+    ParamSweeper(tmp_path / "empty", [], save_sweeps=True)
+    page = tmp_path / "empty.html"
+    # looping, it would write a page every 0.05 s until the timeout fails the test
+    result = cli("report", tmp_path / "empty", "-o", page, "--watch", "0.05", timeout=60)
+    assert result.stdout == f"wrote {page} (0/0 done, complete)\n"
+    assert '<body data-reload="">' in page.read_text()  # the page no longer reloads

@@ -230,7 +230,7 @@ class _Watched:
 
     def line(self, now: float, bar: Callable[[int, int], str]) -> tuple[str, bool]:
         """Its frame line (with the failed combinations, if any), and whether it is
-        complete."""
+        complete: nothing remaining nor in progress (a sweep of no combination at once)."""
         counts = self.view.counts()
         done, total, remaining = counts["done"], counts["total"], counts["remaining"]
         if self.first is None:
@@ -247,7 +247,7 @@ class _Watched:
             f"{self.view.name}  {bar(done, total)}  {done}/{total} done, "
             f"{counts['inprogress']} in progress, {remaining} remaining{failed}, {left}"
         )
-        return line, bool(total) and not remaining and not counts["inprogress"]
+        return line, left == "complete"
 
 
 def watch(

@@ -79,12 +79,9 @@ class SweepData:
 
     @property
     def complete(self) -> bool:
-        """Nothing left to do: no combination remaining nor in progress."""
-        return (
-            self.counts["total"] > 0
-            and self.counts["remaining"] == 0
-            and self.counts["inprogress"] == 0
-        )
+        """Nothing left to do: no combination remaining nor in progress (a sweep of no
+        combination is complete at once)."""
+        return self.counts["remaining"] == 0 and self.counts["inprogress"] == 0
 
     @property
     def workers(self) -> list[str]:
