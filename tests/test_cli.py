@@ -424,3 +424,33 @@ def test_status_watch_of_a_sweep_of_no_combination_stops_at_once(tmp_path):
         line
         == "empty  [....................]     -  0/0 done, 0 in progress, 0 remaining, complete"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--watch", "--json"],
+            "--watch does not go with --json (it shows one line per sweep): "
+            "leave out --json, or --watch",
+        ),
+        (
+            ["--watch", "--failed", "--by-factor"],
+            "--watch does not go with --failed, --by-factor "
+            "(it shows one line per sweep): leave out --failed, --by-factor, or --watch",
+        ),
+        (["--interval", "3"], "--interval 3 needs --watch: add --watch, or leave out --interval"),
+        (
+            ["--json", "--interval", "0.5"],
+            "--interval 0.5 needs --watch: add --watch, or leave out --interval",
+        ),
+    ],
+)
+def test_status_refuses_options_that_do_not_go_together(tmp_path, options, message):
+    ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
+    result = cli("status", tmp_path / "sweep", *options, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"execo-sweep status: {message}\n",
+    )

@@ -24,7 +24,7 @@ from typing import Any
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
-from execo_engine.cli.options import check_seconds
+from execo_engine.cli.options import check_seconds, check_status
 from execo_engine.cli.views import UsageError, open_view, sweep_locations, usage_errors
 from execo_engine.errors import (
     CannotConnectError,
@@ -379,10 +379,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
+        if args.command == "status":
+            check_status(args)
         if args.command == "status" and args.watch:
-            check_seconds("--interval", args.interval)
             sweeps = functools.partial(sweep_locations, args.location)
-            sys.exit(submitting.watch(sweeps, open_view, _bar, args.interval))
+            interval = submitting.WATCH_INTERVAL if args.interval is None else args.interval
+            sys.exit(submitting.watch(sweeps, open_view, _bar, interval))
         elif args.command == "status":
             status(args.location, args.by_factor, args.json, args.failed)
         elif args.command == "submit":

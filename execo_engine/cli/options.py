@@ -3,6 +3,7 @@ with a :class:`~execo_engine.cli.views.UsageError` naming the option and what to
 
 from __future__ import annotations
 
+import argparse
 import math
 
 from execo_engine.cli.views import UsageError
@@ -14,3 +15,28 @@ def check_seconds(option: str, value: float, zero: bool = False) -> None:
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         least = "0 or more" if zero else "above 0"
         raise UsageError(f"{option} {value:g}: give a finite number of seconds {least}")
+
+
+def check_status(args: argparse.Namespace) -> None:
+    """Refuse the options of ``status`` that do not go together: ``--json``, ``--failed`` or
+    ``--by-factor`` with ``--watch`` (which shows one line per sweep, nothing else), and
+    ``--interval`` without ``--watch``; and an ``--interval`` that is no number of seconds."""
+    if not args.watch:
+        if args.interval is not None:
+            raise UsageError(
+                f"--interval {args.interval:g} needs --watch: add --watch, or leave out --interval"
+            )
+        return
+    given = {
+        "--json": args.json,
+        "--failed": args.failed,
+        "--by-factor": args.by_factor is not None,
+    }
+    names = ", ".join(name for name, present in given.items() if present)
+    if names:
+        raise UsageError(
+            f"--watch does not go with {names} (it shows one line per sweep): leave out "
+            f"{names}, or --watch"
+        )
+    if args.interval is not None:
+        check_seconds("--interval", args.interval)

@@ -165,7 +165,6 @@ def add_watch_options(status: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--interval",
         type=float,
-        default=WATCH_INTERVAL,
         metavar="SECONDS",
         help=f"seconds between two refreshes of --watch ({WATCH_INTERVAL:g})",
     )
