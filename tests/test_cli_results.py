@@ -128,6 +128,21 @@ def test_plot_draws_spread_and_counts_series_in_grid_order(recorded, tmp_path):
     )
 
 
+@pytest.mark.slow  # imports matplotlib: 1.5 s
+def test_plot_says_the_file_it_wrote_when_o_has_no_extension(tmp_path):
+    pytest.importorskip("matplotlib")
+    sweeper = ParamSweeper(tmp_path / "sweep", sweep({"a": [1, 2]}))
+    for combination in iter(sweeper.get_next, None):
+        sweeper.record_result(combination, {"y": combination["a"] * 1.5})
+        sweeper.done(combination)
+    lines = cli("plot", tmp_path / "sweep", "--x", "a", "--y", "y", "-o", tmp_path / "out").stdout
+    assert lines.splitlines()[0] == (
+        f"wrote {tmp_path / 'out.png'}: 1 series, mean and spread (smallest to largest)"
+    )
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_without_pandas_the_error_names_the_extra(tmp_path):
     shadow = tmp_path / "shadow"
     shadow.mkdir()

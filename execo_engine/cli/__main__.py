@@ -347,7 +347,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument("--x", required=True, help="factor on the x axis")
     command.add_argument("--y", required=True, help="recorded value on the y axis")
     command.add_argument("--hue", help="factor drawn as one line per level")
-    command.add_argument("-o", "--output", default="plot.png", help="PNG file (plot.png)")
+    command.add_argument(
+        "-o",
+        "--output",
+        default="plot.png",
+        help="PNG file (plot.png; .png added to a name without one)",
+    )
     command = commands.add_parser(
         "report",
         help="one self-contained HTML page: progress, failures, figures, results",

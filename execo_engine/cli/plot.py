@@ -10,6 +10,7 @@ them), or the levels in grid order. The command prints what it drew, point by po
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -90,8 +91,9 @@ def _check(names: Iterable[str], available: list[str], what: str) -> None:
 
 
 def plot(location: str, x: str, y: str, hue: str | None, output: str) -> list[str]:
-    """Draw ``y`` against ``x`` (one line per ``hue`` level) into the PNG file ``output``;
-    returns the lines that tell what was drawn. ``ValueError`` naming an unknown factor or
+    """Draw ``y`` against ``x`` (one line per ``hue`` level) into the file ``output``, in the
+    format of its extension (PNG, ``.png`` added, when it has none); returns the lines that
+    tell what was drawn and the file written. ``ValueError`` naming an unknown factor or
     value, or when no numeric ``y`` was recorded; ``ImportError`` without matplotlib."""
     try:
         import matplotlib
@@ -147,9 +149,10 @@ def plot(location: str, x: str, y: str, hue: str | None, output: str) -> list[st
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(output)
+    written = output if os.path.splitext(output)[1] else f"{output}.png"  # as savefig would
+    figure.savefig(written)
     plt.close(figure)
-    lines = [f"wrote {output}: {len(series)} series, mean and spread (smallest to largest)"]
+    lines = [f"wrote {written}: {len(series)} series, mean and spread (smallest to largest)"]
     for label, points in series.items():
         name = f"{hue}={label}" if hue else str(label)
         lines.append(
