@@ -454,3 +454,18 @@ def test_status_refuses_options_that_do_not_go_together(tmp_path, options, messa
         "",
         f"execo-sweep status: {message}\n",
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["results"], ["plot", "--x", "size", "--y", "latency"], ["report"]], ids=" ".join
+)
+def test_an_empty_output_file_name_is_refused(tmp_path, command):
+    sweeper = ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
+    sweeper.record_result(sweeper.get_next(), {"latency": 1.0})
+    name, *options = command
+    result = cli(name, tmp_path / "sweep", *options, "-o", "", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"execo-sweep {name}: -o '': an empty file name: give the file to write, or leave out -o\n",
+    )

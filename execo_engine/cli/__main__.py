@@ -24,7 +24,7 @@ from typing import Any
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
-from execo_engine.cli.options import check_seconds, check_status
+from execo_engine.cli.options import check_output, check_seconds, check_status
 from execo_engine.cli.views import UsageError, open_view, sweep_locations, usage_errors
 from execo_engine.errors import (
     CannotConnectError,
@@ -384,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
+        check_output(getattr(args, "output", None))
         if args.command == "status":
             check_status(args)
         if args.command == "status" and args.watch:

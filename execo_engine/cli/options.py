@@ -40,3 +40,9 @@ def check_status(args: argparse.Namespace) -> None:
         )
     if args.interval is not None:
         check_seconds("--interval", args.interval)
+
+
+def check_output(output: str | None) -> None:
+    """Refuse an empty ``-o`` (``-o ''``): no file could be written under that name."""
+    if output == "":
+        raise UsageError("-o '': an empty file name: give the file to write, or leave out -o")
