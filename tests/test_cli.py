@@ -469,3 +469,38 @@ def test_an_empty_output_file_name_is_refused(tmp_path, command):
         "",
         f"execo-sweep {name}: -o '': an empty file name: give the file to write, or leave out -o\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "inside"),
+    [
+        (["results"], "done"),
+        (["results"], "sub/../results"),
+        (["report"], "results"),
+        (["plot", "--x", "size", "--y", "seconds"], "plot.png"),
+    ],
+)
+def test_an_output_inside_a_sweep_directory_is_refused(tmp_path, command, inside):
+    """``results own -o own/done`` wrote over the done records: the sweep was unreadable."""
+    parent = tmp_path / "sweeps"  # a directory holding a sweep, as a pytest sweep dir does
+    directory = parent / "one"
+    sweeper = ParamSweeper(directory, sweep(GRID), save_sweeps=True)
+    for combination in sweeper:
+        sweeper.record_result(combination, {"seconds": combination["size"] / 10}, "passed", 0.1)
+        sweeper.done(combination)
+    (tmp_path / "link").symlink_to(directory)
+    files = {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
+    for location, output in (
+        (directory, directory / inside),
+        (parent, directory / inside),
+        (directory, tmp_path / "link" / inside),  # through a symbolic link
+    ):
+        result = cli(*command[:1], location, *command[1:], "-o", output, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            f"execo-sweep {command[0]}: -o {output}: inside the sweep directory "
+            f"{directory}, where it would replace or sit among the sweep's own files: write "
+            f"it outside the sweep directory\n"
+        )
+    assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == files
+    assert cli("results", parent, "-o", parent / "results.csv").returncode == 0  # beside it

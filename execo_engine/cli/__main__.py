@@ -24,7 +24,12 @@ from typing import Any
 from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
-from execo_engine.cli.options import check_output, check_seconds, check_status
+from execo_engine.cli.options import (
+    check_output,
+    check_output_outside,
+    check_seconds,
+    check_status,
+)
 from execo_engine.cli.views import UsageError, open_view, sweep_locations, usage_errors
 from execo_engine.errors import (
     CannotConnectError,
@@ -385,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("execo_engine").setLevel(logging.INFO)
     try:
         check_output(getattr(args, "output", None))
+        if args.command in ("results", "plot", "report"):
+            check_output_outside(args.output, args.location)
         if args.command == "status":
             check_status(args)
         if args.command == "status" and args.watch:

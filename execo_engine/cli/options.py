@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
-from execo_engine.cli.views import UsageError
+from execo_engine.cli.views import UsageError, sweep_locations
+from execo_engine.store.locations import local_directory
 
 
 def check_seconds(option: str, value: float, zero: bool = False) -> None:
@@ -46,3 +48,19 @@ def check_output(output: str | None) -> None:
     """Refuse an empty ``-o`` (``-o ''``): no file could be written under that name."""
     if output == "":
         raise UsageError("-o '': an empty file name: give the file to write, or leave out -o")
+
+
+def check_output_outside(output: str | None, location: str) -> None:
+    """Refuse an ``-o`` inside one of the sweep directories at ``location`` (symbolic links
+    resolved): the file written there would replace one of the sweep's (``-o sweep/done``
+    made it unreadable) or sit among them."""
+    if not output or local_directory(location) is None:
+        return
+    target = os.path.realpath(output)
+    for sweep in sweep_locations(location):
+        directory = os.path.realpath(sweep)
+        if os.path.commonpath([target, directory]) == directory:
+            raise UsageError(
+                f"-o {output}: inside the sweep directory {sweep}, where it would replace or "
+                f"sit among the sweep's own files: write it outside the sweep directory"
+            )
