@@ -308,6 +308,7 @@ def test_failed_combinations_in_status_results_and_reset(tmp_path):
         )
     assert "           1  [....................]   0.0%  2 total, 0 done, 0 in progress, " in text
     assert "0 remaining, 2 failed" in text
+    assert "retrying:" not in text  # size=2, algo=a failed once, then was done
     assert "failed:" not in cli("status", directory).stdout  # listed on request only
 
     [entry] = json.loads(cli("status", directory, "--json", "--by-factor").stdout)["sweeps"]
@@ -316,6 +317,7 @@ def test_failed_combinations_in_status_results_and_reset(tmp_path):
         (f["combination"], f["attempts"], f["error"]) for f in entry["failed_combinations"]
     ] == [(dict(c), 2, "ValueError: attempt 2\n  more detail") for c in sweeps[:2]]
     assert entry["by_factor"]["failed"] == {"size": {"1": 2}, "algo": {"a": 1, "b": 1}}
+    assert entry["retrying_combinations"] == []
 
     rows = list(csv.DictReader(io.StringIO(cli("results", directory).stdout)))
     assert [(r["size"], r["algo"], r["attempts"]) for r in rows] == [("2", "a", "1")]
@@ -504,3 +506,27 @@ def test_an_output_inside_a_sweep_directory_is_refused(tmp_path, command, inside
         )
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == files
     assert cli("results", parent, "-o", parent / "results.csv").returncode == 0  # beside it
+
+
+def test_status_failed_lists_the_combinations_that_failed_and_run_again(tmp_path):
+    """Without max_attempts no combination is ever failed for good: --failed showed nothing,
+    while the pytest tutorial sent users there to see their failed attempts."""
+    directory, sweeps = tmp_path / "sweep", sweep(GRID)
+    sweeper = ParamSweeper(directory, sweeps, save_sweeps=True)
+    for attempt in (1, 2):
+        assert sweeper.take(sweeps[1]) is None
+        sweeper.fail(sweeps[1], f"AssertionError: run {attempt}\n  detail")
+    assert sweeper.take(sweeps[1]) is None  # running again
+    text = cli("status", directory, "--failed").stdout
+    assert text.splitlines()[1:3] == [
+        "    retrying: {'size': 1, 'algo': 'b'} after 2 failed attempt(s): AssertionError: run 2",
+        "          detail",
+    ]
+    assert "retrying:" not in cli("status", directory).stdout  # on request only
+    [entry] = json.loads(cli("status", directory, "--json").stdout)["sweeps"]
+    assert entry["failed_combinations"] == []
+    assert [
+        (f["combination"], f["attempts"], f["error"]) for f in entry["retrying_combinations"]
+    ] == [({"size": 1, "algo": "b"}, 2, "AssertionError: run 2\n  detail")]
+    sweeper.done(sweeps[1])
+    assert "retrying:" not in cli("status", directory, "--failed").stdout  # done after all

@@ -121,6 +121,22 @@ def _failed(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _retrying(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
+    """The combinations of ``view`` with failed attempts that are neither failed for good nor
+    done (todo again, or running again), with their attempts and last error."""
+    failed, done = view.get_failed(), view.get_done()
+    return [
+        {
+            "combination": c,
+            "attempts": failure.attempts,
+            "error": failure.error,
+            "time": failure.since,
+        }
+        for c, failure in view.get_failures().items()
+        if c not in failed and c not in done
+    ]
+
+
 def _failed_count(failed: int) -> str:
     return f", {failed} failed" if failed else ""
 
@@ -190,6 +206,7 @@ def status(
             "claims": held[: len(claims)],
             "skips": held[len(claims) :],
             "failed_combinations": failed_combinations,
+            "retrying_combinations": _retrying(view),
         }
         for skip in entry["skips"]:
             del skip["ahead"]
@@ -211,14 +228,16 @@ def status(
             f"{e['done']} done, {e['inprogress']} in progress{running}, {e['remaining']} "
             f"remaining{skipped}{_failed_count(e['failed'])}"
         )
-        for failure in e["failed_combinations"] if list_failed else []:
-            first, *more = failure["error"].splitlines() or [""]
-            print(
-                f"    failed: {_shown(failure['combination'])} after {failure['attempts']} "
-                f"attempt(s): {first}"
-            )
-            for line in more:
-                print(f"        {line}")
+        for form, key in (
+            ("failed: {} after {} attempt(s)", "failed_combinations"),
+            ("retrying: {} after {} failed attempt(s)", "retrying_combinations"),
+        ):
+            for failure in e[key] if list_failed else []:
+                first, *more = failure["error"].splitlines() or [""]
+                what = form.format(_shown(failure["combination"]), failure["attempts"])
+                print(f"    {what}: {first}")
+                for line in more:
+                    print(f"        {line}")
         for what, key in (("in progress", "claims"), ("skipped", "skips")):
             for claim in e[key]:
                 flag = "  DEAD (reclaim with: execo-sweep reclaim)" if claim["dead"] else ""
@@ -306,7 +325,8 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--failed",
         action="store_true",
-        help="list each failed combination with its attempts and last error",
+        help="list each failed combination, and each one running again after failed "
+        "attempts, with its attempts and last error",
     )
     submitting.add_watch_options(command)
     command = commands.add_parser("reclaim", help="give back claims of dead processes")
