@@ -110,8 +110,18 @@ def check_elements(elements: Sequence[Any]) -> None:
     one it cannot keep (text codec): ``TypeError`` for an unhashable one,
     :class:`~execo_engine.errors.UnsupportedValueError` for one the text cannot carry."""
     _check_hashable(elements)
+    plain = type(elements) is SweepList and elements.plain  # names and values are scalars
     for element in elements:
-        canonical_text(element)
+        if not plain or any(_maybe_unstorable(value) for value in element.values()):
+            canonical_text(element)
+
+
+def _maybe_unstorable(scalar: object) -> bool:
+    """Whether a scalar may be one the text cannot carry in an element (NaN; an integer of
+    thousands of digits): :func:`canonical_text` then decides."""
+    if type(scalar) is float:
+        return scalar != scalar
+    return type(scalar) is int and scalar.bit_length() > 14_000
 
 
 def source_location(path: str, line: int | None, root: str | os.PathLike[str] = ".") -> str:
