@@ -9,9 +9,10 @@ import textwrap
 import pytest
 
 from execo_engine.codec import Codec
-from execo_engine.errors import CorruptRecordError, Execo2DirectoryError
+from execo_engine.errors import CorruptRecordError, Execo2DirectoryError, UnsupportedValueError
 from execo_engine.log import DETAIL
 from execo_engine.sweep import HashableDict, ParamSweeper, sweep
+from execo_engine.sweeper import check_elements
 
 
 def test_removing_inprogress_file_resets_claims_while_running(tmp_path, sweeps):
@@ -344,3 +345,13 @@ def test_a_pickled_grid_vouches_for_what_it_vouched_for_when_pickled():
     grid[0]["x"] = 2
     copy = pickle.loads(pickle.dumps(grid))
     assert copy == grid and not copy.distinct and not copy.plain
+
+
+@pytest.mark.parametrize("level", [float("nan"), 10**5000], ids=["nan", "huge int"])
+def test_check_elements_finds_what_a_plain_grid_cannot_store(level):
+    """sweep()'s plain grids are checked for the only scalars the text refuses, not encoded."""
+    grid = sweep({"x": [1, level, 2]})
+    assert grid.plain
+    with pytest.raises(UnsupportedValueError, match="cannot store"):
+        check_elements(grid)
+    check_elements(sweep({"x": [1.5, 10**4000]}))  # stored as they are
