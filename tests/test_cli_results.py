@@ -208,3 +208,25 @@ def test_status_tells_running_from_claimed_ahead(location, tmp_path, poll):
     finally:
         release.touch()
         assert session.wait(timeout=120) == 0
+
+
+def test_the_output_extension_chooses_the_format_unless_format_is_given(recorded, tmp_path):
+    """``-o results.parquet`` wrote CSV into a file named .parquet, without a word."""
+    where, _ = recorded
+    for extension, output_format, starts in (
+        ("jsonl", "jsonl", b"{"),
+        ("md", "markdown", b"| "),
+        ("CSV", "csv", b"size,"),
+        ("txt", "csv", b"size,"),  # no known extension: CSV
+    ):
+        path = tmp_path / f"r.{extension}"
+        said = cli("results", where, "-o", path).stdout
+        assert said.startswith("wrote 10 result(s), ") and f" as {output_format} to " in said
+        assert path.read_bytes().startswith(starts), extension
+    contradicted = cli("results", where, "-o", tmp_path / "x.jsonl", "--format", "csv", check=False)
+    assert contradicted.returncode == 2
+    assert contradicted.stderr == (
+        f"execo-sweep results: -o {tmp_path / 'x.jsonl'} names a jsonl file, but --format csv: "
+        f"leave out --format (the extension decides), or give a matching file name\n"
+    )
+    assert not (tmp_path / "x.jsonl").exists()

@@ -357,7 +357,12 @@ def parser() -> argparse.ArgumentParser:
         "and dirty, as execo_engine.load_results gives them.",
     )
     command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
-    command.add_argument("--format", choices=export.FORMATS, default="csv")
+    command.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        help="what to write (default: the one -o's extension names, .csv .jsonl .parquet .md; "
+        "else csv)",
+    )
     command.add_argument(
         "-o", "--output", help="file to write (default: standard output; parquet needs one)"
     )
@@ -435,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(report.run(args.location, args.output, args.watch))
         elif args.command == "results":
             with usage_errors():
-                wrote = export.export(args.location, args.format, args.output)
+                output_format = export.format_of(args.format, args.output)
+                wrote = export.export(args.location, output_format, args.output)
             if wrote:
                 print(wrote)
         elif args.command == "runs":

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import datetime
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
@@ -24,6 +25,23 @@ from execo_engine.results import ANALYSIS_EXTRA, load_runs, result_table
 from execo_engine.store.locations import Location
 
 FORMATS = ("csv", "jsonl", "parquet", "markdown")
+#: The format a file name's extension says, when no --format is given.
+_BY_EXTENSION = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".md": "markdown"}
+
+
+def format_of(output_format: str | None, output: str | None) -> str:
+    """The format to write: ``output_format`` if given, else the one the extension of
+    ``output`` names (``.csv``, ``.jsonl``, ``.parquet``, ``.md``), else CSV. ``ValueError``
+    when ``output_format`` contradicts a known extension (``-o r.parquet --format csv``)."""
+    named = _BY_EXTENSION.get(os.path.splitext(output or "")[1].lower())
+    if output_format is None:
+        return named or "csv"
+    if named is not None and named != output_format:
+        raise ValueError(
+            f"-o {output} names a {named} file, but --format {output_format}: leave out "
+            f"--format (the extension decides), or give a matching file name"
+        )
+    return output_format
 
 
 def _json_ready(value: Any) -> Any:
