@@ -1,8 +1,10 @@
 """Fixtures shared by the tests: where a sweep lives (a directory, or a PostgreSQL sweep on a
-real server started for the session), and a real one-node OAR."""
+real server started for the session), a real one-node OAR, small tmpfs file systems."""
 
+import contextlib
 import itertools
 import os
+import subprocess
 import sys
 import time
 
@@ -84,3 +86,29 @@ def poll():
     """``poll(condition, what, timeout=120)``: wait until ``condition()`` is true, failing
     with ``what`` after a generous deadline (a loaded machine is slow)."""
     return _poll
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs(name, options)``: a tmpfs mounted at ``tmp_path / name`` with mount
+    ``options`` (``"size=256k"``, ``"ro,size=64k"``), unmounted at the end; skips without
+    root or where mounting fails."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    with contextlib.ExitStack() as mounted:
+
+        def mount(name, options):
+            mount_point = tmp_path / name
+            mount_point.mkdir()
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+            # lazily: a process of the test may keep a file open there (a lock file)
+            mounted.callback(subprocess.run, ["umount", "--lazy", str(mount_point)], check=True)
+            return mount_point
+
+        yield mount

@@ -687,21 +687,9 @@ def test_an_empty_sweep_dir_is_a_usage_error(pytester, value):
 
 
 @pytest.fixture
-def read_only_directory(tmp_path):
+def read_only_directory(tmpfs):
     """A read-only tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a read-only tmpfs needs root")
-    mount_point = tmp_path / "read-only"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+    return tmpfs("read-only", "ro,size=64k")
 
 
 @pytest.mark.parametrize("below", ["", "/sub"])

@@ -450,22 +450,9 @@ def test_a_compaction_killed_midway_leaves_a_temporary_the_next_writer_removes(t
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A 256 KiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    # lazily: this process keeps the lock file open (see execo_engine.store.directory.locking)
-    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+    return tmpfs("small", "size=256k")
 
 
 def _fill(path):

@@ -38,6 +38,7 @@ from execo_engine.errors import (
     PickleNotAllowedError,
 )
 from execo_engine.log import DETAIL
+from execo_engine.store.contract import Failure
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
 from execo_engine.sweeper import ParamSweeper
@@ -108,33 +109,26 @@ def _by_factor(stats: Sequence[Iterable[Any]], factors: list[str]) -> dict[str, 
     }
 
 
+def _failure_rows(failures: dict[Any, Failure]) -> list[dict[str, Any]]:
+    """One row per combination with failed attempts: its attempts and last error."""
+    return [
+        {"combination": c, "attempts": f.attempts, "error": f.error, "time": f.since}
+        for c, f in failures.items()
+    ]
+
+
 def _failed(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
     """The failed combinations of ``view``, with their attempts and last error."""
-    return [
-        {
-            "combination": c,
-            "attempts": failure.attempts,
-            "error": failure.error,
-            "time": failure.since,
-        }
-        for c, failure in view.get_failed().items()
-    ]
+    return _failure_rows(view.get_failed())
 
 
 def _retrying(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
     """The combinations of ``view`` with failed attempts that are neither failed for good nor
     done (todo again, or running again), with their attempts and last error."""
     failed, done = view.get_failed(), view.get_done()
-    return [
-        {
-            "combination": c,
-            "attempts": failure.attempts,
-            "error": failure.error,
-            "time": failure.since,
-        }
-        for c, failure in view.get_failures().items()
-        if c not in failed and c not in done
-    ]
+    return _failure_rows(
+        {c: f for c, f in view.get_failures().items() if c not in failed and c not in done}
+    )
 
 
 def _failed_count(failed: int) -> str:
