@@ -313,7 +313,8 @@ def parser() -> argparse.ArgumentParser:
         "--by-factor",
         nargs="*",
         metavar="FACTOR",
-        help="counts per level of these factors (none named: all)",
+        help="counts per level of these factors (none named: all); after LOCATION, which "
+        "it would take for a factor",
     )
     command.add_argument("--json", action="store_true", help="machine-readable output")
     command.add_argument(
