@@ -90,8 +90,14 @@ def sweep_location(config: pytest.Config) -> str:
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
-    """A boolean option or its ini twin."""
-    return bool(config.getoption(name) or config.getini(name))
+    """A boolean option or its ini twin; a usage error naming an ini value that is no
+    boolean."""
+    if config.getoption(name):
+        return True
+    try:
+        return bool(config.getini(name))
+    except pytest.UsageError as error:  # pytest's "invalid truth value 'maybe'", unnamed
+        raise pytest.UsageError(f"ini {name}: {error}: give true or false") from None
 
 
 def _max_attempts(config: pytest.Config) -> int | None:

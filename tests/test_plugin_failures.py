@@ -161,3 +161,15 @@ def test_a_bad_ini_max_attempts_is_a_usage_error_naming_the_ini_value(pytester):
     result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: ini execo_max_attempts = two: give a whole number >= 1*"])
+
+
+@pytest.mark.parametrize("name", ["execo_rerun_done", "execo_all_done_ok"])
+def test_an_ini_flag_that_is_no_boolean_is_named(pytester, name):
+    """pytest said "invalid truth value 'maybe'", naming no setting."""
+    pytester.makeini(f"[pytest]\n{name} = maybe\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_subprocess("--execo-sweep-dir=results")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: ini {name}: invalid truth value 'maybe': give true or false"]
+    )
