@@ -205,6 +205,23 @@ def _combinations_once(marker: pytest.Mark, test: str, config: pytest.Config) ->
     return combinations
 
 
+def _check_not_parametrized(definition: pytest.Function, argnames: list[str], test: str) -> None:
+    """A collection error naming an argument that ``@pytest.mark.parametrize`` gives too (pytest
+    says "duplicate parametrization", without naming the marker)."""
+    given: set[str] = set()
+    for mark in definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(names, str):
+            names = names.split(",")
+        given.update(name.strip() for name in names)
+    for name in argnames:
+        if name in given:
+            raise pytest.Collector.CollectError(
+                f"{test}: {name!r} is given by @pytest.mark.{MARKER} and by "
+                f"@pytest.mark.parametrize: give its levels in one of them only"
+            )
+
+
 def _check_recordable(combinations: list[HashableDict], test: str) -> None:
     """In a session that records: the error a sweep of ``combinations`` would meet when its
     first item runs (an unhashable level, one the results cannot carry), and a combination
@@ -293,6 +310,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not argnames:  # tests that request no factor nor combination
         metafunc.fixturenames.append(HIDDEN_ARG)
         argnames, values = [HIDDEN_ARG], [(None,)] * len(combinations)
+    _check_not_parametrized(metafunc.definition, argnames, test)
     ids = combination_ids(combinations)
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
         combinations, ids

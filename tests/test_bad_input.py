@@ -510,6 +510,36 @@ def test_two_markers_on_one_test_are_a_collection_error(pytester):
     assert list((pytester.path / "results").glob("*/done")) == []
 
 
+@pytest.mark.parametrize(
+    "parametrize",
+    ['"n", [5, 6]', '"x, n", [(0, 5)]', '["n"], [5]', 'argnames="n", argvalues=[5]'],
+)
+def test_a_factor_parametrize_gives_too_is_a_collection_error_naming_both(pytester, parametrize):
+    """pytest said "duplicate parametrization of 'n'", naming no marker."""
+    pytester.makepyfile(
+        test_p=f"""
+        import pytest
+        @pytest.mark.parametrize({parametrize})
+        @pytest.mark.execo_sweep({{"n": [1, 2]}})
+        def test_both(n, x=None):
+            pass
+        @pytest.mark.parametrize("m", [5, 6])
+        @pytest.mark.execo_sweep({{"n": [1, 2]}})
+        def test_apart(n, m):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "test_p.py::test_both: 'n' is given by @pytest.mark.execo_sweep and by "
+            "@pytest.mark.parametrize: give its levels in one of them only"
+        ]
+    )
+    assert "test_apart" not in result.stdout.str()  # the other test is fine
+
+
 def test_a_class_marker_with_a_generator_of_levels_gives_each_method_every_level(pytester):
     """The first method used the generator up: the others got one empty combination, recorded
     done, or a "no levels" error."""
