@@ -54,10 +54,14 @@ def check_output_outside(output: str | None, location: str) -> None:
     """Refuse an ``-o`` inside one of the sweep directories at ``location`` (symbolic links
     resolved): the file written there would replace one of the sweep's (``-o sweep/done``
     made it unreadable) or sit among them."""
-    if not output or local_directory(location) is None:
-        return
+    if not output or os.path.isdir(output) or local_directory(location) is None:
+        return  # no file, or a directory: the command says what it expects
+    try:
+        sweeps = sweep_locations(location)
+    except UsageError:
+        return  # no sweep there: the command says so, after what it needs (an extra)
     target = os.path.realpath(output)
-    for sweep in sweep_locations(location):
+    for sweep in sweeps:
         directory = os.path.realpath(sweep)
         if os.path.commonpath([target, directory]) == directory:
             raise UsageError(
