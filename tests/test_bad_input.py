@@ -447,21 +447,17 @@ def test_a_malformed_marker_is_a_collection_error_with_the_message_only(pytester
     assert shown.startswith("test_y.py::test_y: ") and message in shown
 
 
-@pytest.mark.parametrize(
-    ("levels", "message"),
-    [
-        ("[[1, 2], [3]]", "cannot be recorded: ParamSweeper: element {'n': [1, 2]} is unhashable"),
-        ("[Opaque()]", "cannot be recorded: cannot store <test_z.Opaque object at 0x"),
-        ('[float("nan")]', "cannot be recorded: cannot store {'n': nan} as an element: NaN"),
-        ("[1, 1, 2]", "gives the combination {'n': 1} twice: a combination is one unit of work"),
-    ],
-)
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
-def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_naming_it(
-    pytester, levels, message, workers
-):
-    """They were an INTERNALERROR when the first item ran (or a false skip "done by another
-    session" for a repeated combination), and the tests after it never ran."""
+UNKEPT_LEVELS = [
+    ("[[1, 2], [3]]", "cannot be recorded: ParamSweeper: element {'n': [1, 2]} is unhashable"),
+    ("[Opaque()]", "cannot be recorded: cannot store <test_z.Opaque object at 0x"),
+    ('[float("nan")]', "cannot be recorded: cannot store {'n': nan} as an element: NaN"),
+    ("[1, 1, 2]", "gives the combination {'n': 1} twice: a combination is one unit of work"),
+]
+
+
+def _unkept_level_session(pytester, levels, message, *workers):
+    """A session recording a marker with ``levels``: a collection error showing ``message``,
+    naming the test, nothing recorded; its text."""
     pytester.makepyfile(
         test_z=f"""
         import pytest
@@ -472,19 +468,34 @@ def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_naming_it(
             pass
         """
     )
-    result = pytester.runpytest_subprocess("--execo-sweep-dir=results", *workers)
+    run = pytester.runpytest_subprocess if workers else pytester.runpytest
+    result = run("--execo-sweep-dir=results", *workers)
     # a collection error: pytest stops (xdist's controller says: tests failed)
     assert result.ret == (pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.INTERRUPTED)
     outcomes = result.parseoutcomes()  # xdist: one error or one per worker, whichever came
     assert outcomes.get("errors", 0) >= 1 and "passed" not in outcomes
     text = result.stdout.str() + result.stderr.str()
-    assert (
-        f"test_z.py::test_z: @pytest.mark.execo_sweep{' ' if 'twice' in message else ': '}" in text
+    assert f"test_z.py::test_z: @pytest.mark.execo_sweep{' ' if 'twice' in message else ': '}" in (
+        text
     )
     assert message in text
     assert "INTERNALERROR" not in text and "Traceback" not in text
     assert list((pytester.path / "results").glob("*/done")) == []
-    assert pytester.runpytest_subprocess(*workers).ret == pytest.ExitCode.OK  # no sweep dir
+    return text
+
+
+@pytest.mark.parametrize(("levels", "message"), UNKEPT_LEVELS)
+def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_naming_it(pytester, levels, message):
+    """They were an INTERNALERROR when the first item ran (or a false skip "done by another
+    session" for a repeated combination), and the tests after it never ran."""
+    _unkept_level_session(pytester, levels, message)
+    assert pytester.runpytest().ret == pytest.ExitCode.OK  # without a sweep dir: run as they are
+
+
+def test_a_level_a_sweep_dir_cannot_keep_is_a_collection_error_under_xdist(pytester):
+    """Under xdist, the INTERNALERROR was an assertion of xdist's naming no level."""
+    _unkept_level_session(pytester, *UNKEPT_LEVELS[0], "-n", "2")
+    assert pytester.runpytest_subprocess("-n", "2").ret == pytest.ExitCode.OK  # no sweep dir
 
 
 def test_two_markers_on_one_test_are_a_collection_error(pytester):
@@ -722,8 +733,7 @@ def read_only_directory(tmpfs):
     return tmpfs("read-only", "ro,size=64k")
 
 
-@pytest.mark.parametrize("below", ["", "/sub"])
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+@pytest.mark.parametrize(("below", "workers"), [("", []), ("/sub", []), ("", ["-n", "2"])])
 def test_a_sweep_dir_that_cannot_be_written_is_a_usage_error_before_anything_runs(
     pytester, read_only_directory, below, workers
 ):
