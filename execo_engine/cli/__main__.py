@@ -117,15 +117,10 @@ def _failure_rows(failures: dict[Any, Failure]) -> list[dict[str, Any]]:
     ]
 
 
-def _failed(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
-    """The failed combinations of ``view``, with their attempts and last error."""
-    return _failure_rows(view.get_failed())
-
-
-def _retrying(view: ParamSweeper[Any]) -> list[dict[str, Any]]:
-    """The combinations of ``view`` with failed attempts that are neither failed for good nor
-    done (todo again, or running again), with their attempts and last error."""
-    failed, done = view.get_failed(), view.get_done()
+def _retrying(view: ParamSweeper[Any], failed: dict[Any, Failure]) -> list[dict[str, Any]]:
+    """The combinations of ``view`` with failed attempts that are neither ``failed`` for good
+    nor done (todo again, or running again), with their attempts and last error."""
+    done = view.get_done()
     return _failure_rows(
         {c: f for c, f in view.get_failures().items() if c not in failed and c not in done}
     )
@@ -175,7 +170,8 @@ def status(
     for path in sweep_locations(location):
         view = open_view(path)
         beats = view.heartbeat_ages()
-        failed_combinations = _failed(view)
+        failed = view.get_failed()
+        failed_combinations = _failure_rows(failed)
         claims, skips = view.get_claims(), view.get_skips()
         ahead = claimed_ahead(claims, view.get_runs())
         held = [
@@ -200,7 +196,7 @@ def status(
             "claims": held[: len(claims)],
             "skips": held[len(claims) :],
             "failed_combinations": failed_combinations,
-            "retrying_combinations": _retrying(view),
+            "retrying_combinations": _retrying(view, failed),
         }
         for skip in entry["skips"]:
             del skip["ahead"]
