@@ -107,7 +107,7 @@ class FileBatch:
             read += len(piece)
 
 
-_NOTHING_NEW = FileBatch()  #: what :meth:`Journal.read_new` returns when nothing changed
+NOTHING_NEW = FileBatch()  #: what :meth:`Journal.read_new` returns when nothing changed
 
 
 def _byte_offset(start: int, records: list[bytes], index: int) -> str:
@@ -174,7 +174,7 @@ class Journal:
             and status.st_size == self._offset
             and not self._restart_pending
         ):
-            return _NOTHING_NEW
+            return NOTHING_NEW
         batch = FileBatch(restarted=self._restart_pending, path=self.path)
         self._restart_pending = False
         if status is None:

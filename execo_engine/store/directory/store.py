@@ -39,12 +39,12 @@ from execo_engine.store.directory.files import (
     replace_atomically,
 )
 from execo_engine.store.directory.flush import GroupFlush
-from execo_engine.store.directory.journal import FileBatch, Journal
+from execo_engine.store.directory.journal import NOTHING_NEW, FileBatch, Journal
 from execo_engine.store.directory.liveness import Liveness, heartbeats
 from execo_engine.store.directory.locking import DirectoryLock
 from execo_engine.store.directory.version import FORMAT_FILE, check_format, mark_format
 from execo_engine.store.lease import DEFAULT_LEASE
-from execo_engine.store.log.records import CLAIM, SKIP, Changes, Claim, RecordEncoder
+from execo_engine.store.log.records import CLAIM, NO_CHANGES, SKIP, Changes, Claim, RecordEncoder
 from execo_engine.store.log.replay import ReplayStore
 from execo_engine.store.owner import Owner
 from execo_engine.store.runs import RUNS_FILE, decode_runs, encode_run
@@ -134,12 +134,11 @@ class DirectoryLog(RecordEncoder):
             remove_stale_temporaries(self.path, ("inprogress", "sweeps", GRID_FILE, FORMAT_FILE))
             mark_format(self.path)
             self._first_read_done = True
-        return self._changes(
-            self._done.read_new(repair),
-            self._claims.read_new(repair) if claims else FileBatch(),
-            self._done.path,
-            self._claims.path,
-        )
+        done = self._done.read_new(repair)
+        new_claims = self._claims.read_new(repair) if claims else NOTHING_NEW
+        if done is NOTHING_NEW and new_claims is NOTHING_NEW:  # the common case, made cheap
+            return NO_CHANGES
+        return self._changes(done, new_claims, self._done.path, self._claims.path)
 
     def restart(self) -> None:
         """Make the next :meth:`read` return everything (``restarted`` set on both)."""

@@ -345,6 +345,10 @@ class Changes:
     changed: bool  #: False when nothing at all happened
 
 
+#: Nothing happened (shared: a reader applies nothing of it, see ``changed``).
+NO_CHANGES = Changes(iter(()), False, [], False, False)
+
+
 class RecordEncoder:
     """Encoding and decoding of the records, for a medium named ``path``."""
 

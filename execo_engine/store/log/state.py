@@ -40,6 +40,7 @@ TODO, DONE, SKIPPED, CLAIMED, FAILED = (
     State.CLAIMED,
     State.FAILED,
 )
+_STATES = tuple(State)  #: the state of each value of a position's byte (no enum call)
 #: Decodes a plain done record element (see :meth:`Codec.from_plain`)
 FromPlain = Callable[[Any], Any]
 
@@ -167,7 +168,7 @@ class SweepState:
         return [self.known_position(element) for element in elements]
 
     def state_of(self, position: int) -> State:
-        return State(self._state[position])
+        return _STATES[self._state[position]]
 
     def _settle(self, position: int | None, element: Any) -> None:
         """Recompute the state of a position that is not done, from its failures and holds."""
