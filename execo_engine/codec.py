@@ -168,12 +168,13 @@ def _loads_plain(lines: list[bytes], data: bytes) -> Any:
 
 
 _PLAIN_TYPES = frozenset(_PLAIN)
+_STR_TYPE = frozenset({str})
 
 
 def _is_object(keys: Collection[Any]) -> bool:
     """Whether a HashableDict with these keys is written as a plain JSON object: string keys,
     and not one tag name alone (else in the ``__hdict__`` form)."""
-    return all(type(key) is str for key in keys) and not (
+    return _STR_TYPE.issuperset(map(type, keys)) and not (
         len(keys) == 1 and next(iter(keys)) in _TAGS
     )
 
@@ -219,6 +220,17 @@ def _check_readable(value: Any, in_element: bool, element: Any = None) -> None:
             _check_readable(item, in_element, whole)
 
 
+def is_flat_plain(value: Any) -> bool:
+    """Whether ``value`` is a HashableDict whose names and values are all plain scalars (the
+    common combination of a sweep): its own :func:`plain_equivalent`, and hashable; checked
+    in C."""
+    return (
+        type(value) is HashableDict
+        and _PLAIN_TYPES.issuperset(map(type, value.values()))
+        and _PLAIN_TYPES.issuperset(map(type, value))
+    )
+
+
 def plain_equivalent(value: Any, dicts: bool = False, depth: int = MAX_DEPTH) -> Any:
     """``value`` with each container of a type of the script's own (a subclass of ``dict``,
     ``list``, ``tuple`` or ``frozenset``), and each list, replaced by its plain equivalent: a
@@ -237,11 +249,7 @@ def plain_equivalent(value: Any, dicts: bool = False, depth: int = MAX_DEPTH) ->
         return value
     depth -= 1
     if kind is HashableDict or isinstance(value, dict):
-        if (
-            kind is HashableDict
-            and _PLAIN_TYPES.issuperset(map(type, value.values()))
-            and _PLAIN_TYPES.issuperset(map(type, value))
-        ):
+        if is_flat_plain(value):
             return value  # the common flat combination, checked in C
         if kind is dict and not dicts:
             return value

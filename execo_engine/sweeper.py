@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from execo_engine.codec import Codec, is_hashable, plain_equivalent, plain_equivalents
+from execo_engine.codec import (
+    Codec,
+    is_flat_plain,
+    is_hashable,
+    plain_equivalent,
+    plain_equivalents,
+)
 from execo_engine.elements import HashableDict, SweepList
 from execo_engine.handed import HandedOut
 from execo_engine.ordered_set import OrderedSet
@@ -408,6 +414,9 @@ class ParamSweeper(Generic[E]):
             for index, element in enumerate(elements):
                 if element is None:
                     value = given[index]
+                    if is_flat_plain(value):  # a combination of the sweeps, as a rule
+                        elements[index] = value
+                        continue
                     if type(value) is dict:  # stands for the combination it equals
                         value = self._combination_of(value)
                     elements[index] = plain_equivalent(value)
