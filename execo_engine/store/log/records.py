@@ -370,6 +370,13 @@ class RecordEncoder:
             return held[1]
         return self.codec.encode(element)
 
+    def _texts(self, elements: list[Any]) -> list[str]:
+        """:meth:`_text` of each of ``elements``; several that this object holds no text of
+        are encoded at once (a grid's: a factor at a time, see :meth:`Codec.encode_many`)."""
+        if len(elements) == 1 or any(id(element) in self._held_texts for element in elements):
+            return list(map(self._text, elements))
+        return self.codec.encode_many(elements)
+
     def check_writable(self) -> None:
         """``PermissionError`` if the store was opened read-only."""
         if self.read_only:
@@ -552,9 +559,11 @@ class RecordEncoder:
         skipping instance, when it has one); ``mine``: claims this object takes now (their
         texts are kept for the records that will end them)."""
         self.check_writable()
+        claims = list(claims)
         lines = []
-        for element, owner, position, since, number in claims:
-            text = self._text(element)
+        for (element, owner, position, since, number), text in zip(
+            claims, self._texts([claim[0] for claim in claims]), strict=True
+        ):
             if mine:
                 if len(self._held_texts) >= _MAX_HELD_TEXTS:  # claims lost to others, mostly
                     self._held_texts.clear()
