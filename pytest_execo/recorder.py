@@ -74,7 +74,6 @@ NO_TEST_BODY_OPTIONS = (
     "help",
     "version",
 )
-UNIT = pytest.StashKey["Unit | None"]()
 CARRIER = "execo-values-carrier"  #: the name of the _ValuesCarrier plugin
 
 
@@ -221,11 +220,13 @@ class SweepRecorder:
         except CannotConnectError as error:  # a database never reached: a usage error
             raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
+        self._units: dict[pytest.Item, Unit | None] = {}  #: see unit_of
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
         self.running: dict[str, _Run] = {}
-        self._ahead: set[str] = set()  #: items claimed with an item before them, not run yet
-        self._order: dict[str, int] | None = None  #: nodeid -> index in the session's items
+        self._ahead: set[pytest.Item] = set()  #: items claimed with an item before them, not run
+        self._order: dict[pytest.Item, int] | None = None  #: item -> index in the session's items
         self.flusher = BackgroundFlusher()
+        self.root = config.rootpath  #: where the error texts' paths are relative to
         self.pid = os.getpid()
         #: whether pytest_execo_state and pytest_execo_recorded have implementations other
         #: than the default (known once the first item is recorded)
@@ -238,19 +239,18 @@ class SweepRecorder:
 
     def unit_of(self, item: pytest.Item) -> Unit | None:
         """The unit of work of a swept item (None for other items), computed once."""
-        if UNIT in item.stash:  # no KeyError raised for each item at collection
-            return item.stash[UNIT]
+        if item in self._units:
+            return self._units[item]
         found = swept_position(item)
         unit = None
         if found is not None:
-            swept, position = found
-            function = item.nodeid.partition("[")[0]
+            function, swept, position = found
             extra = extra_id(item.callspec.id, swept.ids[position])  # type: ignore[attr-defined]
             if (function, extra) not in self._sweeps:
                 self._sweeps[function, extra] = self._sweep_of(item, function, extra)
             name, key = self._sweeps[function, extra]
             unit = Unit(name, key, swept.combinations, position)
-        item.stash[UNIT] = unit
+        self._units[item] = unit
         return unit
 
     def _sweep_of(self, item: pytest.Item, function: str, extra: str) -> tuple[str, str]:
@@ -343,7 +343,7 @@ class SweepRecorder:
         if unit is None:
             return (yield)
         nodeid = item.nodeid  # a property that builds it
-        run = self.running[nodeid] = self._claim(item, nodeid, unit, nextitem)
+        run = self.running[nodeid] = self._claim(item, unit, nextitem)
         try:
             result = yield
         except BaseException:  # interrupted (KeyboardInterrupt, exit): run it again
@@ -356,12 +356,10 @@ class SweepRecorder:
             self._record(run)
         return result
 
-    def _claim(
-        self, item: pytest.Item, nodeid: str, unit: Unit, nextitem: pytest.Item | None
-    ) -> _Run:
+    def _claim(self, item: pytest.Item, unit: Unit, nextitem: pytest.Item | None) -> _Run:
         sweeper = self._sweeper(unit)
-        if nodeid in self._ahead:  # claimed with an item before it
-            self._ahead.remove(nodeid)
+        if item in self._ahead:  # claimed with an item before it
+            self._ahead.remove(item)
             why_not = None
         else:
             why_not = self._take(item, unit, sweeper, nextitem)
@@ -401,8 +399,8 @@ class SweepRecorder:
                 following += [items[i] for i in self._queue.upcoming(TAKE_AHEAD - 2)]
         else:
             if self._order is None or len(self._order) != len(items):
-                self._order = {other.nodeid: i for i, other in enumerate(items)}
-            start = self._order.get(item.nodeid, len(items))
+                self._order = {other: i for i, other in enumerate(items)}
+            start = self._order.get(item, len(items))
             following = items[start + 1 : start + TAKE_AHEAD]
         batch = [(item, unit)]
         for other in following:
@@ -410,14 +408,14 @@ class SweepRecorder:
             if (
                 other_unit is not None
                 and other_unit.sweep == unit.sweep
-                and other.nodeid not in self._ahead
+                and other not in self._ahead
             ):
                 batch.append((other, other_unit))
         reasons = sweeper.take_batch(
             [u.combination for _, u in batch], [u.position for _, u in batch]
         )
         self._ahead.update(
-            other.nodeid for (other, _), r in zip(batch[1:], reasons[1:], strict=True) if r is None
+            other for (other, _), r in zip(batch[1:], reasons[1:], strict=True) if r is None
         )
         return reasons[0]
 
@@ -433,7 +431,7 @@ class SweepRecorder:
             run is not None
             and (run.claimed or run.rerun_done)
             and not run.recorded
-            and run.attempt.add(report, self.config.rootpath)  # the item's last report
+            and run.attempt.add(report, self.root)  # the item's last report
         ):
             self._record(run)
         return (yield)

@@ -81,7 +81,8 @@ class SweepSummary:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and report.outcome == "passed":  # counts nothing: untagged
             return
-        sweep = self._recorder.sweep_running(report.nodeid)
+        nodeid = report.nodeid  # a property
+        sweep = self._recorder.sweep_running(nodeid)
         if sweep is not None:
             if self._recorder.is_worker:
                 report.execo_sweep = sweep  # type: ignore[attr-defined]
@@ -91,10 +92,10 @@ class SweepSummary:
             return
         outcomes = self.outcomes.setdefault(sweep, {})
         if is_rerun(report):  # a new attempt follows
-            outcomes.pop(report.nodeid, None)
+            outcomes.pop(nodeid, None)
         elif report.outcome in _WORST_FIRST:
-            previous = outcomes.get(report.nodeid, "passed")
-            outcomes[report.nodeid] = min(previous, report.outcome, key=_WORST_FIRST.index)
+            previous = outcomes.get(nodeid, "passed")
+            outcomes[nodeid] = min(previous, report.outcome, key=_WORST_FIRST.index)
 
     def pytest_terminal_summary(self, terminalreporter: TerminalReporter) -> None:
         recorder = self._recorder
