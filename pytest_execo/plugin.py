@@ -22,8 +22,8 @@ import pytest
 from execo_engine.sweep import HashableDict, sweep
 from pytest_execo import hooks
 from pytest_execo.items import (
+    HIDDEN_ARG,
     MARKER,
-    POSITION_MARKER,
     RECORDED,
     RECORDER,
     RUN_PLUGIN,
@@ -34,8 +34,6 @@ from pytest_execo.items import (
 )
 from pytest_execo.naming import combination_ids
 from pytest_execo.outcome import pytest_execo_state as pytest_execo_state  # the default
-
-HIDDEN_ARG = "_execo_combination"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -110,7 +108,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test receives `combination` and factors by name. With "
         "--execo-sweep-dir, outcomes are recorded and done combinations deselected.",
     )
-    config.addinivalue_line("markers", f"{POSITION_MARKER}(position): set by {MARKER} (internal)")
     given = config.getoption("execo_sweep_dir")
     if given is not None and not given.strip():
         raise pytest.UsageError(
@@ -277,9 +274,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize, directly (no fixture runs for them), exactly the arguments the test (or
     its fixtures) asks for: ``combination`` and factors; a test that asks for none gets a
     hidden argument, so that each combination is still an item. In a session that records
-    (a sweep dir), each item carries the position of its combination as a mark (an extra
-    argument would cost every test a fixture); other sessions need no position, and a mark
-    per item costs them time (and garbage collections)."""
+    (a sweep dir), each item carries the position of its combination as the value of that
+    hidden argument (see :func:`~pytest_execo.items.swept_position`; a mark per item cost a
+    recorded test about 1.5 % more instructions); other sessions need no position."""
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
@@ -307,25 +304,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         values = [(c, *(c.get(f) for f in factors)) for c in combinations]
     else:
         argnames, values = factors, [tuple(c.get(f) for f in factors) for c in combinations]
-    if not argnames:  # tests that request no factor nor combination
-        metafunc.fixturenames.append(HIDDEN_ARG)
-        argnames, values = [HIDDEN_ARG], [(None,)] * len(combinations)
     _check_not_parametrized(metafunc.definition, argnames, test)
+    if not argnames or recording:  # the hidden argument (see pytest_execo.items.HIDDEN_ARG)
+        metafunc.fixturenames.append(HIDDEN_ARG)
+        positions = range(len(combinations)) if recording else [None] * len(combinations)
+        argnames = [*argnames, HIDDEN_ARG]
+        values = [(*v, p) for v, p in zip(values, positions, strict=True)]
     ids = combination_ids(combinations)
     metafunc.config.stash.setdefault(SWEPT, {})[metafunc.definition.nodeid] = SweptFunction(
         combinations, ids
     )
-    if not recording:
-        metafunc.parametrize(argnames, values, ids=ids)
-        return
-    position = getattr(pytest.mark, POSITION_MARKER)
-    metafunc.parametrize(
-        argnames,
-        [
-            pytest.param(*v, id=i, marks=position.with_args(p))  # with_args: cheaper
-            for p, (v, i) in enumerate(zip(values, ids, strict=True))
-        ],
-    )
+    metafunc.parametrize(argnames, values, ids=ids)
 
 
 @pytest.fixture
