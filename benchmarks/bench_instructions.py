@@ -7,7 +7,7 @@ Usage (needs ``valgrind``: ``apt-get install valgrind``)::
     python benchmarks/bench_instructions.py --baseline /tmp/before    # and that checkout
 
 Timings on a shared machine swing by tens of per cent from one minute to the next; the number
-of instructions a piece of code runs does not (runs of one version differ by well under 1 %).
+of instructions a piece of code runs moves far less (see below).
 Each workload runs in a fresh process under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``)
 at two sizes, ``--small`` and ``--large``; the difference of their counts divided by the
 difference of the sizes is the cost of one more operation, without the start-up (imports,
@@ -18,6 +18,11 @@ pytest's own start, the sweep's creation):
 - *plain*: a pytest session of trivial tests, ``@pytest.mark.parametrize`` over N values, per
   test; *marker*: the same test with ``@pytest.mark.execo_sweep`` and no sweep dir; *recording*:
   the same with ``--execo-sweep-dir`` (serial: valgrind runs one thread at a time).
+
+The counts of one version move by about 1 % from one run or one code change to the next,
+mostly with the garbage collector: a full collection more or less in one of the two runs
+(each walks every live object) shifts the figure per test by 10-15 k instructions; larger
+sizes make that smaller.
 
 It prints the counts per operation for each checkout and the ratios of the marker and of the
 recording to plain parametrize (the plugin's targets, counted rather than timed). Instructions
@@ -78,6 +83,23 @@ def command(workload: str, size: int, work: str) -> list[str]:
     return pytest
 
 
+def warm_up(checkout: str, workload: str, base: str) -> None:
+    """Run ``workload`` once, small and without valgrind: pytest then caches the bytecode it
+    rewrites of the plugin's modules, which no counted run then pays (else whichever of the
+    two sizes gets there first pays it alone)."""
+    work = tempfile.mkdtemp(dir=base)
+    try:
+        subprocess.run(
+            command(workload, 2, work),
+            env=dict(os.environ, PYTHONPATH=checkout),
+            cwd=work,
+            capture_output=True,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def count(checkout: str, workload: str, size: int, base: str) -> int:
     """Instructions of one run of ``workload`` at ``size`` with the code of ``checkout``."""
     work = tempfile.mkdtemp(dir=base)
@@ -123,6 +145,8 @@ def main() -> None:
     for checkout in checkouts:  # as pip install does: no run counts the compilation
         for package in ("execo_engine", "pytest_execo"):
             compileall.compile_dir(os.path.join(checkout, package), quiet=1)
+        for workload in WORKLOADS:
+            warm_up(checkout, workload, args.dir)
     jobs = [
         (checkout, workload, size)
         for checkout in checkouts
