@@ -73,6 +73,7 @@ MAX_DEPTH = 100
 INT_DIGITS = sys.int_info.default_max_str_digits
 _INT_BOUND = 10**INT_DIGITS
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_encode_string = json.encoder.encode_basestring_ascii  #: how _dumps writes a string
 _dumps_in_order = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -488,10 +489,16 @@ def _plain_texts(
         return None
     keys = values if kinds in ({str}, {int}) else list(map(id, values))
     distinct = dict(zip(keys, values, strict=True))
-    if kinds & {int, float}:
-        for value in distinct.values():
-            _check_readable(value, in_element=canonical)
-    text_of = {key: before + _dumps(value) + after for key, value in distinct.items()}
+    if kinds == {int} and min(distinct) > -_INT_BOUND and max(distinct) < _INT_BOUND:
+        texts: Iterable[str] = map(int.__repr__, distinct)  # what json writes, in C
+    elif kinds == {str}:
+        texts = map(_encode_string, distinct)  # what json writes (ensure_ascii), in C
+    else:
+        if kinds & {int, float}:
+            for value in distinct.values():
+                _check_readable(value, in_element=canonical)
+        texts = map(_dumps, distinct.values())
+    text_of = {key: f"{before}{text}{after}" for key, text in zip(distinct, texts, strict=True)}
     return list(map(text_of.__getitem__, keys))
 
 

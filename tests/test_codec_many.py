@@ -5,8 +5,10 @@ import enum
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from execo_engine.codec import Codec
+from execo_engine.codec import INT_DIGITS, Codec
 from execo_engine.errors import UnsupportedValueError
 from execo_engine.sweep import HashableDict, sweep
 
@@ -31,6 +33,11 @@ CASES = {
     "mixed elements": [HashableDict(a=1), 1, (1, 2), frozenset({2})],
     "tuples": [(1, "a"), (2, "b")],
     "nothing": [],
+    # a column of ints only, or of strings only: written by int.__repr__ and json's C encoder
+    "int levels": [HashableDict(i=v) for v in (0, -5, 10**30, 7, 7, -(10**40))],
+    "string levels": [HashableDict(s=v) for v in ("a\\b", 'q"', "é\u2028", "", "a\\b", "\x00")],
+    "plain ints": [3, -1, 2**70, 3],
+    "plain strings": ["x", "é", "", "\ud800"],
 }
 
 
@@ -40,6 +47,28 @@ def test_encode_many_gives_the_texts_of_encode(elements):
     assert codec.encode_many(elements) == [codec.encode(element) for element in elements]
     in_order = codec.encode_many(elements, in_order=True)
     assert in_order == [codec.encode_in_order(element) for element in elements]
+
+
+@given(
+    st.one_of(
+        st.lists(st.integers(min_value=-(10**INT_DIGITS) - 5, max_value=10**INT_DIGITS + 5)),
+        st.lists(st.sampled_from([10**INT_DIGITS, -(10**INT_DIGITS), 10**INT_DIGITS - 1, 0])),
+        st.lists(st.text()),
+    ),
+    st.booleans(),
+)
+def test_a_column_of_ints_or_strings_is_encoded_as_encode_does(levels, in_dicts):
+    """An int beyond the digits a reader can read back is refused in a batch as alone."""
+    codec = Codec()
+    elements = [HashableDict(v=level) for level in levels] if in_dicts else levels
+    try:
+        expected = [codec.encode(element) for element in elements]
+    except UnsupportedValueError:
+        with pytest.raises(UnsupportedValueError, match="digits"):
+            codec.encode_many(elements)
+        return
+    assert codec.encode_many(elements) == expected
+    assert codec.encode_many(elements, in_order=True) == expected  # one key: the same order
 
 
 def test_encode_many_refuses_what_encode_refuses():

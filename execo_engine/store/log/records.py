@@ -581,8 +581,8 @@ class RecordEncoder:
 
     def _sweeps_lines(self, elements: Iterable[Any]) -> list[str]:
         self.check_writable()
-        encode = self.codec.encode_in_order  # factors stay in the order of the sweep dict
-        return [encode(element) for element in elements]
+        # factors stay in the order of the sweep dict; a grid's are encoded a factor at a time
+        return self.codec.encode_many(list(elements), in_order=True)
 
     def _result_line(self, record: HashableDict) -> str:
         self.check_writable()
