@@ -474,6 +474,28 @@ def test_an_empty_output_file_name_is_refused(tmp_path, command):
 
 
 @pytest.mark.parametrize(
+    "command", [["results"], ["plot", "--x", "size", "--y", "latency"], ["report"]], ids=" ".join
+)
+def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path, command):
+    """The report named its own temporary file (``.report-XXXX.html``) in a raw ``[Errno 2]``;
+    results and plot gave the raw error too."""
+    sweeper = ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
+    sweeper.record_result(sweeper.get_next(), {"latency": 1.0})
+    (tmp_path / "file").write_text("")
+    name, *options = command
+    for parent, what in (("missing", "does not exist"), ("file", "is not a directory")):
+        output = tmp_path / parent / "out.html"
+        result = cli(name, tmp_path / "sweep", *options, "-o", output, check=False)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            2,
+            "",
+            f"execo-sweep {name}: -o {output}: {tmp_path / parent} {what}: create that "
+            f"directory first, or give a file in an existing one\n",
+        )
+        assert not (tmp_path / parent).is_dir()
+
+
+@pytest.mark.parametrize(
     ("command", "inside"),
     [
         (["results"], "done"),

@@ -26,6 +26,7 @@ from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.options import (
     check_output,
+    check_output_directory,
     check_output_outside,
     check_seconds,
     check_status,
@@ -408,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_output(getattr(args, "output", None))
         if args.command in ("results", "plot", "report"):
             check_output_outside(args.output, args.location)
+            check_output_directory(args.output)
         if args.command == "status":
             check_status(args)
         if args.command == "status" and args.watch:

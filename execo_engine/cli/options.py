@@ -50,6 +50,18 @@ def check_output(output: str | None) -> None:
         raise UsageError("-o '': an empty file name: give the file to write, or leave out -o")
 
 
+def check_output_directory(output: str | None) -> None:
+    """Refuse an ``-o`` whose directory does not exist, or is a file: the command would fail
+    at its end, after its work, in a raw error naming a temporary file of its own."""
+    parent = os.path.dirname(output) if output else ""
+    if parent and not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise UsageError(
+            f"-o {output}: {parent} {what}: create that directory first, or give a file in an "
+            f"existing one"
+        )
+
+
 def check_output_outside(output: str | None, location: str) -> None:
     """Refuse an ``-o`` inside one of the sweep directories at ``location`` (symbolic links
     resolved): the file written there would replace one of the sweep's (``-o sweep/done``
