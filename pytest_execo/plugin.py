@@ -204,7 +204,8 @@ def _combinations_once(marker: pytest.Mark, test: str, config: pytest.Config) ->
 
 def _check_not_parametrized(definition: pytest.Function, argnames: list[str], test: str) -> None:
     """A collection error naming an argument that ``@pytest.mark.parametrize`` gives too (pytest
-    says "duplicate parametrization", without naming the marker)."""
+    says "duplicate parametrization", without naming the marker), or that is named
+    ``request`` (pytest says it is reserved "in @pytest.mark.parametrize")."""
     given: set[str] = set()
     for mark in definition.iter_markers("parametrize"):
         names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
@@ -216,6 +217,12 @@ def _check_not_parametrized(definition: pytest.Function, argnames: list[str], te
             raise pytest.Collector.CollectError(
                 f"{test}: {name!r} is given by @pytest.mark.{MARKER} and by "
                 f"@pytest.mark.parametrize: give its levels in one of them only"
+            )
+        if name == "request":  # pytest refuses it, naming @pytest.mark.parametrize
+            raise pytest.Collector.CollectError(
+                f"{test}: factor 'request' of @pytest.mark.{MARKER} has the name of pytest's "
+                f"own fixture, which no test argument can take: rename the factor (the test "
+                f"then takes it by its new name, or reads combination[...])"
             )
 
 

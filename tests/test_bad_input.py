@@ -551,6 +551,33 @@ def test_a_factor_parametrize_gives_too_is_a_collection_error_naming_both(pytest
     assert "test_apart" not in result.stdout.str()  # the other test is fine
 
 
+def test_a_factor_named_request_is_a_collection_error_naming_the_marker(pytester):
+    """pytest said "'request' is a reserved name and cannot be used in
+    @pytest.mark.parametrize", naming a marker the test does not have."""
+    pytester.makepyfile(
+        test_r="""
+        import pytest
+        @pytest.mark.execo_sweep({"request": [1, 2], "n": [3]})
+        def test_named(request):
+            pass
+        @pytest.mark.execo_sweep({"request": [1, 2], "n": [3]})
+        def test_unasked(n, combination):
+            assert combination["request"] in (1, 2)
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "test_r.py::test_named: factor 'request' of @pytest.mark.execo_sweep has the name "
+            "of pytest's own fixture, which no test argument can take: rename the factor (the "
+            "test then takes it by its new name, or reads combination[...])"
+        ]
+    )
+    assert "reserved name" not in result.stdout.str()
+    assert "test_unasked" not in result.stdout.str()  # a factor the test does not ask for: fine
+
+
 def test_a_class_marker_with_a_generator_of_levels_gives_each_method_every_level(pytester):
     """The first method used the generator up: the others got one empty combination, recorded
     done, or a "no levels" error."""
