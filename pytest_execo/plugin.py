@@ -353,9 +353,13 @@ def execo_record(request: pytest.FixtureRequest) -> Callable[..., None]:
     unkept = recorder is not None and swept_position(request.node) is None
 
     def record(**named: Any) -> None:
+        __tracebackhide__ = True  # a refused value shows at the test's line, not in the codec
         from execo_engine.sweeper import check_result_values  # on first use: a cheap entry point
 
-        check_result_values({**values, **named})  # refused here, in the test, not when written
+        try:  # refused here, in the test, not when written
+            check_result_values({**values, **named})
+        except (TypeError, ValueError) as error:
+            raise error.with_traceback(None) from None
         if unkept:  # at the test's line
             warnings.warn(
                 pytest.PytestWarning(

@@ -642,6 +642,10 @@ def test_a_value_execo_record_cannot_store_fails_the_test_at_that_call(pytester)
         ]
     )
     assert "INTERNALERROR" not in result.stdout.str()
+    # the test's line and the message only: no frame of the plugin, the sweeper or the codec
+    # (about 8 of them came between the two)
+    for package in ("pytest_execo", "execo_engine"):
+        assert f"{package}/" not in result.stdout.str()
 
 
 # -- paths: the component in the way ----------------------------------------------------
