@@ -458,6 +458,22 @@ def test_status_refuses_options_that_do_not_go_together(tmp_path, options, messa
     )
 
 
+def test_a_location_taken_by_by_factor_for_a_factor_is_said_so(tmp_path):
+    """``status --by-factor LOCATION``: argparse only said LOCATION was missing."""
+    ParamSweeper(tmp_path / "sweep", sweep(GRID), save_sweeps=True)
+    result = cli("status", "--by-factor", tmp_path / "sweep", check=False)
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        "execo-sweep status: error: the following arguments are required: LOCATION "
+        "(--by-factor takes every word after it for a factor: put LOCATION first, as in: "
+        "execo-sweep status LOCATION --by-factor FACTOR ...)\n"
+    )
+    missing = cli("status", check=False)  # without --by-factor: argparse's words alone
+    assert missing.stderr.endswith("the following arguments are required: LOCATION\n")
+    shown = cli("status", tmp_path / "sweep", "--by-factor", "size")
+    assert "size:" in shown.stdout
+
+
 @pytest.mark.parametrize(
     "command", [["results"], ["plot", "--x", "size", "--y", "latency"], ["report"]], ids=" ".join
 )

@@ -25,6 +25,7 @@ from execo_engine.cli import export, report
 from execo_engine.cli import plot as plotting
 from execo_engine.cli import submit as submitting
 from execo_engine.cli.options import (
+    CommandParser,
     check_output,
     check_output_directory,
     check_output_outside,
@@ -303,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = top.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     command = commands.add_parser("status", help="where each sweep stands")
     command.add_argument("location", metavar="LOCATION", help=LOCATION_HELP)
     command.add_argument(

@@ -6,9 +6,32 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Sequence
+from typing import NoReturn
 
 from execo_engine.cli.views import UsageError, sweep_locations
 from execo_engine.store.locations import local_directory
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of one command: a LOCATION missing because ``--by-factor`` (which takes every
+    word after it for a factor) took it is said so, with the order that works."""
+
+    _words: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._words = list(args) if args is not None else []
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        if "LOCATION" in message and "--by-factor" in self._words:
+            message += (
+                " (--by-factor takes every word after it for a factor: put LOCATION first, "
+                "as in: execo-sweep status LOCATION --by-factor FACTOR ...)"
+            )
+        super().error(message)
 
 
 def check_seconds(option: str, value: float, zero: bool = False) -> None:
