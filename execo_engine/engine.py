@@ -415,6 +415,7 @@ class Engine:
         created = self._create_result_dir()
         self._setup_outputs()
         command = [sys.argv[0], *argv]
+        logger.info("command line arguments: %s", command)  # as execo: the list, then the line
         logger.info("command line: %s", shlex.join(command))
         logger.info("run in directory %s", self.result_dir)
         if created and self.args.use_dir:

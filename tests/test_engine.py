@@ -86,11 +86,13 @@ def test_init_and_run_ancestors_first_with_custom_options(tmp_path):
         f"run Leaf 7 {directory.name}",
     ]
     log = result.stdout.splitlines()
+    script = str(tmp_path / "engine_script.py")
     assert log[0].endswith(
-        f"INFO: command line: {tmp_path / 'engine_script.py'} --middle-option 7 --base-option x"
-    )
-    assert log[1].endswith(f"INFO: run in directory {directory}")
-    assert LOG_LINE.match(log[0]) and LOG_LINE.match(log[1])
+        f"INFO: command line arguments: {[script, '--middle-option', '7', '--base-option', 'x']}"
+    )  # as execo logs it, before the line
+    assert log[1].endswith(f"INFO: command line: {script} --middle-option 7 --base-option x")
+    assert log[2].endswith(f"INFO: run in directory {directory}")
+    assert LOG_LINE.match(log[0]) and LOG_LINE.match(log[1]) and LOG_LINE.match(log[2])
     assert "a debug line" not in result.stdout and result.stderr == "to stderr\n"
 
 
