@@ -83,34 +83,14 @@ def command(workload: str, size: int, work: str) -> list[str]:
     return pytest
 
 
-def warm_up(checkout: str, workload: str, base: str) -> None:
-    """Run ``workload`` once, small and without valgrind: pytest then caches the bytecode it
-    rewrites of the plugin's modules, which no counted run then pays (else whichever of the
-    two sizes gets there first pays it alone)."""
-    work = tempfile.mkdtemp(dir=base)
-    try:
-        subprocess.run(
-            command(workload, 2, work),
-            env=dict(os.environ, PYTHONPATH=checkout),
-            cwd=work,
-            capture_output=True,
-            check=True,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def count(checkout: str, workload: str, size: int, base: str) -> int:
-    """Instructions of one run of ``workload`` at ``size`` with the code of ``checkout``."""
+def run(checkout: str, workload: str, size: int, base: str, *prefix: str) -> str:
+    """Run ``workload`` at ``size`` with the code of ``checkout``, in a new directory under
+    ``base``, under ``prefix`` (valgrind, or nothing); its standard error. ``RuntimeError``
+    with its output if it failed."""
     work = tempfile.mkdtemp(dir=base)
     try:
         result = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                *command(workload, size, work),
-            ],
+            [*prefix, *command(workload, size, work)],
             env=dict(os.environ, PYTHONPATH=checkout, PYTHONHASHSEED="0"),
             cwd=work,
             capture_output=True,
@@ -119,12 +99,35 @@ def count(checkout: str, workload: str, size: int, base: str) -> int:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    found = _COLLECTED.search(result.stderr)
-    if result.returncode != 0 or found is None:
+    if result.returncode != 0:
         raise RuntimeError(
             f"{workload} ({size}) with {checkout} failed:\n{result.stdout[-2000:]}"
             f"{result.stderr[-2000:]}"
         )
+    return result.stderr
+
+
+def warm_up(checkout: str, workload: str, base: str) -> None:
+    """Run ``workload`` once, small and without valgrind: pytest then caches the bytecode it
+    rewrites of the plugin's modules, which no counted run then pays (else whichever of the
+    two sizes gets there first pays it alone)."""
+    run(checkout, workload, 2, base)
+
+
+def count(checkout: str, workload: str, size: int, base: str) -> int:
+    """Instructions of one run of ``workload`` at ``size`` with the code of ``checkout``."""
+    stderr = run(
+        checkout,
+        workload,
+        size,
+        base,
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+    )
+    found = _COLLECTED.search(stderr)
+    if found is None:
+        raise RuntimeError(f"{workload} ({size}) with {checkout}: no count in {stderr[-2000:]}")
     return int(found.group(1))
 
 
