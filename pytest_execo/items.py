@@ -18,8 +18,8 @@ import pytest
 from execo_engine.sweep import HashableDict
 
 MARKER = "execo_sweep"
-#: The argument the marker adds to the items of a test that asks for no factor (one item per
-#: combination all the same), and to every swept item of a session that records: its value is
+#: The argument the marker adds to a test that asks for no factor (so that each combination is
+#: still an item of its own), and to every swept test of a session that records: its value is
 #: then where the item's combination stands in the sweep (None otherwise).
 HIDDEN_ARG = "_execo_combination"
 RECORDER = "execo-recorder"  #: the name of the recorder plugin (sessions with a sweep dir)
