@@ -88,19 +88,31 @@ def _start_marker(pid: int) -> str | None:
     return f"{_BOOT_ID}:{fields[19]}"
 
 
-_current: tuple[int, Owner, bool] | None = None
+_current: tuple[Owner, bool] | None = None
+
+
+def _forget_identity() -> None:
+    """After a fork, in the child: its identity is computed again at its first use."""
+    global _current
+    _current = None
+
+
+# A process's pid, start and PID namespace change only when it is forked (a process that
+# enters a new PID namespace keeps its own; its children get pids there): reading the pid at
+# every call would cost a system call per claim.
+os.register_at_fork(after_in_child=_forget_identity)
 
 
 def _identity() -> tuple[Owner, bool]:
     """This process's owner, and whether its ``/proc`` can judge same-namespace pids (both
-    recomputed after a fork, or in a child that entered another namespace)."""
+    computed at the first call, and again after a fork)."""
     global _current
-    pid = os.getpid()
-    if _current is None or _current[0] != pid:
+    if _current is None:
+        pid = os.getpid()
         proc_ok = _proc_is_ours()
         start = (_start_marker(pid) or "") if proc_ok else ""
-        _current = (pid, Owner(_HOST, pid, start, _pid_namespace()), proc_ok)
-    return _current[1], _current[2]
+        _current = (Owner(_HOST, pid, start, _pid_namespace()), proc_ok)
+    return _current
 
 
 def current_owner() -> Owner:

@@ -411,7 +411,7 @@ class Liveness:
         collected, or the process exits."""
         if (
             self._heart is not None
-            and self._heart.pid == os.getpid()
+            and self._heart.pid == current_owner().pid
             and self._stop is not None
             and self._stop.alive
         ):
