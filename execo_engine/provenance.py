@@ -241,6 +241,9 @@ class Tally:
 
     def __init__(self, store: Store, run: str) -> None:
         self.store, self.run = store, run
+        #: whether the ParamSweeper of :attr:`store` closed it (the end record then opens it
+        #: again, and closes it after: see :func:`end_run`)
+        self.store_closed = False
         self.done = 0
         self.failed = 0
         self.results = 0
@@ -320,6 +323,8 @@ def join(store: Store, sweeper: Any) -> Tally | None:
     with current.lock:
         tally = current.tallies.get(store.location)
         first = tally is None
+        if tally is not None and tally.store_closed:  # the end record goes through this one
+            tally.store, tally.store_closed = store, False
         if tally is None:
             store.add_run(
                 {
@@ -356,6 +361,8 @@ def end_run() -> None:
                     "results": tally.results,
                 }
             )
+            if tally.store_closed:  # hold nothing open again (many sweeps: descriptors)
+                tally.store.close()
         except Exception as error:
             logger.warning(
                 "%s: could not write the end of run %s: %s", location, current.run.id, error

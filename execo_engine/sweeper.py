@@ -867,9 +867,13 @@ class ParamSweeper(Generic[E]):
         return self._store.grid_size()
 
     def close(self) -> None:
-        """Release what this instance holds open (a database connection); it is not used
-        after. Optional: the process's exit releases it too."""
+        """Release what this instance holds open (a database connection, open files); it is
+        not used after. Optional: the process's exit releases it too. A process that opens
+        many sweeps one after the other closes each when done with it: every open instance
+        keeps a few file descriptors (a directory) or a connection (PostgreSQL)."""
         self._store.close()
+        if self._tally is not None and self._tally.store is self._store:
+            self._tally.store_closed = True
 
     def __str__(self) -> str:
         states = self._store.states()

@@ -223,6 +223,14 @@ class DirectoryLock:
                 f"directory as it is then"
             ) from exc
 
+    def release(self) -> None:
+        """Close the lock file's descriptor, unless a thread of this process holds or waits for
+        the lock, or another instance uses the same file (it is closed when the last of them
+        is done); the next acquisition opens it again."""
+        with _registry_lock:
+            _forget_collected()
+            self._memory.forget_locked()
+
     # -- the entry of the lock file --------------------------------------------------------
 
     def _entry(self) -> _Entry:

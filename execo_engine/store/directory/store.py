@@ -146,10 +146,12 @@ class DirectoryLog(RecordEncoder):
         self._claims.restart()
 
     def close(self) -> None:
-        """Close every journal."""
+        """Close every file this store keeps open (journals, flush file, lock file)."""
         for journal in (self._done, self._claims, self._results, self._runs):
             journal.close()
         self._flush.close()
+        if isinstance(self.lock, DirectoryLock):
+            self.lock.release()
 
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None:
         """Append done records for ``(position, element)`` pairs (flushed by :meth:`sync`)."""
