@@ -150,6 +150,13 @@ class Journal:
         self._fd = self._inode = None
         self._offset = self.records = 0
 
+    def release(self) -> None:
+        """Close the journal's descriptor but remember what was read: the next
+        :meth:`read_new` opens the file again (if it grew) and reads on from there."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def _open(self, create: bool) -> os.stat_result:
         """Open the file as it is now (a regular file only, see
         :func:`~execo_engine.store.directory.files.open_regular`);
@@ -185,6 +192,12 @@ class Journal:
             batch.restarted |= self._inode is not None
             self.close()
             status = self._open(create=False)
+        elif self._fd is None:  # released after the last read (see release)
+            inode = self._inode
+            status = self._open(create=False)
+            if status.st_ino != inode:  # replaced since the stat above: read it all
+                batch.restarted = True
+                self._offset = self.records = 0
         assert self._fd is not None
         size = status.st_size
         if size < self._offset:  # truncated by hand: read it all again

@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -80,6 +81,8 @@ def _owners_dir(directory: str, create: bool) -> Iterator[int | None]:
             os.mkdir(path, 0o755)  # FileNotFoundError if the directory itself is gone
         fd = os.open(path, flags)
     except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):  # EMFILE, EACCES...: as they are
+            raise
         raise OSError(
             error.errno, f"{path} is not a directory (a symbolic link?): remove it"
         ) from None

@@ -145,6 +145,12 @@ class DirectoryLog(RecordEncoder):
         self._done.restart()
         self._claims.restart()
 
+    def rest(self) -> None:
+        """Between two reads of a reader: close the journals' descriptors, remembering what
+        was read (views of many sweeps, open at once, then hold none)."""
+        self._done.release()
+        self._claims.release()
+
     def close(self) -> None:
         """Close every file this store keeps open (journals, flush file, lock file)."""
         for journal in (self._done, self._claims, self._results, self._runs):

@@ -60,6 +60,9 @@ class RecordLog(Protocol):
     def check_writable(self) -> None: ...
     def read(self, claims: bool = True) -> Changes: ...
     def restart(self) -> None: ...
+    def rest(self) -> None:
+        """Called by a reader after each read: release what it need not keep until the next."""
+
     def append_done(self, done: Iterable[tuple[int | None, Any]]) -> None: ...
     def append_failures(
         self, failures: Iterable[tuple[int | None, Failure]], reset: bool = False
@@ -221,6 +224,8 @@ class ReplayStore:
         else:
             with _collector_paused():
                 lost = state.apply(changes, current_owner, claims)
+        if self.read_only:
+            self._log.rest()
         if lost:
             logger.warning(
                 "%s: lost the claim on %d combination(s), given back by another instance "
