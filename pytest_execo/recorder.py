@@ -21,6 +21,11 @@
   queued to them ahead (see :mod:`pytest_execo.xdist_handoff`, :mod:`pytest_execo.xdist_queue`).
   A process forked to run a test body (pytest-forked) puts the test's ``execo_record`` values on
   its reports for the process recording them.
+- Open sweeps: each ``ParamSweeper`` holds a few file descriptors (a directory) or a connection
+  (PostgreSQL). A session that runs more than :data:`OPEN_SWEEPERS` sweeps closes the least
+  recently used ones that hold nothing of this process (no item running, claimed ahead or
+  skipped), so that hundreds of swept test functions fit in ``ulimit -n 1024`` and in a
+  server's ``max_connections``; an item of a closed sweep opens it again.
 
 The options it reads: ``--execo-sweep-dir`` (ini ``execo_sweep_dir``), ``--execo-rerun-done``,
 ``--execo-all-done-ok`` and ``--execo-max-attempts`` (and their ini twins), declared by
@@ -29,9 +34,10 @@ The options it reads: ``--execo-sweep-dir`` (ini ``execo_sweep_dir``), ``--execo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import NamedTuple
 
 import pytest
@@ -62,6 +68,8 @@ from pytest_execo.xdist_queue import WorkerQueue
 
 #: How many items (the first included) a serial session claims at once, in order
 TAKE_AHEAD = 32
+#: How many sweeps' ParamSweepers a session keeps open, at least (see the module docstring)
+OPEN_SWEEPERS = 8
 #: Options of pytest sessions that run no test body (they never record anything).
 NO_TEST_BODY_OPTIONS = (
     "collectonly",
@@ -221,7 +229,9 @@ class SweepRecorder:
             raise pytest.UsageError(f"--execo-sweep-dir: {error}") from None
         self._sweeps: dict[tuple[str, str], tuple[str, str]] = {}  # (function, extra) -> sweep
         self._units: dict[pytest.Item, Unit | None] = {}  #: see unit_of
+        #: the open sweepers, the least recently used first
         self.sweepers: dict[str, ParamSweeper[HashableDict]] = {}
+        self._skipping: set[str] = set()  #: sweeps in which this session skipped something
         self.running: dict[str, _Run] = {}
         self._ahead: set[pytest.Item] = set()  #: items claimed with an item before them, not run
         self._order: dict[pytest.Item, int] | None = None  #: item -> index in the session's items
@@ -266,15 +276,36 @@ class SweepRecorder:
         return name, key
 
     def _sweeper(self, unit: Unit) -> ParamSweeper[HashableDict]:
-        if unit.sweep not in self.sweepers:
-            self.sweepers[unit.sweep] = ParamSweeper(
+        """The open sweeper of ``unit``'s sweep (opened if need be), now the most recently
+        used."""
+        sweeper = self.sweepers.pop(unit.sweep, None)
+        if sweeper is None:
+            self._close_idle(OPEN_SWEEPERS - 1)
+            sweeper = ParamSweeper(
                 child_location(self.location, unit.sweep),
                 unit.combinations,
                 save_sweeps=True,
                 name=unit.key,
                 max_attempts=self.max_attempts,
             )
-        return self.sweepers[unit.sweep]
+        self.sweepers[unit.sweep] = sweeper
+        return sweeper
+
+    def _close_idle(self, keep: int) -> None:
+        """Close the least recently used sweepers beyond ``keep`` that hold nothing of this
+        process: no item running, claimed ahead or skipped (closing them would end that hold,
+        or forget it). Their records are fsync'd first."""
+        excess = len(self.sweepers) - keep
+        if excess <= 0:
+            return
+        busy = self._skipping | {run.unit.sweep for run in self.running.values()}
+        busy.update(unit.sweep for item in self._ahead if (unit := self._units[item]))
+        for name in [name for name in self.sweepers if name not in busy][:excess]:
+            sweeper = self.sweepers.pop(name)
+            try:
+                sweeper.flush()
+            finally:
+                sweeper.close()
 
     # -- collection --------------------------------------------------------------------------
 
@@ -441,13 +472,19 @@ class SweepRecorder:
         run = self.running.get(nodeid)
         return run.unit.sweep if run is not None else None
 
-    def sweeper_of(self, name: str) -> ParamSweeper[HashableDict]:
-        """The sweeper of sweep ``name``: this session's (up to date: it reads only what is
-        new), else a read-only one."""
+    @contextlib.contextmanager
+    def sweeper_of(self, name: str) -> Iterator[ParamSweeper[HashableDict]]:
+        """The sweeper of sweep ``name``: this session's open one (up to date: it reads only
+        what is new), else a read-only one, closed after."""
         sweeper = self.sweepers.get(name)
-        if sweeper is None:
-            sweeper = ParamSweeper(child_location(self.location, name), read_only=True)
-        return sweeper
+        if sweeper is not None:
+            yield sweeper
+            return
+        sweeper = ParamSweeper(child_location(self.location, name), read_only=True)
+        try:
+            yield sweeper
+        finally:
+            sweeper.close()
 
     def _record(self, run: _Run) -> None:
         """Apply the outcome of a finished item to its sweep (the one place where states
@@ -490,6 +527,7 @@ class SweepRecorder:
             sweeper.done(combination, wait=False)
             self.flusher.written(sweeper)
         elif state == "skip":
+            self._skipping.add(run.unit.sweep)
             sweeper.skip(combination)
         elif state == "fail":
             sweeper.fail(combination, attempt.error or f"{outcome} (pytest_execo_state: fail)")

@@ -111,9 +111,9 @@ class SweepSummary:
             terminalreporter.write_line(line)
         for name in names:
             outcomes = list(self.outcomes.get(name, {}).values())
-            sweeper = recorder.sweeper_of(name)
-            sweeps, remaining, _, inprogress, done = sweeper.stats()
-            failed = sweeper.get_failed()
+            with recorder.sweeper_of(name) as sweeper:
+                sweeps, remaining, _, inprogress, done = sweeper.stats()
+                failed = sweeper.get_failed()
             counts = {k: outcomes.count(k) for k in _WORST_FIRST}
             terminalreporter.write_line(
                 f"{name}: {len(sweeps)} total, {len(done)} done, {len(inprogress)} in "

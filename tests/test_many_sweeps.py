@@ -1,0 +1,170 @@
+"""Sessions with more swept test functions than a process can keep sweeps open for: every
+open sweep holds file descriptors (a directory) or a connection (PostgreSQL), so a session
+keeps only a few open, and each combination still runs once and is recorded."""
+
+import os
+import resource
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from execo_engine.provenance import capture, end_run, start_run
+from execo_engine.sweep import ParamSweeper, sweep
+
+FUNCTIONS = 40  #: swept test functions, each its own sweep of 2 combinations
+#: a descriptor limit that 40 open directory sweeps (5 descriptors each) exceed
+LIMIT = 128
+
+MANY_TESTS = """
+import pytest
+
+RUNS = {runs!r}
+
+def body(name, i):
+    with open(RUNS, "a") as f:
+        f.write(f"{{name}}-{{i}}\\n")
+{functions}
+"""
+
+FUNCTION = """
+@pytest.mark.execo_sweep({{"i": [0, 1]}})
+def test_{k}(i):
+    body("{k}", i)
+"""
+
+CONFTEST = """
+import random, resource
+
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, hard))
+
+def pytest_collection_modifyitems(items):
+    if {shuffle}:  # the same order in every xdist worker
+        random.Random(7).shuffle(items)
+"""
+
+
+def write_many(pytester, shuffle=False, limit=LIMIT):
+    runs = pytester.path / "runs.txt"
+    functions = "".join(FUNCTION.format(k=k) for k in range(FUNCTIONS))
+    pytester.makepyfile(test_many=MANY_TESTS.format(runs=str(runs), functions=functions))
+    pytester.makeconftest(CONFTEST.format(limit=limit, shuffle=shuffle))
+    return runs
+
+
+def ran(runs):
+    return Counter(runs.read_text().split()) if runs.exists() else Counter()
+
+
+def every_combination_once(runs):
+    return Counter({f"{k}-{i}": 1 for k in range(FUNCTIONS) for i in (0, 1)}) == ran(runs)
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_more_sweeps_than_descriptors(pytester, shuffle, workers):
+    """40 sweeps in a process allowed 128 descriptors: each combination runs once, every
+    sweep is recorded done, and the next session runs nothing."""
+    runs = write_many(pytester, shuffle)
+    results = pytester.path / "results"
+    first = pytester.runpytest_subprocess(f"--execo-sweep-dir={results}", *workers)
+    first.assert_outcomes(passed=2 * FUNCTIONS)
+    assert every_combination_once(runs)
+    sweeps = sorted(os.listdir(results))
+    assert len(sweeps) == FUNCTIONS
+    for name in sweeps:
+        view = ParamSweeper(str(results / name), read_only=True)
+        assert sorted(c["i"] for c in view.get_done()) == [0, 1], name
+        view.close()
+    again = pytester.runpytest_subprocess(f"--execo-sweep-dir={results}", *workers)
+    assert again.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert every_combination_once(runs)
+
+
+@pytest.mark.slow
+def test_more_sweeps_than_server_connections(pytester, tmp_path):
+    """40 PostgreSQL sweeps on a server that takes 20 connections: the same."""
+    from pg import Server
+
+    server = Server("max_connections=20")
+    if not server.available:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs it")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server.start()
+    try:
+        runs = write_many(pytester, limit=1024)
+        url = server.url("many")
+        first = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}")
+        first.assert_outcomes(passed=2 * FUNCTIONS)
+        assert every_combination_once(runs)
+        again = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}")
+        assert again.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+        assert every_combination_once(runs)
+    finally:
+        server.stop()
+
+
+def open_descriptors():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_close_releases_every_descriptor_even_after_the_end_record(tmp_path):
+    """A closed directory sweeper holds no descriptor, nor after the run's end record is
+    written through it (the end record opens what it needs and closes it again)."""
+    before = open_descriptors()
+    start_run(capture("engine", directory=str(tmp_path)))
+    try:
+        sweeper = ParamSweeper(str(tmp_path / "s"), sweep({"i": [0, 1, 2]}), save_sweeps=True)
+        combination = sweeper.get_next()
+        sweeper.record_result(combination, {"x": 1})
+        sweeper.done(combination)
+        assert open_descriptors() > before  # journals, lock file and flush file
+        sweeper.close()
+        assert open_descriptors() == before
+    finally:
+        end_run()
+    assert open_descriptors() == before
+    runs = ParamSweeper(str(tmp_path / "s"), read_only=True).get_runs()
+    assert [(run.get("done"), run.get("results")) for run in runs] == [(1, 1)]
+    assert runs[0].get("end") is not None  # the end record, written after close()
+
+
+def with_descriptor_limit(limit):
+    def limit_descriptors():
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+    return limit_descriptors
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["status", "--json"], ["results"], ["report", "-o", "page.html"]],
+    ids=["status", "status-json", "results", "report"],
+)
+def test_execo_sweep_reads_more_sweeps_than_descriptors(tmp_path, command):
+    """``execo-sweep`` on 40 sweeps in a process allowed 48 descriptors: every sweep shown
+    (a view keeps no descriptor between its reads)."""
+    if command[0] == "report":
+        pytest.importorskip("plotly", reason="the report needs the plot extra")
+    parent = tmp_path / "sweeps"
+    for k in range(FUNCTIONS):
+        sweeper = ParamSweeper(str(parent / f"sweep{k}x"), sweep({"i": [0, 1]}), save_sweeps=True)
+        combination = sweeper.get_next()
+        sweeper.record_result(combination, {"k": k})
+        sweeper.done(combination)
+        sweeper.close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "execo_engine.cli", command[0], str(parent), *command[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=with_descriptor_limit(48),
+    )
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
+    assert all(f"sweep{k}x" in text for k in range(FUNCTIONS))
