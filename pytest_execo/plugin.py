@@ -116,6 +116,28 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if given or config.getini("execo_sweep_dir"):
         _record(config)
+    else:
+        _refuse_options_without_sweep_dir(config)
+
+
+#: The command-line options that act on a sweep dir only: given without one, they did nothing
+_NEED_SWEEP_DIR = {
+    "execo_rerun_done": "--execo-rerun-done",
+    "execo_all_done_ok": "--execo-all-done-ok",
+    "execo_max_attempts": "--execo-max-attempts",
+}
+
+
+def _refuse_options_without_sweep_dir(config: pytest.Config) -> None:
+    """A usage error for options of the sweep dir given on the command line without one
+    (their ini twins, shared by sessions with and without it, are left alone)."""
+    given = [option for dest, option in _NEED_SWEEP_DIR.items() if config.getoption(dest)]
+    if given:
+        raise pytest.UsageError(
+            f"{', '.join(given)}: acts on a sweep dir, and this session has none (nothing is "
+            f"recorded, nothing deselected): add --execo-sweep-dir=DIR (or ini "
+            f"execo_sweep_dir), or leave {'it' if len(given) == 1 else 'them'} out"
+        )
 
 
 def _record(config: pytest.Config) -> None:

@@ -333,6 +333,34 @@ def test_a_url_that_is_no_url_is_named_by_the_command():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["--execo-rerun-done"], "--execo-rerun-done"),
+        (
+            ["--execo-all-done-ok", "--execo-max-attempts=2"],
+            "--execo-all-done-ok, --execo-max-attempts",
+        ),
+    ],
+)
+def test_sweep_dir_options_without_a_sweep_dir_are_a_usage_error(pytester, options, named):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess(*options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: {named}: acts on a sweep dir, and this session has none*"
+            "add --execo-sweep-dir=DIR*"
+        ]
+    )
+
+
+def test_their_ini_twins_without_a_sweep_dir_are_left_alone(pytester):
+    pytester.makeini("[pytest]\nexeco_rerun_done = true\nexeco_max_attempts = 2\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
 def test_a_closed_port_in_pytest_is_a_usage_error(pytester, psycopg):
     pytester.makepyfile(
         test_grid="""
