@@ -168,3 +168,26 @@ def test_execo_sweep_reads_more_sweeps_than_descriptors(tmp_path, command):
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
     assert all(f"sweep{k}x" in text for k in range(FUNCTIONS))
+
+
+def test_a_view_keeps_no_descriptor_and_follows_appends_and_compaction(tmp_path):
+    """A read-only view closes the journals after each read, and reads on from where it was:
+    appended records, a claims journal replaced by compaction, then more records."""
+    location = str(tmp_path / "s")
+    writer = ParamSweeper(location, sweep({"i": range(3000)}), save_sweeps=True)
+    view = ParamSweeper(location, read_only=True)
+
+    def seen():
+        before = open_descriptors()
+        inprogress, done = view.get_inprogress(), view.get_done()
+        assert open_descriptors() == before  # nothing kept open by the view
+        return list(inprogress), len(done)
+
+    held = writer.get_next_batch(5)
+    assert seen() == (held, 0)
+    for _ in range(40):  # 2000 claim records: the inprogress journal is rewritten (a new file)
+        writer.done_batch(writer.get_next_batch(50))
+    assert len((tmp_path / "s" / "inprogress").read_text().splitlines()) < 2000
+    assert seen() == (held, 2000)
+    writer.done_batch(held)
+    assert seen() == ([], 2005)
