@@ -285,6 +285,7 @@ class ParamSweeper(Generic[E]):
     ``done``, ``skip``, ``cancel``, ``fail`` and ``record_result`` of that very copy act on the
     combination handed out, whatever was changed in between.
 
+    ``with ParamSweeper(...) as sweeper:`` closes it at the end of the block (:meth:`close`).
     The old argument order ``ParamSweeper(sweeps, persistence_dir)`` still works, with a
     ``DeprecationWarning``.
     """
@@ -874,6 +875,13 @@ class ParamSweeper(Generic[E]):
         self._store.close()
         if self._tally is not None and self._tally.store is self._store:
             self._tally.store_closed = True
+
+    def __enter__(self) -> ParamSweeper[E]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """``with ParamSweeper(...) as sweeper:`` closes it at the end of the block."""
+        self.close()
 
     def __str__(self) -> str:
         states = self._store.states()
