@@ -2,6 +2,7 @@
 open sweep holds file descriptors (a directory) or a connection (PostgreSQL), so a session
 keeps only a few open, and each combination still runs once and is recorded."""
 
+import importlib.util
 import os
 import resource
 import subprocess
@@ -30,8 +31,9 @@ def body(name, i):
 
 FUNCTION = """
 @pytest.mark.execo_sweep({{"i": [0, 1]}})
-def test_{k}(i):
+def test_{k}(i, execo_record):
     body("{k}", i)
+    execo_record(k={k})
 """
 
 CONFTEST = """
@@ -103,6 +105,13 @@ def test_more_sweeps_than_server_connections(pytester, tmp_path):
         again = pytester.runpytest_subprocess(f"--execo-sweep-dir={url}")
         assert again.ret == pytest.ExitCode.NO_TESTS_COLLECTED
         assert every_combination_once(runs)
+        for name, command in COMMANDS.items():
+            if command[0] == "report" and importlib.util.find_spec("plotly") is None:
+                continue
+            shown = execo_sweep(command, url, tmp_path, limit=1024)
+            assert shown.returncode == 0, (name, shown.stderr)
+            text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
+            assert all(f"test_many-test_{k}-" in text for k in range(FUNCTIONS)), name
     finally:
         server.stop()
 
@@ -141,30 +150,43 @@ def with_descriptor_limit(limit):
     return limit_descriptors
 
 
-@pytest.mark.parametrize(
-    "command",
-    [["status"], ["status", "--json"], ["results"], ["report", "-o", "page.html"]],
-    ids=["status", "status-json", "results", "report"],
-)
-def test_execo_sweep_reads_more_sweeps_than_descriptors(tmp_path, command):
-    """``execo-sweep`` on 40 sweeps in a process allowed 48 descriptors: every sweep shown
-    (a view keeps no descriptor between its reads)."""
+COMMANDS = {
+    "status": ["status"],
+    "status-json": ["status", "--json"],
+    "status-watch": ["status", "--watch", "--interval", "0.1"],
+    "results": ["results"],
+    "report": ["report", "-o", "page.html"],
+    "report-watch": ["report", "-o", "page.html", "--watch", "1"],
+    "reclaim": ["reclaim"],
+    "reset": ["reset", "--failed"],
+}
+
+
+def execo_sweep(command, parent, cwd, limit):
+    """``execo-sweep COMMAND PARENT ...`` in a process allowed ``limit`` descriptors."""
+    return subprocess.run(
+        [sys.executable, "-m", "execo_engine.cli", command[0], str(parent), *command[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        preexec_fn=with_descriptor_limit(limit),
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
+def test_execo_sweep_goes_through_more_sweeps_than_descriptors(tmp_path, command):
+    """``execo-sweep`` on 40 complete sweeps in a process allowed 48 descriptors: every sweep
+    shown or changed (a view keeps no descriptor between its reads; each command closes what
+    it opened for a sweep before the next)."""
     if command[0] == "report":
         pytest.importorskip("plotly", reason="the report needs the plot extra")
     parent = tmp_path / "sweeps"
     for k in range(FUNCTIONS):
-        sweeper = ParamSweeper(str(parent / f"sweep{k}x"), sweep({"i": [0, 1]}), save_sweeps=True)
-        combination = sweeper.get_next()
-        sweeper.record_result(combination, {"k": k})
-        sweeper.done(combination)
-        sweeper.close()
-    shown = subprocess.run(
-        [sys.executable, "-m", "execo_engine.cli", command[0], str(parent), *command[1:]],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        preexec_fn=with_descriptor_limit(48),
-    )
+        with ParamSweeper(str(parent / f"sweep{k}x"), sweep({"i": [0, 1]}), True) as sweeper:
+            sweeper.record_result(sweeper.get_next(), {"k": k})
+            sweeper.done_batch(sweeper.get_sweeps())
+    shown = execo_sweep(command, parent, tmp_path, limit=48)
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
     assert all(f"sweep{k}x" in text for k in range(FUNCTIONS))

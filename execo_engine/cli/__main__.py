@@ -161,6 +161,48 @@ def _counts(view: ParamSweeper[Any]) -> dict[str, int]:
     return counts
 
 
+def _status_entry(
+    path: str, location: str, view: ParamSweeper[Any], now: float, by_factor: list[str] | None
+) -> dict[str, Any]:
+    """The status of the sweep at ``path`` (its ``view``), as ``--json`` prints it."""
+    beats = view.heartbeat_ages()
+    failed = view.get_failed()
+    failed_combinations = _failure_rows(failed)
+    claims, skips = view.get_claims(), view.get_skips()
+    ahead = claimed_ahead(claims, view.get_runs())
+    held = [
+        {
+            "combination": c,
+            "host": owner[0],
+            "pid": owner[1],
+            "age": round(now - since, 1),
+            "heartbeat_age": round(beats[owner], 1) if owner in beats else None,
+            "dead": dead,
+            "ahead": i in ahead,
+        }
+        for i, (c, owner, since, dead) in enumerate(claims + skips)
+    ]
+    entry: dict[str, Any] = {
+        "location": shown(path),
+        "directory": shown(path),  # its name before 3.0, kept for scripts that read it
+        "name": view.name,
+        **_counts(view),
+        "claimed_ahead": len(ahead),
+        "sweeps_saved": bool(view.get_sweeps()),
+        "claims": held[: len(claims)],
+        "skips": held[len(claims) :],
+        "failed_combinations": failed_combinations,
+        "retrying_combinations": _retrying(view, failed),
+    }
+    for skip in entry["skips"]:
+        del skip["ahead"]
+    entry.update(submitting.status_fields(path, location, entry["claims"]))
+    if by_factor is not None:
+        stats = (*view.stats(), [f["combination"] for f in failed_combinations])
+        entry["by_factor"] = _by_factor(stats, by_factor) if view.get_sweeps() else None
+    return entry
+
+
 def status(
     location: str, by_factor: list[str] | None, as_json: bool, list_failed: bool = False
 ) -> None:
@@ -170,43 +212,8 @@ def status(
     (always in the JSON output)."""
     now, report = time.time(), []
     for path in sweep_locations(location):
-        view = open_view(path)
-        beats = view.heartbeat_ages()
-        failed = view.get_failed()
-        failed_combinations = _failure_rows(failed)
-        claims, skips = view.get_claims(), view.get_skips()
-        ahead = claimed_ahead(claims, view.get_runs())
-        held = [
-            {
-                "combination": c,
-                "host": owner[0],
-                "pid": owner[1],
-                "age": round(now - since, 1),
-                "heartbeat_age": round(beats[owner], 1) if owner in beats else None,
-                "dead": dead,
-                "ahead": i in ahead,
-            }
-            for i, (c, owner, since, dead) in enumerate(claims + skips)
-        ]
-        entry: dict[str, Any] = {
-            "location": shown(path),
-            "directory": shown(path),  # its name before 3.0, kept for scripts that read it
-            "name": view.name,
-            **_counts(view),
-            "claimed_ahead": len(ahead),
-            "sweeps_saved": bool(view.get_sweeps()),
-            "claims": held[: len(claims)],
-            "skips": held[len(claims) :],
-            "failed_combinations": failed_combinations,
-            "retrying_combinations": _retrying(view, failed),
-        }
-        for skip in entry["skips"]:
-            del skip["ahead"]
-        entry.update(submitting.status_fields(path, location, entry["claims"]))
-        if by_factor is not None:
-            stats = (*view.stats(), [f["combination"] for f in failed_combinations])
-            entry["by_factor"] = _by_factor(stats, by_factor) if view.get_sweeps() else None
-        report.append(entry)
+        with open_view(path) as view:
+            report.append(_status_entry(path, location, view, now, by_factor))
     if as_json:
         print(json.dumps({"sweeps": _str_keys(report)}, default=repr, indent=1, ensure_ascii=False))
         return
@@ -267,15 +274,16 @@ def reclaim(location: str, older_than: float | None) -> None:
     logging.getLogger("execo_engine").setLevel(DETAIL)
     for path in sweep_locations(location):
         limit = time.time() - older_than if older_than is not None else None
-        view = open_view(path)
-        targets = [
-            c
-            for c, _, since, dead in view.get_claims()
-            if dead or (limit is not None and since < limit)
-        ]
-        writer = open_writer(path, view)  # opening it already reclaims dead processes' claims
-        writer.reclaim(older_than)
-        still = {claim[0] for claim in writer.get_claims()}
+        with open_view(path) as view:
+            targets = [
+                c
+                for c, _, since, dead in view.get_claims()
+                if dead or (limit is not None and since < limit)
+            ]
+            writer = open_writer(path, view)  # opening it already reclaims dead owners' claims
+        with writer:
+            writer.reclaim(older_than)
+            still = {claim[0] for claim in writer.get_claims()}
         reclaimed = [c for c in targets if c not in still]
         print(f"{writer.name}: reclaimed {len(reclaimed)} combination(s)")
 
@@ -287,9 +295,11 @@ def reset(location: str, inprogress: bool, failed: bool) -> None:
         raise UsageError("say what to reset: --inprogress, --failed, or both")
     log = logging.getLogger("execo_engine")
     for path in sweep_locations(location):
-        writer = open_writer(path, open_view(path))
-        held, failures = len(writer.get_claims()), len(writer.get_failed())
-        writer.reset(reset_inprogress=inprogress, reset_failed=failed)
+        with open_view(path) as view:
+            writer = open_writer(path, view)
+        with writer:
+            held, failures = len(writer.get_claims()), len(writer.get_failed())
+            writer.reset(reset_inprogress=inprogress, reset_failed=failed)
         done = ([f"released {held} claim(s)"] if inprogress else []) + (
             [f"{failures} failed combination(s) back to todo"] if failed else []
         )
@@ -416,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "status" and args.watch:
             sweeps = functools.partial(sweep_locations, args.location)
             interval = submitting.WATCH_INTERVAL if args.interval is None else args.interval
-            sys.exit(submitting.watch(sweeps, open_view, _bar, interval))
+            sys.exit(submitting.watch(sweeps, _bar, interval))
         elif args.command == "status":
             status(args.location, args.by_factor, args.json, args.failed)
         elif args.command == "submit":

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from execo_engine.cli.views import Views
 from execo_engine.jobstate import job_states, states_text
 from execo_engine.launch import (
     SCHEDULERS,
@@ -220,17 +221,20 @@ def _duration(seconds: float) -> str:
 
 
 class _Watched:
-    """One sweep seen by ``--watch``: a read-only view caught up at each frame, and the done
-    count when the watch started, for the rate."""
+    """One sweep seen by ``--watch``: when the watch first saw it, and its done count then,
+    for the rate."""
 
-    def __init__(self, view: ParamSweeper[Any], now: float) -> None:
-        self.view, self.since = view, now
+    def __init__(self, now: float) -> None:
+        self.since = now
         self.first: int | None = None
 
-    def line(self, now: float, bar: Callable[[int, int], str]) -> tuple[str, bool]:
-        """Its frame line (with the failed combinations, if any), and whether it is
-        complete: nothing remaining nor in progress (a sweep of no combination at once)."""
-        counts = self.view.counts()
+    def line(
+        self, view: ParamSweeper[Any], now: float, bar: Callable[[int, int], str]
+    ) -> tuple[str, bool]:
+        """Its frame line, read from its ``view`` (with the failed combinations, if any), and
+        whether it is complete: nothing remaining nor in progress (a sweep of no combination
+        at once)."""
+        counts = view.counts()
         done, total, remaining = counts["done"], counts["total"], counts["remaining"]
         if self.first is None:
             self.first = done
@@ -243,7 +247,7 @@ class _Watched:
             left = "no rate yet"
         failed = f", {counts['failed']} failed" if counts["failed"] else ""
         line = (
-            f"{self.view.name}  {bar(done, total)}  {done}/{total} done, "
+            f"{view.name}  {bar(done, total)}  {done}/{total} done, "
             f"{counts['inprogress']} in progress, {remaining} remaining{failed}, {left}"
         )
         return line, left == "complete"
@@ -251,7 +255,6 @@ class _Watched:
 
 def watch(
     find: Callable[[], list[str]],
-    open_view: Callable[[str], ParamSweeper[Any]],
     bar: Callable[[int, int], str],
     interval: float = WATCH_INTERVAL,
     out: TextIO = sys.stdout,
@@ -259,14 +262,18 @@ def watch(
     """Print a frame (one line per sweep of ``find()``) every ``interval`` seconds, in place on a
     terminal (appended otherwise), until every sweep is complete (returns 0) or Ctrl-C (130)."""
     watched: dict[str, _Watched] = {}
+    views = Views()
     shown = 0
     try:
         while True:
             now = time.monotonic()
             for path in find():
                 if path not in watched:
-                    watched[path] = _Watched(open_view(path), now)
-            lines = [watched[path].line(now, bar) for path in watched]
+                    watched[path] = _Watched(now)
+            lines = []
+            for path, seen in watched.items():
+                with views.reading(path, len(watched)) as view:
+                    lines.append(seen.line(view, now, bar))
             frame = [time.strftime("%H:%M:%S"), *(line for line, _ in lines)]
             if shown and out.isatty():
                 out.write(f"\x1b[{shown}F\x1b[J")  # back to the previous frame's first line
@@ -278,6 +285,8 @@ def watch(
             time.sleep(interval)
     except KeyboardInterrupt:
         return 130
+    finally:
+        views.close()
 
 
 def main(argv: Sequence[str]) -> int:

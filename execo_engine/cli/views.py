@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from execo_engine.errors import CorruptRecordError
 from execo_engine.results import open_view
 from execo_engine.store.locations import sweeps_at
+from execo_engine.sweeper import ParamSweeper
 
-__all__ = ["UsageError", "open_view", "sweep_locations", "usage_errors"]
+__all__ = ["KEEP_OPEN", "UsageError", "Views", "open_view", "sweep_locations", "usage_errors"]
+
+#: How many sweeps a command that reads them again and again (``status --watch``, ``report
+#: --watch``) keeps open between two reads: the view of a PostgreSQL sweep holds a connection
+#: while it is open (a directory's view holds no descriptor between its reads)
+KEEP_OPEN = 8
 
 
 class UsageError(Exception):
@@ -36,3 +43,30 @@ def sweep_locations(location: str) -> list[str]:
     (or when a URL needs psycopg, not installed)."""
     with usage_errors():
         return sweeps_at(location)
+
+
+class Views:
+    """The views of the sweeps a command reads again and again: kept open from one read to the
+    next when there are at most :data:`KEEP_OPEN` sweeps, else opened for each read and closed
+    after it (each read then reads the sweep whole)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, ParamSweeper[Any]] = {}
+
+    @contextlib.contextmanager
+    def reading(self, path: str, sweeps: int) -> Iterator[ParamSweeper[Any]]:
+        """The view of the sweep at ``path``, one of the ``sweeps`` this read goes through."""
+        view = self._open.pop(path, None) or open_view(path)
+        try:
+            yield view
+        finally:
+            if sweeps <= KEEP_OPEN:
+                self._open[path] = view
+            else:
+                view.close()
+
+    def close(self) -> None:
+        """Close the views kept open."""
+        for view in self._open.values():
+            view.close()
+        self._open.clear()

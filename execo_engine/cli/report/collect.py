@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from execo_engine.cli.views import open_view, sweep_locations, usage_errors
+from execo_engine.cli.views import Views, sweep_locations, usage_errors
 from execo_engine.results import result_table
 from execo_engine.store.locations import shown
 from execo_engine.sweep import sweep_stats
@@ -206,19 +206,12 @@ class Reader:
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self._views: dict[str, ParamSweeper[Any]] = {}
+        self._views = Views()
         self._first: dict[str, tuple[float, int]] = {}  # path -> (time, done) at the first read
-
-    def _view(self, path: str) -> ParamSweeper[Any]:
-        if path not in self._views:
-            self._views[path] = open_view(path)
-        return self._views[path]
 
     def close(self) -> None:
         """Release what the views hold (a database connection)."""
-        for view in self._views.values():
-            view.close()
-        self._views.clear()
+        self._views.close()
 
     def read(self) -> ReportData:
         """Everything the report shows, now."""
@@ -229,20 +222,21 @@ class Reader:
         for row in table.rows:
             by_sweep.setdefault(row["sweep"], []).append(row)
         sweeps, runs = [], []
-        for path in sweep_locations(self.location):
-            view = self._view(path)
-            rows = by_sweep.get(view.name, [])
-            runs += _runs(view, rows)
-            factors = [f for f in table.factors if any(row[f] is not None for row in rows)]
-            data = SweepData(
-                name=view.name,
-                location=shown(path),
-                counts=view.counts(),
-                factors=factors,
-                by_factor=_by_factor(view),
-                holdings=_holdings(view),
-                failures=_failures(view),
-            )
+        paths = sweep_locations(self.location)
+        for path in paths:
+            with self._views.reading(path, len(paths)) as view:
+                rows = by_sweep.get(view.name, [])
+                runs += _runs(view, rows)
+                factors = [f for f in table.factors if any(row[f] is not None for row in rows)]
+                data = SweepData(
+                    name=view.name,
+                    location=shown(path),
+                    counts=view.counts(),
+                    factors=factors,
+                    by_factor=_by_factor(view),
+                    holdings=_holdings(view),
+                    failures=_failures(view),
+                )
             since, done_then = self._first.setdefault(path, (now, data.counts["done"]))
             if data.counts["done"] > done_then and now > since:
                 data.rate = (data.counts["done"] - done_then) / (now - since)
