@@ -633,7 +633,8 @@ def nothing_left(location: str) -> bool:
         except (ValueError, FileNotFoundError):  # not a sweep, or no saved sweeps
             continue
         found = True
-        _, remaining, _, inprogress, _ = view.stats()
+        with view:
+            _, remaining, _, inprogress, _ = view.stats()
         if remaining or inprogress:
             return False
     return found

@@ -174,6 +174,14 @@ def execo_sweep(command, parent, cwd, limit):
     )
 
 
+def complete_sweeps(parent):
+    """40 complete sweeps below ``parent``, each with one result."""
+    for k in range(FUNCTIONS):
+        with ParamSweeper(str(parent / f"sweep{k}x"), sweep({"i": [0, 1]}), True) as sweeper:
+            sweeper.record_result(sweeper.get_next(), {"k": k})
+            sweeper.done_batch(sweeper.get_sweeps())
+
+
 @pytest.mark.parametrize("command", COMMANDS.values(), ids=COMMANDS.keys())
 def test_execo_sweep_goes_through_more_sweeps_than_descriptors(tmp_path, command):
     """``execo-sweep`` on 40 complete sweeps in a process allowed 48 descriptors: every sweep
@@ -182,10 +190,7 @@ def test_execo_sweep_goes_through_more_sweeps_than_descriptors(tmp_path, command
     if command[0] == "report":
         pytest.importorskip("plotly", reason="the report needs the plot extra")
     parent = tmp_path / "sweeps"
-    for k in range(FUNCTIONS):
-        with ParamSweeper(str(parent / f"sweep{k}x"), sweep({"i": [0, 1]}), True) as sweeper:
-            sweeper.record_result(sweeper.get_next(), {"k": k})
-            sweeper.done_batch(sweeper.get_sweeps())
+    complete_sweeps(parent)
     shown = execo_sweep(command, parent, tmp_path, limit=48)
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
@@ -213,3 +218,18 @@ def test_a_view_keeps_no_descriptor_and_follows_appends_and_compaction(tmp_path)
     assert seen() == (held, 2000)
     writer.done_batch(held)
     assert seen() == ([], 2005)
+
+
+def test_a_submitted_worker_sees_nothing_left_in_more_sweeps_than_descriptors(tmp_path):
+    """The first thing a submitted worker runs (``nothing-left``) on 40 complete sweeps, in a
+    process allowed 48 descriptors: nothing left (status 0), not an error."""
+    complete_sweeps(tmp_path / "sweeps")
+    checked = subprocess.run(
+        [sys.executable, "-m", "execo_engine.cli.submit", "nothing-left", "sweeps"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=with_descriptor_limit(48),
+        timeout=300,
+    )
+    assert (checked.returncode, checked.stderr) == (0, "")
