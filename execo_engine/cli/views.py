@@ -9,14 +9,14 @@ from typing import Any
 
 from execo_engine.errors import CorruptRecordError
 from execo_engine.results import open_view
-from execo_engine.store.locations import sweeps_at
+from execo_engine.store.locations import local_directory, sweeps_at
 from execo_engine.sweeper import ParamSweeper
 
 __all__ = ["KEEP_OPEN", "UsageError", "Views", "open_view", "sweep_locations", "usage_errors"]
 
-#: How many sweeps a command that reads them again and again (``status --watch``, ``report
-#: --watch``) keeps open between two reads: the view of a PostgreSQL sweep holds a connection
-#: while it is open (a directory's view holds no descriptor between its reads)
+#: How many database sweeps a command that reads them again and again (``status --watch``,
+#: ``report --watch``) keeps open between two reads: an open view of a PostgreSQL sweep holds a
+#: connection (a directory's view holds no descriptor between its reads: always kept)
 KEEP_OPEN = 8
 
 
@@ -46,9 +46,9 @@ def sweep_locations(location: str) -> list[str]:
 
 
 class Views:
-    """The views of the sweeps a command reads again and again: kept open from one read to the
-    next when there are at most :data:`KEEP_OPEN` sweeps, else opened for each read and closed
-    after it (each read then reads the sweep whole)."""
+    """The views of the sweeps a command reads again and again, kept open from one read to the
+    next (a view then reads only what is new); those of database sweeps only when there are at
+    most :data:`KEEP_OPEN` sweeps, else opened for each read and closed after it."""
 
     def __init__(self) -> None:
         self._open: dict[str, ParamSweeper[Any]] = {}
@@ -60,7 +60,7 @@ class Views:
         try:
             yield view
         finally:
-            if sweeps <= KEEP_OPEN:
+            if sweeps <= KEEP_OPEN or local_directory(path) is not None:
                 self._open[path] = view
             else:
                 view.close()
