@@ -17,6 +17,7 @@ from execo_engine.sweep import ParamSweeper, sweep
 FUNCTIONS = 40  #: swept test functions, each its own sweep of 2 combinations
 #: a descriptor limit that 40 open directory sweeps (5 descriptors each) exceed
 LIMIT = 128
+GRID = sweep({"i": [0, 1]})
 
 MANY_TESTS = """
 import pytest
@@ -233,3 +234,36 @@ def test_a_submitted_worker_sees_nothing_left_in_more_sweeps_than_descriptors(tm
         timeout=300,
     )
     assert (checked.returncode, checked.stderr) == (0, "")
+
+
+DROPPED = """
+import os, sys
+from execo_engine.sweep import ParamSweeper, sweep
+
+for k in range(200):  # never closed, as execo 2.x scripts do (it had no close())
+    sweeper = ParamSweeper(f"sweeps/s{k}", sweep({"i": [0, 1]}))
+    combination = sweeper.get_next()
+    sweeper.record_result(combination, {"k": k})
+    sweeper.done(combination, wait=k % 2 == 0)  # half of them never flushed
+print(len(os.listdir("/proc/self/fd")))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
+def test_sweepers_dropped_without_close_leave_no_descriptor(tmp_path):
+    """An execo 2.x script opening 200 sweeps one after the other, never closing them, in a
+    process allowed 128 descriptors: it runs (execo 2.8.2's does), and ends with the
+    descriptors it started with, give or take the interpreter's."""
+    ran = subprocess.run(
+        [sys.executable, "-c", DROPPED],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=with_descriptor_limit(LIMIT),
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout) < 16
+    for k in range(200):
+        view = ParamSweeper(str(tmp_path / "sweeps" / f"s{k}"), GRID, read_only=True)
+        assert len(view.get_done()) == 1

@@ -26,6 +26,7 @@ import errno
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -75,6 +76,21 @@ def _data(lines: list[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
+#: What to flush: (journal name, inode) -> (a descriptor of it, the end of its records)
+_Unsynced = dict[tuple[str, int], tuple[int, int]]
+
+
+def _close_files(journals: list[Journal], flush: GroupFlush, unsynced: _Unsynced) -> None:
+    """Close the descriptors a store keeps: its journals', its flush file's and, when it is
+    garbage collected (it can no longer flush them), those of its records not flushed."""
+    for journal in journals:
+        journal.close()
+    flush.close()
+    for fd, _ in unsynced.values():
+        os.close(fd)
+    unsynced.clear()
+
+
 class DirectoryLog(RecordEncoder):
     """Reads and appends the records of one persistence directory (a
     :class:`~execo_engine.store.log.replay.RecordLog`).
@@ -121,8 +137,12 @@ class DirectoryLog(RecordEncoder):
             self.liveness.beat()
         self._sync_lock = threading.Lock()  # held by a sync() until its flushes are done
         self._unsynced_lock = threading.Lock()  # only around changes of _unsynced
-        # what to flush: (journal name, inode) -> (a descriptor of it, the end of its records)
-        self._unsynced: dict[tuple[str, int], tuple[int, int]] = {}
+        self._unsynced: _Unsynced = {}  # the same dict for the life of the store
+        # A store dropped without close() (execo 2.x had none: its scripts never call it)
+        # leaves no descriptor open once garbage collected; the lock file has its own. Not at
+        # exit, when handlers may still use the store (the process's end closes them all).
+        journals = [self._done, self._claims, self._results, self._runs]
+        weakref.finalize(self, _close_files, journals, self._flush, self._unsynced).atexit = False
 
     def read(self, claims: bool = True) -> Changes:
         """The records appended since the last read (of the done stream alone unless
@@ -153,9 +173,7 @@ class DirectoryLog(RecordEncoder):
 
     def close(self) -> None:
         """Close every file this store keeps open (journals, flush file, lock file)."""
-        for journal in (self._done, self._claims, self._results, self._runs):
-            journal.close()
-        self._flush.close()
+        _close_files([self._done, self._claims, self._results, self._runs], self._flush, {})
         if isinstance(self.lock, DirectoryLock):
             self.lock.release()
 
@@ -281,7 +299,8 @@ class DirectoryLog(RecordEncoder):
         sync that returns has also waited for the flushes under way in this process."""
         with self._sync_lock:
             with self._unsynced_lock:
-                unsynced, self._unsynced = self._unsynced, {}
+                unsynced = dict(self._unsynced)
+                self._unsynced.clear()
             try:
                 for (name, _), (fd, end) in unsynced.items():
                     self._flush.flush(name, fd, end)
