@@ -40,13 +40,13 @@ class _ITimerSpec(ctypes.Structure):
 
 class TimerfdAlarm:
     """The alarm of a Linux ``timerfd`` on the monotonic clock (``OSError`` if the C library
-    has none), closed when the object is collected."""
+    has none), closed by :meth:`close` or when the object is collected."""
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         self._create, self._settime = libc.timerfd_create, libc.timerfd_settime
         self._fd = self._check(self._create(_CLOCK_MONOTONIC, _TFD_CLOEXEC))
-        weakref.finalize(self, os.close, self._fd)
+        self._finalizer = weakref.finalize(self, os.close, self._fd)
 
     @staticmethod
     def _check(result: int) -> int:
@@ -65,6 +65,10 @@ class TimerfdAlarm:
 
     def wait(self) -> None:
         os.read(self._fd, 8)  # returns once the timer expired (a one-shot: then disarmed)
+
+    def close(self) -> None:
+        """Close the timer's descriptor (the alarm is not used after)."""
+        self._finalizer()
 
 
 class ConditionAlarm:
@@ -94,6 +98,9 @@ class ConditionAlarm:
                     return
                 self._sleeping_until = math.inf if deadline is None else deadline
                 self._condition.wait(None if deadline is None else deadline - now)
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 Alarm = TimerfdAlarm | ConditionAlarm

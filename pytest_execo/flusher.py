@@ -92,3 +92,8 @@ class BackgroundFlusher:
         if self._error is not None:
             raise self._error
         self._flush()
+
+    def dispose(self) -> None:
+        """After :meth:`close`: release the alarm (a descriptor on Linux); the flusher is not
+        used after."""
+        self._alarm.close()

@@ -563,3 +563,12 @@ class SweepRecorder:
             and self.counts["done"]
         ):
             session.exitstatus = pytest.ExitCode.OK
+
+    def pytest_unconfigure(self) -> None:
+        """Close the sweepers (after the summary, which reads them) and the flusher's alarm: a
+        process that runs sessions one after the other (an IDE, pytester) keeps none of their
+        descriptors open."""
+        sweepers, self.sweepers = self.sweepers, {}
+        for sweeper in sweepers.values():
+            sweeper.close()
+        self.flusher.dispose()

@@ -267,3 +267,20 @@ def test_sweepers_dropped_without_close_leave_no_descriptor(tmp_path):
     for k in range(200):
         view = ParamSweeper(str(tmp_path / "sweeps" / f"s{k}"), GRID, read_only=True)
         assert len(view.get_done()) == 1
+
+
+def test_an_in_process_session_leaves_no_descriptor(pytester):
+    """pytest run again and again in one process (an IDE, pytester): each session closes its
+    sweeps when it ends, rather than when the garbage collector gets to them."""
+    pytester.makepyfile(
+        test_few="import pytest\n"
+        + "".join(FUNCTION.format(k=k) for k in range(3)).replace("body(", "print(")
+    )
+    pytester.makeconftest("")
+    before = open_descriptors()
+    pytester.runpytest("--execo-sweep-dir=results", "-p", "no:cacheprovider").assert_outcomes(
+        passed=6
+    )
+    left = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in open_descriptors() - before}
+    # an in-process session leaves a socket of pytest's own, with or without a sweep dir
+    assert {fd: what for fd, what in left.items() if not what.startswith("socket:")} == {}
