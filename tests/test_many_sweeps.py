@@ -284,3 +284,17 @@ def test_an_in_process_session_leaves_no_descriptor(pytester):
     left = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in open_descriptors() - before}
     # an in-process session leaves a socket of pytest's own, with or without a sweep dir
     assert {fd: what for fd, what in left.items() if not what.startswith("socket:")} == {}
+
+
+def test_a_view_that_keeps_no_descriptor_sees_a_deleted_claims_journal(tmp_path):
+    """Deleting ``inprogress`` releases every claim, for a view that closed it after its last
+    read too; claims written after are seen."""
+    location = str(tmp_path / "s")
+    writer = ParamSweeper(location, sweep({"i": range(10)}), save_sweeps=True)
+    view = ParamSweeper(location, read_only=True)
+    held = writer.get_next_batch(3)
+    assert list(view.get_inprogress()) == held
+    (tmp_path / "s" / "inprogress").unlink()
+    assert list(view.get_inprogress()) == []
+    again = writer.get_next_batch(2)
+    assert list(view.get_inprogress()) == again

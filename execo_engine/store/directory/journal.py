@@ -194,7 +194,12 @@ class Journal:
             status = self._open(create=False)
         elif self._fd is None:  # released after the last read (see release)
             inode = self._inode
-            status = self._open(create=False)
+            try:
+                status = self._open(create=False)
+            except FileNotFoundError:  # deleted since the stat above
+                batch.restarted = True
+                self.close()
+                return batch
             if status.st_ino != inode:  # replaced since the stat above: read it all
                 batch.restarted = True
                 self._offset = self.records = 0
