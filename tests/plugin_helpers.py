@@ -1,6 +1,8 @@
 """Helpers of the pytest_execo tests: a small swept grid that logs its runs, and readers of what
 a session left in the sweep directory."""
 
+import contextlib
+import os
 from collections import Counter
 
 from execo_engine.sweep import ParamSweeper
@@ -64,3 +66,14 @@ def test_big(combination, i, j):
     if i % 5 == 1:
         pytest.skip("later")
 """
+
+
+def open_descriptors():
+    """This process's descriptors, each with what it leads to: tests look for new ones (a
+    number reused for another file counts as new; one that the garbage collector closes
+    meanwhile, another test's, does not matter)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
+            found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+    return found

@@ -2,7 +2,6 @@
 open sweep holds file descriptors (a directory) or a connection (PostgreSQL), so a session
 keeps only a few open, and each combination still runs once and is recorded."""
 
-import contextlib
 import importlib.util
 import os
 import resource
@@ -11,6 +10,7 @@ import sys
 from collections import Counter
 
 import pytest
+from plugin_helpers import open_descriptors
 
 from execo_engine.provenance import capture, end_run, start_run
 from execo_engine.sweep import ParamSweeper, sweep
@@ -116,17 +116,6 @@ def test_more_sweeps_than_server_connections(pytester, tmp_path):
             assert all(f"test_many-test_{k}-" in text for k in range(FUNCTIONS)), name
     finally:
         server.stop()
-
-
-def open_descriptors():
-    """This process's descriptors, each with what it leads to (a number reused for another
-    file counts as new; a descriptor the garbage collector closes meanwhile does not matter:
-    the tests look for new ones)."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
-            found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
-    return found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")

@@ -3,8 +3,6 @@
 in the background within pytest_execo.flusher.SYNC_INTERVAL; the session waits for the fsyncs
 at its end."""
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +10,7 @@ import time
 from collections import Counter
 
 import pytest
+from plugin_helpers import open_descriptors
 
 from execo_engine.sweep import HashableDict, ParamSweeper
 from pytest_execo import flusher as flusher_module
@@ -43,30 +42,20 @@ def test_kill(x):
 ALARMS = [ConditionAlarm, TimerfdAlarm] if sys.platform == "linux" else [ConditionAlarm]
 
 
-def open_fds():
-    """This process's descriptors with what each leads to: the tests look for new ones (one
-    that the garbage collector closes meanwhile, another test's, does not matter)."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
-            found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
-    return found
-
-
 def test_done_without_waiting_is_visible_at_once_and_flush_closes_everything(tmp_path):
     elements = [HashableDict(x=x) for x in range(50)]
     writer = ParamSweeper(tmp_path / "sweep", elements)
     writer.take(elements[0], position=0)
     writer.done(elements[0])  # the journals are open from now on
     reader = ParamSweeper(tmp_path / "sweep", elements)
-    before = open_fds()
+    before = open_descriptors()
     for element in elements[1:40]:
         assert writer.take(element, position=element["x"]) is None
         writer.done(element, wait=False)
     assert reader.get_done() == elements[:40]  # written: another instance sees them
-    assert open_fds() - before  # descriptors wait for their fsync
+    assert open_descriptors() - before  # descriptors wait for their fsync
     writer.flush()
-    assert not open_fds() - before
+    assert not open_descriptors() - before
     writer.flush()  # nothing left: a no-op
 
 
@@ -85,14 +74,14 @@ def test_flusher_close_puts_everything_on_disk(tmp_path):
         written_without_waiting(sweeper, elements[:1])
         sweeper.flush()
     flusher = BackgroundFlusher()  # its alarm may be a descriptor
-    before = open_fds()
+    before = open_descriptors()
     for sweeper in (first, second):
         written_without_waiting(sweeper, elements[1:])
         flusher.written(sweeper)
         flusher.written(sweeper)  # told twice: fsync'd once
-    assert open_fds() - before  # descriptors wait for their fsync
+    assert open_descriptors() - before  # descriptors wait for their fsync
     flusher.close()
-    assert not open_fds() - before, "close() returned before every fsync"
+    assert not open_descriptors() - before, "close() returned before every fsync"
     for name in ("first", "second"):
         reader = ParamSweeper(tmp_path / name, read_only=True)
         assert reader.get_done() == elements
@@ -111,14 +100,14 @@ def test_flusher_fsyncs_in_the_background_while_the_session_waits(tmp_path, monk
     written_without_waiting(sweeper, elements[:1])
     sweeper.flush()  # the journals are open from now on
     flusher = BackgroundFlusher()
-    before = open_fds()
+    before = open_descriptors()
     written_without_waiting(sweeper, elements[1:2])
     flusher.written(sweeper)
-    assert open_fds() > before
+    assert open_descriptors() > before
     deadline = time.monotonic() + 60
-    while open_fds() > before and time.monotonic() < deadline:
+    while open_descriptors() > before and time.monotonic() < deadline:
         time.sleep(0.005)  # polls the outcome: how soon it comes is not what is tested
-    assert open_fds() == before, "the done record is written but not fsync'd"
+    assert open_descriptors() == before, "the done record is written but not fsync'd"
     flusher.close()
 
 
