@@ -296,3 +296,21 @@ def test_a_view_that_keeps_no_descriptor_sees_a_deleted_claims_journal(tmp_path)
     assert list(view.get_inprogress()) == []
     again = writer.get_next_batch(2)
     assert list(view.get_inprogress()) == again
+
+
+def test_a_sweeper_used_after_close_reads_its_sweep_again(tmp_path):
+    """What may use a sweeper after its close() (the run's end record, a preempted worker's
+    last give-back) sees the sweep as it is: done, claims, skips, failures and results."""
+    sweeper = ParamSweeper(str(tmp_path / "s"), sweep({"i": range(10)}), max_attempts=3)
+    first, held, skipped = sweeper.get_next(), sweeper.get_next(), sweeper.get_next()
+    sweeper.done(first)
+    sweeper.skip(skipped)
+    failing = sweeper.get_next()
+    sweeper.fail(failing, "once")
+    sweeper.record_result(first, {"v": 1})
+    before = (sweeper.counts(), sweeper.get_failures(), sweeper.get_results())
+    sweeper.close()
+    assert (sweeper.counts(), sweeper.get_failures(), sweeper.get_results()) == before
+    assert sweeper.release_claims() == [held]
+    assert sweeper.get_next_batch(2) == [held, failing]  # todo again, in order
+    sweeper.close()

@@ -82,9 +82,11 @@ _Unsynced = dict[tuple[str, int], tuple[int, int]]
 
 def _close_files(journals: list[Journal], flush: GroupFlush, unsynced: _Unsynced) -> None:
     """Close the descriptors a store keeps: its journals', its flush file's and, when it is
-    garbage collected (it can no longer flush them), those of its records not flushed."""
+    garbage collected (it can no longer flush them), those of its records not flushed. A
+    store used after its close() (the run's end record, a preempted worker's last give-back)
+    reads its journals again from the start, as after a failed operation."""
     for journal in journals:
-        journal.close()
+        journal.restart()
     flush.close()
     for fd, _ in unsynced.values():
         os.close(fd)
