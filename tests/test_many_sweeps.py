@@ -114,8 +114,28 @@ def test_more_sweeps_than_server_connections(pytester, tmp_path):
             assert shown.returncode == 0, (name, shown.stderr)
             text = shown.stdout + ((tmp_path / "page.html").read_text() if "-o" in command else "")
             assert all(f"test_many-test_{k}-" in text for k in range(FUNCTIONS)), name
+        dropped = subprocess.run(
+            [sys.executable, "-W", "error::ResourceWarning", "-c", DROPPED_PG % server.url("d")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert (dropped.returncode, dropped.stderr) == (0, "")
     finally:
         server.stop()
+
+
+#: 40 PostgreSQL sweepers never closed, on a server taking 20 connections
+DROPPED_PG = """
+import gc
+from execo_engine.sweep import ParamSweeper, sweep
+
+for k in range(40):
+    sweeper = ParamSweeper("%s" + str(k), sweep({"i": [0, 1]}))
+    sweeper.done(sweeper.get_next())
+del sweeper
+gc.collect()
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")

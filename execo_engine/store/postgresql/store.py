@@ -54,12 +54,14 @@ them in another schema. Query parameters other than ``sweep`` and ``lease`` go t
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import json
 import os
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -349,7 +351,12 @@ class PostgresStore:
         self.location = without_password(location)
         self.name, self.read_only, self.codec = sweep, read_only, codec
         self.lease = url_lease if lease is None else checked_lease(lease, self.location)
-        self._link = Link(conninfo, self.location, self._check_schema)
+        # the schema's check refers to no store: the link outlives nothing it should not
+        check = functools.partial(create_schema, read_only=read_only, shown=self.location)
+        self._link = Link(conninfo, self.location, check)
+        # A store dropped without close() closes its connection once garbage collected
+        # (psycopg would warn, ResourceWarning); not at exit, when handlers may still use it.
+        weakref.finalize(self, self._link.close).atexit = False
         self._sweep_id = 0
         self._owner: tuple[int, int] | None = None  # (pid, owner row id)
         self._renewed = 0.0
@@ -395,9 +402,6 @@ class PostgresStore:
         if row is None:
             raise FileNotFoundError(f"{self.location}: no sweep {self.name!r} in this database")
         self._sweep_id = row[0]
-
-    def _check_schema(self, connection: Any) -> None:
-        create_schema(connection, self.read_only, self.location)
 
     def _run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)`` on the link, after resolving what operations whose outcome is
