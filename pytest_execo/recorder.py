@@ -68,7 +68,8 @@ from pytest_execo.xdist_queue import WorkerQueue
 
 #: How many items (the first included) a serial session claims at once, in order
 TAKE_AHEAD = 32
-#: How many sweeps' ParamSweepers a session keeps open, at least (see the module docstring)
+#: How many sweeps' ParamSweepers a session keeps open at most, besides those that hold
+#: something of it (see the module docstring)
 OPEN_SWEEPERS = 8
 #: Options of pytest sessions that run no test body (they never record anything).
 NO_TEST_BODY_OPTIONS = (
