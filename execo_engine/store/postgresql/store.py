@@ -351,7 +351,8 @@ class PostgresStore:
         self.location = without_password(location)
         self.name, self.read_only, self.codec = sweep, read_only, codec
         self.lease = url_lease if lease is None else checked_lease(lease, self.location)
-        # the schema's check refers to no store: the link outlives nothing it should not
+        # a schema check that holds no reference to the store, so that the finalizer below
+        # (which holds the link) lets the store be collected
         check = functools.partial(create_schema, read_only=read_only, shown=self.location)
         self._link = Link(conninfo, self.location, check)
         # A store dropped without close() closes its connection once garbage collected
