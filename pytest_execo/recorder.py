@@ -481,11 +481,8 @@ class SweepRecorder:
         if sweeper is not None:
             yield sweeper
             return
-        sweeper = ParamSweeper(child_location(self.location, name), read_only=True)
-        try:
-            yield sweeper
-        finally:
-            sweeper.close()
+        with ParamSweeper(child_location(self.location, name), read_only=True) as view:
+            yield view
 
     def _record(self, run: _Run) -> None:
         """Apply the outcome of a finished item to its sweep (the one place where states
