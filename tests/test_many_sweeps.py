@@ -160,12 +160,21 @@ def test_close_releases_every_descriptor_even_after_the_end_record(tmp_path):
     assert runs[0].get("end") is not None  # the end record, written after close()
 
 
-def with_descriptor_limit(limit):
+def python(*args, cwd, limit):
+    """``python ARGS...`` in ``cwd``, in a process allowed ``limit`` descriptors."""
+
     def limit_descriptors():
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
-    return limit_descriptors
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_descriptors,
+        timeout=300,
+    )
 
 
 COMMANDS = {
@@ -182,13 +191,8 @@ COMMANDS = {
 
 def execo_sweep(command, parent, cwd, limit):
     """``execo-sweep COMMAND PARENT ...`` in a process allowed ``limit`` descriptors."""
-    return subprocess.run(
-        [sys.executable, "-m", "execo_engine.cli", command[0], str(parent), *command[1:]],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        preexec_fn=with_descriptor_limit(limit),
-        timeout=300,
+    return python(
+        "-m", "execo_engine.cli", command[0], str(parent), *command[1:], cwd=cwd, limit=limit
     )
 
 
@@ -242,13 +246,8 @@ def test_a_submitted_worker_sees_nothing_left_in_more_sweeps_than_descriptors(tm
     """The first thing a submitted worker runs (``nothing-left``) on 40 complete sweeps, in a
     process allowed 48 descriptors: nothing left (status 0), not an error."""
     complete_sweeps(tmp_path / "sweeps")
-    checked = subprocess.run(
-        [sys.executable, "-m", "execo_engine.cli.submit", "nothing-left", "sweeps"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        preexec_fn=with_descriptor_limit(48),
-        timeout=300,
+    checked = python(
+        "-m", "execo_engine.cli.submit", "nothing-left", "sweeps", cwd=tmp_path, limit=48
     )
     assert (checked.returncode, checked.stderr) == (0, "")
 
@@ -271,14 +270,7 @@ def test_sweepers_dropped_without_close_leave_no_descriptor(tmp_path):
     """An execo 2.x script opening 200 sweeps one after the other, never closing them, in a
     process allowed 128 descriptors: it runs (execo 2.8.2's does), and ends with the
     descriptors it started with, give or take the interpreter's."""
-    ran = subprocess.run(
-        [sys.executable, "-c", DROPPED],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        preexec_fn=with_descriptor_limit(LIMIT),
-        timeout=300,
-    )
+    ran = python("-c", DROPPED, cwd=tmp_path, limit=LIMIT)
     assert ran.returncode == 0, ran.stderr
     assert int(ran.stdout) < 16
     for k in range(200):
