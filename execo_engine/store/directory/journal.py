@@ -251,7 +251,7 @@ class Journal:
         is cut off again), unless cutting it off failed too (an I/O error): then complete
         records of ``data`` may be in the file, and the next :meth:`read_new` reads them
         (the caller reads the journal again; see
-        :meth:`~execo_engine.store.log.replay.ReplayStore._operation`).
+        :func:`~execo_engine.store.log.replay._operation`).
         """
         if self._fd is None:
             self._open(create=True)
