@@ -125,8 +125,8 @@ def test_processes_waiting_for_a_flush_share_the_next_one(tmp_path):
     ]
     try:
         assert [proc.stdout.readline() for proc in procs] == [b"ready\n"] * workers
-        flushing = GroupFlush(str(tmp_path))
-        with flushing._locked():  # a flush in progress, as the workers see it
+
+        def go_and_wait_for_the_records(_marks):  # a flush in progress, as the workers see it
             for proc in procs:
                 proc.stdin.write(b"go\n")
                 proc.stdin.close()
@@ -134,6 +134,9 @@ def test_processes_waiting_for_a_flush_share_the_next_one(tmp_path):
                 lambda: journal.exists() and journal.read_bytes().count(b"\n") == workers,
                 what="every worker's done record appended, each then waiting for the flush",
             )
+
+        flushing = GroupFlush(str(tmp_path))
+        flushing._locked(go_and_wait_for_the_records)
         flushing.close()
         assert [proc.wait(timeout=120) for proc in procs] == [0] * workers
     finally:
