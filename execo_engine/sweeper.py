@@ -402,14 +402,17 @@ class ParamSweeper(Generic[E]):
         combination of the sweeps stands for it; ``TypeError`` naming an unhashable value, or
         a plain dict equal to no combination: one message for every method taking
         elements)."""
-        if combinations is None or isinstance(combinations, (Mapping, str, bytes)):
+        if type(combinations) is list:  # done(), as a rule: no ABC check
+            given = combinations
+        elif combinations is None or isinstance(combinations, (Mapping, str, bytes)):
             what = "one combination" if isinstance(combinations, Mapping) else "the value"
             raise TypeError(
                 f"ParamSweeper: expected a list of combinations, got {what} "
                 f"{combinations!r:.80}: pass a list (or any iterable) of combinations, "
                 f"[combination] for one"
             )
-        given = combinations if isinstance(combinations, list) else list(combinations)
+        else:
+            given = list(combinations)
         elements = self._handed.resolve(given)
         if None in elements:
             for index, element in enumerate(elements):
