@@ -73,7 +73,8 @@ def check_subdirectory(path: str) -> None:
 
 
 def _data(lines: list[str]) -> bytes:
-    return "".join(line + "\n" for line in lines).encode()
+    """The bytes of ``lines``, each ended by a newline."""
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
 #: What to flush: (journal name, inode) -> (a descriptor of it, the end of its records)
