@@ -84,7 +84,9 @@ class Cluster:
             "SlurmdUser": "root",
             "AuthType": "auth/munge",
             "CredType": "cred/munge",
-            "AuthInfo": f"socket={munge_socket}",
+            # cred_expire: how long a requeued job waits before it starts again (and the job
+            # step credentials' lifetime): 120 s by default, 20 s keeps the requeue test short
+            "AuthInfo": f"socket={munge_socket},cred_expire=20",
             "StateSaveLocation": self._path("state"),
             "SlurmdSpoolDir": self._path("spool"),
             "SlurmctldPidFile": self._path("slurmctld.pid"),

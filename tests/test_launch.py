@@ -500,8 +500,8 @@ def test_slurm_usr1_gives_the_claim_back_and_requeues_the_task(slurm_cluster, tm
     assert exited[0]["held"] == []  # its claim came back while it was still alive
     seen = []
 
-    def second_run_ended():  # SLURM starts a requeued job 2 minutes later (hurrying it with
-        fields = job_fields(slurm_cluster, f"{job}_1")  # StartTime=now can fail its start)
+    def second_run_ended():  # SLURM starts a requeued job cred_expire (20 s) later (hurrying
+        fields = job_fields(slurm_cluster, f"{job}_1")  # it with StartTime=now can fail its start)
         seen[:] = [fields]
         return fields.get("Restarts") == "1" and fields["JobState"] == "COMPLETED" and fields
 
