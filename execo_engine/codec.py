@@ -86,7 +86,7 @@ def _one_line_json(sort_keys: bool) -> Callable[[Any], str]:
     if make is None:  # a Python without json's C accelerator
         return encoder.encode
     chunks = make(None, encoder.default, _encode_string, None, ":", ",", sort_keys, False, True)
-    return lambda value: "".join(chunks(value, 0))
+    return lambda value: _encode_string(value) if type(value) is str else "".join(chunks(value, 0))
 
 
 _dumps = _one_line_json(sort_keys=True)
