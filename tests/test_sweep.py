@@ -219,7 +219,9 @@ def test_sweep_knows_when_every_name_and_value_is_a_scalar(parameters, sub_level
     leave it false for values no combination keeps: the sweeper then checks them itself.)"""
     levels = [level for factor_levels in parameters.values() for level in factor_levels]
     given_plain = all(type(v) in SCALARS for v in [*parameters, *levels, *sub_levels])
-    parameters = {**parameters, ("p", "q"): [(1, "x")], "s": {"on": {"t": sub_levels}, "off": {}}}
+    # the pair's names are longer than any generated name: sharing one would be a ValueError
+    pair = ("pair", "with")
+    parameters = {**parameters, pair: [(1, "x")], "s": {"on": {"t": sub_levels}, "off": {}}}
     grid = sweep(parameters)
     every = all(type(k) in SCALARS and type(v) in SCALARS for c in grid for k, v in c.items())
     assert every or not grid.plain
